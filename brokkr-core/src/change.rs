@@ -1,0 +1,155 @@
+//! Change notification for long polls.
+//!
+//! A store publishes a [`TargetChange`] after every commit that may change some agents'
+//! target state; a long poll holds a [`TargetStateWatch`] and wakes when a change names
+//! its agent. The [`ChangeHub`] is the in-process fan-out that both stores use: SQLite
+//! publishes into it after commit, PostgreSQL from a `LISTEN` connection, so a write on
+//! one replica wakes long polls on every replica.
+//!
+//! Wake-ups may be spurious (a watch may wake when nothing changed for its agent, e.g.
+//! after the hub dropped messages for a slow subscriber), never missed: a caller that
+//! subscribes *before* reading the target state sees every later change.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::id::AgentId;
+
+/// Messages a slow subscriber may fall behind by before it is woken unconditionally.
+const HUB_CAPACITY: usize = 1024;
+
+/// Which agents' target state may have changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetChange {
+    /// These agents'.
+    Agents(Vec<AgentId>),
+    /// Possibly every agent's (e.g. after notifications may have been lost).
+    All,
+}
+
+impl TargetChange {
+    /// Whether the change may concern `agent`.
+    pub fn affects(&self, agent: AgentId) -> bool {
+        match self {
+            Self::Agents(agents) => agents.contains(&agent),
+            Self::All => true,
+        }
+    }
+}
+
+/// In-process fan-out of [`TargetChange`]s to watches. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ChangeHub {
+    sender: broadcast::Sender<Arc<TargetChange>>,
+}
+
+impl Default for ChangeHub {
+    fn default() -> Self {
+        Self {
+            sender: broadcast::channel(HUB_CAPACITY).0,
+        }
+    }
+}
+
+impl ChangeHub {
+    /// Tells every watch of the named agents to wake. Publishing with no watch is a no-op.
+    pub fn publish(&self, change: TargetChange) {
+        if matches!(&change, TargetChange::Agents(agents) if agents.is_empty()) {
+            return;
+        }
+        // An error only means nobody is watching right now.
+        let _ = self.sender.send(Arc::new(change));
+    }
+
+    /// A watch on one agent's target state.
+    pub fn watch(&self, agent: AgentId) -> TargetStateWatch {
+        TargetStateWatch {
+            agent,
+            receiver: self.sender.subscribe(),
+        }
+    }
+
+    /// How many watches are open (for metrics).
+    pub fn watchers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+/// Wakes when one agent's target state may have changed. Create it before reading the
+/// target state, then await [`TargetStateWatch::changed`].
+#[derive(Debug)]
+pub struct TargetStateWatch {
+    agent: AgentId,
+    receiver: broadcast::Receiver<Arc<TargetChange>>,
+}
+
+impl TargetStateWatch {
+    /// The agent watched.
+    pub fn agent(&self) -> AgentId {
+        self.agent
+    }
+
+    /// Resolves at the first change that may concern the agent since the watch was made
+    /// or since the previous call returned. Never resolves if the hub is gone; callers
+    /// bound the wait with their own timeout.
+    pub async fn changed(&mut self) {
+        loop {
+            match self.receiver.recv().await {
+                Ok(change) if change.affects(self.agent) => return,
+                Ok(_) => continue,
+                // We missed messages: one of them may have been ours.
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn woke(watch: &mut TargetStateWatch) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), watch.changed())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn wakes_only_for_its_agent() {
+        let hub = ChangeHub::default();
+        let (me, other) = (AgentId::new(), AgentId::new());
+        let mut watch = hub.watch(me);
+
+        hub.publish(TargetChange::Agents(vec![other]));
+        assert!(!woke(&mut watch).await);
+
+        hub.publish(TargetChange::Agents(vec![other, me]));
+        assert!(woke(&mut watch).await);
+
+        hub.publish(TargetChange::All);
+        assert!(woke(&mut watch).await);
+    }
+
+    #[tokio::test]
+    async fn a_change_published_before_waiting_is_not_missed() {
+        let hub = ChangeHub::default();
+        let me = AgentId::new();
+        let mut watch = hub.watch(me);
+        hub.publish(TargetChange::Agents(vec![me]));
+        assert!(woke(&mut watch).await);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_watch_wakes() {
+        let hub = ChangeHub::default();
+        let mut watch = hub.watch(AgentId::new());
+        for _ in 0..HUB_CAPACITY + 10 {
+            hub.publish(TargetChange::Agents(vec![AgentId::new()]));
+        }
+        assert!(woke(&mut watch).await);
+    }
+}

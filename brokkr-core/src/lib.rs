@@ -1,0 +1,61 @@
+//! Brokkr's core: the domain model, the four traits and the pure logic of an
+//! embeddable multi-cluster control plane.
+//!
+//! This crate performs no I/O and depends on no database, HTTP or Kubernetes crate.
+//! Start with the [`Store`] trait (persistence of the model, implemented by
+//! `brokkr-store`), the [`model`] types it hands out, and [`manifest::parse`], which
+//! turns multi-document YAML into validated [`Manifest`]s.
+//!
+//! ```no_run
+//! use brokkr_core::{Actor, NewDeploymentObject, NewStack, Store};
+//!
+//! async fn ship(store: &dyn Store, yaml: &str) -> Result<(), Box<dyn std::error::Error>> {
+//!     let stack = store
+//!         .create_stack(&Actor::Admin, NewStack { name: "tenant-a".into(), ..Default::default() })
+//!         .await?;
+//!     // Parse and validate before anything is stored.
+//!     let object = NewDeploymentObject::from_yaml(stack.id, yaml)?;
+//!     store.append_deployment_object(&Actor::Admin, object).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! With the `testing` feature, [`testing`] offers an in-memory `Store` and the
+//! conformance suite every `Store` implementation must pass.
+
+#![deny(missing_docs)]
+
+pub mod applier;
+pub mod change;
+pub mod generator;
+pub mod id;
+pub mod manifest;
+pub mod metadata;
+pub mod model;
+pub mod page;
+pub mod pak;
+pub mod placement;
+pub mod selector;
+pub mod store;
+pub mod target_state;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use applier::Applier;
+pub use change::{ChangeHub, TargetChange, TargetStateWatch};
+pub use generator::{Generator, GeneratorRegistry};
+pub use id::{
+    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
+    TemplateId,
+};
+pub use manifest::Manifest;
+pub use metadata::{Annotations, Labels};
+pub use model::*;
+pub use page::{Cursor, Order, Page, PageRequest};
+pub use pak::{KeyHash, Pak};
+pub use placement::{Placement, PlacementDecision, PlacementPolicy, SelectorPlacement};
+pub use store::{
+    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Store, StackFilter,
+    TargetFilter, TemplateFilter,
+};
+pub use target_state::{TargetAction, TargetState, TargetStateEntry};

@@ -1,0 +1,420 @@
+//! The [`Store`] trait: persistence of the whole model.
+//!
+//! # Contract shared by every method
+//!
+//! - Each method is one transaction: it either happens completely or not at all.
+//! - Every method that changes the model (takes an [`Actor`]) writes exactly one
+//!   [`AuditRecord`] in that same transaction. Heartbeats are the one exception: they
+//!   record liveness, not a change, and may be written in coalesced batches.
+//! - Inputs are validated before anything is written (names, labels, annotations;
+//!   deployment objects arrive already parsed as [`NewDeploymentObject`]); a rejected
+//!   input leaves the store unchanged and returns [`Error::Invalid`].
+//! - Soft-deleted stacks, agents, generators and templates are `NotFound` to `get_*`
+//!   and changes, and appear in listings only when a filter asks for deleted rows.
+//!   Their names become free for reuse.
+//! - Deployment objects, agent events and audit records are append-only: no method
+//!   updates or deletes them.
+//! - Listings order by a unique key (ids are time-ordered; deployment objects order by
+//!   `sequence`) and page with [`PageRequest`] cursors.
+//! - After a commit that may change an agent's target state the store wakes that
+//!   agent's [`TargetStateWatch`]es.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::change::TargetStateWatch;
+use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
+use crate::metadata::Labels;
+use crate::model::{
+    Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
+    AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator,
+    GeneratorUpdate, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent,
+    NewAgentEvent, NewDeploymentObject, NewGenerator, NewStack, NewTemplate,
+    NewTemplateVersion, ResourceKind, Stack, StackUpdate, StoredKey, Template, TemplateVersion,
+};
+use crate::page::{Page, PageRequest};
+use crate::target_state::TargetState;
+
+/// What a store operation can fail with. Callers branch on the first three; `Backend`
+/// is the platform's failure, not the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The resource does not exist (or is soft-deleted).
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// Which kind of resource.
+        kind: &'static str,
+        /// The id (or key) asked for.
+        id: String,
+    },
+    /// A uniqueness rule or the resource's state forbids the change (duplicate name,
+    /// target already assigned, appending to a deleted stack, ...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The input breaks a validation rule; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The database failed or is unreachable.
+    #[error("store backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// A `NotFound` for `kind` and `id`.
+    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl From<crate::metadata::Error> for Error {
+    fn from(err: crate::metadata::Error) -> Self {
+        Self::Invalid(err.to_string())
+    }
+}
+
+impl From<crate::model::NameError> for Error {
+    fn from(err: crate::model::NameError) -> Self {
+        Self::Invalid(err.to_string())
+    }
+}
+
+/// Result of a store operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which stacks to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackFilter {
+    /// Only stacks this generator created.
+    pub generator_id: Option<GeneratorId>,
+    /// Only the stack with this exact name.
+    pub name: Option<String>,
+    /// Include soft-deleted stacks.
+    pub include_deleted: bool,
+}
+
+/// Which agents to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentFilter {
+    /// Only agents in this cluster.
+    pub cluster_name: Option<String>,
+    /// Only agents with this admin status.
+    pub status: Option<AgentStatus>,
+    /// Include soft-deleted agents.
+    pub include_deleted: bool,
+}
+
+/// Which agent targets to list. Removed targets awaiting the agent's confirmation are
+/// included (their `removed_at` is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetFilter {
+    /// Only this agent's targets.
+    pub agent_id: Option<AgentId>,
+    /// Only targets of this stack.
+    pub stack_id: Option<StackId>,
+}
+
+/// Which agent events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentEventFilter {
+    /// Only events of this agent.
+    pub agent_id: Option<AgentId>,
+    /// Only events about this stack.
+    pub stack_id: Option<StackId>,
+    /// Only events about this deployment object.
+    pub deployment_object_id: Option<DeploymentObjectId>,
+    /// Only apply or only delete events.
+    pub event_type: Option<EventType>,
+    /// Only successes or only failures.
+    pub status: Option<EventStatus>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Which generators to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratorFilter {
+    /// Include soft-deleted generators.
+    pub include_deleted: bool,
+}
+
+/// Which templates to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateFilter {
+    /// Only templates owned by this generator.
+    pub generator_id: Option<GeneratorId>,
+    /// Include soft-deleted templates.
+    pub include_deleted: bool,
+}
+
+/// Which audit records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only records of this actor type.
+    pub actor_kind: Option<ActorKind>,
+    /// Only records of this actor id (agents and generators).
+    pub actor_id: Option<uuid::Uuid>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only this kind of resource.
+    pub resource_kind: Option<ResourceKind>,
+    /// Only this resource.
+    pub resource_id: Option<uuid::Uuid>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Persistence of Brokkr's model. Implemented by `brokkr-store` on PostgreSQL and
+/// SQLite and, behind the `testing` feature, by an in-memory store; every
+/// implementation passes the conformance suite in `brokkr_core::testing::conformance`.
+///
+/// See the [module documentation](self) for the contract every method shares.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers (for readiness probes).
+    async fn ping(&self) -> Result<()>;
+
+    // --- stacks ---------------------------------------------------------------------
+
+    /// Creates a stack. `Conflict` if a live stack has the name; `NotFound` if
+    /// `generator_id` names no live generator.
+    async fn create_stack(&self, actor: &Actor, new: NewStack) -> Result<Stack>;
+
+    /// A live stack.
+    async fn get_stack(&self, id: StackId) -> Result<Stack>;
+
+    /// Stacks by filter, ordered by id.
+    async fn list_stacks(&self, filter: &StackFilter, page: &PageRequest) -> Result<Page<Stack>>;
+
+    /// Renames or re-describes a live stack. `Conflict` on a duplicate name.
+    async fn update_stack(&self, actor: &Actor, id: StackId, update: StackUpdate)
+    -> Result<Stack>;
+
+    /// Soft-deletes a live stack and appends its deletion marker in the same
+    /// transaction, so every agent responsible for it receives a removal. Returns the
+    /// marker.
+    async fn delete_stack(&self, actor: &Actor, id: StackId) -> Result<DeploymentObject>;
+
+    // --- deployment objects -----------------------------------------------------------
+
+    /// Appends a deployment object to a live stack, assigning the next `sequence`:
+    /// strictly greater than every sequence committed before it, in commit order, also
+    /// under concurrent appends. It becomes the stack's latest and reaches every agent
+    /// responsible for the stack. `NotFound` for a missing or deleted stack.
+    async fn append_deployment_object(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<DeploymentObject>;
+
+    /// One deployment object, also of a deleted stack (history stays readable).
+    async fn get_deployment_object(&self, id: DeploymentObjectId) -> Result<DeploymentObject>;
+
+    /// A stack's deployment objects ordered by `sequence`. Works for deleted stacks;
+    /// `NotFound` only for a stack that never existed.
+    async fn list_deployment_objects(
+        &self,
+        stack_id: StackId,
+        page: &PageRequest,
+    ) -> Result<Page<DeploymentObject>>;
+
+    // --- agents -------------------------------------------------------------------
+
+    /// Registers an agent with its first key. `Conflict` if a live agent has the same
+    /// (name, cluster_name) or the key's short id is taken.
+    async fn create_agent(&self, actor: &Actor, new: NewAgent) -> Result<Agent>;
+
+    /// A live agent.
+    async fn get_agent(&self, id: AgentId) -> Result<Agent>;
+
+    /// Agents by filter, ordered by id.
+    async fn list_agents(&self, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>>;
+
+    /// Changes a live agent's registration.
+    async fn update_agent(&self, actor: &Actor, id: AgentId, update: AgentUpdate)
+    -> Result<Agent>;
+
+    /// Soft-deletes a live agent and revokes its keys in the same transaction. Its
+    /// targets stay, so re-registering does not silently drop workloads.
+    async fn delete_agent(&self, actor: &Actor, id: AgentId) -> Result<()>;
+
+    /// Records a batch of heartbeats: per agent the latest `at` wins (an older beat
+    /// never moves `last_heartbeat` back) and capabilities, when given, replace the
+    /// stored ones. Unknown or deleted agents are skipped. Not audited.
+    async fn record_heartbeats(&self, beats: &[Heartbeat]) -> Result<()>;
+
+    // --- labels and annotations ---------------------------------------------------------
+
+    /// Sets one label or annotation of a live stack, agent or template, validating key
+    /// and value. Returns the whole map after the change.
+    async fn put_metadata(
+        &self,
+        actor: &Actor,
+        target: MetadataTarget,
+        field: MetadataField,
+        key: &str,
+        value: &str,
+    ) -> Result<Labels>;
+
+    /// Removes one label or annotation. `NotFound` if the key is not set. Returns the
+    /// whole map after the change.
+    async fn remove_metadata(
+        &self,
+        actor: &Actor,
+        target: MetadataTarget,
+        field: MetadataField,
+        key: &str,
+    ) -> Result<Labels>;
+
+    // --- agent targets ------------------------------------------------------------------
+
+    /// Makes `agent_id` responsible for `stack_id` (both live). Re-assigning a target
+    /// that is awaiting removal revives it. `Conflict` if it is already assigned.
+    async fn assign_stack(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<AgentTarget>;
+
+    /// Unassigns a stack: the target stays, marked removed, and the agent's target
+    /// state carries a removal for the stack until the agent reports a successful
+    /// `Delete` event for it. `NotFound` if it is not assigned.
+    async fn unassign_stack(&self, actor: &Actor, agent_id: AgentId, stack_id: StackId)
+    -> Result<()>;
+
+    /// Targets by filter, ordered by (agent id, stack id).
+    async fn list_agent_targets(
+        &self,
+        filter: &TargetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AgentTarget>>;
+
+    /// The agent's target state: per target, the stack's latest deployment object with
+    /// `Apply`, or `Remove` when the stack was deleted (its latest object is the
+    /// deletion marker) or the target was unassigned. Stacks with no deployment object
+    /// yet are left out. Runs a constant number of indexed queries whose cost grows only
+    /// with the agent's own targets, never with events, old versions or other agents.
+    /// `NotFound` for a missing or deleted agent.
+    async fn target_state(&self, agent_id: AgentId) -> Result<TargetState>;
+
+    /// A watch that wakes when the agent's target state may have changed, including by
+    /// a write through another store instance on the same database where the backend
+    /// supports it. Make it before reading the target state.
+    fn watch_target_state(&self, agent_id: AgentId) -> TargetStateWatch;
+
+    // --- agent events ----------------------------------------------------------------
+
+    /// Records the outcome of an agent's attempt. Idempotent on `new.id`: reporting the
+    /// same id again returns the stored event unchanged (and writes no audit record);
+    /// `Conflict` if that id belongs to another agent. `NotFound` for an unknown agent
+    /// or deployment object. A successful `Delete` for a target awaiting removal, or for
+    /// a deleted stack, retires that target in the same transaction, so it leaves the
+    /// agent's target state.
+    async fn record_agent_event(&self, actor: &Actor, new: NewAgentEvent) -> Result<AgentEvent>;
+
+    /// One event.
+    async fn get_agent_event(&self, id: AgentEventId) -> Result<AgentEvent>;
+
+    /// Events by filter, ordered by id (time-ordered).
+    async fn list_agent_events(
+        &self,
+        filter: &AgentEventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AgentEvent>>;
+
+    // --- generators --------------------------------------------------------------------
+
+    /// Creates a generator with its first key. `Conflict` on a duplicate live name or
+    /// short id.
+    async fn create_generator(&self, actor: &Actor, new: NewGenerator) -> Result<Generator>;
+
+    /// A live generator.
+    async fn get_generator(&self, id: GeneratorId) -> Result<Generator>;
+
+    /// Generators by filter, ordered by id.
+    async fn list_generators(
+        &self,
+        filter: &GeneratorFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Generator>>;
+
+    /// Renames or re-describes a live generator.
+    async fn update_generator(
+        &self,
+        actor: &Actor,
+        id: GeneratorId,
+        update: GeneratorUpdate,
+    ) -> Result<Generator>;
+
+    /// Soft-deletes a generator and revokes its keys. Its stacks stay.
+    async fn delete_generator(&self, actor: &Actor, id: GeneratorId) -> Result<()>;
+
+    // --- templates -----------------------------------------------------------------
+
+    /// Creates a template at version 1. `Conflict` on a duplicate live name;
+    /// `NotFound` if `generator_id` names no live generator.
+    async fn create_template(&self, actor: &Actor, new: NewTemplate) -> Result<Template>;
+
+    /// A live template with its latest version.
+    async fn get_template(&self, id: TemplateId) -> Result<Template>;
+
+    /// One version of a template, also of a deleted template.
+    async fn get_template_version(&self, id: TemplateId, version: i32)
+    -> Result<TemplateVersion>;
+
+    /// Templates by filter, ordered by id, each with its latest version.
+    async fn list_templates(
+        &self,
+        filter: &TemplateFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Template>>;
+
+    /// A template's versions, ordered by version number.
+    async fn list_template_versions(
+        &self,
+        id: TemplateId,
+        page: &PageRequest,
+    ) -> Result<Page<TemplateVersion>>;
+
+    /// Appends version `latest + 1` to a live template; older versions stay readable.
+    async fn add_template_version(
+        &self,
+        actor: &Actor,
+        id: TemplateId,
+        version: NewTemplateVersion,
+    ) -> Result<Template>;
+
+    /// Soft-deletes a template.
+    async fn delete_template(&self, actor: &Actor, id: TemplateId) -> Result<()>;
+
+    // --- keys ----------------------------------------------------------------------
+
+    /// The unrevoked key with this short id, if any. Callers verify the presented key
+    /// against its hash in constant time (and against a dummy hash on a miss).
+    async fn find_api_key(&self, short_id: &str) -> Result<Option<ApiKey>>;
+
+    /// The owner's unrevoked keys.
+    async fn active_api_keys(&self, owner: KeyOwner) -> Result<Vec<ApiKey>>;
+
+    /// Issues `key` to `owner` and revokes the owner's previous keys in the same
+    /// transaction. `NotFound` for a missing or deleted agent or generator; `Conflict`
+    /// if the short id is taken.
+    async fn rotate_api_key(&self, actor: &Actor, owner: KeyOwner, key: StoredKey)
+    -> Result<ApiKey>;
+
+    // --- audit -----------------------------------------------------------------------
+
+    /// Audit records by filter, ordered by id (time-ordered).
+    async fn list_audit_records(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>>;
+}
