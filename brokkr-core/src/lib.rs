@@ -55,7 +55,7 @@ pub use page::{Cursor, Order, Page, PageRequest};
 pub use pak::{KeyHash, Pak};
 pub use placement::{Placement, PlacementDecision, PlacementPolicy, SelectorPlacement};
 pub use store::{
-    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Store, StackFilter,
-    TargetFilter, TemplateFilter,
+    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, Store, TargetFilter,
+    TemplateFilter,
 };
 pub use target_state::{TargetAction, TargetState, TargetStateEntry};

@@ -143,10 +143,24 @@ mod tests {
 
     #[test]
     fn keys() {
-        for ok in ["app", "app.kubernetes.io/name", "a", "x_y-z.1", "example.com/A1"] {
+        for ok in [
+            "app",
+            "app.kubernetes.io/name",
+            "a",
+            "x_y-z.1",
+            "example.com/A1",
+        ] {
             assert_eq!(validate_key(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "-app", "app-", "a/b/c", "/name", "Example.com/x", &"n".repeat(64)] {
+        for bad in [
+            "",
+            "-app",
+            "app-",
+            "a/b/c",
+            "/name",
+            "Example.com/x",
+            &"n".repeat(64),
+        ] {
             assert!(validate_key(bad).is_err(), "{bad}");
         }
     }
@@ -163,7 +177,10 @@ mod tests {
 
     #[test]
     fn annotation_values_are_free_text_up_to_the_cap() {
-        assert_eq!(validate_annotation_value("k", "any text: with spaces/é"), Ok(()));
+        assert_eq!(
+            validate_annotation_value("k", "any text: with spaces/é"),
+            Ok(())
+        );
         let huge = "x".repeat(MAX_ANNOTATION_VALUE_BYTES + 1);
         assert!(validate_annotation_value("k", &huge).is_err());
     }

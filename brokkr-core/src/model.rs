@@ -77,10 +77,12 @@ pub fn checksum(yaml: &str) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -895,7 +897,11 @@ mod tests {
 
     #[test]
     fn stable_names_round_trip() {
-        for a in [AuditAction::Create, AuditAction::RotateKey, AuditAction::RemoveMetadata] {
+        for a in [
+            AuditAction::Create,
+            AuditAction::RotateKey,
+            AuditAction::RemoveMetadata,
+        ] {
             assert_eq!(AuditAction::parse(a.as_str()), Some(a));
         }
         assert_eq!(EventStatus::parse("failure"), Some(EventStatus::Failure));

@@ -83,11 +83,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` fetched rows: the extra row, if present,
     /// proves there is a next page, whose cursor is the key of the last row kept.
-    pub fn from_overfetch(
-        mut rows: Vec<T>,
-        limit: u32,
-        key_of: impl Fn(&T) -> String,
-    ) -> Self {
+    pub fn from_overfetch(mut rows: Vec<T>, limit: u32, key_of: impl Fn(&T) -> String) -> Self {
         let limit = limit as usize;
         let has_more = rows.len() > limit;
         rows.truncate(limit);

@@ -184,7 +184,11 @@ mod tests {
             text.to_uppercase(),
         ];
         for case in cases {
-            assert_eq!(Pak::parse(&case).map(|_| ()), Err(Error::Malformed), "{case}");
+            assert_eq!(
+                Pak::parse(&case).map(|_| ()),
+                Err(Error::Malformed),
+                "{case}"
+            );
         }
     }
 

@@ -53,8 +53,12 @@ pub struct PlacementDecision {
 /// policy, agents and `now` give the same decision.
 pub trait Placement: Send + Sync {
     /// Places one stack over `agents` at time `now`.
-    fn place(&self, policy: &PlacementPolicy, agents: &[Agent], now: DateTime<Utc>)
-    -> PlacementDecision;
+    fn place(
+        &self,
+        policy: &PlacementPolicy,
+        agents: &[Agent],
+        now: DateTime<Utc>,
+    ) -> PlacementDecision;
 }
 
 /// The default placement: selectors, then a cap by ascending agent id.
@@ -73,8 +77,7 @@ impl Placement for SelectorPlacement {
         let limit = policy.max_clusters.map_or(usize::MAX, |n| n as usize);
         let mut decision = PlacementDecision::default();
         for agent in sorted {
-            let rejection = if agent.deleted_at.is_some() || agent.status != AgentStatus::Active
-            {
+            let rejection = if agent.deleted_at.is_some() || agent.status != AgentStatus::Active {
                 Some(Rejection::NotActive)
             } else if let Some(miss) = policy.agent_selector.first_mismatch(&agent.labels) {
                 Some(Rejection::LabelMismatch(miss.to_string()))

@@ -27,10 +27,10 @@ use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId,
 use crate::metadata::Labels;
 use crate::model::{
     Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
-    AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator,
-    GeneratorUpdate, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent,
-    NewAgentEvent, NewDeploymentObject, NewGenerator, NewStack, NewTemplate,
-    NewTemplateVersion, ResourceKind, Stack, StackUpdate, StoredKey, Template, TemplateVersion,
+    AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
+    Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
+    NewDeploymentObject, NewGenerator, NewStack, NewTemplate, NewTemplateVersion, ResourceKind,
+    Stack, StackUpdate, StoredKey, Template, TemplateVersion,
 };
 use crate::page::{Page, PageRequest};
 use crate::target_state::TargetState;
@@ -42,13 +42,15 @@ pub enum Error {
     /// The resource does not exist (or is soft-deleted).
     #[error("{kind} {id} not found")]
     NotFound {
-        /// Which kind of resource.
+        /// Which kind of resource, in lowercase words: `stack`, `deployment object`,
+        /// `agent`, `agent target`, `agent event`, `generator`, `template`,
+        /// `template version`, `label`, `annotation`.
         kind: &'static str,
         /// The id (or key) asked for.
         id: String,
     },
     /// A uniqueness rule or the resource's state forbids the change (duplicate name,
-    /// target already assigned, appending to a deleted stack, ...).
+    /// target already assigned, key short id taken, event id of another agent, ...).
     #[error("conflict: {0}")]
     Conflict(String),
     /// The input breaks a validation rule; nothing was written.
@@ -193,8 +195,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_stacks(&self, filter: &StackFilter, page: &PageRequest) -> Result<Page<Stack>>;
 
     /// Renames or re-describes a live stack. `Conflict` on a duplicate name.
-    async fn update_stack(&self, actor: &Actor, id: StackId, update: StackUpdate)
-    -> Result<Stack>;
+    async fn update_stack(&self, actor: &Actor, id: StackId, update: StackUpdate) -> Result<Stack>;
 
     /// Soft-deletes a live stack and appends its deletion marker in the same
     /// transaction, so every agent responsible for it receives a removal. Returns the
@@ -237,8 +238,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_agents(&self, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>>;
 
     /// Changes a live agent's registration.
-    async fn update_agent(&self, actor: &Actor, id: AgentId, update: AgentUpdate)
-    -> Result<Agent>;
+    async fn update_agent(&self, actor: &Actor, id: AgentId, update: AgentUpdate) -> Result<Agent>;
 
     /// Soft-deletes a live agent and revokes its keys in the same transaction. Its
     /// targets stay, so re-registering does not silently drop workloads.
@@ -286,8 +286,12 @@ pub trait Store: Send + Sync + 'static {
     /// Unassigns a stack: the target stays, marked removed, and the agent's target
     /// state carries a removal for the stack until the agent reports a successful
     /// `Delete` event for it. `NotFound` if it is not assigned.
-    async fn unassign_stack(&self, actor: &Actor, agent_id: AgentId, stack_id: StackId)
-    -> Result<()>;
+    async fn unassign_stack(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<()>;
 
     /// Targets by filter, ordered by (agent id, stack id).
     async fn list_agent_targets(
@@ -366,8 +370,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_template(&self, id: TemplateId) -> Result<Template>;
 
     /// One version of a template, also of a deleted template.
-    async fn get_template_version(&self, id: TemplateId, version: i32)
-    -> Result<TemplateVersion>;
+    async fn get_template_version(&self, id: TemplateId, version: i32) -> Result<TemplateVersion>;
 
     /// Templates by filter, ordered by id, each with its latest version.
     async fn list_templates(
@@ -406,8 +409,12 @@ pub trait Store: Send + Sync + 'static {
     /// Issues `key` to `owner` and revokes the owner's previous keys in the same
     /// transaction. `NotFound` for a missing or deleted agent or generator; `Conflict`
     /// if the short id is taken.
-    async fn rotate_api_key(&self, actor: &Actor, owner: KeyOwner, key: StoredKey)
-    -> Result<ApiKey>;
+    async fn rotate_api_key(
+        &self,
+        actor: &Actor,
+        owner: KeyOwner,
+        key: StoredKey,
+    ) -> Result<ApiKey>;
 
     // --- audit -----------------------------------------------------------------------
 

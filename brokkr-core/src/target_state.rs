@@ -103,7 +103,10 @@ mod tests {
 
         let mut removed = b.clone();
         removed.action = TargetAction::Remove;
-        assert_ne!(one.etag(), TargetState::new(agent, vec![a.clone(), removed]).etag());
+        assert_ne!(
+            one.etag(),
+            TargetState::new(agent, vec![a.clone(), removed]).etag()
+        );
 
         let mut newer = b;
         newer.deployment_object.id = DeploymentObjectId::new();
