@@ -108,6 +108,7 @@ macro_rules! __brokkr_store_conformance_cases {
             target_state_applies_the_latest_object
             target_state_removes_a_deleted_stack_with_its_marker
             target_state_removes_an_unassigned_stack_with_its_latest_object
+            target_state_unassigning_a_never_deployed_stack_retires_it_at_once
             target_state_successful_delete_event_retires_the_target
             target_state_failed_delete_event_keeps_the_target
             target_state_has_only_the_agents_own_stacks
@@ -1303,6 +1304,8 @@ pub async fn metadata_invalid_or_missing(store: &dyn Store) {
 pub async fn targets_assign_unassign_revive(store: &dyn Store) {
     let agent = mk_agent(store, "a").await;
     let stack = mk_stack(store, "s").await;
+    // Deployed, so the agent may run something and an unassignment awaits its word.
+    mk_object(store, stack.id, "1").await;
     let target = store
         .assign_stack(&ADMIN, agent.id, stack.id)
         .await
@@ -1521,6 +1524,38 @@ pub async fn target_state_removes_an_unassigned_stack_with_its_latest_object(sto
     let state = target_state(store, agent.id).await;
     assert_eq!(state.entries[0].action, TargetAction::Apply);
     assert_eq!(state.entries[0].deployment_object, v3);
+}
+
+/// Unassigning a stack that never had a deployment object retires the target at once:
+/// the agent has nothing of it to remove, so no removal would ever be confirmed.
+pub async fn target_state_unassigning_a_never_deployed_stack_retires_it_at_once(store: &dyn Store) {
+    let agent = mk_agent(store, "a").await;
+    let stack = mk_stack(store, "s").await;
+    mk_target(store, agent.id, stack.id).await;
+    store
+        .unassign_stack(&ADMIN, agent.id, stack.id)
+        .await
+        .expect("unassign");
+    let targets = store
+        .list_agent_targets(
+            &TargetFilter {
+                agent_id: Some(agent.id),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .expect("list targets");
+    assert!(targets.items.is_empty(), "{:?}", targets.items);
+
+    // A later deployment object does not resurrect it, and it can be assigned again.
+    mk_object(store, stack.id, "1").await;
+    assert!(target_state(store, agent.id).await.entries.is_empty());
+    mk_target(store, agent.id, stack.id).await;
+    assert_eq!(
+        target_state(store, agent.id).await.entries[0].action,
+        TargetAction::Apply
+    );
 }
 
 /// A successful `Delete` event retires an unassigned target or a deleted stack's

@@ -902,6 +902,11 @@ impl Store for MemoryStore {
                     Error::not_found("agent target", format!("{agent_id}/{stack_id}"))
                 })?;
             target.removed_at = Some(at);
+            // With no deployment object the agent never had anything of the stack, so
+            // there is nothing to remove and no removal to wait for.
+            if !state.latest_sequence.contains_key(&stack_id) {
+                state.targets.remove(&(agent_id, stack_id));
+            }
             let summary = format!("unassigned stack {stack_id} from agent {agent_name:?}");
             state.audit(
                 actor,

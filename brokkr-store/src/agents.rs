@@ -1,0 +1,252 @@
+//! Agents and their heartbeats.
+
+use std::collections::HashMap;
+
+use brokkr_core::metadata::{validate_annotations, validate_labels};
+use brokkr_core::model::validate_name;
+use brokkr_core::page::{Page, PageRequest};
+use brokkr_core::store::{AgentFilter, Error, Result};
+use brokkr_core::{
+    Actor, Agent, AgentId, AgentStatus, AgentUpdate, AuditAction, Capabilities, Heartbeat,
+    KeyOwner, NewAgent, ResourceKind,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
+use uuid::Uuid;
+
+use crate::audit::Audit;
+use crate::convert::{self, to_json};
+use crate::entity::agents::{self, Column};
+use crate::errors::db;
+use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::{SqlStore, keys, sql};
+
+/// A live agent, locked for update on PostgreSQL when `lock` is set.
+pub(crate) async fn live_agent(
+    conn: &impl ConnectionTrait,
+    id: AgentId,
+    lock: bool,
+) -> Result<agents::Model> {
+    let mut query = agents::Entity::find_by_id(id.0).filter(Column::DeletedAt.is_null());
+    if lock {
+        query = query.lock_exclusive();
+    }
+    query
+        .one(conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found("agent", id))
+}
+
+async fn check_name_free(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    cluster_name: &str,
+    except: Option<Uuid>,
+) -> Result<()> {
+    let mut query = agents::Entity::find()
+        .filter(Column::Name.eq(name))
+        .filter(Column::ClusterName.eq(cluster_name))
+        .filter(Column::DeletedAt.is_null());
+    if let Some(id) = except {
+        query = query.filter(Column::Id.ne(id));
+    }
+    if query.one(conn).await.map_err(db)?.is_some() {
+        return Err(Error::Conflict(format!(
+            "an agent named {name:?} exists in cluster {cluster_name:?}"
+        )));
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    pub(crate) async fn create_agent_impl(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {
+        validate_name("name", &new.name)?;
+        validate_name("cluster_name", &new.cluster_name)?;
+        validate_labels(&new.labels)?;
+        validate_annotations(&new.annotations)?;
+
+        let write = self.begin().await?;
+        check_name_free(write.tx(), &new.name, &new.cluster_name, None).await?;
+        let row = agents::Model {
+            id: AgentId::new().0,
+            name: new.name,
+            cluster_name: new.cluster_name,
+            labels: to_json(&new.labels),
+            annotations: to_json(&new.annotations),
+            status: AgentStatus::Active.as_str().to_owned(),
+            last_heartbeat: None,
+            capabilities: to_json(&Capabilities::default()),
+            created_at: write.now,
+            updated_at: write.now,
+            deleted_at: None,
+        };
+        agents::Entity::insert(agents::ActiveModel::from(row.clone()))
+            .exec_without_returning(write.tx())
+            .await
+            .map_err(db)?;
+        keys::insert_key(&write, KeyOwner::Agent(row.id.into()), &new.key).await?;
+        let summary = format!(
+            "created agent {:?} in cluster {:?}",
+            row.name, row.cluster_name
+        );
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Create, ResourceKind::Agent, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::agent(row)
+    }
+
+    pub(crate) async fn get_agent_impl(&self, id: AgentId) -> Result<Agent> {
+        convert::agent(live_agent(&self.reader, id, false).await?)
+    }
+
+    pub(crate) async fn list_agents_impl(
+        &self,
+        filter: &AgentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Agent>> {
+        let mut query = agents::Entity::find();
+        if let Some(cluster) = &filter.cluster_name {
+            query = query.filter(Column::ClusterName.eq(cluster.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if !filter.include_deleted {
+            query = query.filter(Column::DeletedAt.is_null());
+        }
+        let rows = keyset(query, Column::Id, uuid_cursor(page)?, page)
+            .all(&self.reader)
+            .await
+            .map_err(db)?;
+        page_of(rows, page, convert::agent, |a| a.id.to_string())
+    }
+
+    pub(crate) async fn update_agent_impl(
+        &self,
+        actor: &Actor,
+        id: AgentId,
+        update: AgentUpdate,
+    ) -> Result<Agent> {
+        if let Some(name) = &update.name {
+            validate_name("name", name)?;
+        }
+        if let Some(cluster) = &update.cluster_name {
+            validate_name("cluster_name", cluster)?;
+        }
+        let mut write = self.begin().await?;
+        let mut row = live_agent(write.tx(), id, true).await?;
+        if update.name.is_some() || update.cluster_name.is_some() {
+            let name = update.name.unwrap_or(row.name);
+            let cluster = update.cluster_name.unwrap_or(row.cluster_name);
+            check_name_free(write.tx(), &name, &cluster, Some(row.id)).await?;
+            row.name = name;
+            row.cluster_name = cluster;
+        }
+        if let Some(status) = update.status {
+            row.status = status.as_str().to_owned();
+        }
+        row.updated_at = write.now;
+        agents::Entity::update_many()
+            .col_expr(Column::Name, Expr::value(row.name.clone()))
+            .col_expr(Column::ClusterName, Expr::value(row.cluster_name.clone()))
+            .col_expr(Column::Status, Expr::value(row.status.clone()))
+            .col_expr(Column::UpdatedAt, Expr::value(row.updated_at))
+            .filter(Column::Id.eq(row.id))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        write.affect([id]);
+        let summary = format!(
+            "updated agent {:?} in cluster {:?}",
+            row.name, row.cluster_name
+        );
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Update, ResourceKind::Agent, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::agent(row)
+    }
+
+    pub(crate) async fn delete_agent_impl(&self, actor: &Actor, id: AgentId) -> Result<()> {
+        let mut write = self.begin().await?;
+        let row = live_agent(write.tx(), id, true).await?;
+        agents::Entity::update_many()
+            .col_expr(Column::DeletedAt, Expr::value(write.now))
+            .filter(Column::Id.eq(row.id))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        keys::revoke_keys(&write, KeyOwner::Agent(id)).await?;
+        write.affect([id]);
+        let summary = format!(
+            "deleted agent {:?} in cluster {:?}",
+            row.name, row.cluster_name
+        );
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Delete, ResourceKind::Agent, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await
+    }
+
+    /// One transaction for the whole batch, one `UPDATE` per agent. The batch is
+    /// coalesced first: per agent the latest beat, and the capabilities of the latest
+    /// beat that carried some.
+    pub(crate) async fn record_heartbeats_impl(&self, beats: &[Heartbeat]) -> Result<()> {
+        let mut latest: HashMap<AgentId, (Heartbeat, Option<&Capabilities>)> = HashMap::new();
+        let mut caps_at = HashMap::new();
+        for beat in beats {
+            let entry = latest
+                .entry(beat.agent_id)
+                .or_insert_with(|| (beat.clone(), None));
+            if beat.at > entry.0.at {
+                entry.0.at = beat.at;
+            }
+            if let Some(caps) = &beat.capabilities {
+                let newest = caps_at.get(&beat.agent_id).is_none_or(|at| beat.at >= *at);
+                if newest {
+                    caps_at.insert(beat.agent_id, beat.at);
+                    entry.1 = Some(caps);
+                }
+            }
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let mut agents: Vec<_> = latest.into_values().collect();
+        // A stable order keeps concurrent batches from deadlocking on PostgreSQL.
+        agents.sort_by_key(|(beat, _)| beat.agent_id);
+
+        let write = self.begin().await?;
+        for (beat, caps) in agents {
+            let caps: Value = match caps {
+                Some(caps) => Value::Json(Some(Box::new(to_json(caps)))),
+                None => Value::Json(None),
+            };
+            write
+                .tx()
+                .execute_raw(sql::stmt(
+                    write.backend(),
+                    "UPDATE agents SET \
+                       last_heartbeat = CASE WHEN last_heartbeat IS NULL OR last_heartbeat < ? \
+                                        THEN ? ELSE last_heartbeat END, \
+                       capabilities = COALESCE(?, capabilities) \
+                     WHERE id = ? AND deleted_at IS NULL",
+                    [beat.at.into(), beat.at.into(), caps, beat.agent_id.0.into()],
+                ))
+                .await
+                .map_err(db)?;
+        }
+        self.commit(write).await
+    }
+}

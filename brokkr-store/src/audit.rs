@@ -1,0 +1,94 @@
+//! Audit records: written inside the transaction of the change they record, and listed.
+
+use brokkr_core::page::{Page, PageRequest};
+use brokkr_core::store::{AuditFilter, Result};
+use brokkr_core::{Actor, AuditAction, AuditRecord, AuditRecordId, ResourceKind};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::entity::audit_records::{self, Column};
+use crate::errors::db;
+use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::write::Write;
+use crate::{SqlStore, convert};
+
+/// What a mutation did, for its audit record.
+pub(crate) struct Audit {
+    pub(crate) action: AuditAction,
+    pub(crate) kind: ResourceKind,
+    pub(crate) id: Uuid,
+    pub(crate) summary: String,
+}
+
+impl Audit {
+    pub(crate) fn new(
+        action: AuditAction,
+        kind: ResourceKind,
+        id: impl Into<Uuid>,
+        summary: impl Into<String>,
+    ) -> Self {
+        Self {
+            action,
+            kind,
+            id: id.into(),
+            summary: summary.into(),
+        }
+    }
+}
+
+impl Write {
+    /// Writes the audit record of this transaction's change.
+    pub(crate) async fn audit(&self, actor: &Actor, audit: Audit) -> Result<()> {
+        let row = audit_records::Model {
+            id: AuditRecordId::new().0,
+            actor_kind: actor.kind().as_str().to_owned(),
+            actor_id: actor.id(),
+            action: audit.action.as_str().to_owned(),
+            resource_kind: audit.kind.as_str().to_owned(),
+            resource_id: audit.id,
+            summary: audit.summary,
+            created_at: self.now,
+        };
+        audit_records::Entity::insert(audit_records::ActiveModel::from(row))
+            .exec_without_returning(self.tx())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>> {
+        let mut query = audit_records::Entity::find();
+        if let Some(kind) = filter.actor_kind {
+            query = query.filter(Column::ActorKind.eq(kind.as_str()));
+        }
+        if let Some(id) = filter.actor_id {
+            query = query.filter(Column::ActorId.eq(id));
+        }
+        if let Some(action) = filter.action {
+            query = query.filter(Column::Action.eq(action.as_str()));
+        }
+        if let Some(kind) = filter.resource_kind {
+            query = query.filter(Column::ResourceKind.eq(kind.as_str()));
+        }
+        if let Some(id) = filter.resource_id {
+            query = query.filter(Column::ResourceId.eq(id));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(Column::CreatedAt.lt(until));
+        }
+        let rows = keyset(query, Column::Id, uuid_cursor(page)?, page)
+            .all(&self.reader)
+            .await
+            .map_err(db)?;
+        page_of(rows, page, convert::audit_record, |r| r.id.to_string())
+    }
+}

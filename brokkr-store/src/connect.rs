@@ -1,0 +1,128 @@
+//! Opening the pools, configuring SQLite and running migrations.
+
+use brokkr_core::ChangeHub;
+use brokkr_core::store::{Error, Result};
+use brokkr_migrations::Migrator;
+use brokkr_migrations::MigratorTrait;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::errors::db;
+use crate::{Backend, SqlStore, StoreConfig, notify};
+
+pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
+    let backend = backend_of(&config.url)?;
+    let hub = ChangeHub::default();
+    let store = match backend {
+        Backend::Postgres => {
+            let pool = Database::connect(options(&config, config.max_connections))
+                .await
+                .map_err(db)?;
+            migrate(&config, &pool).await?;
+            let listener = notify::listen(&config.url, hub.clone()).await?;
+            SqlStore {
+                backend,
+                reader: pool.clone(),
+                writer: pool,
+                hub,
+                _listener: Some(listener),
+            }
+        }
+        Backend::Sqlite if is_memory(&config.url) => {
+            // Every connection to `sqlite::memory:` opens its own empty database, so
+            // one connection serves reads and writes alike.
+            let pool = Database::connect(sqlite_options(&config, 1, true))
+                .await
+                .map_err(db)?;
+            migrate(&config, &pool).await?;
+            SqlStore {
+                backend,
+                reader: pool.clone(),
+                writer: pool,
+                hub,
+                _listener: None,
+            }
+        }
+        Backend::Sqlite => {
+            // The writer connects first so that it creates the file and switches it to
+            // WAL before readers open it.
+            let writer = Database::connect(sqlite_options(&config, 1, false))
+                .await
+                .map_err(db)?;
+            migrate(&config, &writer).await?;
+            let reader = Database::connect(sqlite_options(&config, config.max_connections, false))
+                .await
+                .map_err(db)?;
+            SqlStore {
+                backend,
+                reader,
+                writer,
+                hub,
+                _listener: None,
+            }
+        }
+    };
+    Ok(store)
+}
+
+fn backend_of(url: &str) -> Result<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else {
+        Err(Error::Invalid(
+            "database url must start with sqlite: or postgres://".into(),
+        ))
+    }
+}
+
+fn is_memory(url: &str) -> bool {
+    url.starts_with("sqlite::memory:") || url.contains("mode=memory")
+}
+
+fn options(config: &StoreConfig, max_connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(config.url.clone());
+    options
+        .max_connections(max_connections.max(1))
+        .min_connections(config.min_connections.min(max_connections.max(1)))
+        .acquire_timeout(config.acquire_timeout)
+        .sqlx_logging(false);
+    options
+}
+
+fn sqlite_options(config: &StoreConfig, max_connections: u32, memory: bool) -> ConnectOptions {
+    let busy_timeout = config.sqlite_busy_timeout;
+    let mut options = options(config, max_connections);
+    if memory {
+        // An idle timeout or lifetime would close the only connection, and with it the
+        // database.
+        options
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .min_connections(1);
+    }
+    options.map_sqlx_sqlite_opts(move |opts| {
+        let opts = opts
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal);
+        if memory {
+            opts
+        } else {
+            opts.journal_mode(SqliteJournalMode::Wal)
+        }
+    });
+    options
+}
+
+async fn migrate(config: &StoreConfig, db: &DatabaseConnection) -> Result<()> {
+    if config.run_migrations {
+        Migrator::up(db, None).await.map_err(db_migration)?;
+    }
+    Ok(())
+}
+
+fn db_migration(err: sea_orm::DbErr) -> Error {
+    Error::Backend(Box::new(err))
+}

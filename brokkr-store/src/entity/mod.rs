@@ -1,0 +1,13 @@
+//! sea-orm entities, one per table. They never leave this crate: callers see
+//! `brokkr_core` types only, converted in `convert`.
+
+pub(crate) mod agent_events;
+pub(crate) mod agent_targets;
+pub(crate) mod agents;
+pub(crate) mod api_keys;
+pub(crate) mod audit_records;
+pub(crate) mod deployment_objects;
+pub(crate) mod generators;
+pub(crate) mod stacks;
+pub(crate) mod template_versions;
+pub(crate) mod templates;

@@ -1,0 +1,142 @@
+//! Brokkr's production [`Store`](brokkr_core::Store), on PostgreSQL and SQLite.
+//!
+//! [`SqlStore`] is one type for both databases, built on sea-orm. Start with
+//! [`SqlStore::connect`] (a URL) or [`SqlStore::connect_with`] (a [`StoreConfig`]); both
+//! run the schema migrations of `brokkr-migrations` unless told not to. Callers only
+//! ever see `brokkr_core` types: the tables and their sea-orm entities stay inside.
+//!
+//! ```no_run
+//! use brokkr_core::{Actor, NewStack, Store};
+//! use brokkr_store::SqlStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // `sqlite://brokkr.db?mode=rwc`, `sqlite::memory:` or `postgres://user@host/db`.
+//! let store = SqlStore::connect("sqlite::memory:").await?;
+//! let stack = store
+//!     .create_stack(&Actor::Admin, NewStack { name: "tenant-a".into(), ..Default::default() })
+//!     .await?;
+//! assert_eq!(store.get_stack(stack.id).await?.name, "tenant-a");
+//! # Ok(()) }
+//! ```
+//!
+//! # How it keeps the contract
+//!
+//! - Every mutation and its audit record commit in one transaction.
+//! - SQLite: WAL journal, `busy_timeout`, `foreign_keys=ON`, `synchronous=NORMAL`. All
+//!   write transactions go through a separate pool of exactly one connection and begin
+//!   `IMMEDIATE`, so writers in this process queue in the pool instead of racing for
+//!   the database lock, and writers in other processes wait in `busy_timeout`; reads
+//!   use their own pool and never block on writers (WAL).
+//! - Deployment-object sequences come from a counter row incremented inside the append
+//!   transaction: its row lock makes commit order equal sequence order.
+//! - Change notification: on SQLite the store publishes into its
+//!   [`ChangeHub`](brokkr_core::ChangeHub) after commit; on PostgreSQL it sends
+//!   `pg_notify` inside the write transaction and a background `LISTEN` task publishes
+//!   what arrives, so writes through any replica wake long polls on every replica.
+
+mod audit;
+mod connect;
+mod convert;
+mod entity;
+mod errors;
+mod notify;
+mod paging;
+mod sql;
+mod store;
+mod write;
+
+mod agents;
+mod events;
+mod generators;
+mod keys;
+mod metadata;
+mod stacks;
+mod targets;
+mod templates;
+
+use std::time::Duration;
+
+use brokkr_core::ChangeHub;
+use sea_orm::DatabaseConnection;
+
+pub use brokkr_migrations::{Migrator, MigratorTrait};
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite (a file or memory): one process, change notification in process.
+    Sqlite,
+    /// PostgreSQL: several replicas may share it; change notification by `LISTEN/NOTIFY`.
+    Postgres,
+}
+
+/// How to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Upper bound of the (reader) pool.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long to wait for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits for a lock held by another connection before failing.
+    pub sqlite_busy_timeout: Duration,
+    /// Run the schema migrations on connect.
+    pub run_migrations: bool,
+}
+
+impl Default for StoreConfig {
+    /// A SQLite file `brokkr.db` in the working directory, created if missing.
+    fn default() -> Self {
+        Self {
+            url: "sqlite://brokkr.db?mode=rwc".into(),
+            max_connections: 10,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(5),
+            run_migrations: true,
+        }
+    }
+}
+
+/// The production [`Store`](brokkr_core::Store) on PostgreSQL or SQLite.
+///
+/// Dropping it stops its background `LISTEN` task (PostgreSQL).
+#[derive(Debug)]
+pub struct SqlStore {
+    backend: Backend,
+    /// Reads. On SQLite a separate pool from `writer`; on PostgreSQL the same pool.
+    reader: DatabaseConnection,
+    /// Write transactions. On SQLite a pool of exactly one connection.
+    writer: DatabaseConnection,
+    hub: ChangeHub,
+    _listener: Option<notify::ListenerGuard>,
+}
+
+impl SqlStore {
+    /// Connects with [`StoreConfig::default`] settings to `url` and runs migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore, brokkr_core::store::Error> {
+        Self::connect_with(StoreConfig {
+            url: url.to_owned(),
+            ..StoreConfig::default()
+        })
+        .await
+    }
+
+    /// Connects as configured.
+    pub async fn connect_with(config: StoreConfig) -> Result<SqlStore, brokkr_core::store::Error> {
+        connect::connect(config).await
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The hub that wakes this store's target-state watches.
+    pub fn change_hub(&self) -> &ChangeHub {
+        &self.hub
+    }
+}

@@ -1,0 +1,121 @@
+//! Cross-replica change notification on PostgreSQL.
+//!
+//! Writers send `pg_notify(CHANNEL, payload)` inside their transaction, where the
+//! payload is comma-separated agent ids (split to stay under PostgreSQL's 8,000-byte
+//! payload limit) or `*` for every agent. One task per store holds a `LISTEN`
+//! connection and publishes what arrives into the store's hub. Notifications are lost
+//! while that connection is down, so after every reconnect the task publishes
+//! `TargetChange::All`: a spurious wake-up is allowed, a missed one is not.
+
+use std::time::Duration;
+
+use brokkr_core::store::{Error, Result};
+use brokkr_core::{AgentId, ChangeHub, TargetChange};
+use sea_orm::sqlx::postgres::PgListener;
+
+/// The `LISTEN/NOTIFY` channel.
+pub(crate) const CHANNEL: &str = "brokkr_target_change";
+
+/// Payloads stay below this many bytes (PostgreSQL's limit is 8,000).
+const MAX_PAYLOAD: usize = 7_900;
+
+/// Payload meaning "every agent".
+const ALL: &str = "*";
+
+/// Stops the listener task when the store is dropped.
+#[derive(Debug)]
+pub(crate) struct ListenerGuard(tokio::task::AbortHandle);
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The payloads announcing `agents`, none when the list is empty.
+pub(crate) fn payloads(agents: &[AgentId]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for agent in agents {
+        let id = agent.to_string();
+        if !current.is_empty() && current.len() + 1 + id.len() > MAX_PAYLOAD {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(&id);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn parse(payload: &str) -> TargetChange {
+    if payload == ALL {
+        return TargetChange::All;
+    }
+    let agents: Result<Vec<AgentId>, _> = payload.split(',').map(str::parse).collect();
+    // A payload we cannot read may still have been meant for any watch.
+    agents.map_or(TargetChange::All, TargetChange::Agents)
+}
+
+/// Connects the listener (so that no notification sent after `connect` returns is
+/// missed) and spawns the task that forwards notifications into `hub`.
+pub(crate) async fn listen(url: &str, hub: ChangeHub) -> Result<ListenerGuard> {
+    let mut listener = PgListener::connect(url)
+        .await
+        .map_err(|e| Error::Backend(Box::new(e)))?;
+    listener
+        .listen(CHANNEL)
+        .await
+        .map_err(|e| Error::Backend(Box::new(e)))?;
+    let task = tokio::spawn(forward(listener, hub));
+    Ok(ListenerGuard(task.abort_handle()))
+}
+
+async fn forward(mut listener: PgListener, hub: ChangeHub) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                backoff = Duration::from_millis(100);
+                hub.publish(parse(notification.payload()));
+            }
+            // The connection was lost and re-established: whatever was sent in
+            // between is gone.
+            Ok(None) => hub.publish(TargetChange::All),
+            Err(error) => {
+                tracing::warn!(%error, ?backoff, "change listener failed; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                hub.publish(TargetChange::All);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_split_below_the_limit_and_parse_back() {
+        let agents: Vec<AgentId> = (0..500).map(|_| AgentId::new()).collect();
+        let chunks = payloads(&agents);
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|p| p.len() < MAX_PAYLOAD));
+        let parsed: Vec<AgentId> = chunks
+            .iter()
+            .flat_map(|p| match parse(p) {
+                TargetChange::Agents(a) => a,
+                TargetChange::All => panic!("chunk {p} did not parse"),
+            })
+            .collect();
+        assert_eq!(parsed, agents);
+        assert!(payloads(&[]).is_empty());
+        assert_eq!(parse("*"), TargetChange::All);
+        assert_eq!(parse("garbage"), TargetChange::All);
+    }
+}

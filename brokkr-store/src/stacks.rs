@@ -1,0 +1,337 @@
+//! Stacks and their deployment objects.
+
+use brokkr_core::metadata::{validate_annotations, validate_labels};
+use brokkr_core::model::{validate_description, validate_name};
+use brokkr_core::page::{Page, PageRequest};
+use brokkr_core::store::{Error, Result, StackFilter};
+use brokkr_core::{
+    Actor, AgentId, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject,
+    NewStack, ResourceKind, Stack, StackId, StackUpdate,
+};
+use brokkr_migrations::DEPLOYMENT_OBJECT_SEQUENCE;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
+use uuid::Uuid;
+
+use crate::audit::Audit;
+use crate::convert::{self, to_json};
+use crate::entity::{deployment_objects, stacks};
+use crate::errors::db;
+use crate::paging::{int_cursor, keyset, page_of, uuid_cursor};
+use crate::write::Write;
+use crate::{SqlStore, generators, sql};
+
+/// A live stack, locked for update on PostgreSQL when `lock` is set.
+pub(crate) async fn live_stack(
+    conn: &impl ConnectionTrait,
+    id: StackId,
+    lock: bool,
+) -> Result<stacks::Model> {
+    let mut query = stacks::Entity::find_by_id(id.0).filter(stacks::Column::DeletedAt.is_null());
+    if lock {
+        query = query.lock_exclusive();
+    }
+    query
+        .one(conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found("stack", id))
+}
+
+/// `Conflict` if another live stack has `name`.
+async fn check_name_free(
+    conn: &impl ConnectionTrait,
+    name: &str,
+    except: Option<Uuid>,
+) -> Result<()> {
+    let mut query = stacks::Entity::find()
+        .filter(stacks::Column::Name.eq(name))
+        .filter(stacks::Column::DeletedAt.is_null());
+    if let Some(id) = except {
+        query = query.filter(stacks::Column::Id.ne(id));
+    }
+    if query.one(conn).await.map_err(db)?.is_some() {
+        return Err(Error::Conflict(format!("a stack named {name:?} exists")));
+    }
+    Ok(())
+}
+
+/// Every agent with a target row on the stack (one indexed query).
+async fn agents_of(write: &Write, stack_id: StackId) -> Result<Vec<AgentId>> {
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(
+            write.backend(),
+            "SELECT agent_id FROM agent_targets WHERE stack_id = ?",
+            [stack_id.0.into()],
+        ))
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            row.try_get::<Uuid>("", "agent_id")
+                .map(AgentId::from)
+                .map_err(db)
+        })
+        .collect()
+}
+
+impl SqlStore {
+    pub(crate) async fn create_stack_impl(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
+        validate_name("name", &new.name)?;
+        if let Some(description) = &new.description {
+            validate_description(description)?;
+        }
+        validate_labels(&new.labels)?;
+        validate_annotations(&new.annotations)?;
+
+        let write = self.begin().await?;
+        if let Some(generator) = new.generator_id {
+            generators::live_generator(write.tx(), generator, false).await?;
+        }
+        check_name_free(write.tx(), &new.name, None).await?;
+        let row = stacks::Model {
+            id: StackId::new().0,
+            name: new.name,
+            description: new.description,
+            generator_id: new.generator_id.map(|g| g.0),
+            labels: to_json(&new.labels),
+            annotations: to_json(&new.annotations),
+            latest_deployment_object_id: None,
+            created_at: write.now,
+            updated_at: write.now,
+            deleted_at: None,
+        };
+        stacks::Entity::insert(stacks::ActiveModel::from(row.clone()))
+            .exec_without_returning(write.tx())
+            .await
+            .map_err(db)?;
+        let summary = format!("created stack {:?}", row.name);
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Create, ResourceKind::Stack, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::stack(row)
+    }
+
+    pub(crate) async fn get_stack_impl(&self, id: StackId) -> Result<Stack> {
+        convert::stack(live_stack(&self.reader, id, false).await?)
+    }
+
+    pub(crate) async fn list_stacks_impl(
+        &self,
+        filter: &StackFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Stack>> {
+        let mut query = stacks::Entity::find();
+        if let Some(generator) = filter.generator_id {
+            query = query.filter(stacks::Column::GeneratorId.eq(generator.0));
+        }
+        if let Some(name) = &filter.name {
+            query = query.filter(stacks::Column::Name.eq(name.as_str()));
+        }
+        if !filter.include_deleted {
+            query = query.filter(stacks::Column::DeletedAt.is_null());
+        }
+        let rows = keyset(query, stacks::Column::Id, uuid_cursor(page)?, page)
+            .all(&self.reader)
+            .await
+            .map_err(db)?;
+        page_of(rows, page, convert::stack, |s| s.id.to_string())
+    }
+
+    pub(crate) async fn update_stack_impl(
+        &self,
+        actor: &Actor,
+        id: StackId,
+        update: StackUpdate,
+    ) -> Result<Stack> {
+        if let Some(name) = &update.name {
+            validate_name("name", name)?;
+        }
+        if let Some(Some(description)) = &update.description {
+            validate_description(description)?;
+        }
+        let write = self.begin().await?;
+        let mut row = live_stack(write.tx(), id, true).await?;
+        if let Some(name) = update.name {
+            check_name_free(write.tx(), &name, Some(row.id)).await?;
+            row.name = name;
+        }
+        if let Some(description) = update.description {
+            row.description = description;
+        }
+        row.updated_at = write.now;
+        stacks::Entity::update_many()
+            .col_expr(stacks::Column::Name, Expr::value(row.name.clone()))
+            .col_expr(
+                stacks::Column::Description,
+                Expr::value(row.description.clone()),
+            )
+            .col_expr(stacks::Column::UpdatedAt, Expr::value(row.updated_at))
+            .filter(stacks::Column::Id.eq(row.id))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        let summary = format!("updated stack {:?}", row.name);
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Update, ResourceKind::Stack, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::stack(row)
+    }
+
+    pub(crate) async fn delete_stack_impl(
+        &self,
+        actor: &Actor,
+        id: StackId,
+    ) -> Result<DeploymentObject> {
+        let mut write = self.begin().await?;
+        // The counter first: its row lock orders this against concurrent appends, so
+        // none of them can land after the marker.
+        let sequence = next_sequence(&write).await?;
+        let row = live_stack(write.tx(), id, true).await?;
+        stacks::Entity::update_many()
+            .col_expr(stacks::Column::DeletedAt, Expr::value(write.now))
+            .filter(stacks::Column::Id.eq(row.id))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        let marker = insert_object(
+            &mut write,
+            sequence,
+            NewDeploymentObject::deletion_marker(id),
+        )
+        .await?;
+        let summary = format!("deleted stack {:?}", row.name);
+        write
+            .audit(
+                actor,
+                Audit::new(AuditAction::Delete, ResourceKind::Stack, row.id, summary),
+            )
+            .await?;
+        self.commit(write).await?;
+        Ok(marker)
+    }
+
+    pub(crate) async fn append_impl(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<DeploymentObject> {
+        let mut write = self.begin().await?;
+        let sequence = next_sequence(&write).await?;
+        let stack = live_stack(write.tx(), new.stack_id(), true).await?;
+        let object = insert_object(&mut write, sequence, new).await?;
+        let summary = format!(
+            "appended deployment object {} to stack {:?}",
+            object.sequence, stack.name
+        );
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Create,
+                    ResourceKind::DeploymentObject,
+                    object.id,
+                    summary,
+                ),
+            )
+            .await?;
+        self.commit(write).await?;
+        Ok(object)
+    }
+
+    pub(crate) async fn get_deployment_object_impl(
+        &self,
+        id: DeploymentObjectId,
+    ) -> Result<DeploymentObject> {
+        let row = deployment_objects::Entity::find_by_id(id.0)
+            .one(&self.reader)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("deployment object", id))?;
+        convert::deployment_object(row)
+    }
+
+    pub(crate) async fn list_deployment_objects_impl(
+        &self,
+        stack_id: StackId,
+        page: &PageRequest,
+    ) -> Result<Page<DeploymentObject>> {
+        let after = int_cursor(page)?;
+        let exists = stacks::Entity::find_by_id(stack_id.0)
+            .one(&self.reader)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(Error::not_found("stack", stack_id));
+        }
+        let query = deployment_objects::Entity::find()
+            .filter(deployment_objects::Column::StackId.eq(stack_id.0));
+        let rows = keyset(query, deployment_objects::Column::Sequence, after, page)
+            .all(&self.reader)
+            .await
+            .map_err(db)?;
+        page_of(rows, page, convert::deployment_object, |d| {
+            d.sequence.to_string()
+        })
+    }
+}
+
+/// Takes the next deployment-object sequence. On PostgreSQL the `UPDATE` locks the
+/// counter row until commit, so sequences commit in increasing order.
+async fn next_sequence(write: &Write) -> Result<i64> {
+    let row = write
+        .tx()
+        .query_one_raw(sql::stmt(
+            write.backend(),
+            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value",
+            [DEPLOYMENT_OBJECT_SEQUENCE.into()],
+        ))
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::Backend("the deployment-object counter is missing".into()))?;
+    row.try_get::<i64>("", "value").map_err(db)
+}
+
+/// Inserts a deployment object, makes it its stack's latest and announces it to every
+/// agent responsible for the stack.
+async fn insert_object(
+    write: &mut Write,
+    sequence: i64,
+    new: NewDeploymentObject,
+) -> Result<DeploymentObject> {
+    let row = deployment_objects::Model {
+        id: DeploymentObjectId::new().0,
+        stack_id: new.stack_id().0,
+        sequence,
+        yaml_content: new.yaml_content().to_owned(),
+        yaml_checksum: new.yaml_checksum().to_owned(),
+        is_deletion_marker: new.is_deletion_marker(),
+        provenance: new.provenance().map(to_json),
+        created_at: write.now,
+    };
+    deployment_objects::Entity::insert(deployment_objects::ActiveModel::from(row.clone()))
+        .exec_without_returning(write.tx())
+        .await
+        .map_err(db)?;
+    stacks::Entity::update_many()
+        .col_expr(
+            stacks::Column::LatestDeploymentObjectId,
+            Expr::value(Value::from(row.id)),
+        )
+        .filter(stacks::Column::Id.eq(row.stack_id))
+        .exec(write.tx())
+        .await
+        .map_err(db)?;
+    let agents = agents_of(write, new.stack_id()).await?;
+    write.affect(agents);
+    convert::deployment_object(row)
+}

@@ -1,0 +1,262 @@
+//! `impl Store for SqlStore`: the trait's surface, delegating to one module per
+//! resource.
+
+use async_trait::async_trait;
+use brokkr_core::page::{Page, PageRequest};
+use brokkr_core::store::{
+    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Result, StackFilter, Store,
+    TargetFilter, TemplateFilter,
+};
+use brokkr_core::{
+    Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentUpdate, ApiKey, AuditRecord,
+    DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate, Heartbeat, KeyOwner,
+    Labels, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
+    NewGenerator, NewStack, NewTemplate, NewTemplateVersion, Stack, StackId, StackUpdate,
+    StoredKey, TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion,
+    model::Generator,
+};
+
+use crate::SqlStore;
+use crate::errors::db;
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<()> {
+        self.reader.ping().await.map_err(db)?;
+        if self.backend == crate::Backend::Sqlite {
+            self.writer.ping().await.map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn create_stack(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
+        self.create_stack_impl(actor, new).await
+    }
+
+    async fn get_stack(&self, id: StackId) -> Result<Stack> {
+        self.get_stack_impl(id).await
+    }
+
+    async fn list_stacks(&self, filter: &StackFilter, page: &PageRequest) -> Result<Page<Stack>> {
+        self.list_stacks_impl(filter, page).await
+    }
+
+    async fn update_stack(&self, actor: &Actor, id: StackId, update: StackUpdate) -> Result<Stack> {
+        self.update_stack_impl(actor, id, update).await
+    }
+
+    async fn delete_stack(&self, actor: &Actor, id: StackId) -> Result<DeploymentObject> {
+        self.delete_stack_impl(actor, id).await
+    }
+
+    async fn append_deployment_object(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<DeploymentObject> {
+        self.append_impl(actor, new).await
+    }
+
+    async fn get_deployment_object(&self, id: DeploymentObjectId) -> Result<DeploymentObject> {
+        self.get_deployment_object_impl(id).await
+    }
+
+    async fn list_deployment_objects(
+        &self,
+        stack_id: StackId,
+        page: &PageRequest,
+    ) -> Result<Page<DeploymentObject>> {
+        self.list_deployment_objects_impl(stack_id, page).await
+    }
+
+    async fn create_agent(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {
+        self.create_agent_impl(actor, new).await
+    }
+
+    async fn get_agent(&self, id: AgentId) -> Result<Agent> {
+        self.get_agent_impl(id).await
+    }
+
+    async fn list_agents(&self, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>> {
+        self.list_agents_impl(filter, page).await
+    }
+
+    async fn update_agent(&self, actor: &Actor, id: AgentId, update: AgentUpdate) -> Result<Agent> {
+        self.update_agent_impl(actor, id, update).await
+    }
+
+    async fn delete_agent(&self, actor: &Actor, id: AgentId) -> Result<()> {
+        self.delete_agent_impl(actor, id).await
+    }
+
+    async fn record_heartbeats(&self, beats: &[Heartbeat]) -> Result<()> {
+        self.record_heartbeats_impl(beats).await
+    }
+
+    async fn put_metadata(
+        &self,
+        actor: &Actor,
+        target: MetadataTarget,
+        field: MetadataField,
+        key: &str,
+        value: &str,
+    ) -> Result<Labels> {
+        self.put_metadata_impl(actor, target, field, key, value)
+            .await
+    }
+
+    async fn remove_metadata(
+        &self,
+        actor: &Actor,
+        target: MetadataTarget,
+        field: MetadataField,
+        key: &str,
+    ) -> Result<Labels> {
+        self.remove_metadata_impl(actor, target, field, key).await
+    }
+
+    async fn assign_stack(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<AgentTarget> {
+        self.assign_stack_impl(actor, agent_id, stack_id).await
+    }
+
+    async fn unassign_stack(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<()> {
+        self.unassign_stack_impl(actor, agent_id, stack_id).await
+    }
+
+    async fn list_agent_targets(
+        &self,
+        filter: &TargetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AgentTarget>> {
+        self.list_agent_targets_impl(filter, page).await
+    }
+
+    async fn target_state(&self, agent_id: AgentId) -> Result<TargetState> {
+        self.target_state_impl(agent_id).await
+    }
+
+    fn watch_target_state(&self, agent_id: AgentId) -> TargetStateWatch {
+        self.hub.watch(agent_id)
+    }
+
+    async fn record_agent_event(&self, actor: &Actor, new: NewAgentEvent) -> Result<AgentEvent> {
+        self.record_agent_event_impl(actor, new).await
+    }
+
+    async fn get_agent_event(&self, id: AgentEventId) -> Result<AgentEvent> {
+        self.get_agent_event_impl(id).await
+    }
+
+    async fn list_agent_events(
+        &self,
+        filter: &AgentEventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AgentEvent>> {
+        self.list_agent_events_impl(filter, page).await
+    }
+
+    async fn create_generator(&self, actor: &Actor, new: NewGenerator) -> Result<Generator> {
+        self.create_generator_impl(actor, new).await
+    }
+
+    async fn get_generator(&self, id: GeneratorId) -> Result<Generator> {
+        self.get_generator_impl(id).await
+    }
+
+    async fn list_generators(
+        &self,
+        filter: &GeneratorFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Generator>> {
+        self.list_generators_impl(filter, page).await
+    }
+
+    async fn update_generator(
+        &self,
+        actor: &Actor,
+        id: GeneratorId,
+        update: GeneratorUpdate,
+    ) -> Result<Generator> {
+        self.update_generator_impl(actor, id, update).await
+    }
+
+    async fn delete_generator(&self, actor: &Actor, id: GeneratorId) -> Result<()> {
+        self.delete_generator_impl(actor, id).await
+    }
+
+    async fn create_template(&self, actor: &Actor, new: NewTemplate) -> Result<Template> {
+        self.create_template_impl(actor, new).await
+    }
+
+    async fn get_template(&self, id: TemplateId) -> Result<Template> {
+        self.get_template_impl(id).await
+    }
+
+    async fn get_template_version(&self, id: TemplateId, version: i32) -> Result<TemplateVersion> {
+        self.get_template_version_impl(id, version).await
+    }
+
+    async fn list_templates(
+        &self,
+        filter: &TemplateFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Template>> {
+        self.list_templates_impl(filter, page).await
+    }
+
+    async fn list_template_versions(
+        &self,
+        id: TemplateId,
+        page: &PageRequest,
+    ) -> Result<Page<TemplateVersion>> {
+        self.list_template_versions_impl(id, page).await
+    }
+
+    async fn add_template_version(
+        &self,
+        actor: &Actor,
+        id: TemplateId,
+        version: NewTemplateVersion,
+    ) -> Result<Template> {
+        self.add_template_version_impl(actor, id, version).await
+    }
+
+    async fn delete_template(&self, actor: &Actor, id: TemplateId) -> Result<()> {
+        self.delete_template_impl(actor, id).await
+    }
+
+    async fn find_api_key(&self, short_id: &str) -> Result<Option<ApiKey>> {
+        self.find_api_key_impl(short_id).await
+    }
+
+    async fn active_api_keys(&self, owner: KeyOwner) -> Result<Vec<ApiKey>> {
+        self.active_api_keys_impl(owner).await
+    }
+
+    async fn rotate_api_key(
+        &self,
+        actor: &Actor,
+        owner: KeyOwner,
+        key: StoredKey,
+    ) -> Result<ApiKey> {
+        self.rotate_api_key_impl(actor, owner, key).await
+    }
+
+    async fn list_audit_records(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>> {
+        self.list_audit(filter, page).await
+    }
+}

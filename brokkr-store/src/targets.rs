@@ -1,0 +1,251 @@
+//! Agent targets and the target-state query.
+
+use brokkr_core::page::{Order, Page, PageRequest};
+use brokkr_core::store::{Error, Result, TargetFilter};
+use brokkr_core::{
+    Actor, AgentId, AgentTarget, AuditAction, ResourceKind, StackId, TargetAction, TargetSource,
+    TargetState, TargetStateEntry,
+};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, QueryFilter,
+    QueryOrder, QuerySelect, Value,
+};
+use uuid::Uuid;
+
+use crate::audit::Audit;
+use crate::convert;
+use crate::entity::agent_targets::{self, Column};
+use crate::entity::deployment_objects;
+use crate::errors::db;
+use crate::paging::bad_cursor;
+use crate::{SqlStore, agents, sql, stacks};
+
+/// The cursor of the targets listing: `<agent id>:<stack id>`.
+fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
+    let Some(cursor) = &page.cursor else {
+        return Ok(None);
+    };
+    let (agent, stack) = cursor.0.split_once(':').ok_or_else(bad_cursor)?;
+    let parse = |s: &str| Uuid::parse_str(s).map_err(|_| bad_cursor());
+    Ok(Some((parse(agent)?, parse(stack)?)))
+}
+
+/// The target-state query: one join from the agent's targets through each stack to
+/// the stack's latest deployment object. It reads only the agent's own target rows
+/// (primary-key prefix) and one row of `stacks` and `deployment_objects` per target
+/// (primary keys), so its cost never grows with history or with other agents.
+fn target_state_sql() -> String {
+    let object_columns: Vec<String> = deployment_objects::Column::iter()
+        .map(|c| {
+            let name = sea_orm::IdenStatic::as_str(&c);
+            format!("d.{name} AS d_{name}")
+        })
+        .collect();
+    format!(
+        "SELECT t.removed_at AS removed_at, s.name AS stack_name, {} \
+         FROM agent_targets t \
+         JOIN stacks s ON s.id = t.stack_id \
+         JOIN deployment_objects d ON d.id = s.latest_deployment_object_id \
+         WHERE t.agent_id = ?",
+        object_columns.join(", ")
+    )
+}
+
+impl SqlStore {
+    pub(crate) async fn assign_stack_impl(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<AgentTarget> {
+        let mut write = self.begin().await?;
+        agents::live_agent(write.tx(), agent_id, false).await?;
+        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
+        let existing = agent_targets::Entity::find_by_id((agent_id.0, stack_id.0))
+            .lock_exclusive()
+            .one(write.tx())
+            .await
+            .map_err(db)?;
+        let row = match existing {
+            Some(row) if row.removed_at.is_none() => {
+                return Err(Error::Conflict(format!(
+                    "stack {stack_id} is already assigned to agent {agent_id}"
+                )));
+            }
+            // Awaiting removal: revive it.
+            Some(mut row) => {
+                row.removed_at = None;
+                row.source = TargetSource::Direct.as_str().to_owned();
+                agent_targets::Entity::update_many()
+                    .col_expr(
+                        Column::RemovedAt,
+                        Expr::value(Value::ChronoDateTimeUtc(None)),
+                    )
+                    .col_expr(Column::Source, Expr::value(row.source.clone()))
+                    .filter(Column::AgentId.eq(agent_id.0))
+                    .filter(Column::StackId.eq(stack_id.0))
+                    .exec(write.tx())
+                    .await
+                    .map_err(db)?;
+                row
+            }
+            None => {
+                let row = agent_targets::Model {
+                    agent_id: agent_id.0,
+                    stack_id: stack_id.0,
+                    source: TargetSource::Direct.as_str().to_owned(),
+                    created_at: write.now,
+                    removed_at: None,
+                };
+                agent_targets::Entity::insert(agent_targets::ActiveModel::from(row.clone()))
+                    .exec_without_returning(write.tx())
+                    .await
+                    .map_err(db)?;
+                row
+            }
+        };
+        write.affect([agent_id]);
+        let summary = format!("assigned stack {:?} to agent {agent_id}", stack.name);
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Assign,
+                    ResourceKind::AgentTarget,
+                    stack_id,
+                    summary,
+                ),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::target(row)
+    }
+
+    pub(crate) async fn unassign_stack_impl(
+        &self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<()> {
+        let mut write = self.begin().await?;
+        agents::live_agent(write.tx(), agent_id, false).await?;
+        let updated = agent_targets::Entity::update_many()
+            .col_expr(Column::RemovedAt, Expr::value(write.now))
+            .filter(Column::AgentId.eq(agent_id.0))
+            .filter(Column::StackId.eq(stack_id.0))
+            .filter(Column::RemovedAt.is_null())
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        if updated.rows_affected == 0 {
+            return Err(Error::not_found(
+                "agent target",
+                format!("{agent_id}:{stack_id}"),
+            ));
+        }
+        // With no deployment object the agent never had anything of the stack, so
+        // there is nothing to remove and no removal to wait for: retire the target now.
+        let never_deployed = crate::entity::stacks::Entity::find_by_id(stack_id.0)
+            .one(write.tx())
+            .await
+            .map_err(db)?
+            .is_none_or(|stack| stack.latest_deployment_object_id.is_none());
+        if never_deployed {
+            agent_targets::Entity::delete_many()
+                .filter(Column::AgentId.eq(agent_id.0))
+                .filter(Column::StackId.eq(stack_id.0))
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+        }
+        write.affect([agent_id]);
+        let summary = format!("unassigned stack {stack_id} from agent {agent_id}");
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Unassign,
+                    ResourceKind::AgentTarget,
+                    stack_id,
+                    summary,
+                ),
+            )
+            .await?;
+        self.commit(write).await
+    }
+
+    pub(crate) async fn list_agent_targets_impl(
+        &self,
+        filter: &TargetFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AgentTarget>> {
+        let mut query = agent_targets::Entity::find();
+        if let Some(agent) = filter.agent_id {
+            query = query.filter(Column::AgentId.eq(agent.0));
+        }
+        if let Some(stack) = filter.stack_id {
+            query = query.filter(Column::StackId.eq(stack.0));
+        }
+        if let Some((agent, stack)) = target_cursor(page)? {
+            let after = match page.order {
+                Order::Ascending => Condition::any()
+                    .add(Column::AgentId.gt(agent))
+                    .add(Column::AgentId.eq(agent).and(Column::StackId.gt(stack))),
+                Order::Descending => Condition::any()
+                    .add(Column::AgentId.lt(agent))
+                    .add(Column::AgentId.eq(agent).and(Column::StackId.lt(stack))),
+            };
+            query = query.filter(after);
+        }
+        let query = match page.order {
+            Order::Ascending => query
+                .order_by_asc(Column::AgentId)
+                .order_by_asc(Column::StackId),
+            Order::Descending => query
+                .order_by_desc(Column::AgentId)
+                .order_by_desc(Column::StackId),
+        };
+        let rows = query
+            .limit(u64::from(page.effective_limit()) + 1)
+            .all(&self.reader)
+            .await
+            .map_err(db)?;
+        crate::paging::page_of(rows, page, convert::target, |t| {
+            format!("{}:{}", t.agent_id, t.stack_id)
+        })
+    }
+
+    pub(crate) async fn target_state_impl(&self, agent_id: AgentId) -> Result<TargetState> {
+        agents::live_agent(&self.reader, agent_id, false).await?;
+        let rows = self
+            .reader
+            .query_all_raw(sql::stmt(
+                self.backend,
+                &target_state_sql(),
+                [agent_id.0.into()],
+            ))
+            .await
+            .map_err(db)?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let object = deployment_objects::Model::from_query_result(&row, "d_").map_err(db)?;
+            let removed = row
+                .try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "removed_at")
+                .map_err(db)?
+                .is_some();
+            let action = if removed || object.is_deletion_marker {
+                TargetAction::Remove
+            } else {
+                TargetAction::Apply
+            };
+            entries.push(TargetStateEntry {
+                stack_id: object.stack_id.into(),
+                stack_name: row.try_get("", "stack_name").map_err(db)?,
+                action,
+                deployment_object: convert::deployment_object(object)?,
+            });
+        }
+        Ok(TargetState::new(agent_id, entries))
+    }
+}

@@ -1,0 +1,100 @@
+//! Write transactions: begin on the writer, collect the agents whose target state the
+//! change touches, announce them, commit.
+
+use brokkr_core::store::Result;
+use brokkr_core::{AgentId, TargetChange};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+
+use crate::errors::db;
+use crate::{Backend, SqlStore, notify, sql};
+
+/// The current time at the precision both databases store (microseconds), so a value
+/// returned by a write equals the value read back later.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// One open write transaction.
+pub(crate) struct Write {
+    tx: DatabaseTransaction,
+    backend: Backend,
+    affected: Vec<AgentId>,
+    /// The transaction's clock: every timestamp it writes.
+    pub(crate) now: DateTime<Utc>,
+}
+
+impl SqlStore {
+    /// Begins a write transaction. On SQLite it runs on the single writer connection
+    /// and begins `IMMEDIATE`, taking the database's write lock up front: a deferred
+    /// transaction that reads first and writes later could otherwise fail with
+    /// "database is locked" when it tries to upgrade its lock.
+    pub(crate) async fn begin(&self) -> Result<Write> {
+        let tx = match self.backend {
+            Backend::Sqlite => self
+                .writer
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .map_err(db)?,
+            Backend::Postgres => self.writer.begin().await.map_err(db)?,
+        };
+        Ok(Write {
+            tx,
+            backend: self.backend,
+            affected: Vec::new(),
+            now: now(),
+        })
+    }
+
+    /// Commits, then wakes the watches of the affected agents: on PostgreSQL through
+    /// `pg_notify` sent inside the transaction (delivered on commit, to every replica),
+    /// on SQLite directly into this store's hub.
+    pub(crate) async fn commit(&self, write: Write) -> Result<()> {
+        let Write {
+            tx,
+            backend,
+            mut affected,
+            ..
+        } = write;
+        affected.sort_unstable();
+        affected.dedup();
+        if backend == Backend::Postgres {
+            for payload in notify::payloads(&affected) {
+                tx.execute_raw(sql::stmt(
+                    backend,
+                    "SELECT pg_notify(?, ?)",
+                    [notify::CHANNEL.into(), payload.into()],
+                ))
+                .await
+                .map_err(db)?;
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        if backend == Backend::Sqlite {
+            self.hub.publish(TargetChange::Agents(affected));
+        }
+        Ok(())
+    }
+}
+
+impl Write {
+    /// The transaction, to run statements on.
+    pub(crate) fn tx(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Notes that the target state of `agents` may change with this transaction.
+    pub(crate) fn affect(&mut self, agents: impl IntoIterator<Item = AgentId>) {
+        self.affected.extend(agents);
+    }
+}

@@ -1,0 +1,28 @@
+//! The walkthrough runs the same on the in-memory store and on SQLite.
+
+use brokkr_core::testing::MemoryStore;
+use brokkr_example_quickstart::walkthrough;
+use brokkr_store::SqlStore;
+
+fn check(result: brokkr_example_quickstart::Walkthrough) {
+    assert_eq!(result.steps.len(), 8, "{:#?}", result.steps);
+    assert!(
+        result.steps[3].ends_with("woke: true"),
+        "{}",
+        result.steps[3]
+    );
+    assert!(result.steps.last().unwrap().ends_with(": 0"));
+    // stack, agent, assign, 2 appends, 2 events, delete.
+    assert_eq!(result.audit_records, 8);
+}
+
+#[tokio::test]
+async fn on_the_memory_store() {
+    check(walkthrough(&MemoryStore::new()).await.unwrap());
+}
+
+#[tokio::test]
+async fn on_sqlite() {
+    let store = SqlStore::connect("sqlite::memory:").await.unwrap();
+    check(walkthrough(&store).await.unwrap());
+}

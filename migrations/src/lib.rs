@@ -1,0 +1,42 @@
+//! The one schema of Brokkr's store, for PostgreSQL and SQLite.
+//!
+//! [`Migrator`] lists every migration in order; `brokkr-store` runs it at start-up
+//! unless told not to. Tables are built with sea-query so that one definition yields
+//! the right types on both databases (`uuid`/`timestamptz`/`jsonb` on PostgreSQL,
+//! their text-affinity equivalents on SQLite). Partial unique indexes, which keep
+//! names unique among rows that are not soft-deleted, are plain SQL that both
+//! databases accept unchanged.
+//!
+//! ```no_run
+//! use brokkr_migrations::{Migrator, MigratorTrait};
+//!
+//! # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
+//! Migrator::up(db, None).await?;
+//! # Ok(()) }
+//! ```
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// Name of the `counters` row that hands out deployment-object sequences.
+pub const DEPLOYMENT_OBJECT_SEQUENCE: &str = "deployment_object_sequence";
+
+/// Every migration of Brokkr's schema, oldest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "brokkr_migrations".into_iden()
+    }
+}
+
+/// Re-exported so callers can run [`Migrator`] (`up`, `down`, `status`) without a direct
+/// dependency on sea-orm-migration.
+pub use sea_orm_migration::MigratorTrait;
