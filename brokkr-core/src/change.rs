@@ -70,6 +70,13 @@ impl ChangeHub {
         }
     }
 
+    /// Every change, for caches that hold many agents' target states.
+    pub fn feed(&self) -> ChangeFeed {
+        ChangeFeed {
+            receiver: self.sender.subscribe(),
+        }
+    }
+
     /// How many watches are open (for metrics).
     pub fn watchers(&self) -> usize {
         self.sender.receiver_count()
@@ -102,6 +109,24 @@ impl TargetStateWatch {
                 Err(broadcast::error::RecvError::Lagged(_)) => return,
                 Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
             }
+        }
+    }
+}
+
+/// Every [`TargetChange`] published after the feed was made, for caches.
+#[derive(Debug)]
+pub struct ChangeFeed {
+    receiver: broadcast::Receiver<Arc<TargetChange>>,
+}
+
+impl ChangeFeed {
+    /// The next change. A feed that fell behind gets [`TargetChange::All`] for what it
+    /// missed. Never resolves once the hub is gone.
+    pub async fn next(&mut self) -> Arc<TargetChange> {
+        match self.receiver.recv().await {
+            Ok(change) => change,
+            Err(broadcast::error::RecvError::Lagged(_)) => Arc::new(TargetChange::All),
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }
@@ -141,6 +166,19 @@ mod tests {
         let mut watch = hub.watch(me);
         hub.publish(TargetChange::Agents(vec![me]));
         assert!(woke(&mut watch).await);
+    }
+
+    #[tokio::test]
+    async fn a_feed_sees_every_change_and_all_after_lagging() {
+        let hub = ChangeHub::default();
+        let mut feed = hub.feed();
+        let agent = AgentId::new();
+        hub.publish(TargetChange::Agents(vec![agent]));
+        assert_eq!(*feed.next().await, TargetChange::Agents(vec![agent]));
+        for _ in 0..HUB_CAPACITY + 1 {
+            hub.publish(TargetChange::Agents(vec![agent]));
+        }
+        assert_eq!(*feed.next().await, TargetChange::All);
     }
 
     #[tokio::test]

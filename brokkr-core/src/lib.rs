@@ -42,7 +42,7 @@ pub mod target_state;
 pub mod testing;
 
 pub use applier::Applier;
-pub use change::{ChangeHub, TargetChange, TargetStateWatch};
+pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{Generator, GeneratorRegistry};
 pub use id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,

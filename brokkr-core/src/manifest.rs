@@ -151,6 +151,24 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The (0-based) document the error is about, when it is about one; for a
+    /// duplicate, the document where the object appeared again.
+    pub fn document(&self) -> Option<usize> {
+        match self {
+            Self::InvalidYaml { document, .. } => *document,
+            Self::NotAMapping { at }
+            | Self::MissingField { at, .. }
+            | Self::InvalidField { at, .. } => Some(at.document),
+            Self::Duplicate { second, .. } => Some(second.document),
+            Self::InvalidList { document, .. } | Self::ListNotAllowed { document } => {
+                Some(*document)
+            }
+            Self::TooLarge { .. } | Self::TooManyDocuments { .. } | Self::Empty => None,
+        }
+    }
+}
+
 /// Formats `" in document N"` when the document is known.
 struct DocumentSuffix(Option<usize>);
 

@@ -22,7 +22,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::change::TargetStateWatch;
+use crate::change::{ChangeFeed, TargetStateWatch};
 use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::metadata::Labels;
 use crate::model::{
@@ -312,6 +312,10 @@ pub trait Store: Send + Sync + 'static {
     /// a write through another store instance on the same database where the backend
     /// supports it. Make it before reading the target state.
     fn watch_target_state(&self, agent_id: AgentId) -> TargetStateWatch;
+
+    /// Every target-state change from now on, for caches holding many agents' target
+    /// states (same sources and guarantees as [`Store::watch_target_state`]).
+    fn change_feed(&self) -> ChangeFeed;
 
     // --- agent events ----------------------------------------------------------------
 

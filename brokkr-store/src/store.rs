@@ -149,6 +149,10 @@ impl Store for SqlStore {
         self.hub.watch(agent_id)
     }
 
+    fn change_feed(&self) -> brokkr_core::ChangeFeed {
+        self.hub.feed()
+    }
+
     async fn record_agent_event(&self, actor: &Actor, new: NewAgentEvent) -> Result<AgentEvent> {
         self.record_agent_event_impl(actor, new).await
     }

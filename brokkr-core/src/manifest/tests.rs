@@ -772,3 +772,10 @@ proptest! {
         prop_assert_eq!(manifests[0].namespace(), namespace.as_deref());
     }
 }
+
+#[test]
+fn errors_say_which_document() {
+    let missing_kind = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nmetadata: {name: b}\n";
+    assert_eq!(parse(missing_kind).unwrap_err().document(), Some(1));
+    assert_eq!(parse("").unwrap_err().document(), None);
+}

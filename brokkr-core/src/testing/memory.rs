@@ -976,6 +976,10 @@ impl Store for MemoryStore {
         self.hub.watch(agent_id)
     }
 
+    fn change_feed(&self) -> crate::change::ChangeFeed {
+        self.hub.feed()
+    }
+
     // --- agent events ----------------------------------------------------------------
 
     async fn record_agent_event(&self, actor: &Actor, new: NewAgentEvent) -> Result<AgentEvent> {
