@@ -37,8 +37,8 @@ const BATCH: usize = 2_000;
 const MEASURED_AGENTS: usize = 100;
 /// Share of events that concern the measured agents' own stacks.
 const HOT_EVENT_SHARE: usize = 5;
-const WARMUP_CALLS: usize = 300;
-const MEASURED_CALLS: usize = 3_000;
+const WARMUP_CALLS: usize = 1_000;
+const MEASURED_CALLS: usize = 5_000;
 
 struct Scale {
     agents: usize,
