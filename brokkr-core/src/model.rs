@@ -840,6 +840,103 @@ pub struct AuditRecord {
 }
 
 // ---------------------------------------------------------------------------------------
+// Validation of inputs: one rule set for every Store implementation
+
+fn validate_optional_description(description: Option<&str>) -> Result<(), NameError> {
+    description.map_or(Ok(()), validate_description)
+}
+
+impl NewStack {
+    /// Checks name, description, labels and annotations.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        validate_name("name", &self.name)?;
+        validate_optional_description(self.description.as_deref())?;
+        crate::metadata::validate_labels(&self.labels)?;
+        crate::metadata::validate_annotations(&self.annotations)?;
+        Ok(())
+    }
+}
+
+impl StackUpdate {
+    /// Checks the fields that are set.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        validate_optional_description(self.description.as_ref().and_then(Option::as_deref))?;
+        Ok(())
+    }
+}
+
+impl NewAgent {
+    /// Checks names, labels and annotations.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        validate_name("name", &self.name)?;
+        validate_name("cluster_name", &self.cluster_name)?;
+        crate::metadata::validate_labels(&self.labels)?;
+        crate::metadata::validate_annotations(&self.annotations)?;
+        Ok(())
+    }
+}
+
+impl AgentUpdate {
+    /// Checks the fields that are set.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        if let Some(cluster_name) = &self.cluster_name {
+            validate_name("cluster_name", cluster_name)?;
+        }
+        Ok(())
+    }
+}
+
+impl NewGenerator {
+    /// Checks name and description.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        validate_name("name", &self.name)?;
+        validate_optional_description(self.description.as_deref())?;
+        Ok(())
+    }
+}
+
+impl GeneratorUpdate {
+    /// Checks the fields that are set.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        validate_optional_description(self.description.as_ref().and_then(Option::as_deref))?;
+        Ok(())
+    }
+}
+
+impl NewTemplate {
+    /// Checks name, description, labels and annotations.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        validate_name("name", &self.name)?;
+        validate_optional_description(self.description.as_deref())?;
+        crate::metadata::validate_labels(&self.labels)?;
+        crate::metadata::validate_annotations(&self.annotations)?;
+        Ok(())
+    }
+}
+
+impl MetadataField {
+    /// Checks one key and value for this map (label values are strict, annotation
+    /// values free text).
+    pub fn validate_entry(self, key: &str, value: &str) -> crate::store::Result<()> {
+        crate::metadata::validate_key(key)?;
+        match self {
+            Self::Labels => crate::metadata::validate_label_value(key, value)?,
+            Self::Annotations => crate::metadata::validate_annotation_value(key, value)?,
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Labels and annotations as subresources
 
 /// The resource whose labels or annotations are being changed.

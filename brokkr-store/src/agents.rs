@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use brokkr_core::metadata::{validate_annotations, validate_labels};
-use brokkr_core::model::validate_name;
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AgentFilter, Error, Result};
 use brokkr_core::{
@@ -61,10 +59,7 @@ async fn check_name_free(
 
 impl SqlStore {
     pub(crate) async fn create_agent_impl(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {
-        validate_name("name", &new.name)?;
-        validate_name("cluster_name", &new.cluster_name)?;
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
 
         let write = self.begin().await?;
         check_name_free(write.tx(), &new.name, &new.cluster_name, None).await?;
@@ -132,12 +127,7 @@ impl SqlStore {
         id: AgentId,
         update: AgentUpdate,
     ) -> Result<Agent> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(cluster) = &update.cluster_name {
-            validate_name("cluster_name", cluster)?;
-        }
+        update.validate()?;
         let mut write = self.begin().await?;
         let mut row = live_agent(write.tx(), id, true).await?;
         if update.name.is_some() || update.cluster_name.is_some() {

@@ -1,6 +1,5 @@
 //! Generators.
 
-use brokkr_core::model::{validate_description, validate_name};
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, GeneratorFilter, Result};
 use brokkr_core::{
@@ -64,10 +63,7 @@ impl SqlStore {
         actor: &Actor,
         new: NewGenerator,
     ) -> Result<Generator> {
-        validate_name("name", &new.name)?;
-        if let Some(description) = &new.description {
-            validate_description(description)?;
-        }
+        new.validate()?;
         let write = self.begin().await?;
         check_name_free(write.tx(), &new.name, None).await?;
         let row = generators::Model {
@@ -136,12 +132,7 @@ impl SqlStore {
         id: GeneratorId,
         update: GeneratorUpdate,
     ) -> Result<Generator> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(Some(description)) = &update.description {
-            validate_description(description)?;
-        }
+        update.validate()?;
         let write = self.begin().await?;
         let mut row = live_generator(write.tx(), id, true).await?;
         if let Some(name) = update.name {

@@ -1,6 +1,5 @@
 //! Labels and annotations of stacks, agents and templates, one key at a time.
 
-use brokkr_core::metadata::{validate_annotation_value, validate_key, validate_label_value};
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{Actor, AuditAction, Labels, MetadataField, MetadataTarget, ResourceKind};
 use sea_orm::ConnectionTrait;
@@ -88,11 +87,7 @@ impl SqlStore {
         key: &str,
         value: &str,
     ) -> Result<Labels> {
-        validate_key(key)?;
-        match field {
-            MetadataField::Labels => validate_label_value(key, value)?,
-            MetadataField::Annotations => validate_annotation_value(key, value)?,
-        }
+        field.validate_entry(key, value)?;
         let place = place(target, field);
         let write = self.begin().await?;
         let mut map = read(&write, &place).await?;

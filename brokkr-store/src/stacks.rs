@@ -1,7 +1,5 @@
 //! Stacks and their deployment objects.
 
-use brokkr_core::metadata::{validate_annotations, validate_labels};
-use brokkr_core::model::{validate_description, validate_name};
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result, StackFilter};
 use brokkr_core::{
@@ -78,12 +76,7 @@ async fn agents_of(write: &Write, stack_id: StackId) -> Result<Vec<AgentId>> {
 
 impl SqlStore {
     pub(crate) async fn create_stack_impl(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
-        validate_name("name", &new.name)?;
-        if let Some(description) = &new.description {
-            validate_description(description)?;
-        }
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
 
         let write = self.begin().await?;
         if let Some(generator) = new.generator_id {
@@ -149,12 +142,7 @@ impl SqlStore {
         id: StackId,
         update: StackUpdate,
     ) -> Result<Stack> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(Some(description)) = &update.description {
-            validate_description(description)?;
-        }
+        update.validate()?;
         let write = self.begin().await?;
         let mut row = live_stack(write.tx(), id, true).await?;
         if let Some(name) = update.name {

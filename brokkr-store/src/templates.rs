@@ -1,8 +1,6 @@
 //! Templates and their versions. A template row carries `latest_version`, so a
 //! template with its latest version is one join, for one template or a whole page.
 
-use brokkr_core::metadata::{validate_annotations, validate_labels};
-use brokkr_core::model::{validate_description, validate_name};
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result, TemplateFilter};
 use brokkr_core::{
@@ -118,12 +116,7 @@ impl SqlStore {
         actor: &Actor,
         new: NewTemplate,
     ) -> Result<Template> {
-        validate_name("name", &new.name)?;
-        if let Some(description) = &new.description {
-            validate_description(description)?;
-        }
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
 
         let write = self.begin().await?;
         if let Some(generator) = new.generator_id {

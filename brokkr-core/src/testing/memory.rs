@@ -22,17 +22,13 @@ use crate::id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
     TemplateId,
 };
-use crate::metadata::{
-    Annotations, Labels, validate_annotation_value, validate_annotations, validate_key,
-    validate_label_value, validate_labels,
-};
+use crate::metadata::{Annotations, Labels, validate_key};
 use crate::model::{
     Actor, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey, AuditAction,
     AuditRecord, Capabilities, DeploymentObject, EventStatus, EventType, Generator,
     GeneratorUpdate, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
     NewDeploymentObject, NewGenerator, NewStack, NewTemplate, NewTemplateVersion, ResourceKind,
-    Stack, StackUpdate, StoredKey, TargetSource, Template, TemplateVersion, validate_description,
-    validate_name,
+    Stack, StackUpdate, StoredKey, TargetSource, Template, TemplateVersion,
 };
 use crate::page::{Order, Page, PageRequest};
 use crate::store::{
@@ -387,13 +383,6 @@ fn field_name(field: MetadataField) -> &'static str {
     }
 }
 
-fn validate_description_opt(description: Option<&str>) -> Result<()> {
-    if let Some(description) = description {
-        validate_description(description)?;
-    }
-    Ok(())
-}
-
 /// Keyset pagination over `rows` sorted ascending by `key`: honours the cursor and the
 /// order, and overfetches one row to know whether a next page exists.
 fn paginate<T, K: Ord>(
@@ -440,10 +429,7 @@ impl Store for MemoryStore {
     // --- stacks ---------------------------------------------------------------------
 
     async fn create_stack(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
-        validate_name("name", &new.name)?;
-        validate_description_opt(new.description.as_deref())?;
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
         let mut state = self.state()?;
         if let Some(generator) = new.generator_id {
             state.live_generator(generator)?;
@@ -496,12 +482,7 @@ impl Store for MemoryStore {
     }
 
     async fn update_stack(&self, actor: &Actor, id: StackId, update: StackUpdate) -> Result<Stack> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(description) = &update.description {
-            validate_description_opt(description.as_deref())?;
-        }
+        update.validate()?;
         let mut state = self.state()?;
         state.live_stack(id)?;
         if let Some(name) = &update.name {
@@ -626,10 +607,7 @@ impl Store for MemoryStore {
     // --- agents -------------------------------------------------------------------
 
     async fn create_agent(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {
-        validate_name("name", &new.name)?;
-        validate_name("cluster_name", &new.cluster_name)?;
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
         let mut state = self.state()?;
         state.check_agent_name_free(&new.name, &new.cluster_name, None)?;
         state.check_short_id_free(&new.key)?;
@@ -687,12 +665,7 @@ impl Store for MemoryStore {
     }
 
     async fn update_agent(&self, actor: &Actor, id: AgentId, update: AgentUpdate) -> Result<Agent> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(cluster) = &update.cluster_name {
-            validate_name("cluster_name", cluster)?;
-        }
+        update.validate()?;
         let agent = {
             let mut state = self.state()?;
             let current = state.live_agent(id)?;
@@ -793,11 +766,7 @@ impl Store for MemoryStore {
         key: &str,
         value: &str,
     ) -> Result<Labels> {
-        validate_key(key)?;
-        match field {
-            MetadataField::Labels => validate_label_value(key, value)?,
-            MetadataField::Annotations => validate_annotation_value(key, value)?,
-        }
+        field.validate_entry(key, value)?;
         let mut state = self.state()?;
         let at = now();
         let slot = state.metadata_map(target, field)?;
@@ -1081,8 +1050,7 @@ impl Store for MemoryStore {
     // --- generators --------------------------------------------------------------------
 
     async fn create_generator(&self, actor: &Actor, new: NewGenerator) -> Result<Generator> {
-        validate_name("name", &new.name)?;
-        validate_description_opt(new.description.as_deref())?;
+        new.validate()?;
         let mut state = self.state()?;
         state.check_generator_name_free(&new.name, None)?;
         state.check_short_id_free(&new.key)?;
@@ -1134,12 +1102,7 @@ impl Store for MemoryStore {
         id: GeneratorId,
         update: GeneratorUpdate,
     ) -> Result<Generator> {
-        if let Some(name) = &update.name {
-            validate_name("name", name)?;
-        }
-        if let Some(description) = &update.description {
-            validate_description_opt(description.as_deref())?;
-        }
+        update.validate()?;
         let mut state = self.state()?;
         state.live_generator(id)?;
         if let Some(name) = &update.name {
@@ -1196,10 +1159,7 @@ impl Store for MemoryStore {
     // --- templates -----------------------------------------------------------------
 
     async fn create_template(&self, actor: &Actor, new: NewTemplate) -> Result<Template> {
-        validate_name("name", &new.name)?;
-        validate_description_opt(new.description.as_deref())?;
-        validate_labels(&new.labels)?;
-        validate_annotations(&new.annotations)?;
+        new.validate()?;
         let mut state = self.state()?;
         if let Some(generator) = new.generator_id {
             state.live_generator(generator)?;
