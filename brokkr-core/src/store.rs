@@ -35,8 +35,8 @@ use crate::model::{
 use crate::page::{Page, PageRequest};
 use crate::target_state::TargetState;
 
-/// What a store operation can fail with. Callers branch on the first three; `Backend`
-/// is the platform's failure, not the caller's.
+/// What a store operation can fail with. Callers branch on all but `Backend`, which is
+/// the platform's failure, not the caller's.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The resource does not exist (or is soft-deleted).
@@ -56,6 +56,10 @@ pub enum Error {
     /// The input breaks a validation rule; nothing was written.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A page cursor that this listing did not hand out (a request-syntax error rather
+    /// than invalid data: APIs answer it like a bad query parameter).
+    #[error("malformed page cursor {0:?}")]
+    InvalidCursor(String),
     /// The database failed or is unreachable.
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub(crate) fn uuid_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
     page.cursor
         .as_ref()
-        .map(|c| Uuid::parse_str(&c.0).map_err(|_| bad_cursor()))
+        .map(|c| Uuid::parse_str(&c.0).map_err(|_| bad_cursor(page)))
         .transpose()
 }
 
@@ -18,12 +18,18 @@ pub(crate) fn uuid_cursor(page: &PageRequest) -> Result<Option<Uuid>> {
 pub(crate) fn int_cursor(page: &PageRequest) -> Result<Option<i64>> {
     page.cursor
         .as_ref()
-        .map(|c| c.0.parse::<i64>().map_err(|_| bad_cursor()))
+        .map(|c| c.0.parse::<i64>().map_err(|_| bad_cursor(page)))
         .transpose()
 }
 
-pub(crate) fn bad_cursor() -> Error {
-    Error::Invalid("malformed page cursor".into())
+/// The error for a cursor this listing did not hand out.
+pub(crate) fn bad_cursor(page: &PageRequest) -> Error {
+    Error::InvalidCursor(
+        page.cursor
+            .as_ref()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+    )
 }
 
 /// Orders `query` by `col` in the page's direction, starts after `after` and fetches

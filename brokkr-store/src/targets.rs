@@ -26,8 +26,8 @@ fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
     let Some(cursor) = &page.cursor else {
         return Ok(None);
     };
-    let (agent, stack) = cursor.0.split_once(':').ok_or_else(bad_cursor)?;
-    let parse = |s: &str| Uuid::parse_str(s).map_err(|_| bad_cursor());
+    let (agent, stack) = cursor.0.split_once(':').ok_or_else(|| bad_cursor(page))?;
+    let parse = |s: &str| Uuid::parse_str(s).map_err(|_| bad_cursor(page));
     Ok(Some((parse(agent)?, parse(stack)?)))
 }
 

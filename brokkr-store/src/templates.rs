@@ -210,7 +210,7 @@ impl SqlStore {
         page: &PageRequest,
     ) -> Result<Page<TemplateVersion>> {
         let after = int_cursor(page)?
-            .map(|v| i32::try_from(v).map_err(|_| crate::paging::bad_cursor()))
+            .map(|v| i32::try_from(v).map_err(|_| crate::paging::bad_cursor(page)))
             .transpose()?;
         if !self.template_exists(id).await? {
             return Err(Error::not_found("template", id));

@@ -131,6 +131,7 @@ macro_rules! __brokkr_store_conformance_cases {
             audit_one_record_per_mutation
             audit_filters
             pagination_walks_every_listing
+            pagination_rejects_foreign_cursors
         }
     };
 }
@@ -2991,6 +2992,46 @@ pub async fn pagination_walks_every_listing(store: &dyn Store) {
         async |p| store.list_audit_records(&AuditFilter::default(), &p).await,
     )
     .await;
+}
+
+/// A cursor the listing did not hand out is `InvalidCursor`, never a backend failure
+/// or a silently wrong page.
+pub async fn pagination_rejects_foreign_cursors(store: &dyn Store) {
+    let stack = mk_stack(store, "s").await;
+    mk_object(store, stack.id, "1").await;
+    let bad = PageRequest::default().after(crate::page::Cursor("\0garbage".into()));
+    let invalid = |result: Result<(), Error>, listing: &str| match result {
+        Err(Error::InvalidCursor(_)) => {}
+        other => panic!("{listing}: expected InvalidCursor, got {other:?}"),
+    };
+    invalid(
+        store
+            .list_stacks(&StackFilter::default(), &bad)
+            .await
+            .map(drop),
+        "stacks",
+    );
+    invalid(
+        store
+            .list_deployment_objects(stack.id, &bad)
+            .await
+            .map(drop),
+        "deployment objects",
+    );
+    invalid(
+        store
+            .list_agent_targets(&TargetFilter::default(), &bad)
+            .await
+            .map(drop),
+        "agent targets",
+    );
+    invalid(
+        store
+            .list_audit_records(&AuditFilter::default(), &bad)
+            .await
+            .map(drop),
+        "audit records",
+    );
 }
 
 #[cfg(test)]

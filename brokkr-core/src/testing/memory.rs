@@ -394,10 +394,9 @@ fn paginate<T, K: Ord>(
 ) -> Result<Page<T>> {
     let limit = page.effective_limit();
     let after = match &page.cursor {
-        Some(cursor) => Some(
-            parse(&cursor.0)
-                .ok_or_else(|| Error::Invalid(format!("malformed cursor {:?}", cursor.0)))?,
-        ),
+        Some(cursor) => {
+            Some(parse(&cursor.0).ok_or_else(|| Error::InvalidCursor(cursor.0.clone()))?)
+        }
         None => None,
     };
     rows.sort_by_key(|row| key(row));
