@@ -93,6 +93,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Which stacks to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StackFilter {
+    /// Only this stack (with `include_deleted`, a lookup that also finds it deleted).
+    pub id: Option<StackId>,
     /// Only stacks this generator created.
     pub generator_id: Option<GeneratorId>,
     /// Only the stack with this exact name.

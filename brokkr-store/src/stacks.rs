@@ -126,6 +126,9 @@ impl SqlStore {
         if let Some(name) = &filter.name {
             query = query.filter(stacks::Column::Name.eq(name.as_str()));
         }
+        if let Some(id) = filter.id {
+            query = query.filter(stacks::Column::Id.eq(id.0));
+        }
         if !filter.include_deleted {
             query = query.filter(stacks::Column::DeletedAt.is_null());
         }

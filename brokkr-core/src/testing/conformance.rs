@@ -579,6 +579,18 @@ pub async fn stack_soft_delete_frees_the_name(store: &dyn Store) {
     assert_eq!(all_stacks(store, filter).await.len(), 2);
     let live = all_stacks(store, StackFilter::default()).await;
     assert_eq!(live, vec![again]);
+
+    // An id filter finds a deleted stack only when deleted rows are asked for.
+    let by_id = |include_deleted| StackFilter {
+        id: Some(stack.id),
+        include_deleted,
+        ..Default::default()
+    };
+    assert!(all_stacks(store, by_id(false)).await.is_empty());
+    let found = all_stacks(store, by_id(true)).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, stack.id);
+    assert!(found[0].deleted_at.is_some());
 }
 
 /// Two live stacks never share a name, by creation or by rename.

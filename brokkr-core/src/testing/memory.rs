@@ -475,6 +475,7 @@ impl Store for MemoryStore {
                     .is_none_or(|g| s.generator_id == Some(g))
             })
             .filter(|s| filter.name.as_ref().is_none_or(|n| &s.name == n))
+            .filter(|s| filter.id.is_none_or(|id| s.id == id))
             .cloned()
             .collect();
         paginate(rows, page, |s| s.id, parse_uuid, |s| s.id.to_string())
