@@ -1,0 +1,74 @@
+//! The REST API v1, one module per resource. Every operation takes [`BearerAuth`]
+//! (except the public probes, which live outside the OpenAPI service), checks role and
+//! row access, and returns `ApiResult<_>`.
+//!
+//! [`BearerAuth`]: crate::auth::BearerAuth
+
+pub mod dto;
+
+mod admin;
+mod agents;
+mod events;
+mod generators;
+mod metadata;
+mod stacks;
+mod targets;
+mod templates;
+
+pub use admin::AdminApi;
+pub use agents::AgentsApi;
+pub use events::EventsApi;
+pub use generators::GeneratorsApi;
+pub use metadata::MetadataApi;
+pub use stacks::StacksApi;
+pub use targets::TargetsApi;
+pub use templates::TemplatesApi;
+
+/// Groups of operations in the OpenAPI document.
+#[derive(Debug, poem_openapi::Tags)]
+pub enum Tag {
+    /// Stacks and their deployment objects.
+    Stacks,
+    /// Deployment objects.
+    DeploymentObjects,
+    /// Agents, their heartbeats and target states.
+    Agents,
+    /// Which agents are responsible for which stacks.
+    AgentTargets,
+    /// Outcomes of agents' attempts.
+    AgentEvents,
+    /// Labels and annotations of stacks, agents and templates.
+    Metadata,
+    /// Generators (external systems with their own keys).
+    Generators,
+    /// Versioned templates.
+    Templates,
+    /// Keys and the audit log.
+    Admin,
+}
+
+/// Every operation of the API.
+pub type Api = (
+    StacksApi,
+    TargetsApi,
+    MetadataApi,
+    GeneratorsApi,
+    TemplatesApi,
+    AgentsApi,
+    EventsApi,
+    AdminApi,
+);
+
+/// The API, for `OpenApiService::new`.
+pub fn api() -> Api {
+    (
+        StacksApi,
+        TargetsApi,
+        MetadataApi,
+        GeneratorsApi,
+        TemplatesApi,
+        AgentsApi,
+        EventsApi,
+        AdminApi,
+    )
+}

@@ -1,0 +1,456 @@
+//! Versioned templates: `/templates`, `/templates/{id}/versions`.
+//!
+//! A template belongs to a generator, or is global (`generator_id` absent, created by
+//! an admin). Who may see and change which template is decided once, in
+//! [`visible_template`] and [`changeable_template`]: admin sees and changes all; a
+//! generator sees its own and the global ones and changes only its own (another
+//! generator's template is a 404; a global one is a 403 to change); agents get 403.
+//! Every update appends a version; older versions stay readable. Rendering and
+//! instantiation are not part of this module.
+
+use std::collections::BTreeMap;
+
+use brokkr_core::{
+    NewTemplate, NewTemplateVersion, Template, TemplateFilter, TemplateId, TemplateVersion,
+};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use crate::api::Tag;
+use crate::api::dto::{OrderParam, PageParams};
+use crate::api::stacks::{owner_filter, owner_for_new_row};
+use crate::auth::{BearerAuth, Identity};
+use crate::error::{ApiError, ApiResult};
+use crate::page_type;
+use crate::state::AppState;
+
+// ---------------------------------------------------------------------------------------
+// Row access shared by every module
+
+/// Loads a live template the caller may see: admin any; a generator its own and the
+/// global ones (another generator's is a 404); an agent never (403).
+pub(crate) async fn visible_template(
+    state: &AppState,
+    identity: &Identity,
+    id: impl Into<TemplateId>,
+) -> ApiResult<Template> {
+    identity.require_admin_or_generator()?;
+    let id = id.into();
+    let template = state.store.get_template(id).await?;
+    match (identity, template.generator_id) {
+        (Identity::Generator(me), Some(owner)) if owner != *me => {
+            Err(ApiError::not_found("template", id))
+        }
+        _ => Ok(template),
+    }
+}
+
+/// Loads a live template the caller may change: admin any; a generator only its own (a
+/// global template, which it can see, is a 403; another generator's is a 404).
+pub(crate) async fn changeable_template(
+    state: &AppState,
+    identity: &Identity,
+    id: impl Into<TemplateId>,
+) -> ApiResult<Template> {
+    let template = visible_template(state, identity, id).await?;
+    match (identity, template.generator_id) {
+        (Identity::Generator(_), None) => Err(ApiError::forbidden(
+            "global templates are changed by admin only",
+        )),
+        _ => Ok(template),
+    }
+}
+
+/// 422 unless the schema is a JSON object.
+fn check_schema(schema: &serde_json::Value) -> ApiResult<()> {
+    if schema.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "validation_failed",
+            "parameters_schema must be a JSON object (a JSON Schema)",
+            None,
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// DTOs
+
+/// A versioned template, with the fields of its latest version.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "Template")]
+pub struct TemplateDto {
+    /// Its id, shared by all its versions.
+    pub id: Uuid,
+    /// Unique among live templates.
+    pub name: String,
+    /// Free text.
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+    /// The owning generator; absent for a global template.
+    #[oai(skip_serializing_if_is_none)]
+    pub generator_id: Option<Uuid>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The latest version's number (1 for the first).
+    pub version: i32,
+    /// The latest version's minijinja source.
+    pub content: String,
+    /// The latest version's JSON Schema of the parameters.
+    pub parameters_schema: serde_json::Value,
+    /// When the template was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (a new version counts).
+    pub updated_at: DateTime<Utc>,
+    /// When it was deleted; absent while it lives.
+    #[oai(skip_serializing_if_is_none)]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<Template> for TemplateDto {
+    fn from(t: Template) -> Self {
+        Self {
+            id: t.id.into(),
+            name: t.name,
+            description: t.description,
+            generator_id: t.generator_id.map(Into::into),
+            labels: t.labels,
+            annotations: t.annotations,
+            version: t.latest.version,
+            content: t.latest.content,
+            parameters_schema: t.latest.parameters_schema,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            deleted_at: t.deleted_at,
+        }
+    }
+}
+
+page_type!(
+    /// A page of templates.
+    TemplatePage,
+    TemplateDto
+);
+
+/// One immutable version of a template.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "TemplateVersion")]
+pub struct TemplateVersionDto {
+    /// The template.
+    pub template_id: Uuid,
+    /// 1 for the first, then +1 per update.
+    pub version: i32,
+    /// minijinja source.
+    pub content: String,
+    /// JSON Schema of the parameters.
+    pub parameters_schema: serde_json::Value,
+    /// When this version was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TemplateVersion> for TemplateVersionDto {
+    fn from(v: TemplateVersion) -> Self {
+        Self {
+            template_id: v.template_id.into(),
+            version: v.version,
+            content: v.content,
+            parameters_schema: v.parameters_schema,
+            created_at: v.created_at,
+        }
+    }
+}
+
+page_type!(
+    /// A page of template versions, ordered by version number.
+    TemplateVersionPage,
+    TemplateVersionDto
+);
+
+/// Body of `POST /templates`.
+#[derive(Debug, Clone, Object)]
+pub struct CreateTemplateRequest {
+    /// Unique among live templates.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// minijinja source of version 1.
+    pub content: String,
+    /// JSON Schema (an object) of version 1's parameters.
+    pub parameters_schema: serde_json::Value,
+    /// Initial labels.
+    #[oai(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Initial annotations.
+    #[oai(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The owning generator (admin only; absent makes a global template). A
+    /// generator's templates are always its own.
+    pub generator_id: Option<Uuid>,
+}
+
+/// Body of `PUT /templates/{id}`: the next version.
+#[derive(Debug, Clone, Object)]
+pub struct UpdateTemplateRequest {
+    /// minijinja source.
+    pub content: String,
+    /// JSON Schema (an object) of the parameters.
+    pub parameters_schema: serde_json::Value,
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+
+/// Answer of `POST /templates`.
+#[derive(Debug, ApiResponse)]
+pub enum TemplateCreated {
+    /// The template was created at version 1.
+    #[oai(status = 201)]
+    Created(Json<TemplateDto>),
+}
+
+/// A template.
+#[derive(Debug, ApiResponse)]
+pub enum TemplateResponse {
+    /// The template with its latest version.
+    #[oai(status = 200)]
+    Ok(Json<TemplateDto>),
+}
+
+/// A page of templates.
+#[derive(Debug, ApiResponse)]
+pub enum TemplatePageResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<TemplatePage>),
+}
+
+/// One template version.
+#[derive(Debug, ApiResponse)]
+pub enum TemplateVersionResponse {
+    /// The version.
+    #[oai(status = 200)]
+    Ok(Json<TemplateVersionDto>),
+}
+
+/// A page of template versions.
+#[derive(Debug, ApiResponse)]
+pub enum TemplateVersionPageResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<TemplateVersionPage>),
+}
+
+/// Answer of `DELETE /templates/{id}`.
+#[derive(Debug, ApiResponse)]
+pub enum TemplateDeleted {
+    /// The template was soft-deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+/// Template operations.
+pub struct TemplatesApi;
+
+#[OpenApi]
+impl TemplatesApi {
+    /// Create a template at version 1.
+    ///
+    /// Admin (a global template, or one for a generator), or a generator (its own).
+    #[oai(path = "/templates", method = "post", tag = "Tag::Templates")]
+    async fn create_template(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        body: Json<CreateTemplateRequest>,
+    ) -> ApiResult<TemplateCreated> {
+        let body = body.0;
+        let generator_id = owner_for_new_row(&auth.0, body.generator_id)?;
+        check_schema(&body.parameters_schema)?;
+        let template = state
+            .store
+            .create_template(
+                &auth.0.actor(),
+                NewTemplate {
+                    name: body.name,
+                    description: body.description,
+                    generator_id,
+                    labels: body.labels,
+                    annotations: body.annotations,
+                    content: body.content,
+                    parameters_schema: body.parameters_schema,
+                },
+            )
+            .await?;
+        Ok(TemplateCreated::Created(Json(template.into())))
+    }
+
+    /// List templates, ordered by id.
+    ///
+    /// Admin sees all (optionally one generator's); a generator sees its own and the
+    /// global ones (with `generator_id`, only its own). A generator's page may hold
+    /// fewer rows than `limit` (other generators' rows are left out); follow
+    /// `next_cursor` until it is absent.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/templates", method = "get", tag = "Tag::Templates")]
+    async fn list_templates(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        /// Only templates of this generator (a generator may name only itself).
+        generator_id: Query<Option<Uuid>>,
+        /// Include soft-deleted templates.
+        include_deleted: Query<Option<bool>>,
+        /// Rows per page, 1-1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<OrderParam>>,
+    ) -> ApiResult<TemplatePageResponse> {
+        let owner = owner_filter(&auth.0, generator_id.0)?;
+        let page = PageParams {
+            limit: limit.0,
+            cursor: cursor.0,
+            order: order.0,
+        }
+        .into_request()?;
+        // A generator without an explicit filter sees its own and the global templates;
+        // the store filters by one owner only, so those rows are picked here.
+        let mine_and_global = match auth.0 {
+            Identity::Generator(me) if generator_id.0.is_none() => Some(me),
+            _ => None,
+        };
+        let filter = TemplateFilter {
+            generator_id: if mine_and_global.is_some() {
+                None
+            } else {
+                owner
+            },
+            include_deleted: include_deleted.0.unwrap_or(false),
+        };
+        let mut templates = state.store.list_templates(&filter, &page).await?;
+        if let Some(me) = mine_and_global {
+            templates
+                .items
+                .retain(|t| t.generator_id.is_none_or(|owner| owner == me));
+        }
+        Ok(TemplatePageResponse::Ok(Json(templates.into())))
+    }
+
+    /// Get a template with its latest version.
+    #[oai(path = "/templates/:id", method = "get", tag = "Tag::Templates")]
+    async fn get_template(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<TemplateResponse> {
+        let template = visible_template(&state, &auth.0, id.0).await?;
+        Ok(TemplateResponse::Ok(Json(template.into())))
+    }
+
+    /// Store a new version of a template.
+    ///
+    /// Admin, or the owning generator; older versions stay readable.
+    #[oai(path = "/templates/:id", method = "put", tag = "Tag::Templates")]
+    async fn update_template(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<UpdateTemplateRequest>,
+    ) -> ApiResult<TemplateResponse> {
+        let template = changeable_template(&state, &auth.0, id.0).await?;
+        let body = body.0;
+        check_schema(&body.parameters_schema)?;
+        let version = NewTemplateVersion {
+            content: body.content,
+            parameters_schema: body.parameters_schema,
+        };
+        let template = state
+            .store
+            .add_template_version(&auth.0.actor(), template.id, version)
+            .await?;
+        Ok(TemplateResponse::Ok(Json(template.into())))
+    }
+
+    /// Delete a template (soft); its versions stay in the store.
+    #[oai(path = "/templates/:id", method = "delete", tag = "Tag::Templates")]
+    async fn delete_template(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<TemplateDeleted> {
+        let template = changeable_template(&state, &auth.0, id.0).await?;
+        state
+            .store
+            .delete_template(&auth.0.actor(), template.id)
+            .await?;
+        Ok(TemplateDeleted::NoContent)
+    }
+
+    /// List a template's versions, ordered by version number.
+    #[oai(
+        path = "/templates/:id/versions",
+        method = "get",
+        tag = "Tag::Templates"
+    )]
+    async fn list_template_versions(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// Rows per page, 1-1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<OrderParam>>,
+    ) -> ApiResult<TemplateVersionPageResponse> {
+        let page = PageParams {
+            limit: limit.0,
+            cursor: cursor.0,
+            order: order.0,
+        }
+        .into_request()?;
+        let template = visible_template(&state, &auth.0, id.0).await?;
+        let versions = state
+            .store
+            .list_template_versions(template.id, &page)
+            .await?;
+        Ok(TemplateVersionPageResponse::Ok(Json(versions.into())))
+    }
+
+    /// Get one version of a template.
+    #[oai(
+        path = "/templates/:id/versions/:version",
+        method = "get",
+        tag = "Tag::Templates"
+    )]
+    async fn get_template_version(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        /// The version number (1 for the first).
+        version: Path<i32>,
+    ) -> ApiResult<TemplateVersionResponse> {
+        let template = visible_template(&state, &auth.0, id.0).await?;
+        let version = state
+            .store
+            .get_template_version(template.id, version.0)
+            .await?;
+        Ok(TemplateVersionResponse::Ok(Json(version.into())))
+    }
+}

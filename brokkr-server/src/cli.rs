@@ -1,0 +1,327 @@
+//! The command line of `brokkr-server`.
+//!
+//! ```text
+//! brokkr-server [--config FILE] serve [--listen ADDR]
+//! brokkr-server [--config FILE] create agent --name N --cluster-name C
+//! brokkr-server [--config FILE] create generator --name N [--description D]
+//! brokkr-server [--config FILE] rotate admin | agent <ID> | generator <ID>
+//! ```
+//!
+//! A new key is the only thing written to stdout, so `KEY=$(brokkr-server rotate
+//! admin)` works; logs (including the ids of created rows) go to stderr.
+
+use std::path::PathBuf;
+
+use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, NewAgent, NewGenerator, Pak, Store};
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::config::{Config, ConfigError, LogFormat, LogSection};
+use crate::serve::{ServeError, open_store, serve};
+
+/// `brokkr-server`: Brokkr's reference REST server.
+#[derive(Debug, Parser)]
+#[command(name = "brokkr-server", version, about)]
+pub struct Cli {
+    /// TOML configuration file (defaults apply without one; `BROKKR__SECTION__KEY`
+    /// environment variables override it).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (creates and prints the admin key on first start).
+    Serve(ServeArgs),
+    /// Register an agent or a generator and print its key.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Issue a new key (revoking the previous ones) and print it.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
+}
+
+/// `serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, overriding `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// `create ...`
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// An agent: one cluster's puller.
+    Agent {
+        /// Its name, unique within its cluster.
+        #[arg(long)]
+        name: String,
+        /// The cluster it runs in.
+        #[arg(long)]
+        cluster_name: String,
+    },
+    /// A generator: an external system with its own key.
+    Generator {
+        /// Its unique name.
+        #[arg(long)]
+        name: String,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+/// `rotate ...`
+#[derive(Debug, Subcommand)]
+pub enum RotateCommand {
+    /// The admin key.
+    Admin,
+    /// An agent's key.
+    Agent {
+        /// The agent's id.
+        id: Uuid,
+    },
+    /// A generator's key.
+    Generator {
+        /// The generator's id.
+        id: Uuid,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The store refused the command.
+    #[error("the command failed")]
+    Store(#[from] brokkr_core::store::Error),
+    /// The Tokio runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs a parsed command line (with no Rust generators registered).
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    run_with(cli, GeneratorRegistry::default())
+}
+
+/// Runs a parsed command line, serving with `generators`: a control plane with its
+/// own generators can have a three-line `main` too.
+pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Command::Serve(ServeArgs {
+        listen: Some(listen),
+    }) = &cli.command
+    {
+        config.server.listen.clone_from(listen);
+    }
+    init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => Ok(serve(config, generators, shutdown_signal()).await?),
+            Command::Create(create) => {
+                let store = open_store(&config.database).await?;
+                let key = self::create(&store, create).await?;
+                println!("{}", key.expose());
+                Ok(())
+            }
+            Command::Rotate(rotate) => {
+                let store = open_store(&config.database).await?;
+                let key = self::rotate(&store, rotate).await?;
+                println!("{}", key.expose());
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn create(store: &dyn Store, command: CreateCommand) -> Result<Pak, CliError> {
+    let key = Pak::generate();
+    match command {
+        CreateCommand::Agent { name, cluster_name } => {
+            let agent = store
+                .create_agent(
+                    &Actor::System,
+                    NewAgent {
+                        name,
+                        cluster_name,
+                        labels: Default::default(),
+                        annotations: Default::default(),
+                        key: key.stored(),
+                    },
+                )
+                .await?;
+            tracing::info!(agent_id = %agent.id, "created agent; its key is on stdout");
+        }
+        CreateCommand::Generator { name, description } => {
+            let generator = store
+                .create_generator(
+                    &Actor::System,
+                    NewGenerator {
+                        name,
+                        description,
+                        key: key.stored(),
+                    },
+                )
+                .await?;
+            tracing::info!(generator_id = %generator.id, "created generator; its key is on stdout");
+        }
+    }
+    Ok(key)
+}
+
+async fn rotate(store: &dyn Store, command: RotateCommand) -> Result<Pak, CliError> {
+    let owner = match command {
+        RotateCommand::Admin => KeyOwner::Admin,
+        RotateCommand::Agent { id } => KeyOwner::Agent(id.into()),
+        RotateCommand::Generator { id } => KeyOwner::Generator(id.into()),
+    };
+    let key = Pak::generate();
+    store
+        .rotate_api_key(&Actor::System, owner, key.stored())
+        .await?;
+    tracing::info!(
+        "rotated the key; the previous one is revoked (other running servers stop accepting it within auth.key_cache_ttl_secs)"
+    );
+    Ok(key)
+}
+
+/// Logs to stderr, as text or JSON lines, filtered by `log.filter`. Does nothing if a
+/// subscriber is installed already (e.g. by an embedding program).
+pub fn init_logging(log: &LogSection) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter).unwrap_or_else(|err| {
+        eprintln!(
+            "invalid log.filter {:?} ({err}); using \"info\"",
+            log.filter
+        );
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Completes at the first SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use brokkr_core::testing::MemoryStore;
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "brokkr-server",
+            "--config",
+            "b.toml",
+            "serve",
+            "--listen",
+            "0.0.0.0:1",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve(ServeArgs { listen: Some(_) })
+        ));
+        let cli = Cli::try_parse_from(["brokkr-server", "rotate", "agent", "not-a-uuid"]);
+        assert!(cli.is_err());
+    }
+
+    #[tokio::test]
+    async fn created_and_rotated_keys_authenticate() {
+        let store = MemoryStore::new();
+        let agent_key = create(
+            &store,
+            CreateCommand::Agent {
+                name: "a".into(),
+                cluster_name: "c".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let found = store
+            .find_api_key(agent_key.short_id())
+            .await
+            .unwrap()
+            .unwrap();
+        let KeyOwner::Agent(agent) = found.owner else {
+            panic!("not an agent key: {found:?}");
+        };
+        let rotated = rotate(&store, RotateCommand::Agent { id: agent.into() })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .find_api_key(agent_key.short_id())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .find_api_key(rotated.short_id())
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        let admin = rotate(&store, RotateCommand::Admin).await.unwrap();
+        assert_eq!(
+            store
+                .find_api_key(admin.short_id())
+                .await
+                .unwrap()
+                .unwrap()
+                .owner,
+            KeyOwner::Admin
+        );
+    }
+}

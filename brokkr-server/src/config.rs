@@ -1,0 +1,339 @@
+//! Configuration: defaults, then an optional TOML file, then `BROKKR__SECTION__KEY`
+//! environment variables, then `DATABASE_URL` (see [`Config::load`]).
+//!
+//! Every section rejects keys it does not know, from the file and from the
+//! environment alike, so a misspelt setting fails the start instead of being ignored.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables read by [`Config::load`]: `BROKKR__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "BROKKR";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read or parsed.
+    #[error("cannot read configuration file {path}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: Box<config::ConfigError>,
+    },
+    /// A value is unknown, misspelt or of the wrong type.
+    #[error("invalid configuration")]
+    Invalid(#[source] Box<config::ConfigError>),
+}
+
+impl ConfigError {
+    fn invalid(source: config::ConfigError) -> Self {
+        Self::Invalid(Box::new(source))
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (TOML) if given, then the environment variables
+    /// `BROKKR__SECTION__KEY` (e.g. `BROKKR__SERVER__LISTEN`), then `DATABASE_URL`,
+    /// which overrides `database.url`. Unknown keys are an error.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars().collect())
+    }
+
+    /// [`Config::load`] with the environment given as a map (for tests and embedding).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let defaults =
+            config::Config::try_from(&Config::default()).map_err(ConfigError::invalid)?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|err| ConfigError::File {
+                path: path.display().to_string(),
+                source: Box::new(config::ConfigError::Foreign(Box::new(err))),
+            })?;
+            // Parse the file on its own first, so a syntax error names the file.
+            config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .build()
+                .map_err(|source| ConfigError::File {
+                    path: path.display().to_string(),
+                    source: Box::new(source),
+                })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        let database_url = env.get("DATABASE_URL").cloned();
+        let prefixed: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(prefixed)),
+        );
+        let loaded = builder
+            .set_override_option("database.url", database_url)
+            .and_then(|builder| builder.build())
+            .map_err(ConfigError::invalid)?;
+        loaded.try_deserialize().map_err(ConfigError::invalid)
+    }
+}
+
+/// Everything the server can be told. Every field has a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP.
+    pub server: ServerSection,
+    /// The store.
+    pub database: DatabaseSection,
+    /// Key checking.
+    pub auth: AuthSection,
+    /// Agents: liveness, heartbeats, long polls.
+    pub agents: AgentsSection,
+    /// Logs.
+    pub log: LogSection,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".into(),
+            body_limit_bytes: 8 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite://file?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub url: String,
+    /// Largest connection pool.
+    pub max_connections: u32,
+    /// Run schema migrations at start.
+    pub run_migrations: bool,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://brokkr.db?mode=rwc".into(),
+            max_connections: 20,
+            run_migrations: true,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// How long a looked-up key stays cached: the longest a rotation or revocation made
+    /// through another replica can go unnoticed here.
+    pub key_cache_ttl_secs: u64,
+    /// Most cached keys.
+    pub key_cache_capacity: usize,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            key_cache_ttl_secs: 10,
+            key_cache_capacity: 100_000,
+        }
+    }
+}
+
+impl AgentsSection {
+    /// [`AgentsSection::stale_after_secs`] as a duration.
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.stale_after_secs)
+    }
+
+    /// [`AgentsSection::heartbeat_flush_millis`] as a duration (at least 1 ms).
+    pub fn heartbeat_flush_period(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_flush_millis.max(1))
+    }
+}
+
+impl AuthSection {
+    /// The TTL as a duration.
+    pub fn key_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.key_cache_ttl_secs)
+    }
+}
+
+/// `[agents]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsSection {
+    /// An agent without a heartbeat for this long is shown as stale.
+    pub stale_after_secs: u64,
+    /// Heartbeats are coalesced in memory and written at most this often.
+    pub heartbeat_flush_millis: u64,
+    /// Longest `?wait=` a target-state long poll may ask for.
+    pub long_poll_max_secs: u64,
+    /// Most target states kept in the ETag cache.
+    pub target_state_cache_capacity: usize,
+}
+
+impl Default for AgentsSection {
+    fn default() -> Self {
+        Self {
+            stale_after_secs: 90,
+            heartbeat_flush_millis: 1000,
+            long_poll_max_secs: 60,
+            target_state_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `brokkr_server=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn no_file_and_no_environment_gives_the_defaults() {
+        let loaded = Config::load_with_env(None, env(&[("HOME", "/root")])).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let file = toml_file(
+            "[server]\nlisten = \"0.0.0.0:8080\"\nbody_limit_bytes = 1024\n\
+             [database]\nurl = \"sqlite://file.db\"\n[log]\nformat = \"json\"\n",
+        );
+        let loaded = Config::load_with_env(
+            Some(file.path()),
+            env(&[
+                ("BROKKR__SERVER__LISTEN", "127.0.0.1:9000"),
+                ("BROKKR__AGENTS__STALE_AFTER_SECS", "30"),
+                ("BROKKR__DATABASE__RUN_MIGRATIONS", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.server.listen, "127.0.0.1:9000");
+        assert_eq!(loaded.server.body_limit_bytes, 1024);
+        assert_eq!(loaded.server.shutdown_grace_secs, 30);
+        assert_eq!(loaded.database.url, "sqlite://file.db");
+        assert!(!loaded.database.run_migrations);
+        assert_eq!(loaded.agents.stale_after_secs, 30);
+        assert_eq!(loaded.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn database_url_overrides_everything_else() {
+        let file = toml_file("[database]\nurl = \"sqlite://file.db\"\n");
+        let loaded = Config::load_with_env(
+            Some(file.path()),
+            env(&[
+                ("BROKKR__DATABASE__URL", "sqlite://env.db"),
+                ("DATABASE_URL", "postgres://db/brokkr"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.database.url, "postgres://db/brokkr");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let file = toml_file("[server]\nlisen = \"0.0.0.0:1\"\n");
+        let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+        assert!(
+            ErrorChainText(&err).to_string().contains("lisen"),
+            "{}",
+            ErrorChainText(&err)
+        );
+
+        let err = Config::load_with_env(None, env(&[("BROKKR__SERVR__LISTEN", "x")])).unwrap_err();
+        assert!(ErrorChainText(&err).to_string().contains("servr"));
+    }
+
+    #[test]
+    fn wrong_types_and_bad_toml_are_errors() {
+        let err = Config::load_with_env(None, env(&[("BROKKR__SERVER__BODY_LIMIT_BYTES", "lots")]))
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+
+        let file = toml_file("[server\n");
+        let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::File { .. }));
+    }
+
+    struct ErrorChainText<'a>(&'a ConfigError);
+
+    impl std::fmt::Display for ErrorChainText<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            crate::error::ErrorChain(self.0).fmt(f)
+        }
+    }
+}

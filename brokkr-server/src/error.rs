@@ -1,0 +1,193 @@
+//! The one place where failures become HTTP.
+//!
+//! Handlers return [`ApiError`]: its variants are the status codes, so the OpenAPI
+//! document lists what every operation can answer. Every error body is
+//! `{"code": "<stable_snake_case>", "message": "...", "details": ...}`. A 500 body says
+//! nothing about its cause; the cause goes to the log.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use serde_json::Value;
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Object, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`, `invalid_manifest`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Structured details when there are any (the bad document, every violation, ...).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// An error answer of the API, by status. Converting it into a `poem::Error` (as the
+/// key checker does with `?`) keeps its JSON body.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "ApiError::from_unparsable_request")]
+pub enum ApiError {
+    /// The request is malformed (syntax, types, parameters).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No key, a malformed key, or a key that is unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The key's role may not do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource, or not one the caller may see.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// A uniqueness rule or the resource's state forbids the change.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The body is larger than the configured limit.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// Well-formed but invalid: validation failed; nothing was stored.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Brokkr failed; the log has the cause.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The database is unreachable.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn body(code: &str, message: impl Into<String>, details: Option<Value>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.to_owned(),
+        message: message.into(),
+        details,
+    })
+}
+
+impl ApiError {
+    /// 400 with a code.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest(body(code, message, None))
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(body("unauthorized", message, None))
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(body("forbidden", message, None))
+    }
+
+    /// 404 `not_found` for a kind of resource and an id.
+    pub fn not_found(kind: &str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound(body("not_found", format!("{kind} {id} not found"), None))
+    }
+
+    /// 409 `conflict`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body("conflict", message, None))
+    }
+
+    /// 422 with a code and structured details.
+    pub fn unprocessable(code: &str, message: impl Into<String>, details: Option<Value>) -> Self {
+        Self::Unprocessable(body(code, message, details))
+    }
+
+    /// 500 `internal`: logs `cause`, tells the client nothing about it.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %ErrorChain(cause), "request failed");
+        Self::Internal(body("internal", "internal error; see the server log", None))
+    }
+
+    /// 400 for a request poem-openapi could not parse (malformed JSON, wrong types,
+    /// bad parameters): the parser's message, in our body.
+    pub fn from_unparsable_request(err: poem::Error) -> Self {
+        let code = if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
+            "invalid_body"
+        } else {
+            "invalid_request"
+        };
+        Self::bad_request(code, err.to_string())
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge(_) => 413,
+            Self::Unprocessable(_) => 422,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &ErrorBody {
+        match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::Unprocessable(b)
+            | Self::Internal(b)
+            | Self::Unavailable(b) => b,
+        }
+    }
+}
+
+impl From<brokkr_core::store::Error> for ApiError {
+    fn from(err: brokkr_core::store::Error) -> Self {
+        use brokkr_core::store::Error;
+        match err {
+            Error::NotFound { kind, id } => Self::not_found(kind, id),
+            Error::Conflict(message) => Self::conflict(message),
+            Error::Invalid(message) => Self::unprocessable("validation_failed", message, None),
+            Error::InvalidCursor(_) => Self::bad_request(
+                "invalid_parameter",
+                "cursor is not one this listing handed out",
+            ),
+            Error::Backend(ref source) => Self::internal(source.as_ref()),
+        }
+    }
+}
+
+impl From<brokkr_core::manifest::Error> for ApiError {
+    fn from(err: brokkr_core::manifest::Error) -> Self {
+        use brokkr_core::manifest::Error;
+        if let Error::TooLarge { size, limit } = err {
+            return Self::PayloadTooLarge(body(
+                "payload_too_large",
+                format!("YAML is {size} bytes, more than the limit of {limit}"),
+                None,
+            ));
+        }
+        let details = serde_json::json!({ "document": err.document(), "reason": err.to_string() });
+        Self::unprocessable("invalid_manifest", err.to_string(), Some(details))
+    }
+}
+
+/// Displays an error with its chain of sources, for logs.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! Heartbeats coalesced in memory and written in batches.
+//!
+//! An agent's liveness does not need one transaction per beat: beats land in a map
+//! (one entry per agent, latest wins, so memory is bounded by the number of agents)
+//! and a background task writes the map with one `record_heartbeats` call per period.
+//! Reads merge the pending beat, so an agent shows as active the moment it beats.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brokkr_core::{AgentId, Heartbeat, Store};
+use chrono::{DateTime, Utc};
+
+/// Beats not yet written.
+#[derive(Debug, Default)]
+pub struct HeartbeatBuffer {
+    pending: Mutex<HashMap<AgentId, Heartbeat>>,
+    /// Beats taken by a flush whose write has not finished: still visible to
+    /// [`HeartbeatBuffer::pending_at`], so an agent never looks stale mid-flush.
+    writing: Mutex<HashMap<AgentId, DateTime<Utc>>>,
+}
+
+impl HeartbeatBuffer {
+    /// Keeps the newest beat per agent; capabilities reported earlier in the same
+    /// period survive a later beat that carries none.
+    pub fn record(&self, beat: Heartbeat) {
+        let mut pending = self.pending.lock().expect("heartbeat lock poisoned");
+        match pending.get_mut(&beat.agent_id) {
+            Some(held) if held.at > beat.at => {
+                if held.capabilities.is_none() {
+                    held.capabilities = beat.capabilities;
+                }
+            }
+            Some(held) => {
+                let earlier = held.capabilities.take();
+                *held = Heartbeat {
+                    capabilities: beat.capabilities.or(earlier),
+                    ..beat
+                };
+            }
+            None => {
+                pending.insert(beat.agent_id, beat);
+            }
+        }
+    }
+
+    /// The time of the agent's newest beat not yet in the store, if any.
+    pub fn pending_at(&self, agent: AgentId) -> Option<DateTime<Utc>> {
+        let pending = self.pending.lock().expect("heartbeat lock poisoned");
+        let writing = self.writing.lock().expect("heartbeat lock poisoned");
+        pending
+            .get(&agent)
+            .map(|beat| beat.at)
+            .max(writing.get(&agent).copied())
+    }
+
+    /// Writes every pending beat in one store call. On failure the beats are put back
+    /// (unless newer ones arrived meanwhile) so the next flush retries them.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, brokkr_core::store::Error> {
+        let batch: Vec<Heartbeat> = {
+            let mut pending = self.pending.lock().expect("heartbeat lock poisoned");
+            let mut writing = self.writing.lock().expect("heartbeat lock poisoned");
+            writing.extend(pending.values().map(|beat| (beat.agent_id, beat.at)));
+            pending.drain().map(|(_, beat)| beat).collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let written = store.record_heartbeats(&batch).await;
+        let count = batch.len();
+        if written.is_err() {
+            // Back into pending (unless newer beats arrived) before leaving `writing`,
+            // so the beats stay visible throughout.
+            for beat in batch {
+                self.record(beat);
+            }
+        }
+        self.writing
+            .lock()
+            .expect("heartbeat lock poisoned")
+            .clear();
+        written.map(|()| count)
+    }
+
+    /// Flushes every `period` until the returned task is aborted; call
+    /// [`HeartbeatBuffer::flush`] once more at shutdown.
+    pub fn spawn_flusher(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        period: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(err) = self.flush(store.as_ref()).await {
+                    tracing::warn!(error = %crate::error::ErrorChain(&err), "writing heartbeats failed; will retry");
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use brokkr_core::testing::MemoryStore;
+    use brokkr_core::{Actor, Capabilities, NewAgent, Pak};
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn beat(agent: AgentId, at: DateTime<Utc>, version: Option<&str>) -> Heartbeat {
+        Heartbeat {
+            agent_id: agent,
+            at,
+            capabilities: version.map(|v| Capabilities {
+                kubernetes_version: Some(v.into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_beat_and_the_last_capabilities() {
+        let buffer = HeartbeatBuffer::default();
+        let agent = AgentId::new();
+        let t0 = Utc::now();
+        buffer.record(beat(agent, t0, Some("v1.33.0")));
+        buffer.record(beat(agent, t0 + TimeDelta::seconds(5), None));
+        buffer.record(beat(agent, t0 - TimeDelta::seconds(5), None));
+        let pending = buffer.pending.lock().unwrap();
+        let held = &pending[&agent];
+        assert_eq!(held.at, t0 + TimeDelta::seconds(5));
+        assert_eq!(
+            held.capabilities
+                .as_ref()
+                .unwrap()
+                .kubernetes_version
+                .as_deref(),
+            Some("v1.33.0")
+        );
+    }
+
+    #[test]
+    fn a_beat_being_written_is_still_visible() {
+        let buffer = HeartbeatBuffer::default();
+        let agent = AgentId::new();
+        let at = Utc::now();
+        buffer.record(beat(agent, at, None));
+        // The first half of a flush: the batch left `pending` for `writing`, and the
+        // store write has not finished.
+        {
+            let mut pending = buffer.pending.lock().unwrap();
+            let mut writing = buffer.writing.lock().unwrap();
+            writing.extend(pending.values().map(|b| (b.agent_id, b.at)));
+            pending.clear();
+        }
+        assert_eq!(buffer.pending_at(agent), Some(at));
+    }
+
+    #[tokio::test]
+    async fn flush_writes_one_batch_and_empties_the_buffer() {
+        let store = MemoryStore::new();
+        let agent = store
+            .create_agent(
+                &Actor::Admin,
+                NewAgent {
+                    name: "a".into(),
+                    cluster_name: "c".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: Pak::generate().stored(),
+                },
+            )
+            .await
+            .unwrap();
+        let buffer = HeartbeatBuffer::default();
+        let at = Utc::now();
+        buffer.record(beat(agent.id, at, Some("v1.33.0")));
+        assert_eq!(buffer.pending_at(agent.id), Some(at));
+        assert_eq!(buffer.flush(&store).await.unwrap(), 1);
+        assert_eq!(buffer.pending_at(agent.id), None);
+        assert_eq!(buffer.flush(&store).await.unwrap(), 0);
+        let stored = store.get_agent(agent.id).await.unwrap();
+        assert!(stored.last_heartbeat.is_some());
+        assert_eq!(
+            stored.capabilities.kubernetes_version.as_deref(),
+            Some("v1.33.0")
+        );
+    }
+}

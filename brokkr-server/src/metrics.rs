@@ -1,0 +1,341 @@
+//! Prometheus metrics in the text exposition format, kept by hand: a few counters,
+//! one histogram and some gauges do not justify a metrics framework.
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `brokkr_http_requests_total{method,route,status}` | counter | answered requests |
+//! | `brokkr_http_request_duration_seconds{method,route}` | histogram | time to answer |
+//! | `brokkr_agents_active` | gauge | agents that sent a heartbeat to this replica within `agents.stale_after_secs` |
+//! | `brokkr_target_state_cache_entries` | gauge | agents whose target state this replica holds |
+//! | `brokkr_target_state_watchers` | gauge | target-state requests in flight here (long polls waiting) |
+//! | `brokkr_store_up` | gauge | 1 when the database answered a ping during this scrape |
+//! | `brokkr_store_ping_seconds` | gauge | how long that ping took |
+//!
+//! Memory stays bounded: `route` is a route template of the API (or `unmatched`),
+//! `method` one of the standard methods (or `OTHER`), `status` an HTTP status, so the
+//! number of series is at most templates × methods × statuses. The map of recent
+//! heartbeats holds one entry per agent and drops stale entries as it grows.
+//!
+//! Every gauge is per replica: behind a load balancer, sum `brokkr_agents_active` over
+//! replicas only if each agent talks to one replica; the database's view of liveness is
+//! the agents' `status` field in the API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+/// Upper bounds of the latency histogram, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Label value for requests that matched no route of the API.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Heartbeat entries kept before stale ones are swept.
+const SWEEP_THRESHOLD: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Per bucket (not cumulative); one more slot for `+Inf`.
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let slot = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Requests {
+    totals: BTreeMap<(&'static str, String, u16), u64>,
+    durations: BTreeMap<(&'static str, String), Histogram>,
+}
+
+#[derive(Debug, Default)]
+struct Heartbeats {
+    last_seen: HashMap<Uuid, Instant>,
+    /// Size after the last sweep; the next sweep runs when the map doubles.
+    swept_len: usize,
+}
+
+/// Request and domain metrics of this replica.
+#[derive(Debug)]
+pub struct Metrics {
+    stale_after: Duration,
+    requests: Mutex<Requests>,
+    heartbeats: Mutex<Heartbeats>,
+    watchers: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(crate::config::AgentsSection::default().stale_after())
+    }
+}
+
+/// What a scrape adds to the metrics kept in [`Metrics`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// Entries of the target-state cache.
+    pub target_state_cache_entries: usize,
+    /// Whether the store answered its ping.
+    pub store_up: bool,
+    /// How long the ping took.
+    pub store_ping: Duration,
+}
+
+impl Metrics {
+    /// Metrics counting an agent as active for `stale_after` after its last heartbeat.
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            stale_after,
+            requests: Mutex::new(Requests::default()),
+            heartbeats: Mutex::new(Heartbeats::default()),
+            watchers: AtomicI64::new(0),
+        }
+    }
+
+    /// Counts one answered request. `route` must be a route template (or
+    /// [`UNMATCHED_ROUTE`]), never a concrete path.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (method, route.to_owned(), status);
+        match requests.totals.get_mut(&key) {
+            Some(count) => *count += 1,
+            None => {
+                requests.totals.insert(key, 1);
+            }
+        }
+        let key = (method, route.to_owned());
+        requests
+            .durations
+            .entry(key)
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Notes an accepted heartbeat of `agent`.
+    pub fn observe_heartbeat(&self, agent: Uuid) {
+        let now = Instant::now();
+        let mut beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        beats.last_seen.insert(agent, now);
+        if beats.last_seen.len() >= SWEEP_THRESHOLD.max(beats.swept_len * 2) {
+            let stale_after = self.stale_after;
+            beats
+                .last_seen
+                .retain(|_, seen| now.duration_since(*seen) < stale_after);
+            beats.swept_len = beats.last_seen.len();
+        }
+    }
+
+    /// Agents with a heartbeat to this replica within `stale_after`.
+    pub fn active_agents(&self) -> usize {
+        let now = Instant::now();
+        let beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        beats
+            .last_seen
+            .values()
+            .filter(|seen| now.duration_since(**seen) < self.stale_after)
+            .count()
+    }
+
+    /// Counts a target-state request until the guard is dropped (also when the request
+    /// is cancelled).
+    pub fn watcher(&self) -> WatcherGuard<'_> {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        WatcherGuard(self)
+    }
+
+    /// Target-state requests in flight.
+    pub fn watchers(&self) -> i64 {
+        self.watchers.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format (`text/plain; version=0.0.4`).
+    pub fn render(&self, snapshot: Snapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        {
+            let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            out.push_str("# HELP brokkr_http_requests_total HTTP requests answered, by route template and status.\n");
+            out.push_str("# TYPE brokkr_http_requests_total counter\n");
+            for ((method, route, status), count) in &requests.totals {
+                let route = escape(route);
+                let _ = writeln!(
+                    out,
+                    "brokkr_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+                );
+            }
+            out.push_str(
+                "# HELP brokkr_http_request_duration_seconds Time to answer HTTP requests.\n",
+            );
+            out.push_str("# TYPE brokkr_http_request_duration_seconds histogram\n");
+            for ((method, route), histogram) in &requests.durations {
+                let route = escape(route);
+                let labels = format!("method=\"{method}\",route=\"{route}\"");
+                let mut cumulative = 0;
+                for (bound, count) in DURATION_BUCKETS.iter().zip(histogram.buckets) {
+                    cumulative += count;
+                    let _ = writeln!(
+                        out,
+                        "brokkr_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "brokkr_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                    histogram.count
+                );
+                let _ = writeln!(
+                    out,
+                    "brokkr_http_request_duration_seconds_sum{{{labels}}} {}",
+                    histogram.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "brokkr_http_request_duration_seconds_count{{{labels}}} {}",
+                    histogram.count
+                );
+            }
+        }
+        gauge(
+            &mut out,
+            "brokkr_agents_active",
+            "Agents that sent a heartbeat to this replica within agents.stale_after_secs.",
+            self.active_agents(),
+        );
+        gauge(
+            &mut out,
+            "brokkr_target_state_cache_entries",
+            "Agents whose target state this replica has cached.",
+            snapshot.target_state_cache_entries,
+        );
+        gauge(
+            &mut out,
+            "brokkr_target_state_watchers",
+            "Target-state requests in flight on this replica (long polls waiting).",
+            self.watchers().max(0),
+        );
+        gauge(
+            &mut out,
+            "brokkr_store_up",
+            "1 when the database answered a ping during this scrape.",
+            u8::from(snapshot.store_up),
+        );
+        gauge(
+            &mut out,
+            "brokkr_store_ping_seconds",
+            "How long the database took to answer the ping of this scrape.",
+            snapshot.store_ping.as_secs_f64(),
+        );
+        out
+    }
+}
+
+/// Decrements the watcher gauge when dropped.
+#[derive(Debug)]
+pub struct WatcherGuard<'a>(&'a Metrics);
+
+impl Drop for WatcherGuard<'_> {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+/// The standard methods keep their name; anything else is `OTHER`, so a client cannot
+/// create series at will.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("OTHER")
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let metrics = Metrics::new(Duration::from_secs(60));
+        let route = "/api/v1/agents/{id}/target-state";
+        metrics.observe_request("GET", route, 200, Duration::from_millis(3));
+        metrics.observe_request("GET", route, 200, Duration::from_secs(20));
+        metrics.observe_request("BREW", UNMATCHED_ROUTE, 404, Duration::from_millis(1));
+        metrics.observe_heartbeat(Uuid::nil());
+        let _guard = metrics.watcher();
+        let text = metrics.render(Snapshot {
+            target_state_cache_entries: 7,
+            store_up: true,
+            store_ping: Duration::from_millis(2),
+        });
+        assert!(text.contains(&format!(
+            "brokkr_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"200\"}} 2"
+        )));
+        assert!(text.contains(
+            "brokkr_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"404\"} 1"
+        ));
+        assert!(text.contains(&format!(
+            "brokkr_http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",le=\"0.005\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "brokkr_http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",le=\"10\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "brokkr_http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",le=\"+Inf\"}} 2"
+        )));
+        assert!(text.contains("brokkr_agents_active 1\n"));
+        assert!(text.contains("brokkr_target_state_cache_entries 7\n"));
+        assert!(text.contains("brokkr_target_state_watchers 1\n"));
+        assert!(text.contains("brokkr_store_up 1\n"));
+    }
+
+    #[test]
+    fn watchers_are_released_and_stale_agents_are_not_active() {
+        let metrics = Metrics::new(Duration::ZERO);
+        drop(metrics.watcher());
+        assert_eq!(metrics.watchers(), 0);
+        metrics.observe_heartbeat(Uuid::nil());
+        assert_eq!(metrics.active_agents(), 0);
+    }
+
+    #[test]
+    fn the_heartbeat_map_stays_bounded_by_sweeping_stale_agents() {
+        let metrics = Metrics::new(Duration::ZERO);
+        for _ in 0..3 * SWEEP_THRESHOLD {
+            metrics.observe_heartbeat(Uuid::new_v4());
+        }
+        assert!(metrics.heartbeats.lock().unwrap().last_seen.len() < SWEEP_THRESHOLD);
+    }
+}

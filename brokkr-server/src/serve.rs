@@ -1,0 +1,178 @@
+//! Running the server: connect the store, make sure an admin key exists, bind, serve
+//! until a shutdown signal, let in-flight requests finish, write pending heartbeats.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, Pak, Store};
+use brokkr_store::{SqlStore, StoreConfig};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+
+use crate::config::{Config, DatabaseSection};
+use crate::state::AppState;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the store")]
+    Store(#[source] brokkr_core::store::Error),
+    /// Creating the first admin key failed.
+    #[error("cannot create the admin key")]
+    AdminKey(#[source] brokkr_core::store::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address from the configuration.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener failed while serving.
+    #[error("serving failed")]
+    Io(#[source] std::io::Error),
+}
+
+/// Opens the SQL store the configuration names (running migrations if configured).
+pub async fn open_store(database: &DatabaseSection) -> Result<SqlStore, ServeError> {
+    SqlStore::connect_with(StoreConfig {
+        url: database.url.clone(),
+        max_connections: database.max_connections,
+        run_migrations: database.run_migrations,
+        ..StoreConfig::default()
+    })
+    .await
+    .map_err(ServeError::Store)
+}
+
+/// Creates an admin key if there is no active one, and returns it; `None` when one
+/// exists already. The key is shown only here: store it.
+pub async fn ensure_admin_key(store: &dyn Store) -> Result<Option<Pak>, ServeError> {
+    let active = store
+        .active_api_keys(KeyOwner::Admin)
+        .await
+        .map_err(ServeError::AdminKey)?;
+    if !active.is_empty() {
+        return Ok(None);
+    }
+    let pak = Pak::generate();
+    store
+        .rotate_api_key(&Actor::System, KeyOwner::Admin, pak.stored())
+        .await
+        .map_err(ServeError::AdminKey)?;
+    Ok(Some(pak))
+}
+
+/// A bound server, not yet serving: its address is known, so a test can bind to
+/// `127.0.0.1:0` and then send requests.
+pub struct Server {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+    admin_key: Option<Pak>,
+}
+
+impl Server {
+    /// Opens the store from `config`, creates the admin key if there is none, binds
+    /// `config.server.listen`.
+    pub async fn bind(config: Config, generators: GeneratorRegistry) -> Result<Self, ServeError> {
+        let store = open_store(&config.database).await?;
+        Self::bind_with_store(Arc::new(store), config, generators).await
+    }
+
+    /// [`Server::bind`] over a store of your own.
+    pub async fn bind_with_store(
+        store: Arc<dyn Store>,
+        config: Config,
+        generators: GeneratorRegistry,
+    ) -> Result<Self, ServeError> {
+        let admin_key = ensure_admin_key(store.as_ref()).await?;
+        let listen = config.server.listen.clone();
+        let acceptor = TcpListener::bind(listen.as_str())
+            .into_acceptor()
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen.clone(),
+                source,
+            })?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .ok_or_else(|| ServeError::Bind {
+                addr: listen,
+                source: std::io::Error::other("the listener has no socket address"),
+            })?;
+        Ok(Self {
+            acceptor,
+            addr,
+            state: AppState::new(store, config, generators),
+            admin_key,
+        })
+    }
+
+    /// The address actually bound (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state the server will serve with.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The admin key created by [`Server::bind`], if it had to create one. Taking it
+    /// leaves `None`: the key exists nowhere else.
+    pub fn take_admin_key(&mut self) -> Option<Pak> {
+        self.admin_key.take()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections, lets
+    /// in-flight requests finish for up to `server.shutdown_grace_secs`, and writes
+    /// the heartbeats still pending.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Self {
+            acceptor, state, ..
+        } = self;
+        let background = state.start_background();
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let draining = state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            draining.begin_draining();
+        };
+        let result = poem::Server::new_with_acceptor(acceptor)
+            .name("brokkr")
+            .run_with_graceful_shutdown(crate::app::app(state.clone()), shutdown, Some(grace))
+            .await
+            .map_err(ServeError::Io);
+        background.shutdown(&state).await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Runs the server from `config` until `shutdown` completes: opens the store, prints
+/// the admin key on stdout if it had to create one, serves on `server.listen`.
+pub async fn serve(
+    config: Config,
+    generators: GeneratorRegistry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let mut server = Server::bind(config, generators).await?;
+    if let Some(key) = server.take_admin_key() {
+        print_admin_key(&key);
+    }
+    server.run(shutdown).await
+}
+
+/// The one line that shows a new admin key.
+pub(crate) fn print_admin_key(key: &Pak) {
+    println!("admin key (shown once): {}", key.expose());
+}

@@ -1,0 +1,199 @@
+//! The OpenAPI document tells the truth.
+//!
+//! - `/openapi.json` is JSON with `openapi: 3.x`, one server `/api/v1`, every
+//!   operation with a bearer security requirement (the public probes live outside the
+//!   service, so none is exempt) and its success and 401 responses declared.
+//! - Every documented operation is served (it answers neither 405 nor the router's
+//!   404), and no undocumented route is served: every method on every documented path
+//!   and on every path DESIGN.md names either is documented or answers 404/405.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::ops::{fill, fill_value, openapi_operations, table, table_template};
+use common::{Backend, Req, Resp, TestApp};
+use serde_json::Value;
+
+async fn document(app: &TestApp) -> Value {
+    let resp = app.send(Req::new("GET", "/openapi.json")).await;
+    resp.expect(200);
+    let content_type = resp.header("content-type").unwrap_or_default().to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}"
+    );
+    serde_json::from_str(&resp.text).expect("/openapi.json is JSON")
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_and_every_operation_is_secured() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3."), "openapi version {version:?}");
+    assert!(doc["info"]["title"].is_string(), "info.title");
+    assert!(doc["info"]["version"].is_string(), "info.version");
+
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("components.securitySchemes");
+    assert!(
+        schemes
+            .values()
+            .any(|s| s["type"] == "http" && s["scheme"] == "bearer"),
+        "a bearer scheme: {schemes:?}"
+    );
+
+    // Paths are relative to the one server, `/api/v1`.
+    assert_eq!(
+        doc["servers"][0]["url"], "/api/v1",
+        "servers: {}",
+        doc["servers"]
+    );
+    let mut problems = Vec::new();
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(!paths.is_empty(), "no paths");
+    for (path, item) in paths {
+        if !path.starts_with('/') || path.starts_with("/api/v1") {
+            problems.push(format!("{path}: not relative to the /api/v1 server"));
+        }
+        for (method, operation) in item.as_object().expect("path item") {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let name = format!("{} {path}", method.to_uppercase());
+            let secured = operation["security"].as_array().is_some_and(|reqs| {
+                !reqs.is_empty()
+                    && reqs.iter().all(|r| {
+                        r.as_object().is_some_and(|r| {
+                            !r.is_empty() && r.keys().all(|k| schemes.contains_key(k))
+                        })
+                    })
+            });
+            if !secured {
+                problems.push(format!("{name}: no security requirement"));
+            }
+            let responses = operation["responses"].as_object();
+            let has = |code: &str| responses.is_some_and(|r| r.contains_key(code));
+            if !["200", "201", "204"].iter().any(|c| has(c)) {
+                problems.push(format!("{name}: no success response declared"));
+            }
+            if !has("401") {
+                problems.push(format!("{name}: 401 not declared"));
+            }
+            if operation["operationId"].as_str().is_none_or(str::is_empty)
+                && operation["summary"].as_str().is_none_or(str::is_empty)
+            {
+                problems.push(format!("{name}: neither operationId nor summary"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    app.teardown().await;
+}
+
+/// The router's own "no such route" (as opposed to a handler's JSON `not_found`).
+fn route_missing(resp: &Resp) -> bool {
+    resp.status == 405 || (resp.status == 404 && resp.json()["code"] != "not_found")
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served_and_nothing_else() {
+    let probe = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&probe).await;
+    let documented = openapi_operations(&doc);
+    probe.teardown().await;
+
+    let mut problems = Vec::new();
+    let table = table();
+
+    // Documented -> served (called as the caller it succeeds for, on a fresh world).
+    for (method, template) in &documented {
+        let Some(op) = table
+            .iter()
+            .find(|op| op.method == method && table_template(op.path) == *template)
+        else {
+            problems.push(format!(
+                "{method} {template}: documented, no recipe to call it"
+            ));
+            continue;
+        };
+        let app = TestApp::start(Backend::Memory).await.expect("memory");
+        let (caller, status) = op.succeeding_caller();
+        let mut req = Req::new(method, format!("/api/v1{}", fill(op.path, &app.world)))
+            .caller(caller, &app.world);
+        if let Some(body) = &op.body {
+            req = req.json(&fill_value(body, &app.world));
+        }
+        let resp = app.send(req).await;
+        if route_missing(&resp) || resp.status != status {
+            problems.push(format!(
+                "{method} {template}: documented but answered {} {}",
+                resp.status, resp.text
+            ));
+        }
+        app.teardown().await;
+    }
+
+    // Served -> documented: every method on every known path.
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let mut paths: BTreeSet<String> = table.iter().map(|op| op.path.to_owned()).collect();
+    for extra in [
+        "/stacks/{stack}/deployment-objects/{deployment_object}",
+        "/agents/{agent}/events/{event}",
+        "/agent-events/{event}",
+        "/auth/pak",
+        "/admin/audit-logs",
+        "/admin/keys",
+        "/agents/{agent}/heartbeat",
+        "/generators/{generator}/stacks",
+        "/templates/{template}/instantiate",
+    ] {
+        paths.insert(extra.to_owned());
+    }
+    for path in &paths {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let template = table_template(path);
+            if documented.contains(&(method.to_owned(), template.clone())) {
+                continue;
+            }
+            let resp = app
+                .send(
+                    Req::new(method, format!("/api/v1{}", fill(path, &app.world)))
+                        .key(&app.world.admin_key)
+                        .json(&serde_json::json!({})),
+                )
+                .await;
+            // Not documented, so no handler can answer: anything but the router's
+            // 404/405 means an undocumented route.
+            if resp.status != 404 && resp.status != 405 {
+                problems.push(format!(
+                    "{method} {template}: served ({}) but not documented",
+                    resp.status
+                ));
+            }
+            if resp.status == 405 && resp.header("allow").is_none() {
+                problems.push(format!("{method} {template}: 405 without an Allow header"));
+            }
+        }
+    }
+    app.teardown().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The probes and docs live outside the documented service and need no key.
+#[tokio::test]
+async fn probes_and_docs_are_public_and_outside_the_document() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    for path in ["/healthz", "/readyz", "/metrics", "/docs"] {
+        let resp = app.send(Req::new("GET", path)).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text);
+        assert!(
+            doc["paths"].get(path).is_none(),
+            "{path} is a probe, not an API operation"
+        );
+    }
+    app.teardown().await;
+}
