@@ -116,12 +116,28 @@ async fn seed(store: &dyn Store, agents: usize) -> Result<Vec<LoadAgent>> {
 struct Samples {
     micros: Vec<u32>,
     errors: usize,
+    /// Errors by HTTP status, or by `timeout`/`connect`/`other` for transport errors.
+    error_kinds: std::collections::BTreeMap<String, usize>,
 }
 
 impl Samples {
     fn merge(&mut self, other: Samples) {
         self.micros.extend(other.micros);
         self.errors += other.errors;
+        for (kind, count) in other.error_kinds {
+            *self.error_kinds.entry(kind).or_default() += count;
+        }
+    }
+
+    fn fail(&mut self, outcome: &reqwest::Result<reqwest::Response>) {
+        self.errors += 1;
+        let kind = match outcome {
+            Ok(resp) => resp.status().as_u16().to_string(),
+            Err(err) if err.is_timeout() => "timeout".to_owned(),
+            Err(err) if err.is_connect() => "connect".to_owned(),
+            Err(_) => "other".to_owned(),
+        };
+        *self.error_kinds.entry(kind).or_default() += 1;
     }
 
     fn report(&mut self, name: &str, seconds: f64) {
@@ -141,6 +157,9 @@ impl Samples {
             self.micros.len(),
             self.errors
         );
+        if !self.error_kinds.is_empty() {
+            println!("  {:<13} errors by kind: {:?}", "", self.error_kinds);
+        }
     }
 }
 
@@ -170,7 +189,8 @@ async fn run_agent(base: String, agent: LoadAgent, deadline: Instant) -> (Sample
         if let Some(etag) = &etag {
             req = req.header("if-none-match", etag);
         }
-        match req.send().await {
+        let outcome = req.send().await;
+        match outcome {
             Ok(resp) if resp.status() == 200 || resp.status() == 304 => {
                 if let Some(tag) = resp.headers().get("etag").and_then(|v| v.to_str().ok()) {
                     etag = Some(tag.to_owned());
@@ -178,25 +198,25 @@ async fn run_agent(base: String, agent: LoadAgent, deadline: Instant) -> (Sample
                 let _ = resp.bytes().await;
                 fetches.micros.push(elapsed_micros(started));
             }
-            _ => fetches.errors += 1,
+            failed => fetches.fail(&failed),
         }
         if Instant::now() >= deadline {
             break;
         }
         let started = Instant::now();
-        match client
+        let outcome = client
             .post(&beat_url)
             .header("authorization", &auth)
             .header("content-type", "application/json")
             .body("{}")
             .send()
-            .await
-        {
+            .await;
+        match outcome {
             Ok(resp) if resp.status().is_success() => {
                 let _ = resp.bytes().await;
                 beats.micros.push(elapsed_micros(started));
             }
-            _ => beats.errors += 1,
+            failed => beats.fail(&failed),
         }
     }
     (fetches, beats)
