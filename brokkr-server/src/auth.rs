@@ -110,7 +110,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Identity> {
 
 struct CachedKey {
     record: Option<ApiKey>,
-    fetched: Instant,
+    expires: Instant,
 }
 
 /// Recently looked-up key records by short id, bounded in size and age.
@@ -121,7 +121,8 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// A cache keeping entries for `ttl`, at most `capacity` of them.
+    /// A cache keeping each entry for at most `ttl` (a random 50-100% of it), and at
+    /// most `capacity` entries.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
@@ -160,14 +161,15 @@ impl KeyCache {
         let entries = self.entries.lock().expect("key cache lock poisoned");
         entries
             .get(short_id)
-            .filter(|entry| entry.fetched.elapsed() < self.ttl)
+            .filter(|entry| Instant::now() < entry.expires)
             .map(|entry| entry.record.clone())
     }
 
     fn insert(&self, short_id: &str, record: Option<ApiKey>) {
         let mut entries = self.entries.lock().expect("key cache lock poisoned");
+        let now = Instant::now();
         if entries.len() >= self.capacity {
-            entries.retain(|_, entry| entry.fetched.elapsed() < self.ttl);
+            entries.retain(|_, entry| now < entry.expires);
             if entries.len() >= self.capacity {
                 // Still full of fresh entries: start over rather than grow.
                 entries.clear();
@@ -177,7 +179,11 @@ impl KeyCache {
             short_id.to_owned(),
             CachedKey {
                 record,
-                fetched: Instant::now(),
+                // Each entry lives a random 50-100% of the TTL: keys cached together
+                // (a fleet of agents after a restart) then expire apart instead of
+                // sending every lookup to the database in the same instant. The TTL
+                // stays the upper bound for noticing a revocation.
+                expires: now + self.ttl.mul_f64(rand::random_range(0.5..=1.0)),
             },
         );
     }
