@@ -5,7 +5,7 @@ use sea_orm::{DbBackend, Statement, Value};
 
 use crate::Backend;
 
-/// A statement written with `?` placeholders, rewritten to `$1, $2, ...` for
+/// A statement written with `?` bind parameters, rewritten to `$1, $2, ...` for
 /// PostgreSQL. The SQL given here never contains a literal `?`.
 pub(crate) fn stmt(
     backend: Backend,
@@ -36,7 +36,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_for_postgres() {
+    fn bind_parameters_are_numbered_for_postgres() {
         let s = stmt(
             Backend::Postgres,
             "SELECT ? + ?",
