@@ -81,6 +81,12 @@ impl From<crate::metadata::Error> for Error {
     }
 }
 
+impl From<crate::manifest::Error> for Error {
+    fn from(err: crate::manifest::Error) -> Self {
+        Self::Invalid(err.to_string())
+    }
+}
+
 impl From<crate::model::NameError> for Error {
     fn from(err: crate::model::NameError) -> Self {
         Self::Invalid(err.to_string())

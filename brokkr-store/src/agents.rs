@@ -8,6 +8,7 @@ use brokkr_core::{
     Actor, Agent, AgentId, AgentStatus, AgentUpdate, AuditAction, Capabilities, Heartbeat,
     KeyOwner, NewAgent, ResourceKind,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
 use uuid::Uuid;
@@ -190,52 +191,56 @@ impl SqlStore {
     }
 
     /// One transaction for the whole batch, one `UPDATE` per agent. The batch is
-    /// coalesced first: per agent the latest beat, and the capabilities of the latest
-    /// beat that carried some.
+    /// coalesced first: per agent the latest beat, and the latest beat that carried
+    /// capabilities. Like the time, capabilities never move back: a beat older than
+    /// the stored one changes nothing.
     pub(crate) async fn record_heartbeats_impl(&self, beats: &[Heartbeat]) -> Result<()> {
-        let mut latest: HashMap<AgentId, (Heartbeat, Option<&Capabilities>)> = HashMap::new();
-        let mut caps_at = HashMap::new();
+        type Latest<'a> = (DateTime<Utc>, Option<(DateTime<Utc>, &'a Capabilities)>);
+        let mut latest: HashMap<AgentId, Latest<'_>> = HashMap::new();
         for beat in beats {
-            let entry = latest
-                .entry(beat.agent_id)
-                .or_insert_with(|| (beat.clone(), None));
-            if beat.at > entry.0.at {
-                entry.0.at = beat.at;
-            }
-            if let Some(caps) = &beat.capabilities {
-                let newest = caps_at.get(&beat.agent_id).is_none_or(|at| beat.at >= *at);
-                if newest {
-                    caps_at.insert(beat.agent_id, beat.at);
-                    entry.1 = Some(caps);
-                }
+            let (at, caps) = latest.entry(beat.agent_id).or_insert((beat.at, None));
+            *at = (*at).max(beat.at);
+            if let Some(reported) = &beat.capabilities
+                && caps.is_none_or(|(caps_at, _)| beat.at >= caps_at)
+            {
+                *caps = Some((beat.at, reported));
             }
         }
-        if latest.is_empty() {
+        let mut agents: Vec<_> = latest.into_iter().collect();
+        if agents.is_empty() {
             return Ok(());
         }
-        let mut agents: Vec<_> = latest.into_values().collect();
         // A stable order keeps concurrent batches from deadlocking on PostgreSQL.
-        agents.sort_by_key(|(beat, _)| beat.agent_id);
+        agents.sort_by_key(|(agent, _)| *agent);
 
         let write = self.begin().await?;
-        for (beat, caps) in agents {
-            let caps: Value = match caps {
-                Some(caps) => Value::Json(Some(Box::new(to_json(caps)))),
-                None => Value::Json(None),
-            };
-            write
-                .tx()
-                .execute_raw(sql::stmt(
+        for (agent, (at, caps)) in agents {
+            let time = "last_heartbeat = CASE WHEN last_heartbeat IS NULL OR last_heartbeat < ? \
+                        THEN ? ELSE last_heartbeat END";
+            let statement = match caps {
+                None => sql::stmt(
                     write.backend(),
-                    "UPDATE agents SET \
-                       last_heartbeat = CASE WHEN last_heartbeat IS NULL OR last_heartbeat < ? \
-                                        THEN ? ELSE last_heartbeat END, \
-                       capabilities = COALESCE(?, capabilities) \
-                     WHERE id = ? AND deleted_at IS NULL",
-                    [beat.at.into(), beat.at.into(), caps, beat.agent_id.0.into()],
-                ))
-                .await
-                .map_err(db)?;
+                    &format!("UPDATE agents SET {time} WHERE id = ? AND deleted_at IS NULL"),
+                    [at.into(), at.into(), agent.0.into()],
+                ),
+                Some((caps_at, caps)) => sql::stmt(
+                    write.backend(),
+                    &format!(
+                        "UPDATE agents SET {time}, \
+                           capabilities = CASE WHEN last_heartbeat IS NULL OR last_heartbeat <= ? \
+                                          THEN ? ELSE capabilities END \
+                         WHERE id = ? AND deleted_at IS NULL"
+                    ),
+                    [
+                        at.into(),
+                        at.into(),
+                        caps_at.into(),
+                        Value::Json(Some(Box::new(to_json(caps)))),
+                        agent.0.into(),
+                    ],
+                ),
+            };
+            write.tx().execute_raw(statement).await.map_err(db)?;
         }
         self.commit(write).await
     }

@@ -6,7 +6,8 @@ use brokkr_core::{
     Actor, AgentEvent, AgentEventId, AuditAction, EventStatus, EventType, NewAgentEvent,
     ResourceKind,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
 
 use crate::audit::Audit;
 use crate::convert;
@@ -38,7 +39,11 @@ impl SqlStore {
             return convert::event(existing);
         }
         agents::live_agent(write.tx(), new.agent_id, false).await?;
-        let object = deployment_objects::Entity::find_by_id(new.deployment_object_id.0)
+        // Only the stack id: the object's YAML may be megabytes and is not needed.
+        let stack_id: Uuid = deployment_objects::Entity::find_by_id(new.deployment_object_id.0)
+            .select_only()
+            .column(deployment_objects::Column::StackId)
+            .into_tuple()
             .one(write.tx())
             .await
             .map_err(db)?
@@ -46,8 +51,8 @@ impl SqlStore {
         let row = agent_events::Model {
             id: new.id.0,
             agent_id: new.agent_id.0,
-            deployment_object_id: object.id,
-            stack_id: object.stack_id,
+            deployment_object_id: new.deployment_object_id.0,
+            stack_id,
             event_type: new.event_type.as_str().to_owned(),
             status: new.status.as_str().to_owned(),
             message: new.message,
@@ -61,13 +66,13 @@ impl SqlStore {
         if new.event_type == EventType::Delete && new.status == EventStatus::Success {
             // Retire the target if it awaits removal or its stack is deleted: the agent
             // confirmed the stack's objects are gone.
-            let target = agent_targets::Entity::find_by_id((new.agent_id.0, object.stack_id))
+            let target = agent_targets::Entity::find_by_id((new.agent_id.0, stack_id))
                 .one(write.tx())
                 .await
                 .map_err(db)?;
             if let Some(target) = target {
                 let retire = target.removed_at.is_some()
-                    || stacks::Entity::find_by_id(object.stack_id)
+                    || stacks::Entity::find_by_id(stack_id)
                         .one(write.tx())
                         .await
                         .map_err(db)?
@@ -89,7 +94,7 @@ impl SqlStore {
             new.agent_id,
             new.event_type.as_str(),
             new.status.as_str(),
-            object.id
+            new.deployment_object_id
         );
         write
             .audit(

@@ -11,6 +11,9 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, QueryFilter,
     QueryOrder, QuerySelect, Value,
 };
+use std::sync::LazyLock;
+
+use sea_orm::Statement;
 use uuid::Uuid;
 
 use crate::audit::Audit;
@@ -19,7 +22,7 @@ use crate::entity::agent_targets::{self, Column};
 use crate::entity::deployment_objects;
 use crate::errors::db;
 use crate::paging::bad_cursor;
-use crate::{SqlStore, agents, sql, stacks};
+use crate::{Backend, SqlStore, agents, stacks};
 
 /// The cursor of the targets listing: `<agent id>:<stack id>`.
 fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
@@ -35,21 +38,29 @@ fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
 /// the stack's latest deployment object. It reads only the agent's own target rows
 /// (primary-key prefix) and one row of `stacks` and `deployment_objects` per target
 /// (primary keys), so its cost never grows with history or with other agents.
-fn target_state_sql() -> String {
-    let object_columns: Vec<String> = deployment_objects::Column::iter()
-        .map(|c| {
-            let name = sea_orm::IdenStatic::as_str(&c);
-            format!("d.{name} AS d_{name}")
-        })
-        .collect();
-    format!(
-        "SELECT t.removed_at AS removed_at, s.name AS stack_name, {} \
-         FROM agent_targets t \
-         JOIN stacks s ON s.id = t.stack_id \
-         JOIN deployment_objects d ON d.id = s.latest_deployment_object_id \
-         WHERE t.agent_id = ?",
-        object_columns.join(", ")
-    )
+fn target_state_sql(backend: Backend) -> &'static str {
+    // Built once: the target-state query runs on every cache miss.
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        let object_columns: Vec<String> = deployment_objects::Column::iter()
+            .map(|c| {
+                let name = sea_orm::IdenStatic::as_str(&c);
+                format!("d.{name} AS d_{name}")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT t.removed_at AS removed_at, s.name AS stack_name, {} \
+             FROM agent_targets t \
+             JOIN stacks s ON s.id = t.stack_id \
+             JOIN deployment_objects d ON d.id = s.latest_deployment_object_id \
+             WHERE t.agent_id = ?",
+            object_columns.join(", ")
+        );
+        [sql.clone(), sql.replace('?', "$1")]
+    });
+    match backend {
+        Backend::Sqlite => &SQL[0],
+        Backend::Postgres => &SQL[1],
+    }
 }
 
 impl SqlStore {
@@ -220,9 +231,9 @@ impl SqlStore {
         agents::live_agent(&self.reader, agent_id, false).await?;
         let rows = self
             .reader
-            .query_all_raw(sql::stmt(
-                self.backend,
-                &target_state_sql(),
+            .query_all_raw(Statement::from_sql_and_values(
+                self.reader.get_database_backend(),
+                target_state_sql(self.backend),
                 [agent_id.0.into()],
             ))
             .await

@@ -1184,6 +1184,16 @@ pub async fn heartbeats_latest_wins_and_capabilities_replace(store: &dyn Store) 
         Some(t0 + secs(10)),
         "an older beat moved time back"
     );
+    store
+        .record_heartbeats(&[beat(agent.id, t0 + secs(5), Some(plain.clone()))])
+        .await
+        .expect("late heartbeat with capabilities");
+    let got = store.get_agent(agent.id).await.expect("get");
+    assert_eq!(got.last_heartbeat, Some(t0 + secs(10)));
+    assert_eq!(
+        got.capabilities, gpu,
+        "a late beat's capabilities replaced newer ones"
+    );
 
     store
         .record_heartbeats(&[beat(agent.id, t0 + secs(20), Some(plain.clone()))])

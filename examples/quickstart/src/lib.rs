@@ -106,8 +106,7 @@ pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
         "rejected invalid YAML before storing anything: {}",
         invalid.expect_err("YAML without apiVersion is rejected")
     ));
-    let v1 = NewDeploymentObject::from_yaml(stack.id, TENANT_V1)
-        .map_err(|e| brokkr_core::store::Error::Invalid(e.to_string()))?;
+    let v1 = NewDeploymentObject::from_yaml(stack.id, TENANT_V1)?;
     let v1 = store.append_deployment_object(&admin, v1).await?;
     let woke = tokio::time::timeout(Duration::from_secs(2), watch.changed())
         .await
@@ -117,8 +116,7 @@ pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
         v1.sequence
     ));
 
-    let v2 = NewDeploymentObject::from_yaml(stack.id, TENANT_V2)
-        .map_err(|e| brokkr_core::store::Error::Invalid(e.to_string()))?;
+    let v2 = NewDeploymentObject::from_yaml(stack.id, TENANT_V2)?;
     let v2 = store.append_deployment_object(&admin, v2).await?;
 
     // The agent pulls a state, not a queue: only the newest version.
