@@ -75,6 +75,18 @@ impl Identity {
         }
     }
 
+    /// 403 unless the caller is this very agent (its heartbeats and events are its own
+    /// word; not even admin may speak for it).
+    pub fn require_agent(&self, agent: AgentId) -> ApiResult<()> {
+        match self {
+            Self::Agent(id) if *id == agent => Ok(()),
+            other => Err(ApiError::forbidden(format!(
+                "only agent {agent} may do this, not the {} role",
+                other.role()
+            ))),
+        }
+    }
+
     /// 403 for agents: admin and generators may pass (generators then only see their
     /// own rows).
     pub fn require_admin_or_generator(&self) -> ApiResult<()> {

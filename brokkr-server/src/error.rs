@@ -51,9 +51,6 @@ pub enum ApiError {
     /// Brokkr failed; the log has the cause.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The database is unreachable.
-    #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
 }
 
 /// Result of a handler.
@@ -126,7 +123,6 @@ impl ApiError {
             Self::PayloadTooLarge(_) => 413,
             Self::Unprocessable(_) => 422,
             Self::Internal(_) => 500,
-            Self::Unavailable(_) => 503,
         }
     }
 
@@ -140,8 +136,7 @@ impl ApiError {
             | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
             | Self::Unprocessable(b)
-            | Self::Internal(b)
-            | Self::Unavailable(b) => b,
+            | Self::Internal(b) => b,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! | `brokkr_http_request_duration_seconds{method,route}` | histogram | time to answer |
 //! | `brokkr_agents_active` | gauge | agents that sent a heartbeat to this replica within `agents.stale_after_secs` |
 //! | `brokkr_target_state_cache_entries` | gauge | agents whose target state this replica holds |
-//! | `brokkr_target_state_watchers` | gauge | target-state requests in flight here (long polls waiting) |
+//! | `brokkr_target_state_watchers` | gauge | long polls waiting here for a change |
 //! | `brokkr_store_up` | gauge | 1 when the database answered a ping during this scrape |
 //! | `brokkr_store_ping_seconds` | gauge | how long that ping took |
 //!
@@ -81,12 +81,6 @@ pub struct Metrics {
     watchers: AtomicI64,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new(crate::config::AgentsSection::default().stale_after())
-    }
-}
-
 /// What a scrape adds to the metrics kept in [`Metrics`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot {
@@ -115,12 +109,7 @@ impl Metrics {
         let method = method_label(method);
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let key = (method, route.to_owned(), status);
-        match requests.totals.get_mut(&key) {
-            Some(count) => *count += 1,
-            None => {
-                requests.totals.insert(key, 1);
-            }
-        }
+        *requests.totals.entry(key).or_default() += 1;
         let key = (method, route.to_owned());
         requests
             .durations

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use poem::PathPattern;
-use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::payload::Json;
-use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
@@ -84,11 +83,6 @@ impl RouteTable {
     /// The `Allow` value of a route template, if the server serves it.
     pub fn allow(&self, template: &str) -> Option<&str> {
         self.lookup(template).map(|(_, allow)| allow)
-    }
-
-    /// Every route template served.
-    pub fn templates(&self) -> impl Iterator<Item = &str> {
-        self.routes.values().map(|(template, _)| template.as_str())
     }
 }
 
@@ -232,14 +226,6 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path();
-        let _watcher = (method == Method::GET && is_agent_route(path, "target-state"))
-            .then(|| self.layer.metrics.watcher());
-        let heartbeat = if method == Method::POST && is_agent_route(path, "heartbeat") {
-            agent_id_of(path)
-        } else {
-            None
-        };
 
         let mut resp = self.inner.get_response(req).await;
 
@@ -250,9 +236,6 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
             resp = json_error(resp, matched.map(|(_, allow)| allow)).await;
-        }
-        if let Some(agent) = heartbeat.filter(|_| status.is_success()) {
-            self.layer.metrics.observe_heartbeat(agent);
         }
         let route = matched.map_or(UNMATCHED_ROUTE, |(template, _)| template);
         let elapsed = started.elapsed();
@@ -267,20 +250,6 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         }
         Ok(resp)
     }
-}
-
-/// `/api/v1/agents/<id>/<leaf>`
-fn is_agent_route(path: &str, leaf: &str) -> bool {
-    path.strip_prefix("/api/v1/agents/")
-        .and_then(|rest| rest.strip_suffix(leaf))
-        .and_then(|rest| rest.strip_suffix('/'))
-        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
-}
-
-fn agent_id_of(path: &str) -> Option<Uuid> {
-    path.split('/')
-        .nth(4)
-        .and_then(|id| Uuid::parse_str(id).ok())
 }
 
 fn is_json(resp: &Response) -> bool {
@@ -371,17 +340,6 @@ mod tests {
             Some(("/api/v1/agents/{id}/target-state", "GET, HEAD"))
         );
         assert_eq!(table.lookup("/api/v1/agents/:param0"), None);
-    }
-
-    #[test]
-    fn agent_routes_are_recognised_without_allocating() {
-        let id = Uuid::new_v4();
-        let path = format!("/api/v1/agents/{id}/heartbeat");
-        assert!(is_agent_route(&path, "heartbeat"));
-        assert_eq!(agent_id_of(&path), Some(id));
-        assert!(!is_agent_route("/api/v1/agents//heartbeat", "heartbeat"));
-        assert!(!is_agent_route("/api/v1/agents/a/b/heartbeat", "heartbeat"));
-        assert!(!is_agent_route("/api/v1/agents/a/heartbeats", "heartbeat"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, PageParams};
+use crate::api::dto::{OrderParam, page};
 use crate::auth::{BearerAuth, Identity};
 use crate::error::ApiResult;
 use crate::page_type;
@@ -249,12 +249,7 @@ impl AdminApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AuditLogPageResponse> {
         auth.0.require_admin()?;
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         let filter = AuditFilter {
             actor_kind: actor_type.0.map(Into::into),
             actor_id: actor_id.0,

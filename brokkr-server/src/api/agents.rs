@@ -29,7 +29,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{DeploymentObjectDto, OrderParam, PageParams};
+use crate::api::dto::{DeploymentObjectDto, OrderParam, page};
 use crate::auth::{BearerAuth, Identity};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::page_type;
@@ -473,15 +473,18 @@ pub enum TargetStateResponse {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// 403 unless the caller is this very agent (heartbeats are the agent's own word).
-fn require_this_agent(identity: &Identity, agent: AgentId) -> ApiResult<()> {
-    match identity {
-        Identity::Agent(me) if *me == agent => Ok(()),
-        other => Err(ApiError::forbidden(format!(
-            "only agent {agent} may do this, not the {} role",
-            other.role()
-        ))),
+/// 403 unless admin or the agent itself; for admin, 404 for an unknown agent (an
+/// agent's valid key already proves that it exists, so it costs no query).
+pub(crate) async fn require_known_agent(
+    state: &AppState,
+    identity: &Identity,
+    agent: AgentId,
+) -> ApiResult<()> {
+    identity.require_agent_or_admin(agent)?;
+    if *identity == Identity::Admin {
+        state.store.get_agent(agent).await?;
     }
+    Ok(())
 }
 
 /// 403 `agent_inactive` for a disabled agent fetching its own state; admin may read it.
@@ -592,12 +595,7 @@ impl AgentsApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AgentPageResponse> {
         auth.0.require_admin()?;
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         let filter = AgentFilter {
             cluster_name: cluster_name.0,
             status: status.0.map(|s| match s {
@@ -729,7 +727,7 @@ impl AgentsApi {
         body: Json<HeartbeatRequest>,
     ) -> ApiResult<HeartbeatRecorded> {
         let agent_id = AgentId::from(id.0);
-        require_this_agent(&auth.0, agent_id)?;
+        auth.0.require_agent(agent_id)?;
         let capabilities = body
             .0
             .capabilities
@@ -740,6 +738,7 @@ impl AgentsApi {
             at: Utc::now(),
             capabilities,
         });
+        state.metrics.observe_heartbeat(agent_id.0);
         Ok(HeartbeatRecorded::NoContent)
     }
 
@@ -789,6 +788,7 @@ impl AgentsApi {
             return Ok(full_answer(&held));
         }
         if let Some(watch) = watch.as_mut() {
+            let _waiting = state.metrics.watcher();
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
             // Wake-ups may be spurious (another change, lost notifications): re-read and
             // keep waiting until the state really differs or time is up.
@@ -837,13 +837,13 @@ mod tests {
     #[test]
     fn only_the_agent_itself_beats() {
         let (me, other) = (AgentId::new(), AgentId::new());
-        assert!(require_this_agent(&Identity::Agent(me), me).is_ok());
+        assert!(Identity::Agent(me).require_agent(me).is_ok());
         for who in [
             Identity::Admin,
             Identity::Agent(other),
             Identity::Generator(brokkr_core::GeneratorId::new()),
         ] {
-            assert_eq!(require_this_agent(&who, me).unwrap_err().status(), 403);
+            assert_eq!(who.require_agent(me).unwrap_err().status(), 403);
         }
     }
 

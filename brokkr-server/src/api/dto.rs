@@ -6,13 +6,14 @@
 //!   traits.
 //! - Listings answer `{"items": [...], "next_cursor": "..."}` (see [`page_type!`]) and
 //!   take `?limit=` (1-1000, default 100), `?cursor=` and `?order=asc|desc`
-//!   ([`PageParams`]).
+//!   ([`page`]).
 
 use brokkr_core::{
     Cursor, DeploymentObject, Order, PageRequest, Provenance,
     page::{DEFAULT_LIMIT, MAX_LIMIT},
 };
 use chrono::{DateTime, Utc};
+use poem_openapi::param::Query;
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
@@ -58,36 +59,28 @@ pub enum OrderParam {
     Desc,
 }
 
-/// The paging parameters of a listing, gathered from its query.
-#[derive(Debug, Clone, Default)]
-pub struct PageParams {
-    /// `?limit=`
-    pub limit: Option<u32>,
-    /// `?cursor=`
-    pub cursor: Option<String>,
-    /// `?order=`
-    pub order: Option<OrderParam>,
-}
-
-impl PageParams {
-    /// The store's page request; 400 `invalid_parameter` for a limit outside 1-1000.
-    pub fn into_request(self) -> ApiResult<PageRequest> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("limit must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
-        Ok(PageRequest {
-            limit,
-            cursor: self.cursor.map(Cursor),
-            order: match self.order.unwrap_or_default() {
-                OrderParam::Asc => Order::Ascending,
-                OrderParam::Desc => Order::Descending,
-            },
-        })
+/// The store's page request from a listing's `?limit=`, `?cursor=` and `?order=`;
+/// 400 `invalid_parameter` for a limit outside 1-1000.
+pub fn page(
+    limit: Query<Option<u32>>,
+    cursor: Query<Option<String>>,
+    order: Query<Option<OrderParam>>,
+) -> ApiResult<PageRequest> {
+    let limit = limit.0.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
     }
+    Ok(PageRequest {
+        limit,
+        cursor: cursor.0.map(Cursor),
+        order: match order.0.unwrap_or_default() {
+            OrderParam::Asc => Order::Ascending,
+            OrderParam::Desc => Order::Descending,
+        },
+    })
 }
 
 /// What produced a deployment object.

@@ -7,7 +7,6 @@
 
 use brokkr_core::{
     AgentEvent, AgentEventFilter, AgentEventId, AgentId, EventStatus, EventType, NewAgentEvent,
-    PageRequest,
 };
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -17,8 +16,9 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, PageParams};
-use crate::auth::{BearerAuth, Identity};
+use crate::api::agents::require_known_agent;
+use crate::api::dto::{OrderParam, page};
+use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
 use crate::state::AppState;
@@ -192,30 +192,6 @@ impl EventQuery {
     }
 }
 
-fn page(
-    limit: Query<Option<u32>>,
-    cursor: Query<Option<String>>,
-    order: Query<Option<OrderParam>>,
-) -> ApiResult<PageRequest> {
-    PageParams {
-        limit: limit.0,
-        cursor: cursor.0,
-        order: order.0,
-    }
-    .into_request()
-}
-
-/// 403 unless the caller is this very agent (only it can say what it did).
-fn require_this_agent(identity: &Identity, agent: AgentId) -> ApiResult<()> {
-    match identity {
-        Identity::Agent(me) if *me == agent => Ok(()),
-        other => Err(ApiError::forbidden(format!(
-            "only agent {agent} may report its events, not the {} role",
-            other.role()
-        ))),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Operations
 
@@ -238,7 +214,7 @@ impl EventsApi {
         body: Json<CreateAgentEventRequest>,
     ) -> ApiResult<AgentEventCreated> {
         let agent_id = AgentId::from(id.0);
-        require_this_agent(&auth.0, agent_id)?;
+        auth.0.require_agent(agent_id)?;
         let body = body.0;
         if body
             .message
@@ -296,12 +272,9 @@ impl EventsApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AgentEventPageResponse> {
         let agent_id = AgentId::from(id.0);
-        auth.0.require_agent_or_admin(agent_id)?;
         let page = page(limit, cursor, order)?;
-        if auth.0 == Identity::Admin {
-            // An unknown agent is a 404, not an empty list (an agent's key proves it).
-            state.store.get_agent(agent_id).await?;
-        }
+        // An unknown agent is a 404, not an empty list.
+        require_known_agent(&state, &auth.0, agent_id).await?;
         let filter = EventQuery {
             stack_id: stack_id.0,
             deployment_object_id: deployment_object_id.0,
@@ -362,15 +335,6 @@ impl EventsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_agent_itself_reports() {
-        let (me, other) = (AgentId::new(), AgentId::new());
-        assert!(require_this_agent(&Identity::Agent(me), me).is_ok());
-        for who in [Identity::Admin, Identity::Agent(other)] {
-            assert_eq!(require_this_agent(&who, me).unwrap_err().status(), 403);
-        }
-    }
 
     #[tokio::test]
     async fn reports_are_idempotent_and_listed() {

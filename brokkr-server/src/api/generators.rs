@@ -18,7 +18,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, PageParams};
+use crate::api::dto::{OrderParam, page};
 use crate::api::stacks::patch_optional;
 use crate::auth::{BearerAuth, Identity};
 use crate::error::{ApiError, ApiResult};
@@ -213,12 +213,7 @@ impl GeneratorsApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<GeneratorPageResponse> {
         auth.0.require_admin()?;
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         let filter = GeneratorFilter {
             include_deleted: include_deleted.0.unwrap_or(false),
         };

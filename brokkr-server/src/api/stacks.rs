@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use brokkr_core::manifest::ParseOptions;
-use brokkr_core::store::Error as StoreError;
 use brokkr_core::{
     DeploymentObjectId, GeneratorId, NewDeploymentObject, NewStack, PageRequest, Stack,
     StackFilter, StackId, StackUpdate, Store,
@@ -24,7 +23,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, OrderParam, PageParams};
+use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, OrderParam, page};
 use crate::auth::{BearerAuth, Identity};
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
@@ -76,26 +75,15 @@ async fn stack_history_visible_in(
         // Admin: the store itself answers 404 for a stack that never existed.
         return Ok(());
     };
-    match store.get_stack(id).await {
-        Ok(stack) if stack.generator_id == Some(me) => Ok(()),
-        Ok(_) => Err(ApiError::not_found("stack", id)),
-        Err(StoreError::NotFound { .. }) => {
-            if owns_deleted_stack(store, me, id).await? {
-                Ok(())
-            } else {
-                Err(ApiError::not_found("stack", id))
-            }
-        }
-        Err(err) => Err(err.into()),
+    if owns_stack(store, me, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("stack", id))
     }
 }
 
-/// Whether `generator` created the (soft-deleted) stack `id`: one indexed lookup.
-async fn owns_deleted_stack(
-    store: &dyn Store,
-    generator: GeneratorId,
-    id: StackId,
-) -> ApiResult<bool> {
+/// Whether `generator` created the stack `id`, live or soft-deleted: one indexed lookup.
+async fn owns_stack(store: &dyn Store, generator: GeneratorId, id: StackId) -> ApiResult<bool> {
     let filter = StackFilter {
         id: Some(id),
         generator_id: Some(generator),
@@ -115,9 +103,9 @@ pub(crate) fn patch_optional(field: MaybeUndefined<String>) -> Option<Option<Str
     }
 }
 
-/// The generator a new row belongs to: an admin may name one (or none, for an admin
-/// row); a generator's rows are always its own, and naming another generator is a 403.
-pub(crate) fn owner_for_new_row(
+/// The generator whose rows a request creates or lists: an admin may name any generator
+/// (or none); a generator always gets its own, and naming another generator is a 403.
+pub(crate) fn owner_scope(
     identity: &Identity,
     requested: Option<Uuid>,
 ) -> ApiResult<Option<GeneratorId>> {
@@ -125,23 +113,11 @@ pub(crate) fn owner_for_new_row(
         Identity::Admin => Ok(requested.map(GeneratorId::from)),
         Identity::Generator(me) => match requested {
             Some(other) if GeneratorId::from(other) != me => Err(ApiError::forbidden(
-                "a generator may only create rows it owns",
+                "a generator may only act on its own rows",
             )),
             _ => Ok(Some(me)),
         },
         Identity::Agent(_) => Err(ApiError::forbidden("the agent role may not do this")),
-    }
-}
-
-/// Which generator's rows a listing may show: an admin may filter by any generator; a
-/// generator sees only its own, and filtering by another generator is a 403.
-pub(crate) fn owner_filter(
-    identity: &Identity,
-    requested: Option<Uuid>,
-) -> ApiResult<Option<GeneratorId>> {
-    match identity {
-        Identity::Admin => Ok(requested.map(GeneratorId::from)),
-        _ => owner_for_new_row(identity, requested),
     }
 }
 
@@ -312,7 +288,7 @@ impl StacksApi {
         body: Json<CreateStackRequest>,
     ) -> ApiResult<StackCreated> {
         let body = body.0;
-        let generator_id = owner_for_new_row(&auth.0, body.generator_id)?;
+        let generator_id = owner_scope(&auth.0, body.generator_id)?;
         let stack = state
             .store
             .create_stack(
@@ -353,16 +329,11 @@ impl StacksApi {
     ) -> ApiResult<StackPageResponse> {
         let filter = StackFilter {
             id: None,
-            generator_id: owner_filter(&auth.0, generator_id.0)?,
+            generator_id: owner_scope(&auth.0, generator_id.0)?,
             name: name.0,
             include_deleted: include_deleted.0.unwrap_or(false),
         };
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         let stacks = state.store.list_stacks(&filter, &page).await?;
         Ok(StackPageResponse::Ok(Json(stacks.into())))
     }
@@ -478,12 +449,7 @@ impl StacksApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<DeploymentObjectPageResponse> {
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         check_stack_history(&state, &auth.0, id.0).await?;
         let objects = state
             .store
@@ -591,19 +557,16 @@ mod tests {
     fn owners_of_new_rows() {
         let (me, other) = (GeneratorId::new(), GeneratorId::new());
         let gen_identity = Identity::Generator(me);
-        assert_eq!(owner_for_new_row(&gen_identity, None).unwrap(), Some(me));
-        assert_eq!(
-            owner_for_new_row(&gen_identity, Some(me.0)).unwrap(),
-            Some(me)
-        );
-        let err = owner_for_new_row(&gen_identity, Some(other.0)).unwrap_err();
+        assert_eq!(owner_scope(&gen_identity, None).unwrap(), Some(me));
+        assert_eq!(owner_scope(&gen_identity, Some(me.0)).unwrap(), Some(me));
+        let err = owner_scope(&gen_identity, Some(other.0)).unwrap_err();
         assert_eq!(err.status(), 403);
-        assert_eq!(owner_for_new_row(&Identity::Admin, None).unwrap(), None);
+        assert_eq!(owner_scope(&Identity::Admin, None).unwrap(), None);
         assert_eq!(
-            owner_for_new_row(&Identity::Admin, Some(other.0)).unwrap(),
+            owner_scope(&Identity::Admin, Some(other.0)).unwrap(),
             Some(other)
         );
-        assert_eq!(owner_filter(&gen_identity, None).unwrap(), Some(me));
-        assert_eq!(owner_filter(&Identity::Admin, None).unwrap(), None);
+        assert_eq!(owner_scope(&gen_identity, None).unwrap(), Some(me));
+        assert_eq!(owner_scope(&Identity::Admin, None).unwrap(), None);
     }
 }

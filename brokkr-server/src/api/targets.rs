@@ -4,7 +4,7 @@
 //! Admin assigns any stack to any agent; a generator assigns and unassigns only its
 //! own stacks (another generator's stack is a 404); an agent may list its own targets.
 
-use brokkr_core::{AgentId, AgentTarget, PageRequest, TargetFilter, TargetSource};
+use brokkr_core::{AgentId, AgentTarget, TargetFilter, TargetSource};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -13,7 +13,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, PageParams};
+use crate::api::agents::require_known_agent;
+use crate::api::dto::{OrderParam, page};
 use crate::api::stacks::visible_stack;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
@@ -106,19 +107,6 @@ pub enum TargetPageResponse {
     Ok(Json<AgentTargetPage>),
 }
 
-fn page(
-    limit: Query<Option<u32>>,
-    cursor: Query<Option<String>>,
-    order: Query<Option<OrderParam>>,
-) -> ApiResult<PageRequest> {
-    PageParams {
-        limit: limit.0,
-        cursor: cursor.0,
-        order: order.0,
-    }
-    .into_request()
-}
-
 /// Agent-target operations.
 pub struct TargetsApi;
 
@@ -145,10 +133,9 @@ impl TargetsApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TargetPageResponse> {
         let agent_id = AgentId::from(id.0);
-        auth.0.require_agent_or_admin(agent_id)?;
         let page = page(limit, cursor, order)?;
         // An unknown agent is a 404, not an empty list.
-        state.store.get_agent(agent_id).await?;
+        require_known_agent(&state, &auth.0, agent_id).await?;
         let filter = TargetFilter {
             agent_id: Some(agent_id),
             stack_id: None,

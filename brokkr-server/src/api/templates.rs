@@ -21,8 +21,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, PageParams};
-use crate::api::stacks::{owner_filter, owner_for_new_row};
+use crate::api::dto::{OrderParam, page};
+use crate::api::stacks::owner_scope;
 use crate::auth::{BearerAuth, Identity};
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
@@ -274,7 +274,7 @@ impl TemplatesApi {
         body: Json<CreateTemplateRequest>,
     ) -> ApiResult<TemplateCreated> {
         let body = body.0;
-        let generator_id = owner_for_new_row(&auth.0, body.generator_id)?;
+        let generator_id = owner_scope(&auth.0, body.generator_id)?;
         check_schema(&body.parameters_schema)?;
         let template = state
             .store
@@ -317,13 +317,8 @@ impl TemplatesApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TemplatePageResponse> {
-        let owner = owner_filter(&auth.0, generator_id.0)?;
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let owner = owner_scope(&auth.0, generator_id.0)?;
+        let page = page(limit, cursor, order)?;
         // A generator without an explicit filter sees its own and the global templates;
         // the store filters by one owner only, so those rows are picked here.
         let mine_and_global = match auth.0 {
@@ -418,12 +413,7 @@ impl TemplatesApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TemplateVersionPageResponse> {
-        let page = PageParams {
-            limit: limit.0,
-            cursor: cursor.0,
-            order: order.0,
-        }
-        .into_request()?;
+        let page = page(limit, cursor, order)?;
         let template = visible_template(&state, &auth.0, id.0).await?;
         let versions = state
             .store
