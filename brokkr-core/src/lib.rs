@@ -20,6 +20,11 @@
 //! }
 //! ```
 //!
+//! Generators turn parameters into validated manifests: [`template::TemplateGenerator`]
+//! renders minijinja templates checked by a JSON Schema ([`schema::ParameterSchema`]);
+//! a control plane adds its own [`Generator`]s and registers them in a
+//! [`GeneratorRegistry`].
+//!
 //! With the `testing` feature, [`testing`] offers an in-memory `Store` and the
 //! conformance suite every `Store` implementation must pass.
 
@@ -35,15 +40,17 @@ pub mod model;
 pub mod page;
 pub mod pak;
 pub mod placement;
+pub mod schema;
 pub mod selector;
 pub mod store;
 pub mod target_state;
+pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use applier::Applier;
 pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
-pub use generator::{Generator, GeneratorRegistry};
+pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
 pub use id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
     TemplateId,
@@ -59,3 +66,4 @@ pub use store::{
     TemplateFilter,
 };
 pub use target_state::{TargetAction, TargetState, TargetStateEntry};
+pub use template::{TemplateGenerator, TemplateLimits};
