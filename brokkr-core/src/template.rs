@@ -130,7 +130,10 @@ impl TemplateGenerator {
             },
         });
         let mut out = CappedWriter::new(request.limits.max_bytes);
-        let rendered = template.render_captured_to(JinjaValue::from(minijinja::value::Serde(&context)), &mut out);
+        let rendered = template.render_captured_to(
+            JinjaValue::from(minijinja::value::Serde(&context)),
+            &mut out,
+        );
         if out.exceeded {
             return Err(generator::Error::RenderFailed(format!(
                 "rendered output exceeds the limit of {} bytes",

@@ -99,6 +99,8 @@ pub struct Config {
     pub auth: AuthSection,
     /// Agents: liveness, heartbeats, long polls.
     pub agents: AgentsSection,
+    /// Template rendering limits.
+    pub templates: TemplatesSection,
     /// Logs.
     pub log: LogSection,
 }
@@ -207,6 +209,37 @@ impl Default for AgentsSection {
             heartbeat_flush_millis: 1000,
             long_poll_max_secs: 60,
             target_state_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// `[templates]`: how much work one rendering may do. The rendered output is capped
+/// at `server.body_limit_bytes`, like a deployment object sent directly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplatesSection {
+    /// Instructions one rendering may execute before it fails as a runaway loop.
+    pub fuel: u64,
+    /// Deepest nesting of macro calls and recursive loops.
+    pub recursion_limit: usize,
+}
+
+impl Default for TemplatesSection {
+    fn default() -> Self {
+        let limits = brokkr_core::TemplateLimits::default();
+        Self {
+            fuel: limits.fuel,
+            recursion_limit: limits.recursion,
+        }
+    }
+}
+
+impl TemplatesSection {
+    /// The limits as the core takes them.
+    pub fn limits(&self) -> brokkr_core::TemplateLimits {
+        brokkr_core::TemplateLimits {
+            fuel: self.fuel,
+            recursion: self.recursion_limit,
         }
     }
 }

@@ -172,6 +172,39 @@ impl From<brokkr_core::manifest::Error> for ApiError {
     }
 }
 
+impl From<brokkr_core::template::TemplateError> for ApiError {
+    fn from(err: brokkr_core::template::TemplateError) -> Self {
+        Self::unprocessable("invalid_template", err.to_string(), None)
+    }
+}
+
+impl From<brokkr_core::generator::Error> for ApiError {
+    fn from(err: brokkr_core::generator::Error) -> Self {
+        use brokkr_core::generator::Error;
+        match err {
+            Error::InvalidParameters(ref violations) => Self::unprocessable(
+                "invalid_parameters",
+                err.to_string(),
+                Some(serde_json::json!({ "violations": violations })),
+            ),
+            Error::RenderFailed(message) => Self::unprocessable("render_failed", message, None),
+            // Generated output over the size limit is the template's fault, not a large
+            // request: a 422 like any other bad output, naming the document.
+            Error::InvalidOutput(manifest) => {
+                let details = serde_json::json!({
+                    "document": manifest.document(),
+                    "reason": manifest.to_string(),
+                });
+                Self::unprocessable(
+                    "invalid_manifest",
+                    format!("generated output is invalid: {manifest}"),
+                    Some(details),
+                )
+            }
+        }
+    }
+}
+
 /// Displays an error with its chain of sources, for logs.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 

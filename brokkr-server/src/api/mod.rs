@@ -9,6 +9,7 @@ pub mod dto;
 mod admin;
 mod agents;
 mod events;
+mod generate;
 mod generators;
 mod metadata;
 mod stacks;
@@ -18,6 +19,7 @@ mod templates;
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
 pub use events::EventsApi;
+pub use generate::GenerateApi;
 pub use generators::GeneratorsApi;
 pub use metadata::MetadataApi;
 pub use stacks::StacksApi;
@@ -50,6 +52,7 @@ pub enum Tag {
 /// Every operation of the API.
 pub type Api = (
     StacksApi,
+    GenerateApi,
     TargetsApi,
     MetadataApi,
     GeneratorsApi,
@@ -63,6 +66,7 @@ pub type Api = (
 pub fn api() -> Api {
     (
         StacksApi,
+        GenerateApi,
         TargetsApi,
         MetadataApi,
         GeneratorsApi,

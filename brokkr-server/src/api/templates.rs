@@ -5,8 +5,9 @@
 //! [`visible_template`] and [`changeable_template`]: admin sees and changes all; a
 //! generator sees its own and the global ones and changes only its own (another
 //! generator's template is a 404; a global one is a 403 to change); agents get 403.
-//! Every update appends a version; older versions stay readable. Rendering and
-//! instantiation are not part of this module.
+//! Every update appends a version; older versions stay readable. A version is stored
+//! only if its source compiles and its schema is a valid JSON Schema; rendering lives
+//! in [`crate::api::generate`].
 
 use std::collections::BTreeMap;
 
@@ -65,17 +66,14 @@ pub(crate) async fn changeable_template(
     }
 }
 
-/// 422 unless the schema is a JSON object.
-fn check_schema(schema: &serde_json::Value) -> ApiResult<()> {
-    if schema.is_object() {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(
-            "validation_failed",
-            "parameters_schema must be a JSON object (a JSON Schema)",
-            None,
-        ))
-    }
+/// 422 `invalid_template` unless the source compiles and the schema is a valid JSON
+/// Schema. Compiling is CPU work, so it runs off the async threads.
+async fn check_template(content: &str, schema: &serde_json::Value) -> ApiResult<()> {
+    let (content, schema) = (content.to_owned(), schema.clone());
+    tokio::task::spawn_blocking(move || brokkr_core::template::check(&content, &schema))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,7 +273,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateCreated> {
         let body = body.0;
         let generator_id = owner_scope(&auth.0, body.generator_id)?;
-        check_schema(&body.parameters_schema)?;
+        check_template(&body.content, &body.parameters_schema).await?;
         let template = state
             .store
             .create_template(
@@ -367,7 +365,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateResponse> {
         let template = changeable_template(&state, &auth.0, id.0).await?;
         let body = body.0;
-        check_schema(&body.parameters_schema)?;
+        check_template(&body.content, &body.parameters_schema).await?;
         let version = NewTemplateVersion {
             content: body.content,
             parameters_schema: body.parameters_schema,

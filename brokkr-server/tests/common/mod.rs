@@ -391,7 +391,7 @@ pub async fn seed(store: &dyn Store) -> World {
                 generator_id: Some(generator.id),
                 labels: labels("team", "blue"),
                 annotations: labels("note", "hello"),
-                content: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name }}\n"
+                content: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ params.name }}\n"
                     .into(),
                 parameters_schema: json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
             },
@@ -609,9 +609,71 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A registered Rust generator for tests: `configmap` makes one ConfigMap named
+/// `params.name` holding `params.data`.
+pub struct ConfigMapGenerator {
+    schema: brokkr_core::schema::ParameterSchema,
+}
+
+impl ConfigMapGenerator {
+    pub fn new() -> Self {
+        let schema = json!({
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+                "data": {"type": "object", "additionalProperties": {"type": "string"}, "default": {"from": "generator"}}
+            }
+        });
+        Self {
+            schema: brokkr_core::schema::ParameterSchema::compile(&schema).expect("schema"),
+        }
+    }
+}
+
+impl brokkr_core::Generator for ConfigMapGenerator {
+    fn name(&self) -> &str {
+        "configmap"
+    }
+
+    fn description(&self) -> &str {
+        "one ConfigMap"
+    }
+
+    fn parameters_schema(&self) -> Value {
+        self.schema.as_value().clone()
+    }
+
+    fn generate(
+        &self,
+        request: &brokkr_core::GenerateRequest<'_>,
+    ) -> brokkr_core::generator::Result<brokkr_core::Generated> {
+        let params = self
+            .schema
+            .prepare(request.parameters)
+            .map_err(brokkr_core::generator::Error::InvalidParameters)?;
+        let manifest = brokkr_core::Manifest::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": params["name"], "labels": {"stack": request.stack.name}},
+            "data": params["data"],
+        }))
+        .map_err(brokkr_core::generator::Error::InvalidOutput)?;
+        brokkr_core::Generated::from_manifests(&[manifest], params, request.limits)
+    }
+}
+
+/// The generators every test server registers.
+pub fn test_generators() -> GeneratorRegistry {
+    let mut registry = GeneratorRegistry::new();
+    registry.register(ConfigMapGenerator::new());
+    registry
+}
+
 /// Builds the state the server would build.
 pub fn app_state(store: Arc<dyn Store>, config: Config) -> AppState {
-    AppState::new(store, config, GeneratorRegistry::default())
+    AppState::new(store, config, test_generators())
 }
 
 /// One running server replica: its state, its background tasks, how to reach it.
@@ -649,7 +711,7 @@ impl Replica {
             Mode::Socket => {
                 install_crypto();
                 config.server.listen = "127.0.0.1:0".into();
-                let server = Server::bind_with_store(store, config, GeneratorRegistry::default())
+                let server = Server::bind_with_store(store, config, test_generators())
                     .await
                     .expect("bind 127.0.0.1:0");
                 let addr = server.local_addr();

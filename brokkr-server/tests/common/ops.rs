@@ -115,6 +115,12 @@ pub fn table() -> Vec<Op> {
             json!({"yaml_content": yaml}),
             row_owner(201),
         ),
+        op_with(
+            "POST",
+            "/stacks/{stack}/deployment-objects/from-template",
+            json!({"template_id": "{template}", "parameters": {"name": "from-template"}}),
+            row_owner(201),
+        ),
         op("GET", "/stacks/{stack}/deployment-objects", row_owner(200)),
         op(
             "GET",
@@ -211,6 +217,13 @@ pub fn table() -> Vec<Op> {
         ),
         op("DELETE", "/generators/{generator}", admin_only(204)),
         op("POST", "/generators/{generator}/rotate-pak", row_owner(200)),
+        // Registered Rust generators
+        op("GET", "/registered-generators", admin_or_generator(200)),
+        op(
+            "GET",
+            "/registered-generators/configmap",
+            admin_or_generator(200),
+        ),
         // Templates
         op("GET", "/templates", admin_or_generator(200)),
         op_with(
@@ -296,7 +309,8 @@ impl Op {
 pub fn table_template(path: &str) -> String {
     path.split('/')
         .map(|segment| {
-            let is_param = segment.starts_with('{') || ["team", "note", "1"].contains(&segment);
+            let is_param =
+                segment.starts_with('{') || ["team", "note", "1", "configmap"].contains(&segment);
             if is_param { "{}" } else { segment }
         })
         .collect::<Vec<_>>()
