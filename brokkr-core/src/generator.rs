@@ -49,6 +49,18 @@ pub enum Error {
     InvalidOutput(#[source] manifest::Error),
 }
 
+impl From<Vec<ParameterViolation>> for Error {
+    fn from(violations: Vec<ParameterViolation>) -> Self {
+        Self::InvalidParameters(violations)
+    }
+}
+
+impl From<manifest::Error> for Error {
+    fn from(err: manifest::Error) -> Self {
+        Self::InvalidOutput(err)
+    }
+}
+
 fn summary(violations: &[ParameterViolation]) -> String {
     let shown: Vec<String> = violations
         .iter()
@@ -97,13 +109,13 @@ pub struct Generated {
 
 impl Generated {
     /// Validates rendered YAML with the core parser. `parameters` are what produced it
-    /// (after defaults), recorded as provenance.
+    /// (after defaults), recorded as provenance with their keys sorted.
     pub fn from_yaml(yaml: String, parameters: Value, limits: &ParseOptions) -> Result<Self> {
-        let manifests = manifest::parse_with(&yaml, limits).map_err(Error::InvalidOutput)?;
+        let manifests = manifest::parse_with(&yaml, limits)?;
         Ok(Self {
             yaml,
             manifests,
-            parameters,
+            parameters: crate::schema::canonical(parameters),
         })
     }
 

@@ -172,6 +172,28 @@ pub struct Provenance {
     pub parameters: serde_json::Value,
 }
 
+impl Provenance {
+    /// Produced by version `version` of template `template_id`.
+    pub fn template(template_id: TemplateId, version: i32, parameters: serde_json::Value) -> Self {
+        Self {
+            template_id: Some(template_id),
+            template_version: Some(version),
+            generator: None,
+            parameters,
+        }
+    }
+
+    /// Produced by the registered generator `name`.
+    pub fn generator(name: impl Into<String>, parameters: serde_json::Value) -> Self {
+        Self {
+            template_id: None,
+            template_version: None,
+            generator: Some(name.into()),
+            parameters,
+        }
+    }
+}
+
 /// A deployment object ready to be appended: its YAML has been parsed and validated and
 /// its checksum computed. Build it with [`NewDeploymentObject::from_yaml`] or
 /// [`NewDeploymentObject::deletion_marker`].
@@ -205,6 +227,25 @@ impl NewDeploymentObject {
             is_deletion_marker: false,
             provenance: None,
         })
+    }
+
+    /// A generator's output with its provenance. The output was validated when it was
+    /// built (see [`Generated`](crate::Generated)), so it is not parsed again. The
+    /// provenance takes the output's parameters.
+    pub fn from_generated(
+        stack_id: StackId,
+        generated: crate::generator::Generated,
+        mut provenance: Provenance,
+    ) -> Self {
+        let (yaml_content, parameters) = generated.into_parts();
+        provenance.parameters = parameters;
+        Self {
+            stack_id,
+            yaml_checksum: checksum(&yaml_content),
+            yaml_content,
+            is_deletion_marker: false,
+            provenance: Some(provenance),
+        }
     }
 
     /// A marker that tells agents to remove every object of the stack.

@@ -133,13 +133,11 @@ enum RegisteredOne {
 // ---------------------------------------------------------------------------------------
 // Resolving the source
 
-/// A generator ready to run, with the provenance its output will carry (parameters
-/// are filled in after generation).
+/// A generator ready to run, and the template version it renders, if any.
 struct Source {
     generator: Arc<dyn Generator>,
     template_id: Option<TemplateId>,
     template_version: Option<i32>,
-    generator_name: Option<String>,
 }
 
 async fn resolve_source(
@@ -164,7 +162,6 @@ async fn resolve_source(
                 generator: Arc::new(generator),
                 template_id: Some(template.id),
                 template_version: Some(number),
-                generator_name: None,
             })
         }
         (None, Some(name)) => {
@@ -179,7 +176,6 @@ async fn resolve_source(
                 generator: Arc::clone(generator),
                 template_id: None,
                 template_version: None,
-                generator_name: Some(name.clone()),
             })
         }
         _ => Err(invalid("give exactly one of `template_id` and `generator`")),
@@ -263,26 +259,21 @@ impl GenerateApi {
         let source = resolve_source(&state, &auth.0, &body).await?;
         let stack_id = stack.id;
         let generated = run(&state, &auth.0, &source, stack, body.parameters).await?;
-        let provenance = Provenance {
-            template_id: source.template_id,
-            template_version: source.template_version,
-            generator: source.generator_name.clone(),
-            parameters: generated.parameters().clone(),
+        let parameters = generated.parameters().clone();
+        let provenance = match (source.template_id, source.template_version) {
+            (Some(id), Some(version)) => Provenance::template(id, version, parameters),
+            _ => Provenance::generator(source.generator.name(), parameters),
         };
+        let objects = rendered_objects(&generated);
+        let new = NewDeploymentObject::from_generated(stack_id, generated, provenance.clone());
         if body.dry_run {
-            return Ok(Generated201::DryRun(Json(dry_run_result(
-                &generated, provenance,
-            ))));
+            return Ok(Generated201::DryRun(Json(DryRunResult {
+                yaml_content: new.yaml_content().to_owned(),
+                yaml_checksum: new.yaml_checksum().to_owned(),
+                objects,
+                provenance: provenance.into(),
+            })));
         }
-        let (yaml, _) = generated.into_parts();
-        // Already parsed once; parsing again keeps one path into the store and costs
-        // little next to rendering.
-        let options = ParseOptions {
-            max_bytes: state.config.server.body_limit_bytes,
-            ..ParseOptions::default()
-        };
-        let new = NewDeploymentObject::from_yaml_with(stack_id, yaml, &options)?
-            .with_provenance(provenance);
         let object = state
             .store
             .append_deployment_object(&auth.0.actor(), new)
@@ -329,8 +320,8 @@ impl GenerateApi {
     }
 }
 
-fn dry_run_result(generated: &Generated, provenance: Provenance) -> DryRunResult {
-    let objects = generated
+fn rendered_objects(generated: &Generated) -> Vec<RenderedObject> {
+    generated
         .manifests()
         .iter()
         .map(|m| RenderedObject {
@@ -339,11 +330,5 @@ fn dry_run_result(generated: &Generated, provenance: Provenance) -> DryRunResult
             namespace: m.namespace().map(str::to_owned),
             name: m.name().to_owned(),
         })
-        .collect();
-    DryRunResult {
-        yaml_content: generated.yaml().to_owned(),
-        yaml_checksum: brokkr_core::model::checksum(generated.yaml()),
-        objects,
-        provenance: provenance.into(),
-    }
+        .collect()
 }
