@@ -25,7 +25,6 @@ pub struct ErrorBody {
 /// An error answer of the API, by status. Converting it into a `poem::Error` (as the
 /// key checker does with `?`) keeps its JSON body.
 #[derive(Debug, ApiResponse)]
-#[oai(bad_request_handler = "ApiError::from_unparsable_request")]
 pub enum ApiError {
     /// The request is malformed (syntax, types, parameters).
     #[oai(status = 400)]
@@ -99,17 +98,6 @@ impl ApiError {
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %ErrorChain(cause), "request failed");
         Self::Internal(body("internal", "internal error; see the server log", None))
-    }
-
-    /// 400 for a request poem-openapi could not parse (malformed JSON, wrong types,
-    /// bad parameters): the parser's message, in our body.
-    pub fn from_unparsable_request(err: poem::Error) -> Self {
-        let code = if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
-            "invalid_body"
-        } else {
-            "invalid_request"
-        };
-        Self::bad_request(code, err.to_string())
     }
 
     /// The status code.

@@ -227,7 +227,17 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let started = Instant::now();
         let method = req.method().clone();
 
-        let mut resp = self.inner.get_response(req).await;
+        // A body poem-openapi could not parse is told apart from other 400s while the
+        // error still knows its type; the response alone would not say.
+        let (mut resp, code) = match self.inner.call(req).await {
+            Ok(resp) => (resp.into_response(), None),
+            Err(err) => {
+                let code = err
+                    .is::<poem_openapi::error::ParseRequestPayloadError>()
+                    .then_some("invalid_body");
+                (err.into_response(), code)
+            }
+        };
 
         let routes = &self.layer.routes;
         let matched = resp
@@ -235,7 +245,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .and_then(|pattern| routes.lookup(&pattern.0));
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
-            resp = json_error(resp, matched.map(|(_, allow)| allow)).await;
+            resp = json_error(resp, matched.map(|(_, allow)| allow), code).await;
         }
         let route = matched.map_or(UNMATCHED_ROUTE, |(template, _)| template);
         let elapsed = started.elapsed();
@@ -288,7 +298,7 @@ pub fn code_of(status: StatusCode) -> &'static str {
 /// Longest text of poem's own kept as the message of a rewritten 4xx.
 const MAX_MESSAGE: usize = 512;
 
-async fn json_error(mut resp: Response, allow: Option<&str>) -> Response {
+async fn json_error(mut resp: Response, allow: Option<&str>, code: Option<&str>) -> Response {
     let status = resp.status();
     if status == StatusCode::METHOD_NOT_ALLOWED
         && let Some(value) = allow.and_then(|allow| HeaderValue::from_str(allow).ok())
@@ -311,7 +321,7 @@ async fn json_error(mut resp: Response, allow: Option<&str>) -> Response {
                 .to_ascii_lowercase()
         };
     let body = ErrorBody {
-        code: code_of(status).to_owned(),
+        code: code.unwrap_or_else(|| code_of(status)).to_owned(),
         message,
         details: allow
             .filter(|_| status == StatusCode::METHOD_NOT_ALLOWED)

@@ -65,7 +65,7 @@ fn cases(app: &TestApp) -> Vec<Case> {
                 .key(admin)
                 .raw("{\"name\": ", "application/json"),
             400,
-            None,
+            Some("invalid_body"),
         ),
         case(
             "wrong type",
@@ -73,7 +73,7 @@ fn cases(app: &TestApp) -> Vec<Case> {
                 .key(admin)
                 .json(&json!({"name": {"not": "a string"}})),
             400,
-            None,
+            Some("invalid_body"),
         ),
         case(
             "missing required field",
