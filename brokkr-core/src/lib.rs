@@ -33,6 +33,7 @@
 pub mod applier;
 pub mod change;
 pub mod generator;
+pub mod health;
 pub mod id;
 pub mod manifest;
 pub mod metadata;
@@ -51,11 +52,12 @@ pub mod testing;
 pub use applier::Applier;
 pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
+pub use health::{HealthStatus, ObjectHealth};
 pub use id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
     TemplateId,
 };
-pub use manifest::Manifest;
+pub use manifest::{Manifest, ObjectKey};
 pub use metadata::{Annotations, Labels};
 pub use model::*;
 pub use page::{Cursor, Order, Page, PageRequest};

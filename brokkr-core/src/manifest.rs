@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The result type of this module.
@@ -185,7 +185,7 @@ impl fmt::Display for DocumentSuffix {
 ///
 /// Displays as `apps/v1 Deployment default/web`, or `v1 Namespace web` for an object
 /// without a namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectKey {
     /// `v1` or `group/version`.
     pub api_version: String,

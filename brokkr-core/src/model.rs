@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::health::{HealthStatus, ObjectHealth};
 use crate::id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
     TemplateId,
@@ -495,6 +496,9 @@ pub enum EventType {
     Apply,
     /// Remove the stack's objects (deletion marker or unassignment).
     Delete,
+    /// A periodic re-apply of an unchanged deployment object found objects changed in
+    /// the cluster by someone else, and put them back.
+    Drift,
 }
 
 impl EventType {
@@ -503,6 +507,7 @@ impl EventType {
         match self {
             Self::Apply => "apply",
             Self::Delete => "delete",
+            Self::Drift => "drift",
         }
     }
 }
@@ -542,6 +547,76 @@ pub struct NewAgentEvent {
     pub status: EventStatus,
     /// Details.
     pub message: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Health
+
+/// The latest health an agent reported for a stack's deployment object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The reporting agent.
+    pub agent_id: AgentId,
+    /// The stack.
+    pub stack_id: StackId,
+    /// The deployment object the agent had applied.
+    pub deployment_object_id: DeploymentObjectId,
+    /// The worst status among `resources` (healthy when none).
+    pub status: HealthStatus,
+    /// One line for people, e.g. "1 of 3 workloads degraded".
+    pub summary: Option<String>,
+    /// Each workload's health.
+    pub resources: Vec<ObjectHealth>,
+    /// When the agent reported it.
+    pub reported_at: DateTime<Utc>,
+}
+
+/// What [`Store::record_health`](crate::Store::record_health) needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHealthReport {
+    /// The reporting agent.
+    pub agent_id: AgentId,
+    /// The deployment object it had applied.
+    pub deployment_object_id: DeploymentObjectId,
+    /// Each workload's health; the report's status is their worst.
+    pub resources: Vec<ObjectHealth>,
+    /// One line for people.
+    pub summary: Option<String>,
+}
+
+impl NewHealthReport {
+    /// Most resources one report may carry.
+    pub const MAX_RESOURCES: usize = 10_000;
+
+    /// Checks sizes: at most [`Self::MAX_RESOURCES`] resources, short reasons and
+    /// messages.
+    pub fn validate(&self) -> crate::store::Result<()> {
+        if self.resources.len() > Self::MAX_RESOURCES {
+            return Err(crate::store::Error::Invalid(format!(
+                "a health report holds at most {} resources",
+                Self::MAX_RESOURCES
+            )));
+        }
+        let too_long = |field: &'static str, text: Option<&str>| {
+            text.is_some_and(|t| t.chars().count() > MAX_DESCRIPTION_LEN)
+                .then_some(NameError::Invalid {
+                    field,
+                    reason: "must be at most 4096 characters",
+                })
+        };
+        let mut fields = vec![("summary", self.summary.as_deref())];
+        for resource in &self.resources {
+            fields.push(("reason", resource.reason.as_deref()));
+            fields.push(("message", resource.message.as_deref()));
+        }
+        match fields
+            .into_iter()
+            .find_map(|(field, text)| too_long(field, text))
+        {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -857,7 +932,11 @@ macro_rules! parse_names {
 parse_names!(
     AgentStatus { Active, Inactive },
     TargetSource { Direct, Placement },
-    EventType { Apply, Delete },
+    EventType {
+        Apply,
+        Delete,
+        Drift
+    },
     EventStatus { Success, Failure },
 );
 

@@ -28,9 +28,9 @@ use crate::metadata::Labels;
 use crate::model::{
     Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
     AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
-    Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
-    NewDeploymentObject, NewGenerator, NewStack, NewTemplate, NewTemplateVersion, ResourceKind,
-    Stack, StackUpdate, StoredKey, Template, TemplateVersion,
+    HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
+    NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion,
+    ResourceKind, Stack, StackUpdate, StoredKey, Template, TemplateVersion,
 };
 use crate::page::{Page, PageRequest};
 use crate::target_state::TargetState;
@@ -348,6 +348,19 @@ pub trait Store: Send + Sync + 'static {
         filter: &AgentEventFilter,
         page: &PageRequest,
     ) -> Result<Page<AgentEvent>>;
+
+    // --- health ------------------------------------------------------------------------
+
+    /// Stores an agent's latest health for the stack of `new.deployment_object_id`,
+    /// replacing its previous report for that stack (one row per agent and stack, so
+    /// the cost never grows with history). `NotFound` for an unknown agent or
+    /// deployment object. Like heartbeats, health is observed state, not a change
+    /// anyone made, so it writes no audit record.
+    async fn record_health(&self, actor: &Actor, new: NewHealthReport) -> Result<HealthReport>;
+
+    /// The latest report of every agent for a stack (also a deleted one), ordered by
+    /// agent id. An unknown stack is `NotFound`.
+    async fn stack_health(&self, stack_id: StackId) -> Result<Vec<HealthReport>>;
 
     // --- generators --------------------------------------------------------------------
 

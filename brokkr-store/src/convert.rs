@@ -4,8 +4,9 @@
 use brokkr_core::store::Result;
 use brokkr_core::{
     ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, ApiKey, AuditAction, AuditRecord,
-    Capabilities, DeploymentObject, EventStatus, EventType, KeyHash, KeyOwner, Labels, Provenance,
-    ResourceKind, Stack, TargetSource, Template, TemplateVersion, model::Generator,
+    Capabilities, DeploymentObject, EventStatus, EventType, HealthReport, HealthStatus, KeyHash,
+    KeyOwner, Labels, Provenance, ResourceKind, Stack, TargetSource, Template, TemplateVersion,
+    model::Generator,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 use crate::entity::{
     agent_events, agent_targets, agents, api_keys, audit_records, deployment_objects, generators,
-    stacks, template_versions, templates,
+    health_reports, stacks, template_versions, templates,
 };
 use crate::errors::corrupt;
 
@@ -95,6 +96,18 @@ pub(crate) fn event(m: agent_events::Model) -> Result<AgentEvent> {
         status: parse("event status", &m.status, EventStatus::parse)?,
         message: m.message,
         created_at: m.created_at,
+    })
+}
+
+pub(crate) fn health_report(m: health_reports::Model) -> Result<HealthReport> {
+    Ok(HealthReport {
+        agent_id: m.agent_id.into(),
+        stack_id: m.stack_id.into(),
+        deployment_object_id: m.deployment_object_id.into(),
+        status: parse("health status", &m.status, HealthStatus::parse)?,
+        summary: m.summary,
+        resources: from_json("health resources", m.resources)?,
+        reported_at: m.reported_at,
     })
 }
 

@@ -48,6 +48,7 @@ mod write;
 mod agents;
 mod events;
 mod generators;
+mod health;
 mod keys;
 mod metadata;
 mod stacks;

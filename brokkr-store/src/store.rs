@@ -9,10 +9,10 @@ use brokkr_core::store::{
 };
 use brokkr_core::{
     Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentUpdate, ApiKey, AuditRecord,
-    DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate, Heartbeat, KeyOwner,
-    Labels, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
-    NewGenerator, NewStack, NewTemplate, NewTemplateVersion, Stack, StackId, StackUpdate,
-    StoredKey, TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion,
+    DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate, HealthReport, Heartbeat,
+    KeyOwner, Labels, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
+    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, Stack, StackId,
+    StackUpdate, StoredKey, TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion,
     model::Generator,
 };
 
@@ -167,6 +167,14 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> Result<Page<AgentEvent>> {
         self.list_agent_events_impl(filter, page).await
+    }
+
+    async fn record_health(&self, actor: &Actor, new: NewHealthReport) -> Result<HealthReport> {
+        self.record_health_impl(actor, new).await
+    }
+
+    async fn stack_health(&self, stack_id: StackId) -> Result<Vec<HealthReport>> {
+        self.stack_health_impl(stack_id).await
     }
 
     async fn create_generator(&self, actor: &Actor, new: NewGenerator) -> Result<Generator> {

@@ -17,6 +17,7 @@ const TABLES: &[&str] = &[
     "template_versions",
     "api_keys",
     "audit_records",
+    "health_reports",
 ];
 
 async fn tables_exist(db: &DatabaseConnection) -> Vec<bool> {

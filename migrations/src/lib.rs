@@ -18,6 +18,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_health;
 
 /// Name of the `counters` row that hands out deployment-object sequences.
 pub const DEPLOYMENT_OBJECT_SEQUENCE: &str = "deployment_object_sequence";
@@ -29,7 +30,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_health::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

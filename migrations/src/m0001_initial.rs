@@ -41,7 +41,7 @@ fn id(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().primary_key().take()
 }
 
-fn uuid(name: &'static str) -> ColumnDef {
+pub(crate) fn uuid(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().take()
 }
 
@@ -49,15 +49,15 @@ fn uuid_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().null().take()
 }
 
-fn text(name: &'static str) -> ColumnDef {
+pub(crate) fn text(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().not_null().take()
 }
 
-fn text_null(name: &'static str) -> ColumnDef {
+pub(crate) fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().null().take()
 }
 
-fn json(name: &'static str) -> ColumnDef {
+pub(crate) fn json(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().not_null().take()
 }
 
@@ -65,7 +65,7 @@ fn json_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().null().take()
 }
 
-fn time(name: &'static str) -> ColumnDef {
+pub(crate) fn time(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
         .not_null()
@@ -79,7 +79,7 @@ fn time_null(name: &'static str) -> ColumnDef {
         .take()
 }
 
-fn fk(
+pub(crate) fn fk(
     from_table: &'static str,
     from_col: &'static str,
     to_table: &'static str,

@@ -26,9 +26,10 @@ use crate::metadata::{Annotations, Labels, validate_key};
 use crate::model::{
     Actor, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey, AuditAction,
     AuditRecord, Capabilities, DeploymentObject, EventStatus, EventType, Generator,
-    GeneratorUpdate, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
-    NewDeploymentObject, NewGenerator, NewStack, NewTemplate, NewTemplateVersion, ResourceKind,
-    Stack, StackUpdate, StoredKey, TargetSource, Template, TemplateVersion,
+    GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent,
+    NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate,
+    NewTemplateVersion, ResourceKind, Stack, StackUpdate, StoredKey, TargetSource, Template,
+    TemplateVersion,
 };
 use crate::page::{Order, Page, PageRequest};
 use crate::store::{
@@ -101,6 +102,8 @@ struct State {
     agents: BTreeMap<AgentId, Agent>,
     targets: BTreeMap<(AgentId, StackId), AgentTarget>,
     events: BTreeMap<AgentEventId, AgentEvent>,
+    /// The latest health report per stack and agent.
+    health: BTreeMap<(StackId, AgentId), HealthReport>,
     generators: BTreeMap<GeneratorId, Generator>,
     templates: BTreeMap<TemplateId, TemplateRow>,
     keys: BTreeMap<ApiKeyId, ApiKey>,
@@ -1012,6 +1015,38 @@ impl Store for MemoryStore {
             self.publish(vec![event.agent_id]);
         }
         Ok(event)
+    }
+
+    async fn record_health(&self, _actor: &Actor, new: NewHealthReport) -> Result<HealthReport> {
+        new.validate()?;
+        let mut state = self.state()?;
+        state.live_agent(new.agent_id)?;
+        let stack_id = state.object(new.deployment_object_id)?.stack_id;
+        let report = HealthReport {
+            agent_id: new.agent_id,
+            stack_id,
+            deployment_object_id: new.deployment_object_id,
+            status: crate::health::summarize(&new.resources),
+            summary: new.summary,
+            resources: new.resources,
+            reported_at: now(),
+        };
+        state
+            .health
+            .insert((stack_id, new.agent_id), report.clone());
+        Ok(report)
+    }
+
+    async fn stack_health(&self, stack_id: StackId) -> Result<Vec<HealthReport>> {
+        let state = self.state()?;
+        if !state.stacks.contains_key(&stack_id) {
+            return Err(Error::not_found("stack", stack_id));
+        }
+        Ok(state
+            .health
+            .range((stack_id, AgentId(uuid::Uuid::nil()))..=(stack_id, AgentId(uuid::Uuid::max())))
+            .map(|(_, report)| report.clone())
+            .collect())
     }
 
     async fn get_agent_event(&self, id: AgentEventId) -> Result<AgentEvent> {

@@ -8,6 +8,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit_records;
 pub(crate) mod deployment_objects;
 pub(crate) mod generators;
+pub(crate) mod health_reports;
 pub(crate) mod stacks;
 pub(crate) mod template_versions;
 pub(crate) mod templates;
