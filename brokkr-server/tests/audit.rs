@@ -6,10 +6,11 @@
 //! exactly one more record, attributed to that caller. The test fails when the
 //! document has a mutation the table cannot perform.
 //!
-//! Two POSTs are exceptions and must leave none: heartbeats are coalesced liveness
+//! Three POSTs are exceptions and must leave none: heartbeats are coalesced liveness
 //! (written in batches by a background task), not a change to the model, and the
-//! `Store` contract documents that `record_heartbeats` is not audited; `POST
-//! /auth/pak` only tells the caller whom its key belongs to.
+//! `Store` contract documents that `record_heartbeats` is not audited; health reports
+//! are observed state replacing the previous report, and `Store::record_health` is not
+//! audited either; `POST /auth/pak` only tells the caller whom its key belongs to.
 
 mod common;
 
@@ -22,6 +23,11 @@ const NOT_AUDITED: &[(&str, &str, &str)] = &[
         "POST",
         "/agents/{}/heartbeat",
         "heartbeats are coalesced liveness, not a change (Store::record_heartbeats is not audited)",
+    ),
+    (
+        "POST",
+        "/agents/{}/health",
+        "health is observed state that replaces the previous report (Store::record_health is not audited)",
     ),
     (
         "POST",

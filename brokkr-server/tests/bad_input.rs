@@ -23,6 +23,10 @@ async fn snapshot(app: &TestApp) -> Vec<(String, usize)> {
     ] {
         counts.push((path.clone(), app.count_all(&path).await));
     }
+    let health = format!("/api/v1/stacks/{}/health", w.stack);
+    let resp = app.admin_get(&health).await;
+    resp.expect(200);
+    counts.push((health, resp.json()["items"].as_array().map_or(0, Vec::len)));
     for path in [
         format!("/api/v1/stacks/{}/labels", w.stack),
         format!("/api/v1/agents/{}/labels", w.agent),
@@ -33,6 +37,14 @@ async fn snapshot(app: &TestApp) -> Vec<(String, usize)> {
         counts.push((path, resp.json().as_object().map_or(0, |m| m.len())));
     }
     counts
+}
+
+/// A health report about `object` with one Deployment `name` in `status`.
+fn health_report(object: impl std::fmt::Display, status: &str, name: &str) -> serde_json::Value {
+    json!({
+        "deployment_object_id": object.to_string(),
+        "resources": [{"api_version": "apps/v1", "kind": "Deployment", "name": name, "status": status}],
+    })
 }
 
 /// One bad request and the status and code it must get.
@@ -286,6 +298,36 @@ fn cases(app: &TestApp) -> Vec<Case> {
             None,
         ),
         case(
+            "health of an unknown deployment object",
+            Req::new("POST", format!("/api/v1/agents/{}/health", w.agent))
+                .key(&w.agent_key)
+                .json(&json!({"deployment_object_id": unknown, "resources": []})),
+            404,
+            Some("not_found"),
+        ),
+        case(
+            "health with an unknown status",
+            Req::new("POST", format!("/api/v1/agents/{}/health", w.agent))
+                .key(&w.agent_key)
+                .json(&health_report(w.deployment_object, "exploded", "web")),
+            400,
+            Some("invalid_body"),
+        ),
+        case(
+            "health of a resource without a name",
+            Req::new("POST", format!("/api/v1/agents/{}/health", w.agent))
+                .key(&w.agent_key)
+                .json(&health_report(w.deployment_object, "healthy", "")),
+            422,
+            Some("validation_failed"),
+        ),
+        case(
+            "health of an unknown stack",
+            Req::new("GET", format!("/api/v1/stacks/{unknown}/health")).key(admin),
+            404,
+            Some("not_found"),
+        ),
+        case(
             "template schema not an object",
             Req::new("POST", "/api/v1/templates")
                 .key(admin)
@@ -364,6 +406,31 @@ async fn bad_input_sqlite() {
 #[tokio::test]
 async fn bad_input_postgres() {
     bad_input_is_rejected_without_side_effects(Backend::Postgres).await;
+}
+
+/// A health report of more resources than a report may hold is a 422 that stores
+/// nothing (its own test: the body is larger than the other cases' body limit).
+#[tokio::test]
+async fn too_many_health_resources_is_422() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let w = app.world.clone();
+    let before = snapshot(&app).await;
+    let resource = json!({"api_version": "v1", "kind": "Pod", "name": "p", "status": "healthy"});
+    let body = json!({
+        "deployment_object_id": w.deployment_object,
+        "resources": vec![resource; brokkr_core::NewHealthReport::MAX_RESOURCES + 1],
+    });
+    let resp = app
+        .post(
+            &format!("/api/v1/agents/{}/health", w.agent),
+            &w.agent_key,
+            &body,
+        )
+        .await;
+    resp.expect(422);
+    assert_eq!(resp.json()["code"], "validation_failed");
+    assert_eq!(snapshot(&app).await, before);
+    app.teardown().await;
 }
 
 /// The body limit is enforced before the handler parses anything, also over a real

@@ -37,6 +37,9 @@ pub enum EventTypeDto {
     Apply,
     /// Remove the stack's objects.
     Delete,
+    /// A periodic re-apply of an unchanged deployment object found objects changed in
+    /// the cluster by someone else, and put them back (the message names them).
+    Drift,
 }
 
 impl From<EventType> for EventTypeDto {
@@ -44,6 +47,7 @@ impl From<EventType> for EventTypeDto {
         match t {
             EventType::Apply => Self::Apply,
             EventType::Delete => Self::Delete,
+            EventType::Drift => Self::Drift,
         }
     }
 }
@@ -53,6 +57,7 @@ impl From<EventTypeDto> for EventType {
         match t {
             EventTypeDto::Apply => Self::Apply,
             EventTypeDto::Delete => Self::Delete,
+            EventTypeDto::Drift => Self::Drift,
         }
     }
 }
@@ -258,7 +263,7 @@ impl EventsApi {
         deployment_object_id: Query<Option<Uuid>>,
         /// `success` or `failure`.
         status: Query<Option<EventStatusDto>>,
-        /// `apply` or `delete`.
+        /// `apply`, `delete` or `drift`.
         event_type: Query<Option<EventTypeDto>>,
         /// Created at or after (RFC 3339).
         since: Query<Option<DateTime<Utc>>>,
@@ -303,7 +308,7 @@ impl EventsApi {
         deployment_object_id: Query<Option<Uuid>>,
         /// `success` or `failure`.
         status: Query<Option<EventStatusDto>>,
-        /// `apply` or `delete`.
+        /// `apply`, `delete` or `drift`.
         event_type: Query<Option<EventTypeDto>>,
         /// Created at or after (RFC 3339).
         since: Query<Option<DateTime<Utc>>>,
@@ -465,7 +470,7 @@ mod tests {
 
     #[test]
     fn names_match_the_core() {
-        for t in [EventType::Apply, EventType::Delete] {
+        for t in [EventType::Apply, EventType::Delete, EventType::Drift] {
             assert_eq!(EventType::from(EventTypeDto::from(t)), t);
         }
         for s in [EventStatus::Success, EventStatus::Failure] {

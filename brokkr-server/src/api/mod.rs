@@ -11,6 +11,7 @@ mod agents;
 mod events;
 mod generate;
 mod generators;
+mod health;
 mod metadata;
 mod stacks;
 mod targets;
@@ -21,6 +22,7 @@ pub use agents::AgentsApi;
 pub use events::EventsApi;
 pub use generate::GenerateApi;
 pub use generators::GeneratorsApi;
+pub use health::HealthApi;
 pub use metadata::MetadataApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
@@ -39,6 +41,8 @@ pub enum Tag {
     AgentTargets,
     /// Outcomes of agents' attempts.
     AgentEvents,
+    /// Health of applied workloads, as agents report it.
+    Health,
     /// Labels and annotations of stacks, agents and templates.
     Metadata,
     /// Generators (external systems with their own keys).
@@ -59,6 +63,7 @@ pub type Api = (
     TemplatesApi,
     AgentsApi,
     EventsApi,
+    HealthApi,
     AdminApi,
 );
 
@@ -73,6 +78,7 @@ pub fn api() -> Api {
         TemplatesApi,
         AgentsApi,
         EventsApi,
+        HealthApi,
         AdminApi,
     )
 }

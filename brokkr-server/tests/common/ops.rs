@@ -275,6 +275,16 @@ pub fn table() -> Vec<Op> {
         ),
         op("GET", "/agents/{agent}/events", agent_self(200)),
         op("GET", "/agent-events", admin_only(200)),
+        // Health
+        op_with(
+            "POST",
+            "/agents/{agent}/health",
+            json!({"deployment_object_id": "{deployment_object}", "summary": "all healthy", "resources": [
+                {"api_version": "apps/v1", "kind": "Deployment", "namespace": "default", "name": "web", "status": "healthy"}
+            ]}),
+            agent_only(204),
+        ),
+        op("GET", "/stacks/{stack}/health", row_owner(200)),
         // Keys and audit
         op("POST", "/auth/pak", anyone(200)),
         op("GET", "/admin/audit-logs", admin_only(200)),

@@ -1,0 +1,383 @@
+//! Workload health: agents report it (`POST /agents/{id}/health`), admin and the
+//! stack's owner read it (`GET /stacks/{id}/health`).
+//!
+//! A report replaces the agent's previous one for the stack, so the store holds one row
+//! per agent and stack and reading a stack's health costs one query whatever its
+//! history. Only the agent itself reports, and only about a deployment object of a
+//! stack in its target state (to apply or to remove): another stack's object is a 404,
+//! as if it did not exist. Like heartbeats, reports are observed state and write no
+//! audit record.
+
+use brokkr_core::{
+    AgentId, DeploymentObjectId, HealthReport, HealthStatus, MAX_NAME_LEN, NewHealthReport,
+    ObjectHealth, ObjectKey, StackId,
+};
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use uuid::Uuid;
+
+use crate::api::Tag;
+use crate::api::stacks::check_stack_history;
+use crate::auth::BearerAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+// ---------------------------------------------------------------------------------------
+// DTOs
+
+/// How a workload is doing, best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "HealthStatus", rename_all = "snake_case")]
+pub enum HealthStatusDto {
+    /// Running as asked.
+    Healthy,
+    /// Rolling out or starting; nothing wrong seen yet.
+    Progressing,
+    /// Running, but not as asked (unavailable replicas, restarts).
+    Degraded,
+    /// Not running and not going to without a change (crash loop, image pull failure,
+    /// failed Job).
+    Failed,
+}
+
+impl From<HealthStatus> for HealthStatusDto {
+    fn from(s: HealthStatus) -> Self {
+        match s {
+            HealthStatus::Healthy => Self::Healthy,
+            HealthStatus::Progressing => Self::Progressing,
+            HealthStatus::Degraded => Self::Degraded,
+            HealthStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<HealthStatusDto> for HealthStatus {
+    fn from(s: HealthStatusDto) -> Self {
+        match s {
+            HealthStatusDto::Healthy => Self::Healthy,
+            HealthStatusDto::Progressing => Self::Progressing,
+            HealthStatusDto::Degraded => Self::Degraded,
+            HealthStatusDto::Failed => Self::Failed,
+        }
+    }
+}
+
+/// The health of one Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "ObjectHealth")]
+pub struct ObjectHealthDto {
+    /// `v1` or `group/version`.
+    pub api_version: String,
+    /// The object's kind, such as `Deployment`.
+    pub kind: String,
+    /// Its namespace; absent for cluster-scoped objects.
+    #[oai(skip_serializing_if_is_none)]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// How it is doing.
+    pub status: HealthStatusDto,
+    /// A short machine-friendly reason, e.g. `CrashLoopBackOff`.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+    /// A sentence for people.
+    #[oai(skip_serializing_if_is_none)]
+    pub message: Option<String>,
+}
+
+impl From<ObjectHealth> for ObjectHealthDto {
+    fn from(h: ObjectHealth) -> Self {
+        Self {
+            api_version: h.object.api_version,
+            kind: h.object.kind,
+            namespace: h.object.namespace,
+            name: h.object.name,
+            status: h.status.into(),
+            reason: h.reason,
+            message: h.message,
+        }
+    }
+}
+
+impl ObjectHealthDto {
+    /// Checks the object's coordinates (422 `validation_failed`) and converts. Sizes of
+    /// reasons and messages are the store's rule.
+    fn validate(self) -> ApiResult<ObjectHealth> {
+        let fields = [
+            ("api_version", Some(&self.api_version)),
+            ("kind", Some(&self.kind)),
+            ("namespace", self.namespace.as_ref()),
+            ("name", Some(&self.name)),
+        ];
+        for (field, value) in fields {
+            if value.is_some_and(|v| v.is_empty() || v.chars().count() > MAX_NAME_LEN) {
+                return Err(ApiError::unprocessable(
+                    "validation_failed",
+                    format!("{field} of a resource must be 1-{MAX_NAME_LEN} characters"),
+                    None,
+                ));
+            }
+        }
+        Ok(ObjectHealth {
+            object: ObjectKey {
+                api_version: self.api_version,
+                kind: self.kind,
+                namespace: self.namespace,
+                name: self.name,
+            },
+            status: self.status.into(),
+            reason: self.reason,
+            message: self.message,
+        })
+    }
+}
+
+/// Body of `POST /agents/{id}/health`.
+#[derive(Debug, Clone, Object)]
+pub struct HealthReportRequest {
+    /// The deployment object the agent has applied (the stack's latest, or an older one
+    /// while it catches up).
+    pub deployment_object_id: Uuid,
+    /// One line for people, e.g. `1 of 3 workloads degraded`.
+    pub summary: Option<String>,
+    /// Each workload's health (at most 10 000); the report's status is their worst.
+    pub resources: Vec<ObjectHealthDto>,
+}
+
+/// One agent's latest report on a stack.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "AgentHealth")]
+pub struct AgentHealthDto {
+    /// The reporting agent.
+    pub agent_id: Uuid,
+    /// The deployment object it had applied.
+    pub deployment_object_id: Uuid,
+    /// The worst status of `resources` (`healthy` when there are none).
+    pub status: HealthStatusDto,
+    /// One line for people.
+    #[oai(skip_serializing_if_is_none)]
+    pub summary: Option<String>,
+    /// Each workload's health.
+    pub resources: Vec<ObjectHealthDto>,
+    /// When the server received the report.
+    pub reported_at: DateTime<Utc>,
+}
+
+impl From<HealthReport> for AgentHealthDto {
+    fn from(r: HealthReport) -> Self {
+        Self {
+            agent_id: r.agent_id.into(),
+            deployment_object_id: r.deployment_object_id.into(),
+            status: r.status.into(),
+            summary: r.summary,
+            resources: r.resources.into_iter().map(Into::into).collect(),
+            reported_at: r.reported_at,
+        }
+    }
+}
+
+/// A stack's health: the latest report of every agent that reported on it.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "StackHealth")]
+pub struct StackHealthDto {
+    /// The stack.
+    pub stack_id: Uuid,
+    /// The worst status over the agents' reports; absent when no agent reported.
+    #[oai(skip_serializing_if_is_none)]
+    pub status: Option<HealthStatusDto>,
+    /// One report per agent, ordered by agent id.
+    pub items: Vec<AgentHealthDto>,
+}
+
+impl StackHealthDto {
+    fn new(stack_id: StackId, reports: Vec<HealthReport>) -> Self {
+        Self {
+            stack_id: stack_id.into(),
+            status: reports.iter().map(|r| r.status).max().map(Into::into),
+            items: reports.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+
+/// Answer of `POST /agents/{id}/health`.
+#[derive(Debug, ApiResponse)]
+pub enum HealthRecorded {
+    /// The report replaced the agent's previous report for the stack.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// Answer of `GET /stacks/{id}/health`.
+#[derive(Debug, ApiResponse)]
+pub enum StackHealthResponse {
+    /// The stack's health.
+    #[oai(status = 200)]
+    Ok(Json<StackHealthDto>),
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// 404 unless `object` belongs to a stack in the agent's target state. The usual
+/// report names the object the target state holds, which costs no query (the state is
+/// cached); an older object of the stack costs one lookup.
+async fn require_own_object(
+    state: &AppState,
+    agent: AgentId,
+    object: DeploymentObjectId,
+) -> ApiResult<()> {
+    let targets = state.target_states.get(state.store.as_ref(), agent).await?;
+    let entries = &targets.state.entries;
+    if entries.iter().any(|e| e.deployment_object.id == object) {
+        return Ok(());
+    }
+    let stack_id = state.store.get_deployment_object(object).await?.stack_id;
+    if entries.iter().any(|e| e.stack_id == stack_id) {
+        Ok(())
+    } else {
+        // Another stack's object: the agent does not learn it exists.
+        Err(ApiError::not_found("deployment object", object))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+/// Health operations.
+pub struct HealthApi;
+
+#[OpenApi]
+impl HealthApi {
+    /// Report the health of a stack's workloads (only the agent itself).
+    ///
+    /// Replaces the agent's previous report for the stack. `deployment_object_id` must
+    /// be an object of a stack in the agent's target state (404 otherwise); an older
+    /// object of such a stack is accepted. At most 10 000 resources; summaries, reasons
+    /// and messages at most 4096 characters (422 otherwise). Writes no audit record.
+    #[oai(path = "/agents/:id/health", method = "post", tag = "Tag::Health")]
+    async fn report_health(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<HealthReportRequest>,
+    ) -> ApiResult<HealthRecorded> {
+        let agent_id = AgentId::from(id.0);
+        auth.0.require_agent(agent_id)?;
+        let body = body.0;
+        let resources = body
+            .resources
+            .into_iter()
+            .map(ObjectHealthDto::validate)
+            .collect::<ApiResult<Vec<_>>>()?;
+        let report = NewHealthReport {
+            agent_id,
+            deployment_object_id: body.deployment_object_id.into(),
+            resources,
+            summary: body.summary,
+        };
+        // Sizes first, so an oversized report is a 422 whatever it names.
+        report.validate()?;
+        require_own_object(&state, agent_id, report.deployment_object_id).await?;
+        state.store.record_health(&auth.0.actor(), report).await?;
+        Ok(HealthRecorded::NoContent)
+    }
+
+    /// The latest health report of every agent on a stack (admin, or the generator
+    /// owning the stack).
+    ///
+    /// `status` is the worst over the agents, absent when none reported. Works for
+    /// deleted stacks too.
+    #[oai(path = "/stacks/:id/health", method = "get", tag = "Tag::Health")]
+    async fn stack_health(
+        &self,
+        auth: BearerAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<StackHealthResponse> {
+        let stack_id = StackId::from(id.0);
+        check_stack_history(&state, &auth.0, stack_id).await?;
+        let reports = state.store.stack_health(stack_id).await?;
+        Ok(StackHealthResponse::Ok(Json(StackHealthDto::new(
+            stack_id, reports,
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(name: &str) -> ObjectHealthDto {
+        ObjectHealthDto {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("default".into()),
+            name: name.into(),
+            status: HealthStatusDto::Degraded,
+            reason: Some("UnavailableReplicas".into()),
+            message: None,
+        }
+    }
+
+    #[test]
+    fn statuses_match_the_core() {
+        for s in [
+            HealthStatus::Healthy,
+            HealthStatus::Progressing,
+            HealthStatus::Degraded,
+            HealthStatus::Failed,
+        ] {
+            assert_eq!(HealthStatus::from(HealthStatusDto::from(s)), s);
+        }
+    }
+
+    #[test]
+    fn resources_need_sane_coordinates() {
+        let ok = resource("web").validate().expect("valid");
+        assert_eq!(ObjectHealthDto::from(ok), resource("web"));
+        for bad in [
+            resource(""),
+            resource(&"x".repeat(MAX_NAME_LEN + 1)),
+            ObjectHealthDto {
+                namespace: Some(String::new()),
+                ..resource("web")
+            },
+            ObjectHealthDto {
+                kind: String::new(),
+                ..resource("web")
+            },
+        ] {
+            assert_eq!(bad.validate().unwrap_err().status(), 422);
+        }
+    }
+
+    #[test]
+    fn stack_status_is_the_worst_report_or_absent() {
+        let stack = StackId::new();
+        assert_eq!(StackHealthDto::new(stack, Vec::new()).status, None);
+        let report = |status| HealthReport {
+            agent_id: AgentId::new(),
+            stack_id: stack,
+            deployment_object_id: DeploymentObjectId::new(),
+            status,
+            summary: None,
+            resources: Vec::new(),
+            reported_at: Utc::now(),
+        };
+        let dto = StackHealthDto::new(
+            stack,
+            vec![
+                report(HealthStatus::Healthy),
+                report(HealthStatus::Degraded),
+            ],
+        );
+        assert_eq!(dto.status, Some(HealthStatusDto::Degraded));
+    }
+}
