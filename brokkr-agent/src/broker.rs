@@ -1,0 +1,437 @@
+//! The broker's HTTP API as the agent uses it: readiness, who the key belongs to,
+//! heartbeats, the target state (long poll with ETag), events and health reports.
+//!
+//! Every call is bounded by a timeout. Errors say whether retrying can help
+//! ([`BrokerError::is_retryable`]); the callers decide how long to back off.
+
+use std::time::Duration;
+
+use brokkr_core::{AgentId, Capabilities, DeploymentObjectId, EventStatus, EventType, StackId};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::Secret;
+
+/// Extra time allowed on top of a long poll's wait before the call times out.
+const POLL_SLACK: Duration = Duration::from_secs(10);
+/// Timeout of every other call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a broker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker could not be reached, or did not answer in time.
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    /// The key was refused (401) or does not grant what was asked (403).
+    #[error("broker refused the key ({status}): {message}")]
+    Refused {
+        /// 401 or 403.
+        status: u16,
+        /// The broker's message.
+        message: String,
+    },
+    /// Any other error answer.
+    #[error("broker answered {status} {code}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The broker's stable error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The answer could not be read.
+    #[error("unreadable broker answer: {0}")]
+    Decode(String),
+}
+
+impl BrokerError {
+    /// Whether the same call may succeed later: transport failures, timeouts, 5xx and
+    /// 429. A refused key, a 404 or a 422 will not change by retrying.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable(_) | Self::Decode(_) => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Self::Refused { .. } => false,
+        }
+    }
+}
+
+/// One stack of the target state, as the broker sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TargetEntry {
+    /// The stack.
+    pub stack_id: StackId,
+    /// Its name, for logs.
+    pub stack_name: String,
+    /// `apply` or `remove`.
+    pub action: Action,
+    /// The deployment object to apply, or whose stack to remove.
+    pub deployment_object: DeploymentObjectWire,
+}
+
+/// What to do with a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Make the cluster match the deployment object.
+    Apply,
+    /// Remove every object of the stack.
+    Remove,
+}
+
+/// A deployment object as the broker sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeploymentObjectWire {
+    /// Its id.
+    pub id: DeploymentObjectId,
+    /// Store-wide sequence.
+    pub sequence_id: i64,
+    /// Multi-document YAML.
+    pub yaml_content: String,
+    /// Hex SHA-256 of the YAML.
+    pub yaml_checksum: String,
+    /// Whether it says "remove this stack".
+    pub is_deletion_marker: bool,
+}
+
+/// The whole target state.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TargetStateWire {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its ETag.
+    pub etag: String,
+    /// One entry per stack.
+    pub entries: Vec<TargetEntry>,
+}
+
+/// The answer of a target-state poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll {
+    /// A state other than the one the agent named.
+    Changed(TargetStateWire),
+    /// Still the state the agent named (304).
+    Unchanged,
+}
+
+/// An agent event to report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventReport {
+    /// Chosen by the agent, so a retried report is recognised and never duplicated.
+    pub id: Uuid,
+    /// The deployment object acted on.
+    pub deployment_object_id: DeploymentObjectId,
+    /// What was tried.
+    pub event_type: EventType,
+    /// How it went.
+    pub status: EventStatus,
+    /// Details (the Kubernetes reason and message of a failure).
+    pub message: Option<String>,
+}
+
+/// A health report to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthWire {
+    /// The deployment object the health is about.
+    pub deployment_object_id: DeploymentObjectId,
+    /// One line for people.
+    pub summary: Option<String>,
+    /// Each workload.
+    pub resources: Vec<ResourceHealthWire>,
+}
+
+/// One workload's health on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceHealthWire {
+    /// `v1` or `group/version`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `healthy`, `progressing`, `degraded` or `failed`.
+    pub status: &'static str,
+    /// Short reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Sentence for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<&brokkr_core::ObjectHealth> for ResourceHealthWire {
+    fn from(h: &brokkr_core::ObjectHealth) -> Self {
+        Self {
+            api_version: h.object.api_version.clone(),
+            kind: h.object.kind.clone(),
+            namespace: h.object.namespace.clone(),
+            name: h.object.name.clone(),
+            status: h.status.as_str(),
+            reason: h.reason.clone(),
+            message: h.message.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyIdentity {
+    role: String,
+    id: Option<Uuid>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Serialize)]
+struct HeartbeatBody<'a> {
+    capabilities: &'a Capabilities,
+}
+
+/// A client of the broker's agent API.
+#[derive(Clone)]
+pub struct BrokerClient {
+    http: reqwest::Client,
+    base: String,
+    key: Secret,
+}
+
+impl std::fmt::Debug for BrokerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerClient {
+    /// A client of the broker at `base_url` with the agent's key.
+    pub fn new(base_url: &str, key: Secret) -> Result<Self, BrokerError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            key,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(self.key.expose())
+    }
+
+    /// Whether `/readyz` answers 200 (the broker and its database are up).
+    pub async fn ready(&self) -> Result<(), BrokerError> {
+        let response = self
+            .http
+            .get(self.url("/readyz"))
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        check(response).await.map(drop)
+    }
+
+    /// The agent the key belongs to; refused unless it is an agent key.
+    pub async fn whoami(&self) -> Result<AgentId, BrokerError> {
+        let response = self
+            .authorized(self.http.post(self.url("/api/v1/auth/pak")))
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let identity: KeyIdentity = decode(check(response).await?).await?;
+        match (identity.role.as_str(), identity.id) {
+            ("agent", Some(id)) => Ok(AgentId(id)),
+            (role, _) => Err(BrokerError::Refused {
+                status: 403,
+                message: format!("the key belongs to a {role}, not an agent"),
+            }),
+        }
+    }
+
+    /// Reports that the agent is alive, with its cluster's capabilities.
+    pub async fn heartbeat(
+        &self,
+        agent: AgentId,
+        capabilities: &Capabilities,
+    ) -> Result<(), BrokerError> {
+        let response = self
+            .authorized(
+                self.http
+                    .post(self.url(&format!("/api/v1/agents/{agent}/heartbeat"))),
+            )
+            .json(&HeartbeatBody { capabilities })
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        check(response).await.map(drop)
+    }
+
+    /// The target state; with `etag`, waits up to `wait` for it to change.
+    pub async fn target_state(
+        &self,
+        agent: AgentId,
+        etag: Option<&str>,
+        wait: Duration,
+    ) -> Result<Poll, BrokerError> {
+        let path = format!("/api/v1/agents/{agent}/target-state");
+        let request = match etag {
+            Some(etag) => self
+                .authorized(
+                    self.http
+                        .get(self.url(&format!("{path}?wait={}", wait.as_secs()))),
+                )
+                .header(reqwest::header::IF_NONE_MATCH, format!("\"{etag}\"")),
+            None => self.authorized(self.http.get(self.url(&path))),
+        };
+        let response = request
+            .timeout(wait + POLL_SLACK)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Poll::Unchanged);
+        }
+        Ok(Poll::Changed(decode(check(response).await?).await?))
+    }
+
+    /// Records an event. A repeated id is answered with the stored event, so retrying
+    /// a report never duplicates it.
+    pub async fn report_event(
+        &self,
+        agent: AgentId,
+        event: &EventReport,
+    ) -> Result<(), BrokerError> {
+        let response = self
+            .authorized(
+                self.http
+                    .post(self.url(&format!("/api/v1/agents/{agent}/events"))),
+            )
+            .json(event)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        check(response).await.map(drop)
+    }
+
+    /// Reports the health of a stack's workloads.
+    pub async fn report_health(
+        &self,
+        agent: AgentId,
+        health: &HealthWire,
+    ) -> Result<(), BrokerError> {
+        let response = self
+            .authorized(
+                self.http
+                    .post(self.url(&format!("/api/v1/agents/{agent}/health"))),
+            )
+            .json(health)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        check(response).await.map(drop)
+    }
+}
+
+fn unreachable(err: reqwest::Error) -> BrokerError {
+    // Never include the URL's query or headers: only the kind of failure.
+    BrokerError::Unreachable(err.without_url().to_string())
+}
+
+async fn check(response: reqwest::Response) -> Result<reqwest::Response, BrokerError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: ErrorBody = response.json().await.unwrap_or_default();
+    match status.as_u16() {
+        status @ (401 | 403) => Err(BrokerError::Refused {
+            status,
+            message: body.message,
+        }),
+        status => Err(BrokerError::Status {
+            status,
+            code: body.code,
+            message: body.message,
+        }),
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, BrokerError> {
+    response
+        .json()
+        .await
+        .map_err(|e| BrokerError::Decode(e.without_url().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        let status = |status: u16| BrokerError::Status {
+            status,
+            code: String::new(),
+            message: String::new(),
+        };
+        assert!(status(503).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(404).is_retryable());
+        assert!(!status(422).is_retryable());
+        assert!(BrokerError::Unreachable("reset".into()).is_retryable());
+        let refused = BrokerError::Refused {
+            status: 401,
+            message: String::new(),
+        };
+        assert!(!refused.is_retryable());
+    }
+
+    #[test]
+    fn the_target_state_wire_format_parses() {
+        let json = serde_json::json!({
+            "agent_id": "0190b7a0-0000-7000-8000-000000000001",
+            "etag": "abc",
+            "entries": [{
+                "stack_id": "0190b7a0-0000-7000-8000-000000000002",
+                "stack_name": "web",
+                "action": "remove",
+                "deployment_object": {
+                    "id": "0190b7a0-0000-7000-8000-000000000003",
+                    "stack_id": "0190b7a0-0000-7000-8000-000000000002",
+                    "sequence_id": 7,
+                    "yaml_content": "",
+                    "yaml_checksum": "e3b0",
+                    "is_deletion_marker": true,
+                    "created_at": "2026-11-22T00:00:00Z"
+                }
+            }]
+        });
+        let state: TargetStateWire = serde_json::from_value(json).unwrap();
+        assert_eq!(state.entries[0].action, Action::Remove);
+        assert!(state.entries[0].deployment_object.is_deletion_marker);
+    }
+}

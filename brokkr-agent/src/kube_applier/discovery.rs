@@ -1,0 +1,249 @@
+//! Which kinds the cluster serves, cached.
+//!
+//! Built from the same documents as kube-rs's `Discovery` (`/api`, `/apis`, one
+//! `APIResourceList` per group version), but one group version that fails to answer
+//! does not fail the whole discovery: an aggregated API whose backend is down (a broken
+//! metrics-server is the classic) answers 503, and that must not stop the agent from
+//! applying Deployments. The failure is remembered, so an object of that group version
+//! gets "unavailable" (retry) rather than "unknown kind" (fix your manifest).
+//!
+//! The cache is refreshed when a kind is unknown, at most once per operation (see
+//! [`Lookup`]), and after a CustomResourceDefinition becomes established.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use brokkr_core::applier::Error;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
+use kube::Client;
+use kube::discovery::ApiResource;
+
+use super::errors::cluster_error;
+
+/// A kind the cluster serves, as needed to address its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kind {
+    /// Group, version, kind and plural.
+    pub resource: ApiResource,
+    /// Whether its objects live in namespaces.
+    pub namespaced: bool,
+}
+
+/// One discovery's results.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// By `(apiVersion, kind)`.
+    kinds: HashMap<(String, String), Kind>,
+    /// Group versions the cluster announced but failed to describe, with the error.
+    failed: HashMap<String, String>,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The cluster serves the kind.
+    Served(Kind),
+    /// The cluster announced the kind's group version but could not describe it.
+    GroupVersionFailed(String),
+    /// The cluster does not serve the kind.
+    Unknown,
+}
+
+/// The cached discovery of one cluster. Shared by concurrent operations; a refresh
+/// replaces the snapshot in one step.
+pub(crate) struct Discovery {
+    client: Client,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+impl Discovery {
+    /// Discovers the cluster's kinds.
+    pub(crate) async fn new(client: Client) -> Result<Self, Error> {
+        let discovery = Self {
+            client,
+            snapshot: RwLock::new(Arc::default()),
+        };
+        discovery.refresh().await?;
+        Ok(discovery)
+    }
+
+    /// What the cache says about `kind` in `api_version`.
+    pub(crate) fn find(&self, api_version: &str, kind: &str) -> Found {
+        let snapshot = self.current();
+        if let Some(found) = snapshot
+            .kinds
+            .get(&(api_version.to_owned(), kind.to_owned()))
+        {
+            return Found::Served(found.clone());
+        }
+        match snapshot.failed.get(api_version) {
+            Some(error) => Found::GroupVersionFailed(error.clone()),
+            None => Found::Unknown,
+        }
+    }
+
+    /// Discovers again and replaces the cache. Fails only when the lists of groups
+    /// cannot be read; a single group version failing is recorded instead.
+    pub(crate) async fn refresh(&self) -> Result<(), Error> {
+        let core = self
+            .client
+            .list_core_api_versions()
+            .await
+            .map_err(|e| cluster_error("discovery of /api", e))?;
+        let groups = self
+            .client
+            .list_api_groups()
+            .await
+            .map_err(|e| cluster_error("discovery of /apis", e))?;
+
+        let group_versions = core.versions.into_iter().chain(
+            groups
+                .groups
+                .into_iter()
+                .flat_map(|g| g.versions.into_iter().map(|v| v.group_version)),
+        );
+        let answers = futures::future::join_all(group_versions.map(|gv| async move {
+            let answer = if gv.contains('/') {
+                self.client.list_api_group_resources(&gv).await
+            } else {
+                self.client.list_core_api_resources(&gv).await
+            };
+            (gv, answer)
+        }))
+        .await;
+
+        let mut snapshot = Snapshot::default();
+        for (group_version, answer) in answers {
+            match answer {
+                Ok(list) => add_kinds(&mut snapshot.kinds, &list),
+                Err(err) => {
+                    tracing::warn!(%group_version, error = %err, "discovery: group version failed; its kinds are unavailable until the next refresh");
+                    snapshot.failed.insert(group_version, err.to_string());
+                }
+            }
+        }
+        tracing::debug!(
+            kinds = snapshot.kinds.len(),
+            failed = snapshot.failed.len(),
+            "discovery refreshed"
+        );
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        // A panic elsewhere while holding the lock cannot leave a half-written
+        // snapshot (it is swapped whole), so a poisoned lock is still good.
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Adds the top-level resources of one group version (subresources such as
+/// `deployments/status` have a `/` in their name and are skipped).
+fn add_kinds(kinds: &mut HashMap<(String, String), Kind>, list: &APIResourceList) {
+    let (group, version) = match list.group_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", list.group_version.as_str()),
+    };
+    for resource in list.resources.iter().filter(|r| !r.name.contains('/')) {
+        let key = (list.group_version.clone(), resource.kind.clone());
+        kinds.entry(key).or_insert_with(|| Kind {
+            resource: ApiResource {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                api_version: list.group_version.clone(),
+                kind: resource.kind.clone(),
+                plural: resource.name.clone(),
+            },
+            namespaced: resource.namespaced,
+        });
+    }
+}
+
+/// The discovery as seen by one operation: an unknown kind triggers at most one
+/// refresh, so an apply naming ten unknown kinds costs one discovery, not ten.
+pub(crate) struct Lookup<'a> {
+    discovery: &'a Discovery,
+    refreshed: bool,
+}
+
+impl<'a> Lookup<'a> {
+    pub(crate) fn new(discovery: &'a Discovery) -> Self {
+        Self {
+            discovery,
+            refreshed: false,
+        }
+    }
+
+    /// Finds a kind, refreshing the cache first if it is unknown and this operation
+    /// has not refreshed yet.
+    pub(crate) async fn find(&mut self, api_version: &str, kind: &str) -> Result<Found, Error> {
+        let found = self.discovery.find(api_version, kind);
+        if matches!(found, Found::Served(_)) || self.refreshed {
+            return Ok(found);
+        }
+        tracing::debug!(api_version, kind, "kind not in discovery cache; refreshing");
+        self.refresh().await?;
+        Ok(self.discovery.find(api_version, kind))
+    }
+
+    /// Refreshes now (after a CRD became established), whether or not this operation
+    /// refreshed before.
+    pub(crate) async fn refresh(&mut self) -> Result<(), Error> {
+        self.discovery.refresh().await?;
+        self.refreshed = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
+
+    use super::*;
+
+    fn resource(name: &str, kind: &str, namespaced: bool) -> APIResource {
+        APIResource {
+            name: name.into(),
+            kind: kind.into(),
+            namespaced,
+            singular_name: String::new(),
+            verbs: vec!["get".into()],
+            ..APIResource::default()
+        }
+    }
+
+    #[test]
+    fn top_level_resources_become_kinds() {
+        let mut kinds = HashMap::new();
+        add_kinds(
+            &mut kinds,
+            &APIResourceList {
+                group_version: "apps/v1".into(),
+                resources: vec![
+                    resource("deployments", "Deployment", true),
+                    resource("deployments/status", "Deployment", true),
+                ],
+            },
+        );
+        add_kinds(
+            &mut kinds,
+            &APIResourceList {
+                group_version: "v1".into(),
+                resources: vec![resource("namespaces", "Namespace", false)],
+            },
+        );
+        assert_eq!(kinds.len(), 2);
+        let deployment = &kinds[&("apps/v1".to_owned(), "Deployment".to_owned())];
+        assert_eq!(deployment.resource.plural, "deployments");
+        assert_eq!(deployment.resource.group, "apps");
+        assert!(deployment.namespaced);
+        let namespace = &kinds[&("v1".to_owned(), "Namespace".to_owned())];
+        assert_eq!(namespace.resource.group, "");
+        assert_eq!(namespace.resource.version, "v1");
+        assert!(!namespace.namespaced);
+    }
+}

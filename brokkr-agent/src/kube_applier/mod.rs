@@ -1,0 +1,220 @@
+//! [`KubeApplier`]: the [`Applier`] for real clusters, with kube-rs and server-side
+//! apply.
+//!
+//! How one deployment object is applied ([`Applier::apply`]):
+//!
+//! 1. Every manifest's kind is resolved against the cached discovery (refreshed once
+//!    if a kind is unknown), its namespace resolved and the object stamped with
+//!    [`STACK_LABEL`](brokkr_core::applier::STACK_LABEL) and the deployment-object
+//!    annotations. An unknown kind or an invalid object stops here: nothing is applied.
+//! 2. The stack's inventory (a ConfigMap, see [`KubeApplierOptions::inventory_namespace`])
+//!    is written as old ∪ new *before* anything is applied, so a crash half-way never
+//!    leaves an applied object that no inventory names.
+//! 3. Objects are applied with server-side apply (field manager `brokkr`, forced) in
+//!    [`apply_order`](brokkr_core::applier::apply_order): Namespaces, then CRDs, each
+//!    waited for until established, then the rest. An object counts as changed when it
+//!    was created or its `resourceVersion` moved.
+//! 4. Objects of the old inventory that the new deployment object lacks are deleted,
+//!    but only if they still carry the stack's label.
+//! 5. The inventory is written as the new set, with the deployment object's id and
+//!    checksum.
+//!
+//! [`Applier::dry_run`] sends every object with `dryRun=All`, except the ones that
+//! cannot be checked before the deployment object is applied: objects in a Namespace
+//! the same deployment object creates and that does not exist yet, and custom
+//! resources whose CRD the same deployment object defines and the cluster does not
+//! serve yet. Those are checked by the API server when applied.
+//!
+//! RBAC: see `docs/agent-rbac.md`. Discovery needs none beyond what every
+//! authenticated client has; with only namespaced Roles, the inventory namespace must
+//! exist already (creating it is attempted, and a refusal only logged).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
+//! use brokkr_core::Applier;
+//!
+//! let client = kube::Client::try_default().await?;
+//! let applier = KubeApplier::new(client, KubeApplierOptions::default()).await?;
+//! let health = applier.health(brokkr_core::StackId::new()).await?;
+//! # Ok(()) }
+//! ```
+
+// The error type is the `Applier` trait's, from brokkr-core; errors are rare and off
+// the hot path, so their size does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod apply;
+mod crd;
+mod discovery;
+mod errors;
+mod inventory;
+mod objects;
+mod plan;
+mod prune;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use brokkr_core::applier::{Applier, ApplyReport, Error, Inventory, Result, StackRef};
+use brokkr_core::health::{self, HealthStatus, ObjectHealth};
+use brokkr_core::{Manifest, ObjectKey, StackId};
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+
+use self::discovery::{Discovery, Found, Kind, Lookup};
+use self::errors::object_error;
+use self::inventory::Inventories;
+use self::plan::not_served;
+
+/// How a [`KubeApplier`] behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeApplierOptions {
+    /// Namespace holding the per-stack inventory ConfigMaps. Default `brokkr-system`.
+    pub inventory_namespace: String,
+    /// Namespace for namespaced objects that name none. Default `default`.
+    pub default_namespace: String,
+    /// How long a CustomResourceDefinition may take to become established and served.
+    /// Default 30 s.
+    pub crd_established_timeout: Duration,
+    /// Whether [`KubeApplier::new`] creates the inventory namespace when it is
+    /// missing. A refusal (no RBAC for Namespaces) is logged, not an error. Default
+    /// true.
+    pub ensure_inventory_namespace: bool,
+}
+
+impl Default for KubeApplierOptions {
+    fn default() -> Self {
+        Self {
+            inventory_namespace: "brokkr-system".to_owned(),
+            default_namespace: "default".to_owned(),
+            crd_established_timeout: Duration::from_secs(30),
+            ensure_inventory_namespace: true,
+        }
+    }
+}
+
+/// Applies stacks to a Kubernetes cluster with server-side apply; see the
+/// [module documentation](self).
+pub struct KubeApplier {
+    client: Client,
+    options: KubeApplierOptions,
+    discovery: Discovery,
+    inventories: Inventories,
+}
+
+impl fmt::Debug for KubeApplier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeApplier")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeApplier {
+    /// Discovers the cluster's kinds and, if asked, creates the inventory namespace.
+    ///
+    /// Fails with `Unavailable` when the cluster cannot be reached.
+    pub async fn new(client: Client, options: KubeApplierOptions) -> Result<KubeApplier> {
+        let discovery = Discovery::new(client.clone()).await?;
+        if options.ensure_inventory_namespace {
+            inventory::ensure_namespace(client.clone(), &options.inventory_namespace).await;
+        }
+        let inventories = Inventories::new(client.clone(), &options.inventory_namespace);
+        Ok(KubeApplier {
+            client,
+            options,
+            discovery,
+            inventories,
+        })
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &KubeApplierOptions {
+        &self.options
+    }
+
+    /// The API for objects of `kind` in `namespace` (ignored for cluster-scoped kinds).
+    fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(namespace) if kind.namespaced => {
+                Api::namespaced_with(self.client.clone(), namespace, &kind.resource)
+            }
+            _ => Api::all_with(self.client.clone(), &kind.resource),
+        }
+    }
+
+    /// The live object at `key`, if any. `Ok(None)` too when its kind is no longer
+    /// served: then it cannot exist.
+    async fn live(
+        &self,
+        key: &ObjectKey,
+        lookup: &mut Lookup<'_>,
+    ) -> Result<Option<DynamicObject>> {
+        let kind = match lookup.find(&key.api_version, &key.kind).await? {
+            Found::Served(kind) => kind,
+            Found::Unknown => return Ok(None),
+            found => return Err(not_served(key.clone(), found)),
+        };
+        self.api(&kind, key.namespace.as_deref())
+            .get_opt(&key.name)
+            .await
+            .map_err(|e| object_error(key, e))
+    }
+
+    async fn workload_health(
+        &self,
+        key: &ObjectKey,
+        lookup: &mut Lookup<'_>,
+    ) -> Result<Option<ObjectHealth>> {
+        let Some(live) = self.live(key, lookup).await? else {
+            return Ok(Some(ObjectHealth {
+                object: key.clone(),
+                status: HealthStatus::Failed,
+                reason: Some("Missing".to_owned()),
+                message: Some("the object is in the inventory but not in the cluster".to_owned()),
+            }));
+        };
+        let live = serde_json::to_value(&live)
+            .map_err(|e| Error::Unavailable(format!("{key}: cannot read the live object: {e}")))?;
+        Ok(health::assess(key.clone(), &live))
+    }
+}
+
+#[async_trait]
+impl Applier for KubeApplier {
+    async fn dry_run(&self, stack: &StackRef, manifests: &[Manifest]) -> Result<()> {
+        self.dry_run_all(stack, manifests).await
+    }
+
+    async fn apply(&self, stack: &StackRef, manifests: &[Manifest]) -> Result<ApplyReport> {
+        self.apply_all(stack, manifests).await
+    }
+
+    async fn remove(&self, stack_id: StackId) -> Result<Vec<ObjectKey>> {
+        self.remove_all(stack_id).await
+    }
+
+    async fn inventory(&self, stack_id: StackId) -> Result<Option<Inventory>> {
+        self.inventories.read(stack_id).await
+    }
+
+    async fn health(&self, stack_id: StackId) -> Result<Vec<ObjectHealth>> {
+        let Some(inventory) = self.inventories.read(stack_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut lookup = Lookup::new(&self.discovery);
+        let mut verdicts = Vec::new();
+        for key in inventory
+            .objects
+            .iter()
+            .filter(|k| health::is_workload(&k.kind))
+        {
+            if let Some(verdict) = self.workload_health(key, &mut lookup).await? {
+                verdicts.push(verdict);
+            }
+        }
+        Ok(verdicts)
+    }
+}

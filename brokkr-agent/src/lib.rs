@@ -1,0 +1,27 @@
+//! Brokkr's cluster agent.
+//!
+//! One agent runs in one cluster. It pulls its target state from the broker over HTTP
+//! (long poll with an ETag), makes the cluster match it through an
+//! [`Applier`](brokkr_core::Applier), and reports what happened: one agent event per
+//! deployment object, heartbeats with the cluster's capabilities, and the health of
+//! what it applied. It depends on `brokkr-core` only; the broker is reached over HTTP.
+//!
+//! - [`KubeApplier`](kube_applier::KubeApplier): the real applier (kube-rs, server-side
+//!   apply, inventory-based pruning).
+//! - [`MemoryApplier`](memory::MemoryApplier): a simulated cluster for tests, examples
+//!   and fleet simulations.
+//! - [`Agent`](agent::Agent): the loop that ties the broker and an applier together.
+//!
+//! Safety rule, kept everywhere: only an explicit deletion marker (a `remove` entry of
+//! the target state) removes a stack. A stack absent from an answer, an error, a
+//! timeout or an empty answer never deletes anything.
+
+pub mod agent;
+pub mod broker;
+pub mod capabilities;
+pub mod config;
+pub mod health_server;
+pub mod kube_applier;
+pub mod memory;
+pub mod metrics;
+pub mod reconcile;

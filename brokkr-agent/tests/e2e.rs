@@ -1,0 +1,562 @@
+//! End to end: the reference server (SQLite, real HTTP on loopback), the real agent
+//! loop and the real `KubeApplier` with the real kube-rs client, against the
+//! Kubernetes API emulator — or against a real cluster when `BROKKR_TEST_KUBECONFIG`
+//! names a kubeconfig (emulator-only checks are then skipped).
+//!
+//! Every wait is bounded (`eventually`), and every scenario uses its own namespaces.
+
+mod emulator;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brokkr_agent::agent::{Agent, StaticCapabilities};
+use brokkr_agent::broker::BrokerClient;
+use brokkr_agent::config::{AgentSection, Secret};
+use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
+use brokkr_core::{Actor, Capabilities, KeyOwner, NewAgent, Pak, Store};
+use brokkr_server::serve::Server;
+use brokkr_store::SqlStore;
+use emulator::Emulator;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The cluster under test: the emulator, or a real one.
+enum Cluster {
+    Emulated(Emulator),
+    Real(kube::Client),
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        match std::env::var_os("BROKKR_TEST_KUBECONFIG") {
+            Some(path) => {
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(path).expect("read BROKKR_TEST_KUBECONFIG");
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .expect("a usable kubeconfig");
+                Cluster::Real(kube::Client::try_from(config).expect("a kube client"))
+            }
+            None => Cluster::Emulated(Emulator::start().await),
+        }
+    }
+
+    fn client(&self) -> kube::Client {
+        match self {
+            Cluster::Emulated(emulator) => emulator.client(),
+            Cluster::Real(client) => client.clone(),
+        }
+    }
+
+    fn emulator(&self) -> Option<&Emulator> {
+        match self {
+            Cluster::Emulated(emulator) => Some(emulator),
+            Cluster::Real(_) => {
+                eprintln!("note: running against a real cluster; skipping an emulator-only check");
+                None
+            }
+        }
+    }
+
+    /// The live object, through the kube client (works on both kinds of cluster).
+    async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let api = dynamic_api(&self.client(), api_version, kind, namespace);
+        api.get_opt(name)
+            .await
+            .expect("GET through kube")
+            .map(|o| serde_json::to_value(o).expect("object as JSON"))
+    }
+}
+
+fn dynamic_api(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The broker: a real server over a socket, with an admin key and one agent.
+struct Broker {
+    url: String,
+    admin: String,
+    agent_id: brokkr_core::AgentId,
+    agent_key: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("brokkr.db").display()
+        );
+        let store = SqlStore::connect(&url).await.expect("open SQLite");
+        let admin = Pak::generate();
+        store
+            .rotate_api_key(&Actor::System, KeyOwner::Admin, admin.stored())
+            .await
+            .expect("admin key");
+        let agent_key = Pak::generate();
+        let agent = store
+            .create_agent(
+                &Actor::System,
+                NewAgent {
+                    name: "edge-1".into(),
+                    cluster_name: "e2e".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: agent_key.stored(),
+                },
+            )
+            .await
+            .expect("agent");
+        let mut config = brokkr_server::config::Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        config.agents.heartbeat_flush_millis = 100;
+        let server = Server::bind_with_store(Arc::new(store), config, Default::default())
+            .await
+            .expect("bind the server");
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Broker {
+            url: format!("http://{addr}"),
+            admin: admin.expose().to_owned(),
+            agent_id: agent.id,
+            agent_key: agent_key.expose().to_owned(),
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("call the broker");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, body) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert!(status < 300, "POST {path}: {status} {body}");
+        body
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// A stack assigned to the agent; returns its id.
+    async fn stack(&self, name: &str) -> String {
+        let stack = self.post("/stacks", json!({"name": name})).await;
+        let id = stack["id"].as_str().expect("stack id").to_owned();
+        self.post(
+            &format!("/agents/{}/targets", self.agent_id),
+            json!({"stack_id": id}),
+        )
+        .await;
+        id
+    }
+
+    /// Appends a deployment object; returns its id.
+    async fn deploy(&self, stack: &str, yaml: &str) -> String {
+        let object = self
+            .post(
+                &format!("/stacks/{stack}/deployment-objects"),
+                json!({"yaml_content": yaml}),
+            )
+            .await;
+        object["id"].as_str().expect("object id").to_owned()
+    }
+
+    /// The agent's events about one deployment object.
+    async fn events(&self, object: &str) -> Vec<Value> {
+        let page = self
+            .get(&format!("/agents/{}/events?limit=1000", self.agent_id))
+            .await;
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["deployment_object_id"] == object)
+            .cloned()
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A running agent and the handle that stops it.
+struct RunningAgent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningAgent {
+    async fn start(broker: &Broker, cluster: &Cluster, namespace: &str) -> RunningAgent {
+        let mut config = AgentSection {
+            broker_url: broker.url.clone(),
+            pak: Secret::new(broker.agent_key.clone()),
+            ..AgentSection::default()
+        };
+        config.poll_wait_secs = 2;
+        config.resync_period_secs = 2;
+        config.health_interval_secs = 1;
+        config.heartbeat_interval_secs = 1;
+        config.max_backoff_secs = 1;
+        let options = KubeApplierOptions {
+            inventory_namespace: namespace.to_owned(),
+            ..KubeApplierOptions::default()
+        };
+        let applier = KubeApplier::new(cluster.client(), options)
+            .await
+            .expect("the applier starts");
+        let client = BrokerClient::new(&broker.url, config.pak.clone()).expect("client");
+        let agent = Agent::new(
+            config,
+            client,
+            Arc::new(applier),
+            Arc::new(StaticCapabilities(Capabilities::default())),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            agent
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the agent runs");
+        });
+        RunningAgent { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the agent stops within the grace period")
+            .expect("the agent task ends cleanly");
+    }
+}
+
+/// Polls `check` every 100 ms until it yields `Some`, for at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn app(namespace: &str, with_extra: bool, replicas: u32) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {namespace}\ndata:\n  mode: fast\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {namespace}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27\n"
+    );
+    if with_extra {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {namespace}\ndata:\n  a: b\n"
+        ));
+    }
+    yaml
+}
+
+async fn event_with(broker: &Broker, object: &str, event_type: &str, status: &str) -> Value {
+    eventually(&format!("a {event_type}/{status} event"), || async {
+        broker
+            .events(object)
+            .await
+            .into_iter()
+            .find(|e| e["event_type"] == event_type && e["status"] == status)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_applies_prunes_survives_bad_input_corrects_drift_and_removes() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let ns = "e2e-shop";
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e").await;
+    let stack = broker.stack("shop").await;
+
+    // v1: applied, stamped, one success event.
+    let v1 = broker.deploy(&stack, &app(ns, true, 2)).await;
+    let extra = eventually("v1's objects", || async {
+        cluster.get("v1", "ConfigMap", Some(ns), "extra").await
+    })
+    .await;
+    assert_eq!(
+        extra["metadata"]["labels"]["brokkr.io/stack-id"],
+        stack.as_str()
+    );
+    assert_eq!(
+        extra["metadata"]["annotations"]["brokkr.io/deployment-object-id"],
+        v1.as_str()
+    );
+    event_with(&broker, &v1, "apply", "success").await;
+
+    // v2 without the extra ConfigMap: it is pruned, the rest stays.
+    let v2 = broker.deploy(&stack, &app(ns, false, 2)).await;
+    event_with(&broker, &v2, "apply", "success").await;
+    assert!(
+        cluster
+            .get("v1", "ConfigMap", Some(ns), "extra")
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .get("apps/v1", "Deployment", Some(ns), "web")
+            .await
+            .is_some()
+    );
+
+    // v3 with an object in a namespace that does not exist: a failure event with the
+    // cluster's reason, and v2's objects stay as they were.
+    let bad = format!(
+        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lost\n  namespace: e2e-missing\n",
+        app(ns, false, 5)
+    );
+    let v3 = broker.deploy(&stack, &bad).await;
+    let failure = event_with(&broker, &v3, "apply", "failure").await;
+    assert!(
+        failure["message"].as_str().unwrap().contains("e2e-missing"),
+        "{failure}"
+    );
+    let web = cluster
+        .get("apps/v1", "Deployment", Some(ns), "web")
+        .await
+        .unwrap();
+    assert_eq!(
+        web["spec"]["replicas"], 2,
+        "the bad version changed nothing"
+    );
+
+    // v4 fixes it; then a hand edit is put back on the next resync, as drift.
+    let v4 = broker.deploy(&stack, &app(ns, false, 3)).await;
+    event_with(&broker, &v4, "apply", "success").await;
+    let settings = dynamic_api(&cluster.client(), "v1", "ConfigMap", Some(ns));
+    let edit = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "slow"}});
+    settings
+        .patch(
+            "settings",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&edit),
+        )
+        .await
+        .expect("a hand edit");
+    eventually("the hand edit to be corrected", || async {
+        let live = cluster.get("v1", "ConfigMap", Some(ns), "settings").await?;
+        (live["data"]["mode"] == "fast").then_some(())
+    })
+    .await;
+    let drift = event_with(&broker, &v4, "drift", "success").await;
+    assert!(
+        drift["message"].as_str().unwrap().contains("settings"),
+        "{drift}"
+    );
+
+    // Health reaches the server.
+    let health = eventually("a health report", || async {
+        let (status, body) = broker
+            .call(
+                reqwest::Method::GET,
+                &format!("/stacks/{stack}/health"),
+                None,
+            )
+            .await;
+        (status == 200 && !body["items"].as_array()?.is_empty()).then_some(body)
+    })
+    .await;
+    assert_eq!(health["items"][0]["deployment_object_id"], v4.as_str());
+
+    // Deleting the stack removes everything the agent applied, then its inventory.
+    let (status, _) = broker
+        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
+        .await;
+    assert_eq!(status, 200);
+    eventually("the stack's objects to be removed", || async {
+        let web = cluster.get("apps/v1", "Deployment", Some(ns), "web").await;
+        let settings = cluster.get("v1", "ConfigMap", Some(ns), "settings").await;
+        let inventory = cluster
+            .get(
+                "v1",
+                "ConfigMap",
+                Some("brokkr-e2e"),
+                &format!("brokkr-inventory-{stack}"),
+            )
+            .await;
+        (web.is_none() && settings.is_none() && inventory.is_none()).then_some(())
+    })
+    .await;
+
+    agent.stop().await;
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_was_away_applies_only_the_newest_version() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let ns = "e2e-away";
+    let stack = broker.stack("away").await;
+
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-away").await;
+    let v1 = broker.deploy(&stack, &app(ns, false, 1)).await;
+    event_with(&broker, &v1, "apply", "success").await;
+    agent.stop().await;
+
+    // Three versions while the agent is away.
+    let mut versions = Vec::new();
+    for replicas in [2, 3, 4] {
+        versions.push(broker.deploy(&stack, &app(ns, false, replicas)).await);
+    }
+    let newest = versions.last().unwrap().clone();
+
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-away").await;
+    event_with(&broker, &newest, "apply", "success").await;
+    let web = cluster
+        .get("apps/v1", "Deployment", Some(ns), "web")
+        .await
+        .unwrap();
+    assert_eq!(web["spec"]["replicas"], 4);
+    for skipped in &versions[..2] {
+        assert!(
+            broker.events(skipped).await.is_empty(),
+            "version {skipped} was acted on"
+        );
+    }
+    if let Some(emulator) = cluster.emulator() {
+        let applied: Vec<String> = emulator
+            .applies()
+            .into_iter()
+            .filter_map(|a| a.annotations.get("brokkr.io/deployment-object-id").cloned())
+            .collect();
+        for skipped in &versions[..2] {
+            assert!(
+                !applied.contains(skipped),
+                "version {skipped} reached the cluster"
+            );
+        }
+        assert!(applied.contains(&newest));
+    }
+    agent.stop().await;
+    broker.stop();
+}
+
+/// The broker going away (errors, timeouts) never makes the agent delete anything,
+/// and the agent catches up when it returns. Runs on the in-memory applier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_never_deletes_workloads() {
+    use brokkr_agent::memory::MemoryApplier;
+    use brokkr_core::{Applier as _, ObjectKey};
+
+    let mut broker = Broker::start().await;
+    let stack = broker.stack("steady").await;
+    let v1 = broker.deploy(&stack, &app("steady", false, 1)).await;
+
+    let cluster = Arc::new(MemoryApplier::new());
+    let mut config = AgentSection {
+        broker_url: broker.url.clone(),
+        pak: Secret::new(broker.agent_key.clone()),
+        ..AgentSection::default()
+    };
+    config.poll_wait_secs = 1;
+    config.resync_period_secs = 1;
+    config.max_backoff_secs = 1;
+    let client = BrokerClient::new(&broker.url, config.pak.clone()).expect("client");
+    let agent = Agent::new(
+        config,
+        client,
+        Arc::clone(&cluster) as Arc<dyn brokkr_core::Applier>,
+        Arc::new(StaticCapabilities(Capabilities::default())),
+    );
+    let metrics = agent.metrics();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run(async {
+        let _ = stopped.await;
+    }));
+    event_with(&broker, &v1, "apply", "success").await;
+    let web = ObjectKey {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some("steady".into()),
+        name: "web".into(),
+    };
+    assert!(cluster.get(&web).is_some());
+
+    // The broker stops: polls fail for several resync periods.
+    broker.stop();
+    let errors_before = metrics.render();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_ne!(
+        metrics.render(),
+        errors_before,
+        "the agent noticed the outage"
+    );
+    assert!(cluster.get(&web).is_some(), "an outage deleted a workload");
+    assert_eq!(
+        cluster
+            .inventory(stack.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .objects
+            .len(),
+        3
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the agent stops")
+        .expect("task")
+        .expect("clean exit");
+}

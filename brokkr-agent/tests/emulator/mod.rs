@@ -1,0 +1,296 @@
+//! A Kubernetes API emulator: a **test fixture**, not an API server.
+//!
+//! It serves, over real HTTP on `127.0.0.1:<random port>`, just enough of the
+//! Kubernetes API for the real kube-rs client (and so the real `KubeApplier`) to run
+//! in a test without a cluster:
+//!
+//! - discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}`,
+//!   `/apis/{group}/{version}`, legacy documents and aggregated discovery alike, for a
+//!   fixed set of built-in kinds (see [`catalog`]) plus the kinds of every established
+//!   CRD;
+//! - server-side apply (`PATCH`, `application/apply-patch+yaml`, `fieldManager`,
+//!   `force`, `dryRun=All`), `GET`, `LIST` (per namespace or across them, with
+//!   `labelSelector`) and `DELETE`;
+//! - `Status` error bodies with upstream codes, reasons and wording, so kube-rs yields
+//!   `kube::Error::Api`: 404 for a missing object, an unserved kind or a missing
+//!   namespace (`namespaces "x" not found`), 403 for what a test
+//!   [`forbid`](Emulator::forbid)s, 400/409/415/422 for malformed requests;
+//! - object bookkeeping: `uid`, `creationTimestamp`, `generation` (bumped when anything
+//!   outside `metadata` and `status` changes) and `resourceVersion` (one global
+//!   counter, bumped only when an object really changes, so a no-op apply keeps it);
+//! - a built-in "controller" that gives Deployments, StatefulSets, DaemonSets, Jobs,
+//!   Pods, Namespaces and CRDs the status they would reach when all goes well, unless a
+//!   test set the status by hand (see [`controller`]).
+//!
+//! What it deliberately does **not** do, so a passing test proves nothing about these:
+//!
+//! - Server-side apply is simplified to *replace*: the applied object replaces the
+//!   stored one except server-set metadata and `status`. There is no field ownership,
+//!   no `managedFields`, no merging with fields set by other managers and no conflicts
+//!   (`force` is recorded, never needed). Apply bodies must be JSON (what kube-rs
+//!   sends), not YAML.
+//! - No defaulting, no schema validation (not even a CRD's), no admission, no watch,
+//!   no create/update/merge-patch verbs, no subresources, no field selectors, no
+//!   pagination, no authentication.
+//! - No finalizers and no garbage collection: deleting removes at once. The only
+//!   cascades are the trivial ones: a namespace takes its objects along, a CRD its
+//!   custom objects.
+//! - One stored object per kind is visible at every served version of it, without
+//!   conversion.
+//!
+//! ```no_run
+//! # async fn doc() {
+//! let emulator = Emulator::start().await;
+//! let client = emulator.client();
+//! // … run the code under test against `client` …
+//! assert!(emulator.get("v1", "Namespace", None, "default").is_some());
+//! emulator.stop().await;
+//! # }
+//! ```
+
+// Each test binary includes this module and uses only part of it.
+#![allow(dead_code)]
+
+pub mod catalog;
+pub mod controller;
+pub mod discovery;
+mod http;
+pub mod selector;
+pub mod status;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use catalog::{ResourceType, split_api_version};
+use store::{Cluster, Key};
+
+/// One apply `PATCH` as the emulator received it. Dry runs are left out; well-formed
+/// applies the emulator then refused (a missing namespace, an unserved kind, a 403) are
+/// kept, so a test sees everything the client attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyRecord {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub field_manager: String,
+    pub force: bool,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Everything a request may touch, behind one lock (requests are short and never
+/// await while holding it).
+#[derive(Debug, Default)]
+struct State {
+    cluster: Cluster,
+    applies: Vec<ApplyRecord>,
+    /// (verb, resource) pairs answered with 403; `*` matches any.
+    forbidden: BTreeSet<(String, String)>,
+}
+
+impl State {
+    fn is_forbidden(&self, verb: &str, resource: &str) -> bool {
+        [(verb, resource), (verb, "*"), ("*", resource)]
+            .iter()
+            .any(|(v, r)| self.forbidden.contains(&((*v).to_owned(), (*r).to_owned())))
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+/// A panicking test thread must not take every later request down with it.
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running emulator. It serves until [`stop`](Emulator::stop)ped or dropped.
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds `127.0.0.1:0` and starts serving a cluster that has the namespaces
+    /// `default`, `kube-system`, `kube-public` and `kube-node-lease`, and no nodes.
+    pub async fn start() -> Emulator {
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("binding a loopback port for the emulator");
+        let addr = *acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.0.as_socket_addr())
+            .expect("a TCP acceptor has a socket address");
+        let state = Shared::default();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let endpoint = http::endpoint(state.clone());
+        let server = tokio::spawn(async move {
+            let signal = async {
+                let _ = stopped.await;
+            };
+            // The timeout closes kube-rs's pooled keep-alive connections.
+            let _ = Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(endpoint, signal, Some(Duration::from_millis(500)))
+                .await;
+        });
+        Emulator {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kube client pointed at the emulator (no TLS, no auth). Call it inside a Tokio
+    /// runtime; it installs rustls's ring provider if none is installed yet.
+    pub fn client(&self) -> kube::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = self.url().parse().expect("the emulator URL is a valid URI");
+        kube::Client::try_from(kube::Config::new(url))
+            .expect("a plain-HTTP kube client always builds")
+    }
+
+    /// The stored object, as stored (`apiVersion` as it was applied).
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let (group, _) = split_api_version(api_version);
+        lock(&self.state)
+            .cluster
+            .object(&Key::new(group, kind, namespace, name))
+    }
+
+    /// Every stored object of a kind, across namespaces, ordered by namespace and name.
+    pub fn list(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        let (group, _) = split_api_version(api_version);
+        lock(&self.state).cluster.objects_of(group, kind)
+    }
+
+    /// A hand edit, as `kubectl edit` would make it: the resource version (and on a spec
+    /// change the generation) moves, the controller reacts; an edited `status` is kept
+    /// like [`set_status`](Emulator::set_status). Panics if there is no such object.
+    pub fn edit(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let (group, _) = split_api_version(api_version);
+        let key = Key::new(group, kind, namespace, name);
+        assert!(
+            lock(&self.state).cluster.edit(key, f),
+            "emulator edit: no {api_version} {kind} {namespace:?}/{name}"
+        );
+    }
+
+    /// Sets an object's status; the built-in controller leaves it alone until the next
+    /// spec change. Panics if there is no such object.
+    pub fn set_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        status: Value,
+    ) {
+        let (group, _) = split_api_version(api_version);
+        let key = Key::new(group, kind, namespace, name);
+        assert!(
+            lock(&self.state).cluster.set_status(key, status),
+            "emulator set_status: no {api_version} {kind} {namespace:?}/{name}"
+        );
+    }
+
+    /// Every non-dry-run apply `PATCH` received, in order.
+    pub fn applies(&self) -> Vec<ApplyRecord> {
+        lock(&self.state).applies.clone()
+    }
+
+    /// Adds (or replaces) a Ready node whose capacity, all allocatable, is `cpu` and
+    /// `memory` (quantities such as `"4"` and `"16Gi"`) and 110 pods.
+    pub fn add_node(&self, name: &str, cpu: &str, memory: &str) {
+        lock(&self.state).cluster.put_node(name, cpu, memory);
+    }
+
+    /// Answers `verb` (`get`, `list`, `patch`, `delete`, `watch`) on `resource` (a plural
+    /// such as `nodes`, in any group) with 403 Forbidden from now on; either may be `*`.
+    /// Discovery is never forbidden.
+    pub fn forbid(&self, verb: &str, resource: &str) {
+        lock(&self.state)
+            .forbidden
+            .insert((verb.to_owned(), resource.to_owned()));
+    }
+
+    /// Undoes [`forbid`](Emulator::forbid) for exactly this pair.
+    pub fn allow(&self, verb: &str, resource: &str) {
+        lock(&self.state)
+            .forbidden
+            .remove(&(verb.to_owned(), resource.to_owned()));
+    }
+
+    /// Serves a kind as if some other party had installed it (no CRD object is created).
+    pub fn register_kind(&self, api_version: &str, kind: &str, plural: &str, namespaced: bool) {
+        let (group, version) = split_api_version(api_version);
+        let served = ResourceType::new(group, version, kind, plural, namespaced);
+        lock(&self.state).cluster.catalog_mut().register(served);
+    }
+
+    /// Stops serving a kind (built-in or not); stored objects of it stay but are
+    /// unreachable over HTTP until it is served again.
+    pub fn unregister_kind(&self, api_version: &str, kind: &str) {
+        let (group, version) = split_api_version(api_version);
+        lock(&self.state)
+            .cluster
+            .catalog_mut()
+            .unregister(group, version, kind);
+    }
+
+    /// While held, CRDs applied from now on report `Established=False` and their kinds
+    /// are not served; releasing establishes every held CRD at once.
+    pub fn hold_crd_establishment(&self, hold: bool) {
+        lock(&self.state).cluster.hold_crds(hold);
+    }
+
+    /// Stops serving and waits until the listener is closed; open connections get a
+    /// short grace period.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Dropping cannot wait; the server task winds down on its own.
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
