@@ -11,6 +11,18 @@ use kube::api::{Api, ListParams};
 /// Nodes read per list request.
 const PAGE_SIZE: u32 = 500;
 
+/// The agent's [`CapabilitySource`](crate::agent::CapabilitySource) for a real
+/// cluster: [`probe`] at every heartbeat.
+#[derive(Clone)]
+pub struct KubeCapabilities(pub kube::Client);
+
+#[async_trait::async_trait]
+impl crate::agent::CapabilitySource for KubeCapabilities {
+    async fn capabilities(&self) -> Capabilities {
+        probe(&self.0).await
+    }
+}
+
 /// Reads the cluster's capabilities. Never fails: what cannot be read is `None`.
 pub async fn probe(client: &kube::Client) -> Capabilities {
     let mut capabilities = Capabilities::default();

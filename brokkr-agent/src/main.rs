@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use brokkr_agent::agent::{Agent, CapabilitySource};
+use brokkr_agent::agent::Agent;
 use brokkr_agent::broker::BrokerClient;
+use brokkr_agent::capabilities::KubeCapabilities;
 use brokkr_agent::config::{Config, LogFormat};
 use brokkr_agent::health_server::HealthServer;
 use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
@@ -37,16 +38,6 @@ enum Command {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
-}
-
-/// Capabilities read from the cluster at each heartbeat.
-struct KubeCapabilities(kube::Client);
-
-#[async_trait::async_trait]
-impl CapabilitySource for KubeCapabilities {
-    async fn capabilities(&self) -> brokkr_core::Capabilities {
-        brokkr_agent::capabilities::probe(&self.0).await
-    }
 }
 
 #[tokio::main]

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use brokkr_agent::agent::{Agent, StaticCapabilities};
 use brokkr_agent::broker::BrokerClient;
+use brokkr_agent::capabilities::KubeCapabilities;
 use brokkr_agent::config::{AgentSection, Secret};
+use brokkr_agent::health_server::HealthServer;
 use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
 use brokkr_core::{Actor, Capabilities, KeyOwner, NewAgent, Pak, Store};
 use brokkr_server::serve::Server;
@@ -228,6 +230,8 @@ impl Broker {
 struct RunningAgent {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    probes_url: String,
+    stop_probes: tokio::sync::oneshot::Sender<()>,
 }
 
 impl RunningAgent {
@@ -242,6 +246,7 @@ impl RunningAgent {
         config.health_interval_secs = 1;
         config.heartbeat_interval_secs = 1;
         config.max_backoff_secs = 1;
+        config.labels.insert("region".into(), "eu-west".into());
         let options = KubeApplierOptions {
             inventory_namespace: namespace.to_owned(),
             ..KubeApplierOptions::default()
@@ -254,8 +259,16 @@ impl RunningAgent {
             config,
             client,
             Arc::new(applier),
-            Arc::new(StaticCapabilities(Capabilities::default())),
+            Arc::new(KubeCapabilities(cluster.client())),
         );
+        let probes = HealthServer::bind("127.0.0.1:0", agent.metrics(), agent.readiness())
+            .await
+            .expect("bind the probes");
+        let probes_url = format!("http://{}", probes.local_addr().expect("an address"));
+        let (stop_probes, probes_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(probes.run(async {
+            let _ = probes_stopped.await;
+        }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             agent
@@ -265,10 +278,26 @@ impl RunningAgent {
                 .await
                 .expect("the agent runs");
         });
-        RunningAgent { stop, task }
+        RunningAgent {
+            stop,
+            task,
+            probes_url,
+            stop_probes,
+        }
+    }
+
+    async fn probe(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("{}{path}", self.probes_url))
+            .await
+            .expect("call the probes");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
     }
 
     async fn stop(self) {
+        let _ = self.stop_probes.send(());
         let _ = self.stop.send(());
         tokio::time::timeout(WAIT, self.task)
             .await
@@ -341,6 +370,25 @@ async fn the_agent_applies_prunes_survives_bad_input_corrects_drift_and_removes(
         v1.as_str()
     );
     event_with(&broker, &v1, "apply", "success").await;
+
+    // Heartbeats carry the cluster's version and the configured labels; the probes
+    // answer.
+    let agent_row = eventually("capabilities from a heartbeat", || async {
+        let row = broker.get(&format!("/agents/{}", broker.agent_id)).await;
+        row["capabilities"]["kubernetes_version"]
+            .is_string()
+            .then_some(row)
+    })
+    .await;
+    assert_eq!(agent_row["capabilities"]["extra"]["region"], "eu-west");
+    assert_eq!(agent.probe("/healthz").await.0, 200);
+    assert_eq!(agent.probe("/readyz").await.0, 200);
+    let (status, metrics) = agent.probe("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("brokkr_agent_applies_total 1"),
+        "{metrics}"
+    );
 
     // v2 without the extra ConfigMap: it is pruned, the rest stays.
     let v2 = broker.deploy(&stack, &app(ns, false, 2)).await;
