@@ -62,7 +62,9 @@ pub use metadata::{Annotations, Labels};
 pub use model::*;
 pub use page::{Cursor, Order, Page, PageRequest};
 pub use pak::{KeyHash, Pak};
-pub use placement::{Placement, PlacementDecision, PlacementPolicy, SelectorPlacement};
+pub use placement::{
+    DefaultPlacement, Placement, PlacementDecision, PlacementInput, PlacementPolicy,
+};
 pub use store::{
     AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, Store, TargetFilter,
     TemplateFilter,

@@ -108,6 +108,15 @@ pub fn validate_annotation_value(key: &str, value: &str) -> Result<()> {
             reason: "annotation value is larger than 256 KiB",
         });
     }
+    // Taints steer placement, so a malformed list must not be stored and ignored.
+    if key == crate::placement::TAINTS_ANNOTATION && crate::placement::parse_taints(value).is_err()
+    {
+        return Err(Error::InvalidValue {
+            key: key.to_owned(),
+            value: value.chars().take(64).collect(),
+            reason: "not a taint list: key[=value]:NoSchedule|PreferNoSchedule|NoExecute, comma-separated",
+        });
+    }
     Ok(())
 }
 

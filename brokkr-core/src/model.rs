@@ -550,6 +550,35 @@ pub struct NewAgentEvent {
 }
 
 // ---------------------------------------------------------------------------------------
+// Placement
+
+/// A stack's placement policy and its stored decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackPlacement {
+    /// The stack.
+    pub stack_id: StackId,
+    /// Its policy.
+    pub policy: crate::placement::PlacementPolicy,
+    /// The latest decision; `None` until one was computed.
+    pub decision: Option<crate::placement::PlacementDecision>,
+    /// When the policy was last set.
+    pub updated_at: DateTime<Utc>,
+    /// When the decision was last stored.
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// What storing a decision changed in the stack's targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementChange {
+    /// Agents that received the stack (a new placement target).
+    pub added: Vec<AgentId>,
+    /// Agents whose placement target was unassigned (they receive a removal).
+    pub removed: Vec<AgentId>,
+    /// Whether the stored decision (chosen or reasons) changed at all.
+    pub decision_changed: bool,
+}
+
+// ---------------------------------------------------------------------------------------
 // Health
 
 /// The latest health an agent reported for a stack's deployment object.
@@ -855,6 +884,8 @@ pub enum ResourceKind {
     Template,
     /// An API key (the resource id is the key record's).
     ApiKey,
+    /// A stack's placement policy and decision (the resource id is the stack's).
+    Placement,
 }
 
 /// What was done, in an audit record.
@@ -877,6 +908,8 @@ pub enum AuditAction {
     SetMetadata,
     /// A label or annotation was removed.
     RemoveMetadata,
+    /// A placement decision changed which agents have a stack.
+    Place,
 }
 
 macro_rules! stable_names {
@@ -905,6 +938,7 @@ stable_names!(ResourceKind {
     Generator => "generator",
     Template => "template",
     ApiKey => "api_key",
+    Placement => "placement",
 });
 stable_names!(AuditAction {
     Create => "create",
@@ -915,6 +949,7 @@ stable_names!(AuditAction {
     RotateKey => "rotate_key",
     SetMetadata => "set_metadata",
     RemoveMetadata => "remove_metadata",
+    Place => "place",
 });
 
 /// Parses the stable names of the simple enums stored as text.
@@ -1118,9 +1153,14 @@ mod tests {
             AuditAction::Create,
             AuditAction::RotateKey,
             AuditAction::RemoveMetadata,
+            AuditAction::Place,
         ] {
             assert_eq!(AuditAction::parse(a.as_str()), Some(a));
         }
+        assert_eq!(
+            ResourceKind::parse("placement"),
+            Some(ResourceKind::Placement)
+        );
         assert_eq!(EventStatus::parse("failure"), Some(EventStatus::Failure));
         assert_eq!(AgentStatus::parse("nope"), None);
     }

@@ -30,9 +30,11 @@ use crate::model::{
     AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
     HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
     NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion,
-    ResourceKind, Stack, StackUpdate, StoredKey, Template, TemplateVersion,
+    PlacementChange, ResourceKind, Stack, StackPlacement, StackUpdate, StoredKey, Template,
+    TemplateVersion,
 };
 use crate::page::{Page, PageRequest};
+use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::target_state::TargetState;
 
 /// What a store operation can fail with. Callers branch on all but `Backend`, which is
@@ -348,6 +350,43 @@ pub trait Store: Send + Sync + 'static {
         filter: &AgentEventFilter,
         page: &PageRequest,
     ) -> Result<Page<AgentEvent>>;
+
+    // --- placement ---------------------------------------------------------------------
+
+    /// Sets a live stack's placement policy (validated with
+    /// [`PlacementPolicy::validate`](crate::PlacementPolicy::validate); `Invalid`
+    /// otherwise), or removes it with `None` (its placement targets are then unassigned,
+    /// as by a decision that chooses nobody). Audited. Computing the decision is the
+    /// caller's job ([`Store::record_placement`]).
+    async fn set_placement_policy(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: Option<PlacementPolicy>,
+    ) -> Result<Option<StackPlacement>>;
+
+    /// A stack's policy and stored decision; `None` without a policy. `NotFound` for an
+    /// unknown or deleted stack.
+    async fn get_placement(&self, stack_id: StackId) -> Result<Option<StackPlacement>>;
+
+    /// Every live stack with a policy, ordered by stack id, for the placement
+    /// controller.
+    async fn list_placements(&self, page: &PageRequest) -> Result<Page<StackPlacement>>;
+
+    /// Stores `decision` for a stack with a policy and makes its placement targets
+    /// follow it, in one transaction: every chosen agent without a live target gets one
+    /// (source `placement`); every placement target whose agent is not chosen any more
+    /// is unassigned (it stays in the agent's target state as a removal until the
+    /// agent confirms). Direct targets are never touched, and a direct target counts
+    /// as "has the stack". Writes one audit record when the chosen set changes, none
+    /// otherwise, and wakes the agents whose target state changed. `NotFound` for an
+    /// unknown or deleted stack, or one without a policy.
+    async fn record_placement(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        decision: PlacementDecision,
+    ) -> Result<PlacementChange>;
 
     // --- health ------------------------------------------------------------------------
 

@@ -179,6 +179,16 @@ impl AgentsSection {
     pub fn heartbeat_flush_period(&self) -> Duration {
         Duration::from_millis(self.heartbeat_flush_millis.max(1))
     }
+
+    /// How often every placement decision is recomputed:
+    /// [`AgentsSection::placement_interval_millis`] (at least 10 ms), by default a third
+    /// of `stale_after_secs`, at least one second.
+    pub fn placement_period(&self) -> Duration {
+        match self.placement_interval_millis {
+            Some(millis) => Duration::from_millis(millis.max(10)),
+            None => (self.stale_after() / 3).max(Duration::from_secs(1)),
+        }
+    }
 }
 
 impl AuthSection {
@@ -200,6 +210,11 @@ pub struct AgentsSection {
     pub long_poll_max_secs: u64,
     /// Most target states kept in the ETag cache.
     pub target_state_cache_capacity: usize,
+    /// How often the placement controller recomputes every decision, noticing agents
+    /// that went stale or fresh; absent: a third of `stale_after_secs`, at least 1 s.
+    /// Agent and policy changes trigger a recomputation at once regardless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_interval_millis: Option<u64>,
 }
 
 impl Default for AgentsSection {
@@ -209,6 +224,7 @@ impl Default for AgentsSection {
             heartbeat_flush_millis: 1000,
             long_poll_max_secs: 60,
             target_state_cache_capacity: 100_000,
+            placement_interval_millis: None,
         }
     }
 }
@@ -311,6 +327,7 @@ mod tests {
                 ("BROKKR__SERVER__LISTEN", "127.0.0.1:9000"),
                 ("BROKKR__AGENTS__STALE_AFTER_SECS", "30"),
                 ("BROKKR__DATABASE__RUN_MIGRATIONS", "false"),
+                ("BROKKR__AGENTS__PLACEMENT_INTERVAL_MILLIS", "500"),
             ]),
         )
         .unwrap();
@@ -320,7 +337,17 @@ mod tests {
         assert_eq!(loaded.database.url, "sqlite://file.db");
         assert!(!loaded.database.run_migrations);
         assert_eq!(loaded.agents.stale_after_secs, 30);
+        assert_eq!(loaded.agents.placement_interval_millis, Some(500));
+        assert_eq!(loaded.agents.placement_period(), Duration::from_millis(500));
         assert_eq!(loaded.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_placement_period_follows_staleness_by_default() {
+        let mut agents = AgentsSection::default();
+        assert_eq!(agents.placement_period(), Duration::from_secs(30));
+        agents.stale_after_secs = 2;
+        assert_eq!(agents.placement_period(), Duration::from_secs(1));
     }
 
     #[test]

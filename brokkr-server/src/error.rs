@@ -193,6 +193,15 @@ impl From<brokkr_core::generator::Error> for ApiError {
     }
 }
 
+impl From<crate::placement::Error> for ApiError {
+    fn from(err: crate::placement::Error) -> Self {
+        match err {
+            crate::placement::Error::Store(err) => err.into(),
+            crate::placement::Error::Compute(_) => Self::internal(&err),
+        }
+    }
+}
+
 /// Displays an error with its chain of sources, for logs.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 

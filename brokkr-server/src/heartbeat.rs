@@ -4,13 +4,21 @@
 //! (one entry per agent, latest wins, so memory is bounded by the number of agents)
 //! and a background task writes the map with one `record_heartbeats` call per period.
 //! Reads merge the pending beat, so an agent shows as active the moment it beats.
+//!
+//! Agents report their capabilities with every beat. A flush tells the placement
+//! controller about the agents whose placement-relevant capabilities differ from the
+//! last ones this buffer wrote for them (a fingerprint per agent, so memory stays
+//! bounded by the number of agents), not about every beat.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brokkr_core::{AgentId, Heartbeat, Store};
+use brokkr_core::{AgentId, Capabilities, Heartbeat, Store};
 use chrono::{DateTime, Utc};
+
+use crate::placement::PlacementSignals;
 
 /// Beats not yet written.
 #[derive(Debug, Default)]
@@ -19,6 +27,31 @@ pub struct HeartbeatBuffer {
     /// Beats taken by a flush whose write has not finished: still visible to
     /// [`HeartbeatBuffer::pending_at`], so an agent never looks stale mid-flush.
     writing: Mutex<HashMap<AgentId, DateTime<Utc>>>,
+    /// Fingerprints of the placement-relevant capabilities last written per agent.
+    written_capabilities: Mutex<HashMap<AgentId, u64>>,
+}
+
+/// What a flush wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Beats written.
+    pub written: usize,
+    /// Agents whose placement-relevant capabilities changed (or were first seen).
+    pub capabilities_changed: Vec<AgentId>,
+}
+
+/// A fingerprint of what placement reads from capabilities (not `extra` or the node
+/// count, which change nothing about a decision).
+fn placement_fingerprint(capabilities: &Capabilities) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &capabilities.kubernetes_version,
+        capabilities.allocatable_cpu_millis,
+        capabilities.allocatable_memory_bytes,
+        &capabilities.features,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 impl HeartbeatBuffer {
@@ -58,6 +91,17 @@ impl HeartbeatBuffer {
     /// Writes every pending beat in one store call. On failure the beats are put back
     /// (unless newer ones arrived meanwhile) so the next flush retries them.
     pub async fn flush(&self, store: &dyn Store) -> Result<usize, brokkr_core::store::Error> {
+        self.flush_reporting(store)
+            .await
+            .map(|flushed| flushed.written)
+    }
+
+    /// [`HeartbeatBuffer::flush`], also naming the agents whose placement-relevant
+    /// capabilities this flush changed.
+    pub async fn flush_reporting(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Flushed, brokkr_core::store::Error> {
         let batch: Vec<Heartbeat> = {
             let mut pending = self.pending.lock().expect("heartbeat lock poisoned");
             let mut writing = self.writing.lock().expect("heartbeat lock poisoned");
@@ -65,38 +109,63 @@ impl HeartbeatBuffer {
             pending.drain().map(|(_, beat)| beat).collect()
         };
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(Flushed::default());
         }
         let written = store.record_heartbeats(&batch).await;
         let count = batch.len();
+        let mut capabilities_changed = Vec::new();
         if written.is_err() {
             // Back into pending (unless newer beats arrived) before leaving `writing`,
             // so the beats stay visible throughout.
             for beat in batch {
                 self.record(beat);
             }
+        } else {
+            let mut fingerprints = self
+                .written_capabilities
+                .lock()
+                .expect("heartbeat lock poisoned");
+            for beat in &batch {
+                if let Some(capabilities) = &beat.capabilities {
+                    let print = placement_fingerprint(capabilities);
+                    if fingerprints.insert(beat.agent_id, print) != Some(print) {
+                        capabilities_changed.push(beat.agent_id);
+                    }
+                }
+            }
         }
         self.writing
             .lock()
             .expect("heartbeat lock poisoned")
             .clear();
-        written.map(|()| count)
+        written.map(|()| Flushed {
+            written: count,
+            capabilities_changed,
+        })
     }
 
-    /// Flushes every `period` until the returned task is aborted; call
-    /// [`HeartbeatBuffer::flush`] once more at shutdown.
+    /// Flushes every `period` until the returned task is aborted, telling `placement`
+    /// about changed capabilities; call [`HeartbeatBuffer::flush`] once more at
+    /// shutdown.
     pub fn spawn_flusher(
         self: Arc<Self>,
         store: Arc<dyn Store>,
         period: Duration,
+        placement: Arc<PlacementSignals>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(err) = self.flush(store.as_ref()).await {
-                    tracing::warn!(error = %crate::error::ErrorChain(&err), "writing heartbeats failed; will retry");
+                match self.flush_reporting(store.as_ref()).await {
+                    Ok(flushed) if !flushed.capabilities_changed.is_empty() => {
+                        placement.agents_changed(flushed.capabilities_changed);
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %crate::error::ErrorChain(&err), "writing heartbeats failed; will retry");
+                    }
                 }
             }
         })
@@ -180,14 +249,28 @@ mod tests {
         let at = Utc::now();
         buffer.record(beat(agent.id, at, Some("v1.33.0")));
         assert_eq!(buffer.pending_at(agent.id), Some(at));
-        assert_eq!(buffer.flush(&store).await.unwrap(), 1);
+        let flushed = buffer.flush_reporting(&store).await.unwrap();
+        assert_eq!(flushed.written, 1);
+        assert_eq!(flushed.capabilities_changed, vec![agent.id]);
         assert_eq!(buffer.pending_at(agent.id), None);
         assert_eq!(buffer.flush(&store).await.unwrap(), 0);
+
         let stored = store.get_agent(agent.id).await.unwrap();
         assert!(stored.last_heartbeat.is_some());
         assert_eq!(
             stored.capabilities.kubernetes_version.as_deref(),
             Some("v1.33.0")
         );
+
+        // The same capabilities again change nothing for placement; new ones do.
+        buffer.record(beat(agent.id, at, Some("v1.33.0")));
+        let flushed = buffer.flush_reporting(&store).await.unwrap();
+        assert_eq!(
+            (flushed.written, flushed.capabilities_changed.len()),
+            (1, 0)
+        );
+        buffer.record(beat(agent.id, at, Some("v1.34.0")));
+        let flushed = buffer.flush_reporting(&store).await.unwrap();
+        assert_eq!(flushed.capabilities_changed, vec![agent.id]);
     }
 }

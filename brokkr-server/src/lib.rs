@@ -31,7 +31,7 @@
 //! let config = Config::load(None)?;
 //! let store = brokkr_server::serve::open_store(&config.database).await?;
 //! let state = AppState::new(Arc::new(store), config, GeneratorRegistry::default());
-//! // Heartbeat writes and cache invalidation run while `background` lives.
+//! // Heartbeat writes, cache invalidation and placement run while `background` lives.
 //! let background = state.start_background();
 //! let app = Route::new()
 //!     .at("/hello", get(hello))
@@ -58,7 +58,8 @@
 //! Modules: [`api`] the endpoints, [`app`] routing and probes, [`auth`] keys,
 //! [`cli`] the command line, [`config`] configuration loading, [`error`] error
 //! bodies, [`heartbeat`] coalesced heartbeats, [`metrics`] Prometheus metrics,
-//! [`middleware`] body limit, JSON errors and request metrics, [`serve`] running the
+//! [`middleware`] body limit, JSON errors and request metrics, [`placement`] the
+//! controller keeping placement decisions current, [`serve`] running the
 //! server, [`state`] shared state and background tasks, [`target_cache`] target
 //! states by ETag.
 
@@ -71,6 +72,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod metrics;
 pub mod middleware;
+pub mod placement;
 pub mod serve;
 pub mod state;
 pub mod target_cache;

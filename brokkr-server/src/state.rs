@@ -8,6 +8,7 @@ use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::heartbeat::HeartbeatBuffer;
 use crate::metrics::Metrics;
+use crate::placement::{PlacementController, PlacementSignals};
 use crate::target_cache::TargetStateCache;
 
 /// Shared state, attached to every request (`Data<&AppState>`). Cheap to clone.
@@ -27,6 +28,8 @@ pub struct AppState {
     pub generators: Arc<GeneratorRegistry>,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
+    /// Changes the placement controller should look at (agents changed, policies set).
+    pub placement: Arc<PlacementSignals>,
     /// Set once shutdown begins, so long polls answer at once instead of holding the
     /// shutdown grace period hostage.
     draining: Arc<tokio::sync::watch::Sender<bool>>,
@@ -49,6 +52,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new(config.agents.stale_after())),
             generators: Arc::new(generators),
             config: Arc::new(config),
+            placement: Arc::new(PlacementSignals::default()),
             store,
             draining: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -66,25 +70,40 @@ impl AppState {
         let _ = receiver.wait_for(|draining| *draining).await;
     }
 
-    /// Starts the heartbeat flusher and the target-state cache invalidator. They run
-    /// until the returned [`Background`] is dropped or shut down.
+    /// Starts the heartbeat flusher, the target-state cache invalidator and the
+    /// placement controller. They run until the returned [`Background`] is dropped or
+    /// shut down.
     pub fn start_background(&self) -> Background {
         let flusher = Arc::clone(&self.heartbeats).spawn_flusher(
             Arc::clone(&self.store),
             self.config.agents.heartbeat_flush_period(),
+            Arc::clone(&self.placement),
         );
         // Subscribe before returning, so no change made after this call is missed.
         let invalidator =
             Arc::clone(&self.target_states).spawn_invalidator(self.store.change_feed());
+        let placement = self.placement_controller().spawn();
         Background {
-            tasks: vec![flusher, invalidator],
+            tasks: vec![flusher, invalidator, placement],
         }
+    }
+
+    /// The placement controller over this state (started by
+    /// [`AppState::start_background`]; tests and tools may run it by hand).
+    pub fn placement_controller(&self) -> PlacementController {
+        PlacementController::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.heartbeats),
+            Arc::clone(&self.placement),
+            self.config.agents.stale_after(),
+            self.config.agents.placement_period(),
+        )
     }
 }
 
 /// The background tasks of an [`AppState`]; dropping it aborts them.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher and the cache invalidator"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator and the placement controller"]
 pub struct Background {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }

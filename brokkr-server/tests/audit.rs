@@ -6,11 +6,18 @@
 //! exactly one more record, attributed to that caller. The test fails when the
 //! document has a mutation the table cannot perform.
 //!
-//! Three POSTs are exceptions and must leave none: heartbeats are coalesced liveness
+//! Four POSTs are exceptions and must leave none: heartbeats are coalesced liveness
 //! (written in batches by a background task), not a change to the model, and the
 //! `Store` contract documents that `record_heartbeats` is not audited; health reports
 //! are observed state replacing the previous report, and `Store::record_health` is not
-//! audited either; `POST /auth/pak` only tells the caller whom its key belongs to.
+//! audited either; `POST /auth/pak` only tells the caller whom its key belongs to; a
+//! placement preview decides without storing anything.
+//!
+//! `PUT /stacks/{id}/placement` writes the policy's record and, only when the decision
+//! it makes at once moves the stack (the chosen agents change), a second, `place`
+//! record: two changes, each audited as the `Store` contract says. In the seeded world
+//! no agent has ever sent a heartbeat, so no agent can be chosen and the table's `PUT`
+//! leaves exactly one record; `tests/placement.rs` checks the `place` records.
 
 mod common;
 
@@ -33,6 +40,11 @@ const NOT_AUDITED: &[(&str, &str, &str)] = &[
         "POST",
         "/auth/pak",
         "verifies the presented key and answers its role; changes nothing",
+    ),
+    (
+        "POST",
+        "/stacks/{}/placement/preview",
+        "computes a decision and stores nothing",
     ),
 ];
 

@@ -5,8 +5,8 @@ use brokkr_core::store::Result;
 use brokkr_core::{
     ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, ApiKey, AuditAction, AuditRecord,
     Capabilities, DeploymentObject, EventStatus, EventType, HealthReport, HealthStatus, KeyHash,
-    KeyOwner, Labels, Provenance, ResourceKind, Stack, TargetSource, Template, TemplateVersion,
-    model::Generator,
+    KeyOwner, Labels, Provenance, ResourceKind, Stack, StackPlacement, TargetSource, Template,
+    TemplateVersion, model::Generator,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::entity::{
     agent_events, agent_targets, agents, api_keys, audit_records, deployment_objects, generators,
-    health_reports, stacks, template_versions, templates,
+    health_reports, stack_placements, stacks, template_versions, templates,
 };
 use crate::errors::corrupt;
 
@@ -83,6 +83,19 @@ pub(crate) fn target(m: agent_targets::Model) -> Result<AgentTarget> {
         source: parse("target source", &m.source, TargetSource::parse)?,
         created_at: m.created_at,
         removed_at: m.removed_at,
+    })
+}
+
+pub(crate) fn placement(m: stack_placements::Model) -> Result<StackPlacement> {
+    Ok(StackPlacement {
+        stack_id: m.stack_id.into(),
+        policy: from_json("placement policy", m.policy)?,
+        decision: m
+            .decision
+            .map(|d| from_json("placement decision", d))
+            .transpose()?,
+        updated_at: m.updated_at,
+        decided_at: m.decided_at,
     })
 }
 

@@ -51,6 +51,7 @@ mod generators;
 mod health;
 mod keys;
 mod metadata;
+mod placements;
 mod stacks;
 mod targets;
 mod templates;

@@ -11,9 +11,9 @@ use brokkr_core::{
     Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentUpdate, ApiKey, AuditRecord,
     DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate, HealthReport, Heartbeat,
     KeyOwner, Labels, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
-    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, Stack, StackId,
-    StackUpdate, StoredKey, TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion,
-    model::Generator,
+    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange,
+    PlacementDecision, PlacementPolicy, Stack, StackId, StackPlacement, StackUpdate, StoredKey,
+    TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion, model::Generator,
 };
 
 use crate::SqlStore;
@@ -167,6 +167,33 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> Result<Page<AgentEvent>> {
         self.list_agent_events_impl(filter, page).await
+    }
+
+    async fn set_placement_policy(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: Option<PlacementPolicy>,
+    ) -> Result<Option<StackPlacement>> {
+        self.set_placement_policy_impl(actor, stack_id, policy)
+            .await
+    }
+
+    async fn get_placement(&self, stack_id: StackId) -> Result<Option<StackPlacement>> {
+        self.get_placement_impl(stack_id).await
+    }
+
+    async fn list_placements(&self, page: &PageRequest) -> Result<Page<StackPlacement>> {
+        self.list_placements_impl(page).await
+    }
+
+    async fn record_placement(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        decision: PlacementDecision,
+    ) -> Result<PlacementChange> {
+        self.record_placement_impl(actor, stack_id, decision).await
     }
 
     async fn record_health(&self, actor: &Actor, new: NewHealthReport) -> Result<HealthReport> {

@@ -79,6 +79,21 @@ impl SqlStore {
             .await
             .map_err(db)?;
         let row = match existing {
+            // Placed there: the admin's assignment makes it direct, so a later
+            // decision that drops the agent leaves it alone.
+            Some(mut row)
+                if row.removed_at.is_none() && row.source == TargetSource::Placement.as_str() =>
+            {
+                row.source = TargetSource::Direct.as_str().to_owned();
+                agent_targets::Entity::update_many()
+                    .col_expr(Column::Source, Expr::value(row.source.clone()))
+                    .filter(Column::AgentId.eq(agent_id.0))
+                    .filter(Column::StackId.eq(stack_id.0))
+                    .exec(write.tx())
+                    .await
+                    .map_err(db)?;
+                row
+            }
             Some(row) if row.removed_at.is_none() => {
                 return Err(Error::Conflict(format!(
                     "stack {stack_id} is already assigned to agent {agent_id}"

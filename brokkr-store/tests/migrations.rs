@@ -18,6 +18,7 @@ const TABLES: &[&str] = &[
     "api_keys",
     "audit_records",
     "health_reports",
+    "stack_placements",
 ];
 
 async fn tables_exist(db: &DatabaseConnection) -> Vec<bool> {

@@ -19,6 +19,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_health;
+mod m0003_placement;
 
 /// Name of the `counters` row that hands out deployment-object sequences.
 pub const DEPLOYMENT_OBJECT_SEQUENCE: &str = "deployment_object_sequence";
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_health::Migration),
+            Box::new(m0003_placement::Migration),
         ]
     }
 

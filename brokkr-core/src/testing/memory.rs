@@ -10,7 +10,7 @@
 //! Timestamps are truncated to microseconds, the precision PostgreSQL keeps, so that
 //! tests written against this store behave the same against the SQL stores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,10 +28,11 @@ use crate::model::{
     AuditRecord, Capabilities, DeploymentObject, EventStatus, EventType, Generator,
     GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent,
     NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate,
-    NewTemplateVersion, ResourceKind, Stack, StackUpdate, StoredKey, TargetSource, Template,
-    TemplateVersion,
+    NewTemplateVersion, PlacementChange, ResourceKind, Stack, StackPlacement, StackUpdate,
+    StoredKey, TargetSource, Template, TemplateVersion,
 };
 use crate::page::{Order, Page, PageRequest};
+use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, Error, GeneratorFilter, Result, StackFilter, Store,
     TargetFilter, TemplateFilter,
@@ -108,6 +109,8 @@ struct State {
     templates: BTreeMap<TemplateId, TemplateRow>,
     keys: BTreeMap<ApiKeyId, ApiKey>,
     audit: BTreeMap<AuditRecordId, AuditRecord>,
+    /// Placement policies and decisions by stack.
+    placements: BTreeMap<StackId, StackPlacement>,
 }
 
 /// A template's own fields and all its versions (oldest first, never empty).
@@ -300,6 +303,75 @@ impl State {
             .collect()
     }
 
+    /// Marks a live target removed, as `unassign_stack` does: with no deployment object
+    /// yet the agent never had anything of the stack, so the target goes at once.
+    fn remove_target(&mut self, agent_id: AgentId, stack_id: StackId, at: DateTime<Utc>) {
+        if !self.latest_sequence.contains_key(&stack_id) {
+            self.targets.remove(&(agent_id, stack_id));
+        } else if let Some(target) = self.targets.get_mut(&(agent_id, stack_id)) {
+            target.removed_at = Some(at);
+        }
+    }
+
+    /// Makes the stack's placement targets follow `chosen`: chosen live agents without
+    /// a live target get one (reviving a target awaiting removal), placement targets of
+    /// agents not chosen are unassigned. Direct targets are left alone.
+    fn sync_placement_targets(
+        &mut self,
+        stack_id: StackId,
+        chosen: &BTreeSet<AgentId>,
+        at: DateTime<Utc>,
+    ) -> PlacementChange {
+        let mut change = PlacementChange::default();
+        let current: Vec<AgentTarget> = self
+            .targets
+            .values()
+            .filter(|t| t.stack_id == stack_id)
+            .cloned()
+            .collect();
+        let mut has_row = BTreeSet::new();
+        for target in current {
+            has_row.insert(target.agent_id);
+            let is_chosen = chosen.contains(&target.agent_id);
+            match (target.removed_at, target.source) {
+                (None, TargetSource::Placement) if !is_chosen => {
+                    self.remove_target(target.agent_id, stack_id, at);
+                    change.removed.push(target.agent_id);
+                }
+                (Some(_), _) if is_chosen && self.live_agent(target.agent_id).is_ok() => {
+                    let row = self
+                        .targets
+                        .get_mut(&(target.agent_id, stack_id))
+                        .expect("read from the same map under the same lock");
+                    row.removed_at = None;
+                    row.source = TargetSource::Placement;
+                    row.created_at = at;
+                    change.added.push(target.agent_id);
+                }
+                _ => {}
+            }
+        }
+        for &agent_id in chosen {
+            if has_row.contains(&agent_id) || self.live_agent(agent_id).is_err() {
+                continue;
+            }
+            self.targets.insert(
+                (agent_id, stack_id),
+                AgentTarget {
+                    agent_id,
+                    stack_id,
+                    source: TargetSource::Placement,
+                    created_at: at,
+                    removed_at: None,
+                },
+            );
+            change.added.push(agent_id);
+        }
+        change.added.sort();
+        change.removed.sort();
+        change
+    }
+
     fn append(&mut self, new: NewDeploymentObject, at: DateTime<Utc>) -> DeploymentObject {
         self.last_sequence += 1;
         let object = DeploymentObject {
@@ -416,6 +488,15 @@ fn paginate<T, K: Ord>(
         .take(limit as usize + 1)
         .collect();
     Ok(Page::from_overfetch(rows, limit, format))
+}
+
+/// The audit summary of a decision: counts, never the agent lists (they can be long).
+fn placement_summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
+    format!(
+        "placed stack {stack:?} on {chosen} agents ({} added, {} removed)",
+        change.added.len(),
+        change.removed.len()
+    )
 }
 
 fn parse_uuid<I: From<uuid::Uuid>>(text: &str) -> Option<I> {
@@ -818,6 +899,14 @@ impl Store for MemoryStore {
             let stack_name = state.live_stack(stack_id)?.name.clone();
             let at = now();
             let target = match state.targets.get_mut(&(agent_id, stack_id)) {
+                // Placed there: an admin's assignment makes it direct, so a later
+                // decision that drops the agent leaves it alone.
+                Some(target)
+                    if target.removed_at.is_none() && target.source == TargetSource::Placement =>
+                {
+                    target.source = TargetSource::Direct;
+                    target.clone()
+                }
                 Some(target) if target.removed_at.is_none() => {
                     return Err(Error::Conflict(format!(
                         "stack {stack_name:?} is already assigned to agent {agent_name:?}"
@@ -1015,6 +1104,158 @@ impl Store for MemoryStore {
             self.publish(vec![event.agent_id]);
         }
         Ok(event)
+    }
+
+    // --- placement ---------------------------------------------------------------------
+
+    async fn set_placement_policy(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: Option<PlacementPolicy>,
+    ) -> Result<Option<StackPlacement>> {
+        if let Some(policy) = &policy {
+            policy
+                .validate()
+                .map_err(|err| Error::Invalid(err.to_string()))?;
+        }
+        let (placement, agents) = {
+            let mut state = self.state()?;
+            let name = state.live_stack(stack_id)?.name.clone();
+            let at = now();
+            match policy {
+                Some(policy) => {
+                    let placement = state
+                        .placements
+                        .entry(stack_id)
+                        .and_modify(|p| {
+                            p.policy = policy.clone();
+                            p.updated_at = at;
+                        })
+                        .or_insert_with(|| StackPlacement {
+                            stack_id,
+                            policy,
+                            decision: None,
+                            updated_at: at,
+                            decided_at: None,
+                        })
+                        .clone();
+                    let summary = format!("set the placement policy of stack {name:?}");
+                    state.audit(
+                        actor,
+                        AuditAction::Update,
+                        ResourceKind::Placement,
+                        stack_id,
+                        summary,
+                        at,
+                    );
+                    (Some(placement), Vec::new())
+                }
+                None => {
+                    // Removing a policy that is not there changes nothing.
+                    if state.placements.remove(&stack_id).is_none() {
+                        return Ok(None);
+                    }
+                    let change = state.sync_placement_targets(stack_id, &BTreeSet::new(), at);
+                    let summary = format!(
+                        "removed the placement policy of stack {name:?} ({} placement targets unassigned)",
+                        change.removed.len()
+                    );
+                    state.audit(
+                        actor,
+                        AuditAction::Delete,
+                        ResourceKind::Placement,
+                        stack_id,
+                        summary,
+                        at,
+                    );
+                    (None, change.removed)
+                }
+            }
+        };
+        if !agents.is_empty() {
+            self.publish(agents);
+        }
+        Ok(placement)
+    }
+
+    async fn get_placement(&self, stack_id: StackId) -> Result<Option<StackPlacement>> {
+        let state = self.state()?;
+        state.live_stack(stack_id)?;
+        Ok(state.placements.get(&stack_id).cloned())
+    }
+
+    async fn list_placements(&self, page: &PageRequest) -> Result<Page<StackPlacement>> {
+        let state = self.state()?;
+        let rows = state
+            .placements
+            .values()
+            .filter(|p| state.live_stack(p.stack_id).is_ok())
+            .cloned()
+            .collect();
+        paginate(
+            rows,
+            page,
+            |p| p.stack_id,
+            parse_uuid,
+            |p| p.stack_id.to_string(),
+        )
+    }
+
+    async fn record_placement(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        decision: PlacementDecision,
+    ) -> Result<PlacementChange> {
+        let change = {
+            let mut state = self.state()?;
+            let name = state.live_stack(stack_id)?.name.clone();
+            let stored = state
+                .placements
+                .get(&stack_id)
+                .ok_or_else(|| Error::not_found("placement", stack_id))?;
+            let decision_changed = stored.decision.as_ref() != Some(&decision);
+            let before: BTreeSet<AgentId> = stored
+                .decision
+                .iter()
+                .flat_map(|d| d.chosen.iter().copied())
+                .collect();
+            let chosen: BTreeSet<AgentId> = decision.chosen.iter().copied().collect();
+            let at = now();
+            let mut change = state.sync_placement_targets(stack_id, &chosen, at);
+            change.decision_changed = decision_changed;
+            if decision_changed {
+                let stored = state
+                    .placements
+                    .get_mut(&stack_id)
+                    .expect("checked above, under the same lock");
+                stored.decision = Some(decision);
+                stored.decided_at = Some(at);
+            }
+            if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
+                let summary = placement_summary(&name, chosen.len(), &change);
+                state.audit(
+                    actor,
+                    AuditAction::Place,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                    at,
+                );
+            }
+            change
+        };
+        let agents: Vec<AgentId> = change
+            .added
+            .iter()
+            .chain(&change.removed)
+            .copied()
+            .collect();
+        if !agents.is_empty() {
+            self.publish(agents);
+        }
+        Ok(change)
     }
 
     async fn record_health(&self, _actor: &Actor, new: NewHealthReport) -> Result<HealthReport> {

@@ -76,6 +76,8 @@ mirror_enum!(
         Template,
         /// An API key (the resource id is the key record's).
         ApiKey,
+        /// A stack's placement policy and decision (the resource id is the stack's).
+        Placement,
     }
 );
 
@@ -98,6 +100,8 @@ mirror_enum!(
         SetMetadata,
         /// A label or annotation was removed.
         RemoveMetadata,
+        /// A placement decision changed which agents have a stack.
+        Place,
     }
 );
 

@@ -565,6 +565,7 @@ impl AgentsApi {
         state
             .keys
             .invalidate(KeyOwner::Agent(agent.id), Some(key.short_id()));
+        state.placement.agent_changed(agent.id);
         let agent = AgentView::new(&state, agent, Utc::now()).into();
         Ok(AgentCreated::Created(Json(AgentWithKey {
             agent,
@@ -660,6 +661,7 @@ impl AgentsApi {
             .await?;
         // The change notification does this too; doing it now makes it immediate here.
         state.target_states.invalidate(id);
+        state.placement.agent_changed(id);
         Ok(AgentResponse::Ok(Json(
             AgentView::new(&state, agent, Utc::now()).into(),
         )))
@@ -682,6 +684,8 @@ impl AgentsApi {
         state.store.delete_agent(&auth.0.actor(), id).await?;
         state.keys.invalidate(KeyOwner::Agent(id), None);
         state.target_states.invalidate(id);
+        // Its placements go to other agents.
+        state.placement.agent_changed(id);
         Ok(AgentDeleted::NoContent)
     }
 

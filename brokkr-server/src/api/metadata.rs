@@ -96,6 +96,7 @@ async fn put(
         .store
         .put_metadata(&identity.actor(), target, field, &entry.key, &entry.value)
         .await?;
+    placement_may_change(state, target);
     Ok(answer(map))
 }
 
@@ -112,7 +113,15 @@ async fn remove(
         .store
         .remove_metadata(&identity.actor(), target, field, key)
         .await?;
+    placement_may_change(state, target);
     Ok(answer(map))
+}
+
+/// An agent's labels and annotations (taints included) steer placement.
+fn placement_may_change(state: &AppState, target: MetadataTarget) {
+    if let MetadataTarget::Agent(agent) = target {
+        state.placement.agent_changed(agent);
+    }
 }
 
 fn answer(map: BTreeMap<String, String>) -> MetadataResponse {

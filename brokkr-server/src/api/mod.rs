@@ -13,6 +13,7 @@ mod generate;
 mod generators;
 mod health;
 mod metadata;
+mod placement;
 mod stacks;
 mod targets;
 mod templates;
@@ -24,6 +25,7 @@ pub use generate::GenerateApi;
 pub use generators::GeneratorsApi;
 pub use health::HealthApi;
 pub use metadata::MetadataApi;
+pub use placement::PlacementApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
 pub use templates::TemplatesApi;
@@ -39,6 +41,8 @@ pub enum Tag {
     Agents,
     /// Which agents are responsible for which stacks.
     AgentTargets,
+    /// Placement policies of stacks and the decisions made from them.
+    Placement,
     /// Outcomes of agents' attempts.
     AgentEvents,
     /// Health of applied workloads, as agents report it.
@@ -58,6 +62,7 @@ pub type Api = (
     StacksApi,
     GenerateApi,
     TargetsApi,
+    PlacementApi,
     MetadataApi,
     GeneratorsApi,
     TemplatesApi,
@@ -73,6 +78,7 @@ pub fn api() -> Api {
         StacksApi,
         GenerateApi,
         TargetsApi,
+        PlacementApi,
         MetadataApi,
         GeneratorsApi,
         TemplatesApi,

@@ -37,6 +37,13 @@ pub mod ops;
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The placement policy of the seeded stack: it selects agents labelled
+/// `placement=seeded`, which no seeded agent is, so it places the stack nowhere.
+pub fn seeded_policy() -> brokkr_core::PlacementPolicy {
+    serde_json::from_value(json!({"agent_selector": {"matchLabels": {"placement": "seeded"}}}))
+        .expect("a valid policy")
+}
+
 /// A small valid deployment object.
 pub const CONFIGMAP_YAML: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo\n  namespace: default\ndata:\n  key: value\n";
 
@@ -244,7 +251,8 @@ pub struct World {
     /// A key revoked by rotating its agent's key.
     pub revoked_key: String,
     /// A stack of `generator`, labelled `team=blue`, annotated `note=hello`,
-    /// assigned to `agent`, with one deployment object.
+    /// assigned to `agent`, with one deployment object, and a placement policy that
+    /// matches no agent ([`seeded_policy`]).
     pub stack: StackId,
     /// Its deployment object.
     pub deployment_object: DeploymentObjectId,
@@ -373,6 +381,10 @@ pub async fn seed(store: &dyn Store) -> World {
         .assign_stack(&sys, agent.id, stack.id)
         .await
         .expect("assign");
+    store
+        .set_placement_policy(&sys, stack.id, Some(seeded_policy()))
+        .await
+        .expect("set the seeded placement policy");
     for (field, key, value) in [
         (MetadataField::Labels, "team", "blue"),
         (MetadataField::Annotations, "note", "hello"),

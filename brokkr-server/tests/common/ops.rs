@@ -137,6 +137,21 @@ pub fn table() -> Vec<Op> {
             row_owner(201),
         ),
         op("DELETE", "/agents/{agent}/targets/{stack}", row_owner(204)),
+        // Placement (the seeded stack has a policy that matches no agent)
+        op("GET", "/stacks/{stack}/placement", row_owner(200)),
+        op_with(
+            "PUT",
+            "/stacks/{stack}/placement",
+            json!({"agent_selector": {"matchLabels": {"tier": "web"}}, "max_clusters": 2}),
+            row_owner(200),
+        ),
+        op("DELETE", "/stacks/{stack}/placement", row_owner(204)),
+        op_with(
+            "POST",
+            "/stacks/{stack}/placement/preview",
+            json!({"agent_selector": {"matchLabels": {"tier": "web"}}}),
+            row_owner(200),
+        ),
         // Stack metadata
         op("GET", "/stacks/{stack}/labels", row_owner(200)),
         op_with(

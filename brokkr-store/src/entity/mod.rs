@@ -9,6 +9,7 @@ pub(crate) mod audit_records;
 pub(crate) mod deployment_objects;
 pub(crate) mod generators;
 pub(crate) mod health_reports;
+pub(crate) mod stack_placements;
 pub(crate) mod stacks;
 pub(crate) mod template_versions;
 pub(crate) mod templates;

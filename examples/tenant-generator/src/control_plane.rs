@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use brokkr_core::generator::{self, Generator as _, ParameterViolation};
 use brokkr_core::manifest::ParseOptions;
-use brokkr_core::placement::{Placement, PlacementPolicy, SelectorPlacement};
 use brokkr_core::selector::{self, LabelSelector};
 use brokkr_core::{
-    Actor, Agent, AgentFilter, AgentId, DeploymentObject, NewDeploymentObject, NewStack,
-    PageRequest, Provenance, Stack, StackFilter, Store, TargetFilter,
+    Actor, Agent, AgentFilter, AgentId, AgentStatus, DeploymentObject, NewDeploymentObject,
+    NewStack, PageRequest, Provenance, Stack, StackFilter, Store, TargetFilter,
 };
 use brokkr_store::SqlStore;
 
@@ -274,14 +273,16 @@ impl ControlPlane {
             }
             Agents::Matching(selector) => {
                 selector.validate().map_err(Error::InvalidSelector)?;
-                let policy = PlacementPolicy {
-                    agent_selector: selector.clone(),
-                    ..PlacementPolicy::default()
-                };
+                // A one-off choice by labels, assigned directly. For placement that
+                // follows agents as they change, set a placement policy on the stack
+                // instead (docs/placement.md).
                 let all = self.all_agents().await?;
-                Ok(SelectorPlacement
-                    .place(&policy, &all, chrono::Utc::now())
-                    .chosen)
+                Ok(all
+                    .into_iter()
+                    .filter(|a| a.deleted_at.is_none() && a.status == AgentStatus::Active)
+                    .filter(|a| selector.first_mismatch(&a.labels).is_none())
+                    .map(|a| a.id)
+                    .collect())
             }
         }
     }

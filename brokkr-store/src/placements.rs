@@ -1,0 +1,378 @@
+//! Placement policies, stored decisions, and the placement targets that follow them.
+//!
+//! A decision is applied as a diff against the stack's target rows, read once: the
+//! writes are a few multi-row statements whatever the number of agents. On PostgreSQL
+//! the placement row is locked (`FOR UPDATE`) first, so replicas recording decisions
+//! for the same stack take turns instead of interleaving their diffs; on SQLite the
+//! single `IMMEDIATE` writer serialises them already.
+
+use std::collections::{BTreeSet, HashSet};
+
+use brokkr_core::page::{Order, Page, PageRequest};
+use brokkr_core::store::{Error, Result};
+use brokkr_core::{
+    Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
+    StackId, StackPlacement, TargetSource,
+};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Value,
+};
+use uuid::Uuid;
+
+use crate::audit::Audit;
+use crate::convert::{self, from_json, to_json};
+use crate::entity::{agent_targets, agents, stack_placements, stacks as stack_rows};
+use crate::errors::{corrupt, db};
+use crate::paging::{page_of, uuid_cursor};
+use crate::write::Write;
+use crate::{SqlStore, sql, stacks};
+
+/// Rows or ids per statement: far below the bind-parameter limits of both databases.
+const CHUNK: usize = 1_000;
+
+/// The audit summary of a decision: counts, never the agent lists (they can be long).
+fn summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
+    format!(
+        "placed stack {stack:?} on {chosen} agents ({} added, {} removed)",
+        change.added.len(),
+        change.removed.len()
+    )
+}
+
+/// The live agents among `ids`, one query per [`CHUNK`] ids.
+async fn live_agents(write: &Write, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+    let mut live = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<Uuid> = agents::Entity::find()
+            .select_only()
+            .column(agents::Column::Id)
+            .filter(agents::Column::Id.is_in(chunk.iter().copied()))
+            .filter(agents::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(write.tx())
+            .await
+            .map_err(db)?;
+        live.extend(rows);
+    }
+    Ok(live)
+}
+
+/// Makes the stack's placement targets follow `chosen`: chosen live agents without a
+/// live target get one (a target awaiting removal is revived), placement targets of
+/// agents not chosen are unassigned. Direct targets are never touched. Every update
+/// repeats the state it expects in its filter, so a target changed meanwhile by
+/// `assign_stack` or a confirmed removal is left as that change left it.
+async fn sync_targets(
+    write: &mut Write,
+    stack: &stack_rows::Model,
+    chosen: &BTreeSet<Uuid>,
+) -> Result<PlacementChange> {
+    use agent_targets::Column;
+    let placement = TargetSource::Placement.as_str();
+    let rows = agent_targets::Entity::find()
+        .filter(Column::StackId.eq(stack.id))
+        .all(write.tx())
+        .await
+        .map_err(db)?;
+    let mut has_row = HashSet::with_capacity(rows.len());
+    let (mut revive, mut remove) = (Vec::new(), Vec::new());
+    for row in &rows {
+        has_row.insert(row.agent_id);
+        let is_chosen = chosen.contains(&row.agent_id);
+        match row.removed_at {
+            None if row.source == placement && !is_chosen => remove.push(row.agent_id),
+            Some(_) if is_chosen => revive.push(row.agent_id),
+            _ => {}
+        }
+    }
+    let mut insert: Vec<Uuid> = chosen
+        .iter()
+        .filter(|a| !has_row.contains(*a))
+        .copied()
+        .collect();
+    // A decision may name an agent deleted since it was computed: it gets nothing.
+    if !revive.is_empty() || !insert.is_empty() {
+        let candidates: Vec<Uuid> = revive.iter().chain(&insert).copied().collect();
+        let live = live_agents(write, &candidates).await?;
+        revive.retain(|a| live.contains(a));
+        insert.retain(|a| live.contains(a));
+    }
+
+    let now = write.now;
+    for chunk in remove.chunks(CHUNK) {
+        let ids = chunk.iter().copied();
+        // With no deployment object the agent never had anything of the stack, so
+        // there is no removal to wait for (as in `unassign_stack`).
+        if stack.latest_deployment_object_id.is_none() {
+            agent_targets::Entity::delete_many()
+                .filter(Column::StackId.eq(stack.id))
+                .filter(Column::AgentId.is_in(ids))
+                .filter(Column::Source.eq(placement))
+                .filter(Column::RemovedAt.is_null())
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+        } else {
+            agent_targets::Entity::update_many()
+                .col_expr(Column::RemovedAt, Expr::value(now))
+                .filter(Column::StackId.eq(stack.id))
+                .filter(Column::AgentId.is_in(ids))
+                .filter(Column::Source.eq(placement))
+                .filter(Column::RemovedAt.is_null())
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+        }
+    }
+    for chunk in revive.chunks(CHUNK) {
+        agent_targets::Entity::update_many()
+            .col_expr(
+                Column::RemovedAt,
+                Expr::value(Value::ChronoDateTimeUtc(None)),
+            )
+            .col_expr(Column::Source, Expr::value(placement))
+            .col_expr(Column::CreatedAt, Expr::value(now))
+            .filter(Column::StackId.eq(stack.id))
+            .filter(Column::AgentId.is_in(chunk.iter().copied()))
+            .filter(Column::RemovedAt.is_not_null())
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+    }
+    for chunk in insert.chunks(CHUNK) {
+        let mut stmt = Query::insert();
+        stmt.into_table(agent_targets::Entity)
+            .columns([
+                Column::AgentId,
+                Column::StackId,
+                Column::Source,
+                Column::CreatedAt,
+            ])
+            // A target made meanwhile (an admin's assignment) stays as it is.
+            .on_conflict(
+                OnConflict::columns([Column::AgentId, Column::StackId])
+                    .do_nothing()
+                    .to_owned(),
+            );
+        for agent in chunk {
+            stmt.values_panic([
+                (*agent).into(),
+                stack.id.into(),
+                placement.into(),
+                now.into(),
+            ]);
+        }
+        write.tx().execute(&stmt).await.map_err(db)?;
+    }
+
+    let mut added: Vec<AgentId> = revive.into_iter().chain(insert).map(AgentId).collect();
+    let mut removed: Vec<AgentId> = remove.into_iter().map(AgentId).collect();
+    added.sort_unstable();
+    removed.sort_unstable();
+    write.affect(added.iter().chain(&removed).copied());
+    Ok(PlacementChange {
+        added,
+        removed,
+        decision_changed: false,
+    })
+}
+
+/// The live placements after `cursor`, in the page's order: one join, so deleted
+/// stacks are skipped in the database rather than after paging.
+fn list_sql(order: Order, after: bool) -> String {
+    let (cmp, dir) = match order {
+        Order::Ascending => (">", "ASC"),
+        Order::Descending => ("<", "DESC"),
+    };
+    let after = if after {
+        format!("AND p.stack_id {cmp} ? ")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT p.stack_id, p.policy, p.decision, p.updated_at, p.decided_at \
+         FROM stack_placements p JOIN stacks s ON s.id = p.stack_id \
+         WHERE s.deleted_at IS NULL {after}\
+         ORDER BY p.stack_id {dir} LIMIT ?"
+    )
+}
+
+impl SqlStore {
+    pub(crate) async fn set_placement_policy_impl(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: Option<PlacementPolicy>,
+    ) -> Result<Option<StackPlacement>> {
+        use stack_placements::Column;
+        if let Some(policy) = &policy {
+            policy
+                .validate()
+                .map_err(|err| Error::Invalid(err.to_string()))?;
+        }
+        let mut write = self.begin().await?;
+        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
+        let Some(policy) = policy else {
+            let deleted = stack_placements::Entity::delete_by_id(stack_id.0)
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+            // Removing a policy that is not there changes nothing.
+            if deleted.rows_affected == 0 {
+                self.commit(write).await?;
+                return Ok(None);
+            }
+            let change = sync_targets(&mut write, &stack, &BTreeSet::new()).await?;
+            let summary = format!(
+                "removed the placement policy of stack {:?} ({} placement targets unassigned)",
+                stack.name,
+                change.removed.len()
+            );
+            write
+                .audit(
+                    actor,
+                    Audit::new(
+                        AuditAction::Delete,
+                        ResourceKind::Placement,
+                        stack_id,
+                        summary,
+                    ),
+                )
+                .await?;
+            self.commit(write).await?;
+            return Ok(None);
+        };
+        let row = stack_placements::Model {
+            stack_id: stack_id.0,
+            policy: to_json(&policy),
+            decision: None,
+            updated_at: write.now,
+            decided_at: None,
+        };
+        // One statement whether or not the stack had a policy; the decision stays
+        // until the caller records the next one.
+        stack_placements::Entity::insert(stack_placements::ActiveModel::from(row))
+            .on_conflict(
+                OnConflict::column(Column::StackId)
+                    .update_columns([Column::Policy, Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(write.tx())
+            .await
+            .map_err(db)?;
+        let row = stack_placements::Entity::find_by_id(stack_id.0)
+            .one(write.tx())
+            .await
+            .map_err(db)?
+            .ok_or_else(|| corrupt("placement", "row missing right after its upsert"))?;
+        let summary = format!("set the placement policy of stack {:?}", stack.name);
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Update,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                ),
+            )
+            .await?;
+        self.commit(write).await?;
+        convert::placement(row).map(Some)
+    }
+
+    pub(crate) async fn get_placement_impl(
+        &self,
+        stack_id: StackId,
+    ) -> Result<Option<StackPlacement>> {
+        stacks::live_stack(&self.reader, stack_id, false).await?;
+        stack_placements::Entity::find_by_id(stack_id.0)
+            .one(&self.reader)
+            .await
+            .map_err(db)?
+            .map(convert::placement)
+            .transpose()
+    }
+
+    pub(crate) async fn list_placements_impl(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Page<StackPlacement>> {
+        let after = uuid_cursor(page)?;
+        let limit = i64::from(page.effective_limit()) + 1;
+        let mut values: Vec<Value> = Vec::with_capacity(2);
+        if let Some(after) = after {
+            values.push(after.into());
+        }
+        values.push(limit.into());
+        let rows = self
+            .reader
+            .query_all_raw(sql::stmt(
+                self.backend,
+                &list_sql(page.order, after.is_some()),
+                values,
+            ))
+            .await
+            .map_err(db)?;
+        let rows = rows
+            .iter()
+            .map(|row| stack_placements::Model::from_query_result(row, "").map_err(db))
+            .collect::<Result<Vec<_>>>()?;
+        page_of(rows, page, convert::placement, |p| p.stack_id.to_string())
+    }
+
+    pub(crate) async fn record_placement_impl(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        decision: PlacementDecision,
+    ) -> Result<PlacementChange> {
+        use stack_placements::Column;
+        let mut write = self.begin().await?;
+        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
+        let row = stack_placements::Entity::find_by_id(stack_id.0)
+            .lock_exclusive()
+            .one(write.tx())
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("placement", stack_id))?;
+        let stored: Option<PlacementDecision> = row
+            .decision
+            .map(|d| from_json("placement decision", d))
+            .transpose()?;
+        let decision_changed = stored.as_ref() != Some(&decision);
+        let before: BTreeSet<Uuid> = stored
+            .iter()
+            .flat_map(|d| d.chosen.iter().map(|a| a.0))
+            .collect();
+        let chosen: BTreeSet<Uuid> = decision.chosen.iter().map(|a| a.0).collect();
+        let mut change = sync_targets(&mut write, &stack, &chosen).await?;
+        change.decision_changed = decision_changed;
+        if decision_changed {
+            stack_placements::Entity::update_many()
+                .col_expr(Column::Decision, Expr::value(to_json(&decision)))
+                .col_expr(Column::DecidedAt, Expr::value(write.now))
+                .filter(Column::StackId.eq(stack_id.0))
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+        }
+        if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
+            let summary = summary(&stack.name, chosen.len(), &change);
+            write
+                .audit(
+                    actor,
+                    Audit::new(
+                        AuditAction::Place,
+                        ResourceKind::Placement,
+                        stack_id,
+                        summary,
+                    ),
+                )
+                .await?;
+        }
+        self.commit(write).await?;
+        Ok(change)
+    }
+}
