@@ -273,17 +273,11 @@ impl BrokerClient {
         agent: AgentId,
         capabilities: &Capabilities,
     ) -> Result<(), BrokerError> {
-        let response = self
-            .authorized(
-                self.http
-                    .post(self.url(&format!("/api/v1/agents/{agent}/heartbeat"))),
-            )
-            .json(&HeartbeatBody { capabilities })
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        check(response).await.map(drop)
+        self.post_json(
+            &format!("/api/v1/agents/{agent}/heartbeat"),
+            &HeartbeatBody { capabilities },
+        )
+        .await
     }
 
     /// The target state; with `etag`, waits up to `wait` for it to change.
@@ -321,17 +315,8 @@ impl BrokerClient {
         agent: AgentId,
         event: &EventReport,
     ) -> Result<(), BrokerError> {
-        let response = self
-            .authorized(
-                self.http
-                    .post(self.url(&format!("/api/v1/agents/{agent}/events"))),
-            )
-            .json(event)
-            .timeout(CALL_TIMEOUT)
-            .send()
+        self.post_json(&format!("/api/v1/agents/{agent}/events"), event)
             .await
-            .map_err(unreachable)?;
-        check(response).await.map(drop)
     }
 
     /// Reports the health of a stack's workloads.
@@ -340,12 +325,15 @@ impl BrokerClient {
         agent: AgentId,
         health: &HealthWire,
     ) -> Result<(), BrokerError> {
+        self.post_json(&format!("/api/v1/agents/{agent}/health"), health)
+            .await
+    }
+
+    /// POSTs `body` as JSON with the key; any 2xx is success.
+    async fn post_json(&self, path: &str, body: &impl Serialize) -> Result<(), BrokerError> {
         let response = self
-            .authorized(
-                self.http
-                    .post(self.url(&format!("/api/v1/agents/{agent}/health"))),
-            )
-            .json(health)
+            .authorized(self.http.post(self.url(path)))
+            .json(body)
             .timeout(CALL_TIMEOUT)
             .send()
             .await
