@@ -1,9 +1,9 @@
 //! Propagation: how long a new deployment object takes to reach a fleet of
 //! long-polling agents. The design budget is p99 < 1 s for 1,000 agents.
 //!
-//! For each backend (SQLite in a temporary directory; PostgreSQL too when
-//! `BROKKR_BENCH_BACKENDS` names it) the reference server runs in this process on
-//! 127.0.0.1:0 through the real serve code path. The bench creates
+//! For each backend named in `BROKKR_BENCH_BACKENDS` (`sqlite`, the default, in a
+//! temporary directory; `postgres`; or both, comma-separated) the reference server runs
+//! in this process on 127.0.0.1:0 through the real serve code path. The bench creates
 //! `BROKKR_BENCH_AGENTS` agents (default 1,000), each with its own key, and one stack
 //! assigned to all of them, posts a first deployment object through the API, then
 //! starts that many real [`Agent`]s in this process, each with its own
