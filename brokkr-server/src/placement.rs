@@ -178,16 +178,9 @@ pub async fn live_agents(store: &dyn Store, heartbeats: &HeartbeatBuffer) -> Res
         status: None,
         include_deleted: false,
     };
-    let mut agents = Vec::new();
-    let mut page = PageRequest::first(MAX_LIMIT);
-    loop {
-        let got = store.list_agents(&filter, &page).await?;
-        agents.extend(got.items);
-        match got.next_cursor {
-            Some(cursor) => page.cursor = Some(cursor),
-            None => break,
-        }
-    }
+    let filter = &filter;
+    let mut agents =
+        all_pages(|page| async move { store.list_agents(filter, &page).await }).await?;
     for agent in &mut agents {
         agent.last_heartbeat = agent.last_heartbeat.max(heartbeats.pending_at(agent.id));
     }
@@ -196,17 +189,25 @@ pub async fn live_agents(store: &dyn Store, heartbeats: &HeartbeatBuffer) -> Res
 
 /// Every live stack with a policy, all pages.
 pub async fn all_placements(store: &dyn Store) -> Result<Vec<StackPlacement>> {
-    let mut placements = Vec::new();
+    all_pages(|page| async move { store.list_placements(&page).await }).await
+}
+
+/// Every row of a keyset-paged listing, in pages of the largest size.
+async fn all_pages<T, F, Fut>(mut list: F) -> Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = brokkr_core::store::Result<brokkr_core::Page<T>>>,
+{
+    let mut rows = Vec::new();
     let mut page = PageRequest::first(MAX_LIMIT);
     loop {
-        let got = store.list_placements(&page).await?;
-        placements.extend(got.items);
+        let got = list(page.clone()).await?;
+        rows.extend(got.items);
         match got.next_cursor {
             Some(cursor) => page.cursor = Some(cursor),
-            None => break,
+            None => return Ok(rows),
         }
     }
-    Ok(placements)
 }
 
 /// The agents a stored decision chose (empty without one): what stability keeps.

@@ -226,13 +226,13 @@ async fn decide_now(
     ))
 }
 
-/// The stored placement with the reason of every agent not chosen, computed now: the
-/// store keeps only the chosen set (see `stored_form`).
-async fn explained(state: &AppState, placement: StackPlacement) -> ApiResult<StackPlacementDto> {
+/// The stored placement with the reason of every agent not chosen, taken from `live`
+/// (a decision computed now): the store keeps only the chosen set (see `stored_form`).
+fn explained(placement: StackPlacement, live: PlacementDecision) -> StackPlacementDto {
     let chosen = current_choice(Some(&placement)).to_vec();
-    let mut dto = StackPlacementDto::from(placement.clone());
-    if placement.decision.is_some() {
-        let live = decide_now(state, &placement.policy, Some(&placement)).await?;
+    let decided = placement.decision.is_some();
+    let mut dto = StackPlacementDto::from(placement);
+    if decided {
         let chosen_set: std::collections::HashSet<_> = chosen.iter().copied().collect();
         let decision = PlacementDecision {
             rejected: live
@@ -244,7 +244,7 @@ async fn explained(state: &AppState, placement: StackPlacement) -> ApiResult<Sta
         };
         dto.decision = Some(decision.into());
     }
-    Ok(dto)
+    dto
 }
 
 // ---------------------------------------------------------------------------------------
@@ -272,9 +272,8 @@ impl PlacementApi {
             .get_placement(stack.id)
             .await?
             .ok_or_else(|| no_policy(stack.id))?;
-        Ok(PlacementResponse::Ok(Json(
-            explained(&state, placement).await?,
-        )))
+        let live = decide_now(&state, &placement.policy, Some(&placement)).await?;
+        Ok(PlacementResponse::Ok(Json(explained(placement, live))))
     }
 
     /// Set a stack's placement policy and decide at once.
@@ -304,7 +303,7 @@ impl PlacementApi {
         let decision = decide_now(&state, &stored.policy, Some(&stored)).await?;
         state
             .store
-            .record_placement(&actor, stack.id, stored_form(decision))
+            .record_placement(&actor, stack.id, stored_form(decision.clone()))
             .await?;
         // A controller run that read the previous policy may record after us: one
         // more run, after it, has the last word.
@@ -314,9 +313,8 @@ impl PlacementApi {
             .get_placement(stack.id)
             .await?
             .ok_or_else(|| no_policy(stack.id))?;
-        Ok(PlacementResponse::Ok(Json(
-            explained(&state, placement).await?,
-        )))
+        // The decision just recorded explains itself: no second pass over the agents.
+        Ok(PlacementResponse::Ok(Json(explained(placement, decision))))
     }
 
     /// Remove a stack's placement policy.
