@@ -41,9 +41,12 @@ pub mod model;
 pub mod page;
 pub mod pak;
 pub mod placement;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod schema;
 pub mod selector;
 pub mod store;
+pub mod sync;
 pub mod target_state;
 pub mod template;
 #[cfg(feature = "testing")]

@@ -91,7 +91,7 @@ async fn readyz(state: Data<&AppState>) -> Response {
 async fn prometheus(state: Data<&AppState>) -> Response {
     let (store_up, store_ping) = ping(&state).await;
     let text = state.metrics.render(Snapshot {
-        target_state_cache_entries: state.target_states.len(),
+        target_state_cache_entries: state.control_plane.target_states().len(),
         store_up,
         store_ping,
     });

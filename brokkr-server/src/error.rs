@@ -193,11 +193,31 @@ impl From<brokkr_core::generator::Error> for ApiError {
     }
 }
 
-impl From<crate::placement::Error> for ApiError {
-    fn from(err: crate::placement::Error) -> Self {
+impl From<brokkr_core::runtime::placement::controller::Error> for ApiError {
+    fn from(err: brokkr_core::runtime::placement::controller::Error) -> Self {
         match err {
-            crate::placement::Error::Store(err) => err.into(),
-            crate::placement::Error::Compute(_) => Self::internal(&err),
+            brokkr_core::runtime::placement::controller::Error::Store(err) => err.into(),
+            brokkr_core::runtime::placement::controller::Error::Compute(_) => Self::internal(&err),
+        }
+    }
+}
+
+impl From<brokkr_core::runtime::Error> for ApiError {
+    fn from(err: brokkr_core::runtime::Error) -> Self {
+        use brokkr_core::runtime::Error;
+        match err {
+            Error::Unauthenticated(message) => Self::unauthorized(message),
+            Error::Forbidden(message) => Self::forbidden(message),
+            Error::AgentInactive => {
+                Self::Forbidden(body("agent_inactive", "an admin disabled this agent", None))
+            }
+            Error::Store(err) => err.into(),
+            Error::Manifest(err) => err.into(),
+            Error::Template(err) => err.into(),
+            Error::Generate(err) => err.into(),
+            Error::InvalidPolicy(message) => Self::unprocessable("invalid_policy", message, None),
+            Error::Invalid { code, message } => Self::unprocessable(code, message, None),
+            Error::Task(ref source) => Self::internal(source),
         }
     }
 }

@@ -69,13 +69,10 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod heartbeat;
 pub mod metrics;
 pub mod middleware;
-pub mod placement;
 pub mod serve;
 pub mod state;
-pub mod target_cache;
 
 pub use app::app;
 pub use serve::serve;

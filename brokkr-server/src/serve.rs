@@ -152,7 +152,7 @@ impl Server {
             .run_with_graceful_shutdown(crate::app::app(state.clone()), shutdown, Some(grace))
             .await
             .map_err(ServeError::Io);
-        background.shutdown(&state).await;
+        background.shutdown().await;
         tracing::info!("stopped");
         result
     }

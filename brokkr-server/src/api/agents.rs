@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use brokkr_core::{
-    Agent, AgentFilter, AgentId, AgentStatus, AgentUpdate, Capabilities, Heartbeat, KeyOwner,
-    Liveness, NewAgent, Pak, TargetAction, TargetState, TargetStateEntry,
+    Agent, AgentFilter, AgentId, AgentStatus, AgentUpdate, Capabilities, KeyOwner, Liveness,
+    NewAgent, Pak, TargetAction, TargetState, TargetStateEntry,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use poem::web::Data;
@@ -31,17 +31,10 @@ use uuid::Uuid;
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, OrderParam, page};
 use crate::auth::{BearerAuth, Identity};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::page_type;
 use crate::state::AppState;
-use crate::target_cache::CachedTargetState;
-
-/// Most feature names a heartbeat may report.
-pub const MAX_FEATURES: usize = 100;
-/// Longest feature name or Kubernetes version string, in characters.
-pub const MAX_CAPABILITY_STRING: usize = 253;
-/// Largest `extra` object a heartbeat may report, serialized, in bytes.
-pub const MAX_EXTRA_BYTES: usize = 64 * 1024;
+use brokkr_core::runtime::{CachedTargetState, Poll};
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -95,60 +88,16 @@ impl From<Capabilities> for CapabilitiesDto {
     }
 }
 
-impl CapabilitiesDto {
-    /// Checks the sizes (422 `validation_failed`) and converts.
-    fn validate(self) -> ApiResult<Capabilities> {
-        let invalid = |message: String| ApiError::unprocessable("validation_failed", message, None);
-        let too_long = |s: &str| s.is_empty() || s.chars().count() > MAX_CAPABILITY_STRING;
-        if self.kubernetes_version.as_deref().is_some_and(too_long) {
-            return Err(invalid(format!(
-                "kubernetes_version must be 1-{MAX_CAPABILITY_STRING} characters"
-            )));
+impl From<CapabilitiesDto> for Capabilities {
+    fn from(c: CapabilitiesDto) -> Self {
+        Self {
+            kubernetes_version: c.kubernetes_version,
+            node_count: c.node_count,
+            allocatable_cpu_millis: c.allocatable_cpu_millis,
+            allocatable_memory_bytes: c.allocatable_memory_bytes,
+            features: c.features.into_iter().collect(),
+            extra: c.extra,
         }
-        if self.features.len() > MAX_FEATURES {
-            return Err(invalid(format!(
-                "at most {MAX_FEATURES} features may be reported"
-            )));
-        }
-        if let Some(bad) = self.features.iter().find(|f| too_long(f)) {
-            return Err(invalid(format!(
-                "feature {bad:?} must be 1-{MAX_CAPABILITY_STRING} characters"
-            )));
-        }
-        if serialized_len(&self.extra) > MAX_EXTRA_BYTES {
-            return Err(invalid(format!(
-                "extra must be at most {MAX_EXTRA_BYTES} bytes serialized"
-            )));
-        }
-        Ok(Capabilities {
-            kubernetes_version: self.kubernetes_version,
-            node_count: self.node_count,
-            allocatable_cpu_millis: self.allocatable_cpu_millis,
-            allocatable_memory_bytes: self.allocatable_memory_bytes,
-            features: self.features.into_iter().collect(),
-            extra: self.extra,
-        })
-    }
-}
-
-/// The length of `value` as compact JSON, counted without building the string.
-fn serialized_len(value: &impl serde::Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Serializing JSON values into a writer that never fails cannot fail; should it,
-    // count it as too large.
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
     }
 }
 
@@ -194,7 +143,7 @@ impl AgentView {
     fn new(state: &AppState, agent: Agent, now: DateTime<Utc>) -> Self {
         let secs = i64::try_from(state.config.agents.stale_after_secs).unwrap_or(i64::MAX);
         Self {
-            pending_beat: state.heartbeats.pending_at(agent.id),
+            pending_beat: state.control_plane.heartbeats().pending_at(agent.id),
             agent,
             now,
             stale_after: TimeDelta::try_seconds(secs).unwrap_or(TimeDelta::MAX),
@@ -487,18 +436,6 @@ pub(crate) async fn require_known_agent(
     Ok(())
 }
 
-/// 403 `agent_inactive` for a disabled agent fetching its own state; admin may read it.
-fn require_enabled(identity: &Identity, entry: &CachedTargetState) -> ApiResult<()> {
-    if matches!(identity, Identity::Agent(_)) && entry.agent_status == AgentStatus::Inactive {
-        return Err(ApiError::Forbidden(Json(ErrorBody {
-            code: "agent_inactive".into(),
-            message: "an admin disabled this agent".into(),
-            details: None,
-        })));
-    }
-    Ok(())
-}
-
 /// Whether an `If-None-Match` value names `etag` (weak comparison, as RFC 9110 asks
 /// for this header; `*` matches any state). Lenient about missing quotes.
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
@@ -563,9 +500,12 @@ impl AgentsApi {
             .await?;
         // Forget a cached "unknown key" answer for the new short id.
         state
-            .keys
-            .invalidate(KeyOwner::Agent(agent.id), Some(key.short_id()));
-        state.placement.agent_changed(agent.id);
+            .control_plane
+            .forget_keys(KeyOwner::Agent(agent.id), Some(key.short_id()));
+        state
+            .control_plane
+            .placement_signals()
+            .agent_changed(agent.id);
         let agent = AgentView::new(&state, agent, Utc::now()).into();
         Ok(AgentCreated::Created(Json(AgentWithKey {
             agent,
@@ -660,8 +600,8 @@ impl AgentsApi {
             .update_agent(&auth.0.actor(), id, update)
             .await?;
         // The change notification does this too; doing it now makes it immediate here.
-        state.target_states.invalidate(id);
-        state.placement.agent_changed(id);
+        state.control_plane.target_states().invalidate(id);
+        state.control_plane.placement_signals().agent_changed(id);
         Ok(AgentResponse::Ok(Json(
             AgentView::new(&state, agent, Utc::now()).into(),
         )))
@@ -682,10 +622,10 @@ impl AgentsApi {
         auth.0.require_admin()?;
         let id = AgentId::from(id.0);
         state.store.delete_agent(&auth.0.actor(), id).await?;
-        state.keys.invalidate(KeyOwner::Agent(id), None);
-        state.target_states.invalidate(id);
+        state.control_plane.forget_keys(KeyOwner::Agent(id), None);
+        state.control_plane.target_states().invalidate(id);
         // Its placements go to other agents.
-        state.placement.agent_changed(id);
+        state.control_plane.placement_signals().agent_changed(id);
         Ok(AgentDeleted::NoContent)
     }
 
@@ -708,7 +648,7 @@ impl AgentsApi {
             .store
             .rotate_api_key(&auth.0.actor(), owner, key.stored())
             .await?;
-        state.keys.invalidate(owner, Some(key.short_id()));
+        state.control_plane.forget_keys(owner, Some(key.short_id()));
         Ok(AgentKeyRotated::Ok(Json(RotatedAgentKey {
             agent_id: id.into(),
             pak: key.expose().to_owned(),
@@ -731,17 +671,10 @@ impl AgentsApi {
         body: Json<HeartbeatRequest>,
     ) -> ApiResult<HeartbeatRecorded> {
         let agent_id = AgentId::from(id.0);
-        auth.0.require_agent(agent_id)?;
-        let capabilities = body
-            .0
-            .capabilities
-            .map(CapabilitiesDto::validate)
-            .transpose()?;
-        state.heartbeats.record(Heartbeat {
-            agent_id,
-            at: Utc::now(),
-            capabilities,
-        });
+        let capabilities = body.0.capabilities.map(Capabilities::from);
+        state
+            .control_plane
+            .record_heartbeat(&auth.0.actor(), agent_id, capabilities)?;
         state.metrics.observe_heartbeat(agent_id.0);
         Ok(HeartbeatRecorded::NoContent)
     }
@@ -766,8 +699,8 @@ impl AgentsApi {
         if_none_match: Header<Option<String>>,
     ) -> ApiResult<TargetStateResponse> {
         let agent = AgentId::from(id.0);
-        auth.0.require_agent_or_admin(agent)?;
-        let max_wait = state.config.agents.long_poll_max_secs;
+        let caller = auth.0.actor();
+        let max_wait = state.control_plane.settings().long_poll_max.as_secs();
         let wait = match wait.0 {
             None => 0,
             Some(secs) if secs <= max_wait => secs,
@@ -778,42 +711,24 @@ impl AgentsApi {
                 ));
             }
         };
-        let Some(known) = if_none_match.0.as_deref() else {
-            let entry = state.target_states.get(state.store.as_ref(), agent).await?;
-            require_enabled(&auth.0, &entry)?;
-            return Ok(full_answer(&entry));
-        };
-
-        // The watch comes first, so every change after the read below wakes it.
-        let mut watch = (wait > 0).then(|| state.target_states.watch(agent));
-        let held = state.target_states.get(state.store.as_ref(), agent).await?;
-        require_enabled(&auth.0, &held)?;
-        if !etag_matches(known, &held.etag) {
+        let held = state.control_plane.target_state(&caller, agent).await?;
+        let known = if_none_match.0.as_deref();
+        if !known.is_some_and(|known| etag_matches(known, &held.etag)) {
             return Ok(full_answer(&held));
         }
-        if let Some(watch) = watch.as_mut() {
-            let _waiting = state.metrics.watcher();
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
-            // Wake-ups may be spurious (another change, lost notifications): re-read and
-            // keep waiting until the state really differs or time is up.
-            loop {
-                tokio::select! {
-                    woke = tokio::time::timeout_at(deadline, watch.changed()) => {
-                        if woke.is_err() {
-                            break;
-                        }
-                    }
-                    // Shutting down: answer now, the agent polls again elsewhere.
-                    () = state.draining() => break,
-                }
-                let current = state.target_states.get(state.store.as_ref(), agent).await?;
-                require_enabled(&auth.0, &current)?;
-                if current.etag != held.etag {
-                    return Ok(full_answer(&current));
-                }
-            }
+        if wait == 0 {
+            return Ok(TargetStateResponse::NotModified(quoted(&held.etag)));
         }
-        Ok(TargetStateResponse::NotModified(quoted(&held.etag)))
+        let _waiting = state.metrics.watcher();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+        match state
+            .control_plane
+            .wait_for_change(&caller, agent, &held.etag, deadline)
+            .await?
+        {
+            Poll::Changed(current) => Ok(full_answer(&current)),
+            Poll::Unchanged(current) => Ok(TargetStateResponse::NotModified(quoted(&current.etag))),
+        }
     }
 }
 
@@ -852,36 +767,28 @@ mod tests {
     }
 
     #[test]
-    fn capability_sizes_are_bounded() {
-        let ok = CapabilitiesDto {
-            kubernetes_version: Some("v1.33.2".into()),
-            features: vec!["gpu".into(), "gpu".into()],
-            ..Default::default()
-        };
-        assert_eq!(ok.validate().unwrap().features.len(), 1);
-
-        let too_many = CapabilitiesDto {
-            features: (0..=MAX_FEATURES).map(|i| format!("f{i}")).collect(),
-            ..Default::default()
-        };
-        assert_eq!(too_many.validate().unwrap_err().status(), 422);
-
-        let mut extra = BTreeMap::new();
-        extra.insert(
-            "blob".into(),
-            serde_json::json!("x".repeat(MAX_EXTRA_BYTES)),
+    fn the_spec_declares_etag_304_and_if_none_match() {
+        let spec: serde_json::Value =
+            serde_json::from_str(&crate::app::openapi_json()).expect("the spec is JSON");
+        let op = &spec["paths"]["/agents/{id}/target-state"]["get"];
+        // poem-openapi writes header names upper-cased; HTTP ignores their case.
+        for status in ["200", "304"] {
+            assert!(
+                op["responses"][status]["headers"]["ETAG"].is_object(),
+                "{op}"
+            );
+        }
+        let params = op["parameters"].as_array().expect("parameters");
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "If-None-Match" && p["in"] == "header")
         );
-        let too_big = CapabilitiesDto {
-            extra,
-            ..Default::default()
-        };
-        assert_eq!(too_big.validate().unwrap_err().status(), 422);
-
-        let empty_name = CapabilitiesDto {
-            features: vec![String::new()],
-            ..Default::default()
-        };
-        assert_eq!(empty_name.validate().unwrap_err().status(), 422);
+        let schema = &op["responses"]["200"]["content"]["application/json; charset=utf-8"];
+        assert_eq!(
+            schema["schema"]["$ref"], "#/components/schemas/TargetState",
+            "{op}"
+        );
     }
 
     mod http {
@@ -1126,39 +1033,5 @@ mod tests {
                 .await
                 .assert_status(StatusCode::NOT_FOUND);
         }
-    }
-
-    #[test]
-    fn the_spec_declares_etag_304_and_if_none_match() {
-        let spec: serde_json::Value =
-            serde_json::from_str(&crate::app::openapi_json()).expect("the spec is JSON");
-        let op = &spec["paths"]["/agents/{id}/target-state"]["get"];
-        // poem-openapi writes header names upper-cased; HTTP ignores their case.
-        for status in ["200", "304"] {
-            assert!(
-                op["responses"][status]["headers"]["ETAG"].is_object(),
-                "{op}"
-            );
-        }
-        let params = op["parameters"].as_array().expect("parameters");
-        assert!(
-            params
-                .iter()
-                .any(|p| p["name"] == "If-None-Match" && p["in"] == "header")
-        );
-        let schema = &op["responses"]["200"]["content"]["application/json; charset=utf-8"];
-        assert_eq!(
-            schema["schema"]["$ref"], "#/components/schemas/TargetState",
-            "{op}"
-        );
-    }
-
-    #[test]
-    fn serialized_len_counts_compact_json() {
-        let value = serde_json::json!({"a": [1, 2]});
-        assert_eq!(
-            serialized_len(&value),
-            serde_json::to_vec(&value).unwrap().len()
-        );
     }
 }

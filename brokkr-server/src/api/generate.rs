@@ -169,7 +169,8 @@ async fn resolve_source(
                 return Err(invalid("`version` applies to templates only"));
             }
             let generator = state
-                .generators
+                .control_plane
+                .generators()
                 .get(name)
                 .ok_or_else(|| ApiError::not_found("registered generator", name))?;
             Ok(Source {
@@ -295,7 +296,12 @@ impl GenerateApi {
         state: Data<&AppState>,
     ) -> ApiResult<RegisteredList> {
         auth.0.require_admin_or_generator()?;
-        let items = state.generators.iter().map(Into::into).collect();
+        let items = state
+            .control_plane
+            .generators()
+            .iter()
+            .map(Into::into)
+            .collect();
         Ok(RegisteredList::Ok(Json(RegisteredGeneratorList { items })))
     }
 
@@ -313,7 +319,8 @@ impl GenerateApi {
     ) -> ApiResult<RegisteredOne> {
         auth.0.require_admin_or_generator()?;
         let generator = state
-            .generators
+            .control_plane
+            .generators()
             .get(&name.0)
             .ok_or_else(|| ApiError::not_found("registered generator", &name.0))?;
         Ok(RegisteredOne::Ok(Json(generator.into())))

@@ -189,8 +189,8 @@ impl GeneratorsApi {
             .await?;
         // Forget a cached "unknown key" answer for the new short id.
         state
-            .keys
-            .invalidate(KeyOwner::Generator(generator.id), Some(key.short_id()));
+            .control_plane
+            .forget_keys(KeyOwner::Generator(generator.id), Some(key.short_id()));
         Ok(GeneratorCreated::Created(Json(GeneratorWithKey {
             generator: generator.into(),
             api_key: key.expose().to_owned(),
@@ -271,7 +271,9 @@ impl GeneratorsApi {
         auth.0.require_admin()?;
         let id = GeneratorId::from(id.0);
         state.store.delete_generator(&auth.0.actor(), id).await?;
-        state.keys.invalidate(KeyOwner::Generator(id), None);
+        state
+            .control_plane
+            .forget_keys(KeyOwner::Generator(id), None);
         Ok(GeneratorDeleted::NoContent)
     }
 
@@ -298,7 +300,7 @@ impl GeneratorsApi {
             .store
             .rotate_api_key(&auth.0.actor(), owner, key.stored())
             .await?;
-        state.keys.invalidate(owner, Some(key.short_id()));
+        state.control_plane.forget_keys(owner, Some(key.short_id()));
         Ok(GeneratorKeyRotated::Ok(Json(RotatedGeneratorKey {
             generator_id: id.into(),
             api_key: key.expose().to_owned(),

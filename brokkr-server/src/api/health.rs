@@ -232,7 +232,11 @@ async fn require_own_object(
     agent: AgentId,
     object: DeploymentObjectId,
 ) -> ApiResult<()> {
-    let targets = state.target_states.get(state.store.as_ref(), agent).await?;
+    let targets = state
+        .control_plane
+        .target_states()
+        .get(state.store.as_ref(), agent)
+        .await?;
     let entries = &targets.state.entries;
     if entries.iter().any(|e| e.deployment_object.id == object) {
         return Ok(());

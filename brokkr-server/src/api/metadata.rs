@@ -120,7 +120,7 @@ async fn remove(
 /// An agent's labels and annotations (taints included) steer placement.
 fn placement_may_change(state: &AppState, target: MetadataTarget) {
     if let MetadataTarget::Agent(agent) = target {
-        state.placement.agent_changed(agent);
+        state.control_plane.placement_signals().agent_changed(agent);
     }
 }
 

@@ -29,8 +29,10 @@ use crate::api::Tag;
 use crate::api::stacks::visible_stack;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::placement::{chrono_duration, current_choice, decide, live_agents, stored_form};
 use crate::state::AppState;
+use brokkr_core::runtime::placement::controller::{
+    chrono_duration, current_choice, decide, live_agents, stored_form,
+};
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -216,7 +218,7 @@ async fn decide_now(
     policy: &PlacementPolicy,
     stored: Option<&StackPlacement>,
 ) -> ApiResult<PlacementDecision> {
-    let agents = live_agents(state.store.as_ref(), &state.heartbeats).await?;
+    let agents = live_agents(state.store.as_ref(), state.control_plane.heartbeats()).await?;
     Ok(decide(
         policy,
         &agents,
@@ -307,7 +309,10 @@ impl PlacementApi {
             .await?;
         // A controller run that read the previous policy may record after us: one
         // more run, after it, has the last word.
-        state.placement.stack_changed(stack.id);
+        state
+            .control_plane
+            .placement_signals()
+            .stack_changed(stack.id);
         let placement = state
             .store
             .get_placement(stack.id)

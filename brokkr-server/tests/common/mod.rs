@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokkr_core::runtime::Background;
 use brokkr_core::testing::MemoryStore;
 use brokkr_core::{
     Actor, AgentId, DeploymentObjectId, EventStatus, EventType, GeneratorId, GeneratorRegistry,
@@ -25,7 +26,7 @@ use brokkr_core::{
 };
 use brokkr_server::config::Config;
 use brokkr_server::serve::Server;
-use brokkr_server::state::{AppState, Background};
+use brokkr_server::state::AppState;
 use brokkr_store::{SqlStore, StoreConfig};
 use poem::EndpointExt;
 use poem::test::TestClient;
@@ -761,7 +762,7 @@ impl Replica {
     /// Stops it: a graceful shutdown (bounded) for a socket server.
     pub async fn stop(mut self) {
         if let Some(background) = self.background.take() {
-            background.shutdown(&self.state).await;
+            background.shutdown().await;
         }
         if let Some((stop, task)) = self.server.take() {
             let _ = stop.send(());

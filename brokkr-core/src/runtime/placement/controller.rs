@@ -36,15 +36,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brokkr_core::page::MAX_LIMIT;
-use brokkr_core::{
+use crate::page::MAX_LIMIT;
+use crate::{
     Actor, Agent, AgentFilter, AgentId, DefaultPlacement, PageRequest, Placement,
     PlacementDecision, PlacementInput, PlacementPolicy, StackId, StackPlacement, Store,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::heartbeat::HeartbeatBuffer;
+use crate::runtime::heartbeat::HeartbeatBuffer;
 
 /// Past this many distinct changed agents waiting for a run, the run recomputes every
 /// decision instead of remembering them one by one.
@@ -60,7 +60,7 @@ const COALESCE: Duration = Duration::from_millis(20);
 pub enum Error {
     /// Loading agents or policies, or recording a decision, failed.
     #[error("placement store access failed")]
-    Store(#[from] brokkr_core::store::Error),
+    Store(#[from] crate::store::Error),
     /// Computing the decisions panicked (a bug in the placement implementation).
     #[error("computing placement decisions failed")]
     Compute(#[source] tokio::task::JoinError),
@@ -164,9 +164,7 @@ impl PlacementSignals {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave `Pending` inconsistent (every
         // update is a single insert or flag), so a poisoned lock is still usable.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.pending)
     }
 }
 
@@ -196,7 +194,7 @@ pub async fn all_placements(store: &dyn Store) -> Result<Vec<StackPlacement>> {
 async fn all_pages<T, F, Fut>(mut list: F) -> Result<Vec<T>>
 where
     F: FnMut(PageRequest) -> Fut,
-    Fut: std::future::Future<Output = brokkr_core::store::Result<brokkr_core::Page<T>>>,
+    Fut: std::future::Future<Output = crate::store::Result<crate::Page<T>>>,
 {
     let mut rows = Vec::new();
     let mut page = PageRequest::first(MAX_LIMIT);
@@ -304,13 +302,15 @@ impl PlacementController {
             let mut tick = tokio::time::interval(self.period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let trigger = tokio::select! {
-                    _ = tick.tick() => {
+                let ticked = std::pin::pin!(tick.tick());
+                let signalled = std::pin::pin!(self.signals.notify.notified());
+                let trigger = match futures::future::select(ticked, signalled).await {
+                    futures::future::Either::Left(_) => {
                         // Everything subsumes whatever was signalled meanwhile.
                         let _ = self.signals.take();
                         Trigger::Everything
                     }
-                    () = self.signals.notify.notified() => {
+                    futures::future::Either::Right(_) => {
                         tokio::time::sleep(COALESCE).await;
                         match self.signals.take() {
                             Some(trigger) => trigger,
@@ -320,7 +320,7 @@ impl PlacementController {
                 };
                 if let Err(err) = self.run(&trigger).await {
                     tracing::warn!(
-                        error = %crate::error::ErrorChain(&err),
+                        error = %crate::runtime::error::ErrorChain(&err),
                         "placement run failed; the next run retries"
                     );
                 }
@@ -377,7 +377,7 @@ impl PlacementController {
             // signalled a run that will decide with the new policy.
             match self.store.get_placement(stack).await {
                 Ok(Some(now_stored)) if now_stored.policy == placement.policy => {}
-                Ok(_) | Err(brokkr_core::store::Error::NotFound { .. }) => continue,
+                Ok(_) | Err(crate::store::Error::NotFound { .. }) => continue,
                 Err(err) => return Err(err.into()),
             }
             let chosen = decision.chosen.len();
@@ -400,7 +400,7 @@ impl PlacementController {
                     }
                 }
                 // Deleted, or its policy removed, since the listing.
-                Err(brokkr_core::store::Error::NotFound { .. }) => {}
+                Err(crate::store::Error::NotFound { .. }) => {}
                 Err(err) => return Err(err.into()),
             }
         }
@@ -409,9 +409,7 @@ impl PlacementController {
 
     fn lock_snapshot(&self) -> std::sync::MutexGuard<'_, Option<HashMap<AgentId, Agent>>> {
         // Replaced whole or taken: a panic cannot leave it half-updated.
-        self.snapshot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.snapshot)
     }
 }
 
@@ -515,12 +513,12 @@ impl<'a> Scope<'a> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
 
-    use brokkr_core::testing::MemoryStore;
-    use brokkr_core::{MetadataField, MetadataTarget, NewAgent, NewStack, Pak};
+    use crate::testing::MemoryStore;
+    use crate::{MetadataField, MetadataTarget, NewAgent, NewStack, Pak};
 
     async fn agent(store: &MemoryStore, name: &str, region: &str) -> AgentId {
         let agent = store
@@ -548,7 +546,7 @@ mod tests {
             agent(&store, "us", "us").await,
         );
         for id in [eu, us] {
-            heartbeats.record(brokkr_core::Heartbeat {
+            heartbeats.record(crate::Heartbeat {
                 agent_id: id,
                 at: Utc::now(),
                 capabilities: None,

@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use brokkr_core::store::Error;
-use brokkr_core::{
+use crate::store::Error;
+use crate::{
     AgentId, AgentStatus, ChangeFeed, ChangeHub, Store, TargetChange, TargetState, TargetStateWatch,
 };
 
@@ -82,7 +82,7 @@ pub struct TargetStateCache {
 
 impl Default for TargetStateCache {
     fn default() -> Self {
-        Self::new(crate::config::AgentsSection::default().target_state_cache_capacity)
+        Self::new(super::Settings::default().target_state_cache_capacity)
     }
 }
 
@@ -152,9 +152,7 @@ impl TargetStateCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The lock guards plain map operations that cannot panic half-way; a poisoned
         // lock still holds a consistent map.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     fn apply(&self, change: &TargetChange) {
@@ -238,13 +236,13 @@ fn end_fetch(inner: &mut Inner, agent: AgentId) -> u64 {
     invalidated_at
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use std::time::Duration;
 
-    use brokkr_core::testing::MemoryStore;
-    use brokkr_core::testing::conformance::{config_map_yaml, new_agent};
-    use brokkr_core::{Actor, Agent, NewDeploymentObject, NewStack, Pak, Stack};
+    use crate::testing::MemoryStore;
+    use crate::testing::conformance::{config_map_yaml, new_agent};
+    use crate::{Actor, Agent, NewDeploymentObject, NewStack, Pak, Stack};
 
     use super::*;
 

@@ -15,10 +15,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use brokkr_core::{AgentId, Capabilities, Heartbeat, Store};
+use crate::{AgentId, Capabilities, Heartbeat, Store};
 use chrono::{DateTime, Utc};
 
-use crate::placement::PlacementSignals;
+use super::placement::PlacementSignals;
+use crate::sync::lock;
 
 /// Beats not yet written.
 #[derive(Debug, Default)]
@@ -58,7 +59,7 @@ impl HeartbeatBuffer {
     /// Keeps the newest beat per agent; capabilities reported earlier in the same
     /// period survive a later beat that carries none.
     pub fn record(&self, beat: Heartbeat) {
-        let mut pending = self.pending.lock().expect("heartbeat lock poisoned");
+        let mut pending = lock(&self.pending);
         match pending.get_mut(&beat.agent_id) {
             Some(held) if held.at > beat.at => {
                 if held.capabilities.is_none() {
@@ -80,8 +81,8 @@ impl HeartbeatBuffer {
 
     /// The time of the agent's newest beat not yet in the store, if any.
     pub fn pending_at(&self, agent: AgentId) -> Option<DateTime<Utc>> {
-        let pending = self.pending.lock().expect("heartbeat lock poisoned");
-        let writing = self.writing.lock().expect("heartbeat lock poisoned");
+        let pending = lock(&self.pending);
+        let writing = lock(&self.writing);
         pending
             .get(&agent)
             .map(|beat| beat.at)
@@ -90,7 +91,7 @@ impl HeartbeatBuffer {
 
     /// Writes every pending beat in one store call. On failure the beats are put back
     /// (unless newer ones arrived meanwhile) so the next flush retries them.
-    pub async fn flush(&self, store: &dyn Store) -> Result<usize, brokkr_core::store::Error> {
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, crate::store::Error> {
         self.flush_reporting(store)
             .await
             .map(|flushed| flushed.written)
@@ -98,13 +99,10 @@ impl HeartbeatBuffer {
 
     /// [`HeartbeatBuffer::flush`], also naming the agents whose placement-relevant
     /// capabilities this flush changed.
-    pub async fn flush_reporting(
-        &self,
-        store: &dyn Store,
-    ) -> Result<Flushed, brokkr_core::store::Error> {
+    pub async fn flush_reporting(&self, store: &dyn Store) -> Result<Flushed, crate::store::Error> {
         let batch: Vec<Heartbeat> = {
-            let mut pending = self.pending.lock().expect("heartbeat lock poisoned");
-            let mut writing = self.writing.lock().expect("heartbeat lock poisoned");
+            let mut pending = lock(&self.pending);
+            let mut writing = lock(&self.writing);
             writing.extend(pending.values().map(|beat| (beat.agent_id, beat.at)));
             pending.drain().map(|(_, beat)| beat).collect()
         };
@@ -121,10 +119,7 @@ impl HeartbeatBuffer {
                 self.record(beat);
             }
         } else {
-            let mut fingerprints = self
-                .written_capabilities
-                .lock()
-                .expect("heartbeat lock poisoned");
+            let mut fingerprints = lock(&self.written_capabilities);
             for beat in &batch {
                 if let Some(capabilities) = &beat.capabilities {
                     let print = placement_fingerprint(capabilities);
@@ -134,10 +129,7 @@ impl HeartbeatBuffer {
                 }
             }
         }
-        self.writing
-            .lock()
-            .expect("heartbeat lock poisoned")
-            .clear();
+        lock(&self.writing).clear();
         written.map(|()| Flushed {
             written: count,
             capabilities_changed,
@@ -164,7 +156,7 @@ impl HeartbeatBuffer {
                     }
                     Ok(_) => {}
                     Err(err) => {
-                        tracing::warn!(error = %crate::error::ErrorChain(&err), "writing heartbeats failed; will retry");
+                        tracing::warn!(error = %super::error::ErrorChain(&err), "writing heartbeats failed; will retry");
                     }
                 }
             }
@@ -172,10 +164,10 @@ impl HeartbeatBuffer {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
-    use brokkr_core::testing::MemoryStore;
-    use brokkr_core::{Actor, Capabilities, NewAgent, Pak};
+    use crate::testing::MemoryStore;
+    use crate::{Actor, Capabilities, NewAgent, Pak};
     use chrono::TimeDelta;
 
     use super::*;

@@ -1,0 +1,90 @@
+//! The control plane's background tasks: heartbeat flusher, target-state cache
+//! invalidator and placement controller.
+
+use std::sync::Arc;
+
+use super::ControlPlane;
+use super::error::ErrorChain;
+use super::placement::PlacementController;
+
+/// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
+/// [`Background::shutdown`] also writes the heartbeats still pending.
+#[derive(Debug)]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator and the placement controller"]
+pub struct Background {
+    control_plane: ControlPlane,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Starts the heartbeat flusher, the target-state cache invalidator and the
+    /// placement controller (inside a Tokio runtime). They run until the returned
+    /// [`Background`] is shut down or dropped. Without them heartbeats are never
+    /// written and cached target states never invalidated.
+    pub fn start(&self) -> Background {
+        let inner = &self.inner;
+        let flusher = Arc::clone(&inner.heartbeats).spawn_flusher(
+            Arc::clone(&inner.store),
+            inner.settings.heartbeat_flush_period,
+            Arc::clone(&inner.placement_signals),
+        );
+        // Subscribe before returning, so no change made after this call is missed.
+        let invalidator =
+            Arc::clone(&inner.target_states).spawn_invalidator(inner.store.change_feed());
+        let placement = self.placement_controller().spawn();
+        tracing::debug!("control plane background tasks started");
+        Background {
+            control_plane: self.clone(),
+            tasks: vec![flusher, invalidator, placement],
+        }
+    }
+
+    /// The placement controller over this control plane (started by
+    /// [`ControlPlane::start`]; tests and tools may run it by hand).
+    pub fn placement_controller(&self) -> PlacementController {
+        let inner = &self.inner;
+        PlacementController::new(
+            Arc::clone(&inner.store),
+            Arc::clone(&inner.heartbeats),
+            Arc::clone(&inner.placement_signals),
+            inner.settings.stale_after,
+            inner.settings.placement_period(),
+        )
+    }
+
+    /// Writes the heartbeats waiting in memory now (the flusher does it every period).
+    pub async fn flush_heartbeats(&self) -> super::Result<usize> {
+        Ok(self
+            .inner
+            .heartbeats
+            .flush(self.inner.store.as_ref())
+            .await?)
+    }
+}
+
+impl Background {
+    /// Answers every wait at once, stops the tasks and writes the heartbeats still
+    /// pending.
+    pub async fn shutdown(mut self) {
+        self.control_plane.begin_draining();
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        match self.control_plane.flush_heartbeats().await {
+            Ok(0) => {}
+            Ok(written) => tracing::info!(written, "wrote pending heartbeats"),
+            Err(err) => tracing::warn!(
+                error = %ErrorChain(&err),
+                "writing pending heartbeats at shutdown failed; they are lost"
+            ),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

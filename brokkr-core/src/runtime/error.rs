@@ -1,0 +1,93 @@
+//! What a [`ControlPlane`](super::ControlPlane) operation can fail with.
+//!
+//! The caller's failures (who may not do what, bad input, missing rows) are kept apart
+//! from the platform's (`Store(Backend)`, `Task`): a transport maps the first to its
+//! client-error answers and logs the second.
+
+use crate::store;
+
+/// Why an operation failed. Every variant but `Store(Backend)` and `Task` is the
+/// caller's failure; nothing was changed when any of them is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No key, a malformed key, or a key that is unknown or revoked.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The caller's role may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// An admin disabled this agent: it may not fetch its target state.
+    #[error("an admin disabled this agent")]
+    AgentInactive,
+    /// The store refused or failed (`NotFound`, `Conflict`, `Invalid`, `Backend`, ...).
+    /// A generator asking for another generator's row gets `NotFound` too.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A deployment object's YAML is invalid or too large.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::Error),
+    /// A template version does not compile (source or schema).
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// A generator or template refused its parameters or failed to render.
+    #[error(transparent)]
+    Generate(#[from] crate::generator::Error),
+    /// A placement policy is invalid for its placement.
+    #[error("invalid placement policy: {0}")]
+    InvalidPolicy(String),
+    /// Well-formed input that breaks a rule of the operation; `code` is a stable
+    /// snake_case name for it (`invalid_capabilities`, `unknown_placement`, ...).
+    #[error("{message}")]
+    Invalid {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// Work handed to a blocking thread panicked or was cancelled (a bug, or shutdown).
+    #[error("background work failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl Error {
+    /// A 403-style refusal.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// A `NotFound` for `kind` and `id`.
+    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        Self::Store(store::Error::not_found(kind, id))
+    }
+
+    /// An [`Error::Invalid`] with a code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is the platform's failure rather than the caller's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Store(store::Error::Backend(_)) | Self::Task(_))
+    }
+}
+
+/// `Result` of a runtime operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Displays an error with its chain of sources, for logs.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! Authentication: a presented API key resolved to an [`Actor`].
+//!
+//! Keys are looked up by their public short id through a small cache ([`KeyCache`]),
+//! then verified against the stored SHA-256 in constant time. A lookup miss is verified
+//! against a dummy hash, so an unknown key costs the same work as a known one. Rotating
+//! or revoking a key through this control plane invalidates its cache entry at once;
+//! another replica notices within the cache TTL.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::{Actor, ApiKey, KeyOwner};
+use crate::pak::{KeyHash, Pak};
+use crate::store::Store;
+
+use super::error::{Error, Result};
+use crate::sync::lock;
+
+/// The actor a key's owner acts as.
+pub fn actor_of(owner: KeyOwner) -> Actor {
+    match owner {
+        KeyOwner::Admin => Actor::Admin,
+        KeyOwner::Agent(id) => Actor::Agent(id),
+        KeyOwner::Generator(id) => Actor::Generator(id),
+    }
+}
+
+struct CachedKey {
+    record: Option<ApiKey>,
+    expires: Instant,
+}
+
+/// Recently looked-up key records by short id, bounded in size and age.
+pub struct KeyCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+impl KeyCache {
+    /// A cache keeping each entry for at most `ttl` (a random 50-100% of it), and at
+    /// most `capacity` entries.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Resolves a presented key. Every well-formed key costs one SHA-256 and one
+    /// constant-time comparison, found or not.
+    pub async fn authenticate(&self, store: &dyn Store, presented: &str) -> Result<Actor> {
+        let pak = Pak::parse(presented).map_err(|_| {
+            Error::Unauthenticated("malformed key: expected brokkr_<short id>_<secret>")
+        })?;
+        let record = self.lookup(store, pak.short_id()).await?;
+        let (hash, owner) = match &record {
+            Some(key) => (key.hash, Some(key.owner)),
+            None => (KeyHash::DUMMY, None),
+        };
+        match (hash.verify(&pak), owner) {
+            (true, Some(owner)) => Ok(actor_of(owner)),
+            _ => Err(Error::Unauthenticated("unknown or revoked key")),
+        }
+    }
+
+    async fn lookup(&self, store: &dyn Store, short_id: &str) -> Result<Option<ApiKey>> {
+        if let Some(hit) = self.cached(short_id) {
+            return Ok(hit);
+        }
+        let record = store.find_api_key(short_id).await?;
+        self.insert(short_id, record.clone());
+        Ok(record)
+    }
+
+    fn cached(&self, short_id: &str) -> Option<Option<ApiKey>> {
+        let entries = lock(&self.entries);
+        entries
+            .get(short_id)
+            .filter(|entry| Instant::now() < entry.expires)
+            .map(|entry| entry.record.clone())
+    }
+
+    fn insert(&self, short_id: &str, record: Option<ApiKey>) {
+        let mut entries = lock(&self.entries);
+        let now = Instant::now();
+        if entries.len() >= self.capacity {
+            entries.retain(|_, entry| now < entry.expires);
+            if entries.len() >= self.capacity {
+                // Still full of fresh entries: start over rather than grow.
+                entries.clear();
+            }
+        }
+        entries.insert(
+            short_id.to_owned(),
+            CachedKey {
+                record,
+                // Each entry lives a random 50-100% of the TTL: keys cached together
+                // (a fleet of agents after a restart) then expire apart instead of
+                // sending every lookup to the database in the same instant. The TTL
+                // stays the upper bound for noticing a revocation.
+                expires: now + self.ttl.mul_f64(rand::random_range(0.5..=1.0)),
+            },
+        );
+    }
+
+    /// Forgets every cached key of `owner` (after rotation or deletion) and any
+    /// negative entry for `new_short_id` (after issuing a key).
+    pub fn invalidate(&self, owner: KeyOwner, new_short_id: Option<&str>) {
+        let mut entries = lock(&self.entries);
+        entries.retain(|short_id, entry| {
+            let owned = entry.record.as_ref().is_some_and(|key| key.owner == owner);
+            !owned && Some(short_id.as_str()) != new_short_id
+        });
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use crate::NewAgent;
+    use crate::testing::MemoryStore;
+
+    use super::*;
+
+    fn mk_agent(key: &Pak) -> NewAgent {
+        NewAgent {
+            name: "a".into(),
+            cluster_name: "c".into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            key: key.stored(),
+        }
+    }
+
+    #[tokio::test]
+    async fn resolves_valid_keys_and_rejects_the_rest() {
+        let store = MemoryStore::new();
+        let key = Pak::generate();
+        let agent = store
+            .create_agent(&Actor::Admin, mk_agent(&key))
+            .await
+            .unwrap();
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+
+        let who = cache.authenticate(&store, key.expose()).await.unwrap();
+        assert_eq!(who, Actor::Agent(agent.id));
+
+        let unknown = Pak::generate();
+        for bad in ["", "Bearer x", unknown.expose()] {
+            assert!(matches!(
+                cache.authenticate(&store, bad).await,
+                Err(Error::Unauthenticated(_))
+            ));
+        }
+        // Right short id, wrong secret.
+        let forged = format!("{}X", &key.expose()[..key.expose().len() - 1]);
+        let forged = if forged == key.expose() {
+            forged.replace('X', "Y")
+        } else {
+            forged
+        };
+        assert!(matches!(
+            cache.authenticate(&store, &forged).await,
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn rotation_takes_effect_at_once_after_invalidation() {
+        let store = MemoryStore::new();
+        let old = Pak::generate();
+        let agent = store
+            .create_agent(&Actor::Admin, mk_agent(&old))
+            .await
+            .unwrap();
+        let cache = KeyCache::new(Duration::from_secs(600), 10);
+        cache.authenticate(&store, old.expose()).await.unwrap();
+
+        let new = Pak::generate();
+        let owner = KeyOwner::Agent(agent.id);
+        store
+            .rotate_api_key(&Actor::Admin, owner, new.stored())
+            .await
+            .unwrap();
+        cache.invalidate(owner, Some(new.short_id()));
+
+        assert!(matches!(
+            cache.authenticate(&store, old.expose()).await,
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(cache.authenticate(&store, new.expose()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_bounded() {
+        let store = MemoryStore::new();
+        let cache = KeyCache::new(Duration::from_secs(600), 3);
+        for _ in 0..10 {
+            let _ = cache.authenticate(&store, Pak::generate().expose()).await;
+        }
+        assert!(cache.entries.lock().unwrap().len() <= 3);
+    }
+}

@@ -1,0 +1,224 @@
+//! The control-plane runtime: everything that makes Brokkr a control plane, with no
+//! transport.
+//!
+//! A [`ControlPlane`] is built from an `Arc<dyn Store>`, a placement (the default or
+//! your own), a [`GeneratorRegistry`] and [`Settings`]. It owns:
+//!
+//! - every operation of API v1 as a method that takes the caller (an [`Actor`]) and
+//!   enforces role and row access ([`access`]); a generator never learns that another
+//!   generator's rows exist;
+//! - authentication of API keys through a bounded cache ([`keys`]);
+//! - target state per agent with its ETag, cached, and
+//!   [`ControlPlane::wait_for_change`] (long poll), woken by the store's change feed so
+//!   replicas wake each other;
+//! - heartbeats coalesced in memory and written in batches ([`heartbeat`]);
+//! - render-then-append for templates and registered generators, with rendering,
+//!   parsing and hashing kept off the async workers;
+//! - the placement controller ([`placement`]);
+//! - background tasks with a clear start ([`ControlPlane::start`]) and a graceful
+//!   shutdown ([`Background::shutdown`]).
+//!
+//! The reference server (`brokkr-server`) is a thin HTTP mapping over this type; a
+//! control plane with its own API (axum, gRPC, a queue consumer) calls the same
+//! methods.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use brokkr_core::runtime::ControlPlane;
+//! use brokkr_core::{Actor, NewStack, Store};
+//!
+//! async fn run(store: Arc<dyn Store>) -> Result<(), Box<dyn std::error::Error>> {
+//!     let control_plane = ControlPlane::builder(store).build();
+//!     // Heartbeat writes, cache invalidation and placement run while `background` lives.
+//!     let background = control_plane.start();
+//!     let stack = control_plane
+//!         .create_stack(&Actor::Admin, NewStack { name: "tenant-a".into(), ..Default::default() })
+//!         .await?;
+//!     println!("created {}", stack.id);
+//!     background.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+
+pub mod access;
+mod background;
+pub mod error;
+pub mod heartbeat;
+pub mod keys;
+pub mod placement;
+mod settings;
+pub mod target_cache;
+mod target_state;
+
+use std::sync::Arc;
+
+use crate::generator::GeneratorRegistry;
+use crate::model::Actor;
+use crate::placement::{DefaultPlacement, Placement};
+use crate::store::Store;
+
+pub use background::Background;
+pub use error::{Error, ErrorChain, Result};
+pub use settings::Settings;
+pub use target_cache::CachedTargetState;
+pub use target_state::Poll;
+
+use heartbeat::HeartbeatBuffer;
+use keys::KeyCache;
+use placement::PlacementSignals;
+use target_cache::TargetStateCache;
+
+/// A control plane without transport; see the [module documentation](self). Cheap to
+/// clone (one `Arc`); clones share caches and background tasks.
+#[derive(Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    placement: Arc<dyn Placement>,
+    generators: GeneratorRegistry,
+    settings: Settings,
+    keys: KeyCache,
+    heartbeats: Arc<HeartbeatBuffer>,
+    target_states: Arc<TargetStateCache>,
+    placement_signals: Arc<PlacementSignals>,
+    /// Set once shutdown begins, so waits answer at once instead of holding the
+    /// shutdown grace period hostage.
+    draining: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ControlPlane`]: only the store is required.
+pub struct ControlPlaneBuilder {
+    store: Arc<dyn Store>,
+    placement: Arc<dyn Placement>,
+    generators: GeneratorRegistry,
+    settings: Settings,
+}
+
+impl ControlPlaneBuilder {
+    /// The placement used for stacks (default: [`DefaultPlacement`]).
+    pub fn placement(mut self, placement: Arc<dyn Placement>) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// The registered Rust generators (default: none).
+    pub fn generators(mut self, generators: GeneratorRegistry) -> Self {
+        self.generators = generators;
+        self
+    }
+
+    /// Timings, cache sizes and limits (default: [`Settings::default`]).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The control plane. Nothing runs in the background until [`ControlPlane::start`].
+    pub fn build(self) -> ControlPlane {
+        let settings = self.settings;
+        ControlPlane {
+            inner: Arc::new(Inner {
+                keys: KeyCache::new(settings.key_cache_ttl, settings.key_cache_capacity),
+                heartbeats: Arc::new(HeartbeatBuffer::default()),
+                target_states: Arc::new(TargetStateCache::new(
+                    settings.target_state_cache_capacity,
+                )),
+                placement_signals: Arc::new(PlacementSignals::default()),
+                draining: tokio::sync::watch::Sender::new(false),
+                store: self.store,
+                placement: self.placement,
+                generators: self.generators,
+                settings,
+            }),
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Starts building a control plane over `store`.
+    pub fn builder(store: Arc<dyn Store>) -> ControlPlaneBuilder {
+        ControlPlaneBuilder {
+            store,
+            placement: Arc::new(DefaultPlacement),
+            generators: GeneratorRegistry::default(),
+            settings: Settings::default(),
+        }
+    }
+
+    /// The store. Writing through it directly bypasses access rules and cache
+    /// invalidation by this replica (change notifications still arrive).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The registered generators.
+    pub fn generators(&self) -> &GeneratorRegistry {
+        &self.inner.generators
+    }
+
+    /// The placement stacks are placed with.
+    pub fn placement(&self) -> &Arc<dyn Placement> {
+        &self.inner.placement
+    }
+
+    /// Resolves a presented API key (`brokkr_<short id>_<secret>`) to the actor it
+    /// belongs to: one SHA-256 and one constant-time comparison, found or not, the
+    /// record cached for a short, jittered TTL.
+    pub async fn authenticate(&self, presented: &str) -> Result<Actor> {
+        self.inner
+            .keys
+            .authenticate(self.inner.store.as_ref(), presented)
+            .await
+    }
+
+    /// Tells waits to answer now: the control plane is shutting down.
+    pub fn begin_draining(&self) {
+        self.inner.draining.send_replace(true);
+    }
+
+    /// Resolves once [`ControlPlane::begin_draining`] was called.
+    pub async fn draining(&self) {
+        let mut receiver = self.inner.draining.subscribe();
+        // Only fails if the sender is gone, which it cannot be while `self` holds it.
+        let _ = receiver.wait_for(|draining| *draining).await;
+    }
+
+    /// Cached key entries to forget after a key of `owner` was issued, rotated or
+    /// revoked.
+    #[doc(hidden)]
+    pub fn forget_keys(&self, owner: crate::model::KeyOwner, new_short_id: Option<&str>) {
+        self.inner.keys.invalidate(owner, new_short_id);
+    }
+
+    #[doc(hidden)]
+    pub fn heartbeats(&self) -> &Arc<HeartbeatBuffer> {
+        &self.inner.heartbeats
+    }
+
+    #[doc(hidden)]
+    pub fn target_states(&self) -> &Arc<TargetStateCache> {
+        &self.inner.target_states
+    }
+
+    #[doc(hidden)]
+    pub fn placement_signals(&self) -> &Arc<PlacementSignals> {
+        &self.inner.placement_signals
+    }
+}

@@ -1,0 +1,60 @@
+//! How a [`ControlPlane`](super::ControlPlane) runs: timings, cache sizes and limits.
+
+use std::time::Duration;
+
+use crate::template::TemplateLimits;
+
+/// Settings of a control plane. `Default` gives the values the reference server uses
+/// when nothing is configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// An agent with no heartbeat for this long is stale (shown as such, and placement
+    /// gives it no new stacks).
+    pub stale_after: Duration,
+    /// How often coalesced heartbeats are written.
+    pub heartbeat_flush_period: Duration,
+    /// How often the placement controller recomputes every decision (agents going
+    /// stale, `evict_after_secs` running out); `None`: a third of `stale_after`, at
+    /// least one second.
+    pub placement_period: Option<Duration>,
+    /// The longest a target-state wait may last.
+    pub long_poll_max: Duration,
+    /// How many agents' target states are cached.
+    pub target_state_cache_capacity: usize,
+    /// How long an authenticated key stays cached (each entry a random 50–100% of it).
+    pub key_cache_ttl: Duration,
+    /// How many keys are cached.
+    pub key_cache_capacity: usize,
+    /// Template rendering limits (fuel, recursion); the output is capped at
+    /// `max_yaml_bytes`, like a deployment object sent directly.
+    pub template_limits: TemplateLimits,
+    /// The largest deployment object's YAML, in bytes (sent or rendered).
+    pub max_yaml_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let max_yaml_bytes = 8 * 1024 * 1024;
+        Self {
+            stale_after: Duration::from_secs(90),
+            heartbeat_flush_period: Duration::from_secs(1),
+            placement_period: None,
+            long_poll_max: Duration::from_secs(60),
+            target_state_cache_capacity: 100_000,
+            key_cache_ttl: Duration::from_secs(10),
+            key_cache_capacity: 100_000,
+            template_limits: TemplateLimits::default(),
+            max_yaml_bytes,
+        }
+    }
+}
+
+impl Settings {
+    /// The placement controller's full-recompute period.
+    pub fn placement_period(&self) -> Duration {
+        match self.placement_period {
+            Some(period) => period.max(Duration::from_millis(10)),
+            None => (self.stale_after / 3).max(Duration::from_secs(1)),
+        }
+    }
+}
