@@ -1,0 +1,148 @@
+//! What agents report: events and health.
+
+use super::MemoryStore;
+use super::state::{now, paginate, parse_uuid};
+use crate::id::{AgentEventId, AgentId, StackId};
+use crate::model::{
+    Actor, AgentEvent, AuditAction, EventStatus, EventType, HealthReport, NewAgentEvent,
+    NewHealthReport, ResourceKind,
+};
+use crate::page::{Page, PageRequest};
+use crate::store::{AgentEventFilter, Error, Result};
+
+pub(super) fn record_agent_event(
+    store: &MemoryStore,
+    actor: &Actor,
+    new: NewAgentEvent,
+) -> Result<AgentEvent> {
+    let (event, retired) = {
+        let mut state = store.state()?;
+        if let Some(stored) = state.events.get(&new.id) {
+            if stored.agent_id != new.agent_id {
+                return Err(Error::Conflict(format!(
+                    "agent event {} belongs to another agent",
+                    new.id
+                )));
+            }
+            return Ok(stored.clone());
+        }
+        let agent_name = state.live_agent(new.agent_id)?.name.clone();
+        let stack_id = state.object(new.deployment_object_id)?.stack_id;
+        let stack_deleted = state
+            .stacks
+            .get(&stack_id)
+            .is_none_or(|s| s.deleted_at.is_some());
+        let at = now();
+        let event = AgentEvent {
+            id: new.id,
+            agent_id: new.agent_id,
+            deployment_object_id: new.deployment_object_id,
+            stack_id,
+            event_type: new.event_type,
+            status: new.status,
+            message: new.message,
+            created_at: at,
+        };
+        state.events.insert(event.id, event.clone());
+        // A confirmed removal retires the target, so it leaves the target state.
+        let retired = event.event_type == EventType::Delete
+            && event.status == EventStatus::Success
+            && state
+                .targets
+                .get(&(event.agent_id, stack_id))
+                .is_some_and(|t| t.removed_at.is_some() || stack_deleted);
+        if retired {
+            state.targets.remove(&(event.agent_id, stack_id));
+        }
+        let summary = format!(
+            "agent {agent_name:?} reported {} {} of deployment object {}{}",
+            event.event_type.as_str(),
+            event.status.as_str(),
+            event.deployment_object_id,
+            if retired { " (target retired)" } else { "" }
+        );
+        state.audit(
+            actor,
+            AuditAction::Create,
+            ResourceKind::AgentEvent,
+            event.id,
+            summary,
+            at,
+        );
+        (event, retired)
+    };
+    if retired {
+        store.publish(vec![event.agent_id]);
+    }
+    Ok(event)
+}
+
+pub(super) fn record_health(
+    store: &MemoryStore,
+    _actor: &Actor,
+    new: NewHealthReport,
+) -> Result<HealthReport> {
+    new.validate()?;
+    let mut state = store.state()?;
+    state.live_agent(new.agent_id)?;
+    let stack_id = state.object(new.deployment_object_id)?.stack_id;
+    let report = HealthReport {
+        agent_id: new.agent_id,
+        stack_id,
+        deployment_object_id: new.deployment_object_id,
+        status: crate::health::summarize(&new.resources),
+        summary: new.summary,
+        resources: new.resources,
+        reported_at: now(),
+    };
+    state
+        .health
+        .insert((stack_id, new.agent_id), report.clone());
+    Ok(report)
+}
+
+pub(super) fn stack_health(store: &MemoryStore, stack_id: StackId) -> Result<Vec<HealthReport>> {
+    let state = store.state()?;
+    if !state.stacks.contains_key(&stack_id) {
+        return Err(Error::not_found("stack", stack_id));
+    }
+    Ok(state
+        .health
+        .range((stack_id, AgentId(uuid::Uuid::nil()))..=(stack_id, AgentId(uuid::Uuid::max())))
+        .map(|(_, report)| report.clone())
+        .collect())
+}
+
+pub(super) fn get_agent_event(store: &MemoryStore, id: AgentEventId) -> Result<AgentEvent> {
+    store
+        .state()?
+        .events
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::not_found("agent event", id))
+}
+
+pub(super) fn list_agent_events(
+    store: &MemoryStore,
+    filter: &AgentEventFilter,
+    page: &PageRequest,
+) -> Result<Page<AgentEvent>> {
+    let state = store.state()?;
+    let rows = state
+        .events
+        .values()
+        .filter(|e| filter.agent_id.is_none_or(|a| e.agent_id == a))
+        .filter(|e| filter.stack_id.is_none_or(|s| e.stack_id == s))
+        .filter(|e| {
+            filter
+                .deployment_object_id
+                .is_none_or(|d| e.deployment_object_id == d)
+        })
+        .filter(|e| filter.event_type.is_none_or(|t| e.event_type == t))
+        .filter(|e| filter.status.is_none_or(|s| e.status == s))
+        .filter(|e| filter.since.is_none_or(|since| e.created_at >= since))
+        .filter(|e| filter.until.is_none_or(|until| e.created_at < until))
+        .cloned()
+        .collect();
+    paginate(rows, page, |e| e.id, parse_uuid, |e| e.id.to_string())
+}

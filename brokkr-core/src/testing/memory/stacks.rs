@@ -1,0 +1,215 @@
+//! Stacks and their deployment objects.
+
+use super::state::{now, paginate, parse_uuid};
+use super::{MemoryStore, State};
+use crate::id::{DeploymentObjectId, StackId};
+use crate::model::{
+    Actor, AuditAction, DeploymentObject, NewDeploymentObject, NewStack, ResourceKind, Stack,
+    StackUpdate,
+};
+use crate::page::{Page, PageRequest};
+use crate::store::{Error, Result, StackFilter};
+
+pub(super) fn create_stack(store: &MemoryStore, actor: &Actor, new: NewStack) -> Result<Stack> {
+    new.validate()?;
+    let mut state = store.state()?;
+    if let Some(generator) = new.generator_id {
+        state.live_generator(generator)?;
+    }
+    state.check_stack_name_free(&new.name, None)?;
+    let at = now();
+    let stack = Stack {
+        id: StackId::new(),
+        name: new.name,
+        description: new.description,
+        generator_id: new.generator_id,
+        labels: new.labels,
+        annotations: new.annotations,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    };
+    state.stacks.insert(stack.id, stack.clone());
+    let summary = format!("created stack {:?}", stack.name);
+    state.audit(
+        actor,
+        AuditAction::Create,
+        ResourceKind::Stack,
+        stack.id,
+        summary,
+        at,
+    );
+    Ok(stack)
+}
+
+pub(super) fn get_stack(store: &MemoryStore, id: StackId) -> Result<Stack> {
+    store.state()?.live_stack(id).cloned()
+}
+
+pub(super) fn list_stacks(
+    store: &MemoryStore,
+    filter: &StackFilter,
+    page: &PageRequest,
+) -> Result<Page<Stack>> {
+    let state = store.state()?;
+    let rows = state
+        .stacks
+        .values()
+        .filter(|s| filter.include_deleted || s.deleted_at.is_none())
+        .filter(|s| {
+            filter
+                .generator_id
+                .is_none_or(|g| s.generator_id == Some(g))
+        })
+        .filter(|s| filter.name.as_ref().is_none_or(|n| &s.name == n))
+        .filter(|s| filter.id.is_none_or(|id| s.id == id))
+        .cloned()
+        .collect();
+    paginate(rows, page, |s| s.id, parse_uuid, |s| s.id.to_string())
+}
+
+pub(super) fn update_stack(
+    store: &MemoryStore,
+    actor: &Actor,
+    id: StackId,
+    update: StackUpdate,
+) -> Result<Stack> {
+    update.validate()?;
+    let mut state = store.state()?;
+    state.live_stack(id)?;
+    if let Some(name) = &update.name {
+        state.check_stack_name_free(name, Some(id))?;
+    }
+    let at = now();
+    let stack = state
+        .stacks
+        .get_mut(&id)
+        .expect("checked to be live above, under the same lock");
+    if let Some(name) = update.name {
+        stack.name = name;
+    }
+    if let Some(description) = update.description {
+        stack.description = description;
+    }
+    stack.updated_at = at;
+    let stack = stack.clone();
+    let summary = format!("updated stack {:?}", stack.name);
+    state.audit(
+        actor,
+        AuditAction::Update,
+        ResourceKind::Stack,
+        id,
+        summary,
+        at,
+    );
+    Ok(stack)
+}
+
+pub(super) fn delete_stack(
+    store: &MemoryStore,
+    actor: &Actor,
+    id: StackId,
+) -> Result<DeploymentObject> {
+    let (marker, agents) = {
+        let mut state = store.state()?;
+        let name = state.live_stack(id)?.name.clone();
+        let at = now();
+        let stack = state
+            .stacks
+            .get_mut(&id)
+            .expect("checked to be live above, under the same lock");
+        stack.deleted_at = Some(at);
+        stack.updated_at = at;
+        let marker = state.append(NewDeploymentObject::deletion_marker(id), at);
+        let summary = format!(
+            "deleted stack {name:?} (deletion marker {})",
+            marker.sequence
+        );
+        state.audit(
+            actor,
+            AuditAction::Delete,
+            ResourceKind::Stack,
+            id,
+            summary,
+            at,
+        );
+        (marker, state.agents_targeting(id))
+    };
+    store.publish(agents);
+    Ok(marker)
+}
+
+pub(super) fn append_deployment_object(
+    store: &MemoryStore,
+    actor: &Actor,
+    new: NewDeploymentObject,
+) -> Result<DeploymentObject> {
+    let (object, agents) = {
+        let mut state = store.state()?;
+        let stack_id = new.stack_id();
+        let name = state.live_stack(stack_id)?.name.clone();
+        let at = now();
+        let object = state.append(new, at);
+        let what = if object.is_deletion_marker {
+            "deletion marker"
+        } else {
+            "deployment object"
+        };
+        let summary = format!("appended {what} {} to stack {name:?}", object.sequence);
+        state.audit(
+            actor,
+            AuditAction::Create,
+            ResourceKind::DeploymentObject,
+            object.id,
+            summary,
+            at,
+        );
+        (object, state.agents_targeting(stack_id))
+    };
+    store.publish(agents);
+    Ok(object)
+}
+
+pub(super) fn get_deployment_object(
+    store: &MemoryStore,
+    id: DeploymentObjectId,
+) -> Result<DeploymentObject> {
+    store.state()?.object(id).cloned()
+}
+
+pub(super) fn list_deployment_objects(
+    store: &MemoryStore,
+    stack_id: StackId,
+    page: &PageRequest,
+) -> Result<Page<DeploymentObject>> {
+    let state = store.state()?;
+    if !state.stacks.contains_key(&stack_id) {
+        return Err(Error::not_found("stack", stack_id));
+    }
+    let rows = state
+        .objects
+        .values()
+        .filter(|o| o.stack_id == stack_id)
+        .cloned()
+        .collect();
+    paginate(
+        rows,
+        page,
+        |o| o.sequence,
+        |c| c.parse().ok(),
+        |o| o.sequence.to_string(),
+    )
+}
+
+impl State {
+    pub(super) fn check_stack_name_free(&self, name: &str, except: Option<StackId>) -> Result<()> {
+        let taken = self
+            .stacks
+            .values()
+            .any(|s| s.deleted_at.is_none() && s.name == name && Some(s.id) != except);
+        if taken {
+            return Err(Error::Conflict(format!("a stack named {name:?} exists")));
+        }
+        Ok(())
+    }
+}
