@@ -19,3 +19,28 @@ async fn memory() -> Option<Memory> {
 }
 
 brokkr_core::store_conformance_tests!(memory);
+
+/// The runtime behaviour suite on [`MemoryStore`].
+mod runtime {
+    use std::sync::Arc;
+
+    use brokkr_core::Store;
+    use brokkr_core::testing::MemoryStore;
+    use brokkr_core::testing::runtime::RuntimeFixture;
+
+    struct Memory(Arc<MemoryStore>);
+
+    impl RuntimeFixture for Memory {
+        fn store(&self) -> Arc<dyn Store> {
+            Arc::clone(&self.0) as Arc<dyn Store>
+        }
+
+        async fn teardown(self) {}
+    }
+
+    async fn memory() -> Option<Memory> {
+        Some(Memory(Arc::new(MemoryStore::new())))
+    }
+
+    brokkr_core::runtime_conformance_tests!(memory);
+}

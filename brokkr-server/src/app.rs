@@ -9,6 +9,7 @@ use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use poem_openapi::OpenApiService;
 use serde_json::json;
+use tracing::instrument::WithSubscriber;
 
 use crate::api::Api;
 use crate::metrics::Snapshot;
@@ -44,15 +45,19 @@ pub fn openapi_json() -> String {
 /// nested in a larger application.
 ///
 /// Public routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
-/// everything else needs a key. Background tasks are not started here: call
-/// [`AppState::start_background`] as well.
-pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
+/// everything else needs a key. Takes an [`AppState`] or a
+/// [`ControlPlane`](brokkr_core::runtime::ControlPlane) (served with the default
+/// configuration). Background tasks are not started here: call
+/// [`ControlPlane::start`](brokkr_core::runtime::ControlPlane::start) as well.
+pub fn app(state: impl Into<AppState>) -> impl Endpoint<Output = Response> {
+    let state = state.into();
     let service = openapi_service();
     let routes = Arc::new(RouteTable::new(&service.spec(), API_PREFIX, PUBLIC_ROUTES));
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let limit = state.config.server.body_limit_bytes;
     let metrics = Arc::clone(&state.metrics);
+    let dispatch = embedder_dispatch();
     Route::new()
         .nest(API_PREFIX, service)
         .at("/openapi.json", spec)
@@ -63,6 +68,26 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .with(BodyLimit::new(limit))
         .data(state)
         .with(Observe::new(routes, metrics))
+        .around(move |endpoint, request| {
+            let dispatch = dispatch.clone();
+            async move {
+                match dispatch {
+                    Some(dispatch) => endpoint.call(request).with_subscriber(dispatch).await,
+                    None => endpoint.call(request).await,
+                }
+            }
+        })
+}
+
+/// The subscriber in effect where the app is built, unless there is none yet. poem
+/// serves each connection on a task of its own, where a subscriber the embedder set
+/// only for its own scope (`with_default`, `with_subscriber`) is not in effect; the
+/// app carries it into every request. Without one, requests log to whatever global
+/// subscriber is set later.
+fn embedder_dispatch() -> Option<tracing::Dispatch> {
+    tracing::dispatcher::get_default(|dispatch| {
+        (!dispatch.is::<tracing::subscriber::NoSubscriber>()).then(|| dispatch.clone())
+    })
 }
 
 /// Always 200 while the process serves.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use brokkr_core::runtime::ControlPlane;
 use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, Pak, Store};
 use brokkr_store::{SqlStore, StoreConfig};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
@@ -89,7 +90,21 @@ impl Server {
         config: Config,
         generators: GeneratorRegistry,
     ) -> Result<Self, ServeError> {
-        let admin_key = ensure_admin_key(store.as_ref()).await?;
+        let control_plane = ControlPlane::builder(store)
+            .settings(config.runtime_settings())
+            .generators(generators)
+            .build();
+        Self::bind_with_control_plane(control_plane, config).await
+    }
+
+    /// [`Server::bind`] over a control plane you built: your own store, placements,
+    /// generators and settings. `config` gives the server's own settings (listen
+    /// address, body limit, shutdown grace); its database section is not used.
+    pub async fn bind_with_control_plane(
+        control_plane: ControlPlane,
+        config: Config,
+    ) -> Result<Self, ServeError> {
+        let admin_key = ensure_admin_key(control_plane.store().as_ref()).await?;
         let listen = config.server.listen.clone();
         let acceptor = TcpListener::bind(listen.as_str())
             .into_acceptor()
@@ -109,7 +124,7 @@ impl Server {
         Ok(Self {
             acceptor,
             addr,
-            state: AppState::new(store, config, generators),
+            state: AppState::with_control_plane(control_plane, config),
             admin_key,
         })
     }
@@ -138,9 +153,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Self {
-            acceptor, state, ..
+            acceptor,
+            state,
+            addr,
+            ..
         } = self;
         let background = state.start_background();
+        tracing::info!(%addr, "listening");
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let draining = state.clone();
         let shutdown = async move {

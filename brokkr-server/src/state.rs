@@ -56,6 +56,13 @@ impl AppState {
     }
 }
 
+impl From<ControlPlane> for AppState {
+    /// State over `control_plane` with the server's default configuration.
+    fn from(control_plane: ControlPlane) -> Self {
+        Self::with_control_plane(control_plane, Config::default())
+    }
+}
+
 impl Config {
     /// The control plane's settings from this configuration.
     pub fn runtime_settings(&self) -> Settings {

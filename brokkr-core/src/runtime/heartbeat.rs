@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::placement::PlacementSignals;
 use crate::sync::lock;
+use tracing::instrument::WithSubscriber;
 
 /// Beats not yet written.
 #[derive(Debug, Default)]
@@ -160,7 +161,7 @@ impl HeartbeatBuffer {
                     }
                 }
             }
-        })
+        }.with_current_subscriber())
     }
 }
 

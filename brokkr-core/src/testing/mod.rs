@@ -31,6 +31,8 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 mod memory;
 
 pub use memory::MemoryStore;
