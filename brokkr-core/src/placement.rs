@@ -10,9 +10,17 @@
 //!
 //! Taints live on agents as the annotation [`TAINTS_ANNOTATION`], in the
 //! `kubectl taint` syntax: `key=value:NoSchedule,key2:NoExecute`.
+//!
+//! The trait is open: a control plane registers its own placements by name in a
+//! [`PlacementRegistry`]. A stack names the one that decides it in
+//! [`PlacementPolicy::placement`] and gives it its own JSON in
+//! [`PlacementPolicy::custom`]; the placement validates that JSON
+//! ([`Placement::validate`]) and explains its refusals with its own stable codes
+//! ([`Rejection::Custom`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,9 +30,11 @@ use crate::model::Agent;
 use crate::selector::{AnnotationMatch, LabelSelector};
 
 mod default;
+mod registry;
 mod taint;
 
 pub use default::DefaultPlacement;
+pub use registry::{PlacementRegistry, UnknownPlacement};
 pub use taint::{Taint, TaintEffect, TaintError, parse_taints};
 
 /// The agent annotation holding its taints, e.g. `gpu=true:NoSchedule`.
@@ -62,6 +72,14 @@ pub struct PlacementPolicy {
     /// the place of one already chosen. Off by default: decisions do not flap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,
+    /// The registered placement that decides this stack, by name; absent: the control
+    /// plane's default placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// A custom placement's own policy, any JSON: only that placement reads and
+    /// validates it (see [`PlacementPolicy::custom_as`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<serde_json::Value>,
 }
 
 /// Requirements on what an agent reported in its heartbeats.
@@ -141,6 +159,51 @@ pub enum Rejection {
     LimitReached,
     /// It fits, but its topology value already has `max_per_value` agents.
     SpreadLimit(String),
+    /// A custom placement's own reason.
+    Custom {
+        /// A stable snake_case code (`name_prefix_mismatch`), for machines.
+        code: String,
+        /// What failed, for people.
+        message: String,
+    },
+}
+
+impl Rejection {
+    /// A custom placement's reason: a stable `code` and a `message`.
+    pub fn custom(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Custom {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable code: `not_active`, `label_mismatch`, ... or a custom code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::NotActive => "not_active",
+            Self::LabelMismatch(_) => "label_mismatch",
+            Self::AnnotationMismatch(_) => "annotation_mismatch",
+            Self::MissingCapability(_) => "missing_capability",
+            Self::Taint(_) => "taint",
+            Self::StaleHeartbeat => "stale_heartbeat",
+            Self::LimitReached => "limit_reached",
+            Self::SpreadLimit(_) => "spread_limit",
+            Self::Custom { code, .. } => code,
+        }
+    }
+
+    /// Which requirement, label, capability or taint failed, when the reason says.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::NotActive | Self::StaleHeartbeat | Self::LimitReached => None,
+            Self::LabelMismatch(d)
+            | Self::AnnotationMismatch(d)
+            | Self::MissingCapability(d)
+            | Self::Taint(d)
+            | Self::SpreadLimit(d)
+            | Self::Custom { message: d, .. } => Some(d),
+        }
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -154,6 +217,7 @@ impl fmt::Display for Rejection {
             Self::StaleHeartbeat => f.write_str("stale heartbeat"),
             Self::LimitReached => f.write_str("limit reached"),
             Self::SpreadLimit(d) => write!(f, "spread limit reached: {d}"),
+            Self::Custom { code, message } => write!(f, "{code}: {message}"),
         }
     }
 }
@@ -182,11 +246,106 @@ pub struct PlacementInput<'a> {
     pub stale_after: Duration,
 }
 
+/// One agent's change, as [`Placement::affects`] and [`Placement::update`] see it.
+#[derive(Clone, Copy)]
+pub struct AgentChange<'a> {
+    /// The stack's policy.
+    pub policy: &'a PlacementPolicy,
+    /// The agents the stack's current decision chose, ordered by id.
+    pub chosen: &'a [AgentId],
+    /// The agent before the change; `None` for a new agent.
+    pub before: Option<&'a Agent>,
+    /// The agent now (a deleted agent has `deleted_at` set).
+    pub after: &'a Agent,
+    /// The time to judge heartbeats at.
+    pub now: DateTime<Utc>,
+    /// A heartbeat older than this is stale.
+    pub stale_after: Duration,
+    /// The agent inventory after the change.
+    pub inventory: &'a dyn Inventory,
+}
+
+/// The live agents a runtime keeps in memory, as placements may query them while
+/// handling one agent's change.
+pub trait Inventory {
+    /// The agent with this id, if live.
+    fn get(&self, id: &AgentId) -> Option<&Agent>;
+
+    /// Visits the live agents in the built-in ranking order (most allocatable CPU,
+    /// then most memory, a missing figure counting as 0, then ascending id) until
+    /// `visit` returns `false`.
+    fn visit_by_capacity(&self, visit: &mut dyn FnMut(&Agent) -> bool);
+}
+
 /// Decides which agents get a stack. Implementations must be deterministic: the same
 /// input gives the same decision.
+///
+/// Only [`place`](Placement::place) is required. The other methods have conservative
+/// defaults (accept every policy, recompute on every agent change, never update
+/// incrementally) that a placement overrides to be strict or cheap.
 pub trait Placement: Send + Sync {
-    /// Places one stack.
+    /// Places one stack: the chosen agents and, for every other agent of
+    /// `input.agents`, why not (its own reasons with [`Rejection::custom`]).
     fn place(&self, input: &PlacementInput<'_>) -> PlacementDecision;
+
+    /// Checks a policy before it is stored: a refusal is `422 invalid_policy` and
+    /// nothing is stored. A custom placement reads its own JSON with
+    /// [`PlacementPolicy::custom_as`]. Default: every policy is accepted.
+    fn validate(&self, policy: &PlacementPolicy) -> Result<(), PolicyError> {
+        let _ = policy;
+        Ok(())
+    }
+
+    /// The chosen agents alone, ordered by id (the controller stores nothing else).
+    /// Default: [`place`](Placement::place)'s `chosen`.
+    fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
+        self.place(input).chosen
+    }
+
+    /// Whether `change` can change which agents the stack's decision chooses: `false`
+    /// promises that placing again (with `current = change.chosen`) chooses
+    /// `change.chosen`. Default: `true` (always recompute).
+    fn affects(&self, change: &AgentChange<'_>) -> bool {
+        let _ = change;
+        true
+    }
+
+    /// The new chosen set after `change`, computed without looking at every agent, or
+    /// `None` when only a full decision can tell. Must equal what
+    /// [`choose`](Placement::choose) would give. Default: `None`.
+    fn update(&self, change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
+        let _ = change;
+        None
+    }
+
+    /// The agent label and annotation keys whose values this policy reads, or `None`
+    /// when it may read any. An agent whose other keys change is passed over for this
+    /// stack (unless the stack chose it). Default: `None`.
+    fn watched_keys(&self, policy: &PlacementPolicy) -> Option<BTreeSet<String>> {
+        let _ = policy;
+        None
+    }
+}
+
+impl<P: Placement + ?Sized> Placement for Arc<P> {
+    fn place(&self, input: &PlacementInput<'_>) -> PlacementDecision {
+        (**self).place(input)
+    }
+    fn validate(&self, policy: &PlacementPolicy) -> Result<(), PolicyError> {
+        (**self).validate(policy)
+    }
+    fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
+        (**self).choose(input)
+    }
+    fn affects(&self, change: &AgentChange<'_>) -> bool {
+        (**self).affects(change)
+    }
+    fn update(&self, change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
+        (**self).update(change)
+    }
+    fn watched_keys(&self, policy: &PlacementPolicy) -> Option<BTreeSet<String>> {
+        (**self).watched_keys(policy)
+    }
 }
 
 /// Why a policy cannot be stored.
@@ -194,11 +353,52 @@ pub trait Placement: Send + Sync {
 #[error("invalid placement policy: {0}")]
 pub struct PolicyError(pub String);
 
+impl PolicyError {
+    /// A refusal with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 impl PlacementPolicy {
+    /// A policy for the placement registered as `name`, with its own JSON.
+    pub fn named(name: impl Into<String>, custom: serde_json::Value) -> Self {
+        Self {
+            placement: Some(name.into()),
+            custom: Some(custom),
+            ..Self::default()
+        }
+    }
+
+    /// Reads [`custom`](Self::custom) (JSON `null` when absent) as a custom placement's
+    /// own policy type; serde's message is the refusal.
+    pub fn custom_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, PolicyError> {
+        let value = self.custom.clone().unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(value).map_err(|err| PolicyError(format!("custom: {err}")))
+    }
+
+    /// Whether any built-in field (everything but `placement` and `custom`) is set.
+    pub fn has_builtin_fields(&self) -> bool {
+        let builtin = Self {
+            placement: None,
+            custom: None,
+            ..self.clone()
+        };
+        builtin != Self::default()
+    }
+
     /// Checks what deserialisation cannot: selector syntax, versions, spread and
-    /// toleration shapes.
+    /// toleration shapes, and the shape of a placement name. What `custom` holds is
+    /// the named placement's to check ([`Placement::validate`]).
     pub fn validate(&self) -> Result<(), PolicyError> {
         let invalid = |m: String| PolicyError(m);
+        if let Some(name) = &self.placement
+            && !registry::valid_name(name)
+        {
+            return Err(invalid(format!(
+                "placement: {name:?} is not a name (1-63 characters: a-z, 0-9, '-', '_', '.')"
+            )));
+        }
         self.agent_selector
             .validate()
             .map_err(|e| invalid(format!("agent_selector: {e}")))?;

@@ -5,11 +5,17 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Placement, PlacementDecision, PlacementInput, PlacementPolicy, Rejection};
+use std::collections::BTreeSet;
+
+use super::{
+    AgentChange, Placement, PlacementDecision, PlacementInput, PlacementPolicy, PolicyError,
+    Rejection, TAINTS_ANNOTATION,
+};
 use crate::id::AgentId;
 use crate::model::Agent;
 
 mod fit;
+mod incremental;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +74,54 @@ pub struct DefaultPlacement;
 impl Placement for DefaultPlacement {
     fn place(&self, input: &PlacementInput<'_>) -> PlacementDecision {
         decide(input, true)
+    }
+
+    /// The built-in checks ([`PlacementPolicy::validate`]); `custom` is refused, as
+    /// nothing would read it.
+    fn validate(&self, policy: &PlacementPolicy) -> Result<(), PolicyError> {
+        if policy.custom.is_some() {
+            return Err(PolicyError::new(
+                "custom: the built-in placement takes no custom policy (name a registered placement in `placement`)",
+            ));
+        }
+        policy.validate()
+    }
+
+    fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
+        decide(input, false).chosen
+    }
+
+    fn affects(&self, change: &AgentChange<'_>) -> bool {
+        let decision = PlacementDecision {
+            chosen: change.chosen.to_vec(),
+            rejected: Vec::new(),
+        };
+        DefaultPlacement::affects(
+            self,
+            change.policy,
+            &decision,
+            change.before,
+            change.after,
+            change.now,
+            change.stale_after,
+            |id| change.inventory.get(id),
+        )
+    }
+
+    fn update(&self, change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
+        incremental::update(change)
+    }
+
+    /// The selector's and the annotation match's keys, the spread's topology key, and
+    /// the taint annotation (every policy reads taints).
+    fn watched_keys(&self, policy: &PlacementPolicy) -> Option<BTreeSet<String>> {
+        let selector = &policy.agent_selector;
+        let mut keys: BTreeSet<String> = selector.match_labels.keys().cloned().collect();
+        keys.extend(selector.match_expressions.iter().map(|e| e.key.clone()));
+        keys.extend(policy.annotations.0.keys().cloned());
+        keys.extend(policy.spread.iter().map(|s| s.topology_key.clone()));
+        keys.insert(TAINTS_ANNOTATION.to_owned());
+        Some(keys)
     }
 }
 
@@ -149,7 +203,7 @@ impl DefaultPlacement {
     /// recomputing many stacks when only the chosen set matters (reasons can be
     /// explained later with `place`).
     pub fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
-        decide(input, false).chosen
+        <Self as Placement>::choose(self, input)
     }
 
     /// Whether one agent's change (from `before`, `None` for a new agent, to `after`)

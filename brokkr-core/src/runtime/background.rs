@@ -42,14 +42,7 @@ impl ControlPlane {
     /// The placement controller over this control plane (started by
     /// [`ControlPlane::start`]; tests and tools may run it by hand).
     pub fn placement_controller(&self) -> PlacementController {
-        let inner = &self.inner;
-        PlacementController::new(
-            Arc::clone(&inner.store),
-            Arc::clone(&inner.heartbeats),
-            Arc::clone(&inner.placement_signals),
-            inner.settings.stale_after,
-            inner.settings.placement_period(),
-        )
+        PlacementController::new(self.clone())
     }
 
     /// Writes the heartbeats waiting in memory now (the flusher does it every period).

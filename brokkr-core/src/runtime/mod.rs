@@ -42,27 +42,43 @@
 //! ```
 
 pub mod access;
+mod admin;
+mod agents;
 mod background;
+mod deployment_objects;
 pub mod error;
+mod events;
+mod generators;
+mod health;
 pub mod heartbeat;
 pub mod keys;
+mod metadata;
 pub mod placement;
+mod render;
 mod settings;
+mod stacks;
+mod targets;
 pub mod target_cache;
 mod target_state;
+mod templates;
 
 use std::sync::Arc;
 
 use crate::generator::GeneratorRegistry;
 use crate::model::Actor;
-use crate::placement::{DefaultPlacement, Placement};
+use crate::placement::{Placement, PlacementRegistry};
 use crate::store::Store;
 
+pub use agents::{AgentQuery, AgentRegistration, AgentView, DisplayedStatus, RegisteredAgent};
 pub use background::Background;
 pub use error::{Error, ErrorChain, Result};
+pub use events::MAX_EVENT_MESSAGE_BYTES;
+pub use generators::{GeneratorSpec, GeneratorWithKey};
+pub use health::StackHealth;
+pub use render::{GenerateSource, Rendered};
 pub use settings::Settings;
 pub use target_cache::CachedTargetState;
-pub use target_state::Poll;
+pub use target_state::{MAX_CAPABILITY_STRING, MAX_EXTRA_BYTES, MAX_FEATURES, Poll};
 
 use heartbeat::HeartbeatBuffer;
 use keys::KeyCache;
@@ -78,7 +94,8 @@ pub struct ControlPlane {
 
 struct Inner {
     store: Arc<dyn Store>,
-    placement: Arc<dyn Placement>,
+    placements: PlacementRegistry,
+    placement_state: Arc<placement::PlacementState>,
     generators: GeneratorRegistry,
     settings: Settings,
     keys: KeyCache,
@@ -101,15 +118,36 @@ impl std::fmt::Debug for ControlPlane {
 /// Builds a [`ControlPlane`]: only the store is required.
 pub struct ControlPlaneBuilder {
     store: Arc<dyn Store>,
-    placement: Arc<dyn Placement>,
+    placements: PlacementRegistry,
     generators: GeneratorRegistry,
     settings: Settings,
 }
 
 impl ControlPlaneBuilder {
-    /// The placement used for stacks (default: [`DefaultPlacement`]).
+    /// The default placement: it decides stacks whose policy names none (default:
+    /// [`DefaultPlacement`](crate::DefaultPlacement)).
     pub fn placement(mut self, placement: Arc<dyn Placement>) -> Self {
-        self.placement = placement;
+        self.placements.set_default(placement);
+        self
+    }
+
+    /// Registers a placement by name: a stack's policy selects it with
+    /// `"placement": name` and gives it its own JSON in `"custom"`.
+    ///
+    /// # Panics
+    /// When `name` is not 1-63 characters of `a-z`, `0-9`, `-`, `_`, `.`.
+    pub fn register_placement(
+        mut self,
+        name: impl Into<String>,
+        placement: Arc<dyn Placement>,
+    ) -> Self {
+        self.placements.register(name, placement);
+        self
+    }
+
+    /// Every placement at once: a default and named ones.
+    pub fn placements(mut self, placements: PlacementRegistry) -> Self {
+        self.placements = placements;
         self
     }
 
@@ -138,7 +176,8 @@ impl ControlPlaneBuilder {
                 placement_signals: Arc::new(PlacementSignals::default()),
                 draining: tokio::sync::watch::Sender::new(false),
                 store: self.store,
-                placement: self.placement,
+                placements: self.placements,
+                placement_state: Arc::default(),
                 generators: self.generators,
                 settings,
             }),
@@ -151,7 +190,7 @@ impl ControlPlane {
     pub fn builder(store: Arc<dyn Store>) -> ControlPlaneBuilder {
         ControlPlaneBuilder {
             store,
-            placement: Arc::new(DefaultPlacement),
+            placements: PlacementRegistry::default(),
             generators: GeneratorRegistry::default(),
             settings: Settings::default(),
         }
@@ -173,9 +212,14 @@ impl ControlPlane {
         &self.inner.generators
     }
 
-    /// The placement stacks are placed with.
+    /// The default placement: it decides stacks whose policy names none.
     pub fn placement(&self) -> &Arc<dyn Placement> {
-        &self.inner.placement
+        self.inner.placements.default_placement()
+    }
+
+    /// Every placement: the default and the named ones.
+    pub fn placements(&self) -> &PlacementRegistry {
+        &self.inner.placements
     }
 
     /// Resolves a presented API key (`brokkr_<short id>_<secret>`) to the actor it

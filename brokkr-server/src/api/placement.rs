@@ -1,63 +1,40 @@
 //! A stack's placement policy and decision: `/stacks/{id}/placement` and
-//! `/stacks/{id}/placement/preview`.
+//! `/stacks/{id}/placement/preview`, a thin mapping over the `ControlPlane`'s
+//! placement operations (access rules, validation, deciding and recording live there).
 //!
 //! The placement of a stack exists exactly while the stack has a policy: `GET` and
 //! `DELETE` answer 404 `not_found` for a stack without one. `PUT` stores a policy and
-//! decides at once (the decision is in the answer and its targets are in place when it
-//! returns); afterwards the placement controller (`crate::placement`) keeps the
-//! decision current. `preview` decides without storing anything.
+//! decides at once; `preview` decides without storing anything.
 //!
 //! The policy is parsed here with serde rather than by poem-openapi, so that the
 //! policy's own rules (unknown fields, unknown operators, bad selectors, versions,
 //! tolerations) all answer the same 422 `invalid_policy` with serde's or the core's
-//! message. Its JSON shape is documented in `docs/placement.md`.
+//! message. A policy naming a placement that is not registered is 422
+//! `unknown_placement`. Its JSON shape is documented in `docs/placement.md`.
 //!
-//! Access: admin, and the generator owning the stack (another generator's stack is a
-//! 404); agents get 403.
+//! The agents not chosen are counted per reason code and listed a page at a time
+//! (`?limit=`, `?cursor=`), so an answer does not grow with the fleet.
+
+use std::collections::BTreeMap;
 
 use brokkr_core::placement::Rejection;
-use brokkr_core::{PlacementDecision, PlacementPolicy, StackPlacement};
+use brokkr_core::runtime::placement::{PlacementPreview, PlacementView, RejectionPage, Rejections};
+use brokkr_core::{AgentId, PlacementPolicy, StackId};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::stacks::visible_stack;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use brokkr_core::runtime::placement::controller::{
-    chrono_duration, current_choice, decide, live_agents, stored_form,
-};
 
 // ---------------------------------------------------------------------------------------
 // DTOs
-
-/// Why an agent was not chosen (the first failed check).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename = "RejectionReason", rename_all = "snake_case")]
-pub enum RejectionReasonDto {
-    /// Deleted or disabled by an admin.
-    NotActive,
-    /// A label requirement of `agent_selector` failed.
-    LabelMismatch,
-    /// An `annotations` requirement failed.
-    AnnotationMismatch,
-    /// A `requirements` entry is not met by the reported capabilities.
-    MissingCapability,
-    /// The agent has a taint the policy does not tolerate.
-    Taint,
-    /// The heartbeat is stale: no new placement (or, past `evict_after_secs`, none).
-    StaleHeartbeat,
-    /// It fits, but `max_clusters` agents ranked before it.
-    LimitReached,
-    /// It fits, but its `spread` domain is full.
-    SpreadLimit,
-}
 
 /// One agent that was not chosen, and why.
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -65,53 +42,59 @@ pub enum RejectionReasonDto {
 pub struct RejectionDto {
     /// The agent.
     pub agent_id: Uuid,
-    /// The first reason found.
-    pub reason: RejectionReasonDto,
-    /// Which requirement, label, capability or taint, when the reason has one.
+    /// The first reason found: a stable code, `not_active`, `label_mismatch`,
+    /// `annotation_mismatch`, `missing_capability`, `taint`, `stale_heartbeat`,
+    /// `limit_reached`, `spread_limit`, or a custom placement's own code.
+    pub reason: String,
+    /// Which requirement, label, capability or taint, when the reason has one (a
+    /// custom placement's message).
     #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
 }
 
 impl RejectionDto {
     fn new(agent_id: Uuid, rejection: Rejection) -> Self {
-        use RejectionReasonDto as R;
-        let (reason, detail) = match rejection {
-            Rejection::NotActive => (R::NotActive, None),
-            Rejection::LabelMismatch(d) => (R::LabelMismatch, Some(d)),
-            Rejection::AnnotationMismatch(d) => (R::AnnotationMismatch, Some(d)),
-            Rejection::MissingCapability(d) => (R::MissingCapability, Some(d)),
-            Rejection::Taint(d) => (R::Taint, Some(d)),
-            Rejection::StaleHeartbeat => (R::StaleHeartbeat, None),
-            Rejection::LimitReached => (R::LimitReached, None),
-            Rejection::SpreadLimit(d) => (R::SpreadLimit, Some(d)),
-        };
         Self {
             agent_id,
-            reason,
-            detail,
+            reason: rejection.code().to_owned(),
+            detail: rejection.detail().map(str::to_owned),
         }
     }
 }
 
-/// Which agents get the stack, and why every other agent does not.
+/// Which agents get the stack; the others counted per reason, a page of them listed.
 #[derive(Debug, Clone, PartialEq, Object)]
 #[oai(rename = "PlacementDecision")]
 pub struct DecisionDto {
     /// Chosen agents, ordered by id.
     pub chosen: Vec<Uuid>,
-    /// Every other live agent with the first reason it was not chosen, ordered by id.
+    /// One page of the live agents not chosen, with the first reason, ordered by id.
     pub rejected: Vec<RejectionDto>,
+    /// How many live agents are not chosen.
+    pub rejected_total: u64,
+    /// How many per reason code.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Pass as `?cursor=` for the next page of `rejected`; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
 }
 
-impl From<PlacementDecision> for DecisionDto {
-    fn from(d: PlacementDecision) -> Self {
+impl DecisionDto {
+    fn new(chosen: Vec<AgentId>, rejected: Rejections) -> Self {
         Self {
-            chosen: d.chosen.into_iter().map(Into::into).collect(),
-            rejected: d
-                .rejected
+            chosen: chosen.into_iter().map(Into::into).collect(),
+            rejected: rejected
+                .agents
                 .into_iter()
                 .map(|(agent, why)| RejectionDto::new(agent.into(), why))
                 .collect(),
+            rejected_total: rejected.total as u64,
+            rejected_by_reason: rejected
+                .by_reason
+                .into_iter()
+                .map(|(code, n)| (code, n as u64))
+                .collect(),
+            next_cursor: rejected.next.map(|id| id.to_string()),
         }
     }
 }
@@ -138,12 +121,15 @@ pub struct StackPlacementDto {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-impl From<StackPlacement> for StackPlacementDto {
-    fn from(p: StackPlacement) -> Self {
+impl From<PlacementView> for StackPlacementDto {
+    fn from(view: PlacementView) -> Self {
+        let p = view.placement;
+        let chosen = p.decision.map(|d| d.chosen);
         Self {
             stack_id: p.stack_id.into(),
             policy: policy_json(&p.policy),
-            decision: p.decision.map(Into::into),
+            decision: chosen
+                .map(|chosen| DecisionDto::new(chosen, view.rejected.unwrap_or_default())),
             updated_at: p.updated_at,
             decided_at: p.decided_at,
         }
@@ -160,6 +146,16 @@ pub struct PlacementPreviewDto {
     pub policy: Value,
     /// The decision it would make, keeping the stored decision's agents while they fit.
     pub decision: DecisionDto,
+}
+
+impl From<PlacementPreview> for PlacementPreviewDto {
+    fn from(preview: PlacementPreview) -> Self {
+        Self {
+            stack_id: preview.stack_id.into(),
+            policy: policy_json(&preview.policy),
+            decision: DecisionDto::new(preview.chosen, preview.rejected),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -193,7 +189,8 @@ pub enum PlacementPreviewResponse {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// Parses and validates a policy body: 422 `invalid_policy` with the reason.
+/// Parses a policy body: 422 `invalid_policy` when it is not a policy object. What the
+/// policy's placement accepts is the control plane's to check.
 fn parse_policy(body: Value) -> ApiResult<PlacementPolicy> {
     let invalid = |message: String| ApiError::unprocessable("invalid_policy", message, None);
     // serde would also read a struct from an array; a policy is an object.
@@ -202,51 +199,27 @@ fn parse_policy(body: Value) -> ApiResult<PlacementPolicy> {
             "invalid placement policy: expected a JSON object".into(),
         ));
     }
-    let policy: PlacementPolicy = serde_json::from_value(body)
-        .map_err(|err| invalid(format!("invalid placement policy: {err}")))?;
-    policy.validate().map_err(|err| invalid(err.to_string()))?;
-    Ok(policy)
+    serde_json::from_value(body).map_err(|err| invalid(format!("invalid placement policy: {err}")))
 }
 
-fn no_policy(stack: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("placement policy of stack", stack)
-}
-
-/// Decides `policy` over every live agent now, keeping `stored`'s agents while they fit.
-async fn decide_now(
-    state: &AppState,
-    policy: &PlacementPolicy,
-    stored: Option<&StackPlacement>,
-) -> ApiResult<PlacementDecision> {
-    let agents = live_agents(state.store.as_ref(), state.control_plane.heartbeats()).await?;
-    Ok(decide(
-        policy,
-        &agents,
-        current_choice(stored),
-        Utc::now(),
-        chrono_duration(state.config.agents.stale_after()),
-    ))
-}
-
-/// The stored placement with the reason of every agent not chosen, taken from `live`
-/// (a decision computed now): the store keeps only the chosen set (see `stored_form`).
-fn explained(placement: StackPlacement, live: PlacementDecision) -> StackPlacementDto {
-    let chosen = current_choice(Some(&placement)).to_vec();
-    let decided = placement.decision.is_some();
-    let mut dto = StackPlacementDto::from(placement);
-    if decided {
-        let chosen_set: std::collections::HashSet<_> = chosen.iter().copied().collect();
-        let decision = PlacementDecision {
-            rejected: live
-                .rejected
-                .into_iter()
-                .filter(|(agent, _)| !chosen_set.contains(agent))
-                .collect(),
-            chosen,
-        };
-        dto.decision = Some(decision.into());
-    }
-    dto
+/// The page of rejected agents from `?limit=` (1-1000, default 100) and `?cursor=`.
+fn rejection_page(
+    limit: Query<Option<u32>>,
+    cursor: Query<Option<String>>,
+) -> ApiResult<RejectionPage> {
+    let page = crate::api::dto::page(limit, Query(None), Query(None))?;
+    let after = cursor
+        .0
+        .map(|text| {
+            text.parse::<Uuid>().map(AgentId::from).map_err(|_| {
+                brokkr_core::store::Error::InvalidCursor(format!("{text:?} is not a cursor"))
+            })
+        })
+        .transpose()?;
+    Ok(RejectionPage {
+        after,
+        limit: page.limit as usize,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -259,67 +232,54 @@ pub struct PlacementApi;
 impl PlacementApi {
     /// Get a stack's placement policy and decision.
     ///
-    /// 404 `not_found` when the stack has no policy. Admin, or the generator owning
-    /// the stack.
+    /// The agents not chosen are judged now (from the control plane's memory), counted
+    /// per reason and listed a page at a time. 404 `not_found` when the stack has no
+    /// policy. Admin, or the generator owning the stack.
     #[oai(path = "/stacks/:id/placement", method = "get", tag = "Tag::Placement")]
     async fn get_placement(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Rejected agents per page, 1-1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<PlacementResponse> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        let placement = state
-            .store
-            .get_placement(stack.id)
-            .await?
-            .ok_or_else(|| no_policy(stack.id))?;
-        let live = decide_now(&state, &placement.policy, Some(&placement)).await?;
-        Ok(PlacementResponse::Ok(Json(explained(placement, live))))
+        let page = rejection_page(limit, cursor)?;
+        let view = state
+            .control_plane
+            .stack_placement(&auth.0.actor(), StackId::from(id.0), page)
+            .await?;
+        Ok(PlacementResponse::Ok(Json(view.into())))
     }
 
     /// Set a stack's placement policy and decide at once.
     ///
     /// The body is a placement policy (see `docs/placement.md`); an unknown field or
-    /// operator, a bad selector, version, spread or toleration is a 422
-    /// `invalid_policy` and nothing is stored. The answer holds the decision, already
-    /// in effect: chosen agents have the stack, agents that no longer fit receive a
-    /// removal. Admin, or the generator owning the stack.
+    /// operator, a bad selector, version, spread or toleration, or a custom policy its
+    /// placement refuses is a 422 `invalid_policy`, a `placement` that is not
+    /// registered a 422 `unknown_placement`, and nothing is stored. The answer holds
+    /// the decision, already in effect: chosen agents have the stack, agents that no
+    /// longer fit receive a removal. Admin, or the generator owning the stack.
     #[oai(path = "/stacks/:id/placement", method = "put", tag = "Tag::Placement")]
     async fn set_placement(
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Rejected agents per page in the answer, 1-1000 (default 100).
+        limit: Query<Option<u32>>,
         /// The placement policy.
         body: Json<Value>,
     ) -> ApiResult<PlacementResponse> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
+        let page = rejection_page(limit, Query(None))?;
         let policy = parse_policy(body.0)?;
-        let actor = auth.0.actor();
-        let stored = state
-            .store
-            .set_placement_policy(&actor, stack.id, Some(policy))
-            .await?
-            .ok_or_else(|| no_policy(stack.id))?;
-        let decision = decide_now(&state, &stored.policy, Some(&stored)).await?;
-        state
-            .store
-            .record_placement(&actor, stack.id, stored_form(decision.clone()))
-            .await?;
-        // A controller run that read the previous policy may record after us: one
-        // more run, after it, has the last word.
-        state
+        let view = state
             .control_plane
-            .placement_signals()
-            .stack_changed(stack.id);
-        let placement = state
-            .store
-            .get_placement(stack.id)
-            .await?
-            .ok_or_else(|| no_policy(stack.id))?;
-        // The decision just recorded explains itself: no second pass over the agents.
-        Ok(PlacementResponse::Ok(Json(explained(placement, decision))))
+            .set_placement_policy(&auth.0.actor(), StackId::from(id.0), policy, page)
+            .await?;
+        Ok(PlacementResponse::Ok(Json(view.into())))
     }
 
     /// Remove a stack's placement policy.
@@ -338,13 +298,9 @@ impl PlacementApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<PlacementDeleted> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        if state.store.get_placement(stack.id).await?.is_none() {
-            return Err(no_policy(stack.id));
-        }
         state
-            .store
-            .set_placement_policy(&auth.0.actor(), stack.id, None)
+            .control_plane
+            .remove_placement_policy(&auth.0.actor(), StackId::from(id.0))
             .await?;
         Ok(PlacementDeleted::NoContent)
     }
@@ -352,8 +308,8 @@ impl PlacementApi {
     /// What a policy would decide for a stack now, without storing anything.
     ///
     /// Agents of the stored decision (if the stack has a policy) keep their place
-    /// while they fit, as they would if the policy were set. 422 `invalid_policy` as
-    /// for `PUT`. Admin, or the generator owning the stack.
+    /// while they fit, as they would if the policy were set. 422 `invalid_policy` and
+    /// `unknown_placement` as for `PUT`. Admin, or the generator owning the stack.
     #[oai(
         path = "/stacks/:id/placement/preview",
         method = "post",
@@ -364,18 +320,20 @@ impl PlacementApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// Rejected agents per page, 1-1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
         /// The placement policy to try.
         body: Json<Value>,
     ) -> ApiResult<PlacementPreviewResponse> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
+        let page = rejection_page(limit, cursor)?;
         let policy = parse_policy(body.0)?;
-        let stored = state.store.get_placement(stack.id).await?;
-        let decision = decide_now(&state, &policy, stored.as_ref()).await?;
-        Ok(PlacementPreviewResponse::Ok(Json(PlacementPreviewDto {
-            stack_id: stack.id.into(),
-            policy: policy_json(&policy),
-            decision: decision.into(),
-        })))
+        let preview = state
+            .control_plane
+            .preview_placement(&auth.0.actor(), StackId::from(id.0), policy, page)
+            .await?;
+        Ok(PlacementPreviewResponse::Ok(Json(preview.into())))
     }
 }
 
@@ -384,17 +342,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policies_are_parsed_strictly() {
+    fn policies_must_be_objects_of_known_fields() {
         let ok = serde_json::json!({
             "agent_selector": {"matchExpressions": [{"key": "region", "operator": "In", "values": ["eu"]}]},
             "max_clusters": 2
         });
         assert_eq!(parse_policy(ok).unwrap().max_clusters, Some(2));
+        let named = serde_json::json!({"placement": "by-prefix", "custom": {"prefix": "edge-"}});
+        assert_eq!(
+            parse_policy(named).unwrap().placement.as_deref(),
+            Some("by-prefix")
+        );
         for bad in [
             serde_json::json!({"max_cluster": 2}),
             serde_json::json!({"agent_selector": {"matchExpressions": [{"key": "region", "operator": "Near", "values": ["eu"]}]}}),
-            serde_json::json!({"spread": {"topology_key": "region", "max_per_value": 0}}),
-            serde_json::json!({"requirements": {"min_kubernetes_version": "latest"}}),
             serde_json::json!([]),
         ] {
             let err = parse_policy(bad.clone()).unwrap_err();
@@ -404,14 +365,19 @@ mod tests {
     }
 
     #[test]
-    fn rejections_keep_their_reason_and_detail() {
+    fn rejections_keep_their_code_and_detail() {
         let agent = Uuid::new_v4();
         let dto = RejectionDto::new(agent, Rejection::Taint("gpu=true:NoSchedule".into()));
-        assert_eq!(dto.reason, RejectionReasonDto::Taint);
+        assert_eq!(dto.reason, "taint");
         assert_eq!(dto.detail.as_deref(), Some("gpu=true:NoSchedule"));
         assert_eq!(
             RejectionDto::new(agent, Rejection::StaleHeartbeat).detail,
             None
+        );
+        let custom = RejectionDto::new(agent, Rejection::custom("name_prefix", "not edge-"));
+        assert_eq!(
+            (custom.reason.as_str(), custom.detail.as_deref()),
+            ("name_prefix", Some("not edge-"))
         );
     }
 }

@@ -216,17 +216,19 @@ impl<'p> Fit<'p> {
             .map(Untolerated::Taint)
     }
 
-    /// A newcomer must be live; an incumbent stays while stale, until its last
-    /// heartbeat is older than `evict_after_secs` (never, without it). An agent that
-    /// never beat counts as infinitely old.
+    /// An agent whose last heartbeat is older than `evict_after_secs` is out, even
+    /// when that bound is shorter than the staleness window (never seen counts as
+    /// infinitely old); otherwise a newcomer must be live and an incumbent stays while
+    /// stale. Refusing newcomers past the bound too keeps a decision from choosing an
+    /// agent it would evict at once.
     fn heartbeat_ok(&self, agent: &Agent, incumbent: bool) -> bool {
-        if agent.liveness(self.now, self.stale_after) == Liveness::Active {
-            return true;
-        }
         let evicted = self
             .evict_after
             .is_some_and(|bound| agent.last_heartbeat.is_none_or(|at| self.now - at > bound));
-        incumbent && !evicted
+        if evicted {
+            return false;
+        }
+        incumbent || agent.liveness(self.now, self.stale_after) == Liveness::Active
     }
 }
 

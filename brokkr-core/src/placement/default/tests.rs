@@ -409,9 +409,18 @@ fn stale_agents_keep_what_they_have_but_get_nothing_new() {
             (5, "stale heartbeat"),
         ],
     );
-    // A bound below the staleness bound only evicts once the agent is stale.
+    // A bound below the staleness bound evicts as soon as the last heartbeat is older
+    // than it, though the agent is not stale yet; newcomers past it are not chosen.
     policy.evict_after_secs = Some(1);
-    check(&policy, &[mk_agent(1)], &[1], &[1], &[]);
+    check(
+        &policy,
+        &[mk_agent(1), mk_agent(2)],
+        &[1],
+        &[],
+        &[(1, "stale heartbeat"), (2, "stale heartbeat")],
+    );
+    policy.evict_after_secs = Some(10);
+    check(&policy, &[mk_agent(1), mk_agent(2)], &[1], &[1, 2], &[]);
     // Checks come in order: a taint is reported before staleness.
     assert_eq!(
         reason(

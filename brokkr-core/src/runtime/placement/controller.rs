@@ -1,26 +1,26 @@
 //! The placement controller: keeps every stack's stored placement decision in step with
-//! its policy and the agent inventory.
+//! its policy and the agent inventory, through the control plane's in-memory placement
+//! index ([`super::index`]).
 //!
-//! Placement itself is a pure function in `brokkr-core` ([`Placement`]); this module is
-//! the task that feeds it and writes its results. A run loads every live agent (with
-//! the heartbeats still waiting in the [`HeartbeatBuffer`], so liveness matches what the
-//! API shows) and every stack with a policy, computes each decision off the async
-//! workers, and calls [`Store::record_placement`] only for decisions that differ from
-//! the stored one. The store then moves the placement targets and wakes the agents whose
-//! target state changed.
+//! Placement itself is a pure function ([`crate::Placement`]); the controller feeds it
+//! changes and records the decisions that differ from the stored ones. The store then
+//! moves the placement targets and wakes the agents whose target state changed.
 //!
-//! Runs are started by [`PlacementSignals`]:
+//! Changes arrive as [`PlacementSignals`] (the control plane's own operations call
+//! [`ControlPlane::agent_changed`] directly and wait for it):
 //!
-//! - an agent registered, changed (enabled, disabled, deleted), or its labels or
-//!   annotations changed: the API handlers call [`PlacementSignals::agent_changed`];
+//! - an agent registered, changed, or its labels or annotations changed
+//!   ([`PlacementSignals::agent_changed`]): the index is updated and only the stacks the
+//!   change can affect are decided again;
 //! - a heartbeat flush wrote capabilities that differ from the last ones this replica
 //!   wrote for the agent (or the first ones it saw);
-//! - a stack's policy was set or removed through the API
-//!   ([`PlacementSignals::stack_changed`]), so a run that read the old policy cannot
-//!   have the last word;
+//! - a stack's policy was set or removed by another path
+//!   ([`PlacementSignals::stack_changed`]);
 //! - and periodically (`agents.placement_interval_millis`, by default a third of
-//!   `agents.stale_after_secs`, at least one second), which notices agents going stale
-//!   or fresh and `evict_after_secs` running out, and retries after a failure.
+//!   `agents.stale_after_secs`, at least one second): the safety net. The index is
+//!   reloaded from the store (catching changes made by other replicas) and every stack
+//!   decided again, which also notices agents going stale or fresh and
+//!   `evict_after_secs` running out.
 //!
 //! Signals arriving during a run are coalesced into the next one, and memory is bounded:
 //! past [`MAX_TRACKED_AGENTS`] changed agents a run simply recomputes everything.
@@ -32,16 +32,13 @@
 //! may briefly disagree (one still holds an agent's unwritten heartbeat); the next run
 //! after the heartbeat flush converges.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::page::MAX_LIMIT;
-use crate::{
-    Actor, Agent, AgentFilter, AgentId, DefaultPlacement, PageRequest, Placement,
-    PlacementDecision, PlacementInput, PlacementPolicy, StackId, StackPlacement, Store,
-};
-use chrono::{DateTime, Utc};
+use crate::runtime::ControlPlane;
+use crate::{Agent, AgentFilter, AgentId, PageRequest, StackId, StackPlacement, Store};
 use tokio::sync::Notify;
 
 use crate::runtime::heartbeat::HeartbeatBuffer;
@@ -68,6 +65,15 @@ pub enum Error {
 
 /// `Result` of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for crate::runtime::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Store(err) => Self::Store(err),
+            Error::Compute(err) => Self::Task(err),
+        }
+    }
+}
 
 /// What a run recomputes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,42 +214,6 @@ where
     }
 }
 
-/// The agents a stored decision chose (empty without one): what stability keeps.
-pub fn current_choice(placement: Option<&StackPlacement>) -> &[AgentId] {
-    placement
-        .and_then(|p| p.decision.as_ref())
-        .map_or(&[], |d| d.chosen.as_slice())
-}
-
-/// Decides with the built-in placement. The one place the server places a stack, so
-/// the API's answers and the controller's decisions cannot differ.
-pub fn decide(
-    policy: &PlacementPolicy,
-    agents: &[Agent],
-    current: &[AgentId],
-    now: DateTime<Utc>,
-    stale_after: chrono::Duration,
-) -> PlacementDecision {
-    DefaultPlacement.place(&PlacementInput {
-        policy,
-        agents,
-        current,
-        now,
-        stale_after,
-    })
-}
-
-/// What is stored of a decision: the chosen agents only. Storing every rejected
-/// agent's reason would cost O(agents) per placed stack (10,000 × 10,000 would be 10⁸
-/// rows of reasons, most of them stale as agents change); reasons are computed again,
-/// in a few milliseconds, when someone reads the placement.
-pub fn stored_form(decision: PlacementDecision) -> PlacementDecision {
-    PlacementDecision {
-        chosen: decision.chosen,
-        rejected: Vec::new(),
-    }
-}
-
 /// `Duration` as chrono's, saturating.
 pub fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
@@ -260,59 +230,39 @@ pub struct RunReport {
     pub moved: usize,
 }
 
-/// Recomputes decisions; see the [module documentation](self).
+/// Keeps decisions current; see the [module documentation](self).
 #[derive(Clone)]
 pub struct PlacementController {
-    store: Arc<dyn Store>,
-    heartbeats: Arc<HeartbeatBuffer>,
-    signals: Arc<PlacementSignals>,
-    stale_after: Duration,
-    period: Duration,
-    /// The agents as the previous run saw them: the "before" of a signalled change,
-    /// so a run recomputes only the stacks the change can affect. `None` before the
-    /// first run and after a failed one (the next signalled run recomputes everything).
-    snapshot: Arc<Mutex<Option<HashMap<AgentId, Agent>>>>,
+    control_plane: ControlPlane,
 }
 
 impl PlacementController {
-    /// A controller over `store`, woken by `signals`, judging heartbeats (stored, or
-    /// still in `heartbeats`) against `stale_after`, recomputing everything every
-    /// `period`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        heartbeats: Arc<HeartbeatBuffer>,
-        signals: Arc<PlacementSignals>,
-        stale_after: Duration,
-        period: Duration,
-    ) -> Self {
-        Self {
-            store,
-            heartbeats,
-            signals,
-            stale_after,
-            period,
-            snapshot: Arc::default(),
-        }
+    /// The controller of `control_plane`, woken by its signals.
+    pub fn new(control_plane: ControlPlane) -> Self {
+        Self { control_plane }
     }
 
-    /// Runs until the returned task is aborted: at once (catching up on changes made
-    /// while no controller ran), then on every signal and every `period`.
+    /// Runs until the returned task is aborted: at once (loading the index and
+    /// catching up on changes made while no controller ran), then on every signal and
+    /// every period.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(self.period);
+            let signals = Arc::clone(self.control_plane.placement_signals());
+            let period = self.control_plane.settings().placement_period();
+            let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let ticked = std::pin::pin!(tick.tick());
-                let signalled = std::pin::pin!(self.signals.notify.notified());
+                let signalled = std::pin::pin!(signals.notify.notified());
                 let trigger = match futures::future::select(ticked, signalled).await {
                     futures::future::Either::Left(_) => {
                         // Everything subsumes whatever was signalled meanwhile.
-                        let _ = self.signals.take();
+                        let _ = signals.take();
                         Trigger::Everything
                     }
                     futures::future::Either::Right(_) => {
                         tokio::time::sleep(COALESCE).await;
-                        match self.signals.take() {
+                        match signals.take() {
                             Some(trigger) => trigger,
                             None => continue,
                         }
@@ -328,186 +278,33 @@ impl PlacementController {
         })
     }
 
-    /// One run: recomputes what `trigger` names and records the decisions that changed.
-    pub async fn run(&self, trigger: &Trigger) -> Result<RunReport> {
-        let agents = live_agents(self.store.as_ref(), &self.heartbeats).await?;
-        let placements = all_placements(self.store.as_ref()).await?;
-        let now = Utc::now();
-        let stale_after = chrono_duration(self.stale_after);
-        let trigger = trigger.clone();
-        let before = self.lock_snapshot().take();
-        // Placement is CPU work proportional to agents × stacks: keep it off the async
-        // workers that answer requests.
-        let (computed, changed, agents) = tokio::task::spawn_blocking(move || {
-            let scope = Scope::new(&trigger, before, &agents, now);
-            let by_id: HashMap<AgentId, &Agent> = agents.iter().map(|a| (a.id, a)).collect();
-            let mut computed = 0;
-            let mut changed = Vec::new();
-            for placement in placements {
-                if !scope.needs_run(&placement, now, stale_after, &by_id) {
-                    continue;
-                }
-                computed += 1;
-                let decision = decide(
-                    &placement.policy,
-                    &agents,
-                    current_choice(Some(&placement)),
-                    now,
-                    stale_after,
-                );
-                // Only the chosen set is stored (see `stored_form`).
-                let stored = placement.decision.as_ref().map(|d| &d.chosen);
-                if stored != Some(&decision.chosen) {
-                    changed.push((placement, stored_form(decision)));
-                }
-            }
-            (computed, changed, agents)
-        })
-        .await
-        .map_err(Error::Compute)?;
-        *self.lock_snapshot() = Some(agents.into_iter().map(|a| (a.id, a)).collect());
-
-        let mut report = RunReport {
-            computed,
-            ..RunReport::default()
-        };
-        for (placement, decision) in changed {
-            let stack = placement.stack_id;
-            // A policy set since the listing makes this decision obsolete: the API
-            // signalled a run that will decide with the new policy.
-            match self.store.get_placement(stack).await {
-                Ok(Some(now_stored)) if now_stored.policy == placement.policy => {}
-                Ok(_) | Err(crate::store::Error::NotFound { .. }) => continue,
-                Err(err) => return Err(err.into()),
-            }
-            let chosen = decision.chosen.len();
-            match self
-                .store
-                .record_placement(&Actor::System, stack, decision)
-                .await
-            {
-                Ok(change) => {
-                    report.recorded += 1;
-                    if !change.added.is_empty() || !change.removed.is_empty() {
-                        report.moved += 1;
-                        tracing::info!(
-                            %stack,
-                            chosen,
-                            added = %AgentList(&change.added),
-                            removed = %AgentList(&change.removed),
-                            "placement decision changed"
-                        );
-                    }
-                }
-                // Deleted, or its policy removed, since the listing.
-                Err(crate::store::Error::NotFound { .. }) => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Ok(report)
-    }
-
-    fn lock_snapshot(&self) -> std::sync::MutexGuard<'_, Option<HashMap<AgentId, Agent>>> {
-        // Replaced whole or taken: a panic cannot leave it half-updated.
-        crate::sync::lock(&self.snapshot)
-    }
-}
-
-/// Agent ids for a log line: `[id, id]`.
-struct AgentList<'a>(&'a [AgentId]);
-
-impl std::fmt::Display for AgentList<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[")?;
-        for (i, agent) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{agent}")?;
-        }
-        f.write_str("]")
-    }
-}
-
-/// Which stacks one run recomputes.
-enum Scope<'a> {
-    /// Every stack.
-    Everything,
-    /// Stacks whose policy changed, and stacks one of the changed agents may affect.
-    Changed {
-        stacks: BTreeSet<StackId>,
-        /// Each changed agent before (as the previous run saw it) and now (deleted
-        /// agents, missing from the listing, are their old selves marked deleted).
-        agents: Vec<(Option<Agent>, std::borrow::Cow<'a, Agent>)>,
-    },
-}
-
-impl<'a> Scope<'a> {
-    fn new(
-        trigger: &Trigger,
-        before: Option<HashMap<AgentId, Agent>>,
-        agents: &'a [Agent],
-        now: DateTime<Utc>,
-    ) -> Self {
-        let (
-            Trigger::Changed {
-                agents: ids,
-                stacks,
-            },
-            Some(mut before),
-        ) = (trigger, before)
-        else {
-            return Self::Everything;
-        };
-        let now_by_id: HashMap<AgentId, &Agent> = agents.iter().map(|a| (a.id, a)).collect();
-        let changed = ids
-            .iter()
-            .filter_map(|id| {
-                let old = before.remove(id);
-                match (old, now_by_id.get(id)) {
-                    (old, Some(agent)) => Some((old, std::borrow::Cow::Borrowed(*agent))),
-                    (Some(old), None) => {
-                        let mut gone = old.clone();
-                        gone.deleted_at = Some(now);
-                        Some((Some(old), std::borrow::Cow::Owned(gone)))
-                    }
-                    (None, None) => None,
-                }
-            })
-            .collect();
-        Self::Changed {
-            stacks: stacks.clone(),
-            agents: changed,
-        }
-    }
-
-    fn needs_run(
-        &self,
-        placement: &StackPlacement,
-        now: DateTime<Utc>,
-        stale_after: chrono::Duration,
-        inventory: &HashMap<AgentId, &Agent>,
-    ) -> bool {
-        match self {
-            Self::Everything => true,
-            Self::Changed { stacks, agents } => {
-                if stacks.contains(&placement.stack_id) {
-                    return true;
-                }
-                let Some(decision) = &placement.decision else {
-                    return true;
-                };
-                agents.iter().any(|(before, after)| {
-                    DefaultPlacement.affects(
-                        &placement.policy,
-                        decision,
-                        before.as_ref(),
-                        after,
-                        now,
-                        stale_after,
-                        |id| inventory.get(id).copied(),
-                    )
+    /// One run: `Everything` reloads the index from the store and decides every stack
+    /// again; `Changed` applies each agent's change through the index (only the stacks
+    /// it can affect) and decides each named stack again.
+    pub async fn run(&self, trigger: &Trigger) -> crate::runtime::Result<RunReport> {
+        let cp = &self.control_plane;
+        match trigger {
+            Trigger::Everything => {
+                let (computed, done) = cp.resync_placements().await?;
+                Ok(RunReport {
+                    computed,
+                    recorded: done.recorded,
+                    moved: done.moved,
                 })
+            }
+            Trigger::Changed { agents, stacks } => {
+                let agents: Vec<AgentId> = agents.iter().copied().collect();
+                let mut report = RunReport::default();
+                let done = cp.agents_changed(&agents).await?;
+                report.recorded += done.recorded;
+                report.moved += done.moved;
+                for &stack in stacks {
+                    let done = cp.stack_policy_changed(stack).await?;
+                    report.computed += 1;
+                    report.recorded += done.recorded;
+                    report.moved += done.moved;
+                }
+                Ok(report)
             }
         }
     }
@@ -517,11 +314,14 @@ impl<'a> Scope<'a> {
 mod tests {
     use super::*;
 
+    use crate::runtime::placement::RejectionPage;
     use crate::testing::MemoryStore;
-    use crate::{MetadataField, MetadataTarget, NewAgent, NewStack, Pak};
+    use crate::{Actor, MetadataField, MetadataTarget, NewAgent, NewStack, Pak, PlacementPolicy};
+    use chrono::Utc;
 
-    async fn agent(store: &MemoryStore, name: &str, region: &str) -> AgentId {
-        let agent = store
+    async fn agent(cp: &ControlPlane, name: &str, region: &str) -> AgentId {
+        let agent = cp
+            .store()
             .create_agent(
                 &Actor::Admin,
                 NewAgent {
@@ -534,25 +334,29 @@ mod tests {
             )
             .await
             .unwrap();
+        cp.heartbeats().record(crate::Heartbeat {
+            agent_id: agent.id,
+            at: Utc::now(),
+            capabilities: None,
+        });
+        cp.agent_changed(agent.id).await.unwrap();
         agent.id
     }
 
+    async fn label(cp: &ControlPlane, agent: AgentId, key: &str, value: &str) {
+        let target = MetadataTarget::Agent(agent);
+        cp.store()
+            .put_metadata(&Actor::Admin, target, MetadataField::Labels, key, value)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
-    async fn runs_record_only_changed_decisions_and_skip_unaffected_stacks() {
-        let store = Arc::new(MemoryStore::new());
-        let heartbeats = Arc::new(HeartbeatBuffer::default());
-        let (eu, us) = (
-            agent(&store, "eu", "eu").await,
-            agent(&store, "us", "us").await,
-        );
-        for id in [eu, us] {
-            heartbeats.record(crate::Heartbeat {
-                agent_id: id,
-                at: Utc::now(),
-                capabilities: None,
-            });
-        }
-        let stack = store
+    async fn changes_record_only_changed_decisions_and_skip_unaffected_stacks() {
+        let cp = ControlPlane::builder(Arc::new(MemoryStore::new())).build();
+        let (eu, us) = (agent(&cp, "eu", "eu").await, agent(&cp, "us", "us").await);
+        let stack = cp
+            .store()
             .create_stack(
                 &Actor::Admin,
                 NewStack {
@@ -566,60 +370,38 @@ mod tests {
             serde_json::json!({"agent_selector": {"matchLabels": {"region": "eu"}}}),
         )
         .unwrap();
-        store
-            .set_placement_policy(&Actor::Admin, stack.id, Some(policy))
+        let view = cp
+            .set_placement_policy(&Actor::Admin, stack.id, policy, RejectionPage::default())
             .await
             .unwrap();
-        let controller = PlacementController::new(
-            store.clone(),
-            heartbeats,
-            Arc::default(),
-            Duration::from_secs(60),
-            Duration::from_secs(60),
-        );
+        assert_eq!(view.placement.decision.unwrap().chosen, vec![eu]);
+        let rejected = view.rejected.unwrap();
+        assert_eq!(rejected.by_reason.get("label_mismatch"), Some(&1));
 
-        let report = controller.run(&Trigger::Everything).await.unwrap();
-        assert_eq!((report.computed, report.recorded, report.moved), (1, 1, 1));
-        let stored = store.get_placement(stack.id).await.unwrap().unwrap();
-        assert_eq!(stored.decision.unwrap().chosen, vec![eu]);
         // The same inputs decide the same: nothing to write.
+        let controller = PlacementController::new(cp.clone());
         let report = controller.run(&Trigger::Everything).await.unwrap();
         assert_eq!((report.computed, report.recorded), (1, 0));
 
-        // A change that cannot matter is not even computed...
-        store
-            .put_metadata(
-                &Actor::Admin,
-                MetadataTarget::Agent(us),
-                MetadataField::Labels,
-                "tier",
-                "web",
-            )
-            .await
-            .unwrap();
-        let changed = |agent| Trigger::Changed {
-            agents: [agent].into_iter().collect(),
-            stacks: BTreeSet::new(),
-        };
-        let report = controller.run(&changed(us)).await.unwrap();
-        assert_eq!(report.computed, 0);
-        // ...one that does moves the stack.
-        store
-            .put_metadata(
-                &Actor::Admin,
-                MetadataTarget::Agent(us),
-                MetadataField::Labels,
-                "region",
-                "eu",
-            )
-            .await
-            .unwrap();
-        let report = controller.run(&changed(us)).await.unwrap();
-        assert_eq!((report.computed, report.moved), (1, 1));
-        let stored = store.get_placement(stack.id).await.unwrap().unwrap();
+        // A change that cannot matter records nothing; one that does moves the stack.
+        label(&cp, us, "tier", "web").await;
+        assert_eq!(cp.agent_changed(us).await.unwrap().recorded, 0);
+        label(&cp, us, "region", "eu").await;
+        let done = cp.agent_changed(us).await.unwrap();
+        assert_eq!((done.recorded, done.moved), (1, 1));
+        let stored = cp.store().get_placement(stack.id).await.unwrap().unwrap();
         let mut both = vec![eu, us];
         both.sort();
         assert_eq!(stored.decision.unwrap().chosen, both);
+        // Signals go through the same index.
+        label(&cp, eu, "region", "us").await;
+        let changed = Trigger::Changed {
+            agents: [eu].into_iter().collect(),
+            stacks: BTreeSet::new(),
+        };
+        assert_eq!(controller.run(&changed).await.unwrap().moved, 1);
+        let stored = cp.store().get_placement(stack.id).await.unwrap().unwrap();
+        assert_eq!(stored.decision.unwrap().chosen, vec![us]);
     }
 
     #[test]

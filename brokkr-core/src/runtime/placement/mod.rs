@@ -1,6 +1,12 @@
-//! Placement at run time: the controller that keeps every stack's stored decision in
-//! step with its policy and the agent inventory.
+//! Placement at run time: the in-memory index of agents and placed stacks, the
+//! operations on a stack's placement, and the controller that keeps every stored
+//! decision in step with its policy and the agents.
 
 pub mod controller;
+pub mod index;
+mod ops;
+mod state;
 
 pub use controller::{PlacementController, PlacementSignals, Trigger};
+pub use ops::{PlacementPreview, PlacementView, RejectionPage, Rejections};
+pub use state::{PlacementState, Recorded};

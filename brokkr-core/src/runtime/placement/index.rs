@@ -1,0 +1,412 @@
+//! The placement controller's memory: every live agent (labels, annotations, taints,
+//! capabilities, liveness with the heartbeats not yet written) and every placed stack
+//! (policy and chosen agents), indexed so that one agent's change finds the stacks it
+//! can affect without scanning them all.
+//!
+//! Stacks are found through the keys their policies read
+//! ([`Placement::watched_keys`]) and through the agents they chose: a change to an
+//! agent's labels or annotations only looks at the stacks that read a changed key,
+//! that chose the agent, or whose placement reads any key. Other changes (status,
+//! capabilities, liveness, registration, deletion) may matter to any stack; each is
+//! then asked [`Placement::affects`], which is cheap. An affected stack is updated
+//! with [`Placement::update`] when the placement can (an agent joining or dropping
+//! out), and decided in full only otherwise.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::placement::{AgentChange, Inventory, PlacementRegistry};
+use crate::{
+    Agent, AgentId, Placement, PlacementDecision, PlacementInput, PlacementPolicy, StackId,
+    StackPlacement,
+};
+
+use crate::runtime::heartbeat::HeartbeatBuffer;
+
+type RankKey = (Reverse<u64>, Reverse<u64>, AgentId);
+
+fn rank_key(agent: &Agent) -> RankKey {
+    let capabilities = &agent.capabilities;
+    (
+        Reverse(capabilities.allocatable_cpu_millis.unwrap_or(0)),
+        Reverse(capabilities.allocatable_memory_bytes.unwrap_or(0)),
+        agent.id,
+    )
+}
+
+/// The live agents, in a vector (what [`PlacementInput::agents`] takes) with a
+/// position per id and the built-in ranking order.
+#[derive(Debug, Default)]
+pub struct AgentIndex {
+    list: Vec<Agent>,
+    position: HashMap<AgentId, usize>,
+    ranked: BTreeSet<RankKey>,
+}
+
+impl AgentIndex {
+    /// Every live agent, in no particular order.
+    pub fn all(&self) -> &[Agent] {
+        &self.list
+    }
+
+    /// Adds or replaces an agent; the previous version, if any.
+    pub fn upsert(&mut self, agent: Agent) -> Option<Agent> {
+        self.ranked.insert(rank_key(&agent));
+        match self.position.get(&agent.id) {
+            Some(&at) => {
+                let old = std::mem::replace(&mut self.list[at], agent);
+                if rank_key(&old) != rank_key(&self.list[at]) {
+                    self.ranked.remove(&rank_key(&old));
+                }
+                Some(old)
+            }
+            None => {
+                self.position.insert(agent.id, self.list.len());
+                self.list.push(agent);
+                None
+            }
+        }
+    }
+
+    /// Removes an agent; what it was, if present.
+    pub fn remove(&mut self, id: AgentId) -> Option<Agent> {
+        let at = self.position.remove(&id)?;
+        let old = self.list.swap_remove(at);
+        if let Some(moved) = self.list.get(at) {
+            self.position.insert(moved.id, at);
+        }
+        self.ranked.remove(&rank_key(&old));
+        Some(old)
+    }
+
+    /// Merges the heartbeats `buffer` holds but has not written (an agent is fresh the
+    /// moment it beats, as the API shows it).
+    pub fn merge_pending(&mut self, buffer: &HeartbeatBuffer) {
+        for agent in &mut self.list {
+            agent.last_heartbeat = agent.last_heartbeat.max(buffer.pending_at(agent.id));
+        }
+    }
+}
+
+impl Inventory for AgentIndex {
+    fn get(&self, id: &AgentId) -> Option<&Agent> {
+        self.position.get(id).map(|&at| &self.list[at])
+    }
+
+    fn visit_by_capacity(&self, visit: &mut dyn FnMut(&Agent) -> bool) {
+        for (_, _, id) in &self.ranked {
+            if let Some(agent) = self.get(id)
+                && !visit(agent)
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StackEntry {
+    policy: PlacementPolicy,
+    chosen: Vec<AgentId>,
+    /// `None`: the placement may read any key.
+    watched: Option<BTreeSet<String>>,
+}
+
+/// Agents and placed stacks; see the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct Index {
+    /// The live agents.
+    pub agents: AgentIndex,
+    stacks: HashMap<StackId, StackEntry>,
+    by_key: HashMap<String, HashSet<StackId>>,
+    any_key: HashSet<StackId>,
+    by_agent: HashMap<AgentId, HashSet<StackId>>,
+}
+
+/// When a decision is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Now.
+    pub now: DateTime<Utc>,
+    /// A heartbeat older than this is stale.
+    pub stale_after: Duration,
+}
+
+impl Index {
+    /// An index of `agents` (deleted ones are skipped) and `placements`.
+    pub fn load(
+        agents: Vec<Agent>,
+        placements: Vec<StackPlacement>,
+        registry: &PlacementRegistry,
+    ) -> Self {
+        let mut index = Self::default();
+        for agent in agents.into_iter().filter(|a| a.deleted_at.is_none()) {
+            index.agents.upsert(agent);
+        }
+        for placement in placements {
+            let chosen = placement.decision.map(|d| d.chosen).unwrap_or_default();
+            index.set_stack(placement.stack_id, placement.policy, chosen, registry);
+        }
+        index
+    }
+
+    /// The stacks with a policy.
+    pub fn stack_ids(&self) -> Vec<StackId> {
+        let mut ids: Vec<StackId> = self.stacks.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The agents a stack's decision chose, as this index knows them.
+    pub fn chosen(&self, stack: StackId) -> Option<&[AgentId]> {
+        self.stacks.get(&stack).map(|e| e.chosen.as_slice())
+    }
+
+    /// Adds or replaces a stack's policy and chosen agents.
+    pub fn set_stack(
+        &mut self,
+        stack: StackId,
+        policy: PlacementPolicy,
+        chosen: Vec<AgentId>,
+        registry: &PlacementRegistry,
+    ) {
+        self.remove_stack(stack);
+        let watched = registry
+            .for_policy(&policy)
+            .ok()
+            .and_then(|placement| placement.watched_keys(&policy));
+        match &watched {
+            Some(keys) => {
+                for key in keys {
+                    self.by_key.entry(key.clone()).or_default().insert(stack);
+                }
+            }
+            None => {
+                self.any_key.insert(stack);
+            }
+        }
+        for agent in &chosen {
+            self.by_agent.entry(*agent).or_default().insert(stack);
+        }
+        self.stacks.insert(
+            stack,
+            StackEntry {
+                policy,
+                chosen,
+                watched,
+            },
+        );
+    }
+
+    /// Forgets a stack (its policy was removed, or it was deleted).
+    pub fn remove_stack(&mut self, stack: StackId) {
+        let Some(entry) = self.stacks.remove(&stack) else {
+            return;
+        };
+        for key in entry.watched.iter().flatten() {
+            if let Some(set) = self.by_key.get_mut(key) {
+                set.remove(&stack);
+            }
+        }
+        self.any_key.remove(&stack);
+        self.unlink_chosen(stack, &entry.chosen);
+    }
+
+    fn unlink_chosen(&mut self, stack: StackId, chosen: &[AgentId]) {
+        for agent in chosen {
+            if let Some(set) = self.by_agent.get_mut(agent) {
+                set.remove(&stack);
+                if set.is_empty() {
+                    self.by_agent.remove(agent);
+                }
+            }
+        }
+    }
+
+    /// Replaces a stack's chosen agents.
+    pub fn set_chosen(&mut self, stack: StackId, chosen: Vec<AgentId>) {
+        let Some(old) = self
+            .stacks
+            .get_mut(&stack)
+            .map(|e| std::mem::take(&mut e.chosen))
+        else {
+            return;
+        };
+        self.unlink_chosen(stack, &old);
+        for agent in &chosen {
+            self.by_agent.entry(*agent).or_default().insert(stack);
+        }
+        if let Some(entry) = self.stacks.get_mut(&stack) {
+            entry.chosen = chosen;
+        }
+    }
+
+    /// Decides `policy` over the indexed agents, keeping `current` while they fit; with
+    /// `explain`, every other agent's reason too.
+    pub fn decide(
+        &self,
+        placement: &dyn Placement,
+        policy: &PlacementPolicy,
+        current: &[AgentId],
+        clock: Clock,
+        explain: bool,
+    ) -> PlacementDecision {
+        let input = PlacementInput {
+            policy,
+            agents: self.agents.all(),
+            current,
+            now: clock.now,
+            stale_after: clock.stale_after,
+        };
+        if explain {
+            placement.place(&input)
+        } else {
+            PlacementDecision {
+                chosen: placement.choose(&input),
+                rejected: Vec::new(),
+            }
+        }
+    }
+
+    /// Every stack's decision again, from scratch: the chosen sets that differ from
+    /// the indexed ones (which are updated).
+    pub fn recompute_all(
+        &mut self,
+        registry: &PlacementRegistry,
+        clock: Clock,
+    ) -> Vec<(StackId, Vec<AgentId>)> {
+        let mut changed = Vec::new();
+        for stack in self.stack_ids() {
+            let entry = &self.stacks[&stack];
+            let Ok(placement) = registry.for_policy(&entry.policy) else {
+                continue;
+            };
+            let chosen = self
+                .decide(
+                    placement.as_ref(),
+                    &entry.policy,
+                    &entry.chosen,
+                    clock,
+                    false,
+                )
+                .chosen;
+            if chosen != entry.chosen {
+                changed.push((stack, chosen));
+            }
+        }
+        for (stack, chosen) in &changed {
+            self.set_chosen(*stack, chosen.clone());
+        }
+        changed
+    }
+
+    /// Applies one agent's change (`after`: `None` when it is deleted or gone) and
+    /// answers the stacks whose chosen set changed, with the new sets (already in the
+    /// index).
+    pub fn agent_changed(
+        &mut self,
+        id: AgentId,
+        after: Option<Agent>,
+        registry: &PlacementRegistry,
+        clock: Clock,
+    ) -> Vec<(StackId, Vec<AgentId>)> {
+        let (before, after) = match after {
+            Some(mut after) => {
+                let before = self.agents.get(&id).cloned();
+                // The index may hold a newer heartbeat than the store (merged pending).
+                after.last_heartbeat = after
+                    .last_heartbeat
+                    .max(before.as_ref().and_then(|b| b.last_heartbeat));
+                self.agents.upsert(after.clone());
+                (before, after)
+            }
+            None => {
+                let Some(before) = self.agents.remove(id) else {
+                    return Vec::new();
+                };
+                let mut gone = before.clone();
+                gone.deleted_at = Some(clock.now);
+                (Some(before), gone)
+            }
+        };
+        let candidates = self.candidates(before.as_ref(), &after);
+        let mut changed = Vec::new();
+        for stack in candidates {
+            let Some(entry) = self.stacks.get(&stack) else {
+                continue;
+            };
+            let Ok(placement) = registry.for_policy(&entry.policy) else {
+                continue;
+            };
+            let change = AgentChange {
+                policy: &entry.policy,
+                chosen: &entry.chosen,
+                before: before.as_ref(),
+                after: &after,
+                now: clock.now,
+                stale_after: clock.stale_after,
+                inventory: &self.agents,
+            };
+            if !placement.affects(&change) {
+                continue;
+            }
+            let chosen = placement.update(&change).unwrap_or_else(|| {
+                self.decide(
+                    placement.as_ref(),
+                    &entry.policy,
+                    &entry.chosen,
+                    clock,
+                    false,
+                )
+                .chosen
+            });
+            if chosen != entry.chosen {
+                changed.push((stack, chosen));
+            }
+        }
+        for (stack, chosen) in &changed {
+            self.set_chosen(*stack, chosen.clone());
+        }
+        changed
+    }
+
+    /// The stacks `before` → `after` may affect, ordered by id.
+    fn candidates(&self, before: Option<&Agent>, after: &Agent) -> Vec<StackId> {
+        let metadata_only = before.is_some_and(|before| {
+            before.status == after.status
+                && before.deleted_at == after.deleted_at
+                && before.capabilities == after.capabilities
+                && before.last_heartbeat == after.last_heartbeat
+        });
+        let mut found: Vec<StackId> = match before {
+            Some(before) if metadata_only => {
+                let mut found: HashSet<StackId> = self.any_key.clone();
+                let changed_keys = changed_keys(&before.labels, &after.labels)
+                    .chain(changed_keys(&before.annotations, &after.annotations));
+                for key in changed_keys {
+                    found.extend(self.by_key.get(key).into_iter().flatten());
+                }
+                found.extend(self.by_agent.get(&after.id).into_iter().flatten());
+                found.into_iter().collect()
+            }
+            _ => self.stacks.keys().copied().collect(),
+        };
+        found.sort_unstable();
+        found
+    }
+}
+
+/// Keys whose value differs between two maps (added, removed or changed).
+fn changed_keys<'a>(
+    before: &'a std::collections::BTreeMap<String, String>,
+    after: &'a std::collections::BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a String> {
+    let removed_or_changed = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k);
+    let added = after.keys().filter(|k| !before.contains_key(*k));
+    removed_or_changed.chain(added)
+}

@@ -1,0 +1,273 @@
+//! Placement operations: a stack's policy (set, read, remove) and previews.
+//!
+//! Access: admin and system, and the generator owning the stack (another generator's
+//! stack is `NotFound`); agents are refused. A policy names the placement that decides
+//! it (none: the default); an unknown name is `Invalid { code: "unknown_placement" }`
+//! and a policy its placement refuses is `InvalidPolicy`, both before anything is
+//! stored.
+//!
+//! Answers do not grow with the fleet: the agents not chosen are counted per reason
+//! code, and listed a page at a time ([`RejectionPage`]).
+
+use std::collections::BTreeMap;
+
+use crate::placement::Rejection;
+use crate::runtime::{ControlPlane, Error, Result, access};
+use crate::{Actor, AgentId, PlacementPolicy, StackId, StackPlacement};
+
+/// Which rejected agents an answer lists: those after `after` (by id), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectionPage {
+    /// List agents with a greater id only (the previous page's `next`).
+    pub after: Option<AgentId>,
+    /// At most this many (clamped to 1..=[`RejectionPage::MAX_LIMIT`]).
+    pub limit: usize,
+}
+
+impl RejectionPage {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: usize = 100;
+    /// The largest page size.
+    pub const MAX_LIMIT: usize = 1_000;
+}
+
+impl Default for RejectionPage {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// The agents a decision did not choose: counted per reason, one page listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// How many agents were not chosen.
+    pub total: usize,
+    /// How many per reason code ([`Rejection::code`]).
+    pub by_reason: BTreeMap<String, usize>,
+    /// One page of them, ordered by agent id.
+    pub agents: Vec<(AgentId, Rejection)>,
+    /// The `after` of the next page, when there is one.
+    pub next: Option<AgentId>,
+}
+
+impl Rejections {
+    /// Summarizes `rejected` (ordered by agent id), skipping agents in `chosen`.
+    pub fn summarize(
+        rejected: Vec<(AgentId, Rejection)>,
+        chosen: &[AgentId],
+        page: RejectionPage,
+    ) -> Self {
+        let limit = page.limit.clamp(1, RejectionPage::MAX_LIMIT);
+        let mut out = Self::default();
+        for (agent, why) in rejected {
+            if chosen.binary_search(&agent).is_ok() {
+                continue;
+            }
+            out.total += 1;
+            *out.by_reason.entry(why.code().to_owned()).or_default() += 1;
+            if page.after.is_some_and(|after| agent <= after) {
+                continue;
+            }
+            if out.agents.len() < limit {
+                out.agents.push((agent, why));
+            } else if out.next.is_none() {
+                out.next = out.agents.last().map(|(id, _)| *id);
+            }
+        }
+        out
+    }
+}
+
+/// A stack's placement with the reasons of the agents not chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementView {
+    /// The stored placement; its decision holds the chosen agents only.
+    pub placement: StackPlacement,
+    /// Why the other agents are not chosen, judged now; `None` before a first decision.
+    pub rejected: Option<Rejections>,
+}
+
+/// What a policy would decide now; nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementPreview {
+    /// The stack.
+    pub stack_id: StackId,
+    /// The policy tried.
+    pub policy: PlacementPolicy,
+    /// The agents it would choose, ordered by id.
+    pub chosen: Vec<AgentId>,
+    /// The others.
+    pub rejected: Rejections,
+}
+
+fn no_policy(stack: StackId) -> Error {
+    Error::not_found("placement policy of stack", stack)
+}
+
+impl ControlPlane {
+    /// Checks that `caller` may manage the stack's placement (`NotFound` for another
+    /// generator's stack, `Forbidden` for agents).
+    async fn placeable_stack(&self, caller: &Actor, stack: StackId) -> Result<()> {
+        access::require_admin_or_generator(caller)?;
+        let found = self.inner.store.get_stack(stack).await?;
+        if !access::sees_owned_by(caller, found.generator_id) {
+            return Err(Error::not_found("stack", stack));
+        }
+        Ok(())
+    }
+
+    /// Checks a policy against the registry: its placement exists and accepts it.
+    pub fn check_policy(&self, policy: &PlacementPolicy) -> Result<()> {
+        let placement = self.inner.placements.for_policy(policy).map_err(|err| {
+            Error::invalid(
+                "unknown_placement",
+                format!("invalid placement policy: {err}"),
+            )
+        })?;
+        policy
+            .validate()
+            .and_then(|()| placement.validate(policy))
+            .map_err(|err| Error::InvalidPolicy(err.0))
+    }
+
+    /// Explains a stored placement against the index now.
+    async fn explain(
+        &self,
+        placement: StackPlacement,
+        page: RejectionPage,
+    ) -> Result<PlacementView> {
+        let Some(decision) = placement.decision.clone() else {
+            return Ok(PlacementView {
+                placement,
+                rejected: None,
+            });
+        };
+        let Ok(placer) = self.inner.placements.for_policy(&placement.policy).cloned() else {
+            // Its placement is no longer registered: the stored choice stands, unexplained.
+            return Ok(PlacementView {
+                placement,
+                rejected: Some(Rejections::default()),
+            });
+        };
+        let policy = placement.policy.clone();
+        let rejected = self
+            .with_index(move |index, clock| {
+                let live = index.decide(placer.as_ref(), &policy, &decision.chosen, clock, true);
+                Rejections::summarize(live.rejected, &decision.chosen, page)
+            })
+            .await?;
+        Ok(PlacementView {
+            placement,
+            rejected: Some(rejected),
+        })
+    }
+
+    /// A stack's placement: the policy, the stored decision and why the other agents
+    /// are not chosen (judged now, from memory: no agent is read from the store).
+    /// `NotFound` when the stack has no policy.
+    pub async fn stack_placement(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        page: RejectionPage,
+    ) -> Result<PlacementView> {
+        self.placeable_stack(caller, stack).await?;
+        let placement = self
+            .inner
+            .store
+            .get_placement(stack)
+            .await?
+            .ok_or_else(|| no_policy(stack))?;
+        self.explain(placement, page).await
+    }
+
+    /// Sets a stack's policy and decides at once: when it returns, the decision is
+    /// recorded and its placement targets are in place.
+    pub async fn set_placement_policy(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        policy: PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<PlacementView> {
+        self.placeable_stack(caller, stack).await?;
+        self.check_policy(&policy)?;
+        {
+            let _turn = self.record_lock().await;
+            self.inner
+                .store
+                .set_placement_policy(caller, stack, Some(policy))
+                .await?
+                .ok_or_else(|| no_policy(stack))?;
+            self.decide_stack_locked(stack).await?;
+        }
+        let placement = self
+            .inner
+            .store
+            .get_placement(stack)
+            .await?
+            .ok_or_else(|| no_policy(stack))?;
+        self.explain(placement, page).await
+    }
+
+    /// Removes a stack's policy; the agents it placed the stack on receive a removal
+    /// (direct targets stay). `NotFound` when the stack has no policy.
+    pub async fn remove_placement_policy(&self, caller: &Actor, stack: StackId) -> Result<()> {
+        self.placeable_stack(caller, stack).await?;
+        let _turn = self.record_lock().await;
+        if self.inner.store.get_placement(stack).await?.is_none() {
+            return Err(no_policy(stack));
+        }
+        self.inner
+            .store
+            .set_placement_policy(caller, stack, None)
+            .await?;
+        self.with_index(move |index, _| index.remove_stack(stack))
+            .await?;
+        Ok(())
+    }
+
+    /// What `policy` would decide for the stack now, keeping the stored decision's
+    /// agents while they fit; stores nothing.
+    pub async fn preview_placement(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        policy: PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<PlacementPreview> {
+        self.placeable_stack(caller, stack).await?;
+        self.check_policy(&policy)?;
+        let current = self
+            .inner
+            .store
+            .get_placement(stack)
+            .await?
+            .and_then(|p| p.decision)
+            .map(|d| d.chosen)
+            .unwrap_or_default();
+        let placer = self
+            .inner
+            .placements
+            .for_policy(&policy)
+            .cloned()
+            .map_err(|err| Error::invalid("unknown_placement", err.to_string()))?;
+        let tried = policy.clone();
+        let (chosen, rejected) = self
+            .with_index(move |index, clock| {
+                let decision = index.decide(placer.as_ref(), &tried, &current, clock, true);
+                let rejected = Rejections::summarize(decision.rejected, &decision.chosen, page);
+                (decision.chosen, rejected)
+            })
+            .await?;
+        Ok(PlacementPreview {
+            stack_id: stack,
+            policy,
+            chosen,
+            rejected,
+        })
+    }
+}

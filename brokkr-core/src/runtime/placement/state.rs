@@ -1,0 +1,251 @@
+//! The control plane's placement machinery: the [`Index`] (loaded from the store once,
+//! then kept current from changes) and the path from a change to recorded decisions.
+//!
+//! Every decision that is recorded goes through one async lock, so the index's chosen
+//! sets and the store's never diverge by two writers interleaving; reads (a `GET`, a
+//! preview) only take the index's short lock. A failed write forgets the index: the
+//! next use reloads it from the store.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Utc;
+
+use super::controller::{all_placements, chrono_duration, live_agents};
+use super::index::{Clock, Index};
+use crate::runtime::{ControlPlane, Result};
+use crate::store::Error as StoreError;
+use crate::{Actor, AgentId, PlacementDecision, StackId};
+
+/// The placement index and the lock that orders recorded decisions.
+#[derive(Debug, Default)]
+pub struct PlacementState {
+    index: Mutex<Option<Index>>,
+    record: tokio::sync::Mutex<()>,
+}
+
+impl PlacementState {
+    fn lock(&self) -> MutexGuard<'_, Option<Index>> {
+        // Every update of the index is applied whole under the lock; a panic in the
+        // middle of one is a bug in a placement, and the next failed write or resync
+        // rebuilds the index anyway.
+        crate::sync::lock(&self.index)
+    }
+}
+
+/// What a batch of recorded decisions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Decisions written.
+    pub recorded: usize,
+    /// Of those, decisions that moved the stack (placement targets added or removed).
+    pub moved: usize,
+}
+
+impl ControlPlane {
+    pub(crate) fn placement_state(&self) -> &Arc<PlacementState> {
+        &self.inner.placement_state
+    }
+
+    pub(crate) fn placement_clock(&self) -> Clock {
+        Clock {
+            now: Utc::now(),
+            stale_after: chrono_duration(self.inner.settings.stale_after),
+        }
+    }
+
+    /// Loads the index from the store unless it is loaded.
+    async fn ensure_index(&self) -> Result<()> {
+        if self.placement_state().lock().is_some() {
+            return Ok(());
+        }
+        self.reload_index().await
+    }
+
+    /// Reloads every live agent and placement from the store: the start, and the
+    /// periodic safety net.
+    pub(crate) async fn reload_index(&self) -> Result<()> {
+        let store = self.inner.store.as_ref();
+        let agents = live_agents(store, &self.inner.heartbeats).await?;
+        let placements = all_placements(store).await?;
+        let registry = self.inner.placements.clone();
+        let index = tokio::task::spawn_blocking(move || Index::load(agents, placements, &registry))
+            .await
+            .map_err(crate::runtime::Error::Task)?;
+        *self.placement_state().lock() = Some(index);
+        Ok(())
+    }
+
+    /// Runs `f` on the loaded index (loading it first), with pending heartbeats merged,
+    /// off the async workers.
+    pub(crate) async fn with_index<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Index, Clock) -> T + Send + 'static,
+    {
+        let mut f = f;
+        loop {
+            self.ensure_index().await?;
+            let state = Arc::clone(self.placement_state());
+            let heartbeats = Arc::clone(&self.inner.heartbeats);
+            let clock = self.placement_clock();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let mut guard = state.lock();
+                match guard.as_mut() {
+                    Some(index) => {
+                        index.agents.merge_pending(&heartbeats);
+                        Ok(f(index, clock))
+                    }
+                    None => Err(f),
+                }
+            })
+            .await
+            .map_err(crate::runtime::Error::Task)?;
+            match outcome {
+                Ok(value) => return Ok(value),
+                // Forgotten meanwhile by a failed write: load it again.
+                Err(back) => f = back,
+            }
+        }
+    }
+
+    /// An agent was registered, changed (labels, annotations, status, capabilities)
+    /// or deleted: updates the placement index at once and records the decisions that
+    /// change, recomputing only the stacks the change can affect. Call it after the
+    /// change is stored; when it returns, placement reads and decisions reflect it.
+    pub async fn agent_changed(&self, agent: AgentId) -> Result<Recorded> {
+        self.agents_changed(&[agent]).await
+    }
+
+    /// [`ControlPlane::agent_changed`] for several agents.
+    pub async fn agents_changed(&self, agents: &[AgentId]) -> Result<Recorded> {
+        let _turn = self.placement_state().record.lock().await;
+        let mut total = Recorded::default();
+        for &id in agents {
+            let after = match self.inner.store.get_agent(id).await {
+                Ok(agent) if agent.deleted_at.is_none() => Some(agent),
+                Ok(_) | Err(StoreError::NotFound { .. }) => None,
+                Err(err) => return Err(err.into()),
+            };
+            let registry = self.inner.placements.clone();
+            let changed = self
+                .with_index(move |index, clock| index.agent_changed(id, after, &registry, clock))
+                .await?;
+            let done = self.record_chosen(changed).await?;
+            total.recorded += done.recorded;
+            total.moved += done.moved;
+        }
+        Ok(total)
+    }
+
+    /// Reloads the index and decides every stack again (the periodic safety net, which
+    /// also notices agents going stale and `evict_after_secs` running out).
+    pub(crate) async fn resync_placements(&self) -> Result<(usize, Recorded)> {
+        let _turn = self.placement_state().record.lock().await;
+        self.reload_index().await?;
+        let registry = self.inner.placements.clone();
+        let (computed, changed) = self
+            .with_index(move |index, clock| {
+                (
+                    index.stack_ids().len(),
+                    index.recompute_all(&registry, clock),
+                )
+            })
+            .await?;
+        Ok((computed, self.record_chosen(changed).await?))
+    }
+
+    /// A stack's policy changed elsewhere (another path than this control plane's
+    /// operations): reload it and decide it again.
+    pub(crate) async fn stack_policy_changed(&self, stack: StackId) -> Result<Recorded> {
+        let _turn = self.placement_state().record.lock().await;
+        self.decide_stack_locked(stack).await
+    }
+
+    /// Reloads one stack's placement from the store, decides it and records the
+    /// decision if it changed. The caller holds the record lock.
+    pub(crate) async fn decide_stack_locked(&self, stack: StackId) -> Result<Recorded> {
+        let stored = match self.inner.store.get_placement(stack).await {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound { .. }) => None,
+            Err(err) => return Err(err.into()),
+        };
+        let registry = self.inner.placements.clone();
+        let changed = self
+            .with_index(move |index, clock| {
+                let Some(stored) = stored else {
+                    index.remove_stack(stack);
+                    return Vec::new();
+                };
+                let decided = stored.decision.is_some();
+                let current = stored.decision.map(|d| d.chosen).unwrap_or_default();
+                let Ok(placement) = registry.for_policy(&stored.policy) else {
+                    index.set_stack(stack, stored.policy, current, &registry);
+                    return Vec::new();
+                };
+                let chosen = index
+                    .decide(placement.as_ref(), &stored.policy, &current, clock, false)
+                    .chosen;
+                // An undecided stack records even an empty choice, so it has a decision.
+                let unchanged = decided && chosen == current;
+                index.set_stack(stack, stored.policy, chosen.clone(), &registry);
+                if unchanged {
+                    Vec::new()
+                } else {
+                    vec![(stack, chosen)]
+                }
+            })
+            .await?;
+        self.record_chosen(changed).await
+    }
+
+    pub(crate) async fn record_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.placement_state().record.lock().await
+    }
+
+    /// Writes chosen sets already in the index. A stack deleted (or whose policy was
+    /// removed) meanwhile is dropped from the index; any other failure forgets the
+    /// index, so the next use reloads what the store really holds.
+    pub(crate) async fn record_chosen(
+        &self,
+        changed: Vec<(StackId, Vec<AgentId>)>,
+    ) -> Result<Recorded> {
+        let mut done = Recorded::default();
+        for (stack, chosen) in changed {
+            let count = chosen.len();
+            let decision = PlacementDecision {
+                chosen,
+                rejected: Vec::new(),
+            };
+            match self
+                .inner
+                .store
+                .record_placement(&Actor::System, stack, decision)
+                .await
+            {
+                Ok(change) => {
+                    done.recorded += 1;
+                    if !change.added.is_empty() || !change.removed.is_empty() {
+                        done.moved += 1;
+                        tracing::info!(
+                            %stack,
+                            chosen = count,
+                            added = change.added.len(),
+                            removed = change.removed.len(),
+                            "placement decision changed"
+                        );
+                    }
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    if let Some(index) = self.placement_state().lock().as_mut() {
+                        index.remove_stack(stack);
+                    }
+                }
+                Err(err) => {
+                    *self.placement_state().lock() = None;
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(done)
+    }
+}
