@@ -1,7 +1,10 @@
 //! Placement cost over 10,000 agents: one decision for a few policy shapes, then the
 //! cost of keeping 10,000 stacks' decisions current after one agent changes (find the
 //! affected stacks with `DefaultPlacement::affects`, recompute only those), against
-//! recomputing every decision.
+//! recomputing every decision; then the same changes through the runtime's placement
+//! index (stacks found by the keys they read and the agents they chose, updated
+//! incrementally when an agent joins or drops out), and the cost of explaining one
+//! stack's placement from the index, as `GET /stacks/{id}/placement` does.
 //!
 //! `cargo bench -p brokkr-core --bench placement`
 
@@ -294,7 +297,7 @@ struct Stack {
     decision: PlacementDecision,
 }
 
-fn many_stacks(agents: &[Agent]) {
+fn many_stacks(agents: &[Agent]) -> Vec<Stack> {
     let mut rng = Rng(7);
     let policies: Vec<PlacementPolicy> = (0..STACKS).map(|_| mk_policy(&mut rng)).collect();
     println!("\n{STACKS} stacks (mixed policies) over {AGENTS} agents");
@@ -406,6 +409,132 @@ fn many_stacks(agents: &[Agent]) {
     let mut grown = agents.to_vec();
     grown.push(new.clone());
     incremental("a new agent registers (prod)", &stacks, &grown, None, &new);
+    stacks
+}
+
+/// The same changes through the runtime's index, and `GET` of one placement.
+fn indexed(agents: &[Agent], stacks: &[Stack]) {
+    use brokkr_core::placement::PlacementRegistry;
+    use brokkr_core::runtime::placement::index::{Clock, Index};
+    use brokkr_core::runtime::placement::{RejectionPage, Rejections};
+    use brokkr_core::{StackId, StackPlacement};
+
+    let registry = PlacementRegistry::default();
+    let clock = Clock {
+        now: now(),
+        stale_after: STALE_AFTER,
+    };
+    let load = |agents: &[Agent]| {
+        let placements = stacks
+            .iter()
+            .enumerate()
+            .map(|(i, stack)| StackPlacement {
+                stack_id: StackId(Uuid::from_u128(i as u128 + 1)),
+                policy: stack.policy.clone(),
+                decision: Some(stack.decision.clone()),
+                updated_at: now(),
+                decided_at: Some(now()),
+            })
+            .collect();
+        Index::load(agents.to_vec(), placements, &registry)
+    };
+    println!("\nthrough the runtime's placement index ({STACKS} stacks, {AGENTS} agents)");
+    let busiest = {
+        let mut times: HashMap<AgentId, usize> = HashMap::new();
+        for stack in stacks {
+            for agent in &stack.decision.chosen {
+                *times.entry(*agent).or_default() += 1;
+            }
+        }
+        times
+            .into_iter()
+            .max_by_key(|(id, n)| (*n, std::cmp::Reverse(*id)))
+            .expect("some agent is chosen")
+    };
+    let index_of = |id: AgentId| agents.iter().position(|a| a.id == id).expect("present");
+    let (busy, quiet) = (index_of(busiest.0), agents.len() / 2);
+    let relabel = |agent: &Agent| {
+        let mut after = agent.clone();
+        after.labels.insert("region".into(), "us-west".into());
+        after.labels.insert("tier".into(), "prod".into());
+        after
+    };
+    let bigger = |agent: &Agent| {
+        let mut after = agent.clone();
+        after.capabilities.allocatable_cpu_millis = Some(256_000);
+        after
+    };
+    let disabled = |agent: &Agent| {
+        let mut after = agent.clone();
+        after.status = AgentStatus::Inactive;
+        after
+    };
+    type Change<'a> = (&'a str, usize, &'a dyn Fn(&Agent) -> Agent);
+    let changes: [Change<'_>; 5] = [
+        ("busiest: region+tier labels change", busy, &relabel),
+        ("busiest: disabled", busy, &disabled),
+        ("busiest: allocatable CPU grows", busy, &bigger),
+        ("other: region+tier labels change", quiet, &relabel),
+        ("other: allocatable CPU grows", quiet, &bigger),
+    ];
+    println!(
+        "  {:<38} {:>10} {:>10}   (busiest chosen by {} stacks)",
+        "change", "ms", "changed", busiest.1
+    );
+    for (name, i, change) in changes {
+        let mut index = load(agents);
+        let after = change(&agents[i]);
+        let started = Instant::now();
+        let changed = index.agent_changed(after.id, Some(after.clone()), &registry, clock);
+        let took = started.elapsed();
+        // Soundness spot check (not timed): every changed or sampled stack chooses what
+        // a full decision over the changed agents chooses.
+        let mut all = agents.to_vec();
+        all[i] = after;
+        let changed_ids: HashMap<StackId, &Vec<AgentId>> =
+            changed.iter().map(|(id, c)| (*id, c)).collect();
+        for (n, stack) in stacks.iter().enumerate().step_by(53) {
+            let id = StackId(Uuid::from_u128(n as u128 + 1));
+            let now_chosen = changed_ids.get(&id).map_or(&stack.decision.chosen, |c| *c);
+            if !stack.policy.rebalance {
+                assert_eq!(
+                    &choose(&stack.policy, &all, &stack.decision.chosen),
+                    now_chosen,
+                    "{name}: stack {n}"
+                );
+            }
+        }
+        println!("  {name:<38} {:>10.1} {:>10}", ms(took), changed.len());
+    }
+
+    let index = load(agents);
+    let mut samples = Vec::with_capacity(RUNS);
+    let mut rng = Rng(5);
+    for _ in 0..RUNS {
+        let n = rng.below(stacks.len());
+        let stack = &stacks[n];
+        let started = Instant::now();
+        let live = index.decide(
+            &DefaultPlacement,
+            &stack.policy,
+            &stack.decision.chosen,
+            clock,
+            true,
+        );
+        let summary = Rejections::summarize(
+            live.rejected,
+            &stack.decision.chosen,
+            RejectionPage::default(),
+        );
+        samples.push(started.elapsed());
+        black_box(summary);
+    }
+    samples.sort_unstable();
+    println!(
+        "  GET of one placement (explained from the index, 100 rejected listed): p50 {:.2} ms, p99 {:.2} ms",
+        ms(percentile(&samples, 0.50)),
+        ms(percentile(&samples, 0.99))
+    );
 }
 
 /// Finds the stacks one agent's change affects, recomputes them, and checks a sample
@@ -468,5 +597,6 @@ fn main() {
     let mut rng = Rng(42);
     let agents: Vec<Agent> = (0..AGENTS).map(|n| mk_agent(&mut rng, n)).collect();
     one_stack(&agents);
-    many_stacks(&agents);
+    let stacks = many_stacks(&agents);
+    indexed(&agents, &stacks);
 }

@@ -260,14 +260,20 @@ impl Index {
             now: clock.now,
             stale_after: clock.stale_after,
         };
-        if explain {
+        let mut decision = if explain {
             placement.place(&input)
         } else {
             PlacementDecision {
                 chosen: placement.choose(&input),
                 rejected: Vec::new(),
             }
-        }
+        };
+        // A custom placement may answer in any order; stored sets, lookups and pages
+        // rely on id order.
+        decision.chosen.sort_unstable();
+        decision.chosen.dedup();
+        decision.rejected.sort_by_key(|(id, _)| *id);
+        decision
     }
 
     /// Every stack's decision again, from scratch: the chosen sets that differ from
