@@ -1,0 +1,145 @@
+//! Assertions and listing helpers the cases share.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::WAKE_TIMEOUT;
+use crate::change::TargetStateWatch;
+use crate::id::{AgentEventId, AgentId, StackId};
+use crate::model::{Agent, AuditRecord, HealthReport, Stack};
+use crate::page::{MAX_LIMIT, Order, Page, PageRequest};
+use crate::store::{AgentEventFilter, AgentFilter, AuditFilter, Error, Result, StackFilter, Store};
+use crate::target_state::TargetState;
+
+#[track_caller]
+pub(super) fn expect_not_found<T: Debug>(result: Result<T>, kind: &str) {
+    match result {
+        Err(Error::NotFound { kind: got, .. }) => {
+            assert_eq!(got, kind, "NotFound names the wrong kind of resource");
+        }
+        other => panic!("expected NotFound({kind}), got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub(super) fn expect_conflict<T: Debug>(result: Result<T>) {
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected Conflict, got {result:?}"
+    );
+}
+
+#[track_caller]
+pub(super) fn expect_invalid<T: Debug>(result: Result<T>) {
+    assert!(
+        matches!(result, Err(Error::Invalid(_))),
+        "expected Invalid, got {result:?}"
+    );
+}
+
+/// Every row of a listing, walking pages of `limit` rows in `order`.
+pub(super) async fn walk<T>(
+    limit: u32,
+    order: Order,
+    fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>,
+) -> Vec<T> {
+    let mut request = PageRequest {
+        limit,
+        cursor: None,
+        order,
+    };
+    let mut rows = Vec::new();
+    for _ in 0..10_000 {
+        let page = fetch(request.clone()).await.expect("listing succeeds");
+        assert!(
+            page.items.len() <= limit as usize,
+            "page longer than its limit"
+        );
+        rows.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => request = request.after(cursor),
+            None => return rows,
+        }
+    }
+    panic!("pagination does not terminate")
+}
+
+/// Every row of a listing, ascending.
+pub(super) async fn all<T>(fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>) -> Vec<T> {
+    walk(MAX_LIMIT, Order::Ascending, fetch).await
+}
+
+pub(super) async fn all_audit(store: &dyn Store) -> Vec<AuditRecord> {
+    all(async |p| store.list_audit_records(&AuditFilter::default(), &p).await).await
+}
+
+pub(super) async fn all_stacks(store: &dyn Store, filter: StackFilter) -> Vec<Stack> {
+    all(async |p| store.list_stacks(&filter, &p).await).await
+}
+
+pub(super) async fn all_agents(store: &dyn Store, filter: AgentFilter) -> Vec<Agent> {
+    all(async |p| store.list_agents(&filter, &p).await).await
+}
+
+pub(super) async fn all_events(store: &dyn Store, filter: AgentEventFilter) -> Vec<AgentEventId> {
+    all(async |p| store.list_agent_events(&filter, &p).await)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+pub(super) async fn stack_health(store: &dyn Store, stack: StackId) -> Vec<HealthReport> {
+    store.stack_health(stack).await.expect("stack health")
+}
+
+pub(super) async fn target_state(store: &dyn Store, agent: AgentId) -> TargetState {
+    store.target_state(agent).await.expect("target state")
+}
+
+pub(super) async fn expect_wake(watch: &mut TargetStateWatch, what: &str) {
+    assert!(
+        tokio::time::timeout(WAKE_TIMEOUT, watch.changed())
+            .await
+            .is_ok(),
+        "the watch did not wake after {what}"
+    );
+}
+
+pub(super) fn include_deleted_stacks() -> StackFilter {
+    StackFilter {
+        include_deleted: true,
+        ..Default::default()
+    }
+}
+
+/// A time between two writes, clear of clock granularity on either side.
+pub(super) async fn instant_between_writes() -> DateTime<Utc> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let at = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    at
+}
+
+/// Walks a listing with limits 1, 2 and a large one, both ways, and checks that every
+/// row comes exactly once, in key order.
+pub(super) async fn check_walks<T, K: Ord + Clone + Debug>(
+    what: &str,
+    mut expected: Vec<K>,
+    key: impl Fn(&T) -> K,
+    fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>,
+) {
+    expected.sort();
+    for limit in [1, 2, MAX_LIMIT] {
+        for order in [Order::Ascending, Order::Descending] {
+            let walked: Vec<K> = walk(limit, order, &fetch).await.iter().map(&key).collect();
+            let mut want = expected.clone();
+            if order == Order::Descending {
+                want.reverse();
+            }
+            assert_eq!(walked, want, "{what}, limit {limit}, {order:?}");
+        }
+    }
+}
