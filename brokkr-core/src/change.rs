@@ -129,6 +129,25 @@ impl ChangeFeed {
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
+
+    /// The next change already published, without waiting: `None` when there is none
+    /// (or the hub is gone). A feed that fell behind gets [`TargetChange::All`].
+    pub fn try_next(&mut self) -> Option<Arc<TargetChange>> {
+        match self.receiver.try_recv() {
+            Ok(change) => Some(change),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Arc::new(TargetChange::All)),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => {
+                None
+            }
+        }
+    }
+
+    /// A second feed of the same hub, seeing every change published from now on.
+    pub fn resubscribe(&self) -> ChangeFeed {
+        ChangeFeed {
+            receiver: self.receiver.resubscribe(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,18 +13,20 @@ use crate::{Backend, SqlStore, StoreConfig, notify};
 pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
     let backend = backend_of(&config.url)?;
     let hub = ChangeHub::default();
+    let origin = notify::origin();
     let store = match backend {
         Backend::Postgres => {
             let pool = Database::connect(options(&config, config.max_connections))
                 .await
                 .map_err(db)?;
             migrate(&config, &pool).await?;
-            let listener = notify::listen(&config.url, hub.clone()).await?;
+            let listener = notify::listen(&config.url, hub.clone(), origin.clone()).await?;
             SqlStore {
                 backend,
                 reader: pool.clone(),
                 writer: pool,
                 hub,
+                origin: origin.clone(),
                 _listener: Some(listener),
             }
         }
@@ -40,6 +42,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 reader: pool.clone(),
                 writer: pool,
                 hub,
+                origin: origin.clone(),
                 _listener: None,
             }
         }
@@ -58,6 +61,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 reader,
                 writer,
                 hub,
+                origin: origin.clone(),
                 _listener: None,
             }
         }

@@ -114,6 +114,9 @@ pub struct SqlStore {
     /// Write transactions. On SQLite a pool of exactly one connection.
     writer: DatabaseConnection,
     hub: ChangeHub,
+    /// Tags this store's notifications, so its own listener skips what the store
+    /// already published locally at commit.
+    origin: std::sync::Arc<str>,
     _listener: Option<notify::ListenerGuard>,
 }
 

@@ -1,9 +1,12 @@
 //! Cross-replica change notification on PostgreSQL.
 //!
 //! Writers send `pg_notify(CHANNEL, payload)` inside their transaction, where the
-//! payload is comma-separated agent ids (split to stay under PostgreSQL's 8,000-byte
-//! payload limit) or `*` for every agent. One task per store holds a `LISTEN`
-//! connection and publishes what arrives into the store's hub. Notifications are lost
+//! payload is the writing store's origin tag, `|`, then comma-separated agent ids
+//! (split to stay under PostgreSQL's 8,000-byte payload limit) or `*` for every agent.
+//! One task per store holds a `LISTEN` connection and publishes what arrives into the
+//! store's hub, except its own notifications: the writer published those locally at
+//! commit already, and a second invalidation would cost every affected agent a
+//! second query. Notifications are lost
 //! while that connection is down, so after every reconnect the task publishes
 //! `TargetChange::All`: a spurious wake-up is allowed, a missed one is not.
 
@@ -32,16 +35,27 @@ impl Drop for ListenerGuard {
     }
 }
 
-/// The payloads announcing `agents`, none when the list is empty.
-pub(crate) fn payloads(agents: &[AgentId]) -> Vec<String> {
+/// A fresh origin tag for one store.
+pub(crate) fn origin() -> std::sync::Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
+}
+
+/// The payloads announcing `agents` from `origin`, none when the list is empty.
+pub(crate) fn payloads(origin: &str, agents: &[AgentId]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
+    let start = |current: &mut String| {
+        current.push_str(origin);
+        current.push('|');
+    };
     for agent in agents {
         let id = agent.to_string();
-        if !current.is_empty() && current.len() + 1 + id.len() > MAX_PAYLOAD {
+        if current.is_empty() {
+            start(&mut current);
+        } else if current.len() + 1 + id.len() > MAX_PAYLOAD {
             out.push(std::mem::take(&mut current));
-        }
-        if !current.is_empty() {
+            start(&mut current);
+        } else {
             current.push(',');
         }
         current.push_str(&id);
@@ -52,18 +66,29 @@ pub(crate) fn payloads(agents: &[AgentId]) -> Vec<String> {
     out
 }
 
-fn parse(payload: &str) -> TargetChange {
-    if payload == ALL {
-        return TargetChange::All;
+/// What a payload announces, `None` when it came from `own` origin. A payload
+/// without an origin (an older writer) counts as another replica's.
+fn parse(payload: &str, own: &str) -> Option<TargetChange> {
+    let body = match payload.split_once('|') {
+        Some((origin, _)) if origin == own => return None,
+        Some((_, body)) => body,
+        None => payload,
+    };
+    if body == ALL {
+        return Some(TargetChange::All);
     }
-    let agents: Result<Vec<AgentId>, _> = payload.split(',').map(str::parse).collect();
+    let agents: Result<Vec<AgentId>, _> = body.split(',').map(str::parse).collect();
     // A payload we cannot read may still have been meant for any watch.
-    agents.map_or(TargetChange::All, TargetChange::Agents)
+    Some(agents.map_or(TargetChange::All, TargetChange::Agents))
 }
 
 /// Connects the listener (so that no notification sent after `connect` returns is
 /// missed) and spawns the task that forwards notifications into `hub`.
-pub(crate) async fn listen(url: &str, hub: ChangeHub) -> Result<ListenerGuard> {
+pub(crate) async fn listen(
+    url: &str,
+    hub: ChangeHub,
+    origin: std::sync::Arc<str>,
+) -> Result<ListenerGuard> {
     let mut listener = PgListener::connect(url)
         .await
         .map_err(|e| Error::Backend(Box::new(e)))?;
@@ -71,17 +96,19 @@ pub(crate) async fn listen(url: &str, hub: ChangeHub) -> Result<ListenerGuard> {
         .listen(CHANNEL)
         .await
         .map_err(|e| Error::Backend(Box::new(e)))?;
-    let task = tokio::spawn(forward(listener, hub));
+    let task = tokio::spawn(forward(listener, hub, origin));
     Ok(ListenerGuard(task.abort_handle()))
 }
 
-async fn forward(mut listener: PgListener, hub: ChangeHub) {
+async fn forward(mut listener: PgListener, hub: ChangeHub, origin: std::sync::Arc<str>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 backoff = Duration::from_millis(100);
-                hub.publish(parse(notification.payload()));
+                if let Some(change) = parse(notification.payload(), &origin) {
+                    hub.publish(change);
+                }
             }
             // The connection was lost and re-established: whatever was sent in
             // between is gone.
@@ -103,19 +130,22 @@ mod tests {
     #[test]
     fn payloads_split_below_the_limit_and_parse_back() {
         let agents: Vec<AgentId> = (0..500).map(|_| AgentId::new()).collect();
-        let chunks = payloads(&agents);
+        let chunks = payloads("writer", &agents);
         assert!(chunks.len() > 1);
         assert!(chunks.iter().all(|p| p.len() < MAX_PAYLOAD));
         let parsed: Vec<AgentId> = chunks
             .iter()
-            .flat_map(|p| match parse(p) {
-                TargetChange::Agents(a) => a,
-                TargetChange::All => panic!("chunk {p} did not parse"),
+            .flat_map(|p| match parse(p, "reader") {
+                Some(TargetChange::Agents(a)) => a,
+                other => panic!("chunk {p} did not parse: {other:?}"),
             })
             .collect();
         assert_eq!(parsed, agents);
-        assert!(payloads(&[]).is_empty());
-        assert_eq!(parse("*"), TargetChange::All);
-        assert_eq!(parse("garbage"), TargetChange::All);
+        assert!(payloads("writer", &[]).is_empty());
+        assert_eq!(parse("*", "reader"), Some(TargetChange::All));
+        assert_eq!(parse("writer|*", "reader"), Some(TargetChange::All));
+        assert_eq!(parse("garbage", "reader"), Some(TargetChange::All));
+        // Its own notifications a store published locally already.
+        assert!(chunks.iter().all(|p| parse(p, "writer").is_none()));
     }
 }

@@ -52,9 +52,11 @@ impl SqlStore {
         })
     }
 
-    /// Commits, then wakes the watches of the affected agents: on PostgreSQL through
-    /// `pg_notify` sent inside the transaction (delivered on commit, to every replica),
-    /// on SQLite directly into this store's hub.
+    /// Commits, then wakes the watches of the affected agents: in this store's hub
+    /// directly, before returning, so a caller reads its own writes through any cache
+    /// the hub invalidates; and on PostgreSQL also through `pg_notify` sent inside the
+    /// transaction (delivered on commit to every replica; this store's own listener
+    /// skips it, tagged with its origin).
     pub(crate) async fn commit(&self, write: Write) -> Result<()> {
         let Write {
             tx,
@@ -65,7 +67,7 @@ impl SqlStore {
         affected.sort_unstable();
         affected.dedup();
         if backend == Backend::Postgres {
-            for payload in notify::payloads(&affected) {
+            for payload in notify::payloads(&self.origin, &affected) {
                 tx.execute_raw(sql::stmt(
                     backend,
                     "SELECT pg_notify(?, ?)",
@@ -76,7 +78,7 @@ impl SqlStore {
             }
         }
         tx.commit().await.map_err(db)?;
-        if backend == Backend::Sqlite {
+        if !affected.is_empty() {
             self.hub.publish(TargetChange::Agents(affected));
         }
         Ok(())

@@ -13,6 +13,11 @@
 //!   the agent (or, for [`TargetChange::All`], everybody) with a tick of a logical
 //!   clock, and a fetch inserts only if no stamp is newer than the tick it started at.
 //!   Stamps are kept only for agents with a fetch in flight, so they stay bounded.
+//! - A change this process committed is dropped before the next read: the store
+//!   publishes it into its hub before the write returns, and every read first drains
+//!   the changes already published (a non-blocking receive under the lock it takes
+//!   anyway), so a control plane reads its own writes without waiting for the
+//!   invalidator task.
 //! - Long polls watch the cache's own relay ([`TargetStateCache::watch`]), which
 //!   republishes each change *after* dropping the entries it names. A poll that makes
 //!   its watch and then reads a stale entry is therefore woken when that entry goes,
@@ -68,6 +73,9 @@ struct Inner {
     /// The tick of the latest `All`.
     all_invalidated_at: u64,
     fetches: HashMap<AgentId, InFlight>,
+    /// Changes published but perhaps not yet seen by the invalidator task, drained by
+    /// every read.
+    published: Option<ChangeFeed>,
 }
 
 /// Target states by agent, bounded, invalidated by the store's change feed. See the
@@ -104,8 +112,12 @@ impl TargetStateCache {
         store: &dyn Store,
         agent: AgentId,
     ) -> Result<Arc<CachedTargetState>, Error> {
-        if let Some(hit) = self.lock().entries.get(&agent) {
-            return Ok(Arc::clone(hit));
+        {
+            let mut inner = self.lock();
+            drain_published(&mut inner);
+            if let Some(hit) = inner.entries.get(&agent) {
+                return Ok(Arc::clone(hit));
+            }
         }
         let fetch = self.begin_fetch(agent);
         let (row, state) = futures::join!(store.get_agent(agent), store.target_state(agent));
@@ -129,11 +141,18 @@ impl TargetStateCache {
 
     /// Drops the entries each change of `feed` names, then republishes the change to
     /// the watches of [`TargetStateCache::watch`], until the returned task is aborted.
+    ///
+    /// The entries are dropped through a second feed of the same hub, which every read
+    /// drains too: whoever sees a change first applies it, exactly once, and the task
+    /// relays it only after it was applied.
     pub fn spawn_invalidator(self: Arc<Self>, mut feed: ChangeFeed) -> tokio::task::JoinHandle<()> {
+        self.lock().published = Some(feed.resubscribe());
         tokio::spawn(async move {
             loop {
                 let change = feed.next().await;
-                self.apply(&change);
+                // The second feed got this change at the same instant: draining it
+                // applies this change (and any after it) unless a read already did.
+                drain_published(&mut self.lock());
                 self.relay.publish(TargetChange::clone(&change));
             }
         })
@@ -156,23 +175,7 @@ impl TargetStateCache {
     }
 
     fn apply(&self, change: &TargetChange) {
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let tick = inner.clock;
-        match change {
-            TargetChange::Agents(agents) => {
-                for agent in agents {
-                    inner.entries.remove(agent);
-                    if let Some(fetch) = inner.fetches.get_mut(agent) {
-                        fetch.invalidated_at = tick;
-                    }
-                }
-            }
-            TargetChange::All => {
-                inner.entries.clear();
-                inner.all_invalidated_at = tick;
-            }
-        }
+        apply_to(&mut self.lock(), change);
     }
 
     fn begin_fetch(&self, agent: AgentId) -> Fetch<'_> {
@@ -184,6 +187,33 @@ impl TargetStateCache {
             started_at: inner.clock,
             done: false,
         }
+    }
+}
+
+/// Drops the entries `change` names and stamps in-flight fetches.
+fn apply_to(inner: &mut Inner, change: &TargetChange) {
+    inner.clock += 1;
+    let tick = inner.clock;
+    match change {
+        TargetChange::Agents(agents) => {
+            for agent in agents {
+                inner.entries.remove(agent);
+                if let Some(fetch) = inner.fetches.get_mut(agent) {
+                    fetch.invalidated_at = tick;
+                }
+            }
+        }
+        TargetChange::All => {
+            inner.entries.clear();
+            inner.all_invalidated_at = tick;
+        }
+    }
+}
+
+/// Applies every change published since the last drain.
+fn drain_published(inner: &mut Inner) {
+    while let Some(change) = inner.published.as_mut().and_then(ChangeFeed::try_next) {
+        apply_to(inner, &change);
     }
 }
 

@@ -1,17 +1,20 @@
-//! A starter control plane that embeds Brokkr's store: the whole life of one stack,
-//! from creation to removal, as a program would drive it through `brokkr_core::Store`.
+//! A starter control plane that embeds Brokkr: the whole life of one stack, from
+//! creation to removal, driven through `brokkr_core::runtime::ControlPlane` — the same
+//! object the reference REST server maps to HTTP, with its access rules, target-state
+//! cache, long poll and heartbeats, and no transport.
 //!
 //! Run it with `cargo run -p brokkr-example-quickstart` (an in-memory SQLite database)
 //! or point it at a database with `DATABASE_URL`. Copy it as the start of your own
-//! control plane: everything here goes through the `Store` trait, so the same code runs
-//! on SQLite, PostgreSQL or the in-memory store of the tests.
+//! control plane: put your own API (axum, gRPC, a queue consumer) in front of the same
+//! calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use brokkr_core::store::Result;
+use brokkr_core::runtime::{AgentRegistration, ControlPlane, Poll, Result};
 use brokkr_core::{
-    Actor, AgentEventId, AuditFilter, EventStatus, EventType, NewAgent, NewAgentEvent,
-    NewDeploymentObject, NewStack, PageRequest, Pak, Store, TargetAction,
+    Actor, AgentEventId, AuditFilter, EventStatus, EventType, NewAgentEvent, NewStack, PageRequest,
+    Store, TargetAction,
 };
 
 /// Version 1 of the tenant's resources.
@@ -61,14 +64,23 @@ impl Walkthrough {
     }
 }
 
-/// Creates a stack and an agent, ships two versions, lets the "agent" report, then
-/// deletes the stack and confirms the removal, the way a control plane and an agent
-/// would drive a store.
-pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
+/// Creates a stack and an agent, ships two versions while the agent long-polls, lets
+/// the agent report, then deletes the stack and confirms the removal: the control
+/// plane's side and the agent's side of the same calls, over `store`.
+pub async fn walkthrough(store: Arc<dyn Store>) -> Result<Walkthrough> {
+    let control_plane = ControlPlane::builder(store).build();
+    // Heartbeat writes, cache invalidation and placement run while `background` lives.
+    let background = control_plane.start();
+    let result = drive(&control_plane).await;
+    background.shutdown().await;
+    result
+}
+
+async fn drive(control_plane: &ControlPlane) -> Result<Walkthrough> {
     let admin = Actor::Admin;
     let mut out = Walkthrough::default();
 
-    let stack = store
+    let stack = control_plane
         .create_stack(
             &admin,
             NewStack {
@@ -79,59 +91,71 @@ pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
         .await?;
     out.step(format!("created stack {} ({})", stack.name, stack.id));
 
-    // The agent's key is shown once; only its hash is stored.
-    let key = Pak::generate();
-    let agent = store
+    // The agent's key is in this answer only; only its hash is stored.
+    let registered = control_plane
         .create_agent(
             &admin,
-            NewAgent {
+            AgentRegistration {
                 name: "agent-1".into(),
                 cluster_name: "eu-west-prod".into(),
                 labels: [("region".to_owned(), "eu-west".to_owned())].into(),
                 annotations: Default::default(),
-                key: key.stored(),
             },
         )
         .await?;
+    let agent = registered.agent.agent;
     out.step(format!(
         "registered agent {} in {}",
         agent.name, agent.cluster_name
     ));
-    store.assign_stack(&admin, agent.id, stack.id).await?;
+    control_plane
+        .assign_target(&admin, agent.id, stack.id)
+        .await?;
 
-    // A long poll makes its watch first, then reads, then waits.
-    let mut watch = store.watch_target_state(agent.id);
-    let invalid = NewDeploymentObject::from_yaml(stack.id, "kind: ConfigMap");
+    // The agent authenticates with its key, then long-polls its target state.
+    let as_agent = control_plane.authenticate(registered.key.expose()).await?;
+    let held = control_plane.target_state(&as_agent, agent.id).await?;
+    let poll = {
+        let control_plane = control_plane.clone();
+        let etag = held.etag.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            control_plane
+                .wait_for_change(&as_agent, agent.id, &etag, deadline)
+                .await
+        })
+    };
+
+    let invalid = control_plane
+        .append_deployment_object(&admin, stack.id, "kind: ConfigMap".into())
+        .await;
     out.step(format!(
         "rejected invalid YAML before storing anything: {}",
         invalid.expect_err("YAML without apiVersion is rejected")
     ));
-    let v1 = NewDeploymentObject::from_yaml(stack.id, TENANT_V1)?;
-    let v1 = store.append_deployment_object(&admin, v1).await?;
-    let woke = tokio::time::timeout(Duration::from_secs(2), watch.changed())
-        .await
-        .is_ok();
+    let v1 = control_plane
+        .append_deployment_object(&admin, stack.id, TENANT_V1.into())
+        .await?;
+    let woke = matches!(poll.await, Ok(Ok(Poll::Changed(_))));
     out.step(format!(
-        "appended version 1 (sequence {}); agent's watch woke: {woke}",
+        "appended version 1 (sequence {}); agent's long poll woke: {woke}",
         v1.sequence
     ));
 
-    let v2 = NewDeploymentObject::from_yaml(stack.id, TENANT_V2)?;
-    let v2 = store.append_deployment_object(&admin, v2).await?;
+    let v2 = control_plane
+        .append_deployment_object(&admin, stack.id, TENANT_V2.into())
+        .await?;
 
     // The agent pulls a state, not a queue: only the newest version.
-    let state = store.target_state(agent.id).await?;
-    let entry = &state.entries[0];
+    let state = control_plane.target_state(&as_agent, agent.id).await?;
+    let entry = &state.state.entries[0];
     out.step(format!(
         "target state: {:?} sequence {} (etag {})",
-        entry.action,
-        entry.deployment_object.sequence,
-        state.etag()
+        entry.action, entry.deployment_object.sequence, state.etag
     ));
     assert_eq!(entry.deployment_object.id, v2.id, "the latest version wins");
 
-    let as_agent = Actor::Agent(agent.id);
-    store
+    control_plane
         .record_agent_event(
             &as_agent,
             NewAgentEvent {
@@ -146,15 +170,15 @@ pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
         .await?;
     out.step("agent reported: apply succeeded".into());
 
-    let marker = store.delete_stack(&admin, stack.id).await?;
-    let state = store.target_state(agent.id).await?;
+    let marker = control_plane.delete_stack(&admin, stack.id).await?;
+    let state = wait_for_etag_change(control_plane, &as_agent, agent.id, &state.etag).await?;
     out.step(format!(
         "deleted the stack; target state now says {:?} (deletion marker {})",
-        state.entries[0].action, marker.sequence
+        state.state.entries[0].action, marker.sequence
     ));
-    assert_eq!(state.entries[0].action, TargetAction::Remove);
+    assert_eq!(state.state.entries[0].action, TargetAction::Remove);
 
-    store
+    control_plane
         .record_agent_event(
             &as_agent,
             NewAgentEvent {
@@ -167,15 +191,33 @@ pub async fn walkthrough(store: &dyn Store) -> Result<Walkthrough> {
             },
         )
         .await?;
-    let remaining = store.target_state(agent.id).await?.entries.len();
+    let state = wait_for_etag_change(control_plane, &as_agent, agent.id, &state.etag).await?;
     out.step(format!(
-        "agent confirmed the removal; entries left in its target state: {remaining}"
+        "agent confirmed the removal; entries left in its target state: {}",
+        state.state.entries.len()
     ));
 
-    out.audit_records = store
-        .list_audit_records(&AuditFilter::default(), &PageRequest::first(1000))
+    out.audit_records = control_plane
+        .list_audit_records(&admin, AuditFilter::default(), &PageRequest::first(1000))
         .await?
         .items
         .len();
     Ok(out)
+}
+
+/// The agent's target state once it differs from `etag` (a change committed a moment
+/// ago reaches the cache through the store's change feed).
+async fn wait_for_etag_change(
+    control_plane: &ControlPlane,
+    agent_actor: &Actor,
+    agent: brokkr_core::AgentId,
+    etag: &str,
+) -> Result<Arc<brokkr_core::runtime::CachedTargetState>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    match control_plane
+        .wait_for_change(agent_actor, agent, etag, deadline)
+        .await?
+    {
+        Poll::Changed(state) | Poll::Unchanged(state) => Ok(state),
+    }
 }

@@ -1,4 +1,7 @@
-//! The walkthrough runs the same on the in-memory store and on SQLite.
+//! The walkthrough runs the same on the in-memory store and on SQLite, through the
+//! control plane, long poll included.
+
+use std::sync::Arc;
 
 use brokkr_core::testing::MemoryStore;
 use brokkr_example_quickstart::walkthrough;
@@ -18,11 +21,11 @@ fn check(result: brokkr_example_quickstart::Walkthrough) {
 
 #[tokio::test]
 async fn on_the_memory_store() {
-    check(walkthrough(&MemoryStore::new()).await.unwrap());
+    check(walkthrough(Arc::new(MemoryStore::new())).await.unwrap());
 }
 
 #[tokio::test]
 async fn on_sqlite() {
     let store = SqlStore::connect("sqlite::memory:").await.unwrap();
-    check(walkthrough(&store).await.unwrap());
+    check(walkthrough(Arc::new(store)).await.unwrap());
 }
