@@ -635,6 +635,8 @@ async fn scenario(backend: Backend) {
         json!({"agent_selector": {"matchExpressions": [{"key": "region", "operator": "Near", "values": ["eu"]}]}}),
         json!({"max_cluster": 3}),
         json!({"spread": {"topology_key": "region", "max_per_value": 0}}),
+        // The built-in placement reads no custom policy.
+        json!({"custom": {"prefix": "eu-"}}),
     ] {
         let resp = admin(
             &app,
@@ -652,6 +654,44 @@ async fn scenario(backend: Backend) {
         );
     }
     assert_eq!(placement(&app, &eu_web).await["policy"], before["policy"]);
+    // A placement that is not registered is its own refusal.
+    let resp = admin(
+        &app,
+        "PUT",
+        &format!("/stacks/{eu_web}/placement"),
+        Some(json!({"placement": "nearest", "custom": {}})),
+    )
+    .await;
+    resp.expect(422);
+    assert_eq!(resp.json()["code"], "unknown_placement", "{}", resp.text);
+    assert_eq!(placement(&app, &eu_web).await["policy"], before["policy"]);
+
+    // --- Rejected agents are counted per reason and listed a page at a time.
+    let full = placement(&app, &eu_web).await;
+    let total = full["decision"]["rejected_total"].as_u64().expect("a total");
+    let by_reason: u64 = full["decision"]["rejected_by_reason"]
+        .as_object()
+        .expect("counts")
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum();
+    assert_eq!(by_reason, total);
+    assert!(total >= 2, "{full}");
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/stacks/{eu_web}/placement?limit=1{cursor}");
+        let page = admin(&app, "GET", &path, None).await.expect(200).json();
+        let rows = page["decision"]["rejected"].as_array().expect("a page").clone();
+        assert!(rows.len() <= 1, "{page}");
+        paged.extend(rows);
+        match page["decision"]["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len() as u64, total);
+    assert_eq!(Value::Array(paged), full["decision"]["rejected"]);
 
     // --- A generator places its own stacks only.
     let generator_key = app.world.generator_key.clone();

@@ -11,10 +11,12 @@
 //! - a chosen agent that leaves (no longer fits as an incumbent) is removed, and its
 //!   place goes to the best-ranked newcomer that fits and whose spread value has room;
 //!   the inventory is visited in rank order, so the search stops at the first such
-//!   agent (a stack that was not full had no one waiting: nothing to search).
+//!   agent (a stack that was not full had no one waiting: nothing to search);
+//! - a chosen agent that moves to another spread value keeps its place unless that
+//!   value is over its limit with it, in which case the lowest-ranked agent there
+//!   loses it; the place left behind is filled as above.
 //!
-//! Anything else (`rebalance`, a chosen agent that changed its spread value or its
-//! rank, unknown agents) answers `None`: decide in full.
+//! Anything else (`rebalance`, unknown agents) answers `None`: decide in full.
 
 use std::collections::HashMap;
 
@@ -54,14 +56,17 @@ pub(super) fn update(change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
         }
         Ok(at) => {
             let before = change.before?;
-            let same_domain = fit.domain(before) == fit.domain(after);
-            if fit.failing(after, true).is_none() {
-                // Still in; only a move to another spread value can shift others.
-                return same_domain.then(|| chosen.to_vec());
+            let fits = fit.failing(after, true).is_none();
+            let moved = fit.domain(before) != fit.domain(after);
+            if fits && !moved {
+                return Some(chosen.to_vec());
             }
             let mut next = chosen.to_vec();
-            next.remove(at);
-            // Counts per spread value of the agents that stay.
+            if !fits {
+                next.remove(at);
+            }
+            // Counts per spread value of the agents that stay (the changed one at its
+            // new value).
             let mut per_domain: HashMap<Option<&str>, u32> = HashMap::new();
             if policy.spread.is_some() {
                 for id in &next {
@@ -70,13 +75,39 @@ pub(super) fn update(change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
                         .or_default() += 1;
                 }
             }
-            let left_full = chosen.len() >= max
-                || policy.spread.as_ref().is_some_and(|spread| {
-                    let value = fit.domain(before);
-                    per_domain.get(&value).copied().unwrap_or(0) + 1 >= spread.max_per_value
-                });
-            if !left_full {
-                // Nobody was waiting for this place: every agent that fits had one.
+            if let Some(spread) = &policy.spread
+                && fits
+                && per_domain.get(&fit.domain(after)).copied().unwrap_or(0) > spread.max_per_value
+            {
+                // It moved into a full value: the lowest-ranked agent there loses its
+                // place (incumbents rank by capacity, then ascending id).
+                let value = fit.domain(after);
+                let mut lowest: Option<(u64, u64, std::cmp::Reverse<AgentId>)> = None;
+                for id in &next {
+                    let agent = change.inventory.get(id)?;
+                    if fit.domain(agent) == value {
+                        let capabilities = &agent.capabilities;
+                        let rank = (
+                            capabilities.allocatable_cpu_millis.unwrap_or(0),
+                            capabilities.allocatable_memory_bytes.unwrap_or(0),
+                            std::cmp::Reverse(agent.id),
+                        );
+                        lowest = Some(lowest.map_or(rank, |l| l.min(rank)));
+                    }
+                }
+                let (_, _, std::cmp::Reverse(out)) = lowest?;
+                next.retain(|id| *id != out);
+                if let Some(count) = per_domain.get_mut(&value) {
+                    *count -= 1;
+                }
+            }
+            // Someone may be waiting for the freed place only if the stack was full, or
+            // the value the agent left was.
+            let old_value_was_full = policy.spread.as_ref().is_some_and(|spread| {
+                per_domain.get(&fit.domain(before)).copied().unwrap_or(0) + 1
+                    >= spread.max_per_value
+            });
+            if next.len() >= max || !(chosen.len() >= max || old_value_was_full) {
                 return Some(next);
             }
             let mut replacement = None;
