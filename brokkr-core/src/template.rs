@@ -185,6 +185,10 @@ impl Generator for TemplateGenerator {
 fn environment(limits: TemplateLimits) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Debug mode (off by default in release builds) makes minijinja remember where an
+    // undefined value came from, so the error names it: "`params.missing` is
+    // undefined". It also keeps the source on the error, for `undefined_name`.
+    env.set_debug(true);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(limits.fuel));
     env.set_recursion_limit(limits.recursion);
@@ -247,10 +251,14 @@ fn dns_label(input: &str) -> String {
 
 /// "what went wrong (line N)" from a minijinja error, without its debug dump.
 fn describe(error: &minijinja::Error) -> String {
-    let what = error
-        .detail()
-        .map_or_else(|| error.kind().to_string(), str::to_owned);
     let kind = error.kind();
+    let detail = match error.detail() {
+        Some(detail) => Some(detail.to_owned()),
+        None if kind == ErrorKind::UndefinedError => {
+            undefined_name(error).map(|name| format!("`{name}` is undefined"))
+        }
+        None => None,
+    };
     let prefix = match kind {
         ErrorKind::UndefinedError => "undefined value",
         ErrorKind::SyntaxError => "syntax error",
@@ -259,12 +267,35 @@ fn describe(error: &minijinja::Error) -> String {
         ErrorKind::UnknownTest => "unknown test",
         _ => "",
     };
-    let text = if prefix.is_empty() || error.detail().is_none() {
-        what
-    } else {
-        format!("{prefix}: {what}")
+    let text = match detail {
+        None => kind.to_string(),
+        Some(detail) if prefix.is_empty() => detail,
+        Some(detail) => format!("{prefix}: {detail}"),
     };
     format!("{text}{}", at_line(error))
+}
+
+/// The expression an undefined error points at, read from the template source at the
+/// error's range. minijinja names the undefined value itself when it can trace where
+/// it came from; this covers the errors where it cannot.
+fn undefined_name(error: &minijinja::Error) -> Option<&str> {
+    expression_at(error.template_source()?, error.range()?)
+}
+
+/// The source text in `range`, trimmed. A range that covers only the attribute part of
+/// a path (`.a.b` of `params.a.b`) is widened to the whole path.
+fn expression_at(source: &str, range: std::ops::Range<usize>) -> Option<&str> {
+    let is_path = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut start = range.start;
+    if source.get(range.clone())?.starts_with('.') {
+        start = source[..range.start]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !is_path(c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+    }
+    let expression = source.get(start..range.end)?.trim();
+    (!expression.is_empty()).then_some(expression)
 }
 
 fn at_line(error: &minijinja::Error) -> String {

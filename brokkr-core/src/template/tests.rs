@@ -147,6 +147,72 @@ fn undefined_variables_fail_with_their_line() {
     assert!(message.contains("line 4"), "{message}");
 }
 
+/// Renders `content` with `parameters` (no schema) and expects a render failure whose
+/// message is exactly `expected`.
+#[track_caller]
+fn check_undefined(content: &str, parameters: Value, expected: &str) {
+    match generate(content, json!({}), parameters) {
+        Err(generator::Error::RenderFailed(message)) => assert_eq!(message, expected),
+        other => panic!("expected a render failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_undefined_top_level_name_is_named() {
+    check_undefined(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ missing }}\n",
+        json!({}),
+        "undefined value: `missing` is undefined (line 4)",
+    );
+}
+
+#[test]
+fn an_undefined_nested_name_is_named_with_its_path() {
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n";
+    check_undefined(
+        &format!("{yaml}  a: {{{{ params.missing }}}}\n"),
+        json!({}),
+        "undefined value: `params.missing` is undefined (line 6)",
+    );
+    check_undefined(
+        &format!("{yaml}  a: {{{{ params.db.port }}}}\n"),
+        json!({"db": {"host": "h"}}),
+        "undefined value: `params.db.port` is undefined (line 6)",
+    );
+    // The first missing step is named, not the whole chain.
+    check_undefined(
+        &format!("{yaml}  a: {{{{ params.db.tls.ca }}}}\n"),
+        json!({"db": {}}),
+        "undefined value: `params.db.tls` is undefined (line 6)",
+    );
+    check_undefined(
+        &format!("{yaml}{{% if stack.labels.team %}}\n  team: x\n{{% endif %}}\n"),
+        json!({}),
+        "undefined value: `stack.labels.team` is undefined (line 6)",
+    );
+}
+
+#[test]
+fn an_expression_is_read_from_the_source_at_the_error_range() {
+    let source = "a: {{ params.db.port }} é";
+    let at = |text: &str| {
+        let start = source.find(text).unwrap();
+        start..start + text.len()
+    };
+    assert_eq!(
+        expression_at(source, at(".db.port")),
+        Some("params.db.port")
+    );
+    assert_eq!(expression_at(source, at("params.db")), Some("params.db"));
+    assert_eq!(expression_at(source, 2..3), None, "only white space");
+    assert_eq!(
+        expression_at(source, 24..25),
+        None,
+        "not on a character boundary"
+    );
+    assert_eq!(expression_at(source, 90..95), None, "out of the source");
+}
+
 #[test]
 fn endless_loops_run_out_of_fuel() {
     let message = render_failure(
