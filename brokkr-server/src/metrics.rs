@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use brokkr_core::sync::lock;
 use uuid::Uuid;
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -107,7 +108,7 @@ impl Metrics {
     /// [`UNMATCHED_ROUTE`]), never a concrete path.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let method = method_label(method);
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut requests = lock(&self.requests);
         let key = (method, route.to_owned(), status);
         *requests.totals.entry(key).or_default() += 1;
         let key = (method, route.to_owned());
@@ -121,7 +122,7 @@ impl Metrics {
     /// Notes an accepted heartbeat of `agent`.
     pub fn observe_heartbeat(&self, agent: Uuid) {
         let now = Instant::now();
-        let mut beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut beats = lock(&self.heartbeats);
         beats.last_seen.insert(agent, now);
         if beats.last_seen.len() >= SWEEP_THRESHOLD.max(beats.swept_len * 2) {
             let stale_after = self.stale_after;
@@ -135,7 +136,7 @@ impl Metrics {
     /// Agents with a heartbeat to this replica within `stale_after`.
     pub fn active_agents(&self) -> usize {
         let now = Instant::now();
-        let beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        let beats = lock(&self.heartbeats);
         beats
             .last_seen
             .values()
@@ -159,7 +160,7 @@ impl Metrics {
     pub fn render(&self, snapshot: Snapshot) -> String {
         let mut out = String::with_capacity(4096);
         {
-            let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            let requests = lock(&self.requests);
             out.push_str("# HELP brokkr_http_requests_total HTTP requests answered, by route template and status.\n");
             out.push_str("# TYPE brokkr_http_requests_total counter\n");
             for ((method, route, status), count) in &requests.totals {
