@@ -3,7 +3,9 @@
 //!
 //! Only an agent reports its own events; it and admin read them; `/agent-events`
 //! across agents is admin's. Reports are idempotent on the event id, which the agent
-//! chooses, so a retried report after a lost answer stores nothing new.
+//! chooses, so a retried report after a lost answer stores nothing new. The rules are
+//! the [`ControlPlane`](brokkr_core::runtime::ControlPlane)'s; each handler parses,
+//! calls it and maps the answer.
 
 use brokkr_core::{
     AgentEvent, AgentEventFilter, AgentEventId, AgentId, EventStatus, EventType, NewAgentEvent,
@@ -16,15 +18,11 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::agents::require_known_agent;
 use crate::api::dto::{OrderParam, page};
 use crate::auth::BearerAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::page_type;
 use crate::state::AppState;
-
-/// Longest accepted event message, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -184,6 +182,7 @@ struct EventQuery {
 }
 
 impl EventQuery {
+    /// The store's filter; `agent_id` is set by the listing that needs it.
     fn filter(self, agent_id: Option<AgentId>) -> AgentEventFilter {
         AgentEventFilter {
             agent_id,
@@ -218,33 +217,18 @@ impl EventsApi {
         id: Path<Uuid>,
         body: Json<CreateAgentEventRequest>,
     ) -> ApiResult<AgentEventCreated> {
-        let agent_id = AgentId::from(id.0);
-        auth.0.require_agent(agent_id)?;
         let body = body.0;
-        if body
-            .message
-            .as_ref()
-            .is_some_and(|m| m.len() > MAX_MESSAGE_BYTES)
-        {
-            return Err(ApiError::unprocessable(
-                "validation_failed",
-                format!("message must be at most {MAX_MESSAGE_BYTES} bytes"),
-                None,
-            ));
-        }
+        let event = NewAgentEvent {
+            id: body.id.map_or_else(AgentEventId::new, AgentEventId::from),
+            agent_id: id.0.into(),
+            deployment_object_id: body.deployment_object_id.into(),
+            event_type: body.event_type.into(),
+            status: body.status.into(),
+            message: body.message,
+        };
         let event = state
-            .store
-            .record_agent_event(
-                &auth.0.actor(),
-                NewAgentEvent {
-                    id: body.id.map_or_else(AgentEventId::new, AgentEventId::from),
-                    agent_id,
-                    deployment_object_id: body.deployment_object_id.into(),
-                    event_type: body.event_type.into(),
-                    status: body.status.into(),
-                    message: body.message,
-                },
-            )
+            .control_plane
+            .record_agent_event(&auth.0.actor(), event)
             .await?;
         Ok(AgentEventCreated::Created(Json(event.into())))
     }
@@ -276,10 +260,7 @@ impl EventsApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AgentEventPageResponse> {
-        let agent_id = AgentId::from(id.0);
         let page = page(limit, cursor, order)?;
-        // An unknown agent is a 404, not an empty list.
-        require_known_agent(&state, &auth.0, agent_id).await?;
         let filter = EventQuery {
             stack_id: stack_id.0,
             deployment_object_id: deployment_object_id.0,
@@ -288,8 +269,11 @@ impl EventsApi {
             since: since.0,
             until: until.0,
         }
-        .filter(Some(agent_id));
-        let events = state.store.list_agent_events(&filter, &page).await?;
+        .filter(None);
+        let events = state
+            .control_plane
+            .list_agent_events(&auth.0.actor(), id.0.into(), filter, &page)
+            .await?;
         Ok(AgentEventPageResponse::Ok(Json(events.into())))
     }
 
@@ -321,7 +305,6 @@ impl EventsApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AgentEventPageResponse> {
-        auth.0.require_admin()?;
         let page = page(limit, cursor, order)?;
         let filter = EventQuery {
             stack_id: stack_id.0,
@@ -332,7 +315,10 @@ impl EventsApi {
             until: until.0,
         }
         .filter(agent_id.0.map(Into::into));
-        let events = state.store.list_agent_events(&filter, &page).await?;
+        let events = state
+            .control_plane
+            .list_all_agent_events(&auth.0.actor(), &filter, &page)
+            .await?;
         Ok(AgentEventPageResponse::Ok(Json(events.into())))
     }
 }
@@ -411,7 +397,7 @@ mod tests {
             "deployment_object_id": object.id,
             "event_type": "apply",
             "status": "success",
-            "message": "x".repeat(MAX_MESSAGE_BYTES + 1),
+            "message": "x".repeat(brokkr_core::runtime::MAX_EVENT_MESSAGE_BYTES + 1),
         });
         let resp = cli
             .post(&url)

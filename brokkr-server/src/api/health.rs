@@ -6,12 +6,11 @@
 //! history. Only the agent itself reports, and only about a deployment object of a
 //! stack in its target state (to apply or to remove): another stack's object is a 404,
 //! as if it did not exist. Like heartbeats, reports are observed state and write no
-//! audit record.
+//! audit record. The rules are the [`ControlPlane`](brokkr_core::runtime::ControlPlane)'s;
+//! each handler parses, calls it and maps the answer.
 
-use brokkr_core::{
-    AgentId, DeploymentObjectId, HealthReport, HealthStatus, MAX_NAME_LEN, NewHealthReport,
-    ObjectHealth, ObjectKey, StackId,
-};
+use brokkr_core::runtime::StackHealth;
+use brokkr_core::{HealthReport, HealthStatus, NewHealthReport, ObjectHealth, ObjectKey};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -20,9 +19,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::stacks::check_stack_history;
 use crate::auth::BearerAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 // ---------------------------------------------------------------------------------------
@@ -102,36 +100,19 @@ impl From<ObjectHealth> for ObjectHealthDto {
     }
 }
 
-impl ObjectHealthDto {
-    /// Checks the object's coordinates (422 `validation_failed`) and converts. Sizes of
-    /// reasons and messages are the store's rule.
-    fn validate(self) -> ApiResult<ObjectHealth> {
-        let fields = [
-            ("api_version", Some(&self.api_version)),
-            ("kind", Some(&self.kind)),
-            ("namespace", self.namespace.as_ref()),
-            ("name", Some(&self.name)),
-        ];
-        for (field, value) in fields {
-            if value.is_some_and(|v| v.is_empty() || v.chars().count() > MAX_NAME_LEN) {
-                return Err(ApiError::unprocessable(
-                    "validation_failed",
-                    format!("{field} of a resource must be 1-{MAX_NAME_LEN} characters"),
-                    None,
-                ));
-            }
-        }
-        Ok(ObjectHealth {
+impl From<ObjectHealthDto> for ObjectHealth {
+    fn from(h: ObjectHealthDto) -> Self {
+        Self {
             object: ObjectKey {
-                api_version: self.api_version,
-                kind: self.kind,
-                namespace: self.namespace,
-                name: self.name,
+                api_version: h.api_version,
+                kind: h.kind,
+                namespace: h.namespace,
+                name: h.name,
             },
-            status: self.status.into(),
-            reason: self.reason,
-            message: self.message,
-        })
+            status: h.status.into(),
+            reason: h.reason,
+            message: h.message,
+        }
     }
 }
 
@@ -192,12 +173,12 @@ pub struct StackHealthDto {
     pub items: Vec<AgentHealthDto>,
 }
 
-impl StackHealthDto {
-    fn new(stack_id: StackId, reports: Vec<HealthReport>) -> Self {
+impl From<StackHealth> for StackHealthDto {
+    fn from(health: StackHealth) -> Self {
         Self {
-            stack_id: stack_id.into(),
-            status: reports.iter().map(|r| r.status).max().map(Into::into),
-            items: reports.into_iter().map(Into::into).collect(),
+            stack_id: health.stack_id.into(),
+            status: health.status.map(Into::into),
+            items: health.reports.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -222,35 +203,6 @@ pub enum StackHealthResponse {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers
-
-/// 404 unless `object` belongs to a stack in the agent's target state. The usual
-/// report names the object the target state holds, which costs no query (the state is
-/// cached); an older object of the stack costs one lookup.
-async fn require_own_object(
-    state: &AppState,
-    agent: AgentId,
-    object: DeploymentObjectId,
-) -> ApiResult<()> {
-    let targets = state
-        .control_plane
-        .target_states()
-        .get(state.store.as_ref(), agent)
-        .await?;
-    let entries = &targets.state.entries;
-    if entries.iter().any(|e| e.deployment_object.id == object) {
-        return Ok(());
-    }
-    let stack_id = state.store.get_deployment_object(object).await?.stack_id;
-    if entries.iter().any(|e| e.stack_id == stack_id) {
-        Ok(())
-    } else {
-        // Another stack's object: the agent does not learn it exists.
-        Err(ApiError::not_found("deployment object", object))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Operations
 
 /// Health operations.
@@ -272,24 +224,17 @@ impl HealthApi {
         id: Path<Uuid>,
         body: Json<HealthReportRequest>,
     ) -> ApiResult<HealthRecorded> {
-        let agent_id = AgentId::from(id.0);
-        auth.0.require_agent(agent_id)?;
         let body = body.0;
-        let resources = body
-            .resources
-            .into_iter()
-            .map(ObjectHealthDto::validate)
-            .collect::<ApiResult<Vec<_>>>()?;
         let report = NewHealthReport {
-            agent_id,
+            agent_id: id.0.into(),
             deployment_object_id: body.deployment_object_id.into(),
-            resources,
+            resources: body.resources.into_iter().map(Into::into).collect(),
             summary: body.summary,
         };
-        // Sizes first, so an oversized report is a 422 whatever it names.
-        report.validate()?;
-        require_own_object(&state, agent_id, report.deployment_object_id).await?;
-        state.store.record_health(&auth.0.actor(), report).await?;
+        state
+            .control_plane
+            .record_health(&auth.0.actor(), report)
+            .await?;
         Ok(HealthRecorded::NoContent)
     }
 
@@ -305,30 +250,17 @@ impl HealthApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<StackHealthResponse> {
-        let stack_id = StackId::from(id.0);
-        check_stack_history(&state, &auth.0, stack_id).await?;
-        let reports = state.store.stack_health(stack_id).await?;
-        Ok(StackHealthResponse::Ok(Json(StackHealthDto::new(
-            stack_id, reports,
-        ))))
+        let health = state
+            .control_plane
+            .stack_health(&auth.0.actor(), id.0.into())
+            .await?;
+        Ok(StackHealthResponse::Ok(Json(health.into())))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn resource(name: &str) -> ObjectHealthDto {
-        ObjectHealthDto {
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            namespace: Some("default".into()),
-            name: name.into(),
-            status: HealthStatusDto::Degraded,
-            reason: Some("UnavailableReplicas".into()),
-            message: None,
-        }
-    }
 
     #[test]
     fn statuses_match_the_core() {
@@ -343,45 +275,16 @@ mod tests {
     }
 
     #[test]
-    fn resources_need_sane_coordinates() {
-        let ok = resource("web").validate().expect("valid");
-        assert_eq!(ObjectHealthDto::from(ok), resource("web"));
-        for bad in [
-            resource(""),
-            resource(&"x".repeat(MAX_NAME_LEN + 1)),
-            ObjectHealthDto {
-                namespace: Some(String::new()),
-                ..resource("web")
-            },
-            ObjectHealthDto {
-                kind: String::new(),
-                ..resource("web")
-            },
-        ] {
-            assert_eq!(bad.validate().unwrap_err().status(), 422);
-        }
-    }
-
-    #[test]
-    fn stack_status_is_the_worst_report_or_absent() {
-        let stack = StackId::new();
-        assert_eq!(StackHealthDto::new(stack, Vec::new()).status, None);
-        let report = |status| HealthReport {
-            agent_id: AgentId::new(),
-            stack_id: stack,
-            deployment_object_id: DeploymentObjectId::new(),
-            status,
-            summary: None,
-            resources: Vec::new(),
-            reported_at: Utc::now(),
+    fn resources_convert_both_ways() {
+        let dto = ObjectHealthDto {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("default".into()),
+            name: "web".into(),
+            status: HealthStatusDto::Degraded,
+            reason: Some("UnavailableReplicas".into()),
+            message: None,
         };
-        let dto = StackHealthDto::new(
-            stack,
-            vec![
-                report(HealthStatus::Healthy),
-                report(HealthStatus::Degraded),
-            ],
-        );
-        assert_eq!(dto.status, Some(HealthStatusDto::Degraded));
+        assert_eq!(ObjectHealthDto::from(ObjectHealth::from(dto.clone())), dto);
     }
 }

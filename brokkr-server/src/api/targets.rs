@@ -3,8 +3,10 @@
 //!
 //! Admin assigns any stack to any agent; a generator assigns and unassigns only its
 //! own stacks (another generator's stack is a 404); an agent may list its own targets.
+//! The rules are the [`ControlPlane`](brokkr_core::runtime::ControlPlane)'s; each
+//! handler parses, calls it and maps the answer.
 
-use brokkr_core::{AgentId, AgentTarget, TargetFilter, TargetSource};
+use brokkr_core::{AgentTarget, TargetSource};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -13,9 +15,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::agents::require_known_agent;
 use crate::api::dto::{OrderParam, page};
-use crate::api::stacks::visible_stack;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
@@ -132,15 +132,11 @@ impl TargetsApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TargetPageResponse> {
-        let agent_id = AgentId::from(id.0);
         let page = page(limit, cursor, order)?;
-        // An unknown agent is a 404, not an empty list.
-        require_known_agent(&state, &auth.0, agent_id).await?;
-        let filter = TargetFilter {
-            agent_id: Some(agent_id),
-            stack_id: None,
-        };
-        let targets = state.store.list_agent_targets(&filter, &page).await?;
+        let targets = state
+            .control_plane
+            .list_agent_targets(&auth.0.actor(), id.0.into(), &page)
+            .await?;
         Ok(TargetPageResponse::Ok(Json(targets.into())))
     }
 
@@ -159,10 +155,9 @@ impl TargetsApi {
         id: Path<Uuid>,
         body: Json<AssignTargetRequest>,
     ) -> ApiResult<TargetCreated> {
-        let stack = visible_stack(&state, &auth.0, body.0.stack_id).await?;
         let target = state
-            .store
-            .assign_stack(&auth.0.actor(), id.0.into(), stack.id)
+            .control_plane
+            .assign_target(&auth.0.actor(), id.0.into(), body.0.stack_id.into())
             .await?;
         Ok(TargetCreated::Created(Json(target.into())))
     }
@@ -183,10 +178,9 @@ impl TargetsApi {
         id: Path<Uuid>,
         stack_id: Path<Uuid>,
     ) -> ApiResult<TargetDeleted> {
-        let stack = visible_stack(&state, &auth.0, stack_id.0).await?;
         state
-            .store
-            .unassign_stack(&auth.0.actor(), id.0.into(), stack.id)
+            .control_plane
+            .unassign_target(&auth.0.actor(), id.0.into(), stack_id.0.into())
             .await?;
         Ok(TargetDeleted::NoContent)
     }
@@ -212,12 +206,10 @@ impl TargetsApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TargetPageResponse> {
         let page = page(limit, cursor, order)?;
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        let filter = TargetFilter {
-            agent_id: None,
-            stack_id: Some(stack.id),
-        };
-        let targets = state.store.list_agent_targets(&filter, &page).await?;
+        let targets = state
+            .control_plane
+            .list_stack_targets(&auth.0.actor(), id.0.into(), &page)
+            .await?;
         Ok(TargetPageResponse::Ok(Json(targets.into())))
     }
 }
