@@ -16,11 +16,19 @@
 //!   value is over its limit with it, in which case the lowest-ranked agent there
 //!   loses it; the place left behind is filled as above.
 //!
-//! Anything else (`rebalance`, unknown agents) answers `None`: decide in full.
+//! With `rebalance` and no spread, a decision is the `max_clusters` best-ranked agents
+//! that fit (incumbents still judged leniently), so a change swaps at most one agent
+//! in or out: the changed one against the lowest-ranked chosen agent or the
+//! best-ranked one waiting.
+//!
+//! Anything else (`rebalance` with a spread, unknown agents) answers `None`: decide in
+//! full.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use crate::id::AgentId;
+use crate::model::Agent;
 use crate::placement::AgentChange;
 
 use super::fit::Fit;
@@ -28,13 +36,16 @@ use super::fit::Fit;
 /// The chosen set after `change`, or `None` for "decide in full".
 pub(super) fn update(change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
     let policy = change.policy;
-    if policy.rebalance {
-        return None;
-    }
     let fit = Fit::new(policy, change.now, change.stale_after);
+    let max = policy.max_clusters.map_or(usize::MAX, |n| n as usize);
+    if policy.rebalance {
+        return match policy.spread {
+            None => rebalanced(change, &fit, max),
+            Some(_) => None,
+        };
+    }
     let after = change.after;
     let chosen = change.chosen;
-    let max = policy.max_clusters.map_or(usize::MAX, |n| n as usize);
     match chosen.binary_search(&after.id) {
         Err(at) => {
             if fit.failing(after, false).is_some() || chosen.len() >= max {
@@ -130,6 +141,93 @@ pub(super) fn update(change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
                 && let Err(at) = next.binary_search(&id)
             {
                 next.insert(at, id);
+            }
+            Some(next)
+        }
+    }
+}
+
+/// Smaller is better: most CPU, then most memory, then ascending id.
+fn rank(agent: &Agent) -> (Reverse<u64>, Reverse<u64>, AgentId) {
+    let capabilities = &agent.capabilities;
+    (
+        Reverse(capabilities.allocatable_cpu_millis.unwrap_or(0)),
+        Reverse(capabilities.allocatable_memory_bytes.unwrap_or(0)),
+        agent.id,
+    )
+}
+
+/// The best-ranked agent that is not in `chosen`, is not `skip`, and fits as a newcomer.
+fn best_waiting<'a>(
+    change: &AgentChange<'a>,
+    fit: &Fit<'_>,
+    chosen: &[AgentId],
+    skip: AgentId,
+) -> Option<(AgentId, (Reverse<u64>, Reverse<u64>, AgentId))> {
+    let mut best = None;
+    change.inventory.visit_by_capacity(&mut |agent| {
+        if agent.id == skip
+            || chosen.binary_search(&agent.id).is_ok()
+            || fit.failing(agent, false).is_some()
+        {
+            return true;
+        }
+        best = Some((agent.id, rank(agent)));
+        false
+    });
+    best
+}
+
+/// [`update`] under `rebalance` without a spread.
+fn rebalanced(change: &AgentChange<'_>, fit: &Fit<'_>, max: usize) -> Option<Vec<AgentId>> {
+    let (after, chosen) = (change.after, change.chosen);
+    let mut next = chosen.to_vec();
+    let full = chosen.len() >= max;
+    match chosen.binary_search(&after.id) {
+        Ok(at) => {
+            let fits = fit.failing(after, true).is_none();
+            if !fits {
+                next.remove(at);
+            }
+            if !full {
+                // Every agent that fits was chosen: nobody waits.
+                return Some(next);
+            }
+            if let Some((id, waiting)) = best_waiting(change, fit, chosen, after.id)
+                && (!fits || waiting < rank(after))
+            {
+                if fits {
+                    next.remove(at);
+                }
+                if let Err(at) = next.binary_search(&id) {
+                    next.insert(at, id);
+                }
+            }
+            Some(next)
+        }
+        Err(at) => {
+            if fit.failing(after, false).is_some() {
+                return Some(next);
+            }
+            if !full {
+                next.insert(at, after.id);
+                return Some(next);
+            }
+            let mut lowest: Option<&Agent> = None;
+            for id in chosen {
+                let agent = change.inventory.get(id)?;
+                if lowest.is_none_or(|l| rank(agent) > rank(l)) {
+                    lowest = Some(agent);
+                }
+            }
+            if let Some(lowest) = lowest
+                && rank(after) < rank(lowest)
+            {
+                let out = lowest.id;
+                next.retain(|id| *id != out);
+                if let Err(at) = next.binary_search(&after.id) {
+                    next.insert(at, after.id);
+                }
             }
             Some(next)
         }

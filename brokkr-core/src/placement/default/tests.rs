@@ -939,6 +939,8 @@ fn policy() -> impl Strategy<Value = PlacementPolicy> {
                 }),
                 evict_after_secs,
                 rebalance,
+                placement: None,
+                custom: None,
             },
         )
 }
@@ -1182,6 +1184,75 @@ proptest! {
         let redone = decide(&policy, &grown, &decision.chosen);
         if !DefaultPlacement.affects(&policy, &decision, None, &new, now(), STALE_AFTER, |id| agents.iter().find(|a| a.id == *id)) {
             prop_assert_eq!(redone.chosen, decision.chosen);
+        }
+    }
+
+    #[test]
+    fn update_answers_what_a_full_decision_chooses(
+        (agents, current) in agents_and_current(),
+        policy in policy(),
+        pick in any::<prop::sample::Index>(),
+        replacement in agent_body(0),
+        labels_only in any::<bool>(),
+        new in agent_body(1000),
+        grow in any::<bool>(),
+    ) {
+        prop_assume!(!agents.is_empty());
+        let decision = decide(&policy, &agents, &current);
+        let (before, after, changed) = if grow {
+            let mut grown = agents.clone();
+            grown.push(new.clone());
+            (None, new, grown)
+        } else {
+            let i = pick.index(agents.len());
+            let before = agents[i].clone();
+            let after = if labels_only {
+                Agent { labels: replacement.labels, ..before.clone() }
+            } else {
+                Agent { id: before.id, ..replacement }
+            };
+            let mut changed = agents.clone();
+            changed[i] = after.clone();
+            (Some(before), after, changed)
+        };
+        let inventory = TestInventory(&changed);
+        let change = AgentChange {
+            policy: &policy,
+            chosen: &decision.chosen,
+            before: before.as_ref(),
+            after: &after,
+            now: now(),
+            stale_after: STALE_AFTER,
+            inventory: &inventory,
+        };
+        if let Some(next) = Placement::update(&DefaultPlacement, &change) {
+            prop_assert_eq!(next, decide(&policy, &changed, &decision.chosen).chosen);
+        }
+    }
+}
+
+/// Agents as a runtime's inventory would hold them.
+struct TestInventory<'a>(&'a [Agent]);
+
+impl crate::placement::Inventory for TestInventory<'_> {
+    fn get(&self, id: &AgentId) -> Option<&Agent> {
+        self.0.iter().find(|a| a.id == *id)
+    }
+
+    fn visit_by_capacity(&self, visit: &mut dyn FnMut(&Agent) -> bool) {
+        let mut agents: Vec<&Agent> = self.0.iter().collect();
+        agents.sort_by_key(|a| {
+            let c = &a.capabilities;
+            (
+                std::cmp::Reverse(c.allocatable_cpu_millis.unwrap_or(0)),
+                std::cmp::Reverse(c.allocatable_memory_bytes.unwrap_or(0)),
+                a.id,
+            )
+        });
+        for agent in agents {
+            if !visit(agent) {
+                return;
+            }
         }
     }
 }
