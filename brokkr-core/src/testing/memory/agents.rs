@@ -12,7 +12,7 @@ use crate::store::{AgentFilter, Error, Result};
 
 pub(super) fn create_agent(store: &MemoryStore, actor: &Actor, new: NewAgent) -> Result<Agent> {
     new.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.check_agent_name_free(&new.name, &new.cluster_name, None)?;
     state.check_short_id_free(&new.key)?;
     let at = now();
@@ -47,7 +47,7 @@ pub(super) fn create_agent(store: &MemoryStore, actor: &Actor, new: NewAgent) ->
 }
 
 pub(super) fn get_agent(store: &MemoryStore, id: AgentId) -> Result<Agent> {
-    store.state()?.live_agent(id).cloned()
+    store.state().live_agent(id).cloned()
 }
 
 pub(super) fn list_agents(
@@ -55,7 +55,7 @@ pub(super) fn list_agents(
     filter: &AgentFilter,
     page: &PageRequest,
 ) -> Result<Page<Agent>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .agents
         .values()
@@ -80,7 +80,7 @@ pub(super) fn update_agent(
 ) -> Result<Agent> {
     update.validate()?;
     let agent = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let current = state.live_agent(id)?;
         let name = update.name.clone().unwrap_or_else(|| current.name.clone());
         let cluster = update
@@ -122,7 +122,7 @@ pub(super) fn update_agent(
 
 pub(super) fn delete_agent(store: &MemoryStore, actor: &Actor, id: AgentId) -> Result<()> {
     {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let name = state.live_agent(id)?.name.clone();
         let at = now();
         let agent = state
@@ -147,7 +147,7 @@ pub(super) fn delete_agent(store: &MemoryStore, actor: &Actor, id: AgentId) -> R
 }
 
 pub(super) fn record_heartbeats(store: &MemoryStore, beats: &[Heartbeat]) -> Result<()> {
-    let mut state = store.state()?;
+    let mut state = store.state();
     for beat in beats {
         let Some(agent) = state
             .agents

@@ -16,7 +16,7 @@ pub(super) fn create_generator(
     new: NewGenerator,
 ) -> Result<Generator> {
     new.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.check_generator_name_free(&new.name, None)?;
     state.check_short_id_free(&new.key)?;
     let at = now();
@@ -43,7 +43,7 @@ pub(super) fn create_generator(
 }
 
 pub(super) fn get_generator(store: &MemoryStore, id: GeneratorId) -> Result<Generator> {
-    store.state()?.live_generator(id).cloned()
+    store.state().live_generator(id).cloned()
 }
 
 pub(super) fn list_generators(
@@ -51,7 +51,7 @@ pub(super) fn list_generators(
     filter: &GeneratorFilter,
     page: &PageRequest,
 ) -> Result<Page<Generator>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .generators
         .values()
@@ -68,7 +68,7 @@ pub(super) fn update_generator(
     update: GeneratorUpdate,
 ) -> Result<Generator> {
     update.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.live_generator(id)?;
     if let Some(name) = &update.name {
         state.check_generator_name_free(name, Some(id))?;
@@ -99,7 +99,7 @@ pub(super) fn update_generator(
 }
 
 pub(super) fn delete_generator(store: &MemoryStore, actor: &Actor, id: GeneratorId) -> Result<()> {
-    let mut state = store.state()?;
+    let mut state = store.state();
     let name = state.live_generator(id)?.name.clone();
     let at = now();
     let generator = state
@@ -127,7 +127,7 @@ pub(super) fn create_template(
     new: NewTemplate,
 ) -> Result<Template> {
     new.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     if let Some(generator) = new.generator_id {
         state.live_generator(generator)?;
     }
@@ -167,7 +167,7 @@ pub(super) fn create_template(
 }
 
 pub(super) fn get_template(store: &MemoryStore, id: TemplateId) -> Result<Template> {
-    Ok(store.state()?.live_template(id)?.to_template())
+    Ok(store.state().live_template(id)?.to_template())
 }
 
 pub(super) fn get_template_version(
@@ -175,7 +175,7 @@ pub(super) fn get_template_version(
     id: TemplateId,
     version: i32,
 ) -> Result<TemplateVersion> {
-    let state = store.state()?;
+    let state = store.state();
     let row = state
         .templates
         .get(&id)
@@ -192,7 +192,7 @@ pub(super) fn list_templates(
     filter: &TemplateFilter,
     page: &PageRequest,
 ) -> Result<Page<Template>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .templates
         .values()
@@ -212,7 +212,7 @@ pub(super) fn list_template_versions(
     id: TemplateId,
     page: &PageRequest,
 ) -> Result<Page<TemplateVersion>> {
-    let state = store.state()?;
+    let state = store.state();
     let row = state
         .templates
         .get(&id)
@@ -232,7 +232,7 @@ pub(super) fn add_template_version(
     id: TemplateId,
     version: NewTemplateVersion,
 ) -> Result<Template> {
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.live_template(id)?;
     let at = now();
     let row = state
@@ -262,7 +262,7 @@ pub(super) fn add_template_version(
 }
 
 pub(super) fn delete_template(store: &MemoryStore, actor: &Actor, id: TemplateId) -> Result<()> {
-    let mut state = store.state()?;
+    let mut state = store.state();
     let name = state.live_template(id)?.name.clone();
     let at = now();
     let row = state

@@ -10,7 +10,7 @@ use crate::page::{Page, PageRequest};
 use crate::store::{AuditFilter, Error, Result};
 
 pub(super) fn find_api_key(store: &MemoryStore, short_id: &str) -> Result<Option<ApiKey>> {
-    let state = store.state()?;
+    let state = store.state();
     Ok(state
         .keys
         .values()
@@ -19,7 +19,7 @@ pub(super) fn find_api_key(store: &MemoryStore, short_id: &str) -> Result<Option
 }
 
 pub(super) fn active_api_keys(store: &MemoryStore, owner: KeyOwner) -> Result<Vec<ApiKey>> {
-    let state = store.state()?;
+    let state = store.state();
     Ok(state
         .keys
         .values()
@@ -34,7 +34,7 @@ pub(super) fn rotate_api_key(
     owner: KeyOwner,
     key: StoredKey,
 ) -> Result<ApiKey> {
-    let mut state = store.state()?;
+    let mut state = store.state();
     let whose = match owner {
         KeyOwner::Admin => "the admin".to_owned(),
         KeyOwner::Agent(id) => format!("agent {:?}", state.live_agent(id)?.name),
@@ -61,7 +61,7 @@ pub(super) fn list_audit_records(
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<AuditRecord>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .audit
         .values()

@@ -17,7 +17,7 @@ pub(super) fn put_metadata(
     value: &str,
 ) -> Result<Labels> {
     field.validate_entry(key, value)?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     let at = now();
     let slot = state.metadata_map(target, field)?;
     slot.map.insert(key.to_owned(), value.to_owned());
@@ -37,7 +37,7 @@ pub(super) fn remove_metadata(
     key: &str,
 ) -> Result<Labels> {
     validate_key(key)?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     let at = now();
     let slot = state.metadata_map(target, field)?;
     if slot.map.remove(key).is_none() {

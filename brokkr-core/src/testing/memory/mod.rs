@@ -37,7 +37,7 @@ use crate::model::{
 use crate::page::{Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::store::{
-    AgentEventFilter, AgentFilter, AuditFilter, Error, GeneratorFilter, Result, StackFilter, Store,
+    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Result, StackFilter, Store,
     TargetFilter, TemplateFilter,
 };
 use crate::target_state::TargetState;
@@ -89,12 +89,12 @@ impl MemoryStore {
         &self.hub
     }
 
-    fn state(&self) -> Result<MutexGuard<'_, State>> {
-        // A poisoned lock means a method panicked half-way; refuse to serve a state
-        // that may break the contract rather than pretend it is consistent.
-        self.state
-            .lock()
-            .map_err(|_| Error::Backend("memory store lock poisoned by a panic".into()))
+    /// Locks the state. A poisoned lock is recovered, the policy of every lock in Brokkr
+    /// (see [`crate::sync`]): a method panics only on a broken invariant, never on
+    /// input, and one panicking test must not turn every later call on a shared store
+    /// into an error.
+    fn state(&self) -> MutexGuard<'_, State> {
+        crate::sync::lock(&self.state)
     }
 
     /// Wakes the watches of `agents` (after the change is visible to readers).
@@ -165,7 +165,8 @@ impl TemplateRow {
 #[async_trait]
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<()> {
-        self.state().map(drop)
+        // Nothing in memory can be unreachable.
+        Ok(())
     }
 
     async fn create_stack(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
@@ -434,5 +435,28 @@ impl Store for MemoryStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         keys::list_audit_records(self, filter, page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_poisoned_by_a_panic_still_serves() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let poisoner = std::sync::Arc::clone(&store);
+        let _ = std::thread::spawn(move || {
+            let _state = poisoner.state.lock();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(store.state.is_poisoned());
+        let new = NewStack {
+            name: "after".into(),
+            ..Default::default()
+        };
+        let stack = store.create_stack(&Actor::Admin, new).await.unwrap();
+        assert_eq!(store.get_stack(stack.id).await.unwrap().name, "after");
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn set_placement_policy(
             .map_err(|err| Error::Invalid(err.to_string()))?;
     }
     let (placement, agents) = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let name = state.live_stack(stack_id)?.name.clone();
         let at = now();
         match policy {
@@ -89,7 +89,7 @@ pub(super) fn get_placement(
     store: &MemoryStore,
     stack_id: StackId,
 ) -> Result<Option<StackPlacement>> {
-    let state = store.state()?;
+    let state = store.state();
     state.live_stack(stack_id)?;
     Ok(state.placements.get(&stack_id).cloned())
 }
@@ -98,7 +98,7 @@ pub(super) fn list_placements(
     store: &MemoryStore,
     page: &PageRequest,
 ) -> Result<Page<StackPlacement>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .placements
         .values()
@@ -121,7 +121,7 @@ pub(super) fn record_placement(
     decision: PlacementDecision,
 ) -> Result<PlacementChange> {
     let change = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let name = state.live_stack(stack_id)?.name.clone();
         let stored = state
             .placements

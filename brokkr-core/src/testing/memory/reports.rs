@@ -16,7 +16,7 @@ pub(super) fn record_agent_event(
     new: NewAgentEvent,
 ) -> Result<AgentEvent> {
     let (event, retired) = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         if let Some(stored) = state.events.get(&new.id) {
             if stored.agent_id != new.agent_id {
                 return Err(Error::Conflict(format!(
@@ -83,7 +83,7 @@ pub(super) fn record_health(
     new: NewHealthReport,
 ) -> Result<HealthReport> {
     new.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.live_agent(new.agent_id)?;
     let stack_id = state.object(new.deployment_object_id)?.stack_id;
     let report = HealthReport {
@@ -102,7 +102,7 @@ pub(super) fn record_health(
 }
 
 pub(super) fn stack_health(store: &MemoryStore, stack_id: StackId) -> Result<Vec<HealthReport>> {
-    let state = store.state()?;
+    let state = store.state();
     if !state.stacks.contains_key(&stack_id) {
         return Err(Error::not_found("stack", stack_id));
     }
@@ -115,7 +115,7 @@ pub(super) fn stack_health(store: &MemoryStore, stack_id: StackId) -> Result<Vec
 
 pub(super) fn get_agent_event(store: &MemoryStore, id: AgentEventId) -> Result<AgentEvent> {
     store
-        .state()?
+        .state()
         .events
         .get(&id)
         .cloned()
@@ -127,7 +127,7 @@ pub(super) fn list_agent_events(
     filter: &AgentEventFilter,
     page: &PageRequest,
 ) -> Result<Page<AgentEvent>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .events
         .values()

@@ -12,7 +12,7 @@ use crate::store::{Error, Result, StackFilter};
 
 pub(super) fn create_stack(store: &MemoryStore, actor: &Actor, new: NewStack) -> Result<Stack> {
     new.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     if let Some(generator) = new.generator_id {
         state.live_generator(generator)?;
     }
@@ -43,7 +43,7 @@ pub(super) fn create_stack(store: &MemoryStore, actor: &Actor, new: NewStack) ->
 }
 
 pub(super) fn get_stack(store: &MemoryStore, id: StackId) -> Result<Stack> {
-    store.state()?.live_stack(id).cloned()
+    store.state().live_stack(id).cloned()
 }
 
 pub(super) fn list_stacks(
@@ -51,7 +51,7 @@ pub(super) fn list_stacks(
     filter: &StackFilter,
     page: &PageRequest,
 ) -> Result<Page<Stack>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .stacks
         .values()
@@ -75,7 +75,7 @@ pub(super) fn update_stack(
     update: StackUpdate,
 ) -> Result<Stack> {
     update.validate()?;
-    let mut state = store.state()?;
+    let mut state = store.state();
     state.live_stack(id)?;
     if let Some(name) = &update.name {
         state.check_stack_name_free(name, Some(id))?;
@@ -111,7 +111,7 @@ pub(super) fn delete_stack(
     id: StackId,
 ) -> Result<DeploymentObject> {
     let (marker, agents) = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let name = state.live_stack(id)?.name.clone();
         let at = now();
         let stack = state
@@ -145,7 +145,7 @@ pub(super) fn append_deployment_object(
     new: NewDeploymentObject,
 ) -> Result<DeploymentObject> {
     let (object, agents) = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let stack_id = new.stack_id();
         let name = state.live_stack(stack_id)?.name.clone();
         let at = now();
@@ -174,7 +174,7 @@ pub(super) fn get_deployment_object(
     store: &MemoryStore,
     id: DeploymentObjectId,
 ) -> Result<DeploymentObject> {
-    store.state()?.object(id).cloned()
+    store.state().object(id).cloned()
 }
 
 pub(super) fn list_deployment_objects(
@@ -182,7 +182,7 @@ pub(super) fn list_deployment_objects(
     stack_id: StackId,
     page: &PageRequest,
 ) -> Result<Page<DeploymentObject>> {
-    let state = store.state()?;
+    let state = store.state();
     if !state.stacks.contains_key(&stack_id) {
         return Err(Error::not_found("stack", stack_id));
     }

@@ -15,7 +15,7 @@ pub(super) fn assign_stack(
     stack_id: StackId,
 ) -> Result<AgentTarget> {
     let target = {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let agent_name = state.live_agent(agent_id)?.name.clone();
         let stack_name = state.live_stack(stack_id)?.name.clone();
         let at = now();
@@ -73,7 +73,7 @@ pub(super) fn unassign_stack(
     stack_id: StackId,
 ) -> Result<()> {
     {
-        let mut state = store.state()?;
+        let mut state = store.state();
         let agent_name = state.live_agent(agent_id)?.name.clone();
         let at = now();
         let target = state
@@ -106,7 +106,7 @@ pub(super) fn list_agent_targets(
     filter: &TargetFilter,
     page: &PageRequest,
 ) -> Result<Page<AgentTarget>> {
-    let state = store.state()?;
+    let state = store.state();
     let rows = state
         .targets
         .values()
@@ -127,7 +127,7 @@ pub(super) fn list_agent_targets(
 }
 
 pub(super) fn target_state(store: &MemoryStore, agent_id: AgentId) -> Result<TargetState> {
-    let state = store.state()?;
+    let state = store.state();
     state.live_agent(agent_id)?;
     let entries = state
         .targets
