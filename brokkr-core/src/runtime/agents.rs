@@ -192,13 +192,7 @@ impl ControlPlane {
     /// The returned key is the only time it can be shown.
     pub async fn rotate_agent_key(&self, caller: &Actor, id: AgentId) -> Result<Pak> {
         access::require_agent_or_admin(caller, id)?;
-        let key = Pak::generate();
-        let owner = KeyOwner::Agent(id);
-        self.store()
-            .rotate_api_key(caller, owner, key.stored())
-            .await?;
-        self.forget_keys(owner, Some(key.short_id()));
-        Ok(key)
+        self.issue_key(caller, KeyOwner::Agent(id)).await
     }
 
     /// `Forbidden` unless the caller is admin, system or the agent itself; for admin
