@@ -252,7 +252,6 @@ impl AdminApi {
         /// `asc` (default, oldest first) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<AuditLogPageResponse> {
-        auth.0.require_admin()?;
         let page = page(limit, cursor, order)?;
         let filter = AuditFilter {
             actor_kind: actor_type.0.map(Into::into),
@@ -263,7 +262,10 @@ impl AdminApi {
             since: since.0,
             until: until.0,
         };
-        let records = state.store.list_audit_records(&filter, &page).await?;
+        let records = state
+            .control_plane
+            .list_audit_records(&auth.0.actor(), filter, &page)
+            .await?;
         Ok(AuditLogPageResponse::Ok(Json(records.into())))
     }
 }

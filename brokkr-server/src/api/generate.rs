@@ -2,16 +2,15 @@
 //! (a stored template version, or a registered Rust generator), and the listing of
 //! registered generators with their parameter schemas.
 //!
-//! The order is fixed so that nothing is stored on bad input: row access to the stack,
-//! then to the template; then parameters (schema defaults, validation), rendering and
-//! the manifest parser, on a blocking thread because rendering is CPU work; only then
-//! the append, which writes the object, its provenance and the audit record together.
+//! The handler parses the body into a [`GenerateSource`] and calls the control plane
+//! (`ControlPlane::render` for a dry run, `generate_deployment_object` otherwise),
+//! which checks access, renders off the async workers and appends.
 
 use std::sync::Arc;
 
-use brokkr_core::generator::{GenerateRequest, Generated, Generator};
-use brokkr_core::manifest::ParseOptions;
-use brokkr_core::{NewDeploymentObject, Provenance, Stack, TemplateGenerator, TemplateId};
+use brokkr_core::generator::Generator;
+use brokkr_core::runtime::{GenerateSource, Rendered};
+use brokkr_core::{ObjectKey, StackId};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -20,9 +19,7 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, ProvenanceDto};
-use crate::api::stacks::visible_stack;
-use crate::api::templates::visible_template;
-use crate::auth::{BearerAuth, Identity};
+use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -131,55 +128,23 @@ enum RegisteredOne {
 }
 
 // ---------------------------------------------------------------------------------------
-// Resolving the source
+// Parsing the request
 
-/// A generator ready to run, and the template version it renders, if any.
-struct Source {
-    generator: Arc<dyn Generator>,
-    template_id: Option<TemplateId>,
-    template_version: Option<i32>,
-}
-
-async fn resolve_source(
-    state: &AppState,
-    identity: &Identity,
-    body: &GenerateRequestDto,
-) -> ApiResult<Source> {
-    match (&body.template_id, &body.generator) {
-        (Some(template_id), None) => {
-            let template = visible_template(state, identity, *template_id).await?;
-            let version = match body.version {
-                Some(v) if v == template.latest.version => template.latest,
-                Some(v) => state.store.get_template_version(template.id, v).await?,
-                None => template.latest,
-            };
-            let number = version.version;
-            let limits = state.config.templates.limits();
-            let name = template.name;
-            let generator =
-                blocking(move || TemplateGenerator::new(name, &version, limits)).await??;
-            Ok(Source {
-                generator: Arc::new(generator),
-                template_id: Some(template.id),
-                template_version: Some(number),
-            })
-        }
-        (None, Some(name)) => {
-            if body.version.is_some() {
-                return Err(invalid("`version` applies to templates only"));
+impl GenerateRequestDto {
+    /// What to generate from: exactly one of `template_id` and `generator`, and
+    /// `version` only with a template (422 `validation_failed` otherwise).
+    fn source(&self) -> ApiResult<GenerateSource> {
+        match (&self.template_id, &self.generator) {
+            (Some(id), None) => Ok(GenerateSource::Template {
+                id: (*id).into(),
+                version: self.version,
+            }),
+            (None, Some(_)) if self.version.is_some() => {
+                Err(invalid("`version` applies to templates only"))
             }
-            let generator = state
-                .control_plane
-                .generators()
-                .get(name)
-                .ok_or_else(|| ApiError::not_found("registered generator", name))?;
-            Ok(Source {
-                generator: Arc::clone(generator),
-                template_id: None,
-                template_version: None,
-            })
+            (None, Some(name)) => Ok(GenerateSource::Registered(name.clone())),
+            _ => Err(invalid("give exactly one of `template_id` and `generator`")),
         }
-        _ => Err(invalid("give exactly one of `template_id` and `generator`")),
     }
 }
 
@@ -187,39 +152,27 @@ fn invalid(message: &str) -> ApiError {
     ApiError::unprocessable("validation_failed", message, None)
 }
 
-/// Runs CPU work off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(&e))
+impl From<Rendered> for DryRunResult {
+    fn from(rendered: Rendered) -> Self {
+        let object = rendered.object();
+        Self {
+            yaml_content: object.yaml_content().to_owned(),
+            yaml_checksum: object.yaml_checksum().to_owned(),
+            objects: rendered.objects().iter().cloned().map(Into::into).collect(),
+            provenance: rendered.provenance().clone().into(),
+        }
+    }
 }
 
-async fn run(
-    state: &AppState,
-    identity: &Identity,
-    source: &Source,
-    stack: Stack,
-    parameters: serde_json::Value,
-) -> ApiResult<Generated> {
-    let generator = Arc::clone(&source.generator);
-    let limits = ParseOptions {
-        max_bytes: state.config.server.body_limit_bytes,
-        ..ParseOptions::default()
-    };
-    let requested_by = identity.actor();
-    let generated = blocking(move || {
-        generator.generate(&GenerateRequest {
-            parameters: &parameters,
-            stack: &stack,
-            requested_by,
-            limits: &limits,
-        })
-    })
-    .await?;
-    if let Err(err) = &generated {
-        tracing::info!(generator = source.generator.name(), error = %err, "generation refused");
+impl From<ObjectKey> for RenderedObject {
+    fn from(key: ObjectKey) -> Self {
+        Self {
+            api_version: key.api_version,
+            kind: key.kind,
+            namespace: key.namespace,
+            name: key.name,
+        }
     }
-    Ok(generated?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -255,29 +208,18 @@ impl GenerateApi {
         id: Path<Uuid>,
         body: Json<GenerateRequestDto>,
     ) -> ApiResult<Generated201> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
         let body = body.0;
-        let source = resolve_source(&state, &auth.0, &body).await?;
-        let stack_id = stack.id;
-        let generated = run(&state, &auth.0, &source, stack, body.parameters).await?;
-        let parameters = generated.parameters().clone();
-        let provenance = match (source.template_id, source.template_version) {
-            (Some(id), Some(version)) => Provenance::template(id, version, parameters),
-            _ => Provenance::generator(source.generator.name(), parameters),
-        };
-        let objects = rendered_objects(&generated);
-        let new = NewDeploymentObject::from_generated(stack_id, generated, provenance.clone());
+        let source = body.source()?;
+        let (caller, stack) = (auth.0.actor(), StackId::from(id.0));
+        let control_plane = &state.control_plane;
         if body.dry_run {
-            return Ok(Generated201::DryRun(Json(DryRunResult {
-                yaml_content: new.yaml_content().to_owned(),
-                yaml_checksum: new.yaml_checksum().to_owned(),
-                objects,
-                provenance: provenance.into(),
-            })));
+            let rendered = control_plane
+                .render(&caller, stack, &source, body.parameters)
+                .await?;
+            return Ok(Generated201::DryRun(Json(rendered.into())));
         }
-        let object = state
-            .store
-            .append_deployment_object(&auth.0.actor(), new)
+        let object = control_plane
+            .generate_deployment_object(&caller, stack, &source, body.parameters)
             .await?;
         Ok(Generated201::Created(Json(object.into())))
     }
@@ -295,13 +237,8 @@ impl GenerateApi {
         auth: BearerAuth,
         state: Data<&AppState>,
     ) -> ApiResult<RegisteredList> {
-        auth.0.require_admin_or_generator()?;
-        let items = state
-            .control_plane
-            .generators()
-            .iter()
-            .map(Into::into)
-            .collect();
+        let generators = state.control_plane.registered_generators(&auth.0.actor())?;
+        let items = generators.iter().map(Into::into).collect();
         Ok(RegisteredList::Ok(Json(RegisteredGeneratorList { items })))
     }
 
@@ -317,25 +254,9 @@ impl GenerateApi {
         state: Data<&AppState>,
         name: Path<String>,
     ) -> ApiResult<RegisteredOne> {
-        auth.0.require_admin_or_generator()?;
         let generator = state
             .control_plane
-            .generators()
-            .get(&name.0)
-            .ok_or_else(|| ApiError::not_found("registered generator", &name.0))?;
-        Ok(RegisteredOne::Ok(Json(generator.into())))
+            .registered_generator(&auth.0.actor(), &name.0)?;
+        Ok(RegisteredOne::Ok(Json((&generator).into())))
     }
-}
-
-fn rendered_objects(generated: &Generated) -> Vec<RenderedObject> {
-    generated
-        .manifests()
-        .iter()
-        .map(|m| RenderedObject {
-            api_version: m.api_version().to_owned(),
-            kind: m.kind().to_owned(),
-            namespace: m.namespace().map(str::to_owned),
-            name: m.name().to_owned(),
-        })
-        .collect()
 }

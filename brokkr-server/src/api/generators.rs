@@ -3,12 +3,11 @@
 //!
 //! Admin manages generators; a generator may read itself and rotate its own key
 //! (another generator is a 404 to it); agents get 403. A new key is shown once, in
-//! the answer that issues it; only its hash is stored. Rotating or deleting invalidates
-//! the key cache of this replica at once.
+//! the answer that issues it; only its hash is stored. The control plane invalidates
+//! its key cache on rotation and deletion (`brokkr_core::runtime`, `generators.rs`).
 
-use brokkr_core::{
-    GeneratorFilter, GeneratorId, GeneratorUpdate, KeyOwner, NewGenerator, Pak, model::Generator,
-};
+use brokkr_core::runtime::{self, GeneratorSpec};
+use brokkr_core::{GeneratorFilter, GeneratorUpdate, model::Generator};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -18,21 +17,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, page};
-use crate::api::stacks::patch_optional;
-use crate::auth::{BearerAuth, Identity};
-use crate::error::{ApiError, ApiResult};
+use crate::api::dto::{OrderParam, page, patch_optional};
+use crate::auth::BearerAuth;
+use crate::error::ApiResult;
 use crate::page_type;
 use crate::state::AppState;
-
-/// 403 for agents, 404 for a generator asking about another generator.
-fn require_self_or_admin(identity: &Identity, id: GeneratorId) -> ApiResult<()> {
-    identity.require_admin_or_generator()?;
-    match identity {
-        Identity::Generator(me) if *me != id => Err(ApiError::not_found("generator", id)),
-        _ => Ok(()),
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -112,6 +101,33 @@ pub struct UpdateGeneratorRequest {
     pub description: MaybeUndefined<String>,
 }
 
+impl From<CreateGeneratorRequest> for GeneratorSpec {
+    fn from(body: CreateGeneratorRequest) -> Self {
+        Self {
+            name: body.name,
+            description: body.description,
+        }
+    }
+}
+
+impl From<UpdateGeneratorRequest> for GeneratorUpdate {
+    fn from(body: UpdateGeneratorRequest) -> Self {
+        Self {
+            name: body.name,
+            description: patch_optional(body.description),
+        }
+    }
+}
+
+impl From<runtime::GeneratorWithKey> for GeneratorWithKey {
+    fn from(created: runtime::GeneratorWithKey) -> Self {
+        Self {
+            generator: created.generator.into(),
+            api_key: created.key.expose().to_owned(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Responses
 
@@ -173,28 +189,11 @@ impl GeneratorsApi {
         state: Data<&AppState>,
         body: Json<CreateGeneratorRequest>,
     ) -> ApiResult<GeneratorCreated> {
-        auth.0.require_admin()?;
-        let body = body.0;
-        let key = Pak::generate();
-        let generator = state
-            .store
-            .create_generator(
-                &auth.0.actor(),
-                NewGenerator {
-                    name: body.name,
-                    description: body.description,
-                    key: key.stored(),
-                },
-            )
-            .await?;
-        // Forget a cached "unknown key" answer for the new short id.
-        state
+        let created = state
             .control_plane
-            .forget_keys(KeyOwner::Generator(generator.id), Some(key.short_id()));
-        Ok(GeneratorCreated::Created(Json(GeneratorWithKey {
-            generator: generator.into(),
-            api_key: key.expose().to_owned(),
-        })))
+            .create_generator(&auth.0.actor(), body.0.into())
+            .await?;
+        Ok(GeneratorCreated::Created(Json(created.into())))
     }
 
     /// List generators, ordered by id (admin).
@@ -212,12 +211,14 @@ impl GeneratorsApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<GeneratorPageResponse> {
-        auth.0.require_admin()?;
         let page = page(limit, cursor, order)?;
         let filter = GeneratorFilter {
             include_deleted: include_deleted.0.unwrap_or(false),
         };
-        let generators = state.store.list_generators(&filter, &page).await?;
+        let generators = state
+            .control_plane
+            .list_generators(&auth.0.actor(), filter, &page)
+            .await?;
         Ok(GeneratorPageResponse::Ok(Json(generators.into())))
     }
 
@@ -229,9 +230,10 @@ impl GeneratorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<GeneratorResponse> {
-        let id = GeneratorId::from(id.0);
-        require_self_or_admin(&auth.0, id)?;
-        let generator = state.store.get_generator(id).await?;
+        let generator = state
+            .control_plane
+            .get_generator(&auth.0.actor(), id.0.into())
+            .await?;
         Ok(GeneratorResponse::Ok(Json(generator.into())))
     }
 
@@ -244,15 +246,9 @@ impl GeneratorsApi {
         id: Path<Uuid>,
         body: Json<UpdateGeneratorRequest>,
     ) -> ApiResult<GeneratorResponse> {
-        auth.0.require_admin()?;
-        let body = body.0;
-        let update = GeneratorUpdate {
-            name: body.name,
-            description: patch_optional(body.description),
-        };
         let generator = state
-            .store
-            .update_generator(&auth.0.actor(), id.0.into(), update)
+            .control_plane
+            .update_generator(&auth.0.actor(), id.0.into(), body.0.into())
             .await?;
         Ok(GeneratorResponse::Ok(Json(generator.into())))
     }
@@ -268,12 +264,10 @@ impl GeneratorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<GeneratorDeleted> {
-        auth.0.require_admin()?;
-        let id = GeneratorId::from(id.0);
-        state.store.delete_generator(&auth.0.actor(), id).await?;
         state
             .control_plane
-            .forget_keys(KeyOwner::Generator(id), None);
+            .delete_generator(&auth.0.actor(), id.0.into())
+            .await?;
         Ok(GeneratorDeleted::NoContent)
     }
 
@@ -292,34 +286,13 @@ impl GeneratorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<GeneratorKeyRotated> {
-        let id = GeneratorId::from(id.0);
-        require_self_or_admin(&auth.0, id)?;
-        let key = Pak::generate();
-        let owner = KeyOwner::Generator(id);
-        state
-            .store
-            .rotate_api_key(&auth.0.actor(), owner, key.stored())
+        let key = state
+            .control_plane
+            .rotate_generator_key(&auth.0.actor(), id.0.into())
             .await?;
-        state.control_plane.forget_keys(owner, Some(key.short_id()));
         Ok(GeneratorKeyRotated::Ok(Json(RotatedGeneratorKey {
-            generator_id: id.into(),
+            generator_id: id.0,
             api_key: key.expose().to_owned(),
         })))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generator_reaches_only_itself() {
-        let (me, other) = (GeneratorId::new(), GeneratorId::new());
-        assert!(require_self_or_admin(&Identity::Generator(me), me).is_ok());
-        assert!(require_self_or_admin(&Identity::Admin, other).is_ok());
-        let err = require_self_or_admin(&Identity::Generator(me), other).unwrap_err();
-        assert_eq!(err.status(), 404);
-        let agent = Identity::Agent(brokkr_core::AgentId::new());
-        assert_eq!(require_self_or_admin(&agent, me).unwrap_err().status(), 403);
     }
 }

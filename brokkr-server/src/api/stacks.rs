@@ -1,18 +1,14 @@
 //! Stacks and their deployment objects: `/stacks`, `/stacks/{id}/deployment-objects`
 //! and `/deployment-objects/{id}`.
 //!
-//! Who may see what is decided here once, for every module:
-//! [`visible_stack`] loads a live stack the caller may see (admin: any; generator: only
-//! its own, another generator's stack is a 404; agent: 403), and
-//! [`check_stack_history`] applies the same rule to the history of a stack that may
-//! have been deleted (deployment objects stay readable by the owner and admin).
+//! Every handler parses, calls the control plane and maps the answer; who may see what
+//! is decided there (`brokkr_core::runtime`, `stacks.rs`): admin any stack, a generator
+//! only its own (another generator's stack is a 404), agents 403.
 
 use std::collections::BTreeMap;
 
-use brokkr_core::manifest::ParseOptions;
 use brokkr_core::{
-    DeploymentObjectId, GeneratorId, NewDeploymentObject, NewStack, PageRequest, Stack,
-    StackFilter, StackId, StackUpdate, Store,
+    DeploymentObjectId, GeneratorId, NewStack, Stack, StackFilter, StackId, StackUpdate,
 };
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -23,103 +19,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, OrderParam, page};
-use crate::auth::{BearerAuth, Identity};
+use crate::api::dto::{
+    DeploymentObjectDto, DeploymentObjectPage, OrderParam, page, patch_optional,
+};
+use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
 use crate::state::AppState;
-
-// ---------------------------------------------------------------------------------------
-// Row access shared by every module
-
-/// Loads a live stack the caller may see: admin any, a generator only its own (another
-/// generator's stack is a 404, so it does not learn the stack exists), an agent never
-/// (403). Every endpoint that touches a stack goes through this.
-pub(crate) async fn visible_stack(
-    state: &AppState,
-    identity: &Identity,
-    id: impl Into<StackId>,
-) -> ApiResult<Stack> {
-    stack_visible_in(state.store.as_ref(), identity, id.into()).await
-}
-
-/// Checks that the caller may read the history (deployment objects) of a stack that
-/// is live or soft-deleted: the same rule as [`visible_stack`], except that a deleted
-/// stack's history stays readable by its owner and by admin.
-pub(crate) async fn check_stack_history(
-    state: &AppState,
-    identity: &Identity,
-    id: impl Into<StackId>,
-) -> ApiResult<()> {
-    stack_history_visible_in(state.store.as_ref(), identity, id.into()).await
-}
-
-async fn stack_visible_in(store: &dyn Store, identity: &Identity, id: StackId) -> ApiResult<Stack> {
-    identity.require_admin_or_generator()?;
-    let stack = store.get_stack(id).await?;
-    match identity {
-        Identity::Generator(me) if stack.generator_id != Some(*me) => {
-            Err(ApiError::not_found("stack", id))
-        }
-        _ => Ok(stack),
-    }
-}
-
-async fn stack_history_visible_in(
-    store: &dyn Store,
-    identity: &Identity,
-    id: StackId,
-) -> ApiResult<()> {
-    identity.require_admin_or_generator()?;
-    let Identity::Generator(me) = *identity else {
-        // Admin: the store itself answers 404 for a stack that never existed.
-        return Ok(());
-    };
-    if owns_stack(store, me, id).await? {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("stack", id))
-    }
-}
-
-/// Whether `generator` created the stack `id`, live or soft-deleted: one indexed lookup.
-async fn owns_stack(store: &dyn Store, generator: GeneratorId, id: StackId) -> ApiResult<bool> {
-    let filter = StackFilter {
-        id: Some(id),
-        generator_id: Some(generator),
-        name: None,
-        include_deleted: true,
-    };
-    let found = store.list_stacks(&filter, &PageRequest::first(1)).await?;
-    Ok(!found.items.is_empty())
-}
-
-/// A PATCH field that may be left out (unchanged), `null` (cleared) or set.
-pub(crate) fn patch_optional(field: MaybeUndefined<String>) -> Option<Option<String>> {
-    match field {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(value) => Some(Some(value)),
-    }
-}
-
-/// The generator whose rows a request creates or lists: an admin may name any generator
-/// (or none); a generator always gets its own, and naming another generator is a 403.
-pub(crate) fn owner_scope(
-    identity: &Identity,
-    requested: Option<Uuid>,
-) -> ApiResult<Option<GeneratorId>> {
-    match *identity {
-        Identity::Admin => Ok(requested.map(GeneratorId::from)),
-        Identity::Generator(me) => match requested {
-            Some(other) if GeneratorId::from(other) != me => Err(ApiError::forbidden(
-                "a generator may only act on its own rows",
-            )),
-            _ => Ok(Some(me)),
-        },
-        Identity::Agent(_) => Err(ApiError::forbidden("the agent role may not do this")),
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -210,6 +116,49 @@ pub struct CreateDeploymentObjectRequest {
     pub is_deletion_marker: bool,
 }
 
+impl From<CreateStackRequest> for NewStack {
+    fn from(body: CreateStackRequest) -> Self {
+        Self {
+            name: body.name,
+            description: body.description,
+            generator_id: body.generator_id.map(GeneratorId::from),
+            labels: body.labels,
+            annotations: body.annotations,
+        }
+    }
+}
+
+impl From<UpdateStackRequest> for StackUpdate {
+    fn from(body: UpdateStackRequest) -> Self {
+        Self {
+            name: body.name,
+            description: patch_optional(body.description),
+        }
+    }
+}
+
+/// What a `POST /stacks/{id}/deployment-objects` body asks to append.
+enum Content {
+    Yaml(String),
+    DeletionMarker,
+}
+
+impl CreateDeploymentObjectRequest {
+    /// The one thing the body asks for: YAML, or a marker with no YAML (422
+    /// `validation_failed` for a marker that carries YAML).
+    fn content(self) -> ApiResult<Content> {
+        match (self.is_deletion_marker, self.yaml_content) {
+            (false, yaml) => Ok(Content::Yaml(yaml)),
+            (true, yaml) if yaml.trim().is_empty() => Ok(Content::DeletionMarker),
+            (true, _) => Err(ApiError::unprocessable(
+                "validation_failed",
+                "a deletion marker carries no yaml_content",
+                None,
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Responses
 
@@ -287,20 +236,9 @@ impl StacksApi {
         state: Data<&AppState>,
         body: Json<CreateStackRequest>,
     ) -> ApiResult<StackCreated> {
-        let body = body.0;
-        let generator_id = owner_scope(&auth.0, body.generator_id)?;
         let stack = state
-            .store
-            .create_stack(
-                &auth.0.actor(),
-                NewStack {
-                    name: body.name,
-                    description: body.description,
-                    generator_id,
-                    labels: body.labels,
-                    annotations: body.annotations,
-                },
-            )
+            .control_plane
+            .create_stack(&auth.0.actor(), body.0.into())
             .await?;
         Ok(StackCreated::Created(Json(stack.into())))
     }
@@ -329,12 +267,15 @@ impl StacksApi {
     ) -> ApiResult<StackPageResponse> {
         let filter = StackFilter {
             id: None,
-            generator_id: owner_scope(&auth.0, generator_id.0)?,
+            generator_id: generator_id.0.map(GeneratorId::from),
             name: name.0,
             include_deleted: include_deleted.0.unwrap_or(false),
         };
         let page = page(limit, cursor, order)?;
-        let stacks = state.store.list_stacks(&filter, &page).await?;
+        let stacks = state
+            .control_plane
+            .list_stacks(&auth.0.actor(), filter, &page)
+            .await?;
         Ok(StackPageResponse::Ok(Json(stacks.into())))
     }
 
@@ -346,7 +287,10 @@ impl StacksApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<StackResponse> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
+        let stack = state
+            .control_plane
+            .get_stack(&auth.0.actor(), id.0.into())
+            .await?;
         Ok(StackResponse::Ok(Json(stack.into())))
     }
 
@@ -359,15 +303,9 @@ impl StacksApi {
         id: Path<Uuid>,
         body: Json<UpdateStackRequest>,
     ) -> ApiResult<StackResponse> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        let body = body.0;
-        let update = StackUpdate {
-            name: body.name,
-            description: patch_optional(body.description),
-        };
         let stack = state
-            .store
-            .update_stack(&auth.0.actor(), stack.id, update)
+            .control_plane
+            .update_stack(&auth.0.actor(), id.0.into(), body.0.into())
             .await?;
         Ok(StackResponse::Ok(Json(stack.into())))
     }
@@ -383,8 +321,10 @@ impl StacksApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<StackDeleted> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        let marker = state.store.delete_stack(&auth.0.actor(), stack.id).await?;
+        let marker = state
+            .control_plane
+            .delete_stack(&auth.0.actor(), id.0.into())
+            .await?;
         Ok(StackDeleted::Ok(Json(marker.into())))
     }
 
@@ -404,28 +344,21 @@ impl StacksApi {
         id: Path<Uuid>,
         body: Json<CreateDeploymentObjectRequest>,
     ) -> ApiResult<DeploymentObjectCreated> {
-        let stack = visible_stack(&state, &auth.0, id.0).await?;
-        let body = body.0;
-        let new = if body.is_deletion_marker {
-            if !body.yaml_content.trim().is_empty() {
-                return Err(ApiError::unprocessable(
-                    "validation_failed",
-                    "a deletion marker carries no yaml_content",
-                    None,
-                ));
+        let (caller, stack) = (auth.0.actor(), StackId::from(id.0));
+        let object = match body.0.content()? {
+            Content::Yaml(yaml) => {
+                state
+                    .control_plane
+                    .append_deployment_object(&caller, stack, yaml)
+                    .await?
             }
-            NewDeploymentObject::deletion_marker(stack.id)
-        } else {
-            let options = ParseOptions {
-                max_bytes: state.config.server.body_limit_bytes,
-                ..ParseOptions::default()
-            };
-            NewDeploymentObject::from_yaml_with(stack.id, body.yaml_content, &options)?
+            Content::DeletionMarker => {
+                state
+                    .control_plane
+                    .append_deletion_marker(&caller, stack)
+                    .await?
+            }
         };
-        let object = state
-            .store
-            .append_deployment_object(&auth.0.actor(), new)
-            .await?;
         Ok(DeploymentObjectCreated::Created(Json(object.into())))
     }
 
@@ -450,10 +383,9 @@ impl StacksApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<DeploymentObjectPageResponse> {
         let page = page(limit, cursor, order)?;
-        check_stack_history(&state, &auth.0, id.0).await?;
         let objects = state
-            .store
-            .list_deployment_objects(id.0.into(), &page)
+            .control_plane
+            .list_deployment_objects(&auth.0.actor(), id.0.into(), &page)
             .await?;
         Ok(DeploymentObjectPageResponse::Ok(Json(objects.into())))
     }
@@ -470,103 +402,10 @@ impl StacksApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<DeploymentObjectResponse> {
-        auth.0.require_admin_or_generator()?;
-        let id = DeploymentObjectId::from(id.0);
-        let object = state.store.get_deployment_object(id).await?;
-        check_stack_history(&state, &auth.0, object.stack_id)
-            .await
-            .map_err(|err| match err {
-                // Do not reveal which stack an unseen object belongs to.
-                ApiError::NotFound(_) => ApiError::not_found("deployment object", id),
-                other => other,
-            })?;
+        let object = state
+            .control_plane
+            .get_deployment_object(&auth.0.actor(), DeploymentObjectId::from(id.0))
+            .await?;
         Ok(DeploymentObjectResponse::Ok(Json(object.into())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use brokkr_core::testing::MemoryStore;
-    use brokkr_core::{Actor, NewGenerator, Pak};
-
-    use super::*;
-
-    async fn generator(store: &MemoryStore, name: &str) -> GeneratorId {
-        let new = NewGenerator {
-            name: name.into(),
-            description: None,
-            key: Pak::generate().stored(),
-        };
-        store.create_generator(&Actor::Admin, new).await.unwrap().id
-    }
-
-    async fn stack(store: &MemoryStore, name: &str, owner: Option<GeneratorId>) -> Stack {
-        let new = NewStack {
-            name: name.into(),
-            generator_id: owner,
-            ..NewStack::default()
-        };
-        store.create_stack(&Actor::Admin, new).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn generators_see_only_their_own_stacks() {
-        let store = MemoryStore::new();
-        let (g1, g2) = (generator(&store, "g1").await, generator(&store, "g2").await);
-        let mine = stack(&store, "mine", Some(g1)).await;
-        let theirs = stack(&store, "theirs", Some(g2)).await;
-        let admins = stack(&store, "admins", None).await;
-
-        let me = Identity::Generator(g1);
-        assert!(stack_visible_in(&store, &me, mine.id).await.is_ok());
-        for other in [theirs.id, admins.id, StackId::new()] {
-            let err = stack_visible_in(&store, &me, other).await.unwrap_err();
-            assert_eq!(err.status(), 404);
-        }
-        assert!(
-            stack_visible_in(&store, &Identity::Admin, theirs.id)
-                .await
-                .is_ok()
-        );
-        let agent = Identity::Agent(brokkr_core::AgentId::new());
-        let err = stack_visible_in(&store, &agent, mine.id).await.unwrap_err();
-        assert_eq!(err.status(), 403);
-    }
-
-    #[tokio::test]
-    async fn deleted_history_stays_readable_by_its_owner_only() {
-        let store = MemoryStore::new();
-        let (g1, g2) = (generator(&store, "g1").await, generator(&store, "g2").await);
-        let mine = stack(&store, "mine", Some(g1)).await;
-        store.delete_stack(&Actor::Admin, mine.id).await.unwrap();
-
-        assert!(
-            stack_visible_in(&store, &Identity::Generator(g1), mine.id)
-                .await
-                .is_err()
-        );
-        let owner = stack_history_visible_in(&store, &Identity::Generator(g1), mine.id).await;
-        assert!(owner.is_ok());
-        let other = stack_history_visible_in(&store, &Identity::Generator(g2), mine.id).await;
-        assert_eq!(other.unwrap_err().status(), 404);
-        let admin = stack_history_visible_in(&store, &Identity::Admin, mine.id).await;
-        assert!(admin.is_ok());
-    }
-
-    #[test]
-    fn owners_of_new_rows() {
-        let (me, other) = (GeneratorId::new(), GeneratorId::new());
-        let gen_identity = Identity::Generator(me);
-        assert_eq!(owner_scope(&gen_identity, None).unwrap(), Some(me));
-        assert_eq!(owner_scope(&gen_identity, Some(me.0)).unwrap(), Some(me));
-        let err = owner_scope(&gen_identity, Some(other.0)).unwrap_err();
-        assert_eq!(err.status(), 403);
-        assert_eq!(owner_scope(&Identity::Admin, None).unwrap(), None);
-        assert_eq!(
-            owner_scope(&Identity::Admin, Some(other.0)).unwrap(),
-            Some(other)
-        );
-        assert_eq!(owner_scope(&gen_identity, None).unwrap(), Some(me));
-        assert_eq!(owner_scope(&Identity::Admin, None).unwrap(), None);
     }
 }

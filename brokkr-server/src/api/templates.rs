@@ -1,18 +1,18 @@
 //! Versioned templates: `/templates`, `/templates/{id}/versions`.
 //!
 //! A template belongs to a generator, or is global (`generator_id` absent, created by
-//! an admin). Who may see and change which template is decided once, in
-//! [`visible_template`] and [`changeable_template`]: admin sees and changes all; a
-//! generator sees its own and the global ones and changes only its own (another
-//! generator's template is a 404; a global one is a 403 to change); agents get 403.
-//! Every update appends a version; older versions stay readable. A version is stored
-//! only if its source compiles and its schema is a valid JSON Schema; rendering lives
-//! in [`crate::api::generate`].
+//! an admin). Who may see and change which template is decided by the control plane
+//! (`brokkr_core::runtime`, `templates.rs`): admin sees and changes all; a generator
+//! sees its own and the global ones and changes only its own (another generator's
+//! template is a 404; a global one is a 403 to change); agents get 403. Every update
+//! appends a version; older versions stay readable. A version is stored only if its
+//! source compiles and its schema is a valid JSON Schema; rendering lives in
+//! [`crate::api::generate`].
 
 use std::collections::BTreeMap;
 
 use brokkr_core::{
-    NewTemplate, NewTemplateVersion, Template, TemplateFilter, TemplateId, TemplateVersion,
+    GeneratorId, NewTemplate, NewTemplateVersion, Template, TemplateFilter, TemplateVersion,
 };
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -23,58 +23,10 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
-use crate::api::stacks::owner_scope;
-use crate::auth::{BearerAuth, Identity};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::BearerAuth;
+use crate::error::ApiResult;
 use crate::page_type;
 use crate::state::AppState;
-
-// ---------------------------------------------------------------------------------------
-// Row access shared by every module
-
-/// Loads a live template the caller may see: admin any; a generator its own and the
-/// global ones (another generator's is a 404); an agent never (403).
-pub(crate) async fn visible_template(
-    state: &AppState,
-    identity: &Identity,
-    id: impl Into<TemplateId>,
-) -> ApiResult<Template> {
-    identity.require_admin_or_generator()?;
-    let id = id.into();
-    let template = state.store.get_template(id).await?;
-    match (identity, template.generator_id) {
-        (Identity::Generator(me), Some(owner)) if owner != *me => {
-            Err(ApiError::not_found("template", id))
-        }
-        _ => Ok(template),
-    }
-}
-
-/// Loads a live template the caller may change: admin any; a generator only its own (a
-/// global template, which it can see, is a 403; another generator's is a 404).
-pub(crate) async fn changeable_template(
-    state: &AppState,
-    identity: &Identity,
-    id: impl Into<TemplateId>,
-) -> ApiResult<Template> {
-    let template = visible_template(state, identity, id).await?;
-    match (identity, template.generator_id) {
-        (Identity::Generator(_), None) => Err(ApiError::forbidden(
-            "global templates are changed by admin only",
-        )),
-        _ => Ok(template),
-    }
-}
-
-/// 422 `invalid_template` unless the source compiles and the schema is a valid JSON
-/// Schema. Compiling is CPU work, so it runs off the async threads.
-async fn check_template(content: &str, schema: &serde_json::Value) -> ApiResult<()> {
-    let (content, schema) = (content.to_owned(), schema.clone());
-    tokio::task::spawn_blocking(move || brokkr_core::template::check(&content, &schema))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------------
 // DTOs
@@ -202,6 +154,29 @@ pub struct UpdateTemplateRequest {
     pub parameters_schema: serde_json::Value,
 }
 
+impl From<CreateTemplateRequest> for NewTemplate {
+    fn from(body: CreateTemplateRequest) -> Self {
+        Self {
+            name: body.name,
+            description: body.description,
+            generator_id: body.generator_id.map(GeneratorId::from),
+            labels: body.labels,
+            annotations: body.annotations,
+            content: body.content,
+            parameters_schema: body.parameters_schema,
+        }
+    }
+}
+
+impl From<UpdateTemplateRequest> for NewTemplateVersion {
+    fn from(body: UpdateTemplateRequest) -> Self {
+        Self {
+            content: body.content,
+            parameters_schema: body.parameters_schema,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Responses
 
@@ -271,23 +246,9 @@ impl TemplatesApi {
         state: Data<&AppState>,
         body: Json<CreateTemplateRequest>,
     ) -> ApiResult<TemplateCreated> {
-        let body = body.0;
-        let generator_id = owner_scope(&auth.0, body.generator_id)?;
-        check_template(&body.content, &body.parameters_schema).await?;
         let template = state
-            .store
-            .create_template(
-                &auth.0.actor(),
-                NewTemplate {
-                    name: body.name,
-                    description: body.description,
-                    generator_id,
-                    labels: body.labels,
-                    annotations: body.annotations,
-                    content: body.content,
-                    parameters_schema: body.parameters_schema,
-                },
-            )
+            .control_plane
+            .create_template(&auth.0.actor(), body.0.into())
             .await?;
         Ok(TemplateCreated::Created(Json(template.into())))
     }
@@ -315,28 +276,15 @@ impl TemplatesApi {
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TemplatePageResponse> {
-        let owner = owner_scope(&auth.0, generator_id.0)?;
         let page = page(limit, cursor, order)?;
-        // A generator without an explicit filter sees its own and the global templates;
-        // the store filters by one owner only, so those rows are picked here.
-        let mine_and_global = match auth.0 {
-            Identity::Generator(me) if generator_id.0.is_none() => Some(me),
-            _ => None,
-        };
         let filter = TemplateFilter {
-            generator_id: if mine_and_global.is_some() {
-                None
-            } else {
-                owner
-            },
+            generator_id: generator_id.0.map(GeneratorId::from),
             include_deleted: include_deleted.0.unwrap_or(false),
         };
-        let mut templates = state.store.list_templates(&filter, &page).await?;
-        if let Some(me) = mine_and_global {
-            templates
-                .items
-                .retain(|t| t.generator_id.is_none_or(|owner| owner == me));
-        }
+        let templates = state
+            .control_plane
+            .list_templates(&auth.0.actor(), filter, &page)
+            .await?;
         Ok(TemplatePageResponse::Ok(Json(templates.into())))
     }
 
@@ -348,7 +296,10 @@ impl TemplatesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<TemplateResponse> {
-        let template = visible_template(&state, &auth.0, id.0).await?;
+        let template = state
+            .control_plane
+            .get_template(&auth.0.actor(), id.0.into())
+            .await?;
         Ok(TemplateResponse::Ok(Json(template.into())))
     }
 
@@ -363,16 +314,9 @@ impl TemplatesApi {
         id: Path<Uuid>,
         body: Json<UpdateTemplateRequest>,
     ) -> ApiResult<TemplateResponse> {
-        let template = changeable_template(&state, &auth.0, id.0).await?;
-        let body = body.0;
-        check_template(&body.content, &body.parameters_schema).await?;
-        let version = NewTemplateVersion {
-            content: body.content,
-            parameters_schema: body.parameters_schema,
-        };
         let template = state
-            .store
-            .add_template_version(&auth.0.actor(), template.id, version)
+            .control_plane
+            .update_template(&auth.0.actor(), id.0.into(), body.0.into())
             .await?;
         Ok(TemplateResponse::Ok(Json(template.into())))
     }
@@ -385,10 +329,9 @@ impl TemplatesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<TemplateDeleted> {
-        let template = changeable_template(&state, &auth.0, id.0).await?;
         state
-            .store
-            .delete_template(&auth.0.actor(), template.id)
+            .control_plane
+            .delete_template(&auth.0.actor(), id.0.into())
             .await?;
         Ok(TemplateDeleted::NoContent)
     }
@@ -412,10 +355,9 @@ impl TemplatesApi {
         order: Query<Option<OrderParam>>,
     ) -> ApiResult<TemplateVersionPageResponse> {
         let page = page(limit, cursor, order)?;
-        let template = visible_template(&state, &auth.0, id.0).await?;
         let versions = state
-            .store
-            .list_template_versions(template.id, &page)
+            .control_plane
+            .list_template_versions(&auth.0.actor(), id.0.into(), &page)
             .await?;
         Ok(TemplateVersionPageResponse::Ok(Json(versions.into())))
     }
@@ -434,10 +376,9 @@ impl TemplatesApi {
         /// The version number (1 for the first).
         version: Path<i32>,
     ) -> ApiResult<TemplateVersionResponse> {
-        let template = visible_template(&state, &auth.0, id.0).await?;
         let version = state
-            .store
-            .get_template_version(template.id, version.0)
+            .control_plane
+            .get_template_version(&auth.0.actor(), id.0.into(), version.0)
             .await?;
         Ok(TemplateVersionResponse::Ok(Json(version.into())))
     }

@@ -17,9 +17,13 @@
 pub mod agents;
 pub mod callers;
 pub mod events;
+pub mod generators;
 pub mod health;
+pub mod metadata;
+pub mod stacks;
 pub mod target_state;
 pub mod targets;
+pub mod templates;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -145,6 +149,6 @@ macro_rules! __brokkr_runtime_areas {
 #[macro_export]
 macro_rules! runtime_conformance_tests {
     ($make:path) => {
-        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health);
+        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata);
     };
 }

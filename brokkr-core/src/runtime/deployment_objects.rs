@@ -1,0 +1,192 @@
+//! Deployment objects sent as YAML: append, list, read.
+//!
+//! The YAML is parsed, validated and hashed before anything is stored, on a blocking
+//! thread: a deployment object may be as large as `Settings::max_yaml_bytes` (8 MiB by
+//! default), and parsing that on an async worker would stall every request and long
+//! poll scheduled on it.
+
+use crate::id::{DeploymentObjectId, StackId};
+use crate::manifest::ParseOptions;
+use crate::model::{Actor, DeploymentObject, NewDeploymentObject};
+use crate::page::{Page, PageRequest};
+use crate::store;
+
+use super::ControlPlane;
+use super::access;
+use super::error::{Error, Result};
+use super::render::off_workers;
+
+impl ControlPlane {
+    /// Appends a deployment object holding `yaml` to a live stack the caller may see.
+    /// An invalid document is `Manifest` naming the document; YAML over
+    /// `Settings::max_yaml_bytes` is `Manifest(TooLarge)`; nothing is stored then.
+    pub async fn append_deployment_object(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        yaml: String,
+    ) -> Result<DeploymentObject> {
+        // Access first: a caller who may not write here costs no parsing.
+        let stack = self.visible_stack(caller, stack).await?;
+        let new = self.parse_deployment_object(stack.id, yaml).await?;
+        Ok(self.store().append_deployment_object(caller, new).await?)
+    }
+
+    /// Appends a deletion marker to a live stack the caller may see: every agent
+    /// responsible for the stack removes its objects, and the stack lives on (deleting
+    /// it is [`ControlPlane::delete_stack`]).
+    pub async fn append_deletion_marker(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+    ) -> Result<DeploymentObject> {
+        let stack = self.visible_stack(caller, stack).await?;
+        let marker = NewDeploymentObject::deletion_marker(stack.id);
+        Ok(self
+            .store()
+            .append_deployment_object(caller, marker)
+            .await?)
+    }
+
+    /// A stack's deployment objects, ordered by sequence; also of a deleted stack, for
+    /// its owner and admin.
+    pub async fn list_deployment_objects(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        page: &PageRequest,
+    ) -> Result<Page<DeploymentObject>> {
+        self.check_stack_history(caller, stack).await?;
+        Ok(self.store().list_deployment_objects(stack, page).await?)
+    }
+
+    /// One deployment object, also of a deleted stack, for its stack's owner and admin.
+    /// An object of a stack the caller may not see is `NotFound` as a deployment
+    /// object, so the answer does not reveal which stack it belongs to.
+    pub async fn get_deployment_object(
+        &self,
+        caller: &Actor,
+        id: DeploymentObjectId,
+    ) -> Result<DeploymentObject> {
+        access::require_admin_or_generator(caller)?;
+        let object = self.store().get_deployment_object(id).await?;
+        match self.check_stack_history(caller, object.stack_id).await {
+            Ok(()) => Ok(object),
+            Err(Error::Store(store::Error::NotFound { .. })) => {
+                Err(Error::not_found("deployment object", id))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Parses, validates and hashes `yaml` for `stack` on a blocking thread, within
+    /// `Settings::max_yaml_bytes`. Stores nothing.
+    pub(crate) async fn parse_deployment_object(
+        &self,
+        stack: StackId,
+        yaml: String,
+    ) -> Result<NewDeploymentObject> {
+        let options = self.parse_options();
+        let parsed =
+            off_workers(move || NewDeploymentObject::from_yaml_with(stack, yaml, &options)).await?;
+        Ok(parsed?)
+    }
+
+    /// The manifest parser's limits for a deployment object, sent or rendered.
+    pub(crate) fn parse_options(&self) -> ParseOptions {
+        ParseOptions {
+            max_bytes: self.settings().max_yaml_bytes,
+            ..ParseOptions::default()
+        }
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::model::NewStack;
+    use crate::testing::MemoryStore;
+
+    use super::*;
+
+    /// Multi-document YAML of ConfigMaps, just under `limit` bytes.
+    fn big_yaml(limit: usize) -> String {
+        let mut yaml = String::with_capacity(limit);
+        let value = "v".repeat(900);
+        for i in 0.. {
+            let doc = format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  a: {value}\n  b: {value}\n"
+            );
+            if yaml.len() + doc.len() > limit {
+                break;
+            }
+            yaml.push_str(&doc);
+        }
+        yaml
+    }
+
+    /// On a runtime with a single worker thread, a task that ticks every millisecond
+    /// keeps ticking while an 8 MiB deployment object is parsed and hashed: the work
+    /// runs on a blocking thread. Parsed on the worker, the ticker would stop for as
+    /// long as the parse takes.
+    #[test]
+    fn an_8_mib_object_is_parsed_off_the_async_worker() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime");
+        runtime.block_on(async {
+            let control_plane = ControlPlane::builder(Arc::new(MemoryStore::new())).build();
+            let stack = control_plane
+                .create_stack(
+                    &Actor::Admin,
+                    NewStack {
+                        name: "big".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let yaml = big_yaml(control_plane.settings().max_yaml_bytes);
+            assert!(yaml.len() > 8_000_000, "{} bytes", yaml.len());
+
+            let done = Arc::new(AtomicBool::new(false));
+            let ticker = tokio::spawn({
+                let done = Arc::clone(&done);
+                async move {
+                    let (mut last, mut longest) = (Instant::now(), Duration::ZERO);
+                    while !done.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        longest = longest.max(last.elapsed());
+                        last = Instant::now();
+                    }
+                    longest
+                }
+            });
+            // Let the ticker start before the work does.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let started = Instant::now();
+            let object = control_plane
+                .append_deployment_object(&Actor::Admin, stack.id, yaml)
+                .await
+                .expect("a valid 8 MiB object");
+            let took = started.elapsed();
+            done.store(true, Ordering::Relaxed);
+            let longest_pause = ticker.await.unwrap();
+
+            assert_eq!(object.yaml_checksum.len(), 64);
+            // The comparison means something only if the work takes a while.
+            assert!(
+                took > Duration::from_millis(40),
+                "append took only {took:?}"
+            );
+            assert!(
+                longest_pause < took / 4,
+                "the async worker stalled for {longest_pause:?} of a {took:?} append"
+            );
+        });
+    }
+}
