@@ -34,8 +34,8 @@ impl ControlPlane {
     /// Records a heartbeat of `agent`, only from the agent itself. The beat is held in
     /// memory and written in a batch within `heartbeat_flush_period`; the agent shows
     /// as active at once. Capabilities, when given, replace the stored ones: at most
-    /// [`MAX_FEATURES`] feature names of 1–[`MAX_CAPABILITY_STRING`] characters, `extra`
-    /// at most [`MAX_EXTRA_BYTES`] serialized (`Invalid` otherwise).
+    /// [`MAX_FEATURES`](super::MAX_FEATURES) feature names of 1–[`MAX_CAPABILITY_STRING`](super::MAX_CAPABILITY_STRING) characters, `extra`
+    /// at most [`MAX_EXTRA_BYTES`](super::MAX_EXTRA_BYTES) serialized (`Invalid` otherwise).
     pub fn record_heartbeat(
         &self,
         caller: &Actor,
