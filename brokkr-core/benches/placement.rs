@@ -415,8 +415,8 @@ fn many_stacks(agents: &[Agent]) -> Vec<Stack> {
 /// The same changes through the runtime's index, and `GET` of one placement.
 fn indexed(agents: &[Agent], stacks: &[Stack]) {
     use brokkr_core::placement::PlacementRegistry;
+    use brokkr_core::runtime::placement::RejectionPage;
     use brokkr_core::runtime::placement::index::{Clock, Index};
-    use brokkr_core::runtime::placement::{RejectionPage, Rejections};
     use brokkr_core::{StackId, StackPlacement};
 
     let registry = PlacementRegistry::default();
@@ -496,13 +496,11 @@ fn indexed(agents: &[Agent], stacks: &[Stack]) {
         for (n, stack) in stacks.iter().enumerate().step_by(53) {
             let id = StackId(Uuid::from_u128(n as u128 + 1));
             let now_chosen = changed_ids.get(&id).map_or(&stack.decision.chosen, |c| *c);
-            if !stack.policy.rebalance {
-                assert_eq!(
-                    &choose(&stack.policy, &all, &stack.decision.chosen),
-                    now_chosen,
-                    "{name}: stack {n}"
-                );
-            }
+            assert_eq!(
+                &choose(&stack.policy, &all, &stack.decision.chosen),
+                now_chosen,
+                "{name}: stack {n}"
+            );
         }
         println!("  {name:<38} {:>10.1} {:>10}", ms(took), changed.len());
     }
@@ -514,16 +512,13 @@ fn indexed(agents: &[Agent], stacks: &[Stack]) {
         let n = rng.below(stacks.len());
         let stack = &stacks[n];
         let started = Instant::now();
-        let live = index.decide(
+        let current = &stack.decision.chosen;
+        let summary = index.summarize(
             &DefaultPlacement,
             &stack.policy,
-            &stack.decision.chosen,
+            current,
+            current,
             clock,
-            true,
-        );
-        let summary = Rejections::summarize(
-            live.rejected,
-            &stack.decision.chosen,
             RejectionPage::default(),
         );
         samples.push(started.elapsed());

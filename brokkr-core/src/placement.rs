@@ -31,10 +31,12 @@ use crate::selector::{AnnotationMatch, LabelSelector};
 
 mod default;
 mod registry;
+mod summary;
 mod taint;
 
 pub use default::DefaultPlacement;
 pub use registry::{PlacementRegistry, UnknownPlacement};
+pub use summary::{RejectionPage, Rejections};
 pub use taint::{Taint, TaintEffect, TaintError, parse_taints};
 
 /// The agent annotation holding its taints, e.g. `gpu=true:NoSchedule`.
@@ -296,6 +298,25 @@ pub trait Placement: Send + Sync {
         Ok(())
     }
 
+    /// The chosen agents, ordered by id, and the others counted per reason code with
+    /// one `page` of them explained; agents in `exclude` (ordered by id) are left out
+    /// of the rejections. Default: from [`place`](Placement::place); a placement that
+    /// can count reasons without explaining every one overrides it.
+    fn summarize(
+        &self,
+        input: &PlacementInput<'_>,
+        exclude: &[AgentId],
+        page: RejectionPage,
+    ) -> (Vec<AgentId>, Rejections) {
+        let PlacementDecision {
+            mut chosen,
+            mut rejected,
+        } = self.place(input);
+        chosen.sort_unstable();
+        rejected.sort_by_key(|(id, _)| *id);
+        (chosen, Rejections::summarize(rejected, exclude, page))
+    }
+
     /// The chosen agents alone, ordered by id (the controller stores nothing else).
     /// Default: [`place`](Placement::place)'s `chosen`.
     fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
@@ -336,6 +357,14 @@ impl<P: Placement + ?Sized> Placement for Arc<P> {
     }
     fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
         (**self).choose(input)
+    }
+    fn summarize(
+        &self,
+        input: &PlacementInput<'_>,
+        exclude: &[AgentId],
+        page: RejectionPage,
+    ) -> (Vec<AgentId>, Rejections) {
+        (**self).summarize(input, exclude, page)
     }
     fn affects(&self, change: &AgentChange<'_>) -> bool {
         (**self).affects(change)

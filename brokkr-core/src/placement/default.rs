@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use super::{
     AgentChange, Placement, PlacementDecision, PlacementInput, PlacementPolicy, PolicyError,
-    Rejection, TAINTS_ANNOTATION,
+    Rejection, RejectionPage, Rejections, TAINTS_ANNOTATION,
 };
 use crate::id::AgentId;
 use crate::model::Agent;
@@ -73,7 +73,32 @@ pub struct DefaultPlacement;
 
 impl Placement for DefaultPlacement {
     fn place(&self, input: &PlacementInput<'_>) -> PlacementDecision {
-        decide(input, true)
+        decide(input, Mode::Explain)
+    }
+
+    /// Counts reasons without building their details, then explains the page only.
+    fn summarize(
+        &self,
+        input: &PlacementInput<'_>,
+        exclude: &[AgentId],
+        page: RejectionPage,
+    ) -> (Vec<AgentId>, Rejections) {
+        let decision = decide(input, Mode::Count);
+        let mut summary = Rejections::summarize(decision.rejected, exclude, page);
+        let wanted: HashSet<AgentId> = summary.agents.iter().map(|(id, _)| *id).collect();
+        let agents: HashMap<AgentId, &Agent> = input
+            .agents
+            .iter()
+            .filter(|a| wanted.contains(&a.id))
+            .map(|a| (a.id, a))
+            .collect();
+        let fit = Fit::new(input.policy, input.now, input.stale_after);
+        for (id, why) in &mut summary.agents {
+            if let (Some(agent), Some(check)) = (agents.get(id), fit::Check::of(why)) {
+                *why = fit.explain(agent, input.current.contains(id), check);
+            }
+        }
+        (decision.chosen, summary)
     }
 
     /// The built-in checks ([`PlacementPolicy::validate`]); `custom` is refused, as
@@ -88,7 +113,7 @@ impl Placement for DefaultPlacement {
     }
 
     fn choose(&self, input: &PlacementInput<'_>) -> Vec<AgentId> {
-        decide(input, false).chosen
+        decide(input, Mode::Choose).chosen
     }
 
     fn affects(&self, change: &AgentChange<'_>) -> bool {
@@ -125,9 +150,21 @@ impl Placement for DefaultPlacement {
     }
 }
 
-/// Places one stack; without `explain`, `rejected` stays empty and no reason is
-/// built (what [`DefaultPlacement::choose`] needs).
-fn decide(input: &PlacementInput<'_>, explain: bool) -> PlacementDecision {
+/// How much of the rejections a decision builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// None: `rejected` stays empty (what [`DefaultPlacement::choose`] needs).
+    Choose,
+    /// Every rejection with its reason but without the details of the filter checks
+    /// (empty strings, no allocation), for counting.
+    Count,
+    /// Every rejection with its details.
+    Explain,
+}
+
+/// Places one stack, building as much of the rejections as `mode` asks.
+fn decide(input: &PlacementInput<'_>, mode: Mode) -> PlacementDecision {
+    let explain = mode != Mode::Choose;
     let policy = input.policy;
     let fit = Fit::new(policy, input.now, input.stale_after);
     let current: HashSet<AgentId> = input.current.iter().copied().collect();
@@ -137,9 +174,10 @@ fn decide(input: &PlacementInput<'_>, explain: bool) -> PlacementDecision {
         let incumbent = current.contains(&agent.id);
         match fit.failing(agent, incumbent) {
             None => candidates.push(fit.candidate(agent, incumbent && !policy.rebalance)),
-            Some(check) if explain => {
+            Some(check) if mode == Mode::Explain => {
                 rejected.push((agent.id, fit.explain(agent, incumbent, check)));
             }
+            Some(check) if mode == Mode::Count => rejected.push((agent.id, check.unexplained())),
             Some(_) => {}
         }
     }

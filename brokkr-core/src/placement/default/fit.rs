@@ -243,6 +243,32 @@ pub(super) enum Check {
     Heartbeat,
 }
 
+impl Check {
+    /// The rejection for failing this check, with an empty detail (not allocated).
+    pub(super) fn unexplained(self) -> Rejection {
+        match self {
+            Self::Active => Rejection::NotActive,
+            Self::Labels => Rejection::LabelMismatch(String::new()),
+            Self::Annotations => Rejection::AnnotationMismatch(String::new()),
+            Self::Requirements => Rejection::MissingCapability(String::new()),
+            Self::Taints => Rejection::Taint(String::new()),
+            Self::Heartbeat => Rejection::StaleHeartbeat,
+        }
+    }
+
+    /// The check an [`unexplained`](Self::unexplained) rejection came from; `None` for
+    /// the ones explained already (limits) or that have no detail.
+    pub(super) fn of(rejection: &Rejection) -> Option<Self> {
+        match rejection {
+            Rejection::LabelMismatch(d) if d.is_empty() => Some(Self::Labels),
+            Rejection::AnnotationMismatch(d) if d.is_empty() => Some(Self::Annotations),
+            Rejection::MissingCapability(d) if d.is_empty() => Some(Self::Requirements),
+            Rejection::Taint(d) if d.is_empty() => Some(Self::Taints),
+            _ => None,
+        }
+    }
+}
+
 /// A requirement not met, formatted only when a rejection is explained.
 enum Unmet<'a> {
     Version {

@@ -1188,6 +1188,27 @@ proptest! {
     }
 
     #[test]
+    fn summarize_counts_and_explains_as_place_does(
+        (agents, current) in agents_and_current(),
+        policy in policy(),
+        limit in 1usize..8,
+    ) {
+        let input = PlacementInput { policy: &policy, agents: &agents, current: &current, now: now(), stale_after: STALE_AFTER };
+        let placed = DefaultPlacement.place(&input);
+        let mut after = None;
+        loop {
+            let page = RejectionPage { after, limit };
+            let (chosen, summary) = Placement::summarize(&DefaultPlacement, &input, &[], page);
+            prop_assert_eq!(&chosen, &placed.chosen);
+            prop_assert_eq!(&summary, &Rejections::summarize(placed.rejected.clone(), &[], page));
+            match summary.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+
+    #[test]
     fn update_answers_what_a_full_decision_chooses(
         (agents, current) in agents_and_current(),
         policy in policy(),

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::placement::{AgentChange, Inventory, PlacementRegistry};
+use crate::placement::{AgentChange, Inventory, PlacementRegistry, RejectionPage, Rejections};
 use crate::{
     Agent, AgentId, Placement, PlacementDecision, PlacementInput, PlacementPolicy, StackId,
     StackPlacement,
@@ -274,6 +274,31 @@ impl Index {
         decision.chosen.dedup();
         decision.rejected.sort_by_key(|(id, _)| *id);
         decision
+    }
+
+    /// Decides `policy` as [`Index::decide`] does, and summarizes the agents not chosen
+    /// (leaving out `exclude`, ordered by id) with one `page` explained.
+    #[allow(clippy::too_many_arguments)] // a decision's inputs, plus what to list
+    pub fn summarize(
+        &self,
+        placement: &dyn Placement,
+        policy: &PlacementPolicy,
+        current: &[AgentId],
+        exclude: &[AgentId],
+        clock: Clock,
+        page: RejectionPage,
+    ) -> (Vec<AgentId>, Rejections) {
+        let input = PlacementInput {
+            policy,
+            agents: self.agents.all(),
+            current,
+            now: clock.now,
+            stale_after: clock.stale_after,
+        };
+        let (mut chosen, rejections) = placement.summarize(&input, exclude, page);
+        chosen.sort_unstable();
+        chosen.dedup();
+        (chosen, rejections)
     }
 
     /// Every stack's decision again, from scratch: the chosen sets that differ from

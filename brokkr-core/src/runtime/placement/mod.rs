@@ -7,6 +7,7 @@ pub mod index;
 mod ops;
 mod state;
 
+pub use crate::placement::{RejectionPage, Rejections};
 pub use controller::{PlacementController, PlacementSignals, Trigger};
-pub use ops::{PlacementPreview, PlacementView, RejectionPage, Rejections};
+pub use ops::{PlacementPreview, PlacementView};
 pub use state::{PlacementState, Recorded};

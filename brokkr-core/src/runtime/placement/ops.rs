@@ -9,77 +9,9 @@
 //! Answers do not grow with the fleet: the agents not chosen are counted per reason
 //! code, and listed a page at a time ([`RejectionPage`]).
 
-use std::collections::BTreeMap;
-
-use crate::placement::Rejection;
+use crate::placement::{RejectionPage, Rejections};
 use crate::runtime::{ControlPlane, Error, Result, access};
 use crate::{Actor, AgentId, PlacementPolicy, StackId, StackPlacement};
-
-/// Which rejected agents an answer lists: those after `after` (by id), at most `limit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RejectionPage {
-    /// List agents with a greater id only (the previous page's `next`).
-    pub after: Option<AgentId>,
-    /// At most this many (clamped to 1..=[`RejectionPage::MAX_LIMIT`]).
-    pub limit: usize,
-}
-
-impl RejectionPage {
-    /// The default page size.
-    pub const DEFAULT_LIMIT: usize = 100;
-    /// The largest page size.
-    pub const MAX_LIMIT: usize = 1_000;
-}
-
-impl Default for RejectionPage {
-    fn default() -> Self {
-        Self {
-            after: None,
-            limit: Self::DEFAULT_LIMIT,
-        }
-    }
-}
-
-/// The agents a decision did not choose: counted per reason, one page listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rejections {
-    /// How many agents were not chosen.
-    pub total: usize,
-    /// How many per reason code ([`Rejection::code`]).
-    pub by_reason: BTreeMap<String, usize>,
-    /// One page of them, ordered by agent id.
-    pub agents: Vec<(AgentId, Rejection)>,
-    /// The `after` of the next page, when there is one.
-    pub next: Option<AgentId>,
-}
-
-impl Rejections {
-    /// Summarizes `rejected` (ordered by agent id), skipping agents in `chosen`.
-    pub fn summarize(
-        rejected: Vec<(AgentId, Rejection)>,
-        chosen: &[AgentId],
-        page: RejectionPage,
-    ) -> Self {
-        let limit = page.limit.clamp(1, RejectionPage::MAX_LIMIT);
-        let mut out = Self::default();
-        for (agent, why) in rejected {
-            if chosen.binary_search(&agent).is_ok() {
-                continue;
-            }
-            out.total += 1;
-            *out.by_reason.entry(why.code().to_owned()).or_default() += 1;
-            if page.after.is_some_and(|after| agent <= after) {
-                continue;
-            }
-            if out.agents.len() < limit {
-                out.agents.push((agent, why));
-            } else if out.next.is_none() {
-                out.next = out.agents.last().map(|(id, _)| *id);
-            }
-        }
-        out
-    }
-}
 
 /// A stack's placement with the reasons of the agents not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,8 +87,11 @@ impl ControlPlane {
         let policy = placement.policy.clone();
         let rejected = self
             .with_index(move |index, clock| {
-                let live = index.decide(placer.as_ref(), &policy, &decision.chosen, clock, true);
-                Rejections::summarize(live.rejected, &decision.chosen, page)
+                let current = &decision.chosen;
+                let placer = placer.as_ref();
+                index
+                    .summarize(placer, &policy, current, current, clock, page)
+                    .1
             })
             .await?;
         Ok(PlacementView {
@@ -258,9 +193,7 @@ impl ControlPlane {
         let tried = policy.clone();
         let (chosen, rejected) = self
             .with_index(move |index, clock| {
-                let decision = index.decide(placer.as_ref(), &tried, &current, clock, true);
-                let rejected = Rejections::summarize(decision.rejected, &decision.chosen, page);
-                (decision.chosen, rejected)
+                index.summarize(placer.as_ref(), &tried, &current, &[], clock, page)
             })
             .await?;
         Ok(PlacementPreview {

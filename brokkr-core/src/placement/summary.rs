@@ -1,0 +1,74 @@
+//! Answers that do not grow with the fleet: the agents a decision did not choose,
+//! counted per reason code, with one page of them listed.
+
+use std::collections::BTreeMap;
+
+use crate::id::AgentId;
+
+use super::Rejection;
+
+/// Which rejected agents an answer lists: those after `after` (by id), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectionPage {
+    /// List agents with a greater id only (the previous page's `next`).
+    pub after: Option<AgentId>,
+    /// At most this many (clamped to 1..=[`RejectionPage::MAX_LIMIT`]).
+    pub limit: usize,
+}
+
+impl RejectionPage {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: usize = 100;
+    /// The largest page size.
+    pub const MAX_LIMIT: usize = 1_000;
+}
+
+impl Default for RejectionPage {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// The agents a decision did not choose: counted per reason, one page listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// How many agents were not chosen.
+    pub total: usize,
+    /// How many per reason code ([`Rejection::code`]).
+    pub by_reason: BTreeMap<String, usize>,
+    /// One page of them, ordered by agent id.
+    pub agents: Vec<(AgentId, Rejection)>,
+    /// The `after` of the next page, when there is one.
+    pub next: Option<AgentId>,
+}
+
+impl Rejections {
+    /// Summarizes `rejected` (ordered by agent id), skipping agents in `chosen`.
+    pub fn summarize(
+        rejected: Vec<(AgentId, Rejection)>,
+        chosen: &[AgentId],
+        page: RejectionPage,
+    ) -> Self {
+        let limit = page.limit.clamp(1, RejectionPage::MAX_LIMIT);
+        let mut out = Self::default();
+        for (agent, why) in rejected {
+            if chosen.binary_search(&agent).is_ok() {
+                continue;
+            }
+            out.total += 1;
+            *out.by_reason.entry(why.code().to_owned()).or_default() += 1;
+            if page.after.is_some_and(|after| agent <= after) {
+                continue;
+            }
+            if out.agents.len() < limit {
+                out.agents.push((agent, why));
+            } else if out.next.is_none() {
+                out.next = out.agents.last().map(|(id, _)| *id);
+            }
+        }
+        out
+    }
+}
