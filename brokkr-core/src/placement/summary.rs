@@ -59,7 +59,13 @@ impl Rejections {
                 continue;
             }
             out.total += 1;
-            *out.by_reason.entry(why.code().to_owned()).or_default() += 1;
+            // Look up before inserting: one allocation per reason, not per agent.
+            match out.by_reason.get_mut(why.code()) {
+                Some(count) => *count += 1,
+                None => {
+                    out.by_reason.insert(why.code().to_owned(), 1);
+                }
+            }
             if page.after.is_some_and(|after| agent <= after) {
                 continue;
             }

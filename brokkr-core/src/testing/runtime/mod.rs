@@ -20,6 +20,7 @@ pub mod events;
 pub mod generators;
 pub mod health;
 pub mod metadata;
+pub mod placement;
 pub mod stacks;
 pub mod target_state;
 pub mod targets;
@@ -149,6 +150,6 @@ macro_rules! __brokkr_runtime_areas {
 #[macro_export]
 macro_rules! runtime_conformance_tests {
     ($make:path) => {
-        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata);
+        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement);
     };
 }
