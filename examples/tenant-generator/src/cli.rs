@@ -136,13 +136,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         match cli.command {
             Command::Onboard(args) => {
                 let control_plane = ControlPlane::open(&cli.database_url).await?;
-                let onboarded = control_plane.onboard(&args.spec(), &args.agents()).await?;
-                print_onboarded(&onboarded);
+                let onboarded = control_plane.onboard(&args.spec(), &args.agents()).await;
+                control_plane.shutdown().await;
+                print_onboarded(&onboarded?);
                 Ok(())
             }
             Command::Offboard { name } => {
                 let control_plane = ControlPlane::open(&cli.database_url).await?;
-                let marker = control_plane.offboard(&name).await?;
+                let marker = control_plane.offboard(&name).await;
+                control_plane.shutdown().await;
+                let marker = marker?;
                 println!(
                     "offboarded tenant {name}: deletion marker {} (sequence {}) sent to its agents",
                     marker.id, marker.sequence

@@ -1,27 +1,35 @@
-//! Onboarding and offboarding tenants through `brokkr_core::Store`.
+//! Onboarding and offboarding tenants through `brokkr_core::runtime::ControlPlane`.
 //!
-//! A tenant is one stack, `tenant-<name>`. Onboarding validates the spec before it
-//! writes anything, then creates the stack (or reuses the live one), appends the
-//! generated deployment object with its provenance, and makes the chosen agents
-//! responsible for the stack. Offboarding deletes the stack: its deletion marker tells
-//! every responsible agent to remove the tenant's objects.
+//! A tenant is one stack, `tenant-<name>`. Onboarding validates the spec and the agents
+//! before it writes anything, then creates the stack (or reuses the live one), renders
+//! and appends the tenant's deployment object through the runtime's render-then-append
+//! with the registered `tenant` generator, and makes the chosen agents responsible for
+//! the stack. Offboarding deletes the stack: its deletion marker tells every
+//! responsible agent to remove the tenant's objects.
+//!
+//! This module is a thin layer: every write and read is a method of the runtime, called
+//! as [`Actor::System`], so the runtime's validation, cache invalidation, long-poll
+//! wake-ups and placement signals happen exactly as they do behind the REST server.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use brokkr_core::generator::{self, Generator as _, ParameterViolation};
-use brokkr_core::manifest::ParseOptions;
+use brokkr_core::generator::{self, ParameterViolation};
+use brokkr_core::runtime::{self, AgentQuery, AgentView, Background, GenerateSource};
 use brokkr_core::selector::{self, LabelSelector};
 use brokkr_core::{
-    Actor, Agent, AgentFilter, AgentId, AgentStatus, DeploymentObject, NewDeploymentObject,
-    NewStack, PageRequest, Provenance, Stack, StackFilter, Store, TargetFilter,
+    Actor, AgentId, AgentStatus, DeploymentObject, NewStack, PageRequest, Stack, StackFilter, Store,
 };
 use brokkr_store::SqlStore;
 
 use crate::tenant::{TENANT_LABEL, Tenant, TenantGenerator, TenantSpec, namespace_of};
 
-/// Why onboarding or offboarding failed. `Store` is the platform's failure; every
-/// other variant is the caller's.
+/// The name the tenant generator is registered under in [`crate::generators`].
+const GENERATOR: &str = "tenant";
+
+/// Why onboarding or offboarding failed. `Open` and an internal `Store` error
+/// ([`runtime::Error::is_internal`]) are the platform's failures; every other variant
+/// is the caller's.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database could not be opened or migrated.
@@ -49,14 +57,14 @@ pub enum Error {
     /// The label selector is malformed.
     #[error("invalid agent selector")]
     InvalidSelector(#[source] selector::Error),
-    /// A store operation failed.
+    /// A runtime operation failed.
     #[error("cannot {action}")]
     Store {
         /// What was being done, e.g. `append the deployment object`.
         action: &'static str,
         /// Why.
         #[source]
-        source: brokkr_core::store::Error,
+        source: runtime::Error,
     },
 }
 
@@ -73,8 +81,16 @@ impl Error {
 /// Result of the control plane.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn store_error(action: &'static str) -> impl FnOnce(brokkr_core::store::Error) -> Error {
+fn runtime_error(action: &'static str) -> impl FnOnce(runtime::Error) -> Error {
     move |source| Error::Store { action, source }
+}
+
+/// Whether the runtime answered `NotFound` (a row that does not exist, or was deleted).
+fn is_not_found(err: &runtime::Error) -> bool {
+    matches!(
+        err,
+        runtime::Error::Store(brokkr_core::store::Error::NotFound { .. })
+    )
 }
 
 /// Which agents become responsible for a tenant.
@@ -113,59 +129,90 @@ pub struct Onboarded {
     pub already_assigned: Vec<AgentId>,
 }
 
-/// A tenant control plane over any [`Store`].
+/// A tenant control plane over a Brokkr runtime with the `tenant` generator registered.
+///
+/// [`ControlPlane::open`] and [`ControlPlane::with_store`] start the runtime's
+/// background tasks (heartbeat writer, target-state cache invalidator, placement
+/// controller) and hold them: agents' long polls are woken and their heartbeats written
+/// for as long as this value lives. [`ControlPlane::shutdown`] stops them gracefully
+/// (writing pending heartbeats); dropping the value aborts them.
 pub struct ControlPlane {
-    store: Arc<dyn Store>,
+    runtime: runtime::ControlPlane,
+    background: Background,
+    /// The same generator the runtime renders with, kept here to check a spec before
+    /// anything is written: rendering needs a stack, the check does not.
     generator: TenantGenerator,
-    limits: ParseOptions,
 }
 
 impl ControlPlane {
     /// Connects to `database_url` (`sqlite://tenants.db?mode=rwc`, `sqlite::memory:` or
-    /// `postgres://...`) and runs the migrations.
+    /// `postgres://...`), runs the migrations and starts the runtime.
     pub async fn open(database_url: &str) -> Result<Self> {
         let store = SqlStore::connect(database_url).await.map_err(Error::Open)?;
         Ok(Self::with_store(Arc::new(store)))
     }
 
-    /// A control plane over a store of your own (shared with a server, or in memory).
+    /// A control plane over a store of your own (shared with a server, or in memory);
+    /// starts the runtime's background tasks.
+    ///
+    /// # Panics
+    /// When called outside a Tokio runtime: the background tasks are spawned on it.
     pub fn with_store(store: Arc<dyn Store>) -> Self {
+        let runtime = runtime::ControlPlane::builder(store)
+            .generators(crate::generators())
+            .build();
+        let background = runtime.start();
         Self {
-            store,
+            runtime,
+            background,
             generator: TenantGenerator::new(),
-            limits: ParseOptions::default(),
         }
     }
 
-    /// The store, to share it or to read what onboarding wrote.
+    /// The Brokkr runtime underneath: for what this layer does not wrap, such as
+    /// registering agents, an agent's target state and its long poll, or audit records.
+    pub fn runtime(&self) -> &runtime::ControlPlane {
+        &self.runtime
+    }
+
+    /// The store, to share it (with a server, say) or to read what onboarding wrote.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        self.runtime.store()
+    }
+
+    /// Stops the background tasks: pending long polls are answered at once, heartbeats
+    /// still in memory are written.
+    pub async fn shutdown(self) {
+        self.background.shutdown().await;
     }
 
     /// Onboards a tenant, or ships a new version of a live one.
     ///
-    /// The spec and the agents are checked before anything is written. Assignment is
-    /// additive: onboarding never takes a tenant away from an agent. Writes are made by
-    /// [`Actor::System`], as the server's command line does.
+    /// The spec (the generator's schema, then its rule that replicas fit the plan's pod
+    /// quota) and the agents are checked before anything is written. Assignment is
+    /// additive: onboarding never takes a tenant away from an agent. Every call is made
+    /// as [`Actor::System`], as the server's command line does.
     pub async fn onboard(&self, spec: &TenantSpec, agents: &Agents) -> Result<Onboarded> {
-        let generated = self
-            .generator
-            .render(&spec.to_parameters(), &self.limits)
-            .map_err(Error::InvalidSpec)?;
-        let tenant: Tenant = serde_json::from_value(generated.parameters().clone())
-            .map_err(|e| Error::InvalidSpec(generator::Error::RenderFailed(e.to_string())))?;
+        let parameters = spec.to_parameters();
+        // Cheap (a schema check and one rule, no rendering), so it runs here; the
+        // runtime checks again when it renders, off the async workers.
+        let tenant = self.generator.resolve(&parameters).map_err(|violations| {
+            Error::InvalidSpec(generator::Error::InvalidParameters(violations))
+        })?;
         let agent_ids = self.resolve_agents(agents).await?;
 
         let (stack, stack_created) = self.find_or_create_stack(&tenant).await?;
-        // The output was validated when it was generated; the provenance takes its
-        // parameters (after defaults).
-        let provenance = Provenance::generator(self.generator.name(), serde_json::Value::Null);
-        let object = NewDeploymentObject::from_generated(stack.id, generated, provenance);
+        // Render-then-append: the provenance records the generator and the parameters
+        // after defaults, and the checksum is that of the rendered YAML.
+        let source = GenerateSource::Registered(GENERATOR.to_owned());
         let deployment_object = self
-            .store
-            .append_deployment_object(&Actor::System, object)
+            .runtime
+            .generate_deployment_object(&Actor::System, stack.id, &source, parameters)
             .await
-            .map_err(store_error("append the deployment object"))?;
+            .map_err(|err| match err {
+                runtime::Error::Generate(refused) => Error::InvalidSpec(refused),
+                other => runtime_error("append the deployment object")(other),
+            })?;
 
         let (newly_assigned, already_assigned) = self.assign(&stack, &agent_ids).await?;
         Ok(Onboarded {
@@ -185,13 +232,11 @@ impl ControlPlane {
             .live_stack(&namespace_of(name))
             .await?
             .ok_or_else(|| Error::UnknownTenant(name.to_owned()))?;
-        match self.store.delete_stack(&Actor::System, stack.id).await {
+        match self.runtime.delete_stack(&Actor::System, stack.id).await {
             Ok(marker) => Ok(marker),
             // Deleted by someone else since the lookup.
-            Err(brokkr_core::store::Error::NotFound { .. }) => {
-                Err(Error::UnknownTenant(name.to_owned()))
-            }
-            Err(source) => Err(store_error("delete the stack")(source)),
+            Err(err) if is_not_found(&err) => Err(Error::UnknownTenant(name.to_owned())),
+            Err(err) => Err(runtime_error("delete the stack")(err)),
         }
     }
 
@@ -206,10 +251,10 @@ impl ControlPlane {
             ..StackFilter::default()
         };
         let page = self
-            .store
-            .list_stacks(&filter, &PageRequest::first(1))
+            .runtime
+            .list_stacks(&Actor::System, filter, &PageRequest::first(1))
             .await
-            .map_err(store_error("look up the stack"))?;
+            .map_err(runtime_error("look up the stack"))?;
         Ok(page.items.into_iter().next())
     }
 
@@ -224,18 +269,18 @@ impl ControlPlane {
             labels: [(TENANT_LABEL.to_owned(), tenant.name.clone())].into(),
             ..NewStack::default()
         };
-        match self.store.create_stack(&Actor::System, new).await {
+        match self.runtime.create_stack(&Actor::System, new).await {
             Ok(stack) => Ok((stack, true)),
             // Another onboarding of the same tenant created it since the lookup.
-            Err(brokkr_core::store::Error::Conflict(reason)) => {
+            Err(runtime::Error::Store(brokkr_core::store::Error::Conflict(reason))) => {
                 match self.live_stack(&name).await? {
                     Some(stack) => Ok((stack, false)),
-                    None => Err(store_error("create the stack")(
+                    None => Err(runtime_error("create the stack")(runtime::Error::Store(
                         brokkr_core::store::Error::Conflict(reason),
-                    )),
+                    ))),
                 }
             }
-            Err(source) => Err(store_error("create the stack")(source)),
+            Err(err) => Err(runtime_error("create the stack")(err)),
         }
     }
 
@@ -243,12 +288,12 @@ impl ControlPlane {
         match agents {
             Agents::Ids(ids) => {
                 for id in ids {
-                    match self.store.get_agent(*id).await {
+                    match self.runtime.get_agent(&Actor::System, *id).await {
                         Ok(_) => {}
-                        Err(brokkr_core::store::Error::NotFound { .. }) => {
+                        Err(err) if is_not_found(&err) => {
                             return Err(Error::UnknownAgent(id.to_string()));
                         }
-                        Err(source) => return Err(store_error("look up an agent")(source)),
+                        Err(err) => return Err(runtime_error("look up an agent")(err)),
                     }
                 }
                 Ok(dedup(ids.iter().copied()))
@@ -257,14 +302,18 @@ impl ControlPlane {
                 let all = self.all_agents().await?;
                 let mut ids = Vec::with_capacity(names.len());
                 for name in names {
-                    let found: Vec<&Agent> = all.iter().filter(|a| &a.name == name).collect();
+                    let found: Vec<&AgentView> =
+                        all.iter().filter(|a| &a.agent.name == name).collect();
                     match found.as_slice() {
                         [] => return Err(Error::UnknownAgent(name.clone())),
-                        [agent] => ids.push(agent.id),
+                        [view] => ids.push(view.agent.id),
                         several => {
                             return Err(Error::AmbiguousAgent {
                                 name: name.clone(),
-                                clusters: several.iter().map(|a| a.cluster_name.clone()).collect(),
+                                clusters: several
+                                    .iter()
+                                    .map(|a| a.agent.cluster_name.clone())
+                                    .collect(),
                             });
                         }
                     }
@@ -275,10 +324,12 @@ impl ControlPlane {
                 selector.validate().map_err(Error::InvalidSelector)?;
                 // A one-off choice by labels, assigned directly. For placement that
                 // follows agents as they change, set a placement policy on the stack
-                // instead (docs/placement.md).
+                // instead (docs/placement.md). Enabled agents count whatever their
+                // heartbeat age, as the admin's switch is what says "deploy here".
                 let all = self.all_agents().await?;
                 Ok(all
                     .into_iter()
+                    .map(|view| view.agent)
                     .filter(|a| a.deleted_at.is_none() && a.status == AgentStatus::Active)
                     .filter(|a| selector.first_mismatch(&a.labels).is_none())
                     .map(|a| a.id)
@@ -287,15 +338,15 @@ impl ControlPlane {
         }
     }
 
-    async fn all_agents(&self) -> Result<Vec<Agent>> {
+    async fn all_agents(&self) -> Result<Vec<AgentView>> {
         let mut agents = Vec::new();
         let mut page = PageRequest::first(500);
         loop {
             let found = self
-                .store
-                .list_agents(&AgentFilter::default(), &page)
+                .runtime
+                .list_agents(&Actor::System, &AgentQuery::default(), &page)
                 .await
-                .map_err(store_error("list agents"))?;
+                .map_err(runtime_error("list agents"))?;
             agents.extend(found.items);
             match found.next_cursor {
                 Some(cursor) => page = page.after(cursor),
@@ -311,18 +362,14 @@ impl ControlPlane {
         stack: &Stack,
         agents: &[AgentId],
     ) -> Result<(Vec<AgentId>, Vec<AgentId>)> {
-        let filter = TargetFilter {
-            stack_id: Some(stack.id),
-            ..TargetFilter::default()
-        };
         let mut responsible = BTreeSet::new();
         let mut page = PageRequest::first(500);
         loop {
             let found = self
-                .store
-                .list_agent_targets(&filter, &page)
+                .runtime
+                .list_stack_targets(&Actor::System, stack.id, &page)
                 .await
-                .map_err(store_error("list the stack's targets"))?;
+                .map_err(runtime_error("list the stack's targets"))?;
             // A target awaiting removal is not responsible; assigning revives it.
             responsible.extend(
                 found
@@ -339,10 +386,12 @@ impl ControlPlane {
         let (already, new): (Vec<AgentId>, Vec<AgentId>) =
             agents.iter().partition(|id| responsible.contains(*id));
         for agent in &new {
-            self.store
-                .assign_stack(&Actor::System, *agent, stack.id)
+            // The runtime drops the agent's cached target state, which wakes its long
+            // poll with the tenant's object to apply.
+            self.runtime
+                .assign_target(&Actor::System, *agent, stack.id)
                 .await
-                .map_err(store_error("assign the stack"))?;
+                .map_err(runtime_error("assign the stack"))?;
         }
         Ok((new, already))
     }

@@ -1,14 +1,22 @@
 //! A starter tenant control plane: a Rust [`Generator`](brokkr_core::Generator) that
 //! turns a tenant spec into Kubernetes manifests, and a [`ControlPlane`] that onboards
-//! tenants through Brokkr's store and assigns them to agents.
+//! tenants and assigns them to agents through Brokkr's runtime,
+//! [`brokkr_core::runtime::ControlPlane`] — the object the reference REST server maps
+//! to HTTP, here driven with no transport at all.
 //!
 //! - [`TenantGenerator`] (registered as `tenant`): `{name, plan, replicas, image}` in;
 //!   a Namespace `tenant-<name>`, a ResourceQuota sized by plan and a Deployment out.
-//! - [`ControlPlane`]: [`ControlPlane::onboard`] creates or reuses the stack
-//!   `tenant-<name>`, appends the generated deployment object with its provenance and
-//!   assigns agents; [`ControlPlane::offboard`] deletes the stack.
-//! - [`generators`]: the registry to hand to `brokkr-server`, so the same generator
-//!   answers `POST /api/v1/stacks/{id}/deployment-objects/from-template`.
+//! - [`ControlPlane`]: a thin layer over the runtime, built with [`generators`] and
+//!   started by [`ControlPlane::open`] (its background tasks run until
+//!   [`ControlPlane::shutdown`]). [`ControlPlane::onboard`] checks the spec and the
+//!   agents, creates or reuses the stack `tenant-<name>`, renders and appends the
+//!   tenant's deployment object through the runtime's render-then-append (provenance
+//!   included) and assigns agents; [`ControlPlane::offboard`] deletes the stack.
+//!   [`ControlPlane::runtime`] gives the rest: registering agents, an agent's target
+//!   state and its long poll (`target_state`, `wait_for_change`), audit records.
+//! - [`generators`]: the registry the runtime renders with, also handed to
+//!   `brokkr-server`, so the same generator answers
+//!   `POST /api/v1/stacks/{id}/deployment-objects/from-template`.
 //!
 //! Run it with `cargo run -p brokkr-example-tenant-generator -- --help`; the README
 //! shows a whole session.
@@ -26,6 +34,7 @@
 //!     .onboard(&spec, &Agents::Named(vec!["edge-1".into()]))
 //!     .await?;
 //! println!("{} at sequence {}", onboarded.stack.name, onboarded.deployment_object.sequence);
+//! control_plane.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```

@@ -1,9 +1,13 @@
-//! Onboarding and offboarding end to end, on a fresh SQLite file per test.
+//! Onboarding and offboarding end to end, on a fresh SQLite file per test, checked
+//! through the Brokkr runtime the tenant control plane runs on.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use brokkr_core::runtime::{self, AgentRegistration, Poll, RegisteredAgent};
 use brokkr_core::selector::LabelSelector;
 use brokkr_core::{
-    Actor, AgentId, NewAgent, PageRequest, Pak, Provenance, StackFilter, Store, TargetAction,
-    TargetFilter,
+    Actor, AgentId, PageRequest, Provenance, StackFilter, Store, TargetAction, TargetFilter,
 };
 use brokkr_example_tenant_generator::{
     Agents, ControlPlane, DEFAULT_IMAGE, Error, Plan, TENANT_LABEL, TenantSpec,
@@ -21,16 +25,18 @@ async fn fresh() -> (ControlPlane, tempfile::TempDir) {
     (control_plane, dir)
 }
 
-async fn mk_agent(
-    store: &dyn Store,
+/// Registers an agent through the runtime; the answer holds its key.
+async fn register(
+    control_plane: &ControlPlane,
     name: &str,
     cluster: &str,
     labels: &[(&str, &str)],
-) -> AgentId {
-    let agent = store
+) -> RegisteredAgent {
+    control_plane
+        .runtime()
         .create_agent(
             &Actor::System,
-            NewAgent {
+            AgentRegistration {
                 name: name.into(),
                 cluster_name: cluster.into(),
                 labels: labels
@@ -38,12 +44,34 @@ async fn mk_agent(
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
                 annotations: Default::default(),
-                key: Pak::generate().stored(),
             },
         )
         .await
-        .expect("create an agent");
-    agent.id
+        .expect("register an agent")
+}
+
+async fn mk_agent(
+    control_plane: &ControlPlane,
+    name: &str,
+    cluster: &str,
+    labels: &[(&str, &str)],
+) -> AgentId {
+    register(control_plane, name, cluster, labels)
+        .await
+        .agent
+        .agent
+        .id
+}
+
+/// What the agent would pull now, read through the runtime's target-state cache.
+async fn target_state(control_plane: &ControlPlane, agent: AgentId) -> brokkr_core::TargetState {
+    control_plane
+        .runtime()
+        .target_state(&Actor::System, agent)
+        .await
+        .expect("read the target state")
+        .state
+        .clone()
 }
 
 fn pro(name: &str, replicas: u32) -> TenantSpec {
@@ -94,9 +122,9 @@ fn sorted(mut ids: Vec<AgentId>) -> Vec<AgentId> {
 async fn onboarding_creates_the_stack_its_object_and_its_targets() {
     let (control_plane, _dir) = fresh().await;
     let store = control_plane.store().as_ref();
-    let edge1 = mk_agent(store, "edge-1", "eu-west", &[]).await;
-    let edge2 = mk_agent(store, "edge-2", "us-east", &[]).await;
-    mk_agent(store, "edge-3", "us-east", &[]).await;
+    let edge1 = mk_agent(&control_plane, "edge-1", "eu-west", &[]).await;
+    let edge2 = mk_agent(&control_plane, "edge-2", "us-east", &[]).await;
+    mk_agent(&control_plane, "edge-3", "us-east", &[]).await;
 
     let onboarded = control_plane
         .onboard(&pro("acme", 3), &named(&["edge-1", "edge-2"]))
@@ -139,7 +167,7 @@ async fn onboarding_creates_the_stack_its_object_and_its_targets() {
     );
 
     // What the agent will pull: the tenant's object, to apply.
-    let state = store.target_state(edge1).await.unwrap();
+    let state = target_state(&control_plane, edge1).await;
     assert_eq!(state.entries.len(), 1);
     assert_eq!(state.entries[0].action, TargetAction::Apply);
     assert_eq!(state.entries[0].deployment_object.id, object.id);
@@ -152,8 +180,8 @@ async fn onboarding_creates_the_stack_its_object_and_its_targets() {
 async fn re_onboarding_appends_a_new_version_and_adds_agents() {
     let (control_plane, _dir) = fresh().await;
     let store = control_plane.store().as_ref();
-    let edge1 = mk_agent(store, "edge-1", "eu-west", &[]).await;
-    let edge2 = mk_agent(store, "edge-2", "eu-west", &[]).await;
+    let edge1 = mk_agent(&control_plane, "edge-1", "eu-west", &[]).await;
+    let edge2 = mk_agent(&control_plane, "edge-2", "eu-west", &[]).await;
 
     let first = control_plane
         .onboard(&TenantSpec::new("acme"), &named(&["edge-1"]))
@@ -193,7 +221,7 @@ async fn re_onboarding_appends_a_new_version_and_adds_agents() {
     assert_eq!(live_stacks(store).await, 1);
     // Both agents now pull the new version only.
     for agent in [edge1, edge2] {
-        let state = store.target_state(agent).await.unwrap();
+        let state = target_state(&control_plane, agent).await;
         assert_eq!(state.entries.len(), 1);
         assert_eq!(
             state.entries[0].deployment_object.id,
@@ -206,11 +234,12 @@ async fn re_onboarding_appends_a_new_version_and_adds_agents() {
 async fn a_selector_picks_the_matching_active_agents() {
     let (control_plane, _dir) = fresh().await;
     let store = control_plane.store().as_ref();
-    let eu1 = mk_agent(store, "a", "eu-1", &[("region", "eu")]).await;
-    let eu2 = mk_agent(store, "b", "eu-2", &[("region", "eu")]).await;
-    mk_agent(store, "c", "us-1", &[("region", "us")]).await;
-    let paused = mk_agent(store, "d", "eu-3", &[("region", "eu")]).await;
-    store
+    let eu1 = mk_agent(&control_plane, "a", "eu-1", &[("region", "eu")]).await;
+    let eu2 = mk_agent(&control_plane, "b", "eu-2", &[("region", "eu")]).await;
+    mk_agent(&control_plane, "c", "us-1", &[("region", "us")]).await;
+    let paused = mk_agent(&control_plane, "d", "eu-3", &[("region", "eu")]).await;
+    control_plane
+        .runtime()
         .update_agent(
             &Actor::System,
             paused,
@@ -241,8 +270,8 @@ async fn a_selector_picks_the_matching_active_agents() {
 async fn refused_onboardings_write_nothing() {
     let (control_plane, _dir) = fresh().await;
     let store = control_plane.store().as_ref();
-    mk_agent(store, "edge", "eu-west", &[]).await;
-    mk_agent(store, "edge", "us-east", &[]).await;
+    mk_agent(&control_plane, "edge", "eu-west", &[]).await;
+    mk_agent(&control_plane, "edge", "us-east", &[]).await;
 
     let err = control_plane
         .onboard(&pro("acme", 0), &Agents::none())
@@ -300,8 +329,7 @@ async fn refused_onboardings_write_nothing() {
 #[tokio::test]
 async fn offboarding_sends_a_deletion_marker() {
     let (control_plane, _dir) = fresh().await;
-    let store = control_plane.store().as_ref();
-    let edge = mk_agent(store, "edge-1", "eu-west", &[]).await;
+    let edge = mk_agent(&control_plane, "edge-1", "eu-west", &[]).await;
     let onboarded = control_plane
         .onboard(&TenantSpec::new("acme"), &named(&["edge-1"]))
         .await
@@ -314,7 +342,7 @@ async fn offboarding_sends_a_deletion_marker() {
     assert!(control_plane.tenant_stack("acme").await.unwrap().is_none());
 
     // The agent is told to remove the tenant's objects.
-    let state = store.target_state(edge).await.unwrap();
+    let state = target_state(&control_plane, edge).await;
     assert_eq!(state.entries.len(), 1);
     assert_eq!(state.entries[0].action, TargetAction::Remove);
     assert_eq!(state.entries[0].deployment_object.id, marker.id);
@@ -333,4 +361,72 @@ async fn offboarding_sends_a_deletion_marker() {
         .unwrap();
     assert!(again.stack_created);
     assert_ne!(again.stack.id, onboarded.stack.id);
+}
+
+/// Waits up to 10 s for the agent's target state to differ from `etag`, as the agent's
+/// long poll does; the task is spawned so the caller can change things meanwhile.
+fn long_poll(
+    runtime: &runtime::ControlPlane,
+    agent: Actor,
+    id: AgentId,
+    etag: String,
+) -> tokio::task::JoinHandle<runtime::Result<Poll>> {
+    let runtime = runtime.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        runtime.wait_for_change(&agent, id, &etag, deadline).await
+    })
+}
+
+/// Lets the spawned poll reach its wait, and checks it is waiting: the wake-up below is
+/// then the change's doing, not a state read after the change.
+async fn assert_waiting(poll: &tokio::task::JoinHandle<runtime::Result<Poll>>) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!poll.is_finished(), "the poll answered before any change");
+}
+
+async fn woken(
+    poll: tokio::task::JoinHandle<runtime::Result<Poll>>,
+) -> Arc<runtime::CachedTargetState> {
+    match poll.await.expect("the poll task").expect("the poll") {
+        Poll::Changed(state) => state,
+        Poll::Unchanged(state) => panic!("the poll timed out with {:?}", state.state),
+    }
+}
+
+#[tokio::test]
+async fn an_agents_long_poll_is_woken_by_onboarding_and_offboarding() {
+    let (control_plane, _dir) = fresh().await;
+    let registered = register(&control_plane, "edge-1", "eu-west", &[]).await;
+    let id = registered.agent.agent.id;
+    let runtime = control_plane.runtime();
+    // The agent's side: it authenticates with its key and holds its (empty) state.
+    let agent = runtime.authenticate(registered.key.expose()).await.unwrap();
+    let held = runtime.target_state(&agent, id).await.unwrap();
+    assert!(held.state.entries.is_empty());
+
+    let poll = long_poll(runtime, agent, id, held.etag.clone());
+    assert_waiting(&poll).await;
+    let onboarded = control_plane
+        .onboard(&TenantSpec::new("acme"), &named(&["edge-1"]))
+        .await
+        .unwrap();
+    let applied = woken(poll).await;
+    assert_ne!(applied.etag, held.etag);
+    assert_eq!(applied.state.entries.len(), 1);
+    assert_eq!(applied.state.entries[0].action, TargetAction::Apply);
+    assert_eq!(
+        applied.state.entries[0].deployment_object.id,
+        onboarded.deployment_object.id
+    );
+
+    let poll = long_poll(runtime, agent, id, applied.etag.clone());
+    assert_waiting(&poll).await;
+    let marker = control_plane.offboard("acme").await.unwrap();
+    let removed = woken(poll).await;
+    assert_eq!(removed.state.entries.len(), 1);
+    assert_eq!(removed.state.entries[0].action, TargetAction::Remove);
+    assert_eq!(removed.state.entries[0].deployment_object.id, marker.id);
+
+    control_plane.shutdown().await;
 }
