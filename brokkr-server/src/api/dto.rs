@@ -4,9 +4,9 @@
 //! - JSON field names follow Brokkr's documented v1 API (`sequence_id`, `yaml_content`,
 //!   `is_deletion_marker`, ...); core types convert with `From`, core derives no API
 //!   traits.
-//! - Listings answer `{"items": [...], "next_cursor": "..."}` (see [`page_type!`]) and
-//!   take `?limit=` (1-1000, default 100), `?cursor=` and `?order=asc|desc`
-//!   ([`page`]).
+//! - Listings answer `{"items": [...], "next_cursor": "..."}` (see
+//!   [`page_type!`](crate::page_type)) and take `?limit=` (1-1000, default 100),
+//!   `?cursor=` and `?order=asc|desc` ([`page`]).
 
 use brokkr_core::{
     Cursor, DeploymentObject, Order, PageRequest, Provenance,

@@ -2,7 +2,7 @@
 //! `/{stacks|agents|templates}/{id}/{labels|annotations}` and `.../{key}`.
 //!
 //! Every answer is the whole map after the request. The eighteen routes (three
-//! resources × two maps × read, set, remove) are one generic piece: [`metadata_routes!`]
+//! resources × two maps × read, set, remove) are one generic piece: `metadata_routes!`
 //! declares them from one line per resource and map, and every one of them calls the
 //! control plane's `metadata`, `put_metadata` or `remove_metadata` with a
 //! [`MetadataTarget`] and a [`MetadataField`]. Access and validation live there
