@@ -62,7 +62,7 @@ impl SqlStore {
     pub(crate) async fn create_agent_impl(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {
         new.validate()?;
 
-        let write = self.begin().await?;
+        let mut write = self.begin().await?;
         check_name_free(write.tx(), &new.name, &new.cluster_name, None).await?;
         let row = agents::Model {
             id: AgentId::new().0,
@@ -92,6 +92,8 @@ impl SqlStore {
                 Audit::new(AuditAction::Create, ResourceKind::Agent, row.id, summary),
             )
             .await?;
+        // Other replicas' placement indexes learn of the new agent at once.
+        write.agent_changed([AgentId::from(row.id)]);
         self.commit(write).await?;
         convert::agent(row)
     }
@@ -152,6 +154,7 @@ impl SqlStore {
             .await
             .map_err(db)?;
         write.affect([id]);
+        write.agent_changed([id]);
         let summary = format!(
             "updated agent {:?} in cluster {:?}",
             row.name, row.cluster_name
@@ -177,6 +180,7 @@ impl SqlStore {
             .map_err(db)?;
         keys::revoke_keys(&write, KeyOwner::Agent(id)).await?;
         write.affect([id]);
+        write.agent_changed([id]);
         let summary = format!(
             "deleted agent {:?} in cluster {:?}",
             row.name, row.cluster_name

@@ -89,7 +89,11 @@ impl SqlStore {
     ) -> Result<Labels> {
         field.validate_entry(key, value)?;
         let place = place(target, field);
-        let write = self.begin().await?;
+        let mut write = self.begin().await?;
+        // An agent's labels and annotations feed placement on every replica.
+        if let MetadataTarget::Agent(id) = target {
+            write.agent_changed([id]);
+        }
         let mut map = read(&write, &place).await?;
         map.insert(key.to_owned(), value.to_owned());
         store(&write, &place, &map).await?;
@@ -115,7 +119,11 @@ impl SqlStore {
         key: &str,
     ) -> Result<Labels> {
         let place = place(target, field);
-        let write = self.begin().await?;
+        let mut write = self.begin().await?;
+        // An agent's labels and annotations feed placement on every replica.
+        if let MetadataTarget::Agent(id) = target {
+            write.agent_changed([id]);
+        }
         let mut map = read(&write, &place).await?;
         if map.remove(key).is_none() {
             let what = match field {
