@@ -409,3 +409,33 @@ impl StacksApi {
         Ok(DeploymentObjectResponse::Ok(Json(object.into())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(yaml: &str, is_deletion_marker: bool) -> CreateDeploymentObjectRequest {
+        CreateDeploymentObjectRequest {
+            yaml_content: yaml.into(),
+            is_deletion_marker,
+        }
+    }
+
+    #[test]
+    fn a_body_asks_for_yaml_or_a_bare_marker() {
+        let yaml = "kind: ConfigMap\n";
+        assert!(matches!(body(yaml, false).content(), Ok(Content::Yaml(y)) if y == yaml));
+        // Empty YAML is the parser's to refuse (422 `invalid_manifest`), not a marker.
+        assert!(matches!(body("", false).content(), Ok(Content::Yaml(_))));
+        assert!(matches!(
+            body(" \n", true).content(),
+            Ok(Content::DeletionMarker)
+        ));
+        let err = body(yaml, true)
+            .content()
+            .err()
+            .expect("a marker with YAML");
+        assert_eq!(err.status(), 422);
+        assert_eq!(err.body().code, "validation_failed");
+    }
+}
