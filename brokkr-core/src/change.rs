@@ -6,6 +6,11 @@
 //! publishes into it after commit, PostgreSQL from a `LISTEN` connection, so a write on
 //! one replica wakes long polls on every replica.
 //!
+//! The hub also carries *agent changes* announced by other replicas (an agent
+//! registered, changed, deleted, or its labels or annotations changed), so the
+//! placement index of every replica follows agents without reloading them
+//! ([`ChangeFeed::next_agent_change`]).
+//!
 //! Wake-ups may be spurious (a watch may wake when nothing changed for its agent, e.g.
 //! after the hub dropped messages for a slow subscriber), never missed: a caller that
 //! subscribes *before* reading the target state sees every later change.
@@ -38,16 +43,23 @@ impl TargetChange {
     }
 }
 
-/// In-process fan-out of [`TargetChange`]s to watches. Cheap to clone.
+/// Agents whose record changed (registration, status, labels, annotations, deletion).
+/// `None`: possibly any agent (announcements may have been lost).
+pub type AgentChanges = Option<Vec<AgentId>>;
+
+/// In-process fan-out of [`TargetChange`]s to watches, and of agent changes to placement
+/// indexes. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ChangeHub {
     sender: broadcast::Sender<Arc<TargetChange>>,
+    agents: broadcast::Sender<Arc<AgentChanges>>,
 }
 
 impl Default for ChangeHub {
     fn default() -> Self {
         Self {
             sender: broadcast::channel(HUB_CAPACITY).0,
+            agents: broadcast::channel(HUB_CAPACITY).0,
         }
     }
 }
@@ -74,7 +86,18 @@ impl ChangeHub {
     pub fn feed(&self) -> ChangeFeed {
         ChangeFeed {
             receiver: self.sender.subscribe(),
+            agents: self.agents.subscribe(),
         }
+    }
+
+    /// Announces that these agents' records changed (a store publishes what other
+    /// replicas wrote; `None` for "any agent"). Publishing with no feed is a no-op.
+    pub fn publish_agent_changes(&self, agents: AgentChanges) {
+        if agents.as_ref().is_some_and(Vec::is_empty) {
+            return;
+        }
+        // An error only means nobody is listening right now.
+        let _ = self.agents.send(Arc::new(agents));
     }
 
     /// How many watches are open (for metrics).
@@ -117,6 +140,7 @@ impl TargetStateWatch {
 #[derive(Debug)]
 pub struct ChangeFeed {
     receiver: broadcast::Receiver<Arc<TargetChange>>,
+    agents: broadcast::Receiver<Arc<AgentChanges>>,
 }
 
 impl ChangeFeed {
@@ -146,6 +170,18 @@ impl ChangeFeed {
     pub fn resubscribe(&self) -> ChangeFeed {
         ChangeFeed {
             receiver: self.receiver.resubscribe(),
+            agents: self.agents.resubscribe(),
+        }
+    }
+
+    /// The next agent change announced ([`ChangeHub::publish_agent_changes`]). A feed
+    /// that fell behind gets `None` ("any agent") for what it missed. Never resolves
+    /// once the hub is gone.
+    pub async fn next_agent_change(&mut self) -> Arc<AgentChanges> {
+        match self.agents.recv().await {
+            Ok(change) => change,
+            Err(broadcast::error::RecvError::Lagged(_)) => Arc::new(None),
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }
@@ -208,5 +244,19 @@ mod tests {
             hub.publish(TargetChange::Agents(vec![AgentId::new()]));
         }
         assert!(woke(&mut watch).await);
+    }
+
+    #[tokio::test]
+    async fn a_feed_sees_agent_changes_and_any_agent_after_lagging() {
+        let hub = ChangeHub::default();
+        let mut feed = hub.feed();
+        let agent = AgentId::new();
+        hub.publish_agent_changes(Some(vec![]));
+        hub.publish_agent_changes(Some(vec![agent]));
+        assert_eq!(*feed.next_agent_change().await, Some(vec![agent]));
+        for _ in 0..HUB_CAPACITY + 1 {
+            hub.publish_agent_changes(Some(vec![agent]));
+        }
+        assert_eq!(*feed.next_agent_change().await, None);
     }
 }

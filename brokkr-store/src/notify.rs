@@ -9,6 +9,10 @@
 //! second query. Notifications are lost
 //! while that connection is down, so after every reconnect the task publishes
 //! `TargetChange::All`: a spurious wake-up is allowed, a missed one is not.
+//!
+//! Agent changes travel the same way on [`AGENT_CHANNEL`] and reach the hub's agent
+//! changes ([`ChangeHub::publish_agent_changes`]), so every replica's placement index
+//! follows agents changed elsewhere; after a reconnect, "any agent" is published.
 
 use std::time::Duration;
 
@@ -18,6 +22,10 @@ use sea_orm::sqlx::postgres::PgListener;
 
 /// The `LISTEN/NOTIFY` channel.
 pub(crate) const CHANNEL: &str = "brokkr_target_change";
+
+/// The channel of agent changes (registration, status, labels, annotations, deletion),
+/// same payloads, published into the hub's agent changes for placement indexes.
+pub(crate) const AGENT_CHANNEL: &str = "brokkr_agent_change";
 
 /// Payloads stay below this many bytes (PostgreSQL's limit is 8,000).
 const MAX_PAYLOAD: usize = 7_900;
@@ -93,7 +101,7 @@ pub(crate) async fn listen(
         .await
         .map_err(|e| Error::Backend(Box::new(e)))?;
     listener
-        .listen(CHANNEL)
+        .listen_all([CHANNEL, AGENT_CHANNEL])
         .await
         .map_err(|e| Error::Backend(Box::new(e)))?;
     let task = tokio::spawn(forward(listener, hub, origin));
@@ -106,18 +114,28 @@ async fn forward(mut listener: PgListener, hub: ChangeHub, origin: std::sync::Ar
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 backoff = Duration::from_millis(100);
-                if let Some(change) = parse(notification.payload(), &origin) {
-                    hub.publish(change);
+                let change = parse(notification.payload(), &origin);
+                match (notification.channel() == AGENT_CHANNEL, change) {
+                    (_, None) => {}
+                    (false, Some(change)) => hub.publish(change),
+                    (true, Some(TargetChange::Agents(agents))) => {
+                        hub.publish_agent_changes(Some(agents));
+                    }
+                    (true, Some(TargetChange::All)) => hub.publish_agent_changes(None),
                 }
             }
             // The connection was lost and re-established: whatever was sent in
             // between is gone.
-            Ok(None) => hub.publish(TargetChange::All),
+            Ok(None) => {
+                hub.publish(TargetChange::All);
+                hub.publish_agent_changes(None);
+            }
             Err(error) => {
                 tracing::warn!(%error, ?backoff, "change listener failed; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 hub.publish(TargetChange::All);
+                hub.publish_agent_changes(None);
             }
         }
     }

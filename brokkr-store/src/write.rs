@@ -23,6 +23,8 @@ pub(crate) struct Write {
     tx: DatabaseTransaction,
     backend: Backend,
     affected: Vec<AgentId>,
+    /// Agents whose record this transaction changes, announced to other replicas.
+    agents_changed: Vec<AgentId>,
     /// The transaction's clock: every timestamp it writes.
     pub(crate) now: DateTime<Utc>,
 }
@@ -48,6 +50,7 @@ impl SqlStore {
             tx,
             backend: self.backend,
             affected: Vec::new(),
+            agents_changed: Vec::new(),
             now: now(),
         })
     }
@@ -62,16 +65,27 @@ impl SqlStore {
             tx,
             backend,
             mut affected,
+            mut agents_changed,
             ..
         } = write;
         affected.sort_unstable();
         affected.dedup();
+        agents_changed.sort_unstable();
+        agents_changed.dedup();
         if backend == Backend::Postgres {
-            for payload in notify::payloads(&self.origin, &affected) {
+            let target_changes = notify::payloads(&self.origin, &affected)
+                .into_iter()
+                .map(|payload| (notify::CHANNEL, payload));
+            // Only other replicas need agent changes: this one's control plane applied
+            // them itself when it made them.
+            let agent_changes = notify::payloads(&self.origin, &agents_changed)
+                .into_iter()
+                .map(|payload| (notify::AGENT_CHANNEL, payload));
+            for (channel, payload) in target_changes.chain(agent_changes) {
                 tx.execute_raw(sql::stmt(
                     backend,
                     "SELECT pg_notify(?, ?)",
-                    [notify::CHANNEL.into(), payload.into()],
+                    [channel.into(), payload.into()],
                 ))
                 .await
                 .map_err(db)?;
@@ -93,6 +107,12 @@ impl Write {
 
     pub(crate) fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Notes that these agents' records (registration, status, labels, annotations,
+    /// deletion) change with this transaction, for other replicas' placement.
+    pub(crate) fn agent_changed(&mut self, agents: impl IntoIterator<Item = AgentId>) {
+        self.agents_changed.extend(agents);
     }
 
     /// Notes that the target state of `agents` may change with this transaction.

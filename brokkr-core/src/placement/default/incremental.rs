@@ -147,8 +147,11 @@ pub(super) fn update(change: &AgentChange<'_>) -> Option<Vec<AgentId>> {
     }
 }
 
+/// Where an agent ranks; smaller is better.
+type Rank = (Reverse<u64>, Reverse<u64>, AgentId);
+
 /// Smaller is better: most CPU, then most memory, then ascending id.
-fn rank(agent: &Agent) -> (Reverse<u64>, Reverse<u64>, AgentId) {
+fn rank(agent: &Agent) -> Rank {
     let capabilities = &agent.capabilities;
     (
         Reverse(capabilities.allocatable_cpu_millis.unwrap_or(0)),
@@ -163,7 +166,7 @@ fn best_waiting<'a>(
     fit: &Fit<'_>,
     chosen: &[AgentId],
     skip: AgentId,
-) -> Option<(AgentId, (Reverse<u64>, Reverse<u64>, AgentId))> {
+) -> Option<(AgentId, Rank)> {
     let mut best = None;
     change.inventory.visit_by_capacity(&mut |agent| {
         if agent.id == skip

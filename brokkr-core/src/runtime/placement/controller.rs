@@ -16,11 +16,13 @@
 //!   wrote for the agent (or the first ones it saw);
 //! - a stack's policy was set or removed by another path
 //!   ([`PlacementSignals::stack_changed`]);
+//! - another replica changed an agent: the store's change feed announces it
+//!   ([`crate::ChangeFeed::next_agent_change`]; PostgreSQL carries it between replicas);
 //! - and periodically (`agents.placement_interval_millis`, by default a third of
 //!   `agents.stale_after_secs`, at least one second): the safety net. The index is
-//!   reloaded from the store (catching changes made by other replicas) and every stack
-//!   decided again, which also notices agents going stale or fresh and
-//!   `evict_after_secs` running out.
+//!   reloaded from the store (catching whatever an announcement missed, and policies
+//!   set by other replicas) and every stack decided again, which also notices agents
+//!   going stale or fresh and `evict_after_secs` running out.
 //!
 //! Signals arriving during a run are coalesced into the next one, and memory is bounded:
 //! past [`MAX_TRACKED_AGENTS`] changed agents a run simply recomputes everything.
@@ -246,6 +248,8 @@ impl PlacementController {
     /// catching up on changes made while no controller ran), then on every signal and
     /// every period.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        // Subscribed before returning, so no agent change announced afterwards is missed.
+        let mut feed = self.control_plane.store().change_feed();
         tokio::spawn(async move {
             let signals = Arc::clone(self.control_plane.placement_signals());
             let period = self.control_plane.settings().placement_period();
@@ -254,18 +258,31 @@ impl PlacementController {
             loop {
                 let ticked = std::pin::pin!(tick.tick());
                 let signalled = std::pin::pin!(signals.notify.notified());
-                let trigger = match futures::future::select(ticked, signalled).await {
-                    futures::future::Either::Left(_) => {
+                // Other replicas' agent changes, from the store's change feed: signals
+                // like this replica's own (cancel-safe: a dropped receive loses nothing).
+                let announced = std::pin::pin!(feed.next_agent_change());
+                let woken =
+                    futures::future::select(futures::future::select(ticked, signalled), announced)
+                        .await;
+                let trigger = match woken {
+                    futures::future::Either::Left((futures::future::Either::Left(_), _)) => {
                         // Everything subsumes whatever was signalled meanwhile.
                         let _ = signals.take();
                         Trigger::Everything
                     }
-                    futures::future::Either::Right(_) => {
+                    futures::future::Either::Left((futures::future::Either::Right(_), _)) => {
                         tokio::time::sleep(COALESCE).await;
                         match signals.take() {
                             Some(trigger) => trigger,
                             None => continue,
                         }
+                    }
+                    futures::future::Either::Right((change, _)) => {
+                        match change.as_ref() {
+                            Some(agents) => signals.agents_changed(agents.iter().copied()),
+                            None => signals.everything(),
+                        }
+                        continue;
                     }
                 };
                 if let Err(err) = self.run(&trigger).await {
