@@ -310,10 +310,9 @@ pub trait Placement: Send + Sync {
     ) -> (Vec<AgentId>, Rejections) {
         let PlacementDecision {
             mut chosen,
-            mut rejected,
+            rejected,
         } = self.place(input);
         chosen.sort_unstable();
-        rejected.sort_by_key(|(id, _)| *id);
         (chosen, Rejections::summarize(rejected, exclude, page))
     }
 

@@ -231,7 +231,10 @@ fn decide(input: &PlacementInput<'_>, mode: Mode) -> PlacementDecision {
         }
     }
     chosen.sort_unstable();
-    rejected.sort_unstable_by_key(|(id, _)| *id);
+    // Counting needs no order (the summary picks its page by selection).
+    if mode == Mode::Explain {
+        rejected.sort_unstable_by_key(|(id, _)| *id);
+    }
     PlacementDecision { chosen, rejected }
 }
 

@@ -46,19 +46,21 @@ pub struct Rejections {
 }
 
 impl Rejections {
-    /// Summarizes `rejected` (ordered by agent id), skipping agents in `chosen`.
+    /// Summarizes `rejected` (in any order), leaving out agents in `exclude` (ordered
+    /// by id): every reason counted, the page picked by selection rather than by
+    /// sorting them all.
     pub fn summarize(
-        rejected: Vec<(AgentId, Rejection)>,
-        chosen: &[AgentId],
+        mut rejected: Vec<(AgentId, Rejection)>,
+        exclude: &[AgentId],
         page: RejectionPage,
     ) -> Self {
         let limit = page.limit.clamp(1, RejectionPage::MAX_LIMIT);
         let mut out = Self::default();
-        for (agent, why) in rejected {
-            if chosen.binary_search(&agent).is_ok() {
-                continue;
-            }
-            out.total += 1;
+        if !exclude.is_empty() {
+            rejected.retain(|(agent, _)| exclude.binary_search(agent).is_err());
+        }
+        out.total = rejected.len();
+        for (_, why) in &rejected {
             // Look up before inserting: one allocation per reason, not per agent.
             match out.by_reason.get_mut(why.code()) {
                 Some(count) => *count += 1,
@@ -66,15 +68,18 @@ impl Rejections {
                     out.by_reason.insert(why.code().to_owned(), 1);
                 }
             }
-            if page.after.is_some_and(|after| agent <= after) {
-                continue;
-            }
-            if out.agents.len() < limit {
-                out.agents.push((agent, why));
-            } else if out.next.is_none() {
-                out.next = out.agents.last().map(|(id, _)| *id);
-            }
         }
+        if let Some(after) = page.after {
+            rejected.retain(|(agent, _)| *agent > after);
+        }
+        let more = rejected.len() > limit;
+        if more {
+            rejected.select_nth_unstable_by_key(limit, |(agent, _)| *agent);
+            rejected.truncate(limit);
+        }
+        rejected.sort_unstable_by_key(|(agent, _)| *agent);
+        out.next = more.then(|| rejected.last().map(|(id, _)| *id)).flatten();
+        out.agents = rejected;
         out
     }
 }
