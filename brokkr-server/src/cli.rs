@@ -11,8 +11,11 @@
 //! admin)` works; logs (including the ids of created rows) go to stderr.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, NewAgent, NewGenerator, Pak, Store};
+use brokkr_core::runtime::{AgentRegistration, ControlPlane, GeneratorSpec};
+use brokkr_core::{Actor, GeneratorRegistry, Pak};
+use brokkr_store::SqlStore;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
@@ -105,6 +108,9 @@ pub enum CliError {
     /// The store refused the command.
     #[error("the command failed")]
     Store(#[from] brokkr_core::store::Error),
+    /// The control plane refused the command.
+    #[error("the command failed")]
+    Operation(#[from] brokkr_core::runtime::Error),
     /// The Tokio runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -134,14 +140,14 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
         match cli.command {
             Command::Serve(_) => Ok(serve(config, generators, shutdown_signal()).await?),
             Command::Create(create) => {
-                let store = open_store(&config.database).await?;
-                let key = self::create(&store, create).await?;
+                let control_plane = control_plane(open_store(&config.database).await?);
+                let key = self::create(&control_plane, create).await?;
                 println!("{}", key.expose());
                 Ok(())
             }
             Command::Rotate(rotate) => {
-                let store = open_store(&config.database).await?;
-                let key = self::rotate(&store, rotate).await?;
+                let control_plane = control_plane(open_store(&config.database).await?);
+                let key = self::rotate(&control_plane, rotate).await?;
                 println!("{}", key.expose());
                 Ok(())
             }
@@ -149,51 +155,49 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
     })
 }
 
-async fn create(store: &dyn Store, command: CreateCommand) -> Result<Pak, CliError> {
-    let key = Pak::generate();
-    match command {
-        CreateCommand::Agent { name, cluster_name } => {
-            let agent = store
-                .create_agent(
-                    &Actor::System,
-                    NewAgent {
-                        name,
-                        cluster_name,
-                        labels: Default::default(),
-                        annotations: Default::default(),
-                        key: key.stored(),
-                    },
-                )
-                .await?;
-            tracing::info!(agent_id = %agent.id, "created agent; its key is on stdout");
-        }
-        CreateCommand::Generator { name, description } => {
-            let generator = store
-                .create_generator(
-                    &Actor::System,
-                    NewGenerator {
-                        name,
-                        description,
-                        key: key.stored(),
-                    },
-                )
-                .await?;
-            tracing::info!(generator_id = %generator.id, "created generator; its key is on stdout");
-        }
-    }
-    Ok(key)
+/// The control plane the command line acts through, as `system`: the same rules as
+/// the API (validation, key-cache invalidation), with no background tasks.
+fn control_plane(store: SqlStore) -> ControlPlane {
+    ControlPlane::builder(Arc::new(store)).build()
 }
 
-async fn rotate(store: &dyn Store, command: RotateCommand) -> Result<Pak, CliError> {
-    let owner = match command {
-        RotateCommand::Admin => KeyOwner::Admin,
-        RotateCommand::Agent { id } => KeyOwner::Agent(id.into()),
-        RotateCommand::Generator { id } => KeyOwner::Generator(id.into()),
+async fn create(control_plane: &ControlPlane, command: CreateCommand) -> Result<Pak, CliError> {
+    match command {
+        CreateCommand::Agent { name, cluster_name } => {
+            let registered = control_plane
+                .create_agent(
+                    &Actor::System,
+                    AgentRegistration {
+                        name,
+                        cluster_name,
+                        ..AgentRegistration::default()
+                    },
+                )
+                .await?;
+            tracing::info!(agent_id = %registered.agent.agent.id, "created agent; its key is on stdout");
+            Ok(registered.key)
+        }
+        CreateCommand::Generator { name, description } => {
+            let created = control_plane
+                .create_generator(&Actor::System, GeneratorSpec { name, description })
+                .await?;
+            tracing::info!(generator_id = %created.generator.id, "created generator; its key is on stdout");
+            Ok(created.key)
+        }
+    }
+}
+
+async fn rotate(control_plane: &ControlPlane, command: RotateCommand) -> Result<Pak, CliError> {
+    let system = Actor::System;
+    let key = match command {
+        RotateCommand::Admin => control_plane.rotate_admin_key(&system).await?,
+        RotateCommand::Agent { id } => control_plane.rotate_agent_key(&system, id.into()).await?,
+        RotateCommand::Generator { id } => {
+            control_plane
+                .rotate_generator_key(&system, id.into())
+                .await?
+        }
     };
-    let key = Pak::generate();
-    store
-        .rotate_api_key(&Actor::System, owner, key.stored())
-        .await?;
     tracing::info!(
         "rotated the key; the previous one is revoked (other running servers stop accepting it within auth.key_cache_ttl_secs)"
     );
@@ -277,9 +281,9 @@ mod tests {
 
     #[tokio::test]
     async fn created_and_rotated_keys_authenticate() {
-        let store = MemoryStore::new();
+        let control_plane = ControlPlane::builder(Arc::new(MemoryStore::new())).build();
         let agent_key = create(
-            &store,
+            &control_plane,
             CreateCommand::Agent {
                 name: "a".into(),
                 cluster_name: "c".into(),
@@ -287,41 +291,48 @@ mod tests {
         )
         .await
         .unwrap();
-        let found = store
-            .find_api_key(agent_key.short_id())
+        let Actor::Agent(agent) = control_plane
+            .authenticate(agent_key.expose())
             .await
             .unwrap()
-            .unwrap();
-        let KeyOwner::Agent(agent) = found.owner else {
-            panic!("not an agent key: {found:?}");
+        else {
+            panic!("not an agent key");
         };
-        let rotated = rotate(&store, RotateCommand::Agent { id: agent.into() })
+        let rotated = rotate(&control_plane, RotateCommand::Agent { id: agent.into() })
             .await
             .unwrap();
+        // Rotation through the control plane forgets the cached old key at once.
         assert!(
-            store
-                .find_api_key(agent_key.short_id())
+            control_plane
+                .authenticate(agent_key.expose())
                 .await
-                .unwrap()
-                .is_none()
+                .is_err()
         );
-        assert!(
-            store
-                .find_api_key(rotated.short_id())
-                .await
-                .unwrap()
-                .is_some()
+        assert_eq!(
+            control_plane.authenticate(rotated.expose()).await.unwrap(),
+            Actor::Agent(agent)
         );
 
-        let admin = rotate(&store, RotateCommand::Admin).await.unwrap();
+        let admin = rotate(&control_plane, RotateCommand::Admin).await.unwrap();
         assert_eq!(
-            store
-                .find_api_key(admin.short_id())
-                .await
-                .unwrap()
-                .unwrap()
-                .owner,
-            KeyOwner::Admin
+            control_plane.authenticate(admin.expose()).await.unwrap(),
+            Actor::Admin
         );
+        let generator = create(
+            &control_plane,
+            CreateCommand::Generator {
+                name: "ci".into(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            control_plane
+                .authenticate(generator.expose())
+                .await
+                .unwrap(),
+            Actor::Generator(_)
+        ));
     }
 }

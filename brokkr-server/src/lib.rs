@@ -1,26 +1,30 @@
-//! Brokkr's reference REST server: API v1 over any [`brokkr_core::Store`].
+//! Brokkr's reference REST server: API v1 as a thin HTTP mapping over
+//! [`brokkr_core::runtime::ControlPlane`].
 //!
-//! Use it as the `brokkr-server` binary (`cargo run -p brokkr-server -- serve`), or as
-//! a library inside your own control plane:
+//! Every rule (roles, row access, validation, caches, long polls, placement) lives in
+//! the control plane; a handler here parses the request, calls one `ControlPlane`
+//! method and maps the answer (errors to HTTP in one place, [`error`]). Use it as the
+//! `brokkr-server` binary (`cargo run -p brokkr-server -- serve`), or as a library:
 //!
 //! - [`serve`] runs the whole server from a [`Config`](config::Config): opens the
 //!   store, creates the first admin key, listens, shuts down gracefully.
 //! - [`serve::Server`] does the same in two steps, so you learn the bound address
-//!   (tests bind `127.0.0.1:0`) and can take the admin key instead of printing it.
-//! - [`app`] is the HTTP application alone, a poem endpoint over an
-//!   [`AppState`](state::AppState) to nest in your own poem server.
+//!   (tests bind `127.0.0.1:0`) and can take the admin key instead of printing it;
+//!   [`serve::Server::bind_with_control_plane`] serves a control plane you built (your
+//!   own placements, generators and settings).
+//! - [`app`] is the HTTP application alone, a poem endpoint over a `ControlPlane` (or
+//!   an [`AppState`](state::AppState)) to nest in your own poem server. It logs through
+//!   whatever tracing subscriber is in effect where it is built.
 //!
 //! Start reading at [`app`] (routes and middleware), then [`api`] (one module per
-//! resource), [`auth`] (keys and roles) and [`error`] (the one place errors become
+//! resource), [`auth`] (the bearer scheme) and [`error`] (the one place errors become
 //! HTTP).
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //!
-//! use brokkr_core::GeneratorRegistry;
-//! use brokkr_server::config::Config;
-//! use brokkr_server::state::AppState;
-//! use poem::{EndpointExt, Route, get, handler, listener::TcpListener};
+//! use brokkr_core::runtime::ControlPlane;
+//! use poem::{Route, get, handler, listener::TcpListener};
 //!
 //! #[handler]
 //! fn hello() -> &'static str {
@@ -28,16 +32,18 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::load(None)?;
+//! let config = brokkr_server::config::Config::load(None)?;
 //! let store = brokkr_server::serve::open_store(&config.database).await?;
-//! let state = AppState::new(Arc::new(store), config, GeneratorRegistry::default());
+//! let control_plane = ControlPlane::builder(Arc::new(store))
+//!     .settings(config.runtime_settings())
+//!     .build();
 //! // Heartbeat writes, cache invalidation and placement run while `background` lives.
-//! let background = state.start_background();
+//! let background = control_plane.start();
 //! let app = Route::new()
 //!     .at("/hello", get(hello))
-//!     .nest("/brokkr", brokkr_server::app(state.clone()));
+//!     .nest("/brokkr", brokkr_server::app(control_plane));
 //! poem::Server::new(TcpListener::bind("127.0.0.1:3000")).run(app).await?;
-//! background.shutdown(&state).await;
+//! background.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -55,13 +61,11 @@
 //! # }
 //! ```
 //!
-//! Modules: [`api`] the endpoints, [`app`] routing and probes, [`auth`] keys,
-//! [`cli`] the command line, [`config`] configuration loading, [`error`] error
-//! bodies, [`heartbeat`] coalesced heartbeats, [`metrics`] Prometheus metrics,
-//! [`middleware`] body limit, JSON errors and request metrics, [`placement`] the
-//! controller keeping placement decisions current, [`serve`] running the
-//! server, [`state`] shared state and background tasks, [`target_cache`] target
-//! states by ETag.
+//! Modules: [`api`] the endpoints, [`app`] routing and probes, [`auth`] the bearer
+//! scheme, [`cli`] the command line, [`config`] configuration loading, [`error`]
+//! error bodies, [`metrics`] Prometheus metrics, [`middleware`] body limit, JSON
+//! errors and request metrics, [`serve`] running the server, [`state`] what handlers
+//! share.
 
 pub mod api;
 pub mod app;
