@@ -116,7 +116,7 @@ async fn readyz(state: Data<&AppState>) -> Response {
 async fn prometheus(state: Data<&AppState>) -> Response {
     let (store_up, store_ping) = ping(&state).await;
     let text = state.metrics.render(Snapshot {
-        target_state_cache_entries: state.control_plane.target_states().len(),
+        target_state_cache_entries: state.control_plane.cached_target_states(),
         store_up,
         store_ping,
     });

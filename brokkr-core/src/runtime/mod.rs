@@ -246,23 +246,24 @@ impl ControlPlane {
 
     /// Cached key entries to forget after a key of `owner` was issued, rotated or
     /// revoked.
-    #[doc(hidden)]
-    pub fn forget_keys(&self, owner: crate::model::KeyOwner, new_short_id: Option<&str>) {
+    pub(crate) fn forget_keys(&self, owner: crate::model::KeyOwner, new_short_id: Option<&str>) {
         self.inner.keys.invalidate(owner, new_short_id);
     }
 
-    #[doc(hidden)]
-    pub fn heartbeats(&self) -> &Arc<HeartbeatBuffer> {
+    pub(crate) fn heartbeats(&self) -> &Arc<HeartbeatBuffer> {
         &self.inner.heartbeats
     }
 
-    #[doc(hidden)]
-    pub fn target_states(&self) -> &Arc<TargetStateCache> {
+    /// How many agents' target states are cached (for metrics).
+    pub fn cached_target_states(&self) -> usize {
+        self.inner.target_states.len()
+    }
+
+    pub(crate) fn target_states(&self) -> &Arc<TargetStateCache> {
         &self.inner.target_states
     }
 
-    #[doc(hidden)]
-    pub fn placement_signals(&self) -> &Arc<PlacementSignals> {
+    pub(crate) fn placement_signals(&self) -> &Arc<PlacementSignals> {
         &self.inner.placement_signals
     }
 }
