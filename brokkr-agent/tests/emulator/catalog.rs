@@ -1,6 +1,8 @@
 //! The kinds the emulator serves: a fixed set of built-in resources plus whatever
 //! established CRDs (or a test, via `register_kind`) add at runtime.
 
+use std::collections::BTreeSet;
+
 /// One served resource at one version, e.g. `apps/v1` `deployments` (`Deployment`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
@@ -10,6 +12,9 @@ pub struct ResourceType {
     /// The URL segment, e.g. `deployments`.
     pub plural: String,
     pub namespaced: bool,
+    /// Subresource names (`status`, `scale`, `log`, …), listed in discovery only: the
+    /// emulator serves none of them.
+    pub subresources: Vec<String>,
     origin: Origin,
 }
 
@@ -36,8 +41,14 @@ impl ResourceType {
             kind: kind.to_owned(),
             plural: plural.to_owned(),
             namespaced,
+            subresources: Vec::new(),
             origin: Origin::Test,
         }
+    }
+
+    pub fn with_subresources(mut self, subresources: &[&str]) -> ResourceType {
+        self.subresources = subresources.iter().map(|s| (*s).to_owned()).collect();
+        self
     }
 
     pub fn api_version(&self) -> String {
@@ -118,9 +129,39 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ),
 ];
 
-/// Every served resource type, in discovery order.
+/// The subresources upstream serves for a built-in kind (as `kubectl api-resources`
+/// and `/apis/{group}/{version}` list them).
+fn built_in_subresources(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("", "Pod") => &[
+            "attach",
+            "binding",
+            "ephemeralcontainers",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "resize",
+            "status",
+        ],
+        ("", "Namespace") => &["finalize", "status"],
+        ("", "Node") => &["proxy", "status"],
+        ("", "Service") => &["proxy", "status"],
+        ("", "ServiceAccount") => &["token"],
+        ("", "PersistentVolumeClaim") => &["status"],
+        ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") => &["scale", "status"],
+        ("apps", "DaemonSet") | ("batch", "Job" | "CronJob") => &["status"],
+        ("networking.k8s.io", "Ingress") => &["status"],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &["status"],
+        _ => &[],
+    }
+}
+
+/// Every served resource type, in discovery order, and the group versions that
+/// answer 503.
 #[derive(Debug, Clone)]
-pub struct Catalog(Vec<ResourceType>);
+pub struct Catalog(Vec<ResourceType>, BTreeSet<(String, String)>);
 
 impl Default for Catalog {
     fn default() -> Self {
@@ -131,13 +172,28 @@ impl Default for Catalog {
                 ResourceType {
                     origin: Origin::BuiltIn,
                     ..ResourceType::new(group, version, kind, plural, namespaced)
+                        .with_subresources(built_in_subresources(group, kind))
                 }
             });
-        Catalog(built_in.collect())
+        Catalog(built_in.collect(), BTreeSet::new())
     }
 }
 
 impl Catalog {
+    /// Whether `group`/`version` answers 503 (see `Emulator::set_unavailable`).
+    pub fn is_unavailable(&self, group: &str, version: &str) -> bool {
+        self.1.contains(&(group.to_owned(), version.to_owned()))
+    }
+
+    pub fn set_unavailable(&mut self, group: &str, version: &str, unavailable: bool) {
+        let key = (group.to_owned(), version.to_owned());
+        if unavailable {
+            self.1.insert(key);
+        } else {
+            self.1.remove(&key);
+        }
+    }
+
     /// The type behind a URL: `/apis/{group}/{version}/…/{plural}`.
     pub fn by_plural(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
         self.0

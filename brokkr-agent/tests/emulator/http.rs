@@ -10,7 +10,7 @@ use super::catalog::{Catalog, ResourceType};
 use super::discovery;
 use super::selector::Selector;
 use super::status::ApiError;
-use super::store::Cluster;
+use super::store::{ApplyRequest, Cluster};
 use super::{ApplyRecord, Shared, lock};
 
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
@@ -89,6 +89,11 @@ struct Target<'a> {
 async fn handle(state: &Shared, mut request: Request) -> Result<Reply, ApiError> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let ["apis", group, version, ..] = segments.as_slice()
+        && lock(state).cluster.catalog().is_unavailable(group, version)
+    {
+        return Err(ApiError::service_unavailable());
+    }
     if request.method() == Method::GET {
         let aggregated = discovery::wants_aggregated(request.header(header::ACCEPT));
         if let Some(reply) = discovery_reply(&lock(state).cluster, &segments, aggregated) {
@@ -202,12 +207,29 @@ fn resource(
     }
     let served = served_type(state.cluster.catalog(), target)?;
     let namespace = target.namespace;
+    // An apply that creates is also authorised as `create`
+    // (`k8s.io/apiserver/pkg/endpoints/handlers/patch.go`, `createAuthorizerAttributes`).
+    if let ("patch", Some(name)) = (verb, target.name)
+        && state.cluster.get(&served, namespace, name).is_none()
+        && state.is_forbidden("create", target.plural)
+    {
+        return Err(ApiError::forbidden(
+            "create",
+            target.group,
+            target.plural,
+            target.namespace,
+            target.name,
+        ));
+    }
     match (verb, target.name, apply) {
-        ("get", Some(name), _) => state
-            .cluster
-            .get(&served, namespace, name)
-            .map(Reply::ok)
-            .ok_or_else(|| ApiError::not_found(&served.group, &served.plural, name)),
+        ("get", Some(name), _) => {
+            let object = state
+                .cluster
+                .get(&served, namespace, name)
+                .ok_or_else(|| ApiError::not_found(&served.group, &served.plural, name))?;
+            state.cluster.churn(&served, namespace, name);
+            Ok(Reply::ok(object))
+        }
         ("list", None, _) => {
             if query
                 .field_selector
@@ -229,10 +251,18 @@ fn resource(
             })))
         }
         ("patch", Some(name), Some(apply)) => {
-            let applied =
-                state
-                    .cluster
-                    .apply(&served, namespace, name, apply.object, apply.dry_run)?;
+            let applied = state.cluster.apply(ApplyRequest {
+                served: &served,
+                namespace,
+                name,
+                body: apply.object,
+                field_manager: &apply.record.field_manager,
+                force: apply.record.force,
+                dry_run: apply.dry_run,
+            })?;
+            if !apply.dry_run {
+                state.cluster.churn(&served, namespace, name);
+            }
             let code = if applied.created {
                 StatusCode::CREATED
             } else {

@@ -54,10 +54,13 @@
 pub mod catalog;
 pub mod controller;
 pub mod discovery;
+pub mod fields;
 mod http;
 pub mod selector;
+pub mod ssa;
 pub mod status;
 pub mod store;
+pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -71,7 +74,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use catalog::{ResourceType, split_api_version};
-use store::{Cluster, Key};
+use store::{Cluster, Key, Operator};
+
+/// The manager [`Emulator::edit`] writes as, like `kubectl edit` does.
+pub const EDIT_MANAGER: &str = "kubectl-edit";
 
 /// One apply `PATCH` as the emulator received it. Dry runs are left out; well-formed
 /// applies the emulator then refused (a missing namespace, an unserved kind, a 403) are
@@ -187,11 +193,30 @@ impl Emulator {
         lock(&self.state).cluster.objects_of(group, kind)
     }
 
-    /// A hand edit, as `kubectl edit` would make it: the resource version (and on a spec
-    /// change the generation) moves, the controller reacts; an edited `status` is kept
-    /// like [`set_status`](Emulator::set_status). Panics if there is no such object.
+    /// A hand edit, as `kubectl edit` would make it: an Update by the field manager
+    /// [`EDIT_MANAGER`] (`kubectl-edit`), see [`update_as`](Emulator::update_as).
+    /// Panics if there is no such object.
     pub fn edit(
         &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        self.update_as(EDIT_MANAGER, api_version, kind, namespace, name, f);
+    }
+
+    /// A write by another party (a person, another controller) under field manager
+    /// `manager`, operation `Update`: it takes ownership of every field it changes (a
+    /// later non-forced apply of such a field by someone else is a 409), fields it
+    /// removes lose their owners, the resource version (and on a spec change the
+    /// generation) moves and the built-in controller reacts; an edited `status` is kept
+    /// like [`set_status`](Emulator::set_status). Not validated. Panics if there is no
+    /// such object.
+    pub fn update_as(
+        &self,
+        manager: &str,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
@@ -201,13 +226,18 @@ impl Emulator {
         let (group, _) = split_api_version(api_version);
         let key = Key::new(group, kind, namespace, name);
         assert!(
-            lock(&self.state).cluster.edit(key, f),
-            "emulator edit: no {api_version} {kind} {namespace:?}/{name}"
+            lock(&self.state)
+                .cluster
+                .update_as(key, manager, api_version, f),
+            "emulator update_as: no {api_version} {kind} {namespace:?}/{name}"
         );
     }
 
-    /// Sets an object's status; the built-in controller leaves it alone until the next
-    /// spec change. Panics if there is no such object.
+    /// A controller's status write between the agent's calls: sets `status` through the
+    /// status subresource (an `Update` entry of manager `emulated-controller` with
+    /// `subresource: status`), moves the resource version, never the spec or the
+    /// generation. The built-in controller leaves the status alone until the next spec
+    /// change. Panics if there is no such object.
     pub fn set_status(
         &self,
         api_version: &str,
@@ -219,9 +249,80 @@ impl Emulator {
         let (group, _) = split_api_version(api_version);
         let key = Key::new(group, kind, namespace, name);
         assert!(
-            lock(&self.state).cluster.set_status(key, status),
+            lock(&self.state)
+                .cluster
+                .set_status(key, api_version, status),
             "emulator set_status: no {api_version} {kind} {namespace:?}/{name}"
         );
+    }
+
+    /// Like [`set_status`](Emulator::set_status), editing the current status in place.
+    pub fn update_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let mut object = self
+            .get(api_version, kind, namespace, name)
+            .unwrap_or_else(|| {
+                panic!("emulator update_status: no {api_version} {kind} {namespace:?}/{name}")
+            });
+        f(&mut object["status"]);
+        self.set_status(api_version, kind, namespace, name, object["status"].take());
+    }
+
+    /// While on, the built-in controller writes a new status (an `emulatorHeartbeat`
+    /// counter on top of the settled status) to every Deployment, StatefulSet,
+    /// DaemonSet, Job, Pod, Namespace or CRD right after a client read (`GET`) or
+    /// applied it: a busy controller writing between an agent's calls. Spec and
+    /// generation never move.
+    pub fn churn_status(&self, on: bool) {
+        lock(&self.state).cluster.set_churn(on);
+    }
+
+    /// Removes one finalizer from an object, as the controller owning it would; an
+    /// object being deleted disappears once its last finalizer is gone. Panics if there
+    /// is no such object.
+    pub fn remove_finalizer(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        finalizer: &str,
+    ) {
+        let (group, _) = split_api_version(api_version);
+        let key = Key::new(group, kind, namespace, name);
+        assert!(
+            lock(&self.state).cluster.remove_finalizer(&key, finalizer),
+            "emulator remove_finalizer: no {api_version} {kind} {namespace:?}/{name}"
+        );
+    }
+
+    /// Emulates an operator: while the Deployment `namespace/deployment` exists and is
+    /// not being deleted, `finalizer` is removed from every custom resource (an object
+    /// of a kind some stored CRD defines) being deleted. Delete the Deployment first and
+    /// those resources stay Terminating, as would their namespace and CRD.
+    pub fn run_operator(&self, finalizer: &str, namespace: &str, deployment: &str) {
+        lock(&self.state).cluster.add_operator(Operator {
+            finalizer: finalizer.to_owned(),
+            namespace: namespace.to_owned(),
+            deployment: deployment.to_owned(),
+        });
+    }
+
+    /// Makes one group version (`example.com/v1`) answer 503 Service Unavailable, for
+    /// discovery and every request, as an aggregated API whose backend is down; `false`
+    /// restores it. `/apis` still lists the group, as upstream.
+    pub fn set_unavailable(&self, api_version: &str, unavailable: bool) {
+        let (group, version) = split_api_version(api_version);
+        lock(&self.state)
+            .cluster
+            .catalog_mut()
+            .set_unavailable(group, version, unavailable);
     }
 
     /// Every non-dry-run apply `PATCH` received, in order.
@@ -235,9 +336,10 @@ impl Emulator {
         lock(&self.state).cluster.put_node(name, cpu, memory);
     }
 
-    /// Answers `verb` (`get`, `list`, `patch`, `delete`, `watch`) on `resource` (a plural
-    /// such as `nodes`, in any group) with 403 Forbidden from now on; either may be `*`.
-    /// Discovery is never forbidden.
+    /// Answers `verb` (`get`, `list`, `create`, `patch`, `delete`, `watch`) on
+    /// `resource` (a plural such as `nodes`, in any group) with 403 Forbidden from now
+    /// on; either may be `*`. An apply is authorised as `patch`, and one that creates
+    /// the object also as `create`, as upstream. Discovery is never forbidden.
     pub fn forbid(&self, verb: &str, resource: &str) {
         lock(&self.state)
             .forbidden
