@@ -1,67 +1,39 @@
 //! [`MemoryApplier`]: a simulated cluster behind the [`Applier`] trait, for tests,
 //! examples and fleet simulations where no Kubernetes API is at hand.
 //!
-//! It keeps the contract of the real applier: objects are stamped with the stack's
-//! label and annotations; namespaced objects need their namespace (pre-existing:
-//! `default`, `kube-system`); kinds must be served (built-in kinds, plus kinds that an
-//! applied CustomResourceDefinition registers); an inventory per stack drives pruning
-//! and removal, and only labelled objects are ever deleted. Workloads are healthy
-//! unless a test says otherwise with [`MemoryApplier::set_health`].
+//! It keeps the contract of the [`Applier`] trait (see [`brokkr_core::applier`]):
+//! objects are identified by group, kind, namespace and name and stamped with the
+//! stack's label and annotations; an existing object is applied only when it carries
+//! the stack's label or may be adopted, never when another stack's label is on it;
+//! namespaced objects need their namespace (pre-existing: `default`, `kube-system`);
+//! kinds must be served (built-in kinds, plus kinds that an applied
+//! CustomResourceDefinition registers); an inventory per stack drives pruning and
+//! removal, which delete what Brokkr created and only release (unlabel) what it
+//! adopted; a change to a field a test made immutable
+//! ([`MemoryApplier::make_immutable`]) fails or, when allowed, recreates the object.
+//! Deleting a Namespace takes its objects along, deleting a CRD its custom objects.
+//! Workloads are healthy unless a test says otherwise with
+//! [`MemoryApplier::set_health`].
 //!
-//! It is not a Kubernetes model: no defaulting, no field ownership, no controllers.
+//! It is not a Kubernetes model: no defaulting, no field ownership (an apply replaces
+//! the whole object), no finalizers, no controllers.
+
+mod kinds;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use brokkr_core::applier::{
-    self, ApplyReport, CHECKSUM_ANNOTATION, DEPLOYMENT_OBJECT_ANNOTATION, Inventory, STACK_LABEL,
-    StackRef, apply_order, removal_order,
+    self, ApplyReport, CHECKSUM_ANNOTATION, Claim, DEPLOYMENT_OBJECT_ANNOTATION, Disposal,
+    Inventory, STACK_LABEL, StackRef, apply_order, claim, disposal, removal_order,
 };
 use brokkr_core::health::{self, HealthStatus, ObjectHealth};
 use brokkr_core::manifest::{Manifest, ObjectKey};
 use brokkr_core::{Applier, DeploymentObjectId, StackId};
 use serde_json::{Value, json};
 
-/// Built-in kinds without a namespace.
-const CLUSTER_SCOPED: [&str; 11] = [
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "StorageClass",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "PriorityClass",
-    "IngressClass",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
-
-/// Built-in kinds that live in a namespace.
-const NAMESPACED: [&str; 21] = [
-    "ConfigMap",
-    "Secret",
-    "Service",
-    "ServiceAccount",
-    "Pod",
-    "PersistentVolumeClaim",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "Role",
-    "RoleBinding",
-    "Ingress",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "Endpoints",
-];
+use self::kinds::{CLUSTER_SCOPED, NAMESPACED};
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -76,6 +48,10 @@ struct Cluster {
     custom_kinds: HashMap<String, bool>,
     health: HashMap<ObjectKey, (HealthStatus, String)>,
     rejected_kinds: HashMap<String, String>,
+    /// (kind, dotted field path) pairs that may not change once set.
+    immutable: Vec<(String, String)>,
+    /// Objects whose deletion is refused (403), as for a cluster's own namespaces.
+    undeletable: BTreeSet<ObjectKey>,
     unavailable: bool,
     applies: Vec<(StackId, DeploymentObjectId)>,
 }
@@ -115,7 +91,7 @@ impl MemoryApplier {
             .collect()
     }
 
-    /// One object.
+    /// One object, addressed at any version of its group.
     pub fn get(&self, key: &ObjectKey) -> Option<Value> {
         self.lock().objects.get(key).map(|s| s.value.clone())
     }
@@ -129,11 +105,16 @@ impl MemoryApplier {
         }
     }
 
-    /// Creates an object outside Brokkr (no stack label), e.g. to check that pruning
-    /// leaves it alone.
+    /// Creates an object outside Brokkr (no stack label unless the manifest has one),
+    /// e.g. to check that pruning leaves it alone or that adoption is refused.
     pub fn create_unmanaged(&self, manifest: &Manifest) {
-        let key = self.lock().resolve(manifest.key());
-        self.lock().store(key, manifest.as_value().clone());
+        let mut cluster = self.lock();
+        let key = cluster.resolve(manifest.key());
+        let mut value = manifest.as_value().clone();
+        if let Some(namespace) = &key.namespace {
+            value["metadata"]["namespace"] = json!(namespace);
+        }
+        cluster.store(key, value);
     }
 
     /// Makes a workload report `status` with `reason` until changed again.
@@ -148,6 +129,21 @@ impl MemoryApplier {
         self.lock()
             .rejected_kinds
             .insert(kind.to_owned(), message.to_owned());
+    }
+
+    /// Makes `field` (a dotted path such as `spec.selector`) of every object of `kind`
+    /// immutable once set, as the API server does for a Job's template or a
+    /// Deployment's selector.
+    pub fn make_immutable(&self, kind: &str, field: &str) {
+        self.lock()
+            .immutable
+            .push((kind.to_owned(), field.to_owned()));
+    }
+
+    /// Makes every deletion of `key` fail with 403, as the API server refuses to
+    /// delete its own namespaces.
+    pub fn refuse_deletion(&self, key: &ObjectKey) {
+        self.lock().undeletable.insert(key.clone());
     }
 
     /// Makes every call fail as if the API server were down.
@@ -168,6 +164,15 @@ fn namespace_key(name: &str) -> ObjectKey {
         namespace: None,
         name: name.into(),
     }
+}
+
+/// One object of an apply, checked and claimed.
+struct Planned {
+    key: ObjectKey,
+    manifest: Manifest,
+    claim: Claim,
+    /// Whether it must be deleted and created again (an allowed immutable change).
+    recreate: bool,
 }
 
 // Failures are rare and carry the object they are about; boxing them would only make
@@ -206,12 +211,24 @@ impl Cluster {
         key
     }
 
+    /// Stores `value` at `key`; tells whether anything changed. The key is replaced
+    /// too, so the object is addressed at the version last applied.
     fn store(&mut self, key: ObjectKey, value: Value) -> bool {
-        if self.objects.get(&key).is_some_and(|s| s.value == value) {
+        if let Some(stored) = self.objects.get(&key)
+            && stored.value == value
+        {
             return false;
         }
+        self.objects.remove(&key);
         self.objects.insert(key, Stored { value });
         true
+    }
+
+    /// The stack label of the live object at `key`: `None` if absent.
+    fn owner(&self, key: &ObjectKey) -> Option<Option<&str>> {
+        self.objects
+            .get(key)
+            .map(|s| s.value.pointer(&label_pointer()).and_then(Value::as_str))
     }
 
     /// Checks one object against the cluster as it would be after `created` namespaces
@@ -254,11 +271,12 @@ impl Cluster {
         Ok(key)
     }
 
-    /// Checks every object in apply order; returns their resolved keys.
-    fn check_all(&self, manifests: &[Manifest]) -> applier::Result<Vec<(ObjectKey, Manifest)>> {
+    /// Checks and claims every object in apply order, finding every refusal before
+    /// anything is written.
+    fn plan(&self, stack: &StackRef, manifests: &[Manifest]) -> applier::Result<Vec<Planned>> {
         let mut created = BTreeSet::new();
         let mut pending_crds = HashMap::new();
-        let mut checked = Vec::with_capacity(manifests.len());
+        let mut planned = Vec::with_capacity(manifests.len());
         for manifest in apply_order(manifests) {
             let key = self.check(manifest, &created, &pending_crds)?;
             match manifest.kind() {
@@ -272,24 +290,124 @@ impl Cluster {
                 }
                 _ => {}
             }
-            checked.push((key, manifest.clone()));
+            let may_adopt = stack.policy.allows_adoption(manifest);
+            let claim = claim(&key, stack.stack_id, self.owner(&key), may_adopt)?;
+            let changed = self.immutable_changes(&key, manifest);
+            let recreate = !changed.is_empty();
+            if recreate && !stack.policy.allows_recreation(manifest) {
+                let message = format!("field is immutable: {}", changed.join(", "));
+                return Err(applier::Error::Immutable {
+                    object: key,
+                    fields: changed,
+                    message,
+                });
+            }
+            planned.push(Planned {
+                key,
+                manifest: manifest.clone(),
+                claim,
+                recreate,
+            });
         }
-        Ok(checked)
+        Ok(planned)
     }
 
-    /// Deletes `key` only if it carries `stack`'s label.
-    fn delete_owned(&mut self, key: &ObjectKey, stack: StackId) -> bool {
-        let owned = self.objects.get(key).is_some_and(|s| {
-            s.value.pointer(&format!(
-                "/metadata/labels/{}",
-                STACK_LABEL.replace('/', "~1")
-            )) == Some(&Value::String(stack.to_string()))
-        });
-        if owned {
-            self.objects.remove(key);
-            self.health.remove(key);
+    /// The immutable fields of the live object at `key` that `manifest` changes.
+    fn immutable_changes(&self, key: &ObjectKey, manifest: &Manifest) -> Vec<String> {
+        let Some(live) = self.objects.get(key) else {
+            return Vec::new();
+        };
+        self.immutable
+            .iter()
+            .filter(|(kind, _)| *kind == key.kind)
+            .filter(|(_, field)| {
+                let pointer = format!("/{}", field.replace('.', "/"));
+                let before = live.value.pointer(&pointer);
+                before.is_some() && before != manifest.as_value().pointer(&pointer)
+            })
+            .map(|(_, field)| field.clone())
+            .collect()
+    }
+
+    /// Lets go of `key` for `stack`: deletes it or releases it (see [`disposal`]).
+    /// Tells whether anything was done: not when the object is gone or no longer
+    /// carries the stack's label.
+    fn dispose(&mut self, key: &ObjectKey, stack: StackId, adopted: bool) -> applier::Result<bool> {
+        let stack = stack.to_string();
+        if self.owner(key) != Some(Some(stack.as_str())) {
+            return Ok(false);
         }
-        owned
+        match disposal(key, adopted) {
+            Disposal::Release => {
+                if let Some(stored) = self.objects.get_mut(key)
+                    && let Some(metadata) = stored.value.get_mut("metadata")
+                {
+                    strip(metadata, "labels", &[STACK_LABEL]);
+                    strip(
+                        metadata,
+                        "annotations",
+                        &[DEPLOYMENT_OBJECT_ANNOTATION, CHECKSUM_ANNOTATION],
+                    );
+                }
+            }
+            Disposal::Delete => {
+                if self.undeletable.contains(key) {
+                    return Err(rejected(
+                        key.clone(),
+                        "Forbidden",
+                        "the simulated cluster refuses to delete this object",
+                    ));
+                }
+                self.delete(key);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes `key`, with the cascades of a Namespace (its objects) and a CRD (its
+    /// custom objects).
+    fn delete(&mut self, key: &ObjectKey) {
+        let Some(stored) = self.objects.remove(key) else {
+            return;
+        };
+        self.health.remove(key);
+        let gone: Vec<ObjectKey> = match (key.group(), key.kind.as_str()) {
+            ("", "Namespace") => self
+                .objects
+                .keys()
+                .filter(|k| k.namespace.as_deref() == Some(key.name.as_str()))
+                .cloned()
+                .collect(),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => match crd_kind(&stored.value) {
+                Some((kind, _)) => {
+                    self.custom_kinds.remove(&kind);
+                    self.objects
+                        .keys()
+                        .filter(|k| k.kind == kind)
+                        .cloned()
+                        .collect()
+                }
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        for key in gone {
+            self.objects.remove(&key);
+            self.health.remove(&key);
+        }
+    }
+}
+
+fn label_pointer() -> String {
+    format!("/metadata/labels/{}", STACK_LABEL.replace('/', "~1"))
+}
+
+/// Removes `keys` from the string map `metadata[field]`.
+fn strip(metadata: &mut Value, field: &str, keys: &[&str]) {
+    if let Some(map) = metadata.get_mut(field).and_then(Value::as_object_mut) {
+        for key in keys {
+            map.remove(*key);
+        }
     }
 }
 
@@ -324,10 +442,10 @@ fn stamped(manifest: &Manifest, stack: &StackRef, key: &ObjectKey) -> Value {
 
 #[async_trait]
 impl Applier for MemoryApplier {
-    async fn dry_run(&self, _stack: &StackRef, manifests: &[Manifest]) -> applier::Result<()> {
+    async fn dry_run(&self, stack: &StackRef, manifests: &[Manifest]) -> applier::Result<()> {
         let cluster = self.lock();
         cluster.available()?;
-        cluster.check_all(manifests).map(drop)
+        cluster.plan(stack, manifests).map(drop)
     }
 
     async fn apply(
@@ -337,30 +455,46 @@ impl Applier for MemoryApplier {
     ) -> applier::Result<ApplyReport> {
         let mut cluster = self.lock();
         cluster.available()?;
-        let checked = cluster.check_all(manifests)?;
+        let planned = cluster.plan(stack, manifests)?;
         let old = cluster
             .inventories
             .get(&stack.stack_id)
-            .map(|i| i.objects.clone())
-            .unwrap_or_default();
+            .cloned()
+            .unwrap_or_else(|| empty_inventory(stack.stack_id));
         let mut report = ApplyReport::default();
-        for (key, manifest) in &checked {
-            if manifest.kind() == "CustomResourceDefinition"
-                && let Some((kind, namespaced)) = crd_kind(manifest.as_value())
+        for step in &planned {
+            let key = &step.key;
+            if step.manifest.kind() == "CustomResourceDefinition"
+                && let Some((kind, namespaced)) = crd_kind(step.manifest.as_value())
             {
                 cluster.custom_kinds.insert(kind, namespaced);
             }
-            if cluster.store(key.clone(), stamped(manifest, stack, key)) {
+            if step.recreate {
+                cluster.delete(key);
+                report.recreated.push(key.clone());
+            }
+            if cluster.store(key.clone(), stamped(&step.manifest, stack, key)) {
                 report.changed.push(key.clone());
+            }
+            if step.claim == Claim::Adopt {
+                report.adopted.push(key.clone());
             }
             report.applied.push(key.clone());
         }
         let keep: BTreeSet<&ObjectKey> = report.applied.iter().collect();
-        for key in removal_order(&old) {
-            if !keep.contains(key) && cluster.delete_owned(key, stack.stack_id) {
+        for key in removal_order(&old.objects) {
+            if !keep.contains(key) && cluster.dispose(key, stack.stack_id, old.is_adopted(key))? {
                 report.pruned.push(key.clone());
             }
         }
+        // Adopted before and still applied, or adopted now.
+        let adopted: Vec<ObjectKey> = old
+            .adopted
+            .iter()
+            .filter(|k| keep.contains(k))
+            .chain(&report.adopted)
+            .cloned()
+            .collect();
         cluster.inventories.insert(
             stack.stack_id,
             Inventory {
@@ -368,6 +502,7 @@ impl Applier for MemoryApplier {
                 deployment_object_id: Some(stack.deployment_object_id),
                 checksum: Some(stack.checksum.clone()),
                 objects: report.applied.clone(),
+                adopted,
             },
         );
         cluster
@@ -384,7 +519,8 @@ impl Applier for MemoryApplier {
         };
         let mut removed = Vec::new();
         for key in removal_order(&inventory.objects) {
-            if cluster.delete_owned(key, stack_id) {
+            // A refusal keeps the inventory, so the removal is tried again.
+            if cluster.dispose(key, stack_id, inventory.is_adopted(key))? {
                 removed.push(key.clone());
             }
         }
@@ -426,160 +562,15 @@ impl Applier for MemoryApplier {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use brokkr_core::manifest;
-
-    use super::*;
-
-    const V1: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: shop\n";
-
-    fn stack_ref(stack: StackId) -> StackRef {
-        StackRef {
-            stack_id: stack,
-            deployment_object_id: DeploymentObjectId::new(),
-            checksum: "abc".into(),
-        }
-    }
-
-    fn key(kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
-        let api_version = if kind == "Deployment" {
-            "apps/v1"
-        } else {
-            "v1"
-        };
-        ObjectKey {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            namespace: namespace.map(Into::into),
-            name: name.into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn apply_stamps_prunes_and_detects_changes() {
-        let cluster = MemoryApplier::new();
-        let stack = StackId::new();
-        let first = stack_ref(stack);
-        let report = cluster
-            .apply(&first, &manifest::parse(V1).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(report.applied.len(), 3);
-        assert_eq!(report.changed.len(), 3);
-        let web = cluster
-            .get(&key("Deployment", Some("shop"), "web"))
-            .unwrap();
-        assert_eq!(web["metadata"]["labels"][STACK_LABEL], stack.to_string());
-        assert_eq!(web["metadata"]["annotations"][CHECKSUM_ANNOTATION], "abc");
-
-        // The same again changes nothing; a hand edit is put back and reported.
-        let again = cluster
-            .apply(&first, &manifest::parse(V1).unwrap())
-            .await
-            .unwrap();
-        assert!(again.changed.is_empty());
-        cluster.edit(&key("Deployment", Some("shop"), "web"), |v| {
-            v["spec"]["replicas"] = json!(9)
-        });
-        let again = cluster
-            .apply(&first, &manifest::parse(V1).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(again.changed, [key("Deployment", Some("shop"), "web")]);
-
-        // Dropping the ConfigMap prunes it; an unlabelled object of the same name that
-        // someone else made would not be touched.
-        let v2 = V1.rsplit_once("---").unwrap().0;
-        let report = cluster
-            .apply(&stack_ref(stack), &manifest::parse(v2).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(report.pruned, [key("ConfigMap", Some("shop"), "cfg")]);
-        assert!(
-            cluster
-                .get(&key("ConfigMap", Some("shop"), "cfg"))
-                .is_none()
-        );
-    }
-
-    #[tokio::test]
-    async fn unlabelled_objects_survive_pruning_and_removal() {
-        let cluster = MemoryApplier::new();
-        let stack = StackId::new();
-        cluster
-            .apply(&stack_ref(stack), &manifest::parse(V1).unwrap())
-            .await
-            .unwrap();
-        // Someone replaces the ConfigMap with their own, without Brokkr's label.
-        let theirs = manifest::parse(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: shop\n",
-        )
-        .unwrap();
-        cluster.create_unmanaged(&theirs[0]);
-        let removed = cluster.remove(stack).await.unwrap();
-        assert_eq!(removed.len(), 2, "{removed:?}");
-        assert!(
-            cluster
-                .get(&key("ConfigMap", Some("shop"), "cfg"))
-                .is_some()
-        );
-        assert!(cluster.inventory(stack).await.unwrap().is_none());
-        assert!(cluster.remove(stack).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn bad_objects_are_refused_before_anything_changes() {
-        let cluster = MemoryApplier::new();
-        let stack = stack_ref(StackId::new());
-        let missing_ns = manifest::parse(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: nowhere\n",
-        )
-        .unwrap();
-        let err = cluster.dry_run(&stack, &missing_ns).await.unwrap_err();
-        assert!(
-            matches!(err, applier::Error::Rejected { ref reason, .. } if reason == "NotFound"),
-            "{err}"
-        );
-        let unknown =
-            manifest::parse("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n")
-                .unwrap();
-        assert!(matches!(
-            cluster.apply(&stack, &unknown).await.unwrap_err(),
-            applier::Error::UnknownKind { .. }
-        ));
-        assert_eq!(
-            cluster.objects().len(),
-            2,
-            "only the two initial namespaces"
-        );
-
-        // A CRD in the same deployment object makes its kind usable.
-        let with_crd = manifest::parse("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names:\n    kind: Widget\n    plural: widgets\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n").unwrap();
-        cluster.dry_run(&stack, &with_crd).await.unwrap();
-        let report = cluster.apply(&stack, &with_crd).await.unwrap();
-        assert_eq!(report.applied[1].namespace.as_deref(), Some("default"));
-    }
-
-    #[tokio::test]
-    async fn health_follows_what_tests_set() {
-        let cluster = MemoryApplier::new();
-        let stack = StackId::new();
-        cluster
-            .apply(&stack_ref(stack), &manifest::parse(V1).unwrap())
-            .await
-            .unwrap();
-        let health = cluster.health(stack).await.unwrap();
-        assert_eq!(health.len(), 1);
-        assert_eq!(health[0].status, HealthStatus::Healthy);
-        cluster.set_health(
-            &key("Deployment", Some("shop"), "web"),
-            HealthStatus::Failed,
-            "CrashLoopBackOff",
-        );
-        let health = cluster.health(stack).await.unwrap();
-        assert_eq!(health[0].reason.as_deref(), Some("CrashLoopBackOff"));
-        cluster.set_unavailable(true);
-        assert!(cluster.health(stack).await.unwrap_err().is_transient());
+fn empty_inventory(stack_id: StackId) -> Inventory {
+    Inventory {
+        stack_id,
+        deployment_object_id: None,
+        checksum: None,
+        objects: Vec::new(),
+        adopted: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use brokkr_agent::capabilities;
 use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
 use brokkr_core::applier::{
-    Applier, CHECKSUM_ANNOTATION, DEPLOYMENT_OBJECT_ANNOTATION, Error, FIELD_MANAGER, STACK_LABEL,
-    StackRef,
+    Applier, ApplyPolicy, CHECKSUM_ANNOTATION, DEPLOYMENT_OBJECT_ANNOTATION, Error, FIELD_MANAGER,
+    STACK_LABEL, StackRef,
 };
 use brokkr_core::{DeploymentObjectId, HealthStatus, Manifest, ObjectKey, StackId};
 use emulator::Emulator;
@@ -200,6 +200,7 @@ fn stack(stack_id: StackId, checksum: &str) -> StackRef {
         stack_id,
         deployment_object_id: DeploymentObjectId::new(),
         checksum: checksum.to_owned(),
+        policy: ApplyPolicy::default(),
     }
 }
 
@@ -759,8 +760,12 @@ async fn health_follows_the_live_status() {
         "Deployment",
         Some(&ns),
         "web",
+        // A pod lost after the rollout completed (the controller keeps the reason
+        // `NewReplicaSetAvailable` until the next rollout).
         json!({"observedGeneration": live["metadata"]["generation"], "replicas": 1,
-            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}),
+            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0,
+            "conditions": [{"type": "Progressing", "status": "True",
+                "reason": "NewReplicaSetAvailable"}]}),
     );
     let health = applier.health(stack.stack_id).await.expect("health");
     assert_eq!(health[0].status, HealthStatus::Degraded);

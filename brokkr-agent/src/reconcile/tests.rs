@@ -257,3 +257,54 @@ fn backoff_grows_to_its_ceiling_with_jitter() {
     assert!(backoff(4, max) >= Duration::from_secs(8));
     assert_eq!(backoff(30, max), max);
 }
+
+#[tokio::test]
+async fn the_stacks_apply_policy_document_allows_adoption_and_is_never_applied() {
+    let cluster = Arc::new(MemoryApplier::new());
+    let mut reconciler = reconciler(&cluster);
+    let theirs =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\n";
+    cluster.create_unmanaged(&manifest::parse(theirs).unwrap()[0]);
+
+    // Without the policy, the existing object is refused, named in the event.
+    let refused = entry(StackId::new(), Action::Apply, theirs);
+    let events = reconciler
+        .reconcile(std::slice::from_ref(&refused), false)
+        .await;
+    assert_eq!(kinds(&events), [(EventType::Apply, EventStatus::Failure)]);
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.contains("v1 ConfigMap default/settings"),
+        "{message}"
+    );
+    assert!(message.contains("brokkr.io/adopt"), "{message}");
+
+    let policy = "apiVersion: brokkr.io/v1\nkind: ApplyPolicy\nmetadata:\n  name: policy\nspec:\n  adopt: true\n---\n";
+    let adopting = entry(StackId::new(), Action::Apply, &format!("{policy}{theirs}"));
+    let events = reconciler
+        .reconcile(std::slice::from_ref(&adopting), false)
+        .await;
+    assert_eq!(kinds(&events), [(EventType::Apply, EventStatus::Success)]);
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.contains("adopted v1 ConfigMap default/settings"),
+        "{message}"
+    );
+    assert!(
+        cluster
+            .objects()
+            .iter()
+            .all(|(k, _)| k.kind != "ApplyPolicy"),
+        "the policy document is the agent's, not the cluster's"
+    );
+
+    let broken = format!("{}{theirs}", policy.replace("adopt: true", "adopt: maybe"));
+    let events = reconciler
+        .reconcile(&[entry(StackId::new(), Action::Apply, &broken)], false)
+        .await;
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.starts_with("invalid deployment object: ApplyPolicy policy"),
+        "{message}"
+    );
+}
