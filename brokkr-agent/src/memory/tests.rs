@@ -299,7 +299,7 @@ async fn an_immutable_change_fails_naming_the_field_unless_recreation_is_allowed
         name: "once".into(),
     };
     assert_eq!(report.recreated, std::slice::from_ref(&once));
-    assert_eq!(report.changed, [once.clone()]);
+    assert_eq!(report.changed, std::slice::from_ref(&once));
     assert_eq!(
         cluster.get(&once).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"],
         "a:2"
