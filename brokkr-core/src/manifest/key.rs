@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 /// The identity of a Kubernetes object, plus the `apiVersion` to address it with.
 ///
-/// Equality, hashing and ordering use the group, kind, namespace and name only (see
-/// the [module documentation](self)); [`ObjectKey::same_version`] compares versions.
+/// Equality, hashing and ordering use the group, kind, namespace and name only:
+/// `example.com/v1beta1 Widget w` and `example.com/v1 Widget w` are one stored object
+/// served at two versions, as the API server, cli-utils (`ObjMetadata`) and Flux's
+/// inventory see it. [`ObjectKey::same_version`] compares versions too.
 /// Displays as `apps/v1 Deployment default/web`, or `v1 Namespace web` for an object
 /// without a namespace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
