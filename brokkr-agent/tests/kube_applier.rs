@@ -1403,3 +1403,91 @@ async fn an_inventory_over_the_configmap_limit_is_reported_as_such() {
             .is_none()
     );
 }
+
+/// A deletion the cluster refuses fails the removal, which keeps the inventory to
+/// retry from, instead of reporting success.
+#[tokio::test]
+async fn a_refused_deletion_fails_the_removal() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a forbidden delete") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let manifests = [manifest(config_map(
+        Some("default"),
+        &cluster.name("kept"),
+        "1",
+    ))];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    emulator.forbid("delete", "configmaps");
+    match applier.remove(stack.stack_id).await {
+        Err(Error::Rejected { reason, .. }) => assert_eq!(reason, "Forbidden"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert!(applier.inventory(stack.stack_id).await.unwrap().is_some());
+    emulator.allow("delete", "configmaps");
+    assert_eq!(applier.remove(stack.stack_id).await.unwrap().len(), 1);
+}
+
+/// An inventory written by an agent before issue 11 (apiVersion in the identity, no
+/// record of adoption) keeps loading: its duplicate entries collapse, and its
+/// Namespace, which that agent may have adopted silently, is released, not deleted.
+#[tokio::test]
+async fn an_old_inventory_is_migrated_safely() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let stack_id = StackId::new();
+    let ns = cluster.name("legacy");
+    let labelled = |mut object: Value| {
+        object["metadata"]["labels"][STACK_LABEL] = json!(stack_id.to_string());
+        object
+    };
+    cluster.apply_by_hand(labelled(namespace(&ns))).await;
+    cluster
+        .apply_by_hand(labelled(config_map(Some(&ns), "settings", "1")))
+        .await;
+    cluster
+        .apply_by_hand(config_map(Some(&ns), "theirs", "keep me"))
+        .await;
+    let objects = json!([
+        {"api_version": "v1", "kind": "Namespace", "namespace": null, "name": ns},
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "settings"},
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "settings"}
+    ]);
+    cluster
+        .apply_by_hand(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("brokkr-inventory-{stack_id}"),
+                "namespace": cluster.name("brokkr-inv"),
+                "labels": {STACK_LABEL: stack_id.to_string()}},
+            "data": {"objects": objects.to_string()}}))
+        .await;
+
+    let inventory = applier.inventory(stack_id).await.unwrap().unwrap();
+    assert_eq!(inventory.objects.len(), 2, "{:?}", inventory.objects);
+    assert_eq!(inventory.adopted, [key("v1", "Namespace", None, &ns)]);
+
+    let removed = applier.remove(stack_id).await.expect("remove");
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(
+        cluster
+            .is_gone(&key("v1", "ConfigMap", Some(&ns), "settings"))
+            .await
+    );
+    let live = cluster
+        .get(&key("v1", "Namespace", None, &ns))
+        .await
+        .expect("the namespace is released, not deleted");
+    assert!(live["metadata"]["deletionTimestamp"].is_null());
+    assert!(
+        live["metadata"]["labels"].get(STACK_LABEL).is_none(),
+        "{live}"
+    );
+    assert!(
+        cluster
+            .get(&key("v1", "ConfigMap", Some(&ns), "theirs"))
+            .await
+            .is_some()
+    );
+    cluster.cleanup(&[&ns], &[]).await;
+}
