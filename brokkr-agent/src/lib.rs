@@ -8,8 +8,9 @@
 //!
 //! - [`KubeApplier`](kube_applier::KubeApplier): the real applier (kube-rs, server-side
 //!   apply, inventory-based pruning).
-//! - [`MemoryApplier`](memory::MemoryApplier): a simulated cluster for tests, examples
-//!   and fleet simulations.
+//! - `MemoryApplier`, a simulated cluster for tests, examples and fleet simulations,
+//!   lives in `brokkr_core::testing` (feature `testing` of `brokkr-core`), next to the
+//!   applier conformance suite both appliers pass.
 //! - [`Agent`](agent::Agent): the loop that ties the broker and an applier together.
 //!
 //! Safety rule, kept everywhere: only an explicit deletion marker (a `remove` entry of
@@ -22,6 +23,5 @@ pub mod capabilities;
 pub mod config;
 pub mod health_server;
 pub mod kube_applier;
-pub mod memory;
 pub mod metrics;
 pub mod reconcile;

@@ -543,7 +543,7 @@ async fn an_agent_that_was_away_applies_only_the_newest_version() {
 /// and the agent catches up when it returns. Runs on the in-memory applier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_never_deletes_workloads() {
-    use brokkr_agent::memory::MemoryApplier;
+    use brokkr_core::testing::MemoryApplier;
     use brokkr_core::{Applier as _, ObjectKey};
 
     let mut broker = Broker::start().await;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::broker::DeploymentObjectWire;
-use crate::memory::MemoryApplier;
+use brokkr_core::testing::MemoryApplier;
 
 const WEB: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n";
 const BAD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: nowhere\n";

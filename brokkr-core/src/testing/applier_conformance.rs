@@ -18,7 +18,7 @@
 //! defines the `async fn`s, their names, and the hidden macro that expands them into
 //! tests, so nothing lists a case twice.
 //!
-//! ```ignore
+//! ```no_run
 //! use brokkr_core::Applier;
 //! use brokkr_core::manifest::{Manifest, ObjectKey};
 //! use brokkr_core::testing::{ApplierFixture, MemoryApplier};
@@ -46,7 +46,10 @@
 //! }
 //!
 //! async fn make_fixture() -> Option<Fixture> {
-//!     Some(Fixture(MemoryApplier::new()))
+//!     let cluster = MemoryApplier::new();
+//!     // A real API server refuses to change a Job's template.
+//!     cluster.make_immutable("Job", "spec.template");
+//!     Some(Fixture(cluster))
 //! }
 //!
 //! brokkr_core::applier_conformance_tests!(make_fixture);

@@ -1,6 +1,8 @@
 //! Test support for `Store` and `Applier` implementations (feature `testing`).
 //!
 //! - [`MemoryStore`]: an in-memory `Store` for tests, examples and simulations.
+//! - [`MemoryApplier`]: a simulated cluster behind the `Applier` trait, for tests,
+//!   examples and fleet simulations without a Kubernetes API.
 //! - [`conformance`]: the suite every `Store` must pass, one `async fn(&dyn Store)`
 //!   per case, expanded into one `#[tokio::test]` per case by
 //!   [`store_conformance_tests!`](crate::store_conformance_tests).
@@ -36,9 +38,11 @@
 pub mod applier_conformance;
 pub mod conformance;
 mod memory;
+mod memory_applier;
 
 pub use applier_conformance::{ApplierFixture, merge_patch};
 pub use memory::MemoryStore;
+pub use memory_applier::MemoryApplier;
 
 use crate::store::Store;
 

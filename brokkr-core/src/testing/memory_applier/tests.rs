@@ -1,5 +1,5 @@
-use brokkr_core::applier::ApplyPolicy;
-use brokkr_core::manifest;
+use crate::applier::{ApplyPolicy, CHECKSUM_ANNOTATION, STACK_LABEL};
+use crate::manifest;
 
 use super::*;
 
@@ -125,8 +125,8 @@ async fn bad_objects_are_refused_before_anything_changes() {
     ));
     assert_eq!(
         cluster.objects().len(),
-        2,
-        "only the two initial namespaces"
+        4,
+        "only the cluster's own namespaces"
     );
 
     // A CRD in the same deployment object makes its kind usable.
