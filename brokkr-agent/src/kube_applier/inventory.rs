@@ -102,7 +102,20 @@ impl Inventories {
                 &Patch::Apply(&config_map),
             )
             .await
-            .map_err(|e| bookkeeping_error(&key, e))?;
+            .map_err(|e| match e {
+                // A server that counts more than data (or a lower limit): still the
+                // inventory's size, and still permanent.
+                kube::Error::Api(status)
+                    if status.code == 422 && status.message.contains("Too long") =>
+                {
+                    Error::InventoryTooLarge {
+                        stack_id: inventory.stack_id,
+                        bytes,
+                        limit: MAX_DATA_BYTES,
+                    }
+                }
+                e => bookkeeping_error(&key, e),
+            })?;
         tracing::debug!(stack_id = %inventory.stack_id, objects = inventory.objects.len(), "inventory written");
         Ok(())
     }
