@@ -307,18 +307,26 @@ cases! {
     /// Whatever a failed apply managed to create before it failed is still removed with
     /// the stack: nothing carrying the stack's label is left unknown to its inventory.
     async fn a_failed_apply_leaves_nothing_remove_cannot_find(f: &dyn ApplierFixture) {
+        // A namespace the stack does not own, so that removing the stack cannot sweep
+        // the objects away with their namespace.
         let ns = f.unique("half");
+        f.create_foreign(&mk_manifests(&[mk_namespace(&ns)])[0]).await;
         let stack_id = StackId::new();
-        let v1 = mk_manifests(&[mk_namespace(&ns), mk_config_map(&ns, "first", "1")]);
-        f.applier().apply(&mk_stack_ref(stack_id), &v1).await.expect("apply v1");
+        let v1 = mk_stack_ref(stack_id);
+        f.applier().apply(&v1, &mk_manifests(&[mk_config_map(&ns, "first", "1")])).await.expect("apply v1");
         let missing = f.unique("missing");
         let v2 = mk_manifests(&[
-            mk_namespace(&ns),
             mk_config_map(&ns, "first", "1"),
             mk_config_map(&ns, "second", "1"),
             mk_config_map(&missing, "third", "1"),
         ]);
         f.applier().apply(&mk_stack_ref(stack_id), &v2).await.expect_err("a missing namespace");
+        let inventory = f.applier().inventory(stack_id).await.expect("inventory").expect("kept");
+        assert_eq!(
+            inventory.deployment_object_id,
+            Some(v1.deployment_object_id),
+            "the last deployment object applied completely"
+        );
         f.applier().remove(stack_id).await.expect("remove");
         for name in ["first", "second"] {
             let key = mk_key("v1", "ConfigMap", Some(&ns), name);
