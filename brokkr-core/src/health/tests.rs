@@ -412,3 +412,93 @@ fn worst_status_wins_and_other_kinds_have_none() {
         assert_eq!(HealthStatus::parse(s.as_str()), Some(s));
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        /// Healthy exactly when `kubectl rollout status` says the rollout finished (and
+        /// no progress deadline passed); a stale status is never failed, a surge never
+        /// healthy.
+        #[test]
+        fn a_deployment_is_healthy_exactly_when_kubectl_is_done(
+            generation in 1i64..4,
+            observed in 0i64..4,
+            desired in 0i64..5,
+            replicas in 0i64..7,
+            updated in 0i64..6,
+            available in 0i64..6,
+            deadline in any::<bool>(),
+        ) {
+            let mut status = json!({"observedGeneration": observed, "replicas": replicas,
+                "updatedReplicas": updated, "availableReplicas": available});
+            if deadline {
+                status["conditions"] = json!([{"type": "Progressing", "status": "False",
+                    "reason": "ProgressDeadlineExceeded"}]);
+            }
+            let live = json!({"metadata": {"generation": generation},
+                "spec": {"replicas": desired}, "status": status});
+            let health = assess(mk_key("Deployment"), &live).expect("a workload");
+            let seen = observed >= generation;
+            let done = seen && !deadline && updated >= desired && replicas <= updated
+                && available >= updated;
+            prop_assert_eq!(health.status == Healthy, done, "{:?}", health);
+            if !seen {
+                prop_assert_eq!(health.status, Progressing);
+            }
+            if replicas > updated {
+                prop_assert_ne!(health.status, Healthy);
+            }
+        }
+
+        /// With a partition, healthy once every pod is ready and the pods at or above
+        /// the partition are updated, whatever the revisions say; under `OnDelete`,
+        /// once every pod is ready.
+        #[test]
+        fn a_stateful_set_finishes_with_a_partition_or_on_delete(
+            desired in 0i64..5,
+            ready in 0i64..6,
+            updated in 0i64..6,
+            partition in proptest::option::of(0i64..6),
+            on_delete in any::<bool>(),
+        ) {
+            let strategy = match (on_delete, partition) {
+                (true, _) => json!({"type": "OnDelete"}),
+                (false, Some(partition)) => json!({"type": "RollingUpdate",
+                    "rollingUpdate": {"partition": partition}}),
+                (false, None) => json!({"type": "RollingUpdate"}),
+            };
+            let live = json!({"metadata": {"generation": 1},
+                "spec": {"replicas": desired, "updateStrategy": strategy},
+                "status": {"observedGeneration": 1, "readyReplicas": ready,
+                    "updatedReplicas": updated, "currentRevision": "a", "updateRevision": "b"}});
+            let health = assess(mk_key("StatefulSet"), &live).expect("a workload");
+            let done = ready >= desired
+                && (on_delete
+                    || partition.is_some_and(|p| updated >= (desired - p).max(0)));
+            prop_assert_eq!(health.status == Healthy, done, "{:?}", health);
+        }
+
+        /// Healthy once the updated and the available pods reach the desired number
+        /// (under `OnDelete`, the available ones).
+        #[test]
+        fn a_daemon_set_is_healthy_exactly_when_kubectl_is_done(
+            desired in 0i64..5,
+            updated in 0i64..6,
+            available in 0i64..6,
+            on_delete in any::<bool>(),
+        ) {
+            let strategy = if on_delete { "OnDelete" } else { "RollingUpdate" };
+            let live = json!({"metadata": {"generation": 1},
+                "spec": {"updateStrategy": {"type": strategy}},
+                "status": {"observedGeneration": 1, "desiredNumberScheduled": desired,
+                    "updatedNumberScheduled": updated, "numberAvailable": available}});
+            let health = assess(mk_key("DaemonSet"), &live).expect("a workload");
+            let done = available >= desired && (on_delete || updated >= desired);
+            prop_assert_eq!(health.status == Healthy, done, "{:?}", health);
+        }
+    }
+}
