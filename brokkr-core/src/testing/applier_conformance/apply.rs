@@ -133,6 +133,24 @@ cases! {
         assert_eq!(live["data"]["key"], "1", "the manifest's value is back");
     }
 
+    /// A field the new deployment object no longer sets is removed from the object, as
+    /// server-side apply removes fields its manager stops applying.
+    async fn a_field_dropped_from_the_manifest_is_removed(f: &dyn ApplierFixture) {
+        let ns = f.unique("dropped");
+        let stack_id = StackId::new();
+        let mut with_extra = mk_config_map(&ns, "settings", "1");
+        with_extra["data"]["extra"] = json!("x");
+        with_extra["metadata"]["labels"] = json!({"tier": "web"});
+        let v1 = mk_manifests(&[mk_namespace(&ns), with_extra]);
+        f.applier().apply(&mk_stack_ref(stack_id), &v1).await.expect("apply v1");
+        let v2 = mk_manifests(&[mk_namespace(&ns), mk_config_map(&ns, "settings", "1")]);
+        f.applier().apply(&mk_stack_ref(stack_id), &v2).await.expect("apply v2");
+        let live = f.get(&mk_key("v1", "ConfigMap", Some(&ns), "settings")).await.expect("kept");
+        assert_eq!(live["data"], json!({"key": "1"}));
+        assert!(live["metadata"]["labels"].get("tier").is_none(), "{live}");
+        assert!(stack_label(&live).is_some(), "still Brokkr's");
+    }
+
     /// An object the new deployment object no longer has is deleted and reported as
     /// pruned; the inventory follows.
     async fn prune_deletes_objects_dropped_from_the_stack(f: &dyn ApplierFixture) {
