@@ -1,3 +1,6 @@
+//! Unit tests of the simulated cluster beyond the conformance suite: its hand tools
+//! (edits, unmanaged objects, health, refusals) and the details of its reports.
+
 use crate::applier::{ApplyPolicy, CHECKSUM_ANNOTATION, STACK_LABEL};
 use crate::manifest;
 
