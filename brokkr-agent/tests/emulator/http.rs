@@ -29,7 +29,7 @@ pub fn endpoint(state: Shared) -> impl Endpoint<Output = Response> {
     })
 }
 
-/// A JSON answer.
+/// An answer: JSON, or plain text when `body` is a JSON string.
 struct Reply {
     code: StatusCode,
     body: Value,
@@ -54,7 +54,10 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.body).expect("JSON values always serialize");
+        let body = match self.body {
+            Value::String(text) => text.into_bytes(),
+            json => serde_json::to_vec(&json).expect("JSON values always serialize"),
+        };
         let mut response = Response::builder()
             .status(self.code)
             .content_type(self.content_type);
@@ -89,10 +92,16 @@ struct Target<'a> {
 async fn handle(state: &Shared, mut request: Request) -> Result<Reply, ApiError> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // The aggregator answers for an unavailable APIService in plain text, not with a
+    // Status (`k8s.io/kube-aggregator/pkg/apiserver/handler_proxy.go`, `proxyError`).
     if let ["apis", group, version, ..] = segments.as_slice()
         && lock(state).cluster.catalog().is_unavailable(group, version)
     {
-        return Err(ApiError::service_unavailable());
+        return Ok(Reply {
+            code: StatusCode::SERVICE_UNAVAILABLE,
+            body: Value::String("service unavailable\n".to_owned()),
+            content_type: "text/plain; charset=utf-8",
+        });
     }
     if request.method() == Method::GET {
         let aggregated = discovery::wants_aggregated(request.header(header::ACCEPT));

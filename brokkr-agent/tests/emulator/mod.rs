@@ -167,10 +167,17 @@ impl Emulator {
     /// A kube client pointed at the emulator (no TLS, no auth). Call it inside a Tokio
     /// runtime; it installs rustls's ring provider if none is installed yet.
     pub fn client(&self) -> kube::Client {
+        kube::Client::try_from(self.config()).expect("a plain-HTTP kube client always builds")
+    }
+
+    /// The configuration [`client`](Emulator::client) uses, for a test that needs
+    /// another (e.g. `default_retry: false`: kube 5 retries 429, 503 and 504 up to 15
+    /// times with exponential backoff from 5 ms, minutes in all). Installs rustls's
+    /// ring provider if none is installed yet.
+    pub fn config(&self) -> kube::Config {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = self.url().parse().expect("the emulator URL is a valid URI");
-        kube::Client::try_from(kube::Config::new(url))
-            .expect("a plain-HTTP kube client always builds")
+        kube::Config::new(url)
     }
 
     /// The stored object, as stored (`apiVersion` as it was applied).
@@ -315,8 +322,11 @@ impl Emulator {
     }
 
     /// Makes one group version (`example.com/v1`) answer 503 Service Unavailable, for
-    /// discovery and every request, as an aggregated API whose backend is down; `false`
-    /// restores it. `/apis` still lists the group, as upstream.
+    /// discovery and every request, as an aggregated API whose backend is down: the
+    /// aggregator's plain-text `service unavailable`, which kube-rs turns into
+    /// `Error::Api` with code 503 (after its default retries, see
+    /// [`config`](Emulator::config)). `false` restores it. `/apis` still lists the group
+    /// and aggregated discovery marks the version `Stale` without resources.
     pub fn set_unavailable(&self, api_version: &str, unavailable: bool) {
         let (group, version) = split_api_version(api_version);
         lock(&self.state)

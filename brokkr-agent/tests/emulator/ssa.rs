@@ -142,6 +142,7 @@ pub fn apply(
             .0
             .iter()
             .filter(|p| entry.fields.overlaps(p))
+            .filter(|p| !keeps_live_map(applied, &base, p))
             .filter(|p| fields::get(applied, p) != fields::get(&base, p))
             .collect();
         for path in contested {
@@ -162,6 +163,9 @@ pub fn apply(
 
     let mut object = base;
     for path in &applied_set.0 {
+        if keeps_live_map(applied, &object, path) {
+            continue;
+        }
         if let Some(value) = fields::get(applied, path) {
             fields::set(&mut object, path, value.clone());
         }
@@ -213,6 +217,15 @@ pub fn apply(
     Ok(object)
 }
 
+/// An applied empty map (`labels: {}`) owns the map's presence, not its keys: where the
+/// live object has a map, it is kept as it is and contests nobody's keys.
+fn keeps_live_map(applied: &Value, live: &Value, path: &[String]) -> bool {
+    let empty = fields::get(applied, path)
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty);
+    empty && fields::get(live, path).is_some_and(Value::is_object)
+}
+
 /// Records an Update by `manager` that turned `old` into `new` (in `part`), and
 /// returns `new` with the resulting `managedFields`.
 pub fn update(
@@ -234,7 +247,9 @@ pub fn update(
         .iter()
         .filter(|p| fields::get(&new, p).is_none())
         .collect();
-    let mut entries = entries(old);
+    // `new` started as a copy of `old`, so it carries the entries to update (and any
+    // an earlier update of the other part already recorded).
+    let mut entries = entries(&new);
     let subresource = (part == Part::Status).then_some("status");
     if !changed.is_empty() || !removed.is_empty() {
         for entry in &mut entries {

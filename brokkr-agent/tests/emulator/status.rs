@@ -132,15 +132,6 @@ impl ApiError {
         error
     }
 
-    /// 503, as the aggregator answers for an API service whose backend is down.
-    pub fn service_unavailable() -> ApiError {
-        ApiError::new(
-            503,
-            "ServiceUnavailable",
-            "the server is currently unable to handle the request",
-        )
-    }
-
     fn with_causes(&mut self, causes: &[Cause]) {
         let causes: Vec<Value> = causes
             .iter()
