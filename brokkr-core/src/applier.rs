@@ -1,8 +1,9 @@
 //! The [`Applier`] trait: making one cluster match a stack's deployment object.
 //!
-//! `brokkr-agent` implements it twice: `KubeApplier` (kube-rs, server-side apply) for
-//! real clusters and `MemoryApplier` (a simulated cluster) for tests and simulations.
-//! The agent's pull loop drives any implementation the same way.
+//! `brokkr-agent` implements it with `KubeApplier` (kube-rs, server-side apply);
+//! `testing::MemoryApplier` (feature `testing`) is a simulated cluster for tests, and
+//! `testing::applier_conformance` is the suite both pass. The agent's pull loop drives
+//! any implementation the same way.
 //!
 //! # The contract every implementation keeps
 //!

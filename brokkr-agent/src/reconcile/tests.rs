@@ -2,7 +2,7 @@ use super::*;
 use crate::broker::DeploymentObjectWire;
 use brokkr_core::testing::MemoryApplier;
 
-const WEB: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n";
+const WEB: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n";
 const BAD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: nowhere\n";
 
 fn entry(stack: StackId, action: Action, yaml: &str) -> TargetEntry {
@@ -168,8 +168,9 @@ async fn drift_is_corrected_and_reported_on_resync() {
         namespace: Some("shop".into()),
         name: "web".into(),
     };
+    // A hand edit of a field the manifest sets.
     cluster.edit(&deployment, |v| {
-        v["spec"] = serde_json::json!({"replicas": 7})
+        v["spec"]["replicas"] = serde_json::json!(7)
     });
     let events = reconciler.reconcile(std::slice::from_ref(&web), true).await;
     assert_eq!(kinds(&events), [(EventType::Drift, EventStatus::Success)]);
@@ -180,7 +181,7 @@ async fn drift_is_corrected_and_reported_on_resync() {
             .unwrap()
             .contains("Deployment shop/web")
     );
-    assert!(cluster.get(&deployment).unwrap()["spec"].is_null());
+    assert_eq!(cluster.get(&deployment).unwrap()["spec"]["replicas"], 2);
 }
 
 #[tokio::test]
