@@ -411,14 +411,14 @@ async fn malformed_applies_are_rejected_like_upstream() {
     let status = api_error(apply(&config_maps, wrong_namespace).await);
     assert_eq!(status.code, 400);
 
-    let merge = config_maps
+    let strategic = config_maps
         .patch(
             "x",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "data": {} })),
+            &Patch::Strategic(json!({ "data": {} })),
         )
         .await;
-    assert_eq!(api_error(merge).code, 415);
+    assert_eq!(api_error(strategic).code, 415);
 }
 
 // --- controller ---
@@ -1995,4 +1995,149 @@ async fn a_kind_no_longer_served_is_not_found_and_leaves_discovery() {
             .await,
     );
     assert_eq!(status.code, 404);
+}
+
+// --- merge patch and delete preconditions ---
+
+#[tokio::test]
+async fn a_merge_patch_removes_keys_with_null_as_an_update() {
+    let (emulator, client) = start().await;
+    let config_maps = api(&client, "v1", "ConfigMap", "configmaps", Some("default"));
+    let mut object = config_map(
+        "default",
+        "x",
+        json!({ "brokkr.io/stack-id": "s", "team": "a" }),
+        json!({ "k": "v" }),
+    );
+    object["metadata"]["annotations"] = json!({ "brokkr.io/checksum": "c", "note": "keep" });
+    apply(&config_maps, object).await.unwrap();
+    let release = json!({
+        "metadata": {
+            "labels": { "brokkr.io/stack-id": null },
+            "annotations": { "brokkr.io/checksum": null },
+        },
+    });
+    let patched = config_maps
+        .patch(
+            "x",
+            &PatchParams {
+                field_manager: Some("brokkr".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(&release),
+        )
+        .await
+        .expect("merge patch");
+    let patched = to_json(&patched);
+    assert_eq!(patched["metadata"]["labels"], json!({ "team": "a" }));
+    assert_eq!(
+        patched["metadata"]["annotations"],
+        json!({ "note": "keep" })
+    );
+    assert_eq!(patched["data"], json!({ "k": "v" }));
+    // The Update by brokkr removed the keys from brokkr's Apply entry too.
+    let mine = managed_entry(&patched, "brokkr", "Apply").unwrap();
+    assert!(
+        mine["fieldsV1"]["f:metadata"]["f:labels"]
+            .get("f:brokkr.io/stack-id")
+            .is_none()
+    );
+
+    let edit = json!({ "data": { "k": "changed" } });
+    let patched = config_maps
+        .patch("x", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    // No fieldManager: upstream names the manager after the user agent, which
+    // kube-rs does not send; the emulator then says "unknown".
+    let entry = managed_entry(&to_json(&patched), "unknown", "Update")
+        .expect("an Update entry named after the user agent");
+    assert_eq!(entry["fieldsV1"], json!({ "f:data": { "f:k": {} } }));
+
+    let status = api_error(
+        config_maps
+            .patch("missing", &PatchParams::default(), &Patch::Merge(&edit))
+            .await,
+    );
+    assert_eq!(status.code, 404);
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", Some("default"), "missing")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_merge_patch_that_clears_finalizers_completes_a_deletion() {
+    let (emulator, client) = start().await;
+    let config_maps = api(&client, "v1", "ConfigMap", "configmaps", Some("default"));
+    let held = with_finalizers(
+        config_map("default", "held", json!({}), json!({})),
+        &["example.com/hold"],
+    );
+    apply(&config_maps, held).await.unwrap();
+    config_maps
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap();
+    let clear = json!({ "metadata": { "finalizers": null } });
+    config_maps
+        .patch("held", &PatchParams::default(), &Patch::Merge(&clear))
+        .await
+        .expect("patch a terminating object");
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", Some("default"), "held")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn delete_preconditions_are_checked() {
+    let (emulator, client) = start().await;
+    let config_maps = api(&client, "v1", "ConfigMap", "configmaps", Some("default"));
+    apply(
+        &config_maps,
+        config_map("default", "x", json!({}), json!({})),
+    )
+    .await
+    .unwrap();
+    let stale = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let status = api_error(config_maps.delete("x", &stale).await);
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert!(
+        status
+            .message
+            .starts_with("Precondition failed: UID in precondition: not-the-uid"),
+        "{}",
+        status.message
+    );
+    let uid = emulator
+        .get("v1", "ConfigMap", Some("default"), "x")
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let current = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    config_maps
+        .delete("x", &current)
+        .await
+        .expect("matching uid");
+    assert!(
+        emulator
+            .get("v1", "ConfigMap", Some("default"), "x")
+            .is_none()
+    );
 }

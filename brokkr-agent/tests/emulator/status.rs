@@ -151,7 +151,8 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format ({content_type}); \
-                 the emulator accepts only application/apply-patch+yaml"
+                 the emulator accepts application/apply-patch+yaml and \
+                 application/merge-patch+json"
             ),
         )
     }

@@ -10,6 +10,7 @@
 
 mod admit;
 mod lifecycle;
+mod patch;
 mod secrets;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use super::status::{ApiError, Cause};
 use super::validation;
 
 pub use lifecycle::Operator;
+pub use patch::MergePatch;
 
 const CRD_GROUP: &str = "apiextensions.k8s.io";
 const CRD_KIND: &str = "CustomResourceDefinition";
