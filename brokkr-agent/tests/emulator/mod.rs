@@ -1,42 +1,65 @@
 //! A Kubernetes API emulator: a **test fixture**, not an API server.
 //!
-//! It serves, over real HTTP on `127.0.0.1:<random port>`, just enough of the
-//! Kubernetes API for the real kube-rs client (and so the real `KubeApplier`) to run
-//! in a test without a cluster:
+//! It serves, over real HTTP on `127.0.0.1:<random port>`, enough of the Kubernetes
+//! API for the real kube-rs client (and so the real `KubeApplier`) to run in a test
+//! without a cluster, and it is as strict as the API server wherever a lenient fixture
+//! would hide an agent defect:
 //!
 //! - discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}`,
 //!   `/apis/{group}/{version}`, legacy documents and aggregated discovery alike, for a
 //!   fixed set of built-in kinds (see [`catalog`]) plus the kinds of every established
-//!   CRD;
-//! - server-side apply (`PATCH`, `application/apply-patch+yaml`, `fieldManager`,
-//!   `force`, `dryRun=All`), `GET`, `LIST` (per namespace or across them, with
-//!   `labelSelector`) and `DELETE`;
-//! - `Status` error bodies with upstream codes, reasons and wording, so kube-rs yields
-//!   `kube::Error::Api`: 404 for a missing object, an unserved kind or a missing
-//!   namespace (`namespaces "x" not found`), 403 for what a test
-//!   [`forbid`](Emulator::forbid)s, 400/409/415/422 for malformed requests;
-//! - object bookkeeping: `uid`, `creationTimestamp`, `generation` (bumped when anything
+//!   CRD, each version of a CRD served separately with one stored object visible at
+//!   all of them; subresources are *listed* (`deployments/status`, `deployments/scale`,
+//!   `pods/log`, …) as upstream lists them; a group version can be made to answer 503
+//!   ([`set_unavailable`](Emulator::set_unavailable)) and a kind withdrawn
+//!   ([`unregister_kind`](Emulator::unregister_kind), or a CRD version with
+//!   `served: false`), after which its requests are 404 and discovery drops it;
+//! - server-side apply by field manager ([`ssa`], [`fields`]): `metadata.managedFields`
+//!   in `FieldsV1`, fields a manager stopped setting removed unless another manager
+//!   owns them, 409 conflicts naming the fields (`force` takes them over),
+//!   `managedFields` in an apply body refused with 400; `dryRun=All`; a JSON merge
+//!   patch (an Update); `GET`, `LIST` (with `labelSelector`) and `DELETE` (with
+//!   `preconditions`);
+//! - validation ([`validation`]): 422 with `details.causes` for immutable fields (Job
+//!   template and selector, workload selectors, PVC spec except storage growth,
+//!   `roleRef`, a Service's `clusterIP`, `immutable` ConfigMaps and Secrets), the 1 MiB
+//!   ConfigMap and Secret limit, label syntax and lengths, the 256 KiB annotation
+//!   limit, and new finalizers on an object being deleted — for a dry run as for a
+//!   write;
+//! - deletion (`store::lifecycle`): finalizers and `deletionTimestamp`, Terminating
+//!   namespaces (403 on creating in them) and the namespace and CRD cascades, emulated
+//!   operators that clear a finalizer while their Deployment exists
+//!   ([`run_operator`](Emulator::run_operator)), 403 on deleting `default`,
+//!   `kube-system` and `kube-public`;
+//! - authorisation stand-in: [`forbid`](Emulator::forbid) answers 403 in RBAC's
+//!   wording; an apply that creates is authorised as `patch` and `create`;
+//! - bookkeeping: `uid`, `creationTimestamp`, `generation` (bumped when anything
 //!   outside `metadata` and `status` changes) and `resourceVersion` (one global
-//!   counter, bumped only when an object really changes, so a no-op apply keeps it);
+//!   counter, bumped only when an object really changes, so a no-op apply keeps it —
+//!   except a Secret applied with `stringData`, which bumps on every apply, as
+//!   upstream);
 //! - a built-in "controller" that gives Deployments, StatefulSets, DaemonSets, Jobs,
 //!   Pods, Namespaces and CRDs the status they would reach when all goes well, unless a
-//!   test set the status by hand (see [`controller`]).
+//!   test set the status ([`set_status`](Emulator::set_status), a status-subresource
+//!   write); on request it writes status after every read and apply
+//!   ([`churn_status`](Emulator::churn_status)); other writers are simulated with
+//!   [`update_as`](Emulator::update_as) (an Update by another field manager, e.g. a
+//!   `kubectl edit`).
 //!
-//! What it deliberately does **not** do, so a passing test proves nothing about these:
+//! What it still does **not** do, so a passing test proves nothing about these:
 //!
-//! - Server-side apply is simplified to *replace*: the applied object replaces the
-//!   stored one except server-set metadata and `status`. There is no field ownership,
-//!   no `managedFields`, no merging with fields set by other managers and no conflicts
-//!   (`force` is recorded, never needed). Apply bodies must be JSON (what kube-rs
+//! - Lists are atomic in field ownership: upstream merges associative lists
+//!   (containers by name, ports, env) item by item with `k:{…}` keys; here a list is
+//!   one field, owned and replaced whole. Apply bodies must be JSON (what kube-rs
 //!   sends), not YAML.
-//! - No defaulting, no schema validation (not even a CRD's), no admission, no watch,
-//!   no create/update/merge-patch verbs, no subresources, no field selectors, no
-//!   pagination, no authentication.
-//! - No finalizers and no garbage collection: deleting removes at once. The only
-//!   cascades are the trivial ones: a namespace takes its objects along, a CRD its
-//!   custom objects.
-//! - One stored object per kind is visible at every served version of it, without
-//!   conversion.
+//! - No defaulting (no `clusterIP` allocation, no `spec.finalizers` on a Namespace
+//!   until it is deleted), no schema validation (not even a CRD's), no admission
+//!   webhooks, no conversion between versions, no watch, no create/update verbs and
+//!   no strategic merge or JSON patch, no subresource endpoints, no field selectors,
+//!   no pagination, no authentication.
+//! - Controllers act synchronously inside the request that triggers them: a namespace
+//!   with nothing holding it back is gone when its DELETE answers. No garbage
+//!   collection by owner references, no grace periods.
 //!
 //! ```no_run
 //! # async fn doc() {
