@@ -1491,3 +1491,53 @@ async fn an_old_inventory_is_migrated_safely() {
     );
     cluster.cleanup(&[&ns], &[]).await;
 }
+
+/// An aggregated API whose backend is down (503, which kube's client retries for
+/// minutes) neither holds up the applier nor the other kinds: its own kinds are
+/// unavailable (retry), the rest applies.
+#[tokio::test]
+async fn a_group_version_that_does_not_answer_is_unavailable_not_a_stall() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a broken aggregated API") else {
+        return;
+    };
+    emulator.register_kind("flaky.example.com/v1", "Gizmo", "gizmos", true);
+    emulator.set_unavailable("flaky.example.com/v1", true);
+    let options = KubeApplierOptions {
+        discovery_timeout: Duration::from_millis(500),
+        ..cluster.options()
+    };
+    let started = std::time::Instant::now();
+    let applier = tokio::time::timeout(Duration::from_secs(20), cluster.applier_with(options))
+        .await
+        .expect("the applier starts despite the broken group version");
+    let stack = stack(StackId::new(), "sum-1");
+    let fine = [manifest(config_map(
+        Some("default"),
+        &cluster.name("fine"),
+        "1",
+    ))];
+    applier
+        .apply(&stack, &fine)
+        .await
+        .expect("other kinds apply");
+    let gizmo = [manifest(
+        json!({"apiVersion": "flaky.example.com/v1", "kind": "Gizmo",
+        "metadata": {"name": "g", "namespace": "default"}}),
+    )];
+    match applier.apply(&stack, &gizmo).await {
+        Err(error @ Error::Unavailable(_)) => {
+            assert!(error.is_transient());
+            assert!(
+                error.to_string().contains("flaky.example.com/v1"),
+                "{error}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

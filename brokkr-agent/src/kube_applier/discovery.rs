@@ -60,6 +60,8 @@ pub(crate) enum Found {
 pub(crate) struct Discovery {
     client: Client,
     ttl: Duration,
+    /// How long one group version may take to answer.
+    timeout: Duration,
     snapshot: RwLock<Arc<Snapshot>>,
 }
 
@@ -74,11 +76,17 @@ impl Snapshot {
 }
 
 impl Discovery {
-    /// Discovers the cluster's kinds; the result is trusted for `ttl`.
-    pub(crate) async fn new(client: Client, ttl: Duration) -> Result<Self, Error> {
+    /// Discovers the cluster's kinds; the result is trusted for `ttl`, and one group
+    /// version that does not answer within `timeout` is recorded as failed.
+    pub(crate) async fn new(
+        client: Client,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let discovery = Self {
             client,
             ttl,
+            timeout,
             snapshot: RwLock::new(Arc::new(Snapshot::empty())),
         };
         discovery.refresh().await?;
@@ -118,15 +126,19 @@ impl Discovery {
     /// Discovers again and replaces the cache. Fails only when the lists of groups
     /// cannot be read; a single group version failing is recorded instead.
     pub(crate) async fn refresh(&self) -> Result<(), Error> {
-        let core = self
-            .client
-            .list_core_api_versions()
+        let late = |what: &str| {
+            Error::Unavailable(format!(
+                "{what}: no answer within {}s",
+                self.timeout.as_secs_f32()
+            ))
+        };
+        let core = tokio::time::timeout(self.timeout, self.client.list_core_api_versions())
             .await
+            .map_err(|_| late("discovery of /api"))?
             .map_err(|e| cluster_error("discovery of /api", e))?;
-        let groups = self
-            .client
-            .list_api_groups()
+        let groups = tokio::time::timeout(self.timeout, self.client.list_api_groups())
             .await
+            .map_err(|_| late("discovery of /apis"))?
             .map_err(|e| cluster_error("discovery of /apis", e))?;
 
         let group_versions = core.versions.into_iter().chain(
@@ -135,11 +147,21 @@ impl Discovery {
                 .into_iter()
                 .flat_map(|g| g.versions.into_iter().map(|v| v.group_version)),
         );
+        // kube's client retries a 503 with backoff for minutes (`RetryPolicy`, on by
+        // default); one aggregated API whose backend is down must not hold every
+        // refresh that long, so each group version gets `timeout` to answer.
+        let timeout = self.timeout;
         let answers = futures::future::join_all(group_versions.map(|gv| async move {
-            let answer = if gv.contains('/') {
-                self.client.list_api_group_resources(&gv).await
-            } else {
-                self.client.list_core_api_resources(&gv).await
+            let request = async {
+                if gv.contains('/') {
+                    self.client.list_api_group_resources(&gv).await
+                } else {
+                    self.client.list_core_api_resources(&gv).await
+                }
+            };
+            let answer = match tokio::time::timeout(timeout, request).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", timeout.as_secs_f32())),
             };
             (gv, answer)
         }))
@@ -149,9 +171,9 @@ impl Discovery {
         for (group_version, answer) in answers {
             match answer {
                 Ok(list) => add_kinds(&mut snapshot.kinds, &list),
-                Err(err) => {
-                    tracing::warn!(%group_version, error = %err, "discovery: group version failed; its kinds are unavailable until the next refresh");
-                    snapshot.failed.insert(group_version, err.to_string());
+                Err(error) => {
+                    tracing::warn!(%group_version, %error, "discovery: group version failed; its kinds are unavailable until the next refresh");
+                    snapshot.failed.insert(group_version, error);
                 }
             }
         }

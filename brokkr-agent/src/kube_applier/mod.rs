@@ -99,6 +99,9 @@ pub struct KubeApplierOptions {
     /// How long discovery results are trusted before they are read again. Default 5
     /// minutes.
     pub discovery_ttl: Duration,
+    /// How long one API group version may take to describe itself before its kinds
+    /// count as unavailable (an aggregated API whose backend is down). Default 10 s.
+    pub discovery_timeout: Duration,
 }
 
 impl Default for KubeApplierOptions {
@@ -110,6 +113,7 @@ impl Default for KubeApplierOptions {
             ensure_inventory_namespace: true,
             deletion_timeout: Duration::from_secs(60),
             discovery_ttl: Duration::from_secs(300),
+            discovery_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -136,7 +140,12 @@ impl KubeApplier {
     ///
     /// Fails with `Unavailable` when the cluster cannot be reached.
     pub async fn new(client: Client, options: KubeApplierOptions) -> Result<KubeApplier> {
-        let discovery = Discovery::new(client.clone(), options.discovery_ttl).await?;
+        let discovery = Discovery::new(
+            client.clone(),
+            options.discovery_ttl,
+            options.discovery_timeout,
+        )
+        .await?;
         if options.ensure_inventory_namespace {
             inventory::ensure_namespace(client.clone(), &options.inventory_namespace).await;
         }
