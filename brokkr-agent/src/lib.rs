@@ -15,7 +15,9 @@
 //!
 //! Safety rule, kept everywhere: only an explicit deletion marker (a `remove` entry of
 //! the target state) removes a stack. A stack absent from an answer, an error, a
-//! timeout or an empty answer never deletes anything.
+//! timeout or an empty answer never deletes anything. And what Brokkr did not create
+//! (an object it adopted, the cluster's own namespaces) is only ever released, never
+//! deleted (see [`brokkr_core::applier`]).
 
 pub mod agent;
 pub mod broker;
