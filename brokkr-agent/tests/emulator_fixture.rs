@@ -2141,3 +2141,41 @@ async fn delete_preconditions_are_checked() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn odd_shapes_are_answered_not_panicked_on() {
+    let (emulator, client) = start().await;
+    let namespaces = api(&client, "v1", "Namespace", "namespaces", None);
+    let odd = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "odd" }, "spec": "oops" });
+    apply(&namespaces, odd)
+        .await
+        .expect("nothing validates a namespace's spec here");
+    Api::<Namespace>::all(client.clone())
+        .delete("odd", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert!(emulator.get("v1", "Namespace", None, "odd").is_none());
+
+    let config_maps = api(&client, "v1", "ConfigMap", "configmaps", Some("default"));
+    apply(
+        &config_maps,
+        config_map("default", "x", json!({ "a": "b" }), json!({})),
+    )
+    .await
+    .unwrap();
+    for patch in [
+        json!({ "metadata": null }),
+        json!({ "metadata": "x", "data": [1] }),
+    ] {
+        let answer = config_maps
+            .patch("x", &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+        if let Ok(patched) = answer {
+            assert_eq!(patched.metadata.name.as_deref(), Some("x"));
+        }
+    }
+    assert!(
+        config_maps.get("x").await.is_ok(),
+        "the emulator still serves"
+    );
+}

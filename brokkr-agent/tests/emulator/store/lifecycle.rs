@@ -134,7 +134,7 @@ impl Cluster {
         let object = self.objects[key].object.clone();
         if is_namespace(key) {
             self.mark_deleting(key, |ns| {
-                ns["spec"]["finalizers"] = json!([NAMESPACE_FINALIZER]);
+                set_spec_finalizers(ns, json!([NAMESPACE_FINALIZER]));
                 ns["status"] = json!({ "phase": "Terminating" });
             })
         } else if is_crd(key) {
@@ -237,7 +237,7 @@ impl Cluster {
                 {
                     let next = self.next_resource_version();
                     let stored = self.objects.get_mut(owner).expect("listed above");
-                    stored.object["spec"]["finalizers"] = json!([]);
+                    set_spec_finalizers(&mut stored.object, json!([]));
                     stored.object["metadata"]["resourceVersion"] = json!(next);
                     moved = true;
                 }
@@ -343,6 +343,13 @@ fn finalizers(object: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(Value::as_str)
         .collect()
+}
+
+/// `spec.finalizers` of a Namespace; a `spec` that is not a map (nothing validates a
+/// Namespace's spec here) is replaced rather than panicked on.
+fn set_spec_finalizers(namespace: &mut Value, finalizers: Value) {
+    let path = ["spec".to_owned(), "finalizers".to_owned()];
+    super::super::fields::set(namespace, &path, finalizers);
 }
 
 fn add_finalizer(object: &mut Value, finalizer: &str) {
