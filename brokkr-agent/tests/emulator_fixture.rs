@@ -1308,7 +1308,6 @@ async fn workload_selectors_are_immutable() {
     let (_emulator, client) = start().await;
     for (api_version, kind, plural) in [
         ("apps/v1", "Deployment", "deployments"),
-        ("apps/v1", "StatefulSet", "statefulsets"),
         ("apps/v1", "DaemonSet", "daemonsets"),
         ("apps/v1", "ReplicaSet", "replicasets"),
     ] {
@@ -1321,6 +1320,50 @@ async fn workload_selectors_are_immutable() {
         let status = refused_change(&workloads, first, second).await;
         assert_eq!(invalid_fields(&status), ["spec.selector"], "{kind}");
     }
+}
+
+#[tokio::test]
+async fn a_statefulset_spec_is_fixed_but_for_replicas_template_and_strategy() {
+    let (_emulator, client) = start().await;
+    let sets = api(
+        &client,
+        "apps/v1",
+        "StatefulSet",
+        "statefulsets",
+        Some("default"),
+    );
+    let mut first = deployment("default", "db", 1);
+    first["kind"] = json!("StatefulSet");
+    first["spec"]["serviceName"] = json!("db");
+    first["spec"]["volumeClaimTemplates"] = json!([{
+        "metadata": { "name": "data" },
+        "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
+    }]);
+    let mut scaled = first.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    scaled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    scaled["spec"]["updateStrategy"] = json!({ "type": "OnDelete" });
+    apply(&sets, first.clone()).await.unwrap();
+    apply(&sets, scaled.clone())
+        .await
+        .expect("replicas, template and strategy may change");
+    let mut bigger = scaled.clone();
+    bigger["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
+        json!("2Gi");
+    let status = refused_change(&sets, scaled.clone(), bigger).await;
+    assert_eq!(invalid_fields(&status), ["spec"]);
+    assert!(
+        status
+            .message
+            .contains("updates to statefulset spec for fields other than"),
+        "{}",
+        status.message
+    );
+    let mut reselected = scaled;
+    reselected["spec"]["selector"]["matchLabels"] = json!({ "app": "db", "tier": "x" });
+    reselected["spec"]["template"]["metadata"]["labels"] = json!({ "app": "db", "tier": "x" });
+    let status = api_error(apply(&sets, reselected).await);
+    assert_eq!(invalid_fields(&status), ["spec"]);
 }
 
 #[tokio::test]

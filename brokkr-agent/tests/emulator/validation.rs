@@ -12,7 +12,7 @@
 //! - `pkg/apis/core/validation/validation.go`: `ValidateConfigMap` and `ValidateSecret`
 //!   (1 MiB, `MaxSecretSize`), `ValidateConfigMapUpdate` / `ValidateSecretUpdate`
 //!   (`immutable`), `ValidatePersistentVolumeClaimUpdate`, `ValidateServiceUpdate`;
-//! - `pkg/apis/apps/validation/validation.go` (selectors),
+//! - `pkg/apis/apps/validation/validation.go` (selectors, `ValidateStatefulSetUpdate`),
 //!   `pkg/apis/batch/validation/validation.go` (Job selector and template),
 //!   `pkg/apis/rbac/validation/validation.go` (`roleRef`).
 
@@ -205,7 +205,8 @@ fn immutable_fields(group: &str, kind: &str, old: &Value, new: &Value, causes: &
         }
     };
     match (group, kind) {
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") => {
+        ("apps", "StatefulSet") => statefulset(old, new, causes),
+        ("apps", "Deployment" | "DaemonSet" | "ReplicaSet") => {
             unchanged(&["spec", "selector"], IMMUTABLE);
         }
         ("batch", "Job") => {
@@ -234,6 +235,35 @@ fn immutable_fields(group: &str, kind: &str, old: &Value, new: &Value, causes: &
             }
         }
         _ => {}
+    }
+}
+
+/// A StatefulSet's spec is fixed but for a few fields (`ValidateStatefulSetUpdate`);
+/// its selector, `serviceName` and `volumeClaimTemplates` among the fixed ones.
+fn statefulset(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+    const MUTABLE: &[&str] = &[
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "revisionHistoryLimit",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+    ];
+    let fixed = |sts: &Value| {
+        let mut spec = sts["spec"].clone();
+        if let Some(fields) = spec.as_object_mut() {
+            fields.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+        }
+        spec
+    };
+    if fixed(old) != fixed(new) {
+        causes.push(Cause::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+             'template', 'updateStrategy', 'revisionHistoryLimit', \
+             'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
 }
 
