@@ -1146,6 +1146,10 @@ async fn a_controller_status_write_moves_the_resource_version_not_the_generation
     let entry = managed_entry(&after, "emulated-controller", "Update").expect("status entry");
     assert_eq!(entry["subresource"], "status");
     assert_eq!(entry["fieldsV1"]["f:status"]["f:readyReplicas"], json!({}));
+    // The built-in controller's own status writes are attributed like on a cluster.
+    let settled = managed_entry(&before, "kube-controller-manager", "Update").expect("controller");
+    assert_eq!(settled["subresource"], "status");
+    assert!(settled["fieldsV1"]["f:status"]["f:availableReplicas"].is_object());
     // brokkr's ownership is untouched, and its unchanged re-apply is still a no-op.
     let reapplied = apply(&deployments, deployment("default", "web", 2))
         .await
@@ -2006,6 +2010,19 @@ async fn a_kind_no_longer_served_is_not_found_and_leaves_discovery() {
     apply(&old, json!({ "apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": { "name": "w" }, "spec": { "size": 1 } }))
         .await
         .unwrap();
+    // v1 is preferred and listed first, whatever the order in the CRD.
+    let groups = client.list_api_groups().await.unwrap();
+    let example = groups
+        .groups
+        .iter()
+        .find(|g| g.name == "example.com")
+        .unwrap();
+    let preferred = example
+        .preferred_version
+        .as_ref()
+        .map(|v| v.version.as_str());
+    assert_eq!(preferred, Some("v1"));
+    assert_eq!(example.versions[1].version, "v1beta1");
     let seen = new
         .get("w")
         .await

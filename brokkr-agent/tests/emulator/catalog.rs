@@ -129,6 +129,40 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ),
 ];
 
+/// Kubernetes' version priority as a sort key, highest first: GA before beta before
+/// alpha, higher numbers first, anything else last and alphabetically
+/// (`k8s.io/apimachinery/pkg/version/helpers.go`, `CompareKubeAwareVersionStrings`).
+fn version_priority(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    let parsed = version.strip_prefix('v').and_then(|rest| {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        let (rank, number) = match tail {
+            "" => (0, "0"),
+            _ if tail.starts_with("beta") => (1, &tail[4..]),
+            _ if tail.starts_with("alpha") => (2, &tail[5..]),
+            _ => return None,
+        };
+        Some((rank, major, number.parse::<u64>().ok()?))
+    });
+    match parsed {
+        Some((rank, major, minor)) => (
+            rank,
+            std::cmp::Reverse(major),
+            std::cmp::Reverse(minor),
+            String::new(),
+        ),
+        None => (
+            3,
+            std::cmp::Reverse(0),
+            std::cmp::Reverse(0),
+            version.to_owned(),
+        ),
+    }
+}
+
 /// The subresources upstream serves for a built-in kind (as `kubectl api-resources`
 /// and `/apis/{group}/{version}` list them).
 fn built_in_subresources(group: &str, kind: &str) -> &'static [&'static str] {
@@ -207,8 +241,9 @@ impl Catalog {
             .find(|t| t.group == group && t.version == version && t.kind == kind)
     }
 
-    /// Groups in first-seen order, each with its versions in first-seen order; the core
-    /// group (``) is included and the caller decides whether to show it.
+    /// Groups in first-seen order, each with its versions by priority (the first is the
+    /// preferred one); the core group (``) is included and the caller decides whether
+    /// to show it.
     pub fn group_versions(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in &self.0 {
@@ -219,6 +254,9 @@ impl Catalog {
                 Some(_) => {}
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
+        }
+        for (_, versions) in &mut groups {
+            versions.sort_by_key(|v| version_priority(v));
         }
         groups
     }

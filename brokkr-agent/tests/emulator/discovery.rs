@@ -90,8 +90,7 @@ fn api_group(group: &str, versions: &[String]) -> APIGroup {
         .collect();
     APIGroup {
         name: group.to_owned(),
-        // Simplification: the first version registered is preferred (upstream picks by
-        // version priority; kube-rs sorts by priority itself).
+        // Versions come sorted by priority, so the first is the preferred one.
         preferred_version: versions.first().cloned(),
         server_address_by_client_cidrs: None,
         versions,

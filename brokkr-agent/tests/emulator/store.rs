@@ -453,23 +453,31 @@ impl Cluster {
             }
         };
         let old_status = old.and_then(|o| o.object.get("status").cloned());
+        let mut controller_write = None;
         let (new_status, status_pinned) = match status {
             StatusWrite::Pin(status) => (Some(status), true),
             StatusWrite::Keep if old.is_some_and(|o| o.status_pinned) && !spec_changed => {
-                (old_status, true)
+                (old_status.clone(), true)
             }
             StatusWrite::Keep => {
                 let settled =
                     controller::settled_status(&key.group, &key.kind, &object, !self.hold_crds);
-                (settled.or(old_status), false)
+                if settled.is_some() && settled != old_status {
+                    controller_write = controller::status_manager(&key.group, &key.kind);
+                }
+                (settled.or(old_status.clone()), false)
             }
         };
-        let fields = object
-            .as_object_mut()
-            .expect("admitted objects are JSON objects");
-        match new_status {
-            Some(status) if !status.is_null() => fields.insert("status".to_owned(), status),
-            _ => fields.remove("status"),
+        let before = with_status(object.clone(), old_status);
+        let object = with_status(object, new_status);
+        // The controller's status write is an Update of the status subresource under
+        // its own field manager, as on a real cluster.
+        let object = match controller_write {
+            Some(manager) => {
+                let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+                ssa::update(&before, object, manager, &api_version, Part::Status, &now())
+            }
+            None => object,
         };
         Stored {
             object,
@@ -487,6 +495,17 @@ impl Cluster {
             _ => self.catalog.remove_crd_types(&key.name),
         }
     }
+}
+
+/// `object` with `status` set, or without one for `None` or `null`.
+fn with_status(mut object: Value, status: Option<Value>) -> Value {
+    if let Some(fields) = object.as_object_mut() {
+        match status {
+            Some(status) if !status.is_null() => fields.insert("status".to_owned(), status),
+            _ => fields.remove("status"),
+        };
+    }
+    object
 }
 
 /// The 409 of an apply that contests other managers' fields.
