@@ -11,7 +11,8 @@
 //!   rules and where they come from); a few not-finished states are told apart as
 //!   degraded or failed.
 //! - `pods`: Jobs by their `Complete` and `Failed` conditions, Pods by phase,
-//!   readiness and container waiting reasons.
+//!   readiness and container waiting reasons; and, for [`assess_with_pods`], why the
+//!   pods of an unfinished rollout do not run, as kubectl warns.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -108,6 +109,36 @@ pub fn assess(object: ObjectKey, live: &Value) -> Option<ObjectHealth> {
         reason: verdict.reason,
         message: verdict.message,
     })
+}
+
+/// Judges a workload together with its pods, the way `kubectl rollout status` warns
+/// about them: while the workload is not healthy, a pod with a container that will not
+/// start without a change (`CrashLoopBackOff`, `ImagePullBackOff`, ...) makes it failed
+/// with that reason, and a pod the scheduler cannot place (`Unschedulable`) says why
+/// the rollout waits. A failed verdict of the workload's own (a progress deadline)
+/// stands.
+///
+/// `pods` are the live pods the workload's selector matches; the caller lists them.
+/// With none this is [`assess`].
+pub fn assess_with_pods(object: ObjectKey, live: &Value, pods: &[Value]) -> Option<ObjectHealth> {
+    let mut health = assess(object, live)?;
+    let waiting = matches!(
+        health.status,
+        HealthStatus::Progressing | HealthStatus::Degraded
+    );
+    if waiting
+        && health.object.kind != "Pod"
+        && let Some(warning) = pods::warning(pods)
+    {
+        // An unschedulable pod explains a rollout still waiting; it does not make
+        // a degraded workload look better than it is.
+        if warning.status >= health.status {
+            health.status = warning.status;
+            health.reason = warning.reason;
+            health.message = warning.message;
+        }
+    }
+    Some(health)
 }
 
 /// What one rule concluded, before it is attached to its object.

@@ -57,31 +57,17 @@ const FATAL_WAITING: [&str; 6] = [
 ];
 
 pub(super) fn pod(live: &Value) -> Verdict {
-    let statuses = ["/status/initContainerStatuses", "/status/containerStatuses"]
-        .iter()
-        .filter_map(|p| live.pointer(p).and_then(Value::as_array))
-        .flatten();
-    let mut restarts = 0;
-    for status in statuses {
-        restarts += status
-            .get("restartCount")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if let Some(waiting) = status.pointer("/state/waiting") {
-            let reason = text(waiting, "reason");
-            if FATAL_WAITING.contains(&reason) {
-                let name = text(status, "name");
-                let detail = text(waiting, "message");
-                return Verdict::new(
-                    HealthStatus::Failed,
-                    reason,
-                    format!("container {name}: {reason} {detail}")
-                        .trim_end()
-                        .to_owned(),
-                );
-            }
-        }
+    if let Some(verdict) = fatal_waiting(live) {
+        return verdict;
     }
+    let restarts: i64 = container_statuses(live)
+        .map(|status| {
+            status
+                .get("restartCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        })
+        .sum();
     match text(live.get("status").unwrap_or(&Value::Null), "phase") {
         "Succeeded" => Verdict::healthy(),
         "Failed" => Verdict::new(HealthStatus::Failed, "PodFailed", "the pod failed"),
@@ -99,4 +85,68 @@ pub(super) fn pod(live: &Value) -> Verdict {
         "Running" => Verdict::new(HealthStatus::Progressing, "NotReady", "running, not ready"),
         _ => Verdict::new(HealthStatus::Progressing, "Pending", "the pod is pending"),
     }
+}
+
+/// The statuses of a pod's init containers, then of its containers.
+fn container_statuses(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .into_iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten()
+}
+
+/// Failed, when a container of `pod` waits for a reason in [`FATAL_WAITING`].
+fn fatal_waiting(pod: &Value) -> Option<Verdict> {
+    container_statuses(pod).find_map(|status| {
+        let waiting = status.pointer("/state/waiting")?;
+        let reason = text(waiting, "reason");
+        FATAL_WAITING.contains(&reason).then(|| {
+            let name = text(status, "name");
+            let detail = text(waiting, "message");
+            Verdict::new(
+                HealthStatus::Failed,
+                reason,
+                format!("container {name}: {reason} {detail}")
+                    .trim_end()
+                    .to_owned(),
+            )
+        })
+    })
+}
+
+/// Why the pods of an unfinished rollout do not run, as kubectl's rollout status warns
+/// (kubernetes/kubernetes,
+/// `staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go`,
+/// `appendWarning`): a container waiting for good makes the workload failed, a pod the
+/// scheduler cannot place names why the rollout waits.
+pub(super) fn warning(pods: &[Value]) -> Option<Verdict> {
+    let named = |pod: &Value, verdict: Verdict| {
+        let name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Verdict {
+            message: verdict.message.map(|m| format!("pod {name}: {m}")),
+            ..verdict
+        }
+    };
+    if let Some((pod, verdict)) = pods
+        .iter()
+        .find_map(|pod| fatal_waiting(pod).map(|v| (pod, v)))
+    {
+        return Some(named(pod, verdict));
+    }
+    pods.iter().find_map(|pod| {
+        let scheduled = condition(pod, "PodScheduled")?;
+        (text(scheduled, "status") == "False" && text(scheduled, "reason") == "Unschedulable").then(
+            || {
+                let verdict = Verdict::new(
+                    HealthStatus::Progressing,
+                    "Unschedulable",
+                    text(scheduled, "message"),
+                );
+                named(pod, verdict)
+            },
+        )
+    })
 }

@@ -384,6 +384,111 @@ fn pods_by_waiting_reason_phase_and_readiness() {
 }
 
 #[test]
+fn pods_explain_a_rollout_that_does_not_finish() {
+    let rolling = mk_live(
+        json!({"replicas": 3}),
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}),
+    );
+    let done = mk_live(
+        json!({"replicas": 3}),
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+    );
+    let lost = mk_live(
+        json!({"replicas": 3}),
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}),
+    );
+    let deadline = mk_live(
+        json!({"replicas": 3}),
+        json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "timed out"}]}),
+    );
+    let crashing = json!({"metadata": {"name": "web-7"}, "status": {"phase": "Running",
+        "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+    let unschedulable = json!({"metadata": {"name": "web-8"}, "status": {"phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu."}]}});
+    let running = json!({"metadata": {"name": "web-1"}, "status": {"phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}]}});
+    let cases = [
+        (
+            "no pods: the workload alone",
+            &rolling,
+            vec![],
+            (Progressing, Some("RollingOut")),
+        ),
+        (
+            "a crash loop fails a rollout",
+            &rolling,
+            vec![running.clone(), crashing.clone()],
+            (Failed, Some("CrashLoopBackOff")),
+        ),
+        (
+            "a crash loop outranks an unschedulable pod",
+            &rolling,
+            vec![unschedulable.clone(), crashing.clone()],
+            (Failed, Some("CrashLoopBackOff")),
+        ),
+        (
+            "an unschedulable pod says why it waits",
+            &rolling,
+            vec![unschedulable.clone()],
+            (Progressing, Some("Unschedulable")),
+        ),
+        (
+            "healthy pods change nothing",
+            &rolling,
+            vec![running.clone()],
+            (Progressing, Some("RollingOut")),
+        ),
+        (
+            "a finished rollout stays healthy",
+            &done,
+            vec![crashing.clone()],
+            (Healthy, None),
+        ),
+        (
+            "a crash loop fails a degraded workload",
+            &lost,
+            vec![crashing.clone()],
+            (Failed, Some("CrashLoopBackOff")),
+        ),
+        (
+            "an unschedulable pod does not soften degraded",
+            &lost,
+            vec![unschedulable.clone()],
+            (Degraded, Some("UnavailableReplicas")),
+        ),
+        (
+            "the workload's own failure stands",
+            &deadline,
+            vec![crashing.clone()],
+            (Failed, Some("ProgressDeadlineExceeded")),
+        ),
+    ];
+    for (case, live, pods, expected) in &cases {
+        let health = assess_with_pods(mk_key("Deployment"), live, pods).expect("a workload");
+        assert_eq!(
+            (health.status, health.reason.as_deref()),
+            *expected,
+            "{case}: {:?}",
+            health.message
+        );
+    }
+    let health = assess_with_pods(mk_key("Deployment"), &rolling, &[crashing]).unwrap();
+    assert_eq!(
+        health.message.as_deref(),
+        Some("pod web-7: container app: CrashLoopBackOff")
+    );
+    let health = assess_with_pods(mk_key("Deployment"), &rolling, &[unschedulable]).unwrap();
+    assert_eq!(
+        health.message.as_deref(),
+        Some("pod web-8: 0/3 nodes are available: 3 Insufficient cpu.")
+    );
+    assert!(assess_with_pods(mk_key("ConfigMap"), &json!({}), &[running]).is_none());
+}
+
+#[test]
 fn input_of_the_wrong_shape_is_judged_not_panicked_on() {
     for live in [
         json!(null),
