@@ -5,8 +5,11 @@
 //! object is visible at every served version of its kind (here without conversion, as a
 //! CRD with `strategy: None` would be).
 //!
-//! Deletion, finalizers and the namespace and CRD cascades live in [`lifecycle`];
-//! what an apply body must satisfy in [`admit`].
+//! Every write merges by field manager ([`ssa`](super::ssa)) and is validated
+//! ([`validation`](super::validation)) before it is stored. Deletion, finalizers and
+//! the namespace and CRD cascades live in [`lifecycle`]; what an apply body must
+//! satisfy in [`admit`]; JSON merge patch in [`patch`]; a Secret's `stringData` in
+//! [`secrets`].
 
 mod admit;
 mod lifecycle;
