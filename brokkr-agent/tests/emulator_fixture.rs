@@ -2239,3 +2239,26 @@ async fn odd_shapes_are_answered_not_panicked_on() {
         "the emulator still serves"
     );
 }
+
+#[tokio::test]
+async fn an_empty_map_does_not_keep_the_keys_its_manager_dropped() {
+    let (emulator, client) = start().await;
+    let config_maps = api(&client, "v1", "ConfigMap", "configmaps", Some("default"));
+    apply(
+        &config_maps,
+        config_map("default", "x", json!({ "app": "web" }), json!({ "a": "1" })),
+    )
+    .await
+    .unwrap();
+    apply(
+        &config_maps,
+        config_map("default", "x", json!({}), json!({})),
+    )
+    .await
+    .unwrap();
+    let stored = emulator
+        .get("v1", "ConfigMap", Some("default"), "x")
+        .unwrap();
+    assert_eq!(stored["metadata"]["labels"], json!({}));
+    assert_eq!(stored["data"], json!({}));
+}

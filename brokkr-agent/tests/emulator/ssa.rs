@@ -162,27 +162,37 @@ pub fn apply(
     }
 
     let mut object = base;
-    for path in &applied_set.0 {
-        if keeps_live_map(applied, &object, path) {
-            continue;
-        }
-        if let Some(value) = fields::get(applied, path) {
-            fields::set(&mut object, path, value.clone());
-        }
-    }
     let previous = entries
         .iter()
         .find(|e| mine(e))
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     for path in &previous.0 {
-        let still_owned = applied_set.overlaps(path)
+        // An applied empty map (`labels: {}`) above the path does not keep it.
+        let still_applied = applied_set.0.iter().any(|a| {
+            fields::overlap(a, path)
+                && !(a.len() < path.len()
+                    && fields::get(applied, a)
+                        .and_then(Value::as_object)
+                        .is_some_and(Map::is_empty))
+        });
+        let still_owned = still_applied
             || entries
                 .iter()
                 .filter(|e| !mine(e))
                 .any(|e| e.fields.overlaps(path));
         if !still_owned {
             fields::remove(&mut object, path);
+        }
+    }
+    // Set after the removals, so an applied empty map survives the pruning of its
+    // emptied parent.
+    for path in &applied_set.0 {
+        if keeps_live_map(applied, &object, path) {
+            continue;
+        }
+        if let Some(value) = fields::get(applied, path) {
+            fields::set(&mut object, path, value.clone());
         }
     }
     for field in ["apiVersion", "kind"] {
