@@ -1541,3 +1541,59 @@ async fn a_group_version_that_does_not_answer_is_unavailable_not_a_stall() {
         started.elapsed()
     );
 }
+
+/// A rollout waiting on a pod that will never start is failed, naming the pod, as
+/// `kubectl rollout status` warns; without RBAC to list pods it stays progressing.
+#[tokio::test]
+async fn a_crashlooping_pod_fails_a_rollout_in_progress() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("hand-set pod and rollout status") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("crash");
+    let manifests = [manifest(namespace(&ns)), manifest(deployment(&ns, "web"))];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    let live = emulator
+        .get("apps/v1", "Deployment", Some(&ns), "web")
+        .unwrap();
+    emulator.set_status(
+        "apps/v1",
+        "Deployment",
+        Some(&ns),
+        "web",
+        json!({"observedGeneration": live["metadata"]["generation"], "replicas": 1,
+            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}),
+    );
+    cluster
+        .apply_by_hand(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": ns, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}))
+        .await;
+    emulator.set_status(
+        "v1",
+        "Pod",
+        Some(&ns),
+        "web-1",
+        json!({"phase": "Running", "containerStatuses": [{"name": "app", "ready": false,
+            "restartCount": 4, "image": "pause", "imageID": "", "started": false,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}]}),
+    );
+
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Failed, "{health:?}");
+    assert_eq!(health[0].reason.as_deref(), Some("CrashLoopBackOff"));
+    assert!(
+        health[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("web-1"),
+        "{health:?}"
+    );
+
+    emulator.forbid("list", "pods");
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Progressing, "{health:?}");
+}

@@ -62,13 +62,14 @@ mod inventory;
 mod objects;
 mod plan;
 mod prune;
+mod workload;
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use brokkr_core::applier::{Applier, ApplyReport, Error, Inventory, Result, StackRef};
-use brokkr_core::health::{self, HealthStatus, ObjectHealth};
+use brokkr_core::applier::{Applier, ApplyReport, Inventory, Result, StackRef};
+use brokkr_core::health::{self, ObjectHealth};
 use brokkr_core::{Manifest, ObjectKey, StackId};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -189,24 +190,6 @@ impl KubeApplier {
             .get_opt(&key.name)
             .await
             .map_err(|e| object_error(key, e))
-    }
-
-    async fn workload_health(
-        &self,
-        key: &ObjectKey,
-        lookup: &mut Lookup<'_>,
-    ) -> Result<Option<ObjectHealth>> {
-        let Some(live) = self.live(key, lookup).await? else {
-            return Ok(Some(ObjectHealth {
-                object: key.clone(),
-                status: HealthStatus::Failed,
-                reason: Some("Missing".to_owned()),
-                message: Some("the object is in the inventory but not in the cluster".to_owned()),
-            }));
-        };
-        let live = serde_json::to_value(&live)
-            .map_err(|e| Error::Unavailable(format!("{key}: cannot read the live object: {e}")))?;
-        Ok(health::assess(key.clone(), &live))
     }
 }
 
