@@ -62,6 +62,8 @@ pub struct AgentSection {
     pub deletion_timeout_secs: u64,
     /// How long discovery results are trusted before they are read again.
     pub discovery_ttl_secs: u64,
+    /// How long one API group version may take to describe itself.
+    pub discovery_timeout_secs: u64,
     /// How long shutdown waits for the current work and pending reports.
     pub shutdown_grace_secs: u64,
 }
@@ -87,6 +89,7 @@ impl Default for AgentSection {
             ensure_inventory_namespace: true,
             deletion_timeout_secs: 60,
             discovery_ttl_secs: 300,
+            discovery_timeout_secs: 10,
             shutdown_grace_secs: 30,
         }
     }
