@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use brokkr_agent::agent::{Agent, StaticCapabilities};
 use brokkr_agent::broker::BrokerClient;
 use brokkr_agent::config::{AgentSection, Secret};
-use brokkr_agent::memory::MemoryApplier;
+use brokkr_core::testing::MemoryApplier;
 use brokkr_core::{Actor, Applier, KeyOwner, NewAgent, NewStack, Pak, StackId, Store};
 use brokkr_server::config::Config;
 use brokkr_server::metrics::Metrics;

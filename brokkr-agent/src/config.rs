@@ -58,6 +58,12 @@ pub struct AgentSection {
     pub crd_established_timeout_secs: u64,
     /// Whether to create `inventory_namespace` at start if it is missing.
     pub ensure_inventory_namespace: bool,
+    /// How long deleted objects may take to go (finalizers), per removal tier.
+    pub deletion_timeout_secs: u64,
+    /// How long discovery results are trusted before they are read again.
+    pub discovery_ttl_secs: u64,
+    /// How long one API group version may take to describe itself.
+    pub discovery_timeout_secs: u64,
     /// How long shutdown waits for the current work and pending reports.
     pub shutdown_grace_secs: u64,
 }
@@ -81,6 +87,9 @@ impl Default for AgentSection {
             default_namespace: "default".into(),
             crd_established_timeout_secs: 30,
             ensure_inventory_namespace: true,
+            deletion_timeout_secs: 60,
+            discovery_ttl_secs: 300,
+            discovery_timeout_secs: 10,
             shutdown_grace_secs: 30,
         }
     }

@@ -8,13 +8,16 @@
 //!
 //! - [`KubeApplier`](kube_applier::KubeApplier): the real applier (kube-rs, server-side
 //!   apply, inventory-based pruning).
-//! - [`MemoryApplier`](memory::MemoryApplier): a simulated cluster for tests, examples
-//!   and fleet simulations.
+//! - `MemoryApplier`, a simulated cluster for tests, examples and fleet simulations,
+//!   lives in `brokkr_core::testing` (feature `testing` of `brokkr-core`), next to the
+//!   applier conformance suite both appliers pass.
 //! - [`Agent`](agent::Agent): the loop that ties the broker and an applier together.
 //!
 //! Safety rule, kept everywhere: only an explicit deletion marker (a `remove` entry of
 //! the target state) removes a stack. A stack absent from an answer, an error, a
-//! timeout or an empty answer never deletes anything.
+//! timeout or an empty answer never deletes anything. And what Brokkr did not create
+//! (an object it adopted, the cluster's own namespaces) is only ever released, never
+//! deleted (see [`brokkr_core::applier`]).
 
 pub mod agent;
 pub mod broker;
@@ -22,6 +25,5 @@ pub mod capabilities;
 pub mod config;
 pub mod health_server;
 pub mod kube_applier;
-pub mod memory;
 pub mod metrics;
 pub mod reconcile;

@@ -74,6 +74,9 @@ async fn start(
             agent_config.crd_established_timeout_secs,
         ),
         ensure_inventory_namespace: agent_config.ensure_inventory_namespace,
+        deletion_timeout: std::time::Duration::from_secs(agent_config.deletion_timeout_secs),
+        discovery_ttl: std::time::Duration::from_secs(agent_config.discovery_ttl_secs),
+        discovery_timeout: std::time::Duration::from_secs(agent_config.discovery_timeout_secs),
     };
     let applier = KubeApplier::new(client.clone(), options).await?;
     let broker = BrokerClient::new(&agent_config.broker_url, agent_config.pak.clone())?;

@@ -216,12 +216,7 @@ impl Reconciler {
                 self.metrics
                     .applied(report.applied.len(), report.pruned.len());
                 if first {
-                    let message = format!(
-                        "applied {} object(s), {} changed, pruned {}",
-                        report.applied.len(),
-                        report.changed.len(),
-                        report.pruned.len()
-                    );
+                    let message = applied_message(&report);
                     tracing::info!(%stack, deployment_object = %object, %message, "applied");
                     Some(event(
                         agent,
@@ -232,11 +227,14 @@ impl Reconciler {
                     ))
                 } else if resync && !report.changed.is_empty() {
                     self.metrics.drift(report.changed.len());
-                    let message = format!(
+                    let mut message = format!(
                         "corrected drift in {} object(s): {}",
                         report.changed.len(),
                         list(&report.changed)
                     );
+                    if !report.recreated.is_empty() {
+                        message.push_str(&format!("; recreated {}", list(&report.recreated)));
+                    }
                     tracing::warn!(%stack, deployment_object = %object, %message, "drift corrected");
                     Some(EventReport {
                         id: Uuid::now_v7(),
@@ -318,8 +316,13 @@ async fn apply_entry(applier: &dyn Applier, entry: &TargetEntry, resync: bool) -
             return Result::AlreadyApplied { object };
         }
     }
-    let manifests = match manifest::parse(&entry.deployment_object.yaml_content) {
-        Ok(manifests) => manifests,
+    // The stack's ApplyPolicy document (adoption, recreation) is the agent's to read,
+    // never the cluster's to receive.
+    let parsed = manifest::parse(&entry.deployment_object.yaml_content)
+        .map_err(|err| err.to_string())
+        .and_then(applier::split_policy);
+    let (policy, manifests) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             return Result::Failed {
                 object,
@@ -333,6 +336,7 @@ async fn apply_entry(applier: &dyn Applier, entry: &TargetEntry, resync: bool) -
         stack_id: entry.stack_id,
         deployment_object_id: object,
         checksum: entry.deployment_object.yaml_checksum.clone(),
+        policy,
     };
     if let Err(err) = applier.dry_run(&stack, &manifests).await {
         return failed(object, EventType::Apply, &err);
@@ -381,6 +385,27 @@ pub fn backoff(attempts: u32, max: Duration) -> Duration {
     let base = Duration::from_secs(1u64 << attempts.saturating_sub(1).min(16)).min(max);
     let jitter = base.mul_f64(rand::random_range(0.0..0.25));
     (base + jitter).min(max)
+}
+
+/// "applied 3 object(s), 1 changed, pruned 1", naming what was adopted or recreated
+/// (each is worth knowing from the event alone).
+fn applied_message(report: &ApplyReport) -> String {
+    let mut message = format!(
+        "applied {} object(s), {} changed, pruned {}",
+        report.applied.len(),
+        report.changed.len(),
+        report.pruned.len()
+    );
+    if !report.adopted.is_empty() {
+        message.push_str(&format!("; adopted {}", list(&report.adopted)));
+    }
+    if !report.recreated.is_empty() {
+        message.push_str(&format!(
+            "; recreated (immutable field changed) {}",
+            list(&report.recreated)
+        ));
+    }
+    message
 }
 
 fn list(objects: &[ObjectKey]) -> String {

@@ -543,7 +543,7 @@ async fn an_agent_that_was_away_applies_only_the_newest_version() {
 /// and the agent catches up when it returns. Runs on the in-memory applier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_never_deletes_workloads() {
-    use brokkr_agent::memory::MemoryApplier;
+    use brokkr_core::testing::MemoryApplier;
     use brokkr_core::{Applier as _, ObjectKey};
 
     let mut broker = Broker::start().await;
@@ -607,4 +607,367 @@ async fn a_broker_outage_never_deletes_workloads() {
         .expect("the agent stops")
         .expect("task")
         .expect("clean exit");
+}
+
+// --- Issue 11: the agent against a strict API server, end to end. ---
+
+/// Any event of the agent with this type and status (a removal's event is about the
+/// deletion marker, whose id the test does not know).
+async fn any_event_with(broker: &Broker, event_type: &str, status: &str) -> Value {
+    eventually(&format!("a {event_type}/{status} event"), || async {
+        let page = broker
+            .get(&format!("/agents/{}/events?limit=1000", broker.agent_id))
+            .await;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["event_type"] == event_type && e["status"] == status)
+            .cloned()
+    })
+    .await
+}
+
+/// Server-side applies `yaml`'s one object as someone other than Brokkr.
+async fn apply_by_hand(cluster: &Cluster, object: Value) {
+    let api_version = object["apiVersion"].as_str().expect("apiVersion");
+    let kind = object["kind"].as_str().expect("kind");
+    let name = object["metadata"]["name"].as_str().expect("name");
+    let namespace = object["metadata"]["namespace"].as_str();
+    dynamic_api(&cluster.client(), api_version, kind, namespace)
+        .patch(
+            name,
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("a hand-made apply");
+}
+
+/// The agent's `brokkr_agent_applies_total`.
+async fn applies_total(agent: &RunningAgent) -> u64 {
+    let (_, metrics) = agent.probe("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("brokkr_agent_applies_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_existing_namespace_with_other_workloads_survives_the_stacks_removal() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let ns = "e2e-shared";
+    apply_by_hand(
+        &cluster,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .await;
+    apply_by_hand(
+        &cluster,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "theirs", "namespace": ns}, "data": {"owner": "another team"}}),
+    )
+    .await;
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-shared").await;
+    let stack = broker.stack("shared").await;
+
+    // The stack names the Namespace without adopting it: refused, named.
+    let v1 = broker.deploy(&stack, &app(ns, false, 1)).await;
+    let failure = event_with(&broker, &v1, "apply", "failure").await;
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains(&format!("v1 Namespace {ns}")), "{message}");
+    assert!(message.contains("brokkr.io/adopt"), "{message}");
+    assert!(
+        cluster
+            .get("apps/v1", "Deployment", Some(ns), "web")
+            .await
+            .is_none()
+    );
+
+    // Adopting it (stack-wide, with the ApplyPolicy document) succeeds and says so.
+    let policy = "apiVersion: brokkr.io/v1\nkind: ApplyPolicy\nmetadata:\n  name: policy\nspec:\n  adopt: true\n---\n";
+    let v2 = broker
+        .deploy(&stack, &format!("{policy}{}", app(ns, false, 1)))
+        .await;
+    let success = event_with(&broker, &v2, "apply", "success").await;
+    assert!(
+        success["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("adopted v1 Namespace {ns}")),
+        "{success}"
+    );
+
+    // Deleting the stack removes what Brokkr created, and only that.
+    let (status, _) = broker
+        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
+        .await;
+    assert_eq!(status, 200);
+    any_event_with(&broker, "delete", "success").await;
+    assert!(
+        cluster
+            .get("apps/v1", "Deployment", Some(ns), "web")
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .get("v1", "ConfigMap", Some(ns), "settings")
+            .await
+            .is_none()
+    );
+    let namespace = cluster
+        .get("v1", "Namespace", None, ns)
+        .await
+        .expect("the namespace survives");
+    assert!(
+        namespace["metadata"]["deletionTimestamp"].is_null(),
+        "{namespace}"
+    );
+    assert!(
+        namespace["metadata"]["labels"]
+            .get("brokkr.io/stack-id")
+            .is_none()
+    );
+    let theirs = cluster
+        .get("v1", "ConfigMap", Some(ns), "theirs")
+        .await
+        .expect("their workload survives");
+    assert_eq!(theirs["data"]["owner"], "another team");
+
+    agent.stop().await;
+    broker.stop();
+}
+
+/// A CRD serving `v1beta1` and `v1`, and a widget moved from one to the other.
+fn widgets(version: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-move\n---\n\
+         apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.e2e.brokkr.io\n\
+         spec:\n  group: e2e.brokkr.io\n  scope: Namespaced\n  names:\n    kind: Widget\n    plural: widgets\n    singular: widget\n    listKind: WidgetList\n\
+         \x20 versions:\n\
+         \x20   - name: v1beta1\n      served: true\n      storage: false\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n\
+         \x20   - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n---\n\
+         apiVersion: e2e.brokkr.io/{version}\nkind: Widget\nmetadata:\n  name: gizmo\n  namespace: e2e-move\nspec:\n  size: 3\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_version_move_keeps_the_object() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-move").await;
+    let stack = broker.stack("move").await;
+
+    let v1 = broker.deploy(&stack, &widgets("v1beta1")).await;
+    event_with(&broker, &v1, "apply", "success").await;
+    let before = cluster
+        .get("e2e.brokkr.io/v1", "Widget", Some("e2e-move"), "gizmo")
+        .await
+        .expect("the widget");
+    let v2 = broker.deploy(&stack, &widgets("v1")).await;
+    let success = event_with(&broker, &v2, "apply", "success").await;
+    assert!(
+        success["message"].as_str().unwrap().contains("pruned 0"),
+        "{success}"
+    );
+    // Through a resync too.
+    let applies = applies_total(&agent).await;
+    eventually("a resync", || async {
+        (applies_total(&agent).await > applies).then_some(())
+    })
+    .await;
+    let after = cluster
+        .get("e2e.brokkr.io/v1", "Widget", Some("e2e-move"), "gizmo")
+        .await
+        .expect("the widget survives the move");
+    assert_eq!(
+        after["metadata"]["uid"], before["metadata"]["uid"],
+        "the same object"
+    );
+
+    agent.stop().await;
+    broker.stop();
+}
+
+fn migration_job(image: &str, recreate: bool) -> String {
+    let annotation = if recreate {
+        "\n  annotations:\n    brokkr.io/recreate-on-immutable: \"true\""
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-jobs\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: e2e-jobs{annotation}\n\
+         spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: migrate\n          image: {image}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_change_fails_naming_the_field_then_recreates_when_allowed() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-jobs").await;
+    let stack = broker.stack("jobs").await;
+
+    let v1 = broker.deploy(&stack, &migration_job("tool:1", false)).await;
+    event_with(&broker, &v1, "apply", "success").await;
+    let uid = cluster
+        .get("batch/v1", "Job", Some("e2e-jobs"), "migrate")
+        .await
+        .unwrap()["metadata"]["uid"]
+        .clone();
+
+    let v2 = broker.deploy(&stack, &migration_job("tool:2", false)).await;
+    let failure = event_with(&broker, &v2, "apply", "failure").await;
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("batch/v1 Job e2e-jobs/migrate"),
+        "{message}"
+    );
+    assert!(
+        message.contains("immutable field(s) spec.template"),
+        "{message}"
+    );
+
+    let v3 = broker.deploy(&stack, &migration_job("tool:2", true)).await;
+    let success = event_with(&broker, &v3, "apply", "success").await;
+    assert!(
+        success["message"]
+            .as_str()
+            .unwrap()
+            .contains("recreated (immutable field changed) batch/v1 Job e2e-jobs/migrate"),
+        "{success}"
+    );
+    let live = cluster
+        .get("batch/v1", "Job", Some("e2e-jobs"), "migrate")
+        .await
+        .unwrap();
+    assert_ne!(live["metadata"]["uid"], uid);
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "tool:2"
+    );
+
+    agent.stop().await;
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_with_an_operator_and_its_custom_resources_completes_in_order() {
+    let cluster = Cluster::start().await;
+    let Some(emulator) = cluster.emulator() else {
+        return;
+    };
+    let mut broker = Broker::start().await;
+    emulator.run_operator("e2e.brokkr.io/cleanup", "e2e-op", "operator");
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-op").await;
+    let stack = broker.stack("operator").await;
+    let yaml = format!(
+        "{}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: operator\n  namespace: e2e-op\n\
+         spec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: operator\n  template:\n    metadata:\n      labels:\n        app: operator\n\
+         \x20   spec:\n      containers:\n        - name: operator\n          image: operator:1\n",
+        widgets("v1").replace("e2e-move", "e2e-op").replace(
+            "  namespace: e2e-op\nspec:\n  size",
+            "  namespace: e2e-op\n  finalizers:\n    - e2e.brokkr.io/cleanup\nspec:\n  size"
+        )
+    );
+    let v1 = broker.deploy(&stack, &yaml).await;
+    event_with(&broker, &v1, "apply", "success").await;
+
+    let (status, _) = broker
+        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let removed = any_event_with(&broker, "delete", "success").await;
+    assert!(
+        removed["message"].as_str().unwrap().contains("removed 4"),
+        "{removed}"
+    );
+    // Success is reported only once everything is gone, not while it terminates.
+    assert!(
+        cluster
+            .get("e2e.brokkr.io/v1", "Widget", Some("e2e-op"), "gizmo")
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .get("apps/v1", "Deployment", Some("e2e-op"), "operator")
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                "widgets.e2e.brokkr.io"
+            )
+            .await
+            .is_none()
+    );
+    assert!(
+        cluster
+            .get("v1", "Namespace", None, "e2e-op")
+            .await
+            .is_none()
+    );
+
+    agent.stop().await;
+    broker.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_writing_controller_raises_no_drift_and_a_hand_edit_is_put_back() {
+    let cluster = Cluster::start().await;
+    let mut broker = Broker::start().await;
+    let ns = "e2e-quiet";
+    if let Some(emulator) = cluster.emulator() {
+        emulator.churn_status(true);
+    }
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-quiet").await;
+    let stack = broker.stack("quiet").await;
+    let v1 = broker.deploy(&stack, &app(ns, false, 1)).await;
+    event_with(&broker, &v1, "apply", "success").await;
+
+    // Two resyncs while the controller keeps writing status: no drift event.
+    let applies = applies_total(&agent).await;
+    eventually("two resyncs", || async {
+        (applies_total(&agent).await >= applies + 2).then_some(())
+    })
+    .await;
+    let events = broker.events(&v1).await;
+    assert!(
+        events.iter().all(|e| e["event_type"] != "drift"),
+        "{events:?}"
+    );
+
+    // A hand edit of a field the manifest sets is put back and reported.
+    apply_by_hand(
+        &cluster,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": ns}, "data": {"mode": "slow"}}),
+    )
+    .await;
+    eventually("the hand edit to be put back", || async {
+        let live = cluster.get("v1", "ConfigMap", Some(ns), "settings").await?;
+        (live["data"]["mode"] == "fast").then_some(())
+    })
+    .await;
+    let drift = event_with(&broker, &v1, "drift", "success").await;
+    let message = drift["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("v1 ConfigMap {ns}/settings")),
+        "{message}"
+    );
+    assert!(
+        !message.contains("Deployment"),
+        "only what was edited: {message}"
+    );
+
+    agent.stop().await;
+    broker.stop();
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use brokkr_agent::capabilities;
 use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
 use brokkr_core::applier::{
-    Applier, CHECKSUM_ANNOTATION, DEPLOYMENT_OBJECT_ANNOTATION, Error, FIELD_MANAGER, STACK_LABEL,
-    StackRef,
+    ADOPT_ANNOTATION, Applier, ApplyPolicy, CHECKSUM_ANNOTATION, DEPLOYMENT_OBJECT_ANNOTATION,
+    Error, FIELD_MANAGER, RECREATE_ANNOTATION, STACK_LABEL, StackRef,
 };
 use brokkr_core::{DeploymentObjectId, HealthStatus, Manifest, ObjectKey, StackId};
 use emulator::Emulator;
@@ -200,6 +200,7 @@ fn stack(stack_id: StackId, checksum: &str) -> StackRef {
         stack_id,
         deployment_object_id: DeploymentObjectId::new(),
         checksum: checksum.to_owned(),
+        policy: ApplyPolicy::default(),
     }
 }
 
@@ -759,8 +760,12 @@ async fn health_follows_the_live_status() {
         "Deployment",
         Some(&ns),
         "web",
+        // A pod lost after the rollout completed (the controller keeps the reason
+        // `NewReplicaSetAvailable` until the next rollout).
         json!({"observedGeneration": live["metadata"]["generation"], "replicas": 1,
-            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}),
+            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0,
+            "conditions": [{"type": "Progressing", "status": "True",
+                "reason": "NewReplicaSetAvailable"}]}),
     );
     let health = applier.health(stack.stack_id).await.expect("health");
     assert_eq!(health[0].status, HealthStatus::Degraded);
@@ -869,4 +874,726 @@ async fn namespace_scoped_rbac_is_enough_for_namespaced_objects() {
             .is_none(),
         "nothing is applied without an inventory"
     );
+}
+
+// --- Issue 11: ownership, identity, removal order, immutable fields, drift. ---
+
+/// `value` with `annotations` set on its metadata.
+fn annotated(mut value: Value, annotations: &[(&str, &str)]) -> Value {
+    for (key, annotation) in annotations {
+        value["metadata"]["annotations"][*key] = json!(*annotation);
+    }
+    value
+}
+
+fn job(namespace: &str, name: &str, image: &str) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "once", "image": image}]}}}})
+}
+
+/// A CRD for `widgets.<group>` served at both `v1beta1` and `v1` (storage `v1`).
+fn two_version_crd(group: &str) -> Value {
+    let mut crd = widget_crd(group);
+    crd["spec"]["versions"] = json!([
+        {"name": "v1beta1", "served": true, "storage": false,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+        {"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]);
+    crd
+}
+
+/// A pre-existing Namespace with someone else's workload in it: the stack may not take
+/// it without an adoption; adopted, its removal leaves the Namespace and the workload.
+#[tokio::test]
+async fn a_pre_existing_namespace_with_other_workloads_survives_the_stacks_removal() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("shared");
+    cluster.apply_by_hand(namespace(&ns)).await;
+    cluster
+        .apply_by_hand(config_map(Some(&ns), "theirs", "keep me"))
+        .await;
+    let stack = stack(StackId::new(), "sum-1");
+    let ours = config_map(Some(&ns), "ours", "1");
+    let namespace_key = key("v1", "Namespace", None, &ns);
+
+    // Not allowed: refused at the dry run and at the apply, naming the Namespace,
+    // before anything is written.
+    let plain = [manifest(namespace(&ns)), manifest(ours.clone())];
+    for result in [
+        applier.dry_run(&stack, &plain).await,
+        applier.apply(&stack, &plain).await.map(drop),
+    ] {
+        match result {
+            Err(error @ Error::NotOwned { owner: None, .. }) => {
+                assert!(
+                    error.to_string().contains(&namespace_key.to_string()),
+                    "{error}"
+                );
+                assert!(!error.is_transient());
+            }
+            other => panic!("expected NotOwned, got {other:?}"),
+        }
+    }
+    assert!(
+        cluster
+            .get(&key("v1", "ConfigMap", Some(&ns), "ours"))
+            .await
+            .is_none()
+    );
+    assert_eq!(applier.inventory(stack.stack_id).await.unwrap(), None);
+
+    // Allowed on the Namespace's manifest: adopted.
+    let adopting = [
+        manifest(annotated(namespace(&ns), &[(ADOPT_ANNOTATION, "true")])),
+        manifest(ours),
+    ];
+    let report = applier.apply(&stack, &adopting).await.expect("apply");
+    assert_eq!(report.adopted, std::slice::from_ref(&namespace_key));
+    let inventory = applier.inventory(stack.stack_id).await.unwrap().unwrap();
+    assert_eq!(inventory.adopted, std::slice::from_ref(&namespace_key));
+
+    // Removal deletes what Brokkr created and releases the Namespace.
+    let removed = applier.remove(stack.stack_id).await.expect("remove");
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(
+        cluster
+            .is_gone(&key("v1", "ConfigMap", Some(&ns), "ours"))
+            .await
+    );
+    let live = cluster
+        .get(&namespace_key)
+        .await
+        .expect("the namespace is kept");
+    assert!(live["metadata"]["deletionTimestamp"].is_null());
+    assert!(
+        live["metadata"]["labels"].get(STACK_LABEL).is_none(),
+        "{live}"
+    );
+    assert!(
+        live["metadata"]["annotations"]
+            .get(CHECKSUM_ANNOTATION)
+            .is_none(),
+        "{live}"
+    );
+    let theirs = cluster
+        .get(&key("v1", "ConfigMap", Some(&ns), "theirs"))
+        .await
+        .expect("their workload is untouched");
+    assert_eq!(theirs["data"]["key"], "keep me");
+    assert_eq!(applier.inventory(stack.stack_id).await.unwrap(), None);
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
+/// A stack never takes another stack's object, adoption or not; and the cluster's own
+/// namespaces, even adopted, are never deleted.
+#[tokio::test]
+async fn another_stacks_object_is_refused_and_default_is_never_deleted() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let first = stack(StackId::new(), "sum-1");
+    let shared = [manifest(config_map(
+        Some("default"),
+        &cluster.name("shared"),
+        "1",
+    ))];
+    applier.apply(&first, &shared).await.expect("first stack");
+    let mut second = stack(StackId::new(), "sum-2");
+    second.policy.adopt = true;
+    match applier.apply(&second, &shared).await {
+        Err(Error::NotOwned { owner, .. }) => {
+            assert_eq!(owner, Some(first.stack_id.to_string()))
+        }
+        other => panic!("expected NotOwned, got {other:?}"),
+    }
+
+    // `default` adopted by a stack-wide policy, then the stack removed: released, and
+    // the removal succeeds (the API server would refuse the deletion with 403).
+    let with_default = [manifest(namespace("default"))];
+    applier
+        .apply(&second, &with_default)
+        .await
+        .expect("adopt default");
+    assert_eq!(applier.remove(second.stack_id).await.unwrap().len(), 1);
+    let live = cluster
+        .get(&key("v1", "Namespace", None, "default"))
+        .await
+        .expect("default stays");
+    assert!(live["metadata"]["deletionTimestamp"].is_null());
+    assert!(
+        live["metadata"]["labels"].get(STACK_LABEL).is_none(),
+        "{live}"
+    );
+    applier.remove(first.stack_id).await.expect("remove");
+    cluster.cleanup(&[], &[]).await;
+}
+
+/// Moving a custom resource from `v1beta1` to `v1` while both are served keeps it: it
+/// is the same object, so it is not pruned.
+#[tokio::test]
+async fn an_api_version_move_keeps_the_object() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("move");
+    let group = format!("{}.test.brokkr.io", cluster.name("m"));
+    let crd_name = format!("widgets.{group}");
+    let stack_id = StackId::new();
+    let at = |version: &str| {
+        let mut widget = widget(&group, &ns, "gizmo");
+        widget["apiVersion"] = json!(format!("{group}/{version}"));
+        [
+            manifest(namespace(&ns)),
+            manifest(two_version_crd(&group)),
+            manifest(widget),
+        ]
+    };
+    applier
+        .apply(&stack(stack_id, "sum-1"), &at("v1beta1"))
+        .await
+        .expect("apply at v1beta1");
+    let report = applier
+        .apply(&stack(stack_id, "sum-2"), &at("v1"))
+        .await
+        .expect("apply at v1");
+    assert!(report.pruned.is_empty(), "{:?}", report.pruned);
+    let widget_key = key(&format!("{group}/v1"), "Widget", Some(&ns), "gizmo");
+    let live = cluster.get(&widget_key).await.expect("the widget survives");
+    assert_eq!(
+        live["metadata"]["labels"][STACK_LABEL],
+        stack_id.to_string()
+    );
+    let inventory = applier.inventory(stack_id).await.unwrap().unwrap();
+    assert_eq!(inventory.objects.len(), 3);
+    assert!(
+        inventory
+            .objects
+            .iter()
+            .any(|k| k.same_version(&widget_key)),
+        "the inventory addresses it at v1: {:?}",
+        inventory.objects
+    );
+    applier.remove(stack_id).await.expect("remove");
+    cluster.cleanup(&[&ns], &[&crd_name]).await;
+}
+
+/// A change to an immutable field fails naming the field; with recreation allowed the
+/// object is deleted and created again, and reported.
+#[tokio::test]
+async fn an_immutable_change_fails_with_the_field_then_recreates_when_allowed() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("jobs");
+    let stack_id = StackId::new();
+    let first = [
+        manifest(namespace(&ns)),
+        manifest(job(&ns, "migrate", "tool:1")),
+    ];
+    applier
+        .apply(&stack(stack_id, "sum-1"), &first)
+        .await
+        .expect("first apply");
+    let job_key = key("batch/v1", "Job", Some(&ns), "migrate");
+    let uid = cluster.get(&job_key).await.unwrap()["metadata"]["uid"].clone();
+
+    let changed = [
+        manifest(namespace(&ns)),
+        manifest(job(&ns, "migrate", "tool:2")),
+    ];
+    let refused = stack(stack_id, "sum-2");
+    for result in [
+        applier.dry_run(&refused, &changed).await,
+        applier.apply(&refused, &changed).await.map(drop),
+    ] {
+        match result {
+            Err(error @ Error::Immutable { .. }) => {
+                let Error::Immutable { object, fields, .. } = &error else {
+                    unreachable!()
+                };
+                assert_eq!(object, &job_key);
+                assert!(
+                    fields.iter().any(|f| f.starts_with("spec.template")),
+                    "{fields:?}"
+                );
+                assert!(error.to_string().contains(RECREATE_ANNOTATION), "{error}");
+                assert!(!error.is_transient());
+            }
+            other => panic!("expected Immutable, got {other:?}"),
+        }
+    }
+    assert_eq!(cluster.get(&job_key).await.unwrap()["metadata"]["uid"], uid);
+
+    let allowed = [
+        manifest(namespace(&ns)),
+        manifest(annotated(
+            job(&ns, "migrate", "tool:2"),
+            &[(RECREATE_ANNOTATION, "true")],
+        )),
+    ];
+    let stack = stack(stack_id, "sum-3");
+    applier.dry_run(&stack, &allowed).await.expect("dry run");
+    let report = applier.apply(&stack, &allowed).await.expect("recreated");
+    assert_eq!(report.recreated, std::slice::from_ref(&job_key));
+    assert!(report.changed.contains(&job_key));
+    let live = cluster.get(&job_key).await.unwrap();
+    assert_ne!(live["metadata"]["uid"], uid, "a new object");
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        "tool:2"
+    );
+    applier.remove(stack_id).await.expect("remove");
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
+/// An operator and its custom resources: removal deletes the resources first, waits
+/// for the operator to clear their finalizers, then the operator, the CRD and the
+/// Namespace, and succeeds only once they are gone.
+#[tokio::test]
+async fn removal_with_an_operator_and_its_custom_resources_completes_in_order() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("an operator that clears finalizers") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("op");
+    let group = format!("{}.test.brokkr.io", cluster.name("o"));
+    let finalizer = format!("{group}/cleanup");
+    emulator.run_operator(&finalizer, &ns, "operator");
+    let mut gizmo = widget(&group, &ns, "gizmo");
+    gizmo["metadata"]["finalizers"] = json!([finalizer]);
+    let manifests = [
+        manifest(namespace(&ns)),
+        manifest(widget_crd(&group)),
+        manifest(deployment(&ns, "operator")),
+        manifest(gizmo),
+    ];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+
+    let removed = applier
+        .remove(stack.stack_id)
+        .await
+        .expect("remove completes");
+    let order: Vec<&str> = removed.iter().map(|k| k.kind.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "Widget",
+            "Deployment",
+            "CustomResourceDefinition",
+            "Namespace"
+        ]
+    );
+    for object in &removed {
+        assert!(cluster.get(object).await.is_none(), "{object} is gone");
+    }
+    assert_eq!(applier.inventory(stack.stack_id).await.unwrap(), None);
+}
+
+/// A finalizer nobody clears: the removal reports what is still terminating, keeps
+/// the inventory, and completes once the finalizer is gone.
+#[tokio::test]
+async fn a_removal_that_cannot_complete_fails_naming_what_is_terminating() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a finalizer nobody clears") else {
+        return;
+    };
+    let options = KubeApplierOptions {
+        deletion_timeout: Duration::from_millis(300),
+        ..cluster.options()
+    };
+    let applier = cluster.applier_with(options).await;
+    let ns = cluster.name("stuck");
+    let mut held = config_map(Some(&ns), "held", "1");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let manifests = [manifest(namespace(&ns)), manifest(held)];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+
+    let held_key = key("v1", "ConfigMap", Some(&ns), "held");
+    match applier.remove(stack.stack_id).await {
+        Err(error @ Error::StillTerminating { .. }) => {
+            assert!(error.is_transient());
+            assert!(error.to_string().contains(&held_key.to_string()), "{error}");
+        }
+        other => panic!("expected StillTerminating, got {other:?}"),
+    }
+    assert!(applier.inventory(stack.stack_id).await.unwrap().is_some());
+    assert!(
+        cluster
+            .get(&key("v1", "Namespace", None, &ns))
+            .await
+            .is_some(),
+        "the Namespace waits for its contents"
+    );
+
+    emulator.remove_finalizer("v1", "ConfigMap", Some(&ns), "held", "example.com/hold");
+    let removed = applier
+        .remove(stack.stack_id)
+        .await
+        .expect("remove completes");
+    assert_eq!(removed.last(), Some(&key("v1", "Namespace", None, &ns)));
+    assert!(
+        cluster
+            .get(&key("v1", "Namespace", None, &ns))
+            .await
+            .is_none()
+    );
+}
+
+/// A controller writing status between the agent's read and its apply, and a Secret
+/// whose `stringData` bumps the resourceVersion on every apply, raise no drift.
+#[tokio::test]
+async fn status_writes_and_no_op_bumps_are_not_drift() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("quiet");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": ns}, "stringData": {"password": "s3cret"}});
+    let manifests = [
+        manifest(namespace(&ns)),
+        manifest(deployment(&ns, "web")),
+        manifest(secret),
+    ];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    if let Some(emulator) = cluster.emulator("a controller writing status") {
+        emulator.churn_status(true);
+    }
+    for _ in 0..3 {
+        let again = applier.apply(&stack, &manifests).await.expect("re-apply");
+        assert!(again.changed.is_empty(), "no drift: {:?}", again.changed);
+    }
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
+/// A hand edit of a field the manifest sets is put back and reported; a field someone
+/// else added is theirs and stays.
+#[tokio::test]
+async fn a_hand_edit_is_put_back_and_a_foreign_field_is_left_alone() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("edits by other field managers") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("edits");
+    let manifests = [
+        manifest(namespace(&ns)),
+        manifest(config_map(Some(&ns), "settings", "wanted")),
+    ];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    let settings = key("v1", "ConfigMap", Some(&ns), "settings");
+
+    emulator.update_as(
+        "a-controller",
+        "v1",
+        "ConfigMap",
+        Some(&ns),
+        "settings",
+        |object| {
+            object["metadata"]["annotations"]["owner.example.com/note"] = json!("mine");
+        },
+    );
+    let again = applier.apply(&stack, &manifests).await.expect("re-apply");
+    assert!(again.changed.is_empty(), "{:?}", again.changed);
+    let live = cluster.get(&settings).await.unwrap();
+    assert_eq!(
+        live["metadata"]["annotations"]["owner.example.com/note"],
+        "mine"
+    );
+
+    emulator.edit("v1", "ConfigMap", Some(&ns), "settings", |object| {
+        object["data"]["key"] = json!("edited by hand");
+    });
+    let corrected = applier.apply(&stack, &manifests).await.expect("re-apply");
+    assert_eq!(corrected.changed, std::slice::from_ref(&settings));
+    let live = cluster.get(&settings).await.unwrap();
+    assert_eq!(live["data"]["key"], "wanted");
+    assert_eq!(
+        live["metadata"]["annotations"]["owner.example.com/note"],
+        "mine"
+    );
+}
+
+/// A kind the server stopped serving is an unknown kind (fix the deployment object),
+/// not a rejection, even though the discovery cache still had it.
+#[tokio::test]
+async fn a_kind_no_longer_served_is_dropped_from_discovery() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a kind withdrawn behind the applier's back") else {
+        return;
+    };
+    emulator.register_kind("gone.example.com/v1", "Gizmo", "gizmos", true);
+    let applier = cluster.applier().await;
+    let gizmo = [manifest(
+        json!({"apiVersion": "gone.example.com/v1", "kind": "Gizmo",
+        "metadata": {"name": "g", "namespace": "default"}, "spec": {}}),
+    )];
+    applier
+        .apply(&stack(StackId::new(), "sum-1"), &gizmo)
+        .await
+        .expect("served");
+    emulator.unregister_kind("gone.example.com/v1", "Gizmo");
+    match applier.apply(&stack(StackId::new(), "sum-2"), &gizmo).await {
+        Err(Error::UnknownKind { object }) => assert_eq!(object.kind, "Gizmo"),
+        other => panic!("expected UnknownKind, got {other:?}"),
+    }
+}
+
+/// Creating in a namespace being deleted is refused for now, and retried: transient.
+#[tokio::test]
+async fn a_terminating_namespace_is_transient() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a namespace held Terminating") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("ending");
+    cluster.apply_by_hand(namespace(&ns)).await;
+    let mut held = config_map(Some(&ns), "held", "1");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    cluster.apply_by_hand(held).await;
+    cluster
+        .delete_by_hand(&key("v1", "Namespace", None, &ns))
+        .await;
+
+    let manifests = [manifest(config_map(Some(&ns), "late", "1"))];
+    match applier
+        .apply(&stack(StackId::new(), "sum-1"), &manifests)
+        .await
+    {
+        Err(error @ Error::NamespaceTerminating { .. }) => {
+            assert!(error.is_transient());
+            assert!(error.to_string().contains(&ns), "{error}");
+        }
+        other => panic!("expected NamespaceTerminating, got {other:?}"),
+    }
+    emulator.remove_finalizer("v1", "ConfigMap", Some(&ns), "held", "example.com/hold");
+}
+
+/// An inventory that does not fit in a ConfigMap is a permanent failure that says so,
+/// not "cluster unavailable"; nothing is applied.
+#[tokio::test]
+async fn an_inventory_over_the_configmap_limit_is_reported_as_such() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let long = "x".repeat(240);
+    let manifests: Vec<Manifest> = (0..3_500)
+        .map(|n| manifest(config_map(Some("default"), &format!("{long}-{n}"), "1")))
+        .collect();
+    let stack = stack(StackId::new(), "sum-1");
+    match applier.apply(&stack, &manifests).await {
+        Err(error @ Error::InventoryTooLarge { .. }) => {
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("split the stack"), "{error}");
+        }
+        other => panic!("expected InventoryTooLarge, got {other:?}"),
+    }
+    assert!(
+        cluster
+            .get(&key(
+                "v1",
+                "ConfigMap",
+                Some("default"),
+                &format!("{long}-0")
+            ))
+            .await
+            .is_none()
+    );
+}
+
+/// A deletion the cluster refuses fails the removal, which keeps the inventory to
+/// retry from, instead of reporting success.
+#[tokio::test]
+async fn a_refused_deletion_fails_the_removal() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a forbidden delete") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let manifests = [manifest(config_map(
+        Some("default"),
+        &cluster.name("kept"),
+        "1",
+    ))];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    emulator.forbid("delete", "configmaps");
+    match applier.remove(stack.stack_id).await {
+        Err(Error::Rejected { reason, .. }) => assert_eq!(reason, "Forbidden"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert!(applier.inventory(stack.stack_id).await.unwrap().is_some());
+    emulator.allow("delete", "configmaps");
+    assert_eq!(applier.remove(stack.stack_id).await.unwrap().len(), 1);
+}
+
+/// An inventory written by an agent before issue 11 (apiVersion in the identity, no
+/// record of adoption) keeps loading: its duplicate entries collapse, and its
+/// Namespace, which that agent may have adopted silently, is released, not deleted.
+#[tokio::test]
+async fn an_old_inventory_is_migrated_safely() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let stack_id = StackId::new();
+    let ns = cluster.name("legacy");
+    let labelled = |mut object: Value| {
+        object["metadata"]["labels"][STACK_LABEL] = json!(stack_id.to_string());
+        object
+    };
+    cluster.apply_by_hand(labelled(namespace(&ns))).await;
+    cluster
+        .apply_by_hand(labelled(config_map(Some(&ns), "settings", "1")))
+        .await;
+    cluster
+        .apply_by_hand(config_map(Some(&ns), "theirs", "keep me"))
+        .await;
+    let objects = json!([
+        {"api_version": "v1", "kind": "Namespace", "namespace": null, "name": ns},
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "settings"},
+        {"api_version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "settings"}
+    ]);
+    cluster
+        .apply_by_hand(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("brokkr-inventory-{stack_id}"),
+                "namespace": cluster.name("brokkr-inv"),
+                "labels": {STACK_LABEL: stack_id.to_string()}},
+            "data": {"objects": objects.to_string()}}))
+        .await;
+
+    let inventory = applier.inventory(stack_id).await.unwrap().unwrap();
+    assert_eq!(inventory.objects.len(), 2, "{:?}", inventory.objects);
+    assert_eq!(inventory.adopted, [key("v1", "Namespace", None, &ns)]);
+
+    let removed = applier.remove(stack_id).await.expect("remove");
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(
+        cluster
+            .is_gone(&key("v1", "ConfigMap", Some(&ns), "settings"))
+            .await
+    );
+    let live = cluster
+        .get(&key("v1", "Namespace", None, &ns))
+        .await
+        .expect("the namespace is released, not deleted");
+    assert!(live["metadata"]["deletionTimestamp"].is_null());
+    assert!(
+        live["metadata"]["labels"].get(STACK_LABEL).is_none(),
+        "{live}"
+    );
+    assert!(
+        cluster
+            .get(&key("v1", "ConfigMap", Some(&ns), "theirs"))
+            .await
+            .is_some()
+    );
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
+/// An aggregated API whose backend is down (503, which kube's client retries for
+/// minutes) neither holds up the applier nor the other kinds: its own kinds are
+/// unavailable (retry), the rest applies.
+#[tokio::test]
+async fn a_group_version_that_does_not_answer_is_unavailable_not_a_stall() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("a broken aggregated API") else {
+        return;
+    };
+    emulator.register_kind("flaky.example.com/v1", "Gizmo", "gizmos", true);
+    emulator.set_unavailable("flaky.example.com/v1", true);
+    let options = KubeApplierOptions {
+        discovery_timeout: Duration::from_millis(500),
+        ..cluster.options()
+    };
+    let started = std::time::Instant::now();
+    let applier = tokio::time::timeout(Duration::from_secs(20), cluster.applier_with(options))
+        .await
+        .expect("the applier starts despite the broken group version");
+    let stack = stack(StackId::new(), "sum-1");
+    let fine = [manifest(config_map(
+        Some("default"),
+        &cluster.name("fine"),
+        "1",
+    ))];
+    applier
+        .apply(&stack, &fine)
+        .await
+        .expect("other kinds apply");
+    let gizmo = [manifest(
+        json!({"apiVersion": "flaky.example.com/v1", "kind": "Gizmo",
+        "metadata": {"name": "g", "namespace": "default"}}),
+    )];
+    match applier.apply(&stack, &gizmo).await {
+        Err(error @ Error::Unavailable(_)) => {
+            assert!(error.is_transient());
+            assert!(
+                error.to_string().contains("flaky.example.com/v1"),
+                "{error}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A rollout waiting on a pod that will never start is failed, naming the pod, as
+/// `kubectl rollout status` warns; without RBAC to list pods it stays progressing.
+#[tokio::test]
+async fn a_crashlooping_pod_fails_a_rollout_in_progress() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("hand-set pod and rollout status") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("crash");
+    let manifests = [manifest(namespace(&ns)), manifest(deployment(&ns, "web"))];
+    let stack = stack(StackId::new(), "sum-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    let live = emulator
+        .get("apps/v1", "Deployment", Some(&ns), "web")
+        .unwrap();
+    emulator.set_status(
+        "apps/v1",
+        "Deployment",
+        Some(&ns),
+        "web",
+        json!({"observedGeneration": live["metadata"]["generation"], "replicas": 1,
+            "updatedReplicas": 1, "readyReplicas": 0, "availableReplicas": 0}),
+    );
+    cluster
+        .apply_by_hand(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": ns, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}))
+        .await;
+    emulator.set_status(
+        "v1",
+        "Pod",
+        Some(&ns),
+        "web-1",
+        json!({"phase": "Running", "containerStatuses": [{"name": "app", "ready": false,
+            "restartCount": 4, "image": "pause", "imageID": "", "started": false,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}]}),
+    );
+
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Failed, "{health:?}");
+    assert_eq!(health[0].reason.as_deref(), Some("CrashLoopBackOff"));
+    assert!(
+        health[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("web-1"),
+        "{health:?}"
+    );
+
+    emulator.forbid("list", "pods");
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Progressing, "{health:?}");
 }

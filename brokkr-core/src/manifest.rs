@@ -24,17 +24,20 @@
 //! Aliases are expanded under tight budgets, so an alias bomb fails fast instead of
 //! exhausting memory.
 
+mod check;
+mod key;
+
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+use self::check::{check_api_version, check_kind, check_name, invalid, required_str, type_name};
+pub use self::key::{ObjectKey, collapse_versions};
 
 /// The result type of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Longest accepted `metadata.name` or `metadata.namespace`, as in Kubernetes.
-const MAX_NAME_LEN: usize = 253;
 
 /// Deepest accepted nesting of mappings and sequences. Deeper than serde-saphyr's
 /// default of 64 because CRD schemas nest two levels per property.
@@ -181,32 +184,6 @@ impl fmt::Display for DocumentSuffix {
     }
 }
 
-/// The identity of a Kubernetes object, used to detect duplicates.
-///
-/// Displays as `apps/v1 Deployment default/web`, or `v1 Namespace web` for an object
-/// without a namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ObjectKey {
-    /// `v1` or `group/version`.
-    pub api_version: String,
-    /// The object's kind, such as `Deployment`.
-    pub kind: String,
-    /// `metadata.namespace`, if set.
-    pub namespace: Option<String>,
-    /// `metadata.name`.
-    pub name: String,
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ", self.api_version, self.kind)?;
-        if let Some(namespace) = &self.namespace {
-            write!(f, "{namespace}/")?;
-        }
-        f.write_str(&self.name)
-    }
-}
-
 /// A validated Kubernetes object.
 ///
 /// A [`serde_json::Value`] whose `apiVersion` (`v1` or `group/version`), `kind`,
@@ -283,7 +260,8 @@ impl Manifest {
         self.value
     }
 
-    /// The object's identity: apiVersion, kind, namespace and name.
+    /// The object's identity (group, kind, namespace and name) and the `apiVersion` to
+    /// address it with; see [`ObjectKey`].
     pub fn key(&self) -> ObjectKey {
         ObjectKey {
             api_version: self.api_version().to_owned(),
@@ -588,104 +566,6 @@ fn list_items(value: Value, document: usize) -> Result<Vec<Value>> {
         None | Some(Value::Null) => Err(invalid("missing field items")),
         Some(_) => Err(invalid("items is not a sequence")),
     }
-}
-
-/// The string at `key`, or the error for it being absent, null or not a string.
-fn required_str<'a>(
-    object: &'a Map<String, Value>,
-    key: &str,
-    field: &'static str,
-    at: Position,
-) -> Result<&'a str> {
-    match object.get(key) {
-        None | Some(Value::Null) => Err(Error::MissingField { at, field }),
-        Some(Value::String(value)) => Ok(value),
-        Some(other) => Err(invalid(
-            at,
-            field,
-            format!("expected a string, found {}", type_name(other)),
-        )),
-    }
-}
-
-fn invalid(at: Position, field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidField {
-        at,
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a sequence",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-/// `v1`, or `group/version` with a DNS-like group and an alphanumeric version.
-fn check_api_version(api_version: &str) -> Result<(), String> {
-    let Some((group, version)) = api_version.split_once('/') else {
-        return if api_version == "v1" {
-            Ok(())
-        } else {
-            Err(format!(
-                "{api_version:?} is neither v1 nor of the form group/version"
-            ))
-        };
-    };
-    let group_ok = !group.is_empty()
-        && group
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-    let version_ok = !version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric());
-    if group_ok && version_ok {
-        Ok(())
-    } else {
-        Err(format!("{api_version:?} is not of the form group/version"))
-    }
-}
-
-/// An identifier such as `Deployment`.
-fn check_kind(kind: &str) -> Result<(), String> {
-    let mut chars = kind.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{kind:?} is not an alphanumeric identifier"))
-    }
-}
-
-/// A name or namespace, checked loosely: the exact rules depend on the kind (a
-/// Namespace must be a DNS label, a ClusterRole may contain `:`), and the agent's dry
-/// run applies them. This rejects what can never be a valid name in any kind, and
-/// what would break a URL path.
-fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".to_owned());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "is {} bytes long, more than {MAX_NAME_LEN}",
-            name.len()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("{name:?} is not a valid name"));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|&c| c.is_whitespace() || c.is_control() || c == '/' || c == '%')
-    {
-        return Err(format!("{name:?} contains {c:?}"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

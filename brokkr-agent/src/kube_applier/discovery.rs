@@ -8,11 +8,15 @@
 //! gets "unavailable" (retry) rather than "unknown kind" (fix your manifest).
 //!
 //! The cache is refreshed when a kind is unknown, at most once per operation (see
-//! [`Lookup`]), and after a CustomResourceDefinition becomes established.
+//! [`Lookup`]), after a CustomResourceDefinition becomes established, when it is older
+//! than its time to live (a kind the server stopped serving must not be trusted until
+//! restart), and when the server answers 404 for a kind the cache says it serves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use brokkr_core::ObjectKey;
 use brokkr_core::applier::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::Client;
@@ -30,8 +34,10 @@ pub(crate) struct Kind {
 }
 
 /// One discovery's results.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Snapshot {
+    /// When it was taken.
+    taken: Instant,
     /// By `(apiVersion, kind)`.
     kinds: HashMap<(String, String), Kind>,
     /// Group versions the cluster announced but failed to describe, with the error.
@@ -53,15 +59,35 @@ pub(crate) enum Found {
 /// replaces the snapshot in one step.
 pub(crate) struct Discovery {
     client: Client,
+    ttl: Duration,
+    /// How long one group version may take to answer.
+    timeout: Duration,
     snapshot: RwLock<Arc<Snapshot>>,
 }
 
+impl Snapshot {
+    fn empty() -> Self {
+        Self {
+            taken: Instant::now(),
+            kinds: HashMap::new(),
+            failed: HashMap::new(),
+        }
+    }
+}
+
 impl Discovery {
-    /// Discovers the cluster's kinds.
-    pub(crate) async fn new(client: Client) -> Result<Self, Error> {
+    /// Discovers the cluster's kinds; the result is trusted for `ttl`, and one group
+    /// version that does not answer within `timeout` is recorded as failed.
+    pub(crate) async fn new(
+        client: Client,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let discovery = Self {
             client,
-            snapshot: RwLock::new(Arc::default()),
+            ttl,
+            timeout,
+            snapshot: RwLock::new(Arc::new(Snapshot::empty())),
         };
         discovery.refresh().await?;
         Ok(discovery)
@@ -82,18 +108,37 @@ impl Discovery {
         }
     }
 
+    /// `kind` of `group` at any version the cache says is served.
+    fn find_in_group(&self, group: &str, kind: &str) -> Option<Kind> {
+        self.current()
+            .kinds
+            .values()
+            .filter(|k| k.resource.group == group && k.resource.kind == kind)
+            .min_by(|a, b| a.resource.version.cmp(&b.resource.version))
+            .cloned()
+    }
+
+    /// Whether the cache is older than its time to live.
+    fn is_stale(&self) -> bool {
+        self.current().taken.elapsed() > self.ttl
+    }
+
     /// Discovers again and replaces the cache. Fails only when the lists of groups
     /// cannot be read; a single group version failing is recorded instead.
     pub(crate) async fn refresh(&self) -> Result<(), Error> {
-        let core = self
-            .client
-            .list_core_api_versions()
+        let late = |what: &str| {
+            Error::Unavailable(format!(
+                "{what}: no answer within {}s",
+                self.timeout.as_secs_f32()
+            ))
+        };
+        let core = tokio::time::timeout(self.timeout, self.client.list_core_api_versions())
             .await
+            .map_err(|_| late("discovery of /api"))?
             .map_err(|e| cluster_error("discovery of /api", e))?;
-        let groups = self
-            .client
-            .list_api_groups()
+        let groups = tokio::time::timeout(self.timeout, self.client.list_api_groups())
             .await
+            .map_err(|_| late("discovery of /apis"))?
             .map_err(|e| cluster_error("discovery of /apis", e))?;
 
         let group_versions = core.versions.into_iter().chain(
@@ -102,23 +147,33 @@ impl Discovery {
                 .into_iter()
                 .flat_map(|g| g.versions.into_iter().map(|v| v.group_version)),
         );
+        // kube's client retries a 503 with backoff for minutes (`RetryPolicy`, on by
+        // default); one aggregated API whose backend is down must not hold every
+        // refresh that long, so each group version gets `timeout` to answer.
+        let timeout = self.timeout;
         let answers = futures::future::join_all(group_versions.map(|gv| async move {
-            let answer = if gv.contains('/') {
-                self.client.list_api_group_resources(&gv).await
-            } else {
-                self.client.list_core_api_resources(&gv).await
+            let request = async {
+                if gv.contains('/') {
+                    self.client.list_api_group_resources(&gv).await
+                } else {
+                    self.client.list_core_api_resources(&gv).await
+                }
+            };
+            let answer = match tokio::time::timeout(timeout, request).await {
+                Ok(answer) => answer.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", timeout.as_secs_f32())),
             };
             (gv, answer)
         }))
         .await;
 
-        let mut snapshot = Snapshot::default();
+        let mut snapshot = Snapshot::empty();
         for (group_version, answer) in answers {
             match answer {
                 Ok(list) => add_kinds(&mut snapshot.kinds, &list),
-                Err(err) => {
-                    tracing::warn!(%group_version, error = %err, "discovery: group version failed; its kinds are unavailable until the next refresh");
-                    snapshot.failed.insert(group_version, err.to_string());
+                Err(error) => {
+                    tracing::warn!(%group_version, %error, "discovery: group version failed; its kinds are unavailable until the next refresh");
+                    snapshot.failed.insert(group_version, error);
                 }
             }
         }
@@ -181,6 +236,10 @@ impl<'a> Lookup<'a> {
     /// Finds a kind, refreshing the cache first if it is unknown and this operation
     /// has not refreshed yet.
     pub(crate) async fn find(&mut self, api_version: &str, kind: &str) -> Result<Found, Error> {
+        if !self.refreshed && self.discovery.is_stale() {
+            tracing::debug!("discovery cache expired; refreshing");
+            self.refresh().await?;
+        }
         let found = self.discovery.find(api_version, kind);
         if matches!(found, Found::Served(_)) || self.refreshed {
             return Ok(found);
@@ -190,8 +249,22 @@ impl<'a> Lookup<'a> {
         Ok(self.discovery.find(api_version, kind))
     }
 
-    /// Refreshes now (after a CRD became established), whether or not this operation
-    /// refreshed before.
+    /// Finds the kind of an object recorded in an inventory: at its recorded version,
+    /// or, when that version is no longer served, at any served version of its group
+    /// (identity is group, kind, namespace and name, so it is the same object).
+    pub(crate) async fn find_object(&mut self, key: &ObjectKey) -> Result<Found, Error> {
+        let found = self.find(&key.api_version, &key.kind).await?;
+        if found != Found::Unknown {
+            return Ok(found);
+        }
+        Ok(self
+            .discovery
+            .find_in_group(key.group(), &key.kind)
+            .map_or(Found::Unknown, Found::Served))
+    }
+
+    /// Refreshes now (after a CRD became established, or a 404 for a kind the cache
+    /// says is served), whether or not this operation refreshed before.
     pub(crate) async fn refresh(&mut self) -> Result<(), Error> {
         self.discovery.refresh().await?;
         self.refreshed = true;

@@ -6,8 +6,22 @@
 //! holds three keys:
 //!
 //! - `objects`: a JSON array of [`ObjectKey`]s, namespaces resolved;
+//! - `adopted`: the JSON array of those that existed before Brokkr applied them
+//!   (released, never deleted, when the stack lets them go);
 //! - `deploymentObjectId` and `checksum`: the deployment object last applied
 //!   completely (absent until the first apply completes).
+//!
+//! Inventories written by older agents keep loading: entries naming one object at two
+//! `apiVersion`s collapse into one (identity is group, kind, namespace and name), and
+//! without an `adopted` key nobody recorded which objects existed before, so the ones
+//! whose deletion would cascade (Namespaces and CustomResourceDefinitions) count as
+//! adopted: a namespace left behind can be deleted by hand, one deleted by mistake
+//! cannot be brought back.
+//!
+//! A ConfigMap holds at most 1 MiB of data (keys and values summed; Kubernetes
+//! `pkg/apis/core/validation/validation.go`, `ValidateConfigMap`). An inventory that
+//! would not fit is [`Error::InventoryTooLarge`], a permanent failure: the stack must
+//! be split.
 //!
 //! Failing to read or write an inventory (its namespace missing, no RBAC for it, a
 //! damaged ConfigMap) is `Unavailable`, never `Rejected`: it is not the deployment
@@ -16,6 +30,7 @@
 use std::collections::BTreeMap;
 
 use brokkr_core::applier::{Error, FIELD_MANAGER, Inventory, STACK_LABEL};
+use brokkr_core::manifest::collapse_versions;
 use brokkr_core::{DeploymentObjectId, ObjectKey, StackId};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,8 +44,12 @@ pub(crate) const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 const MANAGED_BY: &str = "brokkr";
 
 const OBJECTS_KEY: &str = "objects";
+const ADOPTED_KEY: &str = "adopted";
 const DEPLOYMENT_OBJECT_KEY: &str = "deploymentObjectId";
 const CHECKSUM_KEY: &str = "checksum";
+
+/// Most bytes of `data` (keys and values) a ConfigMap may hold.
+pub(crate) const MAX_DATA_BYTES: usize = 1024 * 1024;
 
 /// The inventory ConfigMaps of one agent.
 pub(crate) struct Inventories {
@@ -68,6 +87,14 @@ impl Inventories {
         let key = self.key(inventory.stack_id);
         let config_map = encode(inventory, &self.namespace)
             .map_err(|e| Error::Unavailable(format!("{key}: cannot encode the inventory: {e}")))?;
+        let bytes = data_bytes(&config_map);
+        if bytes > MAX_DATA_BYTES {
+            return Err(Error::InventoryTooLarge {
+                stack_id: inventory.stack_id,
+                bytes,
+                limit: MAX_DATA_BYTES,
+            });
+        }
         self.api
             .patch(
                 &key.name,
@@ -75,7 +102,20 @@ impl Inventories {
                 &Patch::Apply(&config_map),
             )
             .await
-            .map_err(|e| bookkeeping_error(&key, e))?;
+            .map_err(|e| match e {
+                // A server that counts more than data (or a lower limit): still the
+                // inventory's size, and still permanent.
+                kube::Error::Api(status)
+                    if status.code == 422 && status.message.contains("Too long") =>
+                {
+                    Error::InventoryTooLarge {
+                        stack_id: inventory.stack_id,
+                        bytes,
+                        limit: MAX_DATA_BYTES,
+                    }
+                }
+                e => bookkeeping_error(&key, e),
+            })?;
         tracing::debug!(stack_id = %inventory.stack_id, objects = inventory.objects.len(), "inventory written");
         Ok(())
     }
@@ -160,10 +200,16 @@ pub(crate) fn config_map_name(stack_id: StackId) -> String {
 
 /// The ConfigMap holding `inventory`.
 fn encode(inventory: &Inventory, namespace: &str) -> Result<ConfigMap, serde_json::Error> {
-    let mut data = BTreeMap::from([(
-        OBJECTS_KEY.to_owned(),
-        serde_json::to_string(&inventory.objects)?,
-    )]);
+    let mut data = BTreeMap::from([
+        (
+            OBJECTS_KEY.to_owned(),
+            serde_json::to_string(&inventory.objects)?,
+        ),
+        (
+            ADOPTED_KEY.to_owned(),
+            serde_json::to_string(&inventory.adopted)?,
+        ),
+    ]);
     if let Some(id) = inventory.deployment_object_id {
         data.insert(DEPLOYMENT_OBJECT_KEY.to_owned(), id.to_string());
     }
@@ -189,10 +235,20 @@ fn encode(inventory: &Inventory, namespace: &str) -> Result<ConfigMap, serde_jso
 fn decode(stack_id: StackId, config_map: &ConfigMap) -> Result<Inventory, String> {
     let empty = BTreeMap::new();
     let data = config_map.data.as_ref().unwrap_or(&empty);
-    let objects = match data.get(OBJECTS_KEY) {
-        Some(json) => serde_json::from_str::<Vec<ObjectKey>>(json)
-            .map_err(|e| format!("inventory key {OBJECTS_KEY} is not a list of objects: {e}"))?,
-        None => Vec::new(),
+    let keys = |name: &str| -> Result<Option<Vec<ObjectKey>>, String> {
+        data.get(name)
+            .map(|json| {
+                serde_json::from_str::<Vec<ObjectKey>>(json)
+                    .map(collapse_versions)
+                    .map_err(|e| format!("inventory key {name} is not a list of objects: {e}"))
+            })
+            .transpose()
+    };
+    let objects = keys(OBJECTS_KEY)?.unwrap_or_default();
+    let adopted = match keys(ADOPTED_KEY)? {
+        Some(adopted) => adopted,
+        // Written before adoption was recorded: see the module documentation.
+        None => objects.iter().filter(|k| cascades(k)).cloned().collect(),
     };
     let deployment_object_id = data
         .get(DEPLOYMENT_OBJECT_KEY)
@@ -208,7 +264,26 @@ fn decode(stack_id: StackId, config_map: &ConfigMap) -> Result<Inventory, String
         deployment_object_id,
         checksum,
         objects,
+        adopted,
     })
+}
+
+/// Whether deleting `key` deletes other objects with it.
+fn cascades(key: &ObjectKey) -> bool {
+    matches!(
+        (key.group(), key.kind.as_str()),
+        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
+    )
+}
+
+/// The bytes of a ConfigMap's `data` the API server counts against its limit.
+fn data_bytes(config_map: &ConfigMap) -> usize {
+    config_map
+        .data
+        .iter()
+        .flatten()
+        .map(|(key, value)| key.len() + value.len())
+        .sum()
 }
 
 #[cfg(test)]
@@ -234,6 +309,12 @@ mod tests {
                     name: "web".into(),
                 },
             ],
+            adopted: vec![ObjectKey {
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+                namespace: None,
+                name: "team".into(),
+            }],
         }
     }
 
@@ -264,7 +345,7 @@ mod tests {
         };
         let config_map = encode(&inventory, "ns").unwrap();
         let data = config_map.data.clone().unwrap();
-        assert_eq!(data.keys().collect::<Vec<_>>(), [OBJECTS_KEY]);
+        assert_eq!(data.keys().collect::<Vec<_>>(), [ADOPTED_KEY, OBJECTS_KEY]);
         assert_eq!(decode(inventory.stack_id, &config_map).unwrap(), inventory);
     }
 
@@ -278,5 +359,58 @@ mod tests {
             .insert(OBJECTS_KEY.into(), "{not json".into());
         let error = decode(StackId::new(), &config_map).unwrap_err();
         assert!(error.contains(OBJECTS_KEY), "{error}");
+    }
+
+    /// What an agent before adoption and group-kind identity wrote.
+    fn old_format(objects: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([(
+                OBJECTS_KEY.to_owned(),
+                objects.to_owned(),
+            )])),
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn old_inventories_load_with_versions_collapsed_and_cascading_kinds_adopted() {
+        let objects = r#"[
+            {"api_version": "v1", "kind": "Namespace", "namespace": null, "name": "team"},
+            {"api_version": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "namespace": null, "name": "widgets.example.com"},
+            {"api_version": "example.com/v1beta1", "kind": "Widget", "namespace": "team", "name": "w"},
+            {"api_version": "example.com/v1", "kind": "Widget", "namespace": "team", "name": "w"},
+            {"api_version": "v1", "kind": "ConfigMap", "namespace": "team", "name": "c"}
+        ]"#;
+        let inventory = decode(StackId::new(), &old_format(objects)).unwrap();
+        let shown: Vec<String> = inventory.objects.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "v1 Namespace team",
+                "apiextensions.k8s.io/v1 CustomResourceDefinition widgets.example.com",
+                "example.com/v1 Widget team/w",
+                "v1 ConfigMap team/c"
+            ]
+        );
+        let adopted: Vec<&str> = inventory.adopted.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(adopted, ["Namespace", "CustomResourceDefinition"]);
+        // Written back, the provenance is explicit from then on.
+        let again = decode(inventory.stack_id, &encode(&inventory, "ns").unwrap()).unwrap();
+        assert_eq!(again, inventory);
+    }
+
+    #[test]
+    fn the_configmap_limit_is_counted_like_the_api_server() {
+        let mut inventory = inventory();
+        let config_map = encode(&inventory, "ns").unwrap();
+        assert!(data_bytes(&config_map) < 1000);
+        let key = inventory.objects[1].clone();
+        inventory.objects = (0..20_000)
+            .map(|n| ObjectKey {
+                name: format!("web-{n}"),
+                ..key.clone()
+            })
+            .collect();
+        assert!(data_bytes(&encode(&inventory, "ns").unwrap()) > MAX_DATA_BYTES);
     }
 }

@@ -1,29 +1,38 @@
 //! [`KubeApplier`]: the [`Applier`] for real clusters, with kube-rs and server-side
 //! apply.
 //!
-//! How one deployment object is applied ([`Applier::apply`]):
+//! How one deployment object is applied ([`Applier::apply`]); the contract it keeps is
+//! [`brokkr_core::applier`]'s:
 //!
-//! 1. Every manifest's kind is resolved against the cached discovery (refreshed once
-//!    if a kind is unknown), its namespace resolved and the object stamped with
-//!    [`STACK_LABEL`](brokkr_core::applier::STACK_LABEL) and the deployment-object
-//!    annotations. An unknown kind or an invalid object stops here: nothing is applied.
-//! 2. The stack's inventory (a ConfigMap, see [`KubeApplierOptions::inventory_namespace`])
-//!    is written as old ∪ new *before* anything is applied, so a crash half-way never
-//!    leaves an applied object that no inventory names.
-//! 3. Objects are applied with server-side apply (field manager `brokkr`, forced) in
+//! 1. Every manifest's kind is resolved against the cached discovery (refreshed when
+//!    a kind is unknown or the cache expired), its namespace resolved and the object
+//!    stamped with [`STACK_LABEL`](brokkr_core::applier::STACK_LABEL) and the
+//!    deployment-object annotations. An unknown kind or an invalid object stops here.
+//! 2. Every live object is read and claimed ([`claim`](brokkr_core::applier::claim)):
+//!    one labelled with another stack, or unlabelled without an allowed adoption, fails
+//!    the apply with `NotOwned` before anything is written.
+//! 3. The stack's inventory (a ConfigMap, see [`KubeApplierOptions::inventory_namespace`])
+//!    is written as old ∪ new, adoptions included, *before* anything is applied, so a
+//!    crash half-way never leaves an applied object that no inventory names, nor an
+//!    adopted object that the inventory would take for Brokkr's own.
+//! 4. Objects are applied with server-side apply (field manager `brokkr`, forced) in
 //!    [`apply_order`](brokkr_core::applier::apply_order): Namespaces, then CRDs, each
-//!    waited for until established, then the rest. An object counts as changed when it
-//!    was created or its `resourceVersion` moved.
-//! 4. Objects of the old inventory that the new deployment object lacks are deleted,
-//!    but only if they still carry the stack's label.
-//! 5. The inventory is written as the new set, with the deployment object's id and
+//!    waited for until established, then the rest. An object counts as changed when
+//!    it was created or a field `brokkr` owns changed (module `drift`). A 422 naming an
+//!    immutable field fails the apply, or, when recreation is allowed, the object is
+//!    deleted, waited for and applied again.
+//! 5. Objects of the old inventory that the new deployment object lacks are let go of
+//!    (module `prune`): deleted if Brokkr created them, released if adopted, tier by
+//!    tier, each tier waited for until gone.
+//! 6. The inventory is written as the new set, with the deployment object's id and
 //!    checksum.
 //!
-//! [`Applier::dry_run`] sends every object with `dryRun=All`, except the ones that
-//! cannot be checked before the deployment object is applied: objects in a Namespace
-//! the same deployment object creates and that does not exist yet, and custom
-//! resources whose CRD the same deployment object defines and the cluster does not
-//! serve yet. Those are checked by the API server when applied.
+//! [`Applier::dry_run`] claims every object as the apply would and sends it with
+//! `dryRun=All`, except the ones that cannot be checked before the deployment object
+//! is applied: objects in a Namespace the same deployment object creates and that does
+//! not exist yet, and custom resources whose CRD the same deployment object defines
+//! and the cluster does not serve yet. Those are checked by the API server when
+//! applied. An immutable change passes the dry run only when recreation is allowed.
 //!
 //! RBAC: see `docs/agent-rbac.md`. Discovery needs none beyond what every
 //! authenticated client has; with only namespaced Roles, the inventory namespace must
@@ -47,18 +56,20 @@
 mod apply;
 mod crd;
 mod discovery;
+mod drift;
 mod errors;
 mod inventory;
 mod objects;
 mod plan;
 mod prune;
+mod workload;
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use brokkr_core::applier::{Applier, ApplyReport, Error, Inventory, Result, StackRef};
-use brokkr_core::health::{self, HealthStatus, ObjectHealth};
+use brokkr_core::applier::{Applier, ApplyReport, Inventory, Result, StackRef};
+use brokkr_core::health::{self, ObjectHealth};
 use brokkr_core::{Manifest, ObjectKey, StackId};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -82,6 +93,16 @@ pub struct KubeApplierOptions {
     /// missing. A refusal (no RBAC for Namespaces) is logged, not an error. Default
     /// true.
     pub ensure_inventory_namespace: bool,
+    /// How long deleted objects may take to disappear (finalizers, a Namespace's
+    /// contents), per removal tier and per recreation, before the operation fails
+    /// naming what is still terminating. Default 60 s.
+    pub deletion_timeout: Duration,
+    /// How long discovery results are trusted before they are read again. Default 5
+    /// minutes.
+    pub discovery_ttl: Duration,
+    /// How long one API group version may take to describe itself before its kinds
+    /// count as unavailable (an aggregated API whose backend is down). Default 10 s.
+    pub discovery_timeout: Duration,
 }
 
 impl Default for KubeApplierOptions {
@@ -91,6 +112,9 @@ impl Default for KubeApplierOptions {
             default_namespace: "default".to_owned(),
             crd_established_timeout: Duration::from_secs(30),
             ensure_inventory_namespace: true,
+            deletion_timeout: Duration::from_secs(60),
+            discovery_ttl: Duration::from_secs(300),
+            discovery_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -117,7 +141,12 @@ impl KubeApplier {
     ///
     /// Fails with `Unavailable` when the cluster cannot be reached.
     pub async fn new(client: Client, options: KubeApplierOptions) -> Result<KubeApplier> {
-        let discovery = Discovery::new(client.clone()).await?;
+        let discovery = Discovery::new(
+            client.clone(),
+            options.discovery_ttl,
+            options.discovery_timeout,
+        )
+        .await?;
         if options.ensure_inventory_namespace {
             inventory::ensure_namespace(client.clone(), &options.inventory_namespace).await;
         }
@@ -152,7 +181,7 @@ impl KubeApplier {
         key: &ObjectKey,
         lookup: &mut Lookup<'_>,
     ) -> Result<Option<DynamicObject>> {
-        let kind = match lookup.find(&key.api_version, &key.kind).await? {
+        let kind = match lookup.find_object(key).await? {
             Found::Served(kind) => kind,
             Found::Unknown => return Ok(None),
             found => return Err(not_served(key.clone(), found)),
@@ -161,24 +190,6 @@ impl KubeApplier {
             .get_opt(&key.name)
             .await
             .map_err(|e| object_error(key, e))
-    }
-
-    async fn workload_health(
-        &self,
-        key: &ObjectKey,
-        lookup: &mut Lookup<'_>,
-    ) -> Result<Option<ObjectHealth>> {
-        let Some(live) = self.live(key, lookup).await? else {
-            return Ok(Some(ObjectHealth {
-                object: key.clone(),
-                status: HealthStatus::Failed,
-                reason: Some("Missing".to_owned()),
-                message: Some("the object is in the inventory but not in the cluster".to_owned()),
-            }));
-        };
-        let live = serde_json::to_value(&live)
-            .map_err(|e| Error::Unavailable(format!("{key}: cannot read the live object: {e}")))?;
-        Ok(health::assess(key.clone(), &live))
     }
 }
 

@@ -124,6 +124,7 @@ mod tests {
             stack_id: StackId::new(),
             deployment_object_id: DeploymentObjectId::new(),
             checksum: "c0ffee".into(),
+            policy: Default::default(),
         }
     }
 

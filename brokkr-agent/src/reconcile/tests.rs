@@ -1,8 +1,8 @@
 use super::*;
 use crate::broker::DeploymentObjectWire;
-use crate::memory::MemoryApplier;
+use brokkr_core::testing::MemoryApplier;
 
-const WEB: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\n";
+const WEB: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n";
 const BAD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: nowhere\n";
 
 fn entry(stack: StackId, action: Action, yaml: &str) -> TargetEntry {
@@ -168,8 +168,9 @@ async fn drift_is_corrected_and_reported_on_resync() {
         namespace: Some("shop".into()),
         name: "web".into(),
     };
+    // A hand edit of a field the manifest sets.
     cluster.edit(&deployment, |v| {
-        v["spec"] = serde_json::json!({"replicas": 7})
+        v["spec"]["replicas"] = serde_json::json!(7)
     });
     let events = reconciler.reconcile(std::slice::from_ref(&web), true).await;
     assert_eq!(kinds(&events), [(EventType::Drift, EventStatus::Success)]);
@@ -180,7 +181,7 @@ async fn drift_is_corrected_and_reported_on_resync() {
             .unwrap()
             .contains("Deployment shop/web")
     );
-    assert!(cluster.get(&deployment).unwrap()["spec"].is_null());
+    assert_eq!(cluster.get(&deployment).unwrap()["spec"]["replicas"], 2);
 }
 
 #[tokio::test]
@@ -256,4 +257,55 @@ fn backoff_grows_to_its_ceiling_with_jitter() {
     assert!(first >= Duration::from_secs(1) && first <= Duration::from_millis(1250));
     assert!(backoff(4, max) >= Duration::from_secs(8));
     assert_eq!(backoff(30, max), max);
+}
+
+#[tokio::test]
+async fn the_stacks_apply_policy_document_allows_adoption_and_is_never_applied() {
+    let cluster = Arc::new(MemoryApplier::new());
+    let mut reconciler = reconciler(&cluster);
+    let theirs =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\n";
+    cluster.create_unmanaged(&manifest::parse(theirs).unwrap()[0]);
+
+    // Without the policy, the existing object is refused, named in the event.
+    let refused = entry(StackId::new(), Action::Apply, theirs);
+    let events = reconciler
+        .reconcile(std::slice::from_ref(&refused), false)
+        .await;
+    assert_eq!(kinds(&events), [(EventType::Apply, EventStatus::Failure)]);
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.contains("v1 ConfigMap default/settings"),
+        "{message}"
+    );
+    assert!(message.contains("brokkr.io/adopt"), "{message}");
+
+    let policy = "apiVersion: brokkr.io/v1\nkind: ApplyPolicy\nmetadata:\n  name: policy\nspec:\n  adopt: true\n---\n";
+    let adopting = entry(StackId::new(), Action::Apply, &format!("{policy}{theirs}"));
+    let events = reconciler
+        .reconcile(std::slice::from_ref(&adopting), false)
+        .await;
+    assert_eq!(kinds(&events), [(EventType::Apply, EventStatus::Success)]);
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.contains("adopted v1 ConfigMap default/settings"),
+        "{message}"
+    );
+    assert!(
+        cluster
+            .objects()
+            .iter()
+            .all(|(k, _)| k.kind != "ApplyPolicy"),
+        "the policy document is the agent's, not the cluster's"
+    );
+
+    let broken = format!("{}{theirs}", policy.replace("adopt: true", "adopt: maybe"));
+    let events = reconciler
+        .reconcile(&[entry(StackId::new(), Action::Apply, &broken)], false)
+        .await;
+    let message = events[0].message.as_deref().unwrap();
+    assert!(
+        message.starts_with("invalid deployment object: ApplyPolicy policy"),
+        "{message}"
+    );
 }

@@ -1,6 +1,8 @@
 //! The kinds the emulator serves: a fixed set of built-in resources plus whatever
 //! established CRDs (or a test, via `register_kind`) add at runtime.
 
+use std::collections::BTreeSet;
+
 /// One served resource at one version, e.g. `apps/v1` `deployments` (`Deployment`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceType {
@@ -10,6 +12,9 @@ pub struct ResourceType {
     /// The URL segment, e.g. `deployments`.
     pub plural: String,
     pub namespaced: bool,
+    /// Subresource names (`status`, `scale`, `log`, …), listed in discovery only: the
+    /// emulator serves none of them.
+    pub subresources: Vec<String>,
     origin: Origin,
 }
 
@@ -36,8 +41,14 @@ impl ResourceType {
             kind: kind.to_owned(),
             plural: plural.to_owned(),
             namespaced,
+            subresources: Vec::new(),
             origin: Origin::Test,
         }
+    }
+
+    pub fn with_subresources(mut self, subresources: &[&str]) -> ResourceType {
+        self.subresources = subresources.iter().map(|s| (*s).to_owned()).collect();
+        self
     }
 
     pub fn api_version(&self) -> String {
@@ -118,9 +129,73 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ),
 ];
 
-/// Every served resource type, in discovery order.
+/// Kubernetes' version priority as a sort key, highest first: GA before beta before
+/// alpha, higher numbers first, anything else last and alphabetically
+/// (`k8s.io/apimachinery/pkg/version/helpers.go`, `CompareKubeAwareVersionStrings`).
+fn version_priority(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    let parsed = version.strip_prefix('v').and_then(|rest| {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        let (rank, number) = match tail {
+            "" => (0, "0"),
+            _ if tail.starts_with("beta") => (1, &tail[4..]),
+            _ if tail.starts_with("alpha") => (2, &tail[5..]),
+            _ => return None,
+        };
+        Some((rank, major, number.parse::<u64>().ok()?))
+    });
+    match parsed {
+        Some((rank, major, minor)) => (
+            rank,
+            std::cmp::Reverse(major),
+            std::cmp::Reverse(minor),
+            String::new(),
+        ),
+        None => (
+            3,
+            std::cmp::Reverse(0),
+            std::cmp::Reverse(0),
+            version.to_owned(),
+        ),
+    }
+}
+
+/// The subresources upstream serves for a built-in kind (as `kubectl api-resources`
+/// and `/apis/{group}/{version}` list them).
+fn built_in_subresources(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("", "Pod") => &[
+            "attach",
+            "binding",
+            "ephemeralcontainers",
+            "eviction",
+            "exec",
+            "log",
+            "portforward",
+            "proxy",
+            "resize",
+            "status",
+        ],
+        ("", "Namespace") => &["finalize", "status"],
+        ("", "Node") => &["proxy", "status"],
+        ("", "Service") => &["proxy", "status"],
+        ("", "ServiceAccount") => &["token"],
+        ("", "PersistentVolumeClaim") => &["status"],
+        ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") => &["scale", "status"],
+        ("apps", "DaemonSet") | ("batch", "Job" | "CronJob") => &["status"],
+        ("networking.k8s.io", "Ingress") => &["status"],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &["status"],
+        _ => &[],
+    }
+}
+
+/// Every served resource type, in discovery order, and the group versions that
+/// answer 503.
 #[derive(Debug, Clone)]
-pub struct Catalog(Vec<ResourceType>);
+pub struct Catalog(Vec<ResourceType>, BTreeSet<(String, String)>);
 
 impl Default for Catalog {
     fn default() -> Self {
@@ -131,13 +206,28 @@ impl Default for Catalog {
                 ResourceType {
                     origin: Origin::BuiltIn,
                     ..ResourceType::new(group, version, kind, plural, namespaced)
+                        .with_subresources(built_in_subresources(group, kind))
                 }
             });
-        Catalog(built_in.collect())
+        Catalog(built_in.collect(), BTreeSet::new())
     }
 }
 
 impl Catalog {
+    /// Whether `group`/`version` answers 503 (see `Emulator::set_unavailable`).
+    pub fn is_unavailable(&self, group: &str, version: &str) -> bool {
+        self.1.contains(&(group.to_owned(), version.to_owned()))
+    }
+
+    pub fn set_unavailable(&mut self, group: &str, version: &str, unavailable: bool) {
+        let key = (group.to_owned(), version.to_owned());
+        if unavailable {
+            self.1.insert(key);
+        } else {
+            self.1.remove(&key);
+        }
+    }
+
     /// The type behind a URL: `/apis/{group}/{version}/…/{plural}`.
     pub fn by_plural(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
         self.0
@@ -151,8 +241,9 @@ impl Catalog {
             .find(|t| t.group == group && t.version == version && t.kind == kind)
     }
 
-    /// Groups in first-seen order, each with its versions in first-seen order; the core
-    /// group (``) is included and the caller decides whether to show it.
+    /// Groups in first-seen order, each with its versions by priority (the first is the
+    /// preferred one); the core group (``) is included and the caller decides whether
+    /// to show it.
     pub fn group_versions(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in &self.0 {
@@ -163,6 +254,9 @@ impl Catalog {
                 Some(_) => {}
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
+        }
+        for (_, versions) in &mut groups {
+            versions.sort_by_key(|v| version_priority(v));
         }
         groups
     }

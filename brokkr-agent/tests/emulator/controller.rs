@@ -69,6 +69,17 @@ pub fn settled_status(
     }
 }
 
+/// The field manager that writes a kind's status on a real cluster, if the emulator's
+/// controller looks after it (a Namespace's phase is set on creation, unattributed).
+pub fn status_manager(group: &str, kind: &str) -> Option<&'static str> {
+    match (group, kind) {
+        ("apps", _) | ("batch", _) => Some("kube-controller-manager"),
+        ("", "Pod") => Some("kubelet"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => Some("kube-apiserver"),
+        _ => None,
+    }
+}
+
 fn crd_status(crd: &Value, established: bool) -> Value {
     let (status, reason) = if established {
         ("True", "InitialNamesAccepted")

@@ -17,7 +17,8 @@ use super::catalog::{Catalog, ResourceType, api_version};
 pub const MAJOR: &str = "1";
 pub const MINOR: &str = "33";
 
-/// The verbs the emulator implements; discovery advertises no more than that.
+/// The verbs the emulator implements; discovery advertises no more than that (`create`
+/// only as the authorisation of an apply that creates).
 const VERBS: &[&str] = &["delete", "get", "list", "patch"];
 
 /// The media type of aggregated discovery, both as asked for and as answered.
@@ -89,8 +90,7 @@ fn api_group(group: &str, versions: &[String]) -> APIGroup {
         .collect();
     APIGroup {
         name: group.to_owned(),
-        // Simplification: the first version registered is preferred (upstream picks by
-        // version priority; kube-rs sorts by priority itself).
+        // Versions come sorted by priority, so the first is the preferred one.
         preferred_version: versions.first().cloned(),
         server_address_by_client_cidrs: None,
         versions,
@@ -103,10 +103,63 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
     if served.is_empty() {
         return None;
     }
+    let mut resources = Vec::new();
+    for t in served {
+        resources.push(api_resource(t));
+        resources.extend(t.subresources.iter().map(|sub| api_subresource(t, sub)));
+    }
     Some(to_json(&APIResourceList {
         group_version: api_version(group, version),
-        resources: served.into_iter().map(api_resource).collect(),
+        resources,
     }))
+}
+
+/// What a subresource answers with and which verbs it takes, as upstream lists them.
+fn subresource_shape(
+    t: &ResourceType,
+    subresource: &str,
+) -> (String, String, String, &'static [&'static str]) {
+    match subresource {
+        "scale" => (
+            "autoscaling".into(),
+            "v1".into(),
+            "Scale".into(),
+            &["get", "patch", "update"],
+        ),
+        "log" => (t.group.clone(), t.version.clone(), t.kind.clone(), &["get"]),
+        "status" => (
+            t.group.clone(),
+            t.version.clone(),
+            t.kind.clone(),
+            &["get", "patch", "update"],
+        ),
+        "finalize" => (
+            t.group.clone(),
+            t.version.clone(),
+            t.kind.clone(),
+            &["update"],
+        ),
+        _ => (
+            t.group.clone(),
+            t.version.clone(),
+            t.kind.clone(),
+            &["create", "get"],
+        ),
+    }
+}
+
+/// A legacy discovery entry for a subresource: `name: "deployments/status"`.
+fn api_subresource(t: &ResourceType, subresource: &str) -> APIResource {
+    let (group, version, kind, verbs) = subresource_shape(t, subresource);
+    APIResource {
+        name: format!("{}/{subresource}", t.plural),
+        namespaced: t.namespaced,
+        kind,
+        group: (group != t.group).then_some(group),
+        version: (version != t.version).then_some(version),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..APIResource::default()
+    }
 }
 
 fn api_resource(t: &ResourceType) -> APIResource {
@@ -130,16 +183,34 @@ pub fn aggregated(catalog: &Catalog, core: bool) -> Value {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|version| {
+                    // Upstream keeps an unavailable aggregated API in the document,
+                    // marked stale and without resources.
+                    if catalog.is_unavailable(&group, version) {
+                        return json!({ "version": version, "resources": [], "freshness": "Stale" });
+                    }
                     let resources: Vec<Value> = catalog
                         .in_group_version(&group, version)
                         .into_iter()
                         .map(|t| {
+                            let subresources: Vec<Value> = t
+                                .subresources
+                                .iter()
+                                .map(|sub| {
+                                    let (group, version, kind, verbs) = subresource_shape(t, sub);
+                                    json!({
+                                        "subresource": sub,
+                                        "responseKind": { "group": group, "version": version, "kind": kind },
+                                        "verbs": verbs,
+                                    })
+                                })
+                                .collect();
                             json!({
                                 "resource": t.plural,
                                 "responseKind": { "group": t.group, "version": t.version, "kind": t.kind },
                                 "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
                                 "singularResource": t.singular(),
                                 "verbs": VERBS,
+                                "subresources": subresources,
                             })
                         })
                         .collect();

@@ -10,10 +10,11 @@ use super::catalog::{Catalog, ResourceType};
 use super::discovery;
 use super::selector::Selector;
 use super::status::ApiError;
-use super::store::Cluster;
+use super::store::{ApplyRequest, Cluster, MergePatch};
 use super::{ApplyRecord, Shared, lock};
 
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// The whole API server as one poem endpoint (routing is Kubernetes' own, so it is
 /// done here rather than with poem's router).
@@ -29,7 +30,7 @@ pub fn endpoint(state: Shared) -> impl Endpoint<Output = Response> {
     })
 }
 
-/// A JSON answer.
+/// An answer: JSON, or plain text when `body` is a JSON string.
 struct Reply {
     code: StatusCode,
     body: Value,
@@ -54,7 +55,10 @@ impl Reply {
     }
 
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.body).expect("JSON values always serialize");
+        let body = match self.body {
+            Value::String(text) => text.into_bytes(),
+            json => serde_json::to_vec(&json).expect("JSON values always serialize"),
+        };
         let mut response = Response::builder()
             .status(self.code)
             .content_type(self.content_type);
@@ -89,6 +93,17 @@ struct Target<'a> {
 async fn handle(state: &Shared, mut request: Request) -> Result<Reply, ApiError> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // The aggregator answers for an unavailable APIService in plain text, not with a
+    // Status (`k8s.io/kube-aggregator/pkg/apiserver/handler_proxy.go`, `proxyError`).
+    if let ["apis", group, version, ..] = segments.as_slice()
+        && lock(state).cluster.catalog().is_unavailable(group, version)
+    {
+        return Ok(Reply {
+            code: StatusCode::SERVICE_UNAVAILABLE,
+            body: Value::String("service unavailable\n".to_owned()),
+            content_type: "text/plain; charset=utf-8",
+        });
+    }
     if request.method() == Method::GET {
         let aggregated = discovery::wants_aggregated(request.header(header::ACCEPT));
         if let Some(reply) = discovery_reply(&lock(state).cluster, &segments, aggregated) {
@@ -170,12 +185,13 @@ fn resource(
         (&Method::DELETE, Some(_)) => "delete",
         (method, _) => {
             return Err(ApiError::method_not_allowed(format!(
-                "{method} is not emulated: the emulator implements get, list, delete and server-side apply"
+                "{method} is not emulated: the emulator implements get, list, delete, server-side apply and merge patch"
             )));
         }
     };
+    let merge = verb == "patch" && media_type(request) == MERGE_PATCH;
     // What an apply sent is worth recording even when the request then fails.
-    let apply = if verb == "patch" {
+    let apply = if verb == "patch" && !merge {
         Some(parse_apply(request, &query, &body)?)
     } else {
         None
@@ -202,12 +218,29 @@ fn resource(
     }
     let served = served_type(state.cluster.catalog(), target)?;
     let namespace = target.namespace;
+    // An apply that creates is also authorised as `create`
+    // (`k8s.io/apiserver/pkg/endpoints/handlers/patch.go`, `createAuthorizerAttributes`).
+    if let (Some(_), Some(name)) = (&apply, target.name)
+        && state.cluster.get(&served, namespace, name).is_none()
+        && state.is_forbidden("create", target.plural)
+    {
+        return Err(ApiError::forbidden(
+            "create",
+            target.group,
+            target.plural,
+            target.namespace,
+            target.name,
+        ));
+    }
     match (verb, target.name, apply) {
-        ("get", Some(name), _) => state
-            .cluster
-            .get(&served, namespace, name)
-            .map(Reply::ok)
-            .ok_or_else(|| ApiError::not_found(&served.group, &served.plural, name)),
+        ("get", Some(name), _) => {
+            let object = state
+                .cluster
+                .get(&served, namespace, name)
+                .ok_or_else(|| ApiError::not_found(&served.group, &served.plural, name))?;
+            state.cluster.churn(&served, namespace, name);
+            Ok(Reply::ok(object))
+        }
         ("list", None, _) => {
             if query
                 .field_selector
@@ -228,11 +261,37 @@ fn resource(
                 "items": items,
             })))
         }
+        ("patch", Some(name), None) => {
+            let patch: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!("error decoding merge patch as JSON: {e}"))
+            })?;
+            let field_manager = query
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| default_manager(request));
+            let patched = state.cluster.merge_patch(MergePatch {
+                served: &served,
+                namespace,
+                name,
+                patch,
+                field_manager: &field_manager,
+                dry_run: dry_run(&query)?,
+            })?;
+            Ok(Reply::ok(patched))
+        }
         ("patch", Some(name), Some(apply)) => {
-            let applied =
-                state
-                    .cluster
-                    .apply(&served, namespace, name, apply.object, apply.dry_run)?;
+            let applied = state.cluster.apply(ApplyRequest {
+                served: &served,
+                namespace,
+                name,
+                body: apply.object,
+                field_manager: &apply.record.field_manager,
+                force: apply.record.force,
+                dry_run: apply.dry_run,
+            })?;
+            if !apply.dry_run {
+                state.cluster.churn(&served, namespace, name);
+            }
             let code = if applied.created {
                 StatusCode::CREATED
             } else {
@@ -243,10 +302,15 @@ fn resource(
                 ..Reply::ok(applied.object)
             })
         }
-        ("delete", Some(name), _) => state
-            .cluster
-            .delete(&served, namespace, name)
-            .map(Reply::ok),
+        ("delete", Some(name), _) => {
+            if let Some(live) = state.cluster.get(&served, namespace, name) {
+                check_preconditions(&served, name, &live, &body)?;
+            }
+            state
+                .cluster
+                .delete(&served, namespace, name)
+                .map(Reply::ok)
+        }
         _ => Err(ApiError::method_not_allowed("watch is not emulated")),
     }
 }
@@ -276,21 +340,64 @@ struct Apply {
     record: ApplyRecord,
 }
 
+/// The media type of the request body, without parameters.
+fn media_type(request: &Request) -> &str {
+    let content_type = request.content_type().unwrap_or_default();
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
+fn dry_run(query: &Query) -> Result<bool, ApiError> {
+    match query.dry_run.as_deref() {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported dryRun value {other:?}"
+        ))),
+    }
+}
+
+/// Upstream names a manager that gave no `fieldManager` after its user agent, up to
+/// the first `/` (`k8s.io/apiserver/pkg/endpoints/handlers/rest.go`, `prefixFromUserAgent`).
+fn default_manager(request: &Request) -> String {
+    let agent = request.header(header::USER_AGENT).unwrap_or("unknown");
+    agent.split('/').next().unwrap_or(agent).to_owned()
+}
+
+/// A DELETE's `preconditions` (uid, resourceVersion) must match the live object, or
+/// 409 as upstream (`k8s.io/apiserver/pkg/storage/interfaces.go`, `Preconditions.Check`).
+fn check_preconditions(
+    served: &ResourceType,
+    name: &str,
+    live: &Value,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    let options: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+    for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        let wanted = &options["preconditions"][field];
+        let actual = &live["metadata"][field];
+        if wanted.is_string() && wanted != actual {
+            let mut error = ApiError::conflict(&served.group, &served.plural, name);
+            error.message = format!(
+                "Precondition failed: {label} in precondition: {}, {label} in object meta: {}",
+                wanted.as_str().unwrap_or_default(),
+                actual.as_str().unwrap_or_default()
+            );
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
 fn parse_apply(request: &Request, query: &Query, body: &[u8]) -> Result<Apply, ApiError> {
     let content_type = request.content_type().unwrap_or_default();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    if media_type != APPLY_PATCH {
+    if media_type(request) != APPLY_PATCH {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    let dry_run = match query.dry_run.as_deref() {
-        None => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "unsupported dryRun value {other:?}"
-            )));
-        }
-    };
+    let dry_run = dry_run(query)?;
     let field_manager = query.field_manager.clone().ok_or_else(|| {
         ApiError::invalid(
             "meta.k8s.io",

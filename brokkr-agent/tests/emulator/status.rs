@@ -89,6 +89,58 @@ impl ApiError {
         ApiError::new(403, "Forbidden", message).about(group, resource, name.unwrap_or_default())
     }
 
+    /// 422 with one `details.causes` entry per failed field, worded as upstream's
+    /// `errors.NewInvalid` (`k8s.io/apimachinery/pkg/api/errors/errors.go`): one error
+    /// prints as `field: detail`, several as `[field: detail, …]`.
+    pub fn invalid_fields(group: &str, kind: &str, name: &str, causes: &[Cause]) -> ApiError {
+        let printed: Vec<String> = causes.iter().map(Cause::printed).collect();
+        let summary = match printed.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let mut error = ApiError::invalid(group, kind, name, summary);
+        error.with_causes(causes);
+        error
+    }
+
+    /// 409 for a server-side apply conflict (`errors.NewApplyConflict`): the causes
+    /// name each contested field and its manager.
+    pub fn apply_conflict(message: String, causes: &[Cause]) -> ApiError {
+        let mut error = ApiError::new(409, "Conflict", message);
+        error.details = Some(json!({}));
+        error.with_causes(causes);
+        error
+    }
+
+    /// 403 with upstream's `errors.NewForbidden` wording: `resource "name" is
+    /// forbidden: why`.
+    pub fn forbidden_because(
+        group: &str,
+        resource: &str,
+        name: &str,
+        why: &str,
+        cause: Option<Cause>,
+    ) -> ApiError {
+        let message = format!(
+            "{} \"{name}\" is forbidden: {why}",
+            qualified(group, resource)
+        );
+        let mut error = ApiError::new(403, "Forbidden", message).about(group, resource, name);
+        if let Some(cause) = cause {
+            error.with_causes(&[cause]);
+        }
+        error
+    }
+
+    fn with_causes(&mut self, causes: &[Cause]) {
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
+            .collect();
+        let details = self.details.get_or_insert_with(|| json!({}));
+        details["causes"] = Value::Array(causes);
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
         ApiError::new(405, "MethodNotAllowed", message)
     }
@@ -99,7 +151,8 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format ({content_type}); \
-                 the emulator accepts only application/apply-patch+yaml"
+                 the emulator accepts application/apply-patch+yaml and \
+                 application/merge-patch+json"
             ),
         )
     }
@@ -119,6 +172,48 @@ impl ApiError {
             status["details"] = details.clone();
         }
         status
+    }
+}
+
+/// One `details.causes` entry: a `field.Error` of upstream's validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueInvalid`, `FieldValueForbidden`, `FieldValueTooLong`, …
+    pub reason: &'static str,
+    pub message: String,
+    pub field: String,
+}
+
+impl Cause {
+    /// `field.Invalid`: `Invalid value: <value>: <detail>`.
+    pub fn invalid(field: &str, value: &Value, detail: &str) -> Cause {
+        Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {value}: {detail}"),
+            field: field.to_owned(),
+        }
+    }
+
+    /// `field.Forbidden`: `Forbidden: <detail>`.
+    pub fn forbidden(field: &str, detail: &str) -> Cause {
+        Cause {
+            reason: "FieldValueForbidden",
+            message: format!("Forbidden: {detail}"),
+            field: field.to_owned(),
+        }
+    }
+
+    /// `field.TooLong`: `Too long: must have at most <n> bytes`.
+    pub fn too_long(field: &str, limit: usize) -> Cause {
+        Cause {
+            reason: "FieldValueTooLong",
+            message: format!("Too long: must have at most {limit} bytes"),
+            field: field.to_owned(),
+        }
+    }
+
+    fn printed(&self) -> String {
+        format!("{}: {}", self.field, self.message)
     }
 }
 

@@ -4,6 +4,17 @@
 //! Objects are keyed by group and kind, not version: like the real API server, one
 //! object is visible at every served version of its kind (here without conversion, as a
 //! CRD with `strategy: None` would be).
+//!
+//! Every write merges by field manager ([`ssa`](super::ssa)) and is validated
+//! ([`validation`](super::validation)) before it is stored. Deletion, finalizers and
+//! the namespace and CRD cascades live in [`lifecycle`]; what an apply body must
+//! satisfy in [`admit`]; JSON merge patch in [`patch`]; a Secret's `stringData` in
+//! [`secrets`].
+
+mod admit;
+mod lifecycle;
+mod patch;
+mod secrets;
 
 use std::collections::BTreeMap;
 
@@ -12,23 +23,32 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{Catalog, ResourceType};
 use super::controller;
+use super::fields::Part;
 use super::selector::Selector;
-use super::status::ApiError;
+use super::ssa;
+use super::status::{ApiError, Cause};
+use super::validation;
+
+pub use lifecycle::Operator;
+pub use patch::MergePatch;
 
 const CRD_GROUP: &str = "apiextensions.k8s.io";
 const CRD_KIND: &str = "CustomResourceDefinition";
 
-/// Metadata only the server writes; what a client sends for these is dropped.
+/// Metadata only the server writes; what a client sends for these is dropped and
+/// the stored value carried over. (`managedFields` is the write path's own business.)
 const SERVER_METADATA: &[&str] = &[
     "uid",
     "creationTimestamp",
     "generation",
     "resourceVersion",
-    "managedFields",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "selfLink",
 ];
+
+/// The manager the emulator's helpers write status as, like a real controller.
+pub const CONTROLLER_MANAGER: &str = "emulated-controller";
 
 /// Where an object lives. Ordered like upstream lists: by namespace, then name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,6 +101,17 @@ pub struct Applied {
     pub created: bool,
 }
 
+/// One server-side apply request, as the HTTP layer parsed it.
+pub struct ApplyRequest<'a> {
+    pub served: &'a ResourceType,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub body: Value,
+    pub field_manager: &'a str,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
 #[derive(Debug)]
 pub struct Cluster {
     catalog: Catalog,
@@ -88,6 +119,12 @@ pub struct Cluster {
     last_resource_version: u64,
     /// While set, newly applied CRDs stay un-established (and their kinds unserved).
     hold_crds: bool,
+    /// Emulated operators that clear a finalizer (see [`Operator`]).
+    operators: Vec<Operator>,
+    /// While set, the built-in controller writes status after every request about an
+    /// object it looks after (see [`Cluster::churn`]).
+    churn: bool,
+    churn_writes: u64,
 }
 
 impl Default for Cluster {
@@ -98,14 +135,22 @@ impl Default for Cluster {
             objects: BTreeMap::new(),
             last_resource_version: 0,
             hold_crds: false,
+            operators: Vec::new(),
+            churn: false,
+            churn_writes: 0,
         };
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let namespace =
                 json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } });
-            cluster.write(Key::namespace(name), namespace, StatusWrite::Keep);
+            cluster.write(Key::namespace(name), namespace, StatusWrite::Keep, false);
         }
         cluster
     }
+}
+
+/// Now, as `metadata` timestamps are written (seconds, UTC).
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl Cluster {
@@ -122,37 +167,70 @@ impl Cluster {
         self.last_resource_version.to_string()
     }
 
-    /// Server-side apply, simplified: the applied object replaces the stored one, except
-    /// for server-set metadata and `status`.
-    pub fn apply(
-        &mut self,
-        served: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        body: Value,
-        dry_run: bool,
-    ) -> Result<Applied, ApiError> {
+    /// Server-side apply: admission, the merge by field manager (see [`ssa`]),
+    /// validation, then the write (or, for a dry run, what would be written).
+    pub fn apply(&mut self, request: ApplyRequest<'_>) -> Result<Applied, ApiError> {
+        let ApplyRequest {
+            served,
+            namespace,
+            name,
+            ..
+        } = request;
         let key = Key::of(served, namespace, name);
-        let stored_version = self
-            .objects
-            .get(&key)
-            .map(|s| s.object["metadata"]["resourceVersion"].clone());
-        let object = admit(served, namespace, name, body, stored_version)?;
+        let live = self.objects.get(&key).map(|s| s.object.clone());
+        let stored_version = live
+            .as_ref()
+            .map(|o| o["metadata"]["resourceVersion"].clone());
+        let object = admit::admit(served, namespace, name, request.body, stored_version)?;
         if let Some(namespace) = namespace
             && !self.objects.contains_key(&Key::namespace(namespace))
         {
             return Err(ApiError::not_found("", "namespaces", namespace));
         }
-        if served.group == CRD_GROUP && served.kind == CRD_KIND {
-            crd_types(&object).map_err(|why| ApiError::invalid(CRD_GROUP, CRD_KIND, name, why))?;
+        let created = live.is_none();
+        if created {
+            self.check_namespace_accepts(served, namespace, name)?;
         }
-        let created = !self.objects.contains_key(&key);
-        let object = if dry_run {
+        if served.group == CRD_GROUP && served.kind == CRD_KIND {
+            admit::crd_types(&object)
+                .map_err(|why| ApiError::invalid(CRD_GROUP, CRD_KIND, name, why))?;
+        }
+        let now = now();
+        let api_version = served.api_version();
+        let mut merged = ssa::apply(
+            live.as_ref(),
+            &object,
+            request.field_manager,
+            &api_version,
+            request.force,
+            &now,
+        )
+        .map_err(|conflicts| conflict_error(&conflicts))?;
+        // The server turns `stringData` into `data` on every write, so the applied
+        // `stringData` never matches what is stored and every apply is a change: a new
+        // resourceVersion and a new managedFields time, even when nothing else moved
+        // (kubernetes/kubernetes#96841 and #118519).
+        let rewritten = secrets::is_secret(served) && secrets::string_data_to_data(&mut merged);
+        if rewritten {
+            secrets::touch_entry(&mut merged, request.field_manager, &now);
+        }
+        let causes = validation::validate(&served.group, &served.kind, live.as_ref(), &merged);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid_fields(
+                &served.group,
+                &served.kind,
+                name,
+                &causes,
+            ));
+        }
+        let object = if request.dry_run {
             // As stored but not stored: a new object has no resource version yet, a
             // changed one still shows its current version.
-            self.settle(&key, object, StatusWrite::Keep).object
+            self.settle(&key, merged, StatusWrite::Keep).object
         } else {
-            self.write(key, object, StatusWrite::Keep)
+            let stored = self.write(key, merged, StatusWrite::Keep, rewritten);
+            self.collect();
+            stored
         };
         Ok(Applied {
             object: at_version(object, served),
@@ -181,33 +259,6 @@ impl Cluster {
             .collect()
     }
 
-    /// Removes an object and returns it. Deleting a namespace removes its contents and
-    /// deleting a CRD its custom objects, at once (no finalizers, no Terminating phase).
-    pub fn delete(
-        &mut self,
-        served: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        let key = Key::of(served, namespace, name);
-        let stored = self
-            .objects
-            .remove(&key)
-            .ok_or_else(|| ApiError::not_found(&served.group, &served.plural, name))?;
-        self.last_resource_version += 1;
-        if key.group.is_empty() && key.kind == "Namespace" {
-            self.objects.retain(|k, _| k.namespace != key.name);
-        }
-        if key.group == CRD_GROUP && key.kind == CRD_KIND {
-            self.catalog.remove_crd_types(&key.name);
-            let spec = &stored.object["spec"];
-            let (group, kind) = (spec["group"].as_str(), spec["names"]["kind"].as_str());
-            self.objects
-                .retain(|k, _| Some(k.group.as_str()) != group || Some(k.kind.as_str()) != kind);
-        }
-        Ok(at_version(stored.object, served))
-    }
-
     // --- The test's side door: no URL, no validation, same bookkeeping. ---
 
     pub fn object(&self, key: &Key) -> Option<Value> {
@@ -222,31 +273,84 @@ impl Cluster {
             .collect()
     }
 
-    /// A hand edit. Editing `status` pins it; editing anything else runs the same
-    /// bookkeeping as an apply. Returns false if there is no such object.
-    pub fn edit(&mut self, key: Key, edit: impl FnOnce(&mut Value)) -> bool {
+    /// An Update by `manager` (a hand edit, another controller): ownership of what
+    /// changed moves to `manager`, see [`ssa::update`]. Editing `status` pins it;
+    /// editing anything else runs the same bookkeeping as an apply. No validation: a
+    /// test may build states the API would refuse. Returns false if there is no such
+    /// object.
+    pub fn update_as(
+        &mut self,
+        key: Key,
+        manager: &str,
+        api_version: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> bool {
         let Some(stored) = self.objects.get(&key) else {
             return false;
         };
-        let mut object = stored.object.clone();
+        let old = stored.object.clone();
+        let mut object = old.clone();
         edit(&mut object);
-        let status = if object.get("status") == stored.object.get("status") {
+        let status = if object.get("status") == old.get("status") {
             StatusWrite::Keep
         } else {
             StatusWrite::Pin(object.get("status").cloned().unwrap_or(Value::Null))
         };
-        self.write(key, object, status);
+        let now = now();
+        let object = ssa::update(&old, object, manager, api_version, Part::Main, &now);
+        let object = ssa::update(&old, object, manager, api_version, Part::Status, &now);
+        self.write(key, object, status, false);
+        self.collect();
         true
     }
 
-    /// Returns false if there is no such object.
-    pub fn set_status(&mut self, key: Key, status: Value) -> bool {
+    /// A controller's status write (the `status` subresource): the resource version
+    /// moves, spec and generation do not. Returns false if there is no such object.
+    pub fn set_status(&mut self, key: Key, api_version: &str, status: Value) -> bool {
         let Some(stored) = self.objects.get(&key) else {
             return false;
         };
-        let object = stored.object.clone();
-        self.write(key, object, StatusWrite::Pin(status));
+        let old = stored.object.clone();
+        let mut object = old.clone();
+        object["status"] = status.clone();
+        let object = ssa::update(
+            &old,
+            object,
+            CONTROLLER_MANAGER,
+            api_version,
+            Part::Status,
+            &now(),
+        );
+        self.write(key, object, StatusWrite::Pin(status), false);
         true
+    }
+
+    /// Turns status churn on or off: while on, the built-in controller writes a new
+    /// status (a `emulatorHeartbeat` counter on top of the settled one) to an object it
+    /// looks after whenever a client has read or applied it, as a busy controller
+    /// would between an agent's calls.
+    pub fn set_churn(&mut self, on: bool) {
+        self.churn = on;
+    }
+
+    /// After a request about `key`: one churned status write, if churn is on and the
+    /// built-in controller looks after the kind.
+    pub fn churn(&mut self, served: &ResourceType, namespace: Option<&str>, name: &str) {
+        let key = Key::of(served, namespace, name);
+        let Some(stored) = self.objects.get(&key) else {
+            return;
+        };
+        if !self.churn || stored.object["metadata"]["deletionTimestamp"].is_string() {
+            return;
+        }
+        let settled =
+            controller::settled_status(&key.group, &key.kind, &stored.object, !self.hold_crds);
+        let Some(mut status) = settled else {
+            return;
+        };
+        self.churn_writes += 1;
+        status["emulatorHeartbeat"] = json!(self.churn_writes);
+        self.set_status(key, &served.api_version(), status);
     }
 
     /// Creates or replaces a node with the given capacity (all of it allocatable).
@@ -270,6 +374,7 @@ impl Cluster {
             Key::new("", "Node", None, name),
             node,
             StatusWrite::Pin(status),
+            false,
         );
     }
 
@@ -288,20 +393,21 @@ impl Cluster {
             .collect();
         for key in crds {
             let object = self.objects[&key].object.clone();
-            self.write(key, object, StatusWrite::Keep);
+            self.write(key, object, StatusWrite::Keep, false);
         }
     }
 
     // --- The write path. ---
 
     /// Stores `object` under `key` with server metadata maintained, and returns it as
-    /// stored. An unchanged object keeps its resource version.
-    fn write(&mut self, key: Key, object: Value, status: StatusWrite) -> Value {
+    /// stored. An unchanged object keeps its resource version unless `always_bump`.
+    fn write(&mut self, key: Key, object: Value, status: StatusWrite, always_bump: bool) -> Value {
         let next = self.settle(&key, object, status);
-        let unchanged = self
-            .objects
-            .get(&key)
-            .is_some_and(|old| old.object == next.object);
+        let unchanged = !always_bump
+            && self
+                .objects
+                .get(&key)
+                .is_some_and(|old| old.object == next.object);
         if !unchanged {
             let mut next = next;
             self.last_resource_version += 1;
@@ -329,8 +435,10 @@ impl Cluster {
         let spec_changed = match old {
             Some(old) => {
                 let old_meta = &old.object["metadata"];
-                for field in ["uid", "creationTimestamp", "resourceVersion"] {
-                    metadata.insert(field.to_owned(), old_meta[field].clone());
+                for field in SERVER_METADATA {
+                    if let Some(value) = old_meta.get(*field).filter(|v| !v.is_null()) {
+                        metadata.insert((*field).to_owned(), value.clone());
+                    }
                 }
                 let generation = old_meta["generation"].as_i64().unwrap_or(1);
                 let changed = spec_of(&old.object) != spec_of(&object);
@@ -348,23 +456,31 @@ impl Cluster {
             }
         };
         let old_status = old.and_then(|o| o.object.get("status").cloned());
+        let mut controller_write = None;
         let (new_status, status_pinned) = match status {
             StatusWrite::Pin(status) => (Some(status), true),
             StatusWrite::Keep if old.is_some_and(|o| o.status_pinned) && !spec_changed => {
-                (old_status, true)
+                (old_status.clone(), true)
             }
             StatusWrite::Keep => {
                 let settled =
                     controller::settled_status(&key.group, &key.kind, &object, !self.hold_crds);
-                (settled.or(old_status), false)
+                if settled.is_some() && settled != old_status {
+                    controller_write = controller::status_manager(&key.group, &key.kind);
+                }
+                (settled.or(old_status.clone()), false)
             }
         };
-        let fields = object
-            .as_object_mut()
-            .expect("admitted objects are JSON objects");
-        match new_status {
-            Some(status) if !status.is_null() => fields.insert("status".to_owned(), status),
-            _ => fields.remove("status"),
+        let before = with_status(object.clone(), old_status);
+        let object = with_status(object, new_status);
+        // The controller's status write is an Update of the status subresource under
+        // its own field manager, as on a real cluster.
+        let object = match controller_write {
+            Some(manager) => {
+                let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+                ssa::update(&before, object, manager, &api_version, Part::Status, &now())
+            }
+            None => object,
         };
         Stored {
             object,
@@ -375,7 +491,7 @@ impl Cluster {
     /// Serves a CRD's kinds exactly while its status says it is established.
     fn sync_crd(&mut self, key: &Key) {
         let crd = &self.objects[key].object;
-        match crd_types(crd) {
+        match admit::crd_types(crd) {
             Ok(types) if controller::is_established(crd) => {
                 self.catalog.set_crd_types(&key.name, types)
             }
@@ -384,118 +500,28 @@ impl Cluster {
     }
 }
 
-/// Checks an applied body against the URL it was sent to and strips what only the
-/// server may set. Returns the object to store (without `status`).
-fn admit(
-    served: &ResourceType,
-    namespace: Option<&str>,
-    name: &str,
-    body: Value,
-    stored_version: Option<Value>,
-) -> Result<Value, ApiError> {
-    let Value::Object(mut fields) = body else {
-        return Err(ApiError::bad_request(
-            "the applied configuration must be a JSON object",
-        ));
-    };
-    let expected = served.api_version();
-    match fields.get("apiVersion").and_then(Value::as_str) {
-        Some(found) if found == expected => {}
-        found => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({}) does not match the expected API version ({expected})",
-                found.unwrap_or_default()
-            )));
-        }
+/// `object` with `status` set, or without one for `None` or `null`.
+fn with_status(mut object: Value, status: Option<Value>) -> Value {
+    if let Some(fields) = object.as_object_mut() {
+        match status {
+            Some(status) if !status.is_null() => fields.insert("status".to_owned(), status),
+            _ => fields.remove("status"),
+        };
     }
-    match fields.get("kind").and_then(Value::as_str) {
-        Some(found) if found == served.kind => {}
-        found => {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({}) does not match the expected kind ({})",
-                found.unwrap_or_default(),
-                served.kind
-            )));
-        }
-    }
-    let metadata = fields
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()))
-        .as_object_mut()
-        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-    match metadata.get("name").and_then(Value::as_str) {
-        Some(found) if found != name => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({found}) does not match the name on the URL ({name})"
-            )));
-        }
-        _ => metadata.insert("name".to_owned(), json!(name)),
-    };
-    match (namespace, metadata.get("namespace").and_then(Value::as_str)) {
-        (Some(url), Some(found)) if found != url => {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
-        (Some(url), _) => metadata.insert("namespace".to_owned(), json!(url)),
-        (None, _) => metadata.remove("namespace"),
-    };
-    // A resourceVersion in an apply is a precondition, as upstream.
-    if let (Some(sent), Some(stored)) = (metadata.get("resourceVersion"), stored_version)
-        && *sent != stored
-    {
-        return Err(ApiError::conflict(&served.group, &served.plural, name));
-    }
-    fields.remove("status");
-    Ok(Value::Object(fields))
+    object
 }
 
-/// The kinds a CRD defines, one per served version, or why the CRD is invalid.
-fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
-    let spec = &crd["spec"];
-    let required = |value: &Value, field: &str| {
-        value
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{field}: Required value"))
-    };
-    let group = required(&spec["group"], "spec.group")?;
-    let kind = required(&spec["names"]["kind"], "spec.names.kind")?;
-    let plural = required(&spec["names"]["plural"], "spec.names.plural")?;
-    let namespaced = match spec["scope"].as_str() {
-        Some("Namespaced") => true,
-        Some("Cluster") => false,
-        _ => return Err("spec.scope: Unsupported value: must be Namespaced or Cluster".to_owned()),
-    };
-    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
-    if name != format!("{plural}.{group}") {
-        return Err(format!(
-            "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
-        ));
-    }
-    let versions = spec["versions"].as_array().filter(|v| !v.is_empty());
-    let versions = versions.ok_or_else(|| {
-        "spec.versions: Invalid value: must have exactly one version marked as storage version"
-            .to_owned()
-    })?;
-    let served = versions
+/// The 409 of an apply that contests other managers' fields.
+fn conflict_error(conflicts: &[ssa::Conflict]) -> ApiError {
+    let causes: Vec<Cause> = conflicts
         .iter()
-        .filter(|v| v["served"] != false)
-        .map(|v| {
-            let version = required(&v["name"], "spec.versions[].name")?;
-            Ok(ResourceType::new(
-                &group, &version, &kind, &plural, namespaced,
-            ))
+        .map(|c| Cause {
+            reason: "FieldManagerConflict",
+            message: format!("conflict with {}", c.manager),
+            field: super::fields::display(&c.path),
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    if versions.iter().filter(|v| v["storage"] == true).count() != 1 {
-        return Err(
-            "spec.versions: Invalid value: must have exactly one version marked as storage version"
-                .to_owned(),
-        );
-    }
-    Ok(served)
+        .collect();
+    ApiError::apply_conflict(ssa::conflict_message(conflicts), &causes)
 }
 
 /// Everything but metadata and status: what `metadata.generation` counts changes of.

@@ -393,6 +393,12 @@ fn duplicates_are_rejected() {
             })
         }
     );
+    // The same object at two versions of its group is still one object.
+    check(
+        "apiVersion: example.com/v1beta1\nkind: Widget\nmetadata: {name: w}\n---\n\
+         apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+        "error: example.com/v1 Widget w appears twice, at document 0 and document 1",
+    );
     // Same name, different namespace or kind: distinct objects.
     check(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n---\n\

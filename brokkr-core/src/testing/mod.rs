@@ -1,9 +1,14 @@
-//! Test support for `Store` implementations (feature `testing`).
+//! Test support for `Store` and `Applier` implementations (feature `testing`).
 //!
 //! - [`MemoryStore`]: an in-memory `Store` for tests, examples and simulations.
+//! - [`MemoryApplier`]: a simulated cluster behind the `Applier` trait, for tests,
+//!   examples and fleet simulations without a Kubernetes API.
 //! - [`conformance`]: the suite every `Store` must pass, one `async fn(&dyn Store)`
 //!   per case, expanded into one `#[tokio::test]` per case by
 //!   [`store_conformance_tests!`](crate::store_conformance_tests).
+//! - [`applier_conformance`]: the suite every `Applier` must pass, one
+//!   `async fn(&dyn ApplierFixture)` per case, expanded by
+//!   [`applier_conformance_tests!`](crate::applier_conformance_tests).
 //!
 //! A third-party store proves itself with the same tests ours pass, in a test file:
 //!
@@ -30,12 +35,16 @@
 //! # fn main() {}
 //! ```
 
+pub mod applier_conformance;
 pub mod conformance;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 mod memory;
+mod memory_applier;
 
+pub use applier_conformance::{ApplierFixture, merge_patch};
 pub use memory::MemoryStore;
+pub use memory_applier::MemoryApplier;
 
 use crate::store::Store;
 
