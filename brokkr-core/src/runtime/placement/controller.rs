@@ -19,10 +19,12 @@
 //! - another replica changed an agent: the store's change feed announces it
 //!   ([`crate::ChangeFeed::next_agent_change`]; PostgreSQL carries it between replicas);
 //! - and periodically (`agents.placement_interval_millis`, by default a third of
-//!   `agents.stale_after_secs`, at least one second): the safety net. The index is
-//!   reloaded from the store (catching whatever an announcement missed, and policies
-//!   set by other replicas) and every stack decided again, which also notices agents
-//!   going stale or fresh and `evict_after_secs` running out.
+//!   `agents.stale_after_secs`, at least one second): every stack is decided again
+//!   from memory, which notices agents going stale or fresh and `evict_after_secs`
+//!   running out; at start and every [`RELOAD_EVERY`] periods the index is first
+//!   reloaded from the store, the safety net for whatever an announcement missed.
+//!   Policies set by other replicas are also caught before any decision is recorded
+//!   (each is checked against the stored policy).
 //!
 //! Signals arriving during a run are coalesced into the next one, and memory is bounded:
 //! past [`MAX_TRACKED_AGENTS`] changed agents a run simply recomputes everything.
@@ -48,6 +50,10 @@ use crate::runtime::heartbeat::HeartbeatBuffer;
 /// Past this many distinct changed agents waiting for a run, the run recomputes every
 /// decision instead of remembering them one by one.
 pub const MAX_TRACKED_AGENTS: usize = 10_000;
+
+/// Of the periodic runs, one in this many reloads agents and policies from the store
+/// (the others recompute from memory).
+const RELOAD_EVERY: u32 = 10;
 
 /// How long a signalled run waits for more signals, so a burst (50 agents registered
 /// in a row) costs one run.
@@ -80,8 +86,11 @@ impl From<Error> for crate::runtime::Error {
 /// What a run recomputes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    /// Every decision.
+    /// Every decision, after reloading agents and policies from the store.
     Everything,
+    /// Every decision, from the agents and policies in memory (time passed: agents
+    /// went stale, `evict_after_secs` ran out).
+    Recompute,
     /// Decisions that these agents' changes may affect, and these stacks' decisions.
     Changed {
         /// Agents that changed.
@@ -255,6 +264,7 @@ impl PlacementController {
             let period = self.control_plane.settings().placement_period();
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks: u32 = 0;
             loop {
                 let ticked = std::pin::pin!(tick.tick());
                 let signalled = std::pin::pin!(signals.notify.notified());
@@ -266,9 +276,16 @@ impl PlacementController {
                         .await;
                 let trigger = match woken {
                     futures::future::Either::Left((futures::future::Either::Left(_), _)) => {
-                        // Everything subsumes whatever was signalled meanwhile.
+                        // Everything subsumes whatever was signalled meanwhile. The
+                        // store is listed only every RELOAD_EVERY ticks (and at start):
+                        // changes arrive as signals and announcements, this is the net.
                         let _ = signals.take();
-                        Trigger::Everything
+                        ticks = ticks.wrapping_add(1);
+                        if ticks % RELOAD_EVERY == 1 {
+                            Trigger::Everything
+                        } else {
+                            Trigger::Recompute
+                        }
                     }
                     futures::future::Either::Left((futures::future::Either::Right(_), _)) => {
                         tokio::time::sleep(COALESCE).await;
@@ -301,8 +318,9 @@ impl PlacementController {
     pub async fn run(&self, trigger: &Trigger) -> crate::runtime::Result<RunReport> {
         let cp = &self.control_plane;
         match trigger {
-            Trigger::Everything => {
-                let (computed, done) = cp.resync_placements().await?;
+            Trigger::Everything | Trigger::Recompute => {
+                let reload = *trigger == Trigger::Everything;
+                let (computed, done) = cp.resync_placements(reload).await?;
                 Ok(RunReport {
                     computed,
                     recorded: done.recorded,

@@ -164,6 +164,11 @@ impl Index {
         self.stacks.get(&stack).map(|e| e.chosen.as_slice())
     }
 
+    /// The policy this index decides a stack with.
+    pub fn policy(&self, stack: StackId) -> Option<&PlacementPolicy> {
+        self.stacks.get(&stack).map(|e| &e.policy)
+    }
+
     /// Adds or replaces a stack's policy and chosen agents.
     pub fn set_stack(
         &mut self,

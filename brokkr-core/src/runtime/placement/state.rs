@@ -137,11 +137,14 @@ impl ControlPlane {
         Ok(total)
     }
 
-    /// Reloads the index and decides every stack again (the periodic safety net, which
-    /// also notices agents going stale and `evict_after_secs` running out).
-    pub(crate) async fn resync_placements(&self) -> Result<(usize, Recorded)> {
+    /// Decides every stack again, after reloading the index from the store with
+    /// `reload` (the periodic safety net, which also notices agents going stale and
+    /// `evict_after_secs` running out).
+    pub(crate) async fn resync_placements(&self, reload: bool) -> Result<(usize, Recorded)> {
         let _turn = self.placement_state().record.lock().await;
-        self.reload_index().await?;
+        if reload {
+            self.reload_index().await?;
+        }
         let registry = self.inner.placements.clone();
         let (computed, changed) = self
             .with_index(move |index, clock| {
@@ -202,8 +205,11 @@ impl ControlPlane {
         self.placement_state().record.lock().await
     }
 
-    /// Writes chosen sets already in the index. A stack deleted (or whose policy was
-    /// removed) meanwhile is dropped from the index; any other failure forgets the
+    /// Writes chosen sets already in the index. Each decision is checked against the
+    /// stored policy first: another replica may have set a new one this index has not
+    /// seen, and a decision for the old policy must not overwrite the new one's (the
+    /// stack is then reloaded and decided again). A stack deleted, or whose policy was
+    /// removed, meanwhile is dropped from the index; any other failure forgets the
     /// index, so the next use reloads what the store really holds.
     pub(crate) async fn record_chosen(
         &self,
@@ -211,6 +217,29 @@ impl ControlPlane {
     ) -> Result<Recorded> {
         let mut done = Recorded::default();
         for (stack, chosen) in changed {
+            let decided_with = self
+                .placement_state()
+                .lock()
+                .as_ref()
+                .and_then(|index| index.policy(stack).cloned());
+            let stored = match self.inner.store.get_placement(stack).await {
+                Ok(stored) => stored,
+                Err(StoreError::NotFound { .. }) => None,
+                Err(err) => return Err(self.forget_index(err)),
+            };
+            match stored {
+                None => {
+                    self.drop_stack(stack);
+                    continue;
+                }
+                Some(stored) if Some(&stored.policy) != decided_with.as_ref() => {
+                    let again = Box::pin(self.decide_stack_locked(stack)).await?;
+                    done.recorded += again.recorded;
+                    done.moved += again.moved;
+                    continue;
+                }
+                Some(_) => {}
+            }
             let count = chosen.len();
             let decision = PlacementDecision {
                 chosen,
@@ -235,17 +264,21 @@ impl ControlPlane {
                         );
                     }
                 }
-                Err(StoreError::NotFound { .. }) => {
-                    if let Some(index) = self.placement_state().lock().as_mut() {
-                        index.remove_stack(stack);
-                    }
-                }
-                Err(err) => {
-                    *self.placement_state().lock() = None;
-                    return Err(err.into());
-                }
+                Err(StoreError::NotFound { .. }) => self.drop_stack(stack),
+                Err(err) => return Err(self.forget_index(err)),
             }
         }
         Ok(done)
+    }
+
+    fn drop_stack(&self, stack: StackId) {
+        if let Some(index) = self.placement_state().lock().as_mut() {
+            index.remove_stack(stack);
+        }
+    }
+
+    fn forget_index(&self, err: StoreError) -> crate::runtime::Error {
+        *self.placement_state().lock() = None;
+        err.into()
     }
 }

@@ -240,4 +240,29 @@ crate::runtime_cases! {
         }
         assert_eq!(listed, others);
     }
+
+    async fn a_decision_for_an_old_policy_never_overwrites_one_set_elsewhere(cp: ControlPlane) {
+        // Another replica over the same store.
+        let other = ControlPlane::builder(cp.store().clone()).build();
+        let eu = agent(&cp, "eu", "eu", 0).await;
+        let us = agent(&cp, "us", "us", 0).await;
+        other.agent_changed(eu).await.unwrap();
+        let stack = mk_stack(cp.store().as_ref(), "web").await.id;
+        let page = RejectionPage::default();
+        let region = |r: &str| policy(json!({"agent_selector": {"matchLabels": {"region": r}}}));
+        cp.set_placement_policy(&Actor::Admin, stack, region("eu"), page).await.unwrap();
+        other.set_placement_policy(&Actor::Admin, stack, region("us"), page).await.unwrap();
+        // This replica still holds the old policy; a change it applies must decide with
+        // the stored one.
+        cp.put_metadata(&Actor::Admin, MetadataTarget::Agent(eu), MetadataField::Labels, "tier", "web")
+            .await
+            .unwrap();
+        cp.agent_changed(eu).await.unwrap();
+        let label = MetadataTarget::Agent(us);
+        cp.put_metadata(&Actor::Admin, label, MetadataField::Labels, "tier", "web").await.unwrap();
+        cp.agent_changed(us).await.unwrap();
+        let stored = cp.store().get_placement(stack).await.unwrap().unwrap();
+        assert_eq!(stored.policy, region("us"));
+        assert_eq!(stored.decision.unwrap().chosen, vec![us]);
+    }
 }
