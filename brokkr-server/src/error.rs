@@ -222,17 +222,5 @@ impl From<brokkr_core::runtime::Error> for ApiError {
     }
 }
 
-/// Displays an error with its chain of sources, for logs.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
+/// Displays an error with its chain of sources, for logs (the runtime's, re-exported).
+pub use brokkr_core::runtime::ErrorChain;
