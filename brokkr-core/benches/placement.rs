@@ -522,7 +522,7 @@ fn indexed(agents: &[Agent], stacks: &[Stack]) {
         let stack = &stacks[n];
         let started = Instant::now();
         let current = &stack.decision.chosen;
-        index.agents.merge_pending(&pending);
+        index.merge_pending(&pending);
         let summary = index.summarize(
             &DefaultPlacement,
             &stack.policy,

@@ -82,10 +82,12 @@ impl AgentIndex {
     }
 
     /// Merges the heartbeats `buffer` holds but has not written (an agent is fresh the
-    /// moment it beats, as the API shows it).
-    pub fn merge_pending(&mut self, buffer: &HeartbeatBuffer) {
+    /// moment it beats, as the API shows it), except for agents in `skip`.
+    fn merge_pending(&mut self, buffer: &HeartbeatBuffer, skip: &HashMap<AgentId, DateTime<Utc>>) {
         for agent in &mut self.list {
-            agent.last_heartbeat = agent.last_heartbeat.max(buffer.pending_at(agent.id));
+            if !skip.contains_key(&agent.id) {
+                agent.last_heartbeat = agent.last_heartbeat.max(buffer.pending_at(agent.id));
+            }
         }
     }
 }
@@ -123,6 +125,10 @@ pub struct Index {
     by_key: HashMap<String, HashSet<StackId>>,
     any_key: HashSet<StackId>,
     by_agent: HashMap<AgentId, HashSet<StackId>>,
+    /// Agents that beat after being stale or unseen, with that beat: kept out of the
+    /// index until the controller applies them as a change (so the stacks they may
+    /// now join are decided again), rather than merged silently.
+    reviving: HashMap<AgentId, DateTime<Utc>>,
 }
 
 /// When a decision is judged.
@@ -135,6 +141,30 @@ pub struct Clock {
 }
 
 impl Index {
+    /// Merges heartbeats not yet written; see [`AgentIndex`].
+    pub fn merge_pending(&mut self, buffer: &HeartbeatBuffer) {
+        self.agents.merge_pending(buffer, &self.reviving);
+    }
+
+    /// Notes a heartbeat; `true` when the agent was stale or never seen, so the caller
+    /// should apply it as a change ([`Index::agent_changed`]) to place it.
+    pub fn note_heartbeat(&mut self, id: AgentId, at: DateTime<Utc>, clock: Clock) -> bool {
+        if let Some(held) = self.reviving.get_mut(&id) {
+            *held = (*held).max(at);
+            return false;
+        }
+        let Some(&position) = self.agents.position.get(&id) else {
+            return false;
+        };
+        let agent = &mut self.agents.list[position];
+        if agent.liveness(clock.now, clock.stale_after) == crate::Liveness::Active {
+            agent.last_heartbeat = agent.last_heartbeat.max(Some(at));
+            return false;
+        }
+        self.reviving.insert(id, at);
+        true
+    }
+
     /// An index of `agents` (deleted ones are skipped) and `placements`.
     pub fn load(
         agents: Vec<Agent>,
@@ -348,13 +378,16 @@ impl Index {
         registry: &PlacementRegistry,
         clock: Clock,
     ) -> Vec<(StackId, Vec<AgentId>)> {
+        let revived = self.reviving.remove(&id);
         let (before, after) = match after {
             Some(mut after) => {
                 let before = self.agents.get(&id).cloned();
-                // The index may hold a newer heartbeat than the store (merged pending).
+                // The index may hold a newer heartbeat than the store (merged pending,
+                // or the beat that revived the agent).
                 after.last_heartbeat = after
                     .last_heartbeat
-                    .max(before.as_ref().and_then(|b| b.last_heartbeat));
+                    .max(before.as_ref().and_then(|b| b.last_heartbeat))
+                    .max(revived);
                 self.agents.upsert(after.clone());
                 (before, after)
             }

@@ -92,7 +92,7 @@ impl ControlPlane {
                 let mut guard = state.lock();
                 match guard.as_mut() {
                     Some(index) => {
-                        index.agents.merge_pending(&heartbeats);
+                        index.merge_pending(&heartbeats);
                         Ok(f(index, clock))
                     }
                     None => Err(f),
@@ -105,6 +105,23 @@ impl ControlPlane {
                 // Forgotten meanwhile by a failed write: load it again.
                 Err(back) => f = back,
             }
+        }
+    }
+
+    /// An agent beat at `at`: its liveness in the placement index, at once (no I/O,
+    /// one short lock). An agent that was stale or never seen is signalled to the
+    /// placement controller, which places it. The runtime calls this for every
+    /// heartbeat it records; without it, heartbeats reach the index only while they
+    /// wait to be written and at the periodic reload.
+    pub fn note_heartbeat(&self, agent: AgentId, at: chrono::DateTime<Utc>) {
+        let clock = self.placement_clock();
+        let revived = self
+            .placement_state()
+            .lock()
+            .as_mut()
+            .is_some_and(|index| index.note_heartbeat(agent, at, clock));
+        if revived {
+            self.inner.placement_signals.agent_changed(agent);
         }
     }
 

@@ -265,4 +265,34 @@ crate::runtime_cases! {
         assert_eq!(stored.policy, region("us"));
         assert_eq!(stored.decision.unwrap().chosen, vec![us]);
     }
+
+    async fn an_agent_is_placed_soon_after_its_first_heartbeat(cp: ControlPlane) {
+        let new = cp
+            .store()
+            .create_agent(
+                &Actor::Admin,
+                NewAgent {
+                    name: "new".into(),
+                    cluster_name: "new".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: Pak::generate().stored(),
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        cp.agent_changed(new).await.unwrap();
+        let stack = mk_stack(cp.store().as_ref(), "web").await.id;
+        let page = RejectionPage::default();
+        let view = cp.set_placement_policy(&Actor::Admin, stack, policy(json!({})), page).await.unwrap();
+        assert_eq!(view.placement.decision.unwrap().chosen, Vec::<AgentId>::new());
+        cp.record_heartbeat(&Actor::Agent(new), new, None).unwrap();
+        cp.note_heartbeat(new, Utc::now());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while chosen(&cp, stack).await != vec![new] {
+            assert!(tokio::time::Instant::now() < deadline, "not placed within 5 s");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
