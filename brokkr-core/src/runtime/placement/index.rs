@@ -479,3 +479,96 @@ fn changed_keys<'a>(
     let added = after.keys().filter(|k| !before.contains_key(*k));
     removed_or_changed.chain(added)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::placement::PlacementRegistry;
+    use crate::{AgentStatus, Capabilities};
+
+    /// A placement that reads any key (the trait's defaults).
+    struct Anything;
+
+    impl Placement for Anything {
+        fn place(&self, _: &PlacementInput<'_>) -> PlacementDecision {
+            PlacementDecision::default()
+        }
+    }
+
+    fn agent(n: u128, labels: &[(&str, &str)]) -> Agent {
+        Agent {
+            id: AgentId(uuid::Uuid::from_u128(n)),
+            name: format!("a{n}"),
+            cluster_name: format!("a{n}"),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: Default::default(),
+            status: AgentStatus::Active,
+            last_heartbeat: Some(Utc::now()),
+            capabilities: Capabilities::default(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_label_change_looks_only_at_stacks_that_read_the_key_or_chose_the_agent() {
+        let registry = PlacementRegistry::default().with("any", Arc::new(Anything));
+        let (a, b) = (agent(1, &[("region", "eu")]), agent(2, &[("region", "us")]));
+        let mut index = Index::load(vec![a.clone(), b.clone()], Vec::new(), &registry);
+        let by_region: PlacementPolicy = serde_json::from_value(
+            serde_json::json!({"agent_selector": {"matchLabels": {"region": "eu"}}}),
+        )
+        .unwrap();
+        let (s1, s2, s3) = (StackId::new(), StackId::new(), StackId::new());
+        index.set_stack(s1, by_region, vec![a.id], &registry);
+        index.set_stack(s2, PlacementPolicy::default(), vec![a.id, b.id], &registry);
+        index.set_stack(
+            s3,
+            PlacementPolicy::named("any", serde_json::json!({})),
+            vec![],
+            &registry,
+        );
+        let sorted = |mut v: Vec<StackId>| {
+            v.sort();
+            v
+        };
+        let relabel = |agent: &Agent, key: &str, value: &str| {
+            let mut after = agent.clone();
+            after.labels.insert(key.into(), value.into());
+            after
+        };
+        // b's team: only the stack that chose b and the one reading any key.
+        assert_eq!(
+            index.candidates(Some(&b), &relabel(&b, "team", "x")),
+            sorted(vec![s2, s3])
+        );
+        // b's region: also the stack whose selector reads it.
+        assert_eq!(
+            index.candidates(Some(&b), &relabel(&b, "region", "eu")),
+            sorted(vec![s1, s2, s3])
+        );
+        // Anything but metadata: every stack.
+        let mut disabled = b.clone();
+        disabled.status = AgentStatus::Inactive;
+        assert_eq!(
+            index.candidates(Some(&b), &disabled),
+            sorted(vec![s1, s2, s3])
+        );
+        // And the region change moves s1 to b.
+        let clock = Clock {
+            now: Utc::now(),
+            stale_after: Duration::seconds(90),
+        };
+        let changed =
+            index.agent_changed(b.id, Some(relabel(&b, "region", "eu")), &registry, clock);
+        let mut both = vec![a.id, b.id];
+        both.sort();
+        assert_eq!(changed, vec![(s1, both)]);
+    }
+}
