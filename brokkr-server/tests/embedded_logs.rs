@@ -44,13 +44,10 @@ async fn an_embedded_server_logs_through_the_embedders_scoped_subscriber() {
     async {
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".into();
-        let server = Server::bind_with_store(
-            Arc::new(MemoryStore::new()),
-            config,
-            Default::default(),
-        )
-        .await
-        .expect("binds on loopback");
+        let server =
+            Server::bind_with_store(Arc::new(MemoryStore::new()), config, Default::default())
+                .await
+                .expect("binds on loopback");
         let addr = server.local_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(

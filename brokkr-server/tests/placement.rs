@@ -668,7 +668,9 @@ async fn scenario(backend: Backend) {
 
     // --- Rejected agents are counted per reason and listed a page at a time.
     let full = placement(&app, &eu_web).await;
-    let total = full["decision"]["rejected_total"].as_u64().expect("a total");
+    let total = full["decision"]["rejected_total"]
+        .as_u64()
+        .expect("a total");
     let by_reason: u64 = full["decision"]["rejected_by_reason"]
         .as_object()
         .expect("counts")
@@ -682,7 +684,10 @@ async fn scenario(backend: Backend) {
     loop {
         let path = format!("/stacks/{eu_web}/placement?limit=1{cursor}");
         let page = admin(&app, "GET", &path, None).await.expect(200).json();
-        let rows = page["decision"]["rejected"].as_array().expect("a page").clone();
+        let rows = page["decision"]["rejected"]
+            .as_array()
+            .expect("a page")
+            .clone();
         assert!(rows.len() <= 1, "{page}");
         paged.extend(rows);
         match page["decision"]["next_cursor"].as_str() {

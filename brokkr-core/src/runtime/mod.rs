@@ -57,9 +57,9 @@ pub mod placement;
 mod render;
 mod settings;
 mod stacks;
-mod targets;
 pub mod target_cache;
 mod target_state;
+mod targets;
 mod templates;
 
 use std::sync::Arc;

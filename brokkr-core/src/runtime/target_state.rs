@@ -46,11 +46,15 @@ impl ControlPlane {
         if let Some(capabilities) = &capabilities {
             check_capabilities(capabilities)?;
         }
+        let at = Utc::now();
         self.heartbeats().record(Heartbeat {
             agent_id: agent,
-            at: Utc::now(),
+            at,
             capabilities,
         });
+        // Liveness reaches the placement index at once: an agent beating after being
+        // stale or never seen is placed now, not at the next reload.
+        self.note_heartbeat(agent, at);
         Ok(())
     }
 

@@ -37,10 +37,10 @@
 
 pub mod applier_conformance;
 pub mod conformance;
-#[cfg(feature = "runtime")]
-pub mod runtime;
 mod memory;
 mod memory_applier;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
 pub use applier_conformance::{ApplierFixture, merge_patch};
 pub use memory::MemoryStore;
