@@ -230,6 +230,23 @@ pub fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
+/// What the `ticks`-th periodic tick runs, taking what was signalled meanwhile.
+///
+/// The store is listed only every [`RELOAD_EVERY`] ticks (and at start): a reload
+/// subsumes every signal, since it reads the agents and policies those signals name.
+/// A recompute from memory does not: it decides with the agents the index holds, so an
+/// agent change signalled meanwhile (another replica's relabel, an agent reviving) is
+/// applied first. Dropping it would leave the index without the change until the next
+/// reload, ten periods later, and a revived agent, whose later beats raise no signal,
+/// unplaced for as long.
+fn on_tick(signals: &PlacementSignals, ticks: u32) -> Vec<Trigger> {
+    let pending = signals.take();
+    if ticks % RELOAD_EVERY == 1 || pending == Some(Trigger::Everything) {
+        return vec![Trigger::Everything];
+    }
+    pending.into_iter().chain([Trigger::Recompute]).collect()
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -274,23 +291,15 @@ impl PlacementController {
                 let woken =
                     futures::future::select(futures::future::select(ticked, signalled), announced)
                         .await;
-                let trigger = match woken {
+                let triggers = match woken {
                     futures::future::Either::Left((futures::future::Either::Left(_), _)) => {
-                        // Everything subsumes whatever was signalled meanwhile. The
-                        // store is listed only every RELOAD_EVERY ticks (and at start):
-                        // changes arrive as signals and announcements, this is the net.
-                        let _ = signals.take();
                         ticks = ticks.wrapping_add(1);
-                        if ticks % RELOAD_EVERY == 1 {
-                            Trigger::Everything
-                        } else {
-                            Trigger::Recompute
-                        }
+                        on_tick(&signals, ticks)
                     }
                     futures::future::Either::Left((futures::future::Either::Right(_), _)) => {
                         tokio::time::sleep(COALESCE).await;
                         match signals.take() {
-                            Some(trigger) => trigger,
+                            Some(trigger) => vec![trigger],
                             None => continue,
                         }
                     }
@@ -302,11 +311,13 @@ impl PlacementController {
                         continue;
                     }
                 };
-                if let Err(err) = self.run(&trigger).await {
-                    tracing::warn!(
-                        error = %crate::runtime::error::ErrorChain(&err),
-                        "placement run failed; the next run retries"
-                    );
+                for trigger in &triggers {
+                    if let Err(err) = self.run(trigger).await {
+                        tracing::warn!(
+                            error = %crate::runtime::error::ErrorChain(&err),
+                            "placement run failed; the next run retries"
+                        );
+                    }
                 }
             }
         })
@@ -437,6 +448,27 @@ mod tests {
         assert_eq!(controller.run(&changed).await.unwrap().moved, 1);
         let stored = cp.store().get_placement(stack.id).await.unwrap().unwrap();
         assert_eq!(stored.decision.unwrap().chosen, vec![us]);
+    }
+
+    #[test]
+    fn a_recompute_tick_keeps_what_was_signalled() {
+        let signals = PlacementSignals::default();
+        let agent = AgentId::new();
+        // A reload tick subsumes signals.
+        signals.agent_changed(agent);
+        assert_eq!(on_tick(&signals, 1), vec![Trigger::Everything]);
+        assert_eq!(signals.take(), None);
+        // A recompute from memory applies them first.
+        signals.agent_changed(agent);
+        let changed = Trigger::Changed {
+            agents: [agent].into_iter().collect(),
+            stacks: BTreeSet::new(),
+        };
+        assert_eq!(on_tick(&signals, 2), vec![changed, Trigger::Recompute]);
+        assert_eq!(on_tick(&signals, 3), vec![Trigger::Recompute]);
+        // "Everything" signalled (announcements lost) is a reload, whatever the tick.
+        signals.everything();
+        assert_eq!(on_tick(&signals, 4), vec![Trigger::Everything]);
     }
 
     #[test]
