@@ -6,9 +6,10 @@
 //! preview) only take the index's short lock. A failed write forgets the index: the
 //! next use reloads it from the store.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::controller::{all_placements, chrono_duration, live_agents};
 use super::index::{Clock, Index};
@@ -20,6 +21,11 @@ use crate::{Actor, AgentId, PlacementDecision, StackId};
 #[derive(Debug, Default)]
 pub struct PlacementState {
     index: Mutex<Option<Index>>,
+    /// Heartbeats that found the index busy, latest per agent (so bounded by the
+    /// agents): applied by whoever holds the index next. A heartbeat is answered on
+    /// an async worker, and the index may be held for as long as every stack takes to
+    /// decide; waiting for it there would stall every request on that worker.
+    deferred_beats: Mutex<HashMap<AgentId, DateTime<Utc>>>,
     record: tokio::sync::Mutex<()>,
 }
 
@@ -29,6 +35,26 @@ impl PlacementState {
         // middle of one is a bug in a placement, and the next failed write or resync
         // rebuilds the index anyway.
         crate::sync::lock(&self.index)
+    }
+
+    /// The index, unless another thread holds it.
+    fn try_lock(&self) -> Option<MutexGuard<'_, Option<Index>>> {
+        match self.index.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Applies the heartbeats deferred while the index was busy; the agents they
+    /// revive (stale or never seen before the beat).
+    fn apply_deferred_beats(&self, index: &mut Index, clock: Clock) -> Vec<AgentId> {
+        let beats = std::mem::take(&mut *crate::sync::lock(&self.deferred_beats));
+        beats
+            .into_iter()
+            .filter(|&(agent, at)| index.note_heartbeat(agent, at, clock))
+            .map(|(agent, _)| agent)
+            .collect()
     }
 }
 
@@ -87,13 +113,22 @@ impl ControlPlane {
             self.ensure_index().await?;
             let state = Arc::clone(self.placement_state());
             let heartbeats = Arc::clone(&self.inner.heartbeats);
+            let signals = Arc::clone(&self.inner.placement_signals);
             let clock = self.placement_clock();
             let outcome = tokio::task::spawn_blocking(move || {
                 let mut guard = state.lock();
                 match guard.as_mut() {
                     Some(index) => {
+                        // Deferred beats first: merged as pending beats, a reviving
+                        // agent would turn fresh without its stacks being decided.
+                        let mut revived = state.apply_deferred_beats(index, clock);
                         index.merge_pending(&heartbeats);
-                        Ok(f(index, clock))
+                        let value = f(index, clock);
+                        // And the beats deferred while `f` ran, before letting go.
+                        revived.extend(state.apply_deferred_beats(index, clock));
+                        drop(guard);
+                        signals.agents_changed(revived);
+                        Ok(value)
                     }
                     None => Err(f),
                 }
@@ -113,13 +148,23 @@ impl ControlPlane {
     /// placement controller, which places it. The runtime calls this for every
     /// heartbeat it records; without it, heartbeats reach the index only while they
     /// wait to be written and at the periodic reload.
-    pub fn note_heartbeat(&self, agent: AgentId, at: chrono::DateTime<Utc>) {
+    ///
+    /// It never waits for the index: while another thread holds it (a decision over
+    /// every stack may take a while), the beat is set aside and applied, with the same
+    /// effect, by that thread before it lets go or by the next use of the index.
+    pub fn note_heartbeat(&self, agent: AgentId, at: DateTime<Utc>) {
         let clock = self.placement_clock();
-        let revived = self
-            .placement_state()
-            .lock()
+        let state = self.placement_state();
+        let Some(mut guard) = state.try_lock() else {
+            let mut deferred = crate::sync::lock(&state.deferred_beats);
+            let held = deferred.entry(agent).or_insert(at);
+            *held = (*held).max(at);
+            return;
+        };
+        let revived = guard
             .as_mut()
             .is_some_and(|index| index.note_heartbeat(agent, at, clock));
+        drop(guard);
         if revived {
             self.inner.placement_signals.agent_changed(agent);
         }
@@ -297,5 +342,68 @@ impl ControlPlane {
     fn forget_index(&self, err: StoreError) -> crate::runtime::Error {
         *self.placement_state().lock() = None;
         err.into()
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::runtime::placement::Trigger;
+    use crate::testing::MemoryStore;
+    use crate::{NewAgent, Pak};
+
+    /// A heartbeat is answered on an async worker: while another thread holds the
+    /// index (deciding every stack), it must not wait for it, and the beat must still
+    /// revive its agent once the index is free.
+    #[tokio::test]
+    async fn a_heartbeat_does_not_wait_for_a_busy_index() {
+        let cp = ControlPlane::builder(Arc::new(MemoryStore::new())).build();
+        let agent = cp
+            .store()
+            .create_agent(
+                &Actor::Admin,
+                NewAgent {
+                    name: "a".into(),
+                    cluster_name: "c".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: Pak::generate().stored(),
+                },
+            )
+            .await
+            .unwrap();
+        // Loaded with the agent never seen.
+        cp.with_index(|_, _| ()).await.unwrap();
+        assert_eq!(cp.placement_signals().take(), None);
+
+        let state = Arc::clone(cp.placement_state());
+        let (held, is_held) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _index = state.lock();
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        is_held.recv().unwrap();
+        let started = Instant::now();
+        cp.note_heartbeat(agent.id, Utc::now());
+        let waited = started.elapsed();
+        holder.join().unwrap();
+        assert!(
+            waited < Duration::from_millis(250),
+            "the heartbeat waited {waited:?} for the index"
+        );
+
+        // The next use of the index applies the beat: the agent revives.
+        cp.with_index(|_, _| ()).await.unwrap();
+        assert_eq!(
+            cp.placement_signals().take(),
+            Some(Trigger::Changed {
+                agents: [agent.id].into_iter().collect(),
+                stacks: BTreeSet::new(),
+            })
+        );
     }
 }
