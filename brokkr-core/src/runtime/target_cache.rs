@@ -145,8 +145,16 @@ impl TargetStateCache {
     /// The entries are dropped through a second feed of the same hub, which every read
     /// drains too: whoever sees a change first applies it, exactly once, and the task
     /// relays it only after it was applied.
+    ///
+    /// Whatever the cache holds when this is called is dropped: it may have been read
+    /// before a change that no feed of this cache saw (made before the invalidator
+    /// ran, or published between `feed`'s subscription and the second feed's).
     pub fn spawn_invalidator(self: Arc<Self>, mut feed: ChangeFeed) -> tokio::task::JoinHandle<()> {
-        self.lock().published = Some(feed.resubscribe());
+        {
+            let mut inner = self.lock();
+            inner.published = Some(feed.resubscribe());
+            apply_to(&mut inner, &TargetChange::All);
+        }
         tokio::spawn(async move {
             loop {
                 let change = feed.next().await;
@@ -356,6 +364,22 @@ mod tests {
             .expect("a new deployment object wakes the watch");
         let newer = cache.get(&store, agent.id).await.unwrap();
         assert_ne!(after.etag, newer.etag);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_state_cached_before_the_invalidator_started_is_not_served_after() {
+        let store = MemoryStore::new();
+        let agent = mk_agent(&store, "a").await;
+        let cache = Arc::new(TargetStateCache::new(10));
+        // Read (and cached) while nothing invalidates: a control plane used before
+        // `start`, or a write between the feed's subscription and the task's start.
+        let before = cache.get(&store, agent.id).await.unwrap();
+        mk_targeted_stack(&store, agent.id, "s").await;
+        let task = Arc::clone(&cache).spawn_invalidator(store.change_feed());
+        let after = cache.get(&store, agent.id).await.unwrap();
+        assert_ne!(before.etag, after.etag);
+        assert_eq!(after.state.entries.len(), 1);
         task.abort();
     }
 
