@@ -73,7 +73,8 @@ impl ControlPlane {
     }
 
     /// Waits until the agent's target state has an ETag other than `known_etag`, or
-    /// `deadline` passes, or shutdown begins. A change that lands after this call began
+    /// `deadline` passes (at most [`Settings::long_poll_max`](super::Settings) from
+    /// now, whatever the caller asks), or shutdown begins. A change that lands after this call began
     /// is never missed: the watch is taken before the state is read, and spurious
     /// wake-ups re-read and keep waiting. Across replicas the wake-up comes through the
     /// store's change feed.
@@ -85,6 +86,8 @@ impl ControlPlane {
         deadline: tokio::time::Instant,
     ) -> Result<Poll> {
         access::require_agent_or_admin(caller, agent)?;
+        // A wait holds a watch and a task: the settings bound it, not each transport.
+        let deadline = deadline.min(tokio::time::Instant::now() + self.settings().long_poll_max);
         // The watch comes first, so every change after the read below wakes it.
         let mut watch = self.target_states().watch(agent);
         let held = self.read_target_state(agent).await?;
@@ -224,6 +227,42 @@ mod tests {
             serialized_len(&value),
             serde_json::to_vec(&value).unwrap().len()
         );
+    }
+
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn a_wait_lasts_at_most_long_poll_max() {
+        use std::time::Duration;
+
+        let settings = super::super::Settings {
+            long_poll_max: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let store = Arc::new(crate::testing::MemoryStore::new());
+        let cp = ControlPlane::builder(store).settings(settings).build();
+        let registration = super::super::AgentRegistration {
+            name: "a".into(),
+            cluster_name: "c".into(),
+            ..Default::default()
+        };
+        let id = cp
+            .create_agent(&Actor::Admin, registration)
+            .await
+            .unwrap()
+            .agent
+            .agent
+            .id;
+        let me = Actor::Agent(id);
+        let held = cp.target_state(&me, id).await.unwrap();
+        let in_an_hour = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let poll = tokio::time::timeout(
+            Duration::from_secs(5),
+            cp.wait_for_change(&me, id, &held.etag, in_an_hour),
+        )
+        .await
+        .expect("the wait ends at long_poll_max")
+        .unwrap();
+        assert!(matches!(poll, Poll::Unchanged(_)));
     }
 
     #[test]
