@@ -50,6 +50,12 @@ impl KubeApplier {
         )
         .await?;
         let created = plan.namespaces();
+        let adopted = self
+            .inventories
+            .read(stack.stack_id)
+            .await?
+            .map(|i| i.adopted)
+            .unwrap_or_default();
         // Whether each namespace the plan creates exists already, asked once.
         let mut exists: BTreeMap<&str, bool> = BTreeMap::new();
         for step in &plan.steps {
@@ -75,9 +81,12 @@ impl KubeApplier {
             }
             let api = self.api(kind, step.key.namespace.as_deref());
             let live = self.read(&api, &step.key).await?;
-            self.claim(stack, step, live.as_ref())?;
+            let claimed = self.claim(stack, step, live.as_ref())?;
             if let Sent::Immutable(fields) = self.send(stack, step, kind, true, &mut lookup).await?
             {
+                if claimed == Claim::Adopt || adopted.contains(&step.key) {
+                    return Err(not_recreated(&step.key, fields));
+                }
                 tracing::debug!(stack_id = %stack.stack_id, object = %step.key, ?fields, "immutable change; will recreate");
             }
         }
@@ -149,7 +158,10 @@ impl KubeApplier {
                     }
                 }
             };
-            let applied = self.apply_step(stack, step, &kind, &mut lookup).await?;
+            let adopted = adopting.contains(&step.key) || old_adopted.contains(&step.key);
+            let applied = self
+                .apply_step(stack, step, &kind, adopted, &mut lookup)
+                .await?;
             if step.is_crd() {
                 self.establish(&kind, step, &mut lookup).await?;
             }
@@ -210,12 +222,13 @@ impl KubeApplier {
 
     /// Applies one object: reads it, claims it again (it may have appeared since the
     /// apply began), sends it, and recreates it when an allowed immutable change
-    /// demands.
+    /// demands, unless it was `adopted`: Brokkr never deletes what it did not create.
     async fn apply_step(
         &self,
         stack: &StackRef,
         step: &Step<'_>,
         kind: &Kind,
+        adopted: bool,
         lookup: &mut Lookup<'_>,
     ) -> Result<Applied> {
         let api = self.api(kind, step.key.namespace.as_deref());
@@ -228,6 +241,7 @@ impl KubeApplier {
                     recreated: false,
                 });
             }
+            Sent::Immutable(fields) if adopted => return Err(not_recreated(&step.key, fields)),
             Sent::Immutable(fields) => fields,
         };
         tracing::info!(stack_id = %stack.stack_id, object = %step.key, ?fields, "immutable field(s) changed; deleting to recreate");
@@ -377,6 +391,18 @@ impl KubeApplier {
             .await
             .map(|ns| ns.is_some())
             .map_err(|e| object_error(&key, e))
+    }
+}
+
+/// The refusal to recreate an adopted object: deleting it would delete an object
+/// Brokkr did not create (for an adopted Namespace or CRD, with everything in it).
+fn not_recreated(object: &ObjectKey, fields: Vec<String>) -> Error {
+    Error::Immutable {
+        object: object.clone(),
+        fields,
+        message: "not recreated: the object was adopted, and Brokkr never deletes an object \
+                  it did not create; recreate it by hand"
+            .to_owned(),
     }
 }
 

@@ -6,7 +6,7 @@ use super::{
     ApplierFixture, cases, mk_config_map, mk_key, mk_manifests, mk_namespace, mk_stack_ref,
     mk_widget, mk_widget_crd, stack_label, with_annotation,
 };
-use crate::applier::{ADOPT_ANNOTATION, Error, STACK_LABEL};
+use crate::applier::{ADOPT_ANNOTATION, Error, RECREATE_ANNOTATION, STACK_LABEL};
 use crate::id::StackId;
 use crate::manifest::ObjectKey;
 
@@ -247,5 +247,55 @@ cases! {
         f.applier().remove(stack.stack_id).await.expect("remove");
         let live = f.get(&key).await.expect("released, not deleted");
         assert_eq!(stack_label(&live), None);
+    }
+
+    /// An adopted object is never deleted to be recreated, even with recreation
+    /// allowed: the change to its immutable field fails naming the field, at the dry
+    /// run and at the apply, and the object stays as it was.
+    async fn an_adopted_object_is_never_recreated(f: &dyn ApplierFixture) {
+        let ns = f.unique("adopt-immutable");
+        let job = |image: &str| json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "theirs", "namespace": ns},
+            "spec": {"backoffLimit": 1, "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "once", "image": image}]}}}});
+        let image = |live: &Value| live["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+        f.create_foreign(&mk_manifests(&[mk_namespace(&ns)])[0]).await;
+        f.create_foreign(&mk_manifests(&[job("theirs:1")])[0]).await;
+        let key = mk_key("batch/v1", "Job", Some(&ns), "theirs");
+        let mut stack = mk_stack_ref(StackId::new());
+        stack.policy.adopt = true;
+        stack.policy.recreate_on_immutable = true;
+        let both = |image: &str| mk_manifests(&[with_annotation(
+            with_annotation(job(image), ADOPT_ANNOTATION), RECREATE_ANNOTATION)]);
+
+        // Adopting it and changing its template in the same deployment object.
+        for (what, result) in [
+            ("dry run", f.applier().dry_run(&stack, &both("ours:2")).await),
+            ("apply", f.applier().apply(&stack, &both("ours:2")).await.map(drop)),
+        ] {
+            match result {
+                Err(Error::Immutable { object, .. }) => assert_eq!(object, key, "{what}"),
+                other => panic!("{what}: expected Immutable, got {other:?}"),
+            }
+        }
+        assert_eq!(image(&f.get(&key).await.expect("kept")), "theirs:1");
+
+        // Adopted as it is, then changed.
+        f.applier().apply(&stack, &both("theirs:1")).await.expect("adopt");
+        let uid = f.get(&key).await.expect("adopted")["metadata"]["uid"].clone();
+        for (what, result) in [
+            ("dry run", f.applier().dry_run(&stack, &both("ours:2")).await),
+            ("apply", f.applier().apply(&stack, &both("ours:2")).await.map(drop)),
+        ] {
+            match result {
+                Err(Error::Immutable { object, .. }) => assert_eq!(object, key, "{what}"),
+                other => panic!("{what}: expected Immutable, got {other:?}"),
+            }
+        }
+        let live = f.get(&key).await.expect("never deleted");
+        assert_eq!(image(&live), "theirs:1");
+        assert_eq!(live["metadata"]["uid"], uid, "the same object");
+        f.applier().remove(stack.stack_id).await.expect("remove");
+        assert!(f.get(&key).await.is_some(), "released, not deleted");
     }
 }

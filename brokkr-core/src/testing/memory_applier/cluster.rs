@@ -207,6 +207,19 @@ impl Cluster {
                     message,
                 });
             }
+            let adopted = claim == Claim::Adopt
+                || self
+                    .inventories
+                    .get(&stack.stack_id)
+                    .is_some_and(|i| i.is_adopted(&key));
+            if recreate && adopted {
+                // Recreating deletes, and Brokkr never deletes what it did not create.
+                return Err(applier::Error::Immutable {
+                    object: key,
+                    fields: changed,
+                    message: "not recreated: the object was adopted".to_owned(),
+                });
+            }
             planned.push(Planned {
                 key,
                 manifest: manifest.clone(),
