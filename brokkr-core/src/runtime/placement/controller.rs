@@ -19,10 +19,12 @@
 //! - another replica changed an agent: the store's change feed announces it
 //!   ([`crate::ChangeFeed::next_agent_change`]; PostgreSQL carries it between replicas);
 //! - and periodically (`agents.placement_interval_millis`, by default a third of
-//!   `agents.stale_after_secs`, at least one second): every stack is decided again
-//!   from memory, which notices agents going stale or fresh and `evict_after_secs`
-//!   running out; at start and every [`RELOAD_EVERY`] periods the index is first
-//!   reloaded from the store, the safety net for whatever an announcement missed.
+//!   `agents.stale_after_secs`, at least one second): the agents are read again
+//!   (heartbeats other replicas wrote included) and every stack is decided again from
+//!   the policies in memory, which notices agents going stale or fresh and
+//!   `evict_after_secs` running out; at start and every [`RELOAD_EVERY`] periods the
+//!   policies are reloaded from the store too, the safety net for whatever an
+//!   announcement missed.
 //!   Policies set by other replicas are also caught before any decision is recorded
 //!   (each is checked against the stored policy).
 //!
@@ -448,6 +450,59 @@ mod tests {
         assert_eq!(controller.run(&changed).await.unwrap().moved, 1);
         let stored = cp.store().get_placement(stack.id).await.unwrap().unwrap();
         assert_eq!(stored.decision.unwrap().chosen, vec![us]);
+    }
+
+    /// Replicas share the store, not their memory: an agent beating to one replica
+    /// is alive for the others after a periodic recompute, reload or not.
+    #[tokio::test]
+    async fn a_recompute_sees_heartbeats_written_by_another_replica() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let one = ControlPlane::builder(Arc::clone(&store)).build();
+        let other = ControlPlane::builder(Arc::clone(&store)).build();
+        let agent = store
+            .create_agent(
+                &Actor::Admin,
+                NewAgent {
+                    name: "a".into(),
+                    cluster_name: "c".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: Pak::generate().stored(),
+                },
+            )
+            .await
+            .unwrap();
+        let stack = store
+            .create_stack(
+                &Actor::Admin,
+                NewStack {
+                    name: "s".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        // The other replica loads its memory while the agent has never beaten.
+        let controller = other.placement_controller();
+        controller.run(&Trigger::Everything).await.unwrap();
+
+        // The agent beats to the first replica, which writes the beat.
+        one.record_heartbeat(&Actor::Agent(agent.id), agent.id, None)
+            .unwrap();
+        one.flush_heartbeats().await.unwrap();
+
+        // A periodic recompute on the other replica, not a reload, sees it.
+        controller.run(&Trigger::Recompute).await.unwrap();
+        let view = other
+            .set_placement_policy(
+                &Actor::Admin,
+                stack.id,
+                PlacementPolicy::default(),
+                RejectionPage::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(view.placement.decision.unwrap().chosen, vec![agent.id]);
     }
 
     #[test]

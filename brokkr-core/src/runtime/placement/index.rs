@@ -182,6 +182,20 @@ impl Index {
         index
     }
 
+    /// Replaces the agents with `agents`, as the store holds them now (deleted ones
+    /// are skipped), keeping a newer heartbeat this index holds for any of them. The
+    /// caller decides every stack again afterwards ([`Index::recompute_all`]).
+    pub fn refresh_agents(&mut self, agents: Vec<Agent>) {
+        let mut fresh = AgentIndex::default();
+        for mut agent in agents.into_iter().filter(|a| a.deleted_at.is_none()) {
+            if let Some(known) = self.agents.get(&agent.id) {
+                agent.last_heartbeat = agent.last_heartbeat.max(known.last_heartbeat);
+            }
+            fresh.upsert(agent);
+        }
+        self.agents = fresh;
+    }
+
     /// The stacks with a policy.
     pub fn stack_ids(&self) -> Vec<StackId> {
         let mut ids: Vec<StackId> = self.stacks.keys().copied().collect();

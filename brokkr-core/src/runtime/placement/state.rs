@@ -200,16 +200,27 @@ impl ControlPlane {
     }
 
     /// Decides every stack again, after reloading the index from the store with
-    /// `reload` (the periodic safety net, which also notices agents going stale and
-    /// `evict_after_secs` running out).
+    /// `reload`, else after reading the agents again (the periodic safety net, which
+    /// also notices agents going stale or fresh and `evict_after_secs` running out).
     pub(crate) async fn resync_placements(&self, reload: bool) -> Result<(usize, Recorded)> {
         let _turn = self.placement_state().record.lock().await;
-        if reload {
+        // Between reloads the agents still come from the store: other replicas write
+        // the heartbeats (and capabilities) of the agents beating to them and announce
+        // none of it, so without this those agents would look stale here for up to
+        // RELOAD_EVERY periods, and this replica would record decisions that pass them
+        // over or evict them while the others keep them.
+        let agents = if reload {
             self.reload_index().await?;
-        }
+            None
+        } else {
+            Some(live_agents(self.inner.store.as_ref(), &self.inner.heartbeats).await?)
+        };
         let registry = self.inner.placements.clone();
         let (computed, changed) = self
             .with_index(move |index, clock| {
+                if let Some(agents) = agents {
+                    index.refresh_agents(agents);
+                }
                 (
                     index.stack_ids().len(),
                     index.recompute_all(&registry, clock),
