@@ -77,3 +77,95 @@ async fn an_embedded_server_logs_through_the_embedders_scoped_subscriber() {
     );
     assert!(text.contains("stopped"), "no shutdown line in:\n{text}");
 }
+
+/// The control plane's background tasks log through the same scoped subscriber: here
+/// the placement controller, recording the decision of a policy stored before the
+/// server started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placement_controller_logs_through_the_embedders_scoped_subscriber() {
+    use brokkr_core::{Actor, Heartbeat, NewAgent, NewStack, Pak, PlacementPolicy, Store};
+
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+
+    async {
+        let store = Arc::new(MemoryStore::new());
+        let agent = store
+            .create_agent(
+                &Actor::Admin,
+                NewAgent {
+                    name: "a".into(),
+                    cluster_name: "c".into(),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    key: Pak::generate().stored(),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .record_heartbeats(&[Heartbeat {
+                agent_id: agent.id,
+                at: chrono::Utc::now(),
+                capabilities: None,
+            }])
+            .await
+            .unwrap();
+        let stack = store
+            .create_stack(
+                &Actor::Admin,
+                NewStack {
+                    name: "s".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .set_placement_policy(&Actor::Admin, stack.id, Some(PlacementPolicy::default()))
+            .await
+            .unwrap();
+
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        let server = Server::bind_with_store(store.clone(), config, Default::default())
+            .await
+            .expect("binds on loopback");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .with_current_subscriber(),
+        );
+        // The controller's first run decides the stack.
+        let decided = async {
+            loop {
+                let placement = store.get_placement(stack.id).await.unwrap().unwrap();
+                if placement.decision.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), decided)
+            .await
+            .expect("the placement controller decides the stack");
+        let _ = stop.send(());
+        serving.await.unwrap().expect("stops cleanly");
+    }
+    .with_subscriber(subscriber)
+    .await;
+
+    let text = logs.text();
+    assert!(
+        text.contains("placement decision changed"),
+        "the controller's decision was not logged through the scoped subscriber:\n{text}"
+    );
+}

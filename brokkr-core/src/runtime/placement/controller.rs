@@ -46,6 +46,7 @@ use crate::page::MAX_LIMIT;
 use crate::runtime::ControlPlane;
 use crate::{Agent, AgentFilter, AgentId, PageRequest, StackId, StackPlacement, Store};
 use tokio::sync::Notify;
+use tracing::instrument::WithSubscriber;
 
 use crate::runtime::heartbeat::HeartbeatBuffer;
 
@@ -274,55 +275,61 @@ impl PlacementController {
 
     /// Runs until the returned task is aborted: at once (loading the index and
     /// catching up on changes made while no controller ran), then on every signal and
-    /// every period.
+    /// every period. It logs through the tracing subscriber in effect where it is
+    /// spawned, as an embedder's scoped one.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         // Subscribed before returning, so no agent change announced afterwards is missed.
         let mut feed = self.control_plane.store().change_feed();
-        tokio::spawn(async move {
-            let signals = Arc::clone(self.control_plane.placement_signals());
-            let period = self.control_plane.settings().placement_period();
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut ticks: u32 = 0;
-            loop {
-                let ticked = std::pin::pin!(tick.tick());
-                let signalled = std::pin::pin!(signals.notify.notified());
-                // Other replicas' agent changes, from the store's change feed: signals
-                // like this replica's own (cancel-safe: a dropped receive loses nothing).
-                let announced = std::pin::pin!(feed.next_agent_change());
-                let woken =
-                    futures::future::select(futures::future::select(ticked, signalled), announced)
-                        .await;
-                let triggers = match woken {
-                    futures::future::Either::Left((futures::future::Either::Left(_), _)) => {
-                        ticks = ticks.wrapping_add(1);
-                        on_tick(&signals, ticks)
-                    }
-                    futures::future::Either::Left((futures::future::Either::Right(_), _)) => {
-                        tokio::time::sleep(COALESCE).await;
-                        match signals.take() {
-                            Some(trigger) => vec![trigger],
-                            None => continue,
+        tokio::spawn(
+            async move {
+                let signals = Arc::clone(self.control_plane.placement_signals());
+                let period = self.control_plane.settings().placement_period();
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut ticks: u32 = 0;
+                loop {
+                    let ticked = std::pin::pin!(tick.tick());
+                    let signalled = std::pin::pin!(signals.notify.notified());
+                    // Other replicas' agent changes, from the store's change feed: signals
+                    // like this replica's own (cancel-safe: a dropped receive loses nothing).
+                    let announced = std::pin::pin!(feed.next_agent_change());
+                    let woken = futures::future::select(
+                        futures::future::select(ticked, signalled),
+                        announced,
+                    )
+                    .await;
+                    let triggers = match woken {
+                        futures::future::Either::Left((futures::future::Either::Left(_), _)) => {
+                            ticks = ticks.wrapping_add(1);
+                            on_tick(&signals, ticks)
                         }
-                    }
-                    futures::future::Either::Right((change, _)) => {
-                        match change.as_ref() {
-                            Some(agents) => signals.agents_changed(agents.iter().copied()),
-                            None => signals.everything(),
+                        futures::future::Either::Left((futures::future::Either::Right(_), _)) => {
+                            tokio::time::sleep(COALESCE).await;
+                            match signals.take() {
+                                Some(trigger) => vec![trigger],
+                                None => continue,
+                            }
                         }
-                        continue;
-                    }
-                };
-                for trigger in &triggers {
-                    if let Err(err) = self.run(trigger).await {
-                        tracing::warn!(
-                            error = %crate::runtime::error::ErrorChain(&err),
-                            "placement run failed; the next run retries"
-                        );
+                        futures::future::Either::Right((change, _)) => {
+                            match change.as_ref() {
+                                Some(agents) => signals.agents_changed(agents.iter().copied()),
+                                None => signals.everything(),
+                            }
+                            continue;
+                        }
+                    };
+                    for trigger in &triggers {
+                        if let Err(err) = self.run(trigger).await {
+                            tracing::warn!(
+                                error = %crate::runtime::error::ErrorChain(&err),
+                                "placement run failed; the next run retries"
+                            );
+                        }
                     }
                 }
             }
-        })
+            .with_current_subscriber(),
+        )
     }
 
     /// One run: `Everything` reloads the index from the store and decides every stack
