@@ -1078,6 +1078,66 @@ async fn an_api_version_move_keeps_the_object() {
     cluster.cleanup(&[&ns], &[&crd_name]).await;
 }
 
+/// An object adopted at a version its CRD starts to serve in the same deployment
+/// object (so it could not be read before the apply) is recorded as adopted all the
+/// same: dropped from the stack, it is released, not deleted.
+#[tokio::test]
+async fn an_object_adopted_at_a_version_served_only_after_its_crd_is_released() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("late");
+    let group = format!("{}.test.brokkr.io", cluster.name("l"));
+    let crd_name = format!("widgets.{group}");
+    let stack_id = StackId::new();
+    let first = [manifest(namespace(&ns)), manifest(widget_crd(&group))];
+    applier
+        .apply(&stack(stack_id, "sum-1"), &first)
+        .await
+        .expect("the CRD at v1 only");
+    // Someone else's widget, at v1.
+    cluster.apply_by_hand(widget(&group, &ns, "theirs")).await;
+
+    // The CRD now serves v2 too, and the stack adopts the widget at v2.
+    let mut crd = widget_crd(&group);
+    crd["spec"]["versions"] = json!([
+        {"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+        {"name": "v2", "served": true, "storage": false,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]);
+    let mut theirs = annotated(widget(&group, &ns, "theirs"), &[(ADOPT_ANNOTATION, "true")]);
+    theirs["apiVersion"] = json!(format!("{group}/v2"));
+    let second = [
+        manifest(namespace(&ns)),
+        manifest(crd.clone()),
+        manifest(theirs),
+    ];
+    let widget_key = key(&format!("{group}/v1"), "Widget", Some(&ns), "theirs");
+    let report = applier
+        .apply(&stack(stack_id, "sum-2"), &second)
+        .await
+        .expect("adopt at v2");
+    assert_eq!(report.adopted, std::slice::from_ref(&widget_key));
+    let inventory = applier.inventory(stack_id).await.unwrap().unwrap();
+    assert!(inventory.is_adopted(&widget_key), "{inventory:?}");
+
+    let third = [manifest(namespace(&ns)), manifest(crd)];
+    let report = applier
+        .apply(&stack(stack_id, "sum-3"), &third)
+        .await
+        .expect("drop the widget");
+    assert_eq!(report.pruned, std::slice::from_ref(&widget_key));
+    let live = cluster
+        .get(&widget_key)
+        .await
+        .expect("released, not deleted");
+    assert!(
+        live["metadata"]["labels"].get(STACK_LABEL).is_none(),
+        "{live}"
+    );
+    applier.remove(stack_id).await.expect("remove");
+    cluster.cleanup(&[&ns], &[&crd_name]).await;
+}
+
 /// A change to an immutable field fails naming the field; with recreation allowed the
 /// object is deleted and created again, and reported.
 #[tokio::test]

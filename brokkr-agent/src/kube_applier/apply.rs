@@ -129,22 +129,22 @@ impl KubeApplier {
             .map(|i| (i.objects.clone(), i.adopted.clone()))
             .unwrap_or_default();
         let union_keys = union(&old_keys, &new_keys);
-        let union_adopted = union(&old_adopted, &adopting);
+        let mut union_adopted = union(&old_adopted, &adopting);
+        // The inventory as it stands while applying: old ∪ new, adoptions included.
+        let applying = |adopted: &[ObjectKey]| Inventory {
+            stack_id: stack.stack_id,
+            deployment_object_id: previous.as_ref().and_then(|i| i.deployment_object_id),
+            checksum: previous.as_ref().and_then(|i| i.checksum.clone()),
+            objects: union_keys.clone(),
+            adopted: adopted.to_vec(),
+        };
         if previous.is_none()
             || !same_versions(&union_keys, &old_keys)
             || union_adopted.len() > old_adopted.len()
         {
             // Recorded before anything is applied: what a crash leaves behind is still
             // named by the inventory (adoptions included) and pruned by the next apply.
-            self.inventories
-                .write(&Inventory {
-                    stack_id: stack.stack_id,
-                    deployment_object_id: previous.as_ref().and_then(|i| i.deployment_object_id),
-                    checksum: previous.as_ref().and_then(|i| i.checksum.clone()),
-                    objects: union_keys,
-                    adopted: union_adopted,
-                })
-                .await?;
+            self.inventories.write(&applying(&union_adopted)).await?;
         }
 
         let mut report = ApplyReport::default();
@@ -152,10 +152,23 @@ impl KubeApplier {
             let kind = match &step.resolution {
                 Resolution::Served(kind) => kind.clone(),
                 Resolution::Deferred => {
-                    match lookup.find(&step.key.api_version, &step.key.kind).await? {
+                    let kind = match lookup.find(&step.key.api_version, &step.key.kind).await? {
                         Found::Served(kind) => kind,
                         found => return Err(not_served(step.key.clone(), found)),
+                    };
+                    // Unreadable before its CRD served this version, the object may
+                    // exist all the same (at another version): claimed now, and an
+                    // adoption recorded before it is applied.
+                    let api = self.api(&kind, step.key.namespace.as_deref());
+                    let live = self.read(&api, &step.key).await?;
+                    if self.claim(stack, step, live.as_ref())? == Claim::Adopt
+                        && !adopting.contains(&step.key)
+                    {
+                        adopting.push(step.key.clone());
+                        union_adopted.push(step.key.clone());
+                        self.inventories.write(&applying(&union_adopted)).await?;
                     }
+                    kind
                 }
             };
             let adopted = adopting.contains(&step.key) || old_adopted.contains(&step.key);
@@ -233,7 +246,14 @@ impl KubeApplier {
     ) -> Result<Applied> {
         let api = self.api(kind, step.key.namespace.as_deref());
         let before = self.read(&api, &step.key).await?;
-        self.claim(stack, step, before.as_ref())?;
+        if self.claim(stack, step, before.as_ref())? == Claim::Adopt && !adopted {
+            // It appeared since it was claimed: the inventory would take it for one
+            // Brokkr created. The next attempt claims and records it first.
+            return Err(Error::Unavailable(format!(
+                "{}: appeared while the deployment object was being applied; retrying",
+                step.key
+            )));
+        }
         let fields = match self.send(stack, step, kind, false, lookup).await? {
             Sent::Applied(after) => {
                 return Ok(Applied {
