@@ -23,6 +23,10 @@ impl ControlPlane {
     /// written and cached target states never invalidated.
     pub fn start(&self) -> Background {
         let inner = &self.inner;
+        // A control plane started again after a shutdown serves waits again: left
+        // draining, every long poll would answer at once and agents would poll in a
+        // tight loop.
+        inner.draining.send_replace(false);
         let flusher = Arc::clone(&inner.heartbeats).spawn_flusher(
             Arc::clone(&inner.store),
             inner.settings.heartbeat_flush_period,
@@ -79,5 +83,51 @@ impl Drop for Background {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::model::Actor;
+    use crate::runtime::{AgentRegistration, Poll};
+    use crate::testing::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_control_plane_started_again_after_shutdown_waits_again() {
+        let cp = ControlPlane::builder(Arc::new(MemoryStore::new())).build();
+        let registration = AgentRegistration {
+            name: "a".into(),
+            cluster_name: "c".into(),
+            ..Default::default()
+        };
+        let id = cp
+            .create_agent(&Actor::Admin, registration)
+            .await
+            .unwrap()
+            .agent
+            .agent
+            .id;
+        cp.start().shutdown().await;
+
+        let background = cp.start();
+        let me = Actor::Agent(id);
+        let held = cp.target_state(&me, id).await.unwrap();
+        let wait = Duration::from_millis(300);
+        let started = tokio::time::Instant::now();
+        let poll = cp
+            .wait_for_change(&me, id, &held.etag, started + wait)
+            .await
+            .unwrap();
+        assert!(matches!(poll, Poll::Unchanged(_)));
+        assert!(
+            started.elapsed() >= wait,
+            "the wait answered after {:?}, as if still shutting down",
+            started.elapsed()
+        );
+        background.shutdown().await;
     }
 }
