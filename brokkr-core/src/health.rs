@@ -93,14 +93,17 @@ pub fn is_workload(kind: &str) -> bool {
     )
 }
 
-/// Judges one live object. `None` for kinds without health (see [`is_workload`]).
+/// Judges one live object. `None` for kinds without health (see [`is_workload`]),
+/// and for a custom resource that shares a built-in workload's kind (a Volcano
+/// `batch.volcano.sh` Job): its status is not the built-in one, and reading it as
+/// such would say progressing forever.
 pub fn assess(object: ObjectKey, live: &Value) -> Option<ObjectHealth> {
-    let verdict = match object.kind.as_str() {
-        "Deployment" => rollout::deployment(live),
-        "StatefulSet" => rollout::stateful_set(live),
-        "DaemonSet" => rollout::daemon_set(live),
-        "Job" => pods::job(live),
-        "Pod" => pods::pod(live),
+    let verdict = match (object.group(), object.kind.as_str()) {
+        ("apps", "Deployment") => rollout::deployment(live),
+        ("apps", "StatefulSet") => rollout::stateful_set(live),
+        ("apps", "DaemonSet") => rollout::daemon_set(live),
+        ("batch", "Job") => pods::job(live),
+        ("", "Pod") => pods::pod(live),
         _ => return None,
     };
     Some(ObjectHealth {

@@ -5,8 +5,13 @@ use serde_json::{Value, json};
 use super::*;
 
 fn mk_key(kind: &str) -> ObjectKey {
+    let api_version = match kind {
+        "Job" => "batch/v1",
+        "Pod" | "ConfigMap" => "v1",
+        _ => "apps/v1",
+    };
     ObjectKey {
-        api_version: "apps/v1".into(),
+        api_version: api_version.into(),
         kind: kind.into(),
         namespace: Some("default".into()),
         name: "web".into(),
@@ -505,6 +510,18 @@ fn input_of_the_wrong_shape_is_judged_not_panicked_on() {
 #[test]
 fn worst_status_wins_and_other_kinds_have_none() {
     assert!(assess(mk_key("ConfigMap"), &json!({})).is_none());
+    // A custom resource named like a built-in workload has a status of its own.
+    let volcano = ObjectKey {
+        api_version: "batch.volcano.sh/v1alpha1".into(),
+        ..mk_key("Job")
+    };
+    let running = json!({"status": {"state": {"phase": "Running"}}});
+    assert!(assess(volcano, &running).is_none());
+    let custom = ObjectKey {
+        api_version: "example.com/v1".into(),
+        ..mk_key("Deployment")
+    };
+    assert!(assess(custom, &json!({"status": {}})).is_none());
     let objects = [Healthy, Failed, Progressing].map(|status| ObjectHealth {
         object: mk_key("Pod"),
         status,
