@@ -1138,6 +1138,36 @@ async fn an_object_adopted_at_a_version_served_only_after_its_crd_is_released() 
     cluster.cleanup(&[&ns], &[&crd_name]).await;
 }
 
+/// A removal whose inventory addresses an object at a version its CRD stopped serving
+/// (while the applier's discovery cache still had it) deletes the object at a version
+/// still served, instead of taking the 404 for "gone" and reporting success.
+#[tokio::test]
+async fn a_removal_finds_an_object_whose_version_stopped_being_served() {
+    let cluster = TestCluster::start().await;
+    let ns = cluster.name("unserved");
+    let group = format!("{}.test.brokkr.io", cluster.name("u"));
+    let crd_name = format!("widgets.{group}");
+    cluster.apply_by_hand(namespace(&ns)).await;
+    cluster.apply_by_hand(two_version_crd(&group)).await;
+    let applier = cluster.applier().await;
+    let stack_id = StackId::new();
+    let mut beta = widget(&group, &ns, "gizmo");
+    beta["apiVersion"] = json!(format!("{group}/v1beta1"));
+    applier
+        .apply(&stack(stack_id, "sum-1"), &[manifest(beta)])
+        .await
+        .expect("apply at v1beta1");
+
+    let mut crd = two_version_crd(&group);
+    crd["spec"]["versions"][0]["served"] = json!(false);
+    cluster.apply_by_hand(crd).await;
+    let widget_key = key(&format!("{group}/v1"), "Widget", Some(&ns), "gizmo");
+    let removed = applier.remove(stack_id).await.expect("remove");
+    assert_eq!(removed, std::slice::from_ref(&widget_key));
+    assert!(cluster.is_gone(&widget_key).await, "deleted at v1");
+    cluster.cleanup(&[&ns], &[&crd_name]).await;
+}
+
 /// A change to an immutable field fails naming the field; with recreation allowed the
 /// object is deleted and created again, and reported.
 #[tokio::test]

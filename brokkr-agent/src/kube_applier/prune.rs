@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::KubeApplier;
 use super::discovery::{Found, Lookup};
-use super::errors::{is_conflict, is_not_found, object_error};
+use super::errors::{is_conflict, is_not_found, is_unserved, object_error};
 use super::plan::not_served;
 
 /// First and longest pause between two checks that deleted objects are gone.
@@ -126,22 +126,33 @@ impl KubeApplier {
         adopted: bool,
         lookup: &mut Lookup<'_>,
     ) -> Result<Outcome> {
-        let kind = match lookup.find_object(key).await? {
-            Found::Served(kind) => kind,
-            Found::Unknown => {
-                tracing::info!(%stack_id, object = %key, "not deleting: its kind is no longer served, so it is gone");
-                return Ok(Outcome::Untouched);
+        let mut refreshed = false;
+        let (api, live) = loop {
+            let kind = match lookup.find_object(key).await? {
+                Found::Served(kind) => kind,
+                Found::Unknown => {
+                    tracing::info!(%stack_id, object = %key, "not deleting: its kind is no longer served, so it is gone");
+                    return Ok(Outcome::Untouched);
+                }
+                found => return Err(not_served(key.clone(), found)),
+            };
+            let api = self.api(&kind, key.namespace.as_deref());
+            match api.get(&key.name).await {
+                Ok(live) => break (api, live),
+                // The version the cache had is no longer served (a CRD version set to
+                // `served: false`), though the object may well exist at another: a
+                // 404 for the URL is not "gone".
+                Err(e) if is_unserved(&e) && !refreshed => {
+                    tracing::info!(%stack_id, object = %key, "the server no longer serves the version the discovery cache had; refreshing");
+                    lookup.refresh().await?;
+                    refreshed = true;
+                }
+                Err(e) if is_not_found(&e) && !is_unserved(&e) => {
+                    tracing::debug!(%stack_id, object = %key, "already gone");
+                    return Ok(Outcome::Untouched);
+                }
+                Err(e) => return Err(object_error(key, e)),
             }
-            found => return Err(not_served(key.clone(), found)),
-        };
-        let api = self.api(&kind, key.namespace.as_deref());
-        let Some(live) = api
-            .get_opt(&key.name)
-            .await
-            .map_err(|e| object_error(key, e))?
-        else {
-            tracing::debug!(%stack_id, object = %key, "already gone");
-            return Ok(Outcome::Untouched);
         };
         let stack = stack_id.to_string();
         if live.labels().get(STACK_LABEL) != Some(&stack) {
