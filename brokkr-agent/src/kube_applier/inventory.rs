@@ -13,10 +13,12 @@
 //!
 //! Inventories written by older agents keep loading: entries naming one object at two
 //! `apiVersion`s collapse into one (identity is group, kind, namespace and name), and
-//! without an `adopted` key nobody recorded which objects existed before, so the ones
-//! whose deletion would cascade (Namespaces and CustomResourceDefinitions) count as
-//! adopted: a namespace left behind can be deleted by hand, one deleted by mistake
-//! cannot be brought back.
+//! without an `adopted` key nobody recorded which objects existed before. Those agents
+//! took over existing objects without asking (a forced apply stamped their label), so
+//! any entry may be an object Brokkr did not create, and every one counts as adopted:
+//! released, never deleted. An object left behind can be deleted by hand; one deleted
+//! by mistake (a PersistentVolumeClaim, a Namespace with everything in it) cannot be
+//! brought back.
 //!
 //! A ConfigMap holds at most 1 MiB of data (keys and values summed; Kubernetes
 //! `pkg/apis/core/validation/validation.go`, `ValidateConfigMap`). An inventory that
@@ -248,7 +250,7 @@ fn decode(stack_id: StackId, config_map: &ConfigMap) -> Result<Inventory, String
     let adopted = match keys(ADOPTED_KEY)? {
         Some(adopted) => adopted,
         // Written before adoption was recorded: see the module documentation.
-        None => objects.iter().filter(|k| cascades(k)).cloned().collect(),
+        None => objects.clone(),
     };
     let deployment_object_id = data
         .get(DEPLOYMENT_OBJECT_KEY)
@@ -266,14 +268,6 @@ fn decode(stack_id: StackId, config_map: &ConfigMap) -> Result<Inventory, String
         objects,
         adopted,
     })
-}
-
-/// Whether deleting `key` deletes other objects with it.
-fn cascades(key: &ObjectKey) -> bool {
-    matches!(
-        (key.group(), key.kind.as_str()),
-        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
-    )
 }
 
 /// The bytes of a ConfigMap's `data` the API server counts against its limit.
@@ -373,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn old_inventories_load_with_versions_collapsed_and_cascading_kinds_adopted() {
+    fn old_inventories_load_with_versions_collapsed_and_every_object_adopted() {
         let objects = r#"[
             {"api_version": "v1", "kind": "Namespace", "namespace": null, "name": "team"},
             {"api_version": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "namespace": null, "name": "widgets.example.com"},
@@ -392,8 +386,8 @@ mod tests {
                 "v1 ConfigMap team/c"
             ]
         );
-        let adopted: Vec<&str> = inventory.adopted.iter().map(|k| k.kind.as_str()).collect();
-        assert_eq!(adopted, ["Namespace", "CustomResourceDefinition"]);
+        // The old agent may have taken any of them over: none is Brokkr's to delete.
+        assert_eq!(inventory.adopted, inventory.objects);
         // Written back, the provenance is explicit from then on.
         let again = decode(inventory.stack_id, &encode(&inventory, "ns").unwrap()).unwrap();
         assert_eq!(again, inventory);
