@@ -1236,6 +1236,58 @@ async fn an_immutable_change_fails_with_the_field_then_recreates_when_allowed() 
     cluster.cleanup(&[&ns], &[]).await;
 }
 
+/// A StatefulSet's fixed fields (its `serviceName`, selector, claim templates) are
+/// refused without the word "immutable" ("updates to statefulset spec for fields other
+/// than ... are forbidden", `ValidateStatefulSetUpdate`): still an immutable change,
+/// failing as one, and recreated when allowed.
+#[tokio::test]
+async fn a_statefulsets_fixed_fields_are_an_immutable_change() {
+    let cluster = TestCluster::start().await;
+    let applier = cluster.applier().await;
+    let ns = cluster.name("sts");
+    let stack_id = StackId::new();
+    let sts = |service: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": ns},
+            "spec": {"serviceName": service, "replicas": 1,
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": "registry.k8s.io/pause:3.10"}]}}}})
+    };
+    applier
+        .apply(
+            &stack(stack_id, "sum-1"),
+            &[manifest(namespace(&ns)), manifest(sts("db-a"))],
+        )
+        .await
+        .expect("first apply");
+    let sts_key = key("apps/v1", "StatefulSet", Some(&ns), "db");
+    let uid = cluster.get(&sts_key).await.unwrap()["metadata"]["uid"].clone();
+
+    let changed = [manifest(namespace(&ns)), manifest(sts("db-b"))];
+    match applier.dry_run(&stack(stack_id, "sum-2"), &changed).await {
+        Err(Error::Immutable { object, fields, .. }) => {
+            assert_eq!(object, sts_key);
+            assert_eq!(fields, ["spec"]);
+        }
+        other => panic!("expected Immutable, got {other:?}"),
+    }
+    let allowed = [
+        manifest(namespace(&ns)),
+        manifest(annotated(sts("db-b"), &[(RECREATE_ANNOTATION, "true")])),
+    ];
+    let report = applier
+        .apply(&stack(stack_id, "sum-3"), &allowed)
+        .await
+        .expect("recreated");
+    assert_eq!(report.recreated, std::slice::from_ref(&sts_key));
+    let live = cluster.get(&sts_key).await.unwrap();
+    assert_ne!(live["metadata"]["uid"], uid, "a new object");
+    assert_eq!(live["spec"]["serviceName"], "db-b");
+    applier.remove(stack_id).await.expect("remove");
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
 /// An operator and its custom resources: removal deletes the resources first, waits
 /// for the operator to clear their finalizers, then the operator, the CRD and the
 /// Namespace, and succeeds only once they are gone.

@@ -133,7 +133,12 @@ pub(crate) fn immutable_fields(err: &kube::Error) -> Option<Vec<String>> {
 }
 
 fn mentions_immutability(message: &str) -> bool {
-    message.contains("immutable") || message.contains("cannot change")
+    message.contains("immutable")
+        || message.contains("cannot change")
+        // A StatefulSet's fixed fields (selector, serviceName, volumeClaimTemplates)
+        // are refused as a whole, without the word (Kubernetes
+        // `pkg/apis/apps/validation`, `ValidateStatefulSetUpdate`).
+        || message.contains("updates to statefulset spec for fields other than")
 }
 
 /// A create in a namespace being deleted: 403, "unable to create new content in
@@ -227,6 +232,12 @@ mod tests {
             &[],
         );
         assert_eq!(immutable_fields(&two).unwrap(), ["spec.selector"]);
+        let statefulset = with_message(
+            422,
+            "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            &[],
+        );
+        assert_eq!(immutable_fields(&statefulset).unwrap(), ["spec"]);
         let other = with_message(422, "spec.replicas: Invalid value: -1", &[]);
         assert_eq!(immutable_fields(&other), None);
         assert_eq!(immutable_fields(&api(409, "Conflict")), None);
