@@ -35,7 +35,17 @@ struct CachedKey {
 pub struct KeyCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, CachedKey>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_short_id: HashMap<String, CachedKey>,
+    /// Advances at every invalidation. A lookup caches its answer only if no
+    /// invalidation happened while it read the store: one that read a key just before
+    /// its rotation committed would otherwise cache the revoked key after the rotation
+    /// forgot it, and the key would keep working for a TTL.
+    generation: u64,
 }
 
 impl KeyCache {
@@ -45,7 +55,7 @@ impl KeyCache {
         Self {
             ttl,
             capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -67,24 +77,34 @@ impl KeyCache {
     }
 
     async fn lookup(&self, store: &dyn Store, short_id: &str) -> Result<Option<ApiKey>> {
-        if let Some(hit) = self.cached(short_id) {
-            return Ok(hit);
-        }
+        let generation = match self.cached(short_id) {
+            Ok(hit) => return Ok(hit),
+            Err(generation) => generation,
+        };
         let record = store.find_api_key(short_id).await?;
-        self.insert(short_id, record.clone());
+        self.insert(short_id, record.clone(), generation);
         Ok(record)
     }
 
-    fn cached(&self, short_id: &str) -> Option<Option<ApiKey>> {
+    /// The cached record, or the generation a lookup of the store starts at.
+    fn cached(&self, short_id: &str) -> Result<Option<ApiKey>, u64> {
         let entries = lock(&self.entries);
         entries
+            .by_short_id
             .get(short_id)
             .filter(|entry| Instant::now() < entry.expires)
             .map(|entry| entry.record.clone())
+            .ok_or(entries.generation)
     }
 
-    fn insert(&self, short_id: &str, record: Option<ApiKey>) {
-        let mut entries = lock(&self.entries);
+    /// Caches what a lookup that started at `generation` read, unless an invalidation
+    /// happened since.
+    fn insert(&self, short_id: &str, record: Option<ApiKey>, generation: u64) {
+        let mut guard = lock(&self.entries);
+        if guard.generation != generation {
+            return;
+        }
+        let entries = &mut guard.by_short_id;
         let now = Instant::now();
         if entries.len() >= self.capacity {
             entries.retain(|_, entry| now < entry.expires);
@@ -109,8 +129,9 @@ impl KeyCache {
     /// Forgets every cached key of `owner` (after rotation or deletion) and any
     /// negative entry for `new_short_id` (after issuing a key).
     pub fn invalidate(&self, owner: KeyOwner, new_short_id: Option<&str>) {
-        let mut entries = lock(&self.entries);
-        entries.retain(|short_id, entry| {
+        let mut guard = lock(&self.entries);
+        guard.generation += 1;
+        guard.by_short_id.retain(|short_id, entry| {
             let owned = entry.record.as_ref().is_some_and(|key| key.owner == owner);
             !owned && Some(short_id.as_str()) != new_short_id
         });
@@ -193,6 +214,38 @@ mod tests {
         assert!(cache.authenticate(&store, new.expose()).await.is_ok());
     }
 
+    /// A lookup that read the key before a rotation committed, and finishes after the
+    /// rotation forgot the cached keys, must not cache the old key again.
+    #[tokio::test]
+    async fn a_lookup_overtaken_by_a_rotation_does_not_cache_the_old_key() {
+        let store = MemoryStore::new();
+        let old = Pak::generate();
+        let agent = store
+            .create_agent(&Actor::Admin, mk_agent(&old))
+            .await
+            .unwrap();
+        let cache = KeyCache::new(Duration::from_secs(600), 10);
+
+        // The lookup starts and reads the key as it is before the rotation...
+        let started_at = cache.cached(old.short_id()).unwrap_err();
+        let read = store.find_api_key(old.short_id()).await.unwrap();
+        assert!(read.is_some());
+        // ...the rotation commits and forgets the cached keys...
+        let owner = KeyOwner::Agent(agent.id);
+        store
+            .rotate_api_key(&Actor::Admin, owner, Pak::generate().stored())
+            .await
+            .unwrap();
+        cache.invalidate(owner, None);
+        // ...then the lookup finishes.
+        cache.insert(old.short_id(), read, started_at);
+
+        assert!(matches!(
+            cache.authenticate(&store, old.expose()).await,
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
     #[tokio::test]
     async fn the_cache_stays_bounded() {
         let store = MemoryStore::new();
@@ -200,6 +253,6 @@ mod tests {
         for _ in 0..10 {
             let _ = cache.authenticate(&store, Pak::generate().expose()).await;
         }
-        assert!(cache.entries.lock().unwrap().len() <= 3);
+        assert!(cache.entries.lock().unwrap().by_short_id.len() <= 3);
     }
 }
