@@ -114,11 +114,14 @@ fn fatal_waiting(pod: &Value) -> Option<Verdict> {
     })
 }
 
-/// Why the pods of an unfinished rollout do not run, as kubectl's rollout status warns
-/// (kubernetes/kubernetes,
-/// `staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go`,
-/// `appendWarning`): a container waiting for good makes the workload failed, a pod the
-/// scheduler cannot place names why the rollout waits.
+/// Why the pods of an unfinished rollout do not run: a container waiting for good makes
+/// the workload failed, a pod the scheduler cannot place names why the rollout waits.
+///
+/// This goes beyond `kubectl rollout status`, whose status viewers read only the
+/// workload object; it never calls a rollout healthy early (it only looks at a rollout
+/// that is not done), but a crash-looping pod of the *old* revision can mark a rollout
+/// failed while it is still replacing that pod. Telling revisions apart needs the new
+/// ReplicaSet's `pod-template-hash`, not read yet.
 pub(super) fn warning(pods: &[Value]) -> Option<Verdict> {
     let named = |pod: &Value, verdict: Verdict| {
         let name = pod
