@@ -151,3 +151,38 @@ async fn mk_stack_fails(store: &SqlStore) -> bool {
         .await
         .is_err()
 }
+
+/// A flush dropped while its write is in flight (the flusher aborted at shutdown)
+/// loses no beat: the final flush writes it.
+#[tokio::test]
+async fn a_heartbeat_flush_dropped_mid_write_loses_no_beat() {
+    use brokkr_core::Heartbeat;
+    use brokkr_core::runtime::heartbeat::HeartbeatBuffer;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqlStore::connect(&common::sqlite_url(&dir))
+        .await
+        .expect("store");
+    let agent = mk_agent(&store, "a").await;
+    let buffer = HeartbeatBuffer::default();
+    let at = chrono::Utc::now();
+    buffer.record(Heartbeat {
+        agent_id: agent.id,
+        at,
+        capabilities: None,
+    });
+    // Polled once, the write waits for SQLite's worker thread; then it is dropped.
+    let finished = tokio::select! {
+        biased;
+        flushed = buffer.flush(&store) => Some(flushed),
+        () = std::future::ready(()) => None,
+    };
+    assert!(finished.is_none(), "the write finished at its first poll");
+
+    assert_eq!(buffer.flush(&store).await.expect("flush"), 1);
+    let stored = store.get_agent(agent.id).await.expect("agent");
+    assert_eq!(
+        stored.last_heartbeat.map(|t| t.timestamp_micros()),
+        Some(at.timestamp_micros())
+    );
+}

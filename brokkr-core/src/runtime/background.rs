@@ -64,8 +64,14 @@ impl Background {
     /// pending.
     pub async fn shutdown(mut self) {
         self.control_plane.begin_draining();
-        for task in self.tasks.drain(..) {
+        let tasks: Vec<_> = self.tasks.drain(..).collect();
+        for task in &tasks {
             task.abort();
+        }
+        // Wait until they are gone: a flush aborted mid-write puts its beats back as
+        // it is dropped, which must happen before the final flush below.
+        for task in tasks {
+            let _ = task.await;
         }
         match self.control_plane.flush_heartbeats().await {
             Ok(0) => {}

@@ -110,7 +110,12 @@ impl HeartbeatBuffer {
         if batch.is_empty() {
             return Ok(Flushed::default());
         }
-        let written = store.record_heartbeats(&batch).await;
+        let mut in_flight = InFlight {
+            buffer: self,
+            batch,
+        };
+        let written = store.record_heartbeats(&in_flight.batch).await;
+        let batch = std::mem::take(&mut in_flight.batch);
         let count = batch.len();
         let mut capabilities_changed = Vec::new();
         if written.is_err() {
@@ -162,6 +167,22 @@ impl HeartbeatBuffer {
                 }
             }
         }.with_current_subscriber())
+    }
+}
+
+/// A batch being written. Dropped before the write finished (the flusher task aborted
+/// at shutdown, mid-write), it puts its beats back, so the final flush writes them
+/// rather than losing them.
+struct InFlight<'a> {
+    buffer: &'a HeartbeatBuffer,
+    batch: Vec<Heartbeat>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        for beat in std::mem::take(&mut self.batch) {
+            self.buffer.record(beat);
+        }
     }
 }
 
