@@ -16,11 +16,15 @@ use super::error::{Error, Result};
 pub const MAX_EVENT_MESSAGE_BYTES: usize = 64 * 1024;
 
 impl ControlPlane {
-    /// Records the outcome of an attempt, only from the agent `event.agent_id` itself.
+    /// Records the outcome of an attempt, only from the agent `event.agent_id` itself,
+    /// and only about a deployment object of a stack in its target state (another
+    /// stack's object is `NotFound`: an agent neither writes into another stack's
+    /// history nor learns which stack an object belongs to).
     ///
     /// Idempotent on `event.id`: repeating a report stores nothing new and answers the
-    /// stored event; an id of another agent's event is a `Conflict`. The message is at
-    /// most [`MAX_EVENT_MESSAGE_BYTES`] (`Invalid` otherwise). A successful `delete` of a
+    /// stored event, even after the report retired its stack from the target state; an
+    /// id of another agent's event is a `Conflict`. The message is at most
+    /// [`MAX_EVENT_MESSAGE_BYTES`] (`Invalid` otherwise). A successful `delete` of a
     /// stack awaiting removal retires it from the agent's target state.
     pub async fn record_agent_event(
         &self,
@@ -29,6 +33,24 @@ impl ControlPlane {
     ) -> Result<AgentEvent> {
         access::require_agent(caller, event.agent_id)?;
         check_message(event.message.as_deref())?;
+        match self
+            .require_own_object(event.agent_id, event.deployment_object_id)
+            .await
+        {
+            Ok(()) => {}
+            Err(Error::Store(crate::store::Error::NotFound { .. })) => {
+                // A retry of a report that was stored (and may have retired the
+                // stack since) answers the stored event, as before.
+                return match self.store().get_agent_event(event.id).await {
+                    Ok(stored) if stored.agent_id == event.agent_id => Ok(stored),
+                    _ => Err(Error::not_found(
+                        "deployment object",
+                        event.deployment_object_id,
+                    )),
+                };
+            }
+            Err(other) => return Err(other),
+        }
         Ok(self.store().record_agent_event(caller, event).await?)
     }
 

@@ -70,8 +70,13 @@ impl ControlPlane {
         Ok(StackHealth::new(stack, reports))
     }
 
-    /// `NotFound` unless `object` belongs to a stack in the agent's target state.
-    async fn require_own_object(&self, agent: AgentId, object: DeploymentObjectId) -> Result<()> {
+    /// `NotFound` unless `object` belongs to a stack in the agent's target state (read
+    /// from the cache: the usual report costs no query).
+    pub(super) async fn require_own_object(
+        &self,
+        agent: AgentId,
+        object: DeploymentObjectId,
+    ) -> Result<()> {
         let targets = self
             .target_states()
             .get(self.store().as_ref(), agent)

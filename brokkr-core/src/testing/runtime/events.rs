@@ -88,4 +88,46 @@ crate::runtime_cases! {
             .unwrap_err();
         assert!(matches!(err, Error::Store(store::Error::NotFound { .. })), "{err:?}");
     }
+
+    async fn an_agent_reports_only_on_its_own_stacks_and_retries_stay_idempotent(cp: ControlPlane) {
+        let w = World::new(&cp).await;
+        let me = Actor::Agent(w.agent);
+        // Another agent's stack: refused, and nothing tells which stack it is.
+        let elsewhere = crate::testing::conformance::mk_stack(cp.store().as_ref(), "elsewhere").await;
+        let theirs = cp
+            .store()
+            .append_deployment_object(
+                &Actor::Admin,
+                crate::NewDeploymentObject::from_yaml(
+                    elsewhere.id,
+                    crate::testing::conformance::config_map_yaml("cm", "1"),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        cp.store().assign_stack(&Actor::Admin, w.other_agent, elsewhere.id).await.unwrap();
+        let foreign = new_event(w.agent, theirs.id, EventType::Apply, EventStatus::Success);
+        let err = cp.record_agent_event(&me, foreign).await.unwrap_err();
+        assert!(matches!(err, Error::Store(store::Error::NotFound { .. })), "{err:?}");
+        let page = PageRequest::first(10);
+        let theirs_listed = cp
+            .list_all_agent_events(&Actor::Admin, &AgentEventFilter::default(), &page)
+            .await
+            .unwrap();
+        assert!(theirs_listed.items.is_empty(), "the refused report stored nothing");
+
+        // Its own stack deleted: the removal is confirmed, the stack retired from its
+        // target state, and a retry of that confirmation still answers the stored event.
+        let marker = cp.store().delete_stack(&Actor::Admin, w.stack).await.unwrap();
+        let confirm = new_event(w.agent, marker.id, EventType::Delete, EventStatus::Success);
+        let stored = cp.record_agent_event(&me, confirm.clone()).await.expect("confirmed");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cp.target_state(&me, w.agent).await.unwrap().state.entries.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "the stack was never retired");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let again = cp.record_agent_event(&me, confirm).await.expect("a retry is answered");
+        assert_eq!(again, stored);
+    }
 }
