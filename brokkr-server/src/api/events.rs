@@ -367,6 +367,11 @@ mod tests {
             )
             .await
             .unwrap();
+        // An agent reports only on its own stacks.
+        store
+            .assign_stack(&Actor::Admin, agent.id, stack.id)
+            .await
+            .unwrap();
         let state = crate::state::AppState::new(store, Default::default(), Default::default());
         let cli = TestClient::new(crate::app::app(state));
         let url = format!("/api/v1/agents/{}/events", agent.id);
