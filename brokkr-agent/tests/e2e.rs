@@ -971,3 +971,66 @@ async fn a_status_writing_controller_raises_no_drift_and_a_hand_edit_is_put_back
     agent.stop().await;
     broker.stop();
 }
+
+/// Server, agent and emulator: during a surge rollout (all new pods available, an old
+/// one still terminating) the stack's health is progressing, and healthy only once the
+/// old pod is gone, as `kubectl rollout status` judges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surge_rollout_is_not_healthy_until_it_is() {
+    let cluster = Cluster::start().await;
+    let Some(emulator) = cluster.emulator() else {
+        eprintln!("skipping: needs hand-set workload status");
+        return;
+    };
+    let mut broker = Broker::start().await;
+    let ns = "e2e-surge";
+    let agent = RunningAgent::start(&broker, &cluster, "brokkr-e2e-surge").await;
+    let stack = broker.stack("surge").await;
+    let v1 = broker.deploy(&stack, &app(ns, false, 3)).await;
+    event_with(&broker, &v1, "apply", "success").await;
+
+    let live = cluster
+        .get("apps/v1", "Deployment", Some(ns), "web")
+        .await
+        .expect("applied");
+    let generation = live["metadata"]["generation"].clone();
+    let status = |replicas: u32| {
+        json!({"observedGeneration": generation, "replicas": replicas,
+            "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+            "conditions": [{"type": "Progressing", "status": "True",
+                "reason": "ReplicaSetUpdated"}]})
+    };
+    let web_health = |wanted: &'static str| {
+        let broker = &broker;
+        let stack = &stack;
+        async move {
+            let (code, body) = broker
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/stacks/{stack}/health"),
+                    None,
+                )
+                .await;
+            let web = body["items"]
+                .as_array()?
+                .iter()
+                .flat_map(|item| item["resources"].as_array().into_iter().flatten())
+                .find(|r| r["kind"] == "Deployment" && r["name"] == "web")?
+                .clone();
+            (code == 200 && web["status"] == wanted).then_some(web)
+        }
+    };
+
+    emulator.set_status("apps/v1", "Deployment", Some(ns), "web", status(4));
+    let web = eventually("progressing while an old pod remains", || {
+        web_health("progressing")
+    })
+    .await;
+    assert_eq!(web["reason"], "OldReplicasPending", "{web}");
+
+    emulator.set_status("apps/v1", "Deployment", Some(ns), "web", status(3));
+    eventually("healthy once the old pod is gone", || web_health("healthy")).await;
+
+    agent.stop().await;
+    broker.stop();
+}

@@ -779,6 +779,47 @@ async fn health_follows_the_live_status() {
     assert_eq!(applier.health(StackId::new()).await.unwrap(), []);
 }
 
+/// A rolling update with surge: the new pods are all up and available, but an old one
+/// still runs. `kubectl rollout status` keeps waiting ("old replicas are pending
+/// termination"), and so does health, until the old pod is gone. Counting available
+/// replicas against the desired number alone would call it healthy too early.
+#[tokio::test]
+async fn a_surge_rollout_is_not_healthy_until_it_is() {
+    let cluster = TestCluster::start().await;
+    let Some(emulator) = cluster.emulator("hand-set workload status") else {
+        return;
+    };
+    let applier = cluster.applier().await;
+    let ns = cluster.name("surge");
+    let mut web = deployment(&ns, "web");
+    web["spec"]["replicas"] = json!(3);
+    let manifests = [manifest(namespace(&ns)), manifest(web)];
+    let stack = stack(StackId::new(), "surge-1");
+    applier.apply(&stack, &manifests).await.expect("apply");
+    let live = emulator
+        .get("apps/v1", "Deployment", Some(&ns), "web")
+        .unwrap();
+    let generation = live["metadata"]["generation"].clone();
+    let status = |replicas: u32| {
+        json!({"observedGeneration": generation, "replicas": replicas,
+            "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+            "conditions": [{"type": "Progressing", "status": "True",
+                "reason": "ReplicaSetUpdated"}]})
+    };
+
+    // Three new pods available, one old pod still terminating.
+    emulator.set_status("apps/v1", "Deployment", Some(&ns), "web", status(4));
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Progressing, "{health:?}");
+    assert_eq!(health[0].reason.as_deref(), Some("OldReplicasPending"));
+
+    // The old pod is gone: done.
+    emulator.set_status("apps/v1", "Deployment", Some(&ns), "web", status(3));
+    let health = applier.health(stack.stack_id).await.expect("health");
+    assert_eq!(health[0].status, HealthStatus::Healthy, "{health:?}");
+    cluster.cleanup(&[&ns], &[]).await;
+}
+
 #[tokio::test]
 async fn capabilities_report_version_and_nodes() {
     let cluster = TestCluster::start().await;
