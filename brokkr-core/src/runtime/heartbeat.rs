@@ -117,6 +117,8 @@ impl HeartbeatBuffer {
         let written = store.record_heartbeats(&in_flight.batch).await;
         let batch = std::mem::take(&mut in_flight.batch);
         let count = batch.len();
+        let taken: Vec<(AgentId, DateTime<Utc>)> =
+            batch.iter().map(|beat| (beat.agent_id, beat.at)).collect();
         let mut capabilities_changed = Vec::new();
         if written.is_err() {
             // Back into pending (unless newer beats arrived) before leaving `writing`,
@@ -135,11 +137,23 @@ impl HeartbeatBuffer {
                 }
             }
         }
-        lock(&self.writing).clear();
+        self.done_writing(&taken);
         written.map(|()| Flushed {
             written: count,
             capabilities_changed,
         })
+    }
+
+    /// Forgets the in-flight marks of `taken`, unless another flush has marked a newer
+    /// beat of the same agent since: a flush finishing never hides what another one is
+    /// still writing.
+    fn done_writing(&self, taken: &[(AgentId, DateTime<Utc>)]) {
+        let mut writing = lock(&self.writing);
+        for (agent, at) in taken {
+            if writing.get(agent) == Some(at) {
+                writing.remove(agent);
+            }
+        }
     }
 
     /// Flushes every `period` until the returned task is aborted, telling `placement`
@@ -180,9 +194,14 @@ struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        for beat in std::mem::take(&mut self.batch) {
+        let batch = std::mem::take(&mut self.batch);
+        let taken: Vec<(AgentId, DateTime<Utc>)> =
+            batch.iter().map(|beat| (beat.agent_id, beat.at)).collect();
+        // Back into pending first, so the beats stay visible throughout.
+        for beat in batch {
             self.buffer.record(beat);
         }
+        self.buffer.done_writing(&taken);
     }
 }
 
@@ -203,6 +222,25 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[tokio::test]
+    async fn a_finishing_flush_keeps_what_another_flush_is_writing() {
+        let store = MemoryStore::new();
+        let buffer = HeartbeatBuffer::default();
+        let (mine, theirs) = (AgentId::new(), AgentId::new());
+        let at = Utc::now();
+        // Another flush has taken `theirs` and is still writing it.
+        lock(&buffer.writing).insert(theirs, at);
+        buffer.record(beat(mine, at, None));
+        // MemoryStore has no such agents; whether the write succeeds does not matter.
+        let _ = buffer.flush(&store).await;
+        assert_eq!(
+            buffer.pending_at(theirs),
+            Some(at),
+            "the other flush's beat must stay visible until that flush ends"
+        );
+        assert_eq!(lock(&buffer.writing).get(&mine), None);
     }
 
     #[test]
