@@ -126,7 +126,7 @@ async fn prometheus(state: Data<&AppState>) -> Response {
 
 async fn ping(state: &AppState) -> (bool, Duration) {
     let started = Instant::now();
-    let up = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+    let up = match tokio::time::timeout(PING_TIMEOUT, state.control_plane.store().ping()).await {
         Ok(Ok(())) => true,
         Ok(Err(err)) => {
             tracing::warn!(error = %crate::error::ErrorChain(&err), "database ping failed");

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use brokkr_core::runtime::{AgentRegistration, ControlPlane, GeneratorSpec};
 use brokkr_core::{Actor, GeneratorRegistry, Pak};
-use brokkr_store::SqlStore;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
@@ -140,25 +139,21 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
         match cli.command {
             Command::Serve(_) => Ok(serve(config, generators, shutdown_signal()).await?),
             Command::Create(create) => {
-                let control_plane = control_plane(open_store(&config.database).await?);
+                let store = Arc::new(open_store(&config.database).await?);
+                let control_plane = config.control_plane(store, GeneratorRegistry::default());
                 let key = self::create(&control_plane, create).await?;
                 println!("{}", key.expose());
                 Ok(())
             }
             Command::Rotate(rotate) => {
-                let control_plane = control_plane(open_store(&config.database).await?);
+                let store = Arc::new(open_store(&config.database).await?);
+                let control_plane = config.control_plane(store, GeneratorRegistry::default());
                 let key = self::rotate(&control_plane, rotate).await?;
                 println!("{}", key.expose());
                 Ok(())
             }
         }
     })
-}
-
-/// The control plane the command line acts through, as `system`: the same rules as
-/// the API (validation, key-cache invalidation), with no background tasks.
-fn control_plane(store: SqlStore) -> ControlPlane {
-    ControlPlane::builder(Arc::new(store)).build()
 }
 
 async fn create(control_plane: &ControlPlane, command: CreateCommand) -> Result<Pak, CliError> {

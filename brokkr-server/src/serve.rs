@@ -90,10 +90,7 @@ impl Server {
         config: Config,
         generators: GeneratorRegistry,
     ) -> Result<Self, ServeError> {
-        let control_plane = ControlPlane::builder(store)
-            .settings(config.runtime_settings())
-            .generators(generators)
-            .build();
+        let control_plane = config.control_plane(store, generators);
         Self::bind_with_control_plane(control_plane, config).await
     }
 
@@ -158,13 +155,13 @@ impl Server {
             addr,
             ..
         } = self;
-        let background = state.start_background();
+        let background = state.control_plane.start();
         tracing::info!(%addr, "listening");
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let draining = state.clone();
         let shutdown = async move {
             shutdown.await;
-            draining.begin_draining();
+            draining.control_plane.begin_draining();
         };
         let result = poem::Server::new_with_acceptor(acceptor)
             .name("brokkr")

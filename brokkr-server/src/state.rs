@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use brokkr_core::runtime::{Background, ControlPlane, Settings};
+use brokkr_core::runtime::{ControlPlane, Settings};
 use brokkr_core::{GeneratorRegistry, Store};
 
 use crate::config::Config;
@@ -13,8 +13,6 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The control plane every handler calls.
     pub control_plane: ControlPlane,
-    /// The store (the control plane's).
-    pub store: Arc<dyn Store>,
     /// Request and domain metrics.
     pub metrics: Arc<Metrics>,
     /// The configuration the server runs with.
@@ -23,13 +21,10 @@ pub struct AppState {
 
 impl AppState {
     /// State over a control plane built from `store`, `config` and `generators` with
-    /// the default placement. Nothing runs yet: call [`AppState::start_background`]
+    /// the default placement. Nothing runs yet: call [`ControlPlane::start`] on `control_plane`
     /// (inside a Tokio runtime) before serving.
     pub fn new(store: Arc<dyn Store>, config: Config, generators: GeneratorRegistry) -> Self {
-        let control_plane = ControlPlane::builder(store)
-            .settings(config.runtime_settings())
-            .generators(generators)
-            .build();
+        let control_plane = config.control_plane(store, generators);
         Self::with_control_plane(control_plane, config)
     }
 
@@ -38,21 +33,10 @@ impl AppState {
     /// limit, logs).
     pub fn with_control_plane(control_plane: ControlPlane, config: Config) -> Self {
         Self {
-            store: Arc::clone(control_plane.store()),
             metrics: Arc::new(Metrics::new(control_plane.settings().stale_after)),
             control_plane,
             config: Arc::new(config),
         }
-    }
-
-    /// Tells long polls to answer now: the server is shutting down.
-    pub fn begin_draining(&self) {
-        self.control_plane.begin_draining();
-    }
-
-    /// Starts the control plane's background tasks; see [`ControlPlane::start`].
-    pub fn start_background(&self) -> Background {
-        self.control_plane.start()
     }
 }
 
@@ -64,6 +48,19 @@ impl From<ControlPlane> for AppState {
 }
 
 impl Config {
+    /// A control plane over `store` with this configuration's settings, `generators`
+    /// and the default placement.
+    pub fn control_plane(
+        &self,
+        store: Arc<dyn Store>,
+        generators: GeneratorRegistry,
+    ) -> ControlPlane {
+        ControlPlane::builder(store)
+            .settings(self.runtime_settings())
+            .generators(generators)
+            .build()
+    }
+
     /// The control plane's settings from this configuration.
     pub fn runtime_settings(&self) -> Settings {
         Settings {

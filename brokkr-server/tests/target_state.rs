@@ -119,7 +119,7 @@ async fn long_poll_wakes_on_append(backend: Backend) {
         .header("etag")
         .expect("etag")
         .to_owned();
-    let store = app.state.store.clone();
+    let store = app.state.control_plane.store().clone();
     let stack = app.world.stack;
     let writer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -710,7 +710,7 @@ impl Replica {
         match mode {
             Mode::InProcess => {
                 let state = app_state(store, config);
-                let background = state.start_background();
+                let background = state.control_plane.start();
                 let app: BoxedApp = brokkr_server::app::app(state.clone())
                     .map_to_response()
                     .boxed();
@@ -811,7 +811,7 @@ impl TestApp {
 
     /// The store.
     pub fn store(&self) -> &dyn Store {
-        self.state.store.as_ref()
+        self.state.control_plane.store().as_ref()
     }
 
     /// Sends a request.

@@ -30,7 +30,7 @@ async fn registration_heartbeat_and_target_state() {
         .unwrap()
         .unwrap();
     let state = AppState::new(store.clone(), Config::default(), Default::default());
-    let _background = state.start_background();
+    let _background = state.control_plane.start();
     let cli = TestClient::new(crate::app::app(state.clone()));
     let admin = format!("Bearer {}", admin.expose());
 
