@@ -221,12 +221,18 @@ impl ControlPlane {
 
     /// After a change to the agent's row is stored: its cached target state carries its
     /// status, so it goes now (the change notification would drop it a moment later),
-    /// and placement takes the change in before the call returns. The change is
-    /// committed whatever placement says: failing the call would hide a stored change
-    /// (and, for a registration, the only copy of the key), so a placement failure is
-    /// logged and left to the controller, which recomputes the agent's stacks.
+    /// and placement takes the change in before the call returns.
     async fn after_agent_change(&self, id: AgentId) {
         self.target_states().invalidate(id);
+        self.follow_agent_change(id).await;
+    }
+
+    /// Placement takes a stored change of the agent (row, labels, annotations) in before
+    /// the call returns. The change is committed whatever placement says: failing the
+    /// call would hide a stored change (and, for a registration, the only copy of the
+    /// key), so a placement failure is logged and left to the controller, which
+    /// recomputes the agent's stacks.
+    pub(super) async fn follow_agent_change(&self, id: AgentId) {
         if let Err(err) = self.agent_changed(id).await {
             tracing::warn!(
                 agent = %id,

@@ -14,7 +14,7 @@ use crate::model::{Actor, MetadataField, MetadataTarget};
 
 use super::ControlPlane;
 use super::access;
-use super::error::{ErrorChain, Result};
+use super::error::Result;
 
 impl ControlPlane {
     /// `field`'s map of `target`, for a caller who may read it.
@@ -93,18 +93,8 @@ impl ControlPlane {
     /// decisions they affect are updated before the change call returns, so a read of
     /// a placement right after it shows the change.
     async fn metadata_changed(&self, target: MetadataTarget) {
-        let MetadataTarget::Agent(agent) = target else {
-            return;
-        };
-        // The change is stored: failing the call now would tell the caller it did not
-        // happen. The controller gets the signal instead and retries.
-        if let Err(err) = self.agent_changed(agent).await {
-            tracing::warn!(
-                %agent,
-                error = %ErrorChain(&err),
-                "placement did not follow an agent's metadata at once; the controller will"
-            );
-            self.placement_signals().agent_changed(agent);
+        if let MetadataTarget::Agent(agent) = target {
+            self.follow_agent_change(agent).await;
         }
     }
 }
