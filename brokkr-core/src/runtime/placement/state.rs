@@ -79,12 +79,18 @@ impl ControlPlane {
         }
     }
 
-    /// Loads the index from the store unless it is loaded.
+    /// Loads the index from the store unless it is loaded. Never waits for the index
+    /// on an async worker: a held index is in use, hence loaded (or being replaced,
+    /// which `with_index` notices and comes back here for).
     async fn ensure_index(&self) -> Result<()> {
-        if self.placement_state().lock().is_some() {
-            return Ok(());
+        let missing = self
+            .placement_state()
+            .try_lock()
+            .is_some_and(|guard| guard.is_none());
+        if missing {
+            self.reload_index().await?;
         }
-        self.reload_index().await
+        Ok(())
     }
 
     /// Reloads every live agent and placement from the store: the start, and the
@@ -94,11 +100,15 @@ impl ControlPlane {
         let agents = live_agents(store, &self.inner.heartbeats).await?;
         let placements = all_placements(store).await?;
         let registry = self.inner.placements.clone();
-        let index = tokio::task::spawn_blocking(move || Index::load(agents, placements, &registry))
-            .await
-            .map_err(crate::runtime::Error::Task)?;
-        *self.placement_state().lock() = Some(index);
-        Ok(())
+        let state = Arc::clone(self.placement_state());
+        // Building the index and swapping it in (the lock may be held by a long
+        // recompute) both stay off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let index = Index::load(agents, placements, &registry);
+            *state.lock() = Some(index);
+        })
+        .await
+        .map_err(crate::runtime::Error::Task)
     }
 
     /// Runs `f` on the loaded index (loading it first), with pending heartbeats merged,
