@@ -83,7 +83,7 @@ async fn an_embedded_server_logs_through_the_embedders_scoped_subscriber() {
 /// server started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_placement_controller_logs_through_the_embedders_scoped_subscriber() {
-    use brokkr_core::{Actor, Heartbeat, NewAgent, NewStack, Pak, PlacementPolicy, Store};
+    use brokkr_core::{Actor, Heartbeat, NewStack, Pak, PlacementPolicy, Store};
 
     let logs = Captured::default();
     let writer = logs.clone();
@@ -98,13 +98,7 @@ async fn the_placement_controller_logs_through_the_embedders_scoped_subscriber()
         let agent = store
             .create_agent(
                 &Actor::Admin,
-                NewAgent {
-                    name: "a".into(),
-                    cluster_name: "c".into(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    key: Pak::generate().stored(),
-                },
+                brokkr_core::testing::conformance::new_agent("a", "c", &Pak::generate()),
             )
             .await
             .unwrap();

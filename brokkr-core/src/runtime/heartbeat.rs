@@ -208,7 +208,7 @@ impl Drop for InFlight<'_> {
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     use crate::testing::MemoryStore;
-    use crate::{Actor, Capabilities, NewAgent, Pak};
+    use crate::{Actor, Capabilities, Pak};
     use chrono::TimeDelta;
 
     use super::*;
@@ -287,13 +287,7 @@ mod tests {
         let agent = store
             .create_agent(
                 &Actor::Admin,
-                NewAgent {
-                    name: "a".into(),
-                    cluster_name: "c".into(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    key: Pak::generate().stored(),
-                },
+                crate::testing::conformance::new_agent("a", "c", &Pak::generate()),
             )
             .await
             .unwrap();

@@ -140,27 +140,17 @@ impl KeyCache {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use crate::NewAgent;
     use crate::testing::MemoryStore;
+    use crate::testing::conformance::new_agent;
 
     use super::*;
-
-    fn mk_agent(key: &Pak) -> NewAgent {
-        NewAgent {
-            name: "a".into(),
-            cluster_name: "c".into(),
-            labels: Default::default(),
-            annotations: Default::default(),
-            key: key.stored(),
-        }
-    }
 
     #[tokio::test]
     async fn resolves_valid_keys_and_rejects_the_rest() {
         let store = MemoryStore::new();
         let key = Pak::generate();
         let agent = store
-            .create_agent(&Actor::Admin, mk_agent(&key))
+            .create_agent(&Actor::Admin, new_agent("a", "c", &key))
             .await
             .unwrap();
         let cache = KeyCache::new(Duration::from_secs(60), 10);
@@ -193,7 +183,7 @@ mod tests {
         let store = MemoryStore::new();
         let old = Pak::generate();
         let agent = store
-            .create_agent(&Actor::Admin, mk_agent(&old))
+            .create_agent(&Actor::Admin, new_agent("a", "c", &old))
             .await
             .unwrap();
         let cache = KeyCache::new(Duration::from_secs(600), 10);
@@ -221,7 +211,7 @@ mod tests {
         let store = MemoryStore::new();
         let old = Pak::generate();
         let agent = store
-            .create_agent(&Actor::Admin, mk_agent(&old))
+            .create_agent(&Actor::Admin, new_agent("a", "c", &old))
             .await
             .unwrap();
         let cache = KeyCache::new(Duration::from_secs(600), 10);

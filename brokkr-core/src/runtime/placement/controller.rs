@@ -469,13 +469,7 @@ mod tests {
         let agent = store
             .create_agent(
                 &Actor::Admin,
-                NewAgent {
-                    name: "a".into(),
-                    cluster_name: "c".into(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    key: Pak::generate().stored(),
-                },
+                crate::testing::conformance::new_agent("a", "c", &Pak::generate()),
             )
             .await
             .unwrap();

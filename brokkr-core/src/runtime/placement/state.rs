@@ -372,9 +372,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::Pak;
     use crate::runtime::placement::Trigger;
     use crate::testing::MemoryStore;
-    use crate::{NewAgent, Pak};
 
     /// A heartbeat is answered on an async worker: while another thread holds the
     /// index (deciding every stack), it must not wait for it, and the beat must still
@@ -386,13 +386,7 @@ mod tests {
             .store()
             .create_agent(
                 &Actor::Admin,
-                NewAgent {
-                    name: "a".into(),
-                    cluster_name: "c".into(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    key: Pak::generate().stored(),
-                },
+                crate::testing::conformance::new_agent("a", "c", &Pak::generate()),
             )
             .await
             .unwrap();

@@ -271,13 +271,7 @@ crate::runtime_cases! {
             .store()
             .create_agent(
                 &Actor::Admin,
-                NewAgent {
-                    name: "new".into(),
-                    cluster_name: "new".into(),
-                    labels: Default::default(),
-                    annotations: Default::default(),
-                    key: Pak::generate().stored(),
-                },
+                crate::testing::conformance::new_agent("new", "new", &Pak::generate()),
             )
             .await
             .unwrap()
