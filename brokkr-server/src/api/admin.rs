@@ -3,7 +3,7 @@
 //! Any valid key may ask who it is, so an agent or a command line can check its key
 //! before relying on it; the audit log is admin's.
 
-use brokkr_core::{ActorKind, AuditAction, AuditFilter, AuditRecord, ResourceKind};
+use brokkr_core::{Actor, ActorKind, AuditAction, AuditFilter, AuditRecord, ResourceKind};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::Query;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
-use crate::auth::{BearerAuth, Identity};
+use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
 use crate::state::AppState;
@@ -172,18 +172,19 @@ pub struct KeyIdentityDto {
     pub id: Option<Uuid>,
 }
 
-impl From<Identity> for KeyIdentityDto {
-    fn from(identity: Identity) -> Self {
-        match identity {
-            Identity::Admin => Self {
+impl From<Actor> for KeyIdentityDto {
+    fn from(actor: Actor) -> Self {
+        match actor {
+            // No key belongs to `System`: authentication refuses it before this.
+            Actor::Admin | Actor::System => Self {
                 role: RoleDto::Admin,
                 id: None,
             },
-            Identity::Agent(id) => Self {
+            Actor::Agent(id) => Self {
                 role: RoleDto::Agent,
                 id: Some(id.into()),
             },
-            Identity::Generator(id) => Self {
+            Actor::Generator(id) => Self {
                 role: RoleDto::Generator,
                 id: Some(id.into()),
             },
@@ -264,7 +265,7 @@ impl AdminApi {
         };
         let records = state
             .control_plane
-            .list_audit_records(&auth.0.actor(), filter, &page)
+            .list_audit_records(&auth.0, filter, &page)
             .await?;
         Ok(AuditLogPageResponse::Ok(Json(records.into())))
     }

@@ -51,7 +51,7 @@ impl AgentsApi {
     ) -> ApiResult<AgentCreated> {
         let created = state
             .control_plane
-            .create_agent(&auth.0.actor(), body.0.into())
+            .create_agent(&auth.0, body.0.into())
             .await?;
         Ok(AgentCreated::Created(Json(AgentWithKey {
             agent: created.agent.into(),
@@ -88,7 +88,7 @@ impl AgentsApi {
         };
         let agents = state
             .control_plane
-            .list_agents(&auth.0.actor(), &query, &page)
+            .list_agents(&auth.0, &query, &page)
             .await?;
         Ok(AgentPageResponse::Ok(Json(agents.into())))
     }
@@ -101,10 +101,7 @@ impl AgentsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<AgentResponse> {
-        let agent = state
-            .control_plane
-            .get_agent(&auth.0.actor(), id.0.into())
-            .await?;
+        let agent = state.control_plane.get_agent(&auth.0, id.0.into()).await?;
         Ok(AgentResponse::Ok(Json(agent.into())))
     }
 
@@ -121,7 +118,7 @@ impl AgentsApi {
     ) -> ApiResult<AgentResponse> {
         let agent = state
             .control_plane
-            .update_agent(&auth.0.actor(), id.0.into(), body.0.into())
+            .update_agent(&auth.0, id.0.into(), body.0.into())
             .await?;
         Ok(AgentResponse::Ok(Json(agent.into())))
     }
@@ -140,7 +137,7 @@ impl AgentsApi {
     ) -> ApiResult<AgentDeleted> {
         state
             .control_plane
-            .delete_agent(&auth.0.actor(), id.0.into())
+            .delete_agent(&auth.0, id.0.into())
             .await?;
         Ok(AgentDeleted::NoContent)
     }
@@ -158,7 +155,7 @@ impl AgentsApi {
     ) -> ApiResult<AgentKeyRotated> {
         let key = state
             .control_plane
-            .rotate_agent_key(&auth.0.actor(), id.0.into())
+            .rotate_agent_key(&auth.0, id.0.into())
             .await?;
         Ok(AgentKeyRotated::Ok(Json(RotatedAgentKey {
             agent_id: id.0,
@@ -185,7 +182,7 @@ impl AgentsApi {
         let capabilities = body.0.capabilities.map(Capabilities::from);
         state
             .control_plane
-            .record_heartbeat(&auth.0.actor(), agent_id, capabilities)?;
+            .record_heartbeat(&auth.0, agent_id, capabilities)?;
         state.metrics.observe_heartbeat(agent_id.0);
         Ok(HeartbeatRecorded::NoContent)
     }
@@ -210,7 +207,7 @@ impl AgentsApi {
         if_none_match: Header<Option<String>>,
     ) -> ApiResult<TargetStateResponse> {
         let agent = AgentId::from(id.0);
-        let caller = auth.0.actor();
+        let caller = auth.0;
         let max_wait = state.control_plane.settings().long_poll_max.as_secs();
         let wait = match wait.0 {
             None => 0,

@@ -228,7 +228,7 @@ impl EventsApi {
         };
         let event = state
             .control_plane
-            .record_agent_event(&auth.0.actor(), event)
+            .record_agent_event(&auth.0, event)
             .await?;
         Ok(AgentEventCreated::Created(Json(event.into())))
     }
@@ -272,7 +272,7 @@ impl EventsApi {
         .filter(None);
         let events = state
             .control_plane
-            .list_agent_events(&auth.0.actor(), id.0.into(), filter, &page)
+            .list_agent_events(&auth.0, id.0.into(), filter, &page)
             .await?;
         Ok(AgentEventPageResponse::Ok(Json(events.into())))
     }
@@ -317,7 +317,7 @@ impl EventsApi {
         .filter(agent_id.0.map(Into::into));
         let events = state
             .control_plane
-            .list_all_agent_events(&auth.0.actor(), &filter, &page)
+            .list_all_agent_events(&auth.0, &filter, &page)
             .await?;
         Ok(AgentEventPageResponse::Ok(Json(events.into())))
     }

@@ -210,7 +210,7 @@ impl GenerateApi {
     ) -> ApiResult<Generated201> {
         let body = body.0;
         let source = body.source()?;
-        let (caller, stack) = (auth.0.actor(), StackId::from(id.0));
+        let (caller, stack) = (auth.0, StackId::from(id.0));
         let control_plane = &state.control_plane;
         if body.dry_run {
             let rendered = control_plane
@@ -237,7 +237,7 @@ impl GenerateApi {
         auth: BearerAuth,
         state: Data<&AppState>,
     ) -> ApiResult<RegisteredList> {
-        let generators = state.control_plane.registered_generators(&auth.0.actor())?;
+        let generators = state.control_plane.registered_generators(&auth.0)?;
         let items = generators.iter().map(Into::into).collect();
         Ok(RegisteredList::Ok(Json(RegisteredGeneratorList { items })))
     }
@@ -254,9 +254,7 @@ impl GenerateApi {
         state: Data<&AppState>,
         name: Path<String>,
     ) -> ApiResult<RegisteredOne> {
-        let generator = state
-            .control_plane
-            .registered_generator(&auth.0.actor(), &name.0)?;
+        let generator = state.control_plane.registered_generator(&auth.0, &name.0)?;
         Ok(RegisteredOne::Ok(Json((&generator).into())))
     }
 }

@@ -191,7 +191,7 @@ impl GeneratorsApi {
     ) -> ApiResult<GeneratorCreated> {
         let created = state
             .control_plane
-            .create_generator(&auth.0.actor(), body.0.into())
+            .create_generator(&auth.0, body.0.into())
             .await?;
         Ok(GeneratorCreated::Created(Json(created.into())))
     }
@@ -217,7 +217,7 @@ impl GeneratorsApi {
         };
         let generators = state
             .control_plane
-            .list_generators(&auth.0.actor(), filter, &page)
+            .list_generators(&auth.0, filter, &page)
             .await?;
         Ok(GeneratorPageResponse::Ok(Json(generators.into())))
     }
@@ -232,7 +232,7 @@ impl GeneratorsApi {
     ) -> ApiResult<GeneratorResponse> {
         let generator = state
             .control_plane
-            .get_generator(&auth.0.actor(), id.0.into())
+            .get_generator(&auth.0, id.0.into())
             .await?;
         Ok(GeneratorResponse::Ok(Json(generator.into())))
     }
@@ -248,7 +248,7 @@ impl GeneratorsApi {
     ) -> ApiResult<GeneratorResponse> {
         let generator = state
             .control_plane
-            .update_generator(&auth.0.actor(), id.0.into(), body.0.into())
+            .update_generator(&auth.0, id.0.into(), body.0.into())
             .await?;
         Ok(GeneratorResponse::Ok(Json(generator.into())))
     }
@@ -266,7 +266,7 @@ impl GeneratorsApi {
     ) -> ApiResult<GeneratorDeleted> {
         state
             .control_plane
-            .delete_generator(&auth.0.actor(), id.0.into())
+            .delete_generator(&auth.0, id.0.into())
             .await?;
         Ok(GeneratorDeleted::NoContent)
     }
@@ -288,7 +288,7 @@ impl GeneratorsApi {
     ) -> ApiResult<GeneratorKeyRotated> {
         let key = state
             .control_plane
-            .rotate_generator_key(&auth.0.actor(), id.0.into())
+            .rotate_generator_key(&auth.0, id.0.into())
             .await?;
         Ok(GeneratorKeyRotated::Ok(Json(RotatedGeneratorKey {
             generator_id: id.0,

@@ -231,10 +231,7 @@ impl HealthApi {
             resources: body.resources.into_iter().map(Into::into).collect(),
             summary: body.summary,
         };
-        state
-            .control_plane
-            .record_health(&auth.0.actor(), report)
-            .await?;
+        state.control_plane.record_health(&auth.0, report).await?;
         Ok(HealthRecorded::NoContent)
     }
 
@@ -252,7 +249,7 @@ impl HealthApi {
     ) -> ApiResult<StackHealthResponse> {
         let health = state
             .control_plane
-            .stack_health(&auth.0.actor(), id.0.into())
+            .stack_health(&auth.0, id.0.into())
             .await?;
         Ok(StackHealthResponse::Ok(Json(health.into())))
     }

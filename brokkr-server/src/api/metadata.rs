@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use brokkr_core::{AgentId, MetadataField, MetadataTarget};
+use brokkr_core::{Actor, AgentId, MetadataField, MetadataTarget};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -18,7 +18,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::auth::{BearerAuth, Identity};
+use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -48,22 +48,22 @@ enum Op {
 
 async fn call(
     state: &AppState,
-    identity: &Identity,
+    caller: &Actor,
     target: MetadataTarget,
     field: MetadataField,
     op: Op,
 ) -> ApiResult<MetadataResponse> {
-    let (control_plane, caller) = (&state.control_plane, identity.actor());
+    let control_plane = &state.control_plane;
     let map = match op {
-        Op::Read => control_plane.metadata(&caller, target, field).await?,
+        Op::Read => control_plane.metadata(caller, target, field).await?,
         Op::Put(entry) => {
             control_plane
-                .put_metadata(&caller, target, field, &entry.key, &entry.value)
+                .put_metadata(caller, target, field, &entry.key, &entry.value)
                 .await?
         }
         Op::Remove(key) => {
             control_plane
-                .remove_metadata(&caller, target, field, &key)
+                .remove_metadata(caller, target, field, &key)
                 .await?
         }
     };

@@ -249,7 +249,7 @@ impl PlacementApi {
         let page = rejection_page(limit, cursor)?;
         let view = state
             .control_plane
-            .stack_placement(&auth.0.actor(), StackId::from(id.0), page)
+            .stack_placement(&auth.0, StackId::from(id.0), page)
             .await?;
         Ok(PlacementResponse::Ok(Json(view.into())))
     }
@@ -277,7 +277,7 @@ impl PlacementApi {
         let policy = parse_policy(body.0)?;
         let view = state
             .control_plane
-            .set_placement_policy(&auth.0.actor(), StackId::from(id.0), policy, page)
+            .set_placement_policy(&auth.0, StackId::from(id.0), policy, page)
             .await?;
         Ok(PlacementResponse::Ok(Json(view.into())))
     }
@@ -300,7 +300,7 @@ impl PlacementApi {
     ) -> ApiResult<PlacementDeleted> {
         state
             .control_plane
-            .remove_placement_policy(&auth.0.actor(), StackId::from(id.0))
+            .remove_placement_policy(&auth.0, StackId::from(id.0))
             .await?;
         Ok(PlacementDeleted::NoContent)
     }
@@ -331,7 +331,7 @@ impl PlacementApi {
         let policy = parse_policy(body.0)?;
         let preview = state
             .control_plane
-            .preview_placement(&auth.0.actor(), StackId::from(id.0), policy, page)
+            .preview_placement(&auth.0, StackId::from(id.0), policy, page)
             .await?;
         Ok(PlacementPreviewResponse::Ok(Json(preview.into())))
     }

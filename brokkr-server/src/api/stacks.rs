@@ -238,7 +238,7 @@ impl StacksApi {
     ) -> ApiResult<StackCreated> {
         let stack = state
             .control_plane
-            .create_stack(&auth.0.actor(), body.0.into())
+            .create_stack(&auth.0, body.0.into())
             .await?;
         Ok(StackCreated::Created(Json(stack.into())))
     }
@@ -274,7 +274,7 @@ impl StacksApi {
         let page = page(limit, cursor, order)?;
         let stacks = state
             .control_plane
-            .list_stacks(&auth.0.actor(), filter, &page)
+            .list_stacks(&auth.0, filter, &page)
             .await?;
         Ok(StackPageResponse::Ok(Json(stacks.into())))
     }
@@ -287,10 +287,7 @@ impl StacksApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<StackResponse> {
-        let stack = state
-            .control_plane
-            .get_stack(&auth.0.actor(), id.0.into())
-            .await?;
+        let stack = state.control_plane.get_stack(&auth.0, id.0.into()).await?;
         Ok(StackResponse::Ok(Json(stack.into())))
     }
 
@@ -305,7 +302,7 @@ impl StacksApi {
     ) -> ApiResult<StackResponse> {
         let stack = state
             .control_plane
-            .update_stack(&auth.0.actor(), id.0.into(), body.0.into())
+            .update_stack(&auth.0, id.0.into(), body.0.into())
             .await?;
         Ok(StackResponse::Ok(Json(stack.into())))
     }
@@ -323,7 +320,7 @@ impl StacksApi {
     ) -> ApiResult<StackDeleted> {
         let marker = state
             .control_plane
-            .delete_stack(&auth.0.actor(), id.0.into())
+            .delete_stack(&auth.0, id.0.into())
             .await?;
         Ok(StackDeleted::Ok(Json(marker.into())))
     }
@@ -344,7 +341,7 @@ impl StacksApi {
         id: Path<Uuid>,
         body: Json<CreateDeploymentObjectRequest>,
     ) -> ApiResult<DeploymentObjectCreated> {
-        let (caller, stack) = (auth.0.actor(), StackId::from(id.0));
+        let (caller, stack) = (auth.0, StackId::from(id.0));
         let object = match body.0.content()? {
             Content::Yaml(yaml) => {
                 state
@@ -385,7 +382,7 @@ impl StacksApi {
         let page = page(limit, cursor, order)?;
         let objects = state
             .control_plane
-            .list_deployment_objects(&auth.0.actor(), id.0.into(), &page)
+            .list_deployment_objects(&auth.0, id.0.into(), &page)
             .await?;
         Ok(DeploymentObjectPageResponse::Ok(Json(objects.into())))
     }
@@ -404,7 +401,7 @@ impl StacksApi {
     ) -> ApiResult<DeploymentObjectResponse> {
         let object = state
             .control_plane
-            .get_deployment_object(&auth.0.actor(), DeploymentObjectId::from(id.0))
+            .get_deployment_object(&auth.0, DeploymentObjectId::from(id.0))
             .await?;
         Ok(DeploymentObjectResponse::Ok(Json(object.into())))
     }

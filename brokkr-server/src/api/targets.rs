@@ -135,7 +135,7 @@ impl TargetsApi {
         let page = page(limit, cursor, order)?;
         let targets = state
             .control_plane
-            .list_agent_targets(&auth.0.actor(), id.0.into(), &page)
+            .list_agent_targets(&auth.0, id.0.into(), &page)
             .await?;
         Ok(TargetPageResponse::Ok(Json(targets.into())))
     }
@@ -157,7 +157,7 @@ impl TargetsApi {
     ) -> ApiResult<TargetCreated> {
         let target = state
             .control_plane
-            .assign_target(&auth.0.actor(), id.0.into(), body.0.stack_id.into())
+            .assign_target(&auth.0, id.0.into(), body.0.stack_id.into())
             .await?;
         Ok(TargetCreated::Created(Json(target.into())))
     }
@@ -180,7 +180,7 @@ impl TargetsApi {
     ) -> ApiResult<TargetDeleted> {
         state
             .control_plane
-            .unassign_target(&auth.0.actor(), id.0.into(), stack_id.0.into())
+            .unassign_target(&auth.0, id.0.into(), stack_id.0.into())
             .await?;
         Ok(TargetDeleted::NoContent)
     }
@@ -208,7 +208,7 @@ impl TargetsApi {
         let page = page(limit, cursor, order)?;
         let targets = state
             .control_plane
-            .list_stack_targets(&auth.0.actor(), id.0.into(), &page)
+            .list_stack_targets(&auth.0, id.0.into(), &page)
             .await?;
         Ok(TargetPageResponse::Ok(Json(targets.into())))
     }

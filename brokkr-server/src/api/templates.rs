@@ -248,7 +248,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateCreated> {
         let template = state
             .control_plane
-            .create_template(&auth.0.actor(), body.0.into())
+            .create_template(&auth.0, body.0.into())
             .await?;
         Ok(TemplateCreated::Created(Json(template.into())))
     }
@@ -283,7 +283,7 @@ impl TemplatesApi {
         };
         let templates = state
             .control_plane
-            .list_templates(&auth.0.actor(), filter, &page)
+            .list_templates(&auth.0, filter, &page)
             .await?;
         Ok(TemplatePageResponse::Ok(Json(templates.into())))
     }
@@ -298,7 +298,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateResponse> {
         let template = state
             .control_plane
-            .get_template(&auth.0.actor(), id.0.into())
+            .get_template(&auth.0, id.0.into())
             .await?;
         Ok(TemplateResponse::Ok(Json(template.into())))
     }
@@ -316,7 +316,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateResponse> {
         let template = state
             .control_plane
-            .update_template(&auth.0.actor(), id.0.into(), body.0.into())
+            .update_template(&auth.0, id.0.into(), body.0.into())
             .await?;
         Ok(TemplateResponse::Ok(Json(template.into())))
     }
@@ -331,7 +331,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateDeleted> {
         state
             .control_plane
-            .delete_template(&auth.0.actor(), id.0.into())
+            .delete_template(&auth.0, id.0.into())
             .await?;
         Ok(TemplateDeleted::NoContent)
     }
@@ -357,7 +357,7 @@ impl TemplatesApi {
         let page = page(limit, cursor, order)?;
         let versions = state
             .control_plane
-            .list_template_versions(&auth.0.actor(), id.0.into(), &page)
+            .list_template_versions(&auth.0, id.0.into(), &page)
             .await?;
         Ok(TemplateVersionPageResponse::Ok(Json(versions.into())))
     }
@@ -378,7 +378,7 @@ impl TemplatesApi {
     ) -> ApiResult<TemplateVersionResponse> {
         let version = state
             .control_plane
-            .get_template_version(&auth.0.actor(), id.0.into(), version.0)
+            .get_template_version(&auth.0, id.0.into(), version.0)
             .await?;
         Ok(TemplateVersionResponse::Ok(Json(version.into())))
     }
