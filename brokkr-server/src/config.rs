@@ -182,12 +182,20 @@ impl AgentsSection {
 
     /// How often every placement decision is recomputed:
     /// [`AgentsSection::placement_interval_millis`] (at least 10 ms), by default a third
-    /// of `stale_after_secs`, at least one second.
+    /// of `stale_after_secs`, at least one second (the runtime's rule,
+    /// [`Settings::placement_period`](brokkr_core::runtime::Settings::placement_period)).
     pub fn placement_period(&self) -> Duration {
-        match self.placement_interval_millis {
-            Some(millis) => Duration::from_millis(millis.max(10)),
-            None => (self.stale_after() / 3).max(Duration::from_secs(1)),
+        brokkr_core::runtime::Settings {
+            stale_after: self.stale_after(),
+            placement_period: self.placement_interval(),
+            ..Default::default()
         }
+        .placement_period()
+    }
+
+    /// [`AgentsSection::placement_interval_millis`] as a duration, if set.
+    pub fn placement_interval(&self) -> Option<Duration> {
+        self.placement_interval_millis.map(Duration::from_millis)
     }
 }
 

@@ -66,7 +66,7 @@ impl Config {
         Settings {
             stale_after: self.agents.stale_after(),
             heartbeat_flush_period: self.agents.heartbeat_flush_period(),
-            placement_period: Some(self.agents.placement_period()),
+            placement_period: self.agents.placement_interval(),
             long_poll_max: std::time::Duration::from_secs(self.agents.long_poll_max_secs),
             target_state_cache_capacity: self.agents.target_state_cache_capacity,
             key_cache_ttl: self.auth.key_cache_ttl(),
