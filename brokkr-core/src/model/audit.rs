@@ -22,6 +22,17 @@ pub enum KeyOwner {
     Generator(GeneratorId),
 }
 
+impl From<KeyOwner> for Actor {
+    /// The actor a key's owner acts as.
+    fn from(owner: KeyOwner) -> Self {
+        match owner {
+            KeyOwner::Admin => Self::Admin,
+            KeyOwner::Agent(id) => Self::Agent(id),
+            KeyOwner::Generator(id) => Self::Generator(id),
+        }
+    }
+}
+
 /// A key as the store keeps it: its public short id and the hash of the whole key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {

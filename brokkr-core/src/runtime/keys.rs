@@ -17,15 +17,6 @@ use crate::store::Store;
 use super::error::{Error, Result};
 use crate::sync::lock;
 
-/// The actor a key's owner acts as.
-pub fn actor_of(owner: KeyOwner) -> Actor {
-    match owner {
-        KeyOwner::Admin => Actor::Admin,
-        KeyOwner::Agent(id) => Actor::Agent(id),
-        KeyOwner::Generator(id) => Actor::Generator(id),
-    }
-}
-
 struct CachedKey {
     record: Option<ApiKey>,
     expires: Instant,
@@ -71,7 +62,7 @@ impl KeyCache {
             None => (KeyHash::DUMMY, None),
         };
         match (hash.verify(&pak), owner) {
-            (true, Some(owner)) => Ok(actor_of(owner)),
+            (true, Some(owner)) => Ok(owner.into()),
             _ => Err(Error::Unauthenticated("unknown or revoked key")),
         }
     }
