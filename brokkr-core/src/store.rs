@@ -218,9 +218,11 @@ pub trait Store: Send + Sync + 'static {
 
     // --- deployment objects -----------------------------------------------------------
 
-    /// Appends a deployment object to a live stack, assigning the next `sequence`:
-    /// strictly greater than every sequence committed before it, in commit order, also
-    /// under concurrent appends. It becomes the stack's latest and reaches every agent
+    /// Appends a deployment object to a live stack, assigning a `sequence` unique in
+    /// the store and strictly greater than every sequence of the stack committed
+    /// before it, also under concurrent appends (so a reader paging a stack by
+    /// sequence never skips an object that commits late). Appends to different stacks
+    /// must not wait for each other. It becomes the stack's latest and reaches every agent
     /// responsible for the stack. `NotFound` for a missing or deleted stack.
     async fn append_deployment_object(
         &self,

@@ -39,7 +39,30 @@ impl Audit {
 impl Write {
     /// Writes the audit record of this transaction's change.
     pub(crate) async fn audit(&self, actor: &Actor, audit: Audit) -> Result<()> {
-        let row = audit_records::Model {
+        self.audit_many([(actor, audit)]).await
+    }
+
+    /// Writes the audit records of this transaction's changes with one statement.
+    pub(crate) async fn audit_many<'a>(
+        &self,
+        audits: impl IntoIterator<Item = (&'a Actor, Audit)>,
+    ) -> Result<()> {
+        let rows: Vec<audit_records::ActiveModel> = audits
+            .into_iter()
+            .map(|(actor, audit)| self.audit_row(actor, audit).into())
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        audit_records::Entity::insert_many(rows)
+            .exec_without_returning(self.tx())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn audit_row(&self, actor: &Actor, audit: Audit) -> audit_records::Model {
+        audit_records::Model {
             id: AuditRecordId::new().0,
             actor_kind: actor.kind().as_str().to_owned(),
             actor_id: actor.id(),
@@ -48,12 +71,7 @@ impl Write {
             resource_id: audit.id,
             summary: audit.summary,
             created_at: self.now,
-        };
-        audit_records::Entity::insert(audit_records::ActiveModel::from(row))
-            .exec_without_returning(self.tx())
-            .await
-            .map_err(db)?;
-        Ok(())
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Opening the pools, configuring SQLite and running migrations.
 
+use std::sync::Arc;
+
 use brokkr_core::ChangeHub;
 use brokkr_core::store::{Error, Result};
 use brokkr_migrations::Migrator;
@@ -7,7 +9,9 @@ use brokkr_migrations::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
+use crate::append::Appender;
 use crate::errors::db;
+use crate::write::Writer;
 use crate::{Backend, SqlStore, StoreConfig, notify};
 
 pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
@@ -21,14 +25,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 .map_err(db)?;
             migrate(&config, &pool).await?;
             let listener = notify::listen(&config.url, hub.clone(), origin.clone()).await?;
-            SqlStore {
-                backend,
-                reader: pool.clone(),
-                writer: pool,
-                hub,
-                origin: origin.clone(),
-                _listener: Some(listener),
-            }
+            assemble(backend, pool.clone(), pool, hub, origin, Some(listener))
         }
         Backend::Sqlite if is_memory(&config.url) => {
             // Every connection to `sqlite::memory:` opens its own empty database, so
@@ -37,14 +34,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 .await
                 .map_err(db)?;
             migrate(&config, &pool).await?;
-            SqlStore {
-                backend,
-                reader: pool.clone(),
-                writer: pool,
-                hub,
-                origin: origin.clone(),
-                _listener: None,
-            }
+            assemble(backend, pool.clone(), pool, hub, origin, None)
         }
         Backend::Sqlite => {
             // The writer connects first so that it creates the file and switches it to
@@ -56,17 +46,34 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
             let reader = Database::connect(sqlite_options(&config, config.max_connections, false))
                 .await
                 .map_err(db)?;
-            SqlStore {
-                backend,
-                reader,
-                writer,
-                hub,
-                origin: origin.clone(),
-                _listener: None,
-            }
+            assemble(backend, reader, writer, hub, origin, None)
         }
     };
     Ok(store)
+}
+
+/// The store over its pools, with its append committers started.
+fn assemble(
+    backend: Backend,
+    reader: DatabaseConnection,
+    writer: DatabaseConnection,
+    hub: ChangeHub,
+    origin: Arc<str>,
+    listener: Option<notify::ListenerGuard>,
+) -> SqlStore {
+    let writer = Writer {
+        pool: writer,
+        backend,
+        hub,
+        origin,
+    };
+    SqlStore {
+        backend,
+        reader,
+        appender: Appender::start(writer.clone()),
+        writer,
+        _listener: listener,
+    }
 }
 
 fn backend_of(url: &str) -> Result<Backend> {

@@ -34,6 +34,7 @@
 //!   `pg_notify` inside the write transaction and a background `LISTEN` task publishes
 //!   what arrives, so writes through any replica wake long polls on every replica.
 
+mod append;
 mod audit;
 mod connect;
 mod convert;
@@ -111,12 +112,10 @@ pub struct SqlStore {
     backend: Backend,
     /// Reads. On SQLite a separate pool from `writer`; on PostgreSQL the same pool.
     reader: DatabaseConnection,
-    /// Write transactions. On SQLite a pool of exactly one connection.
-    writer: DatabaseConnection,
-    hub: ChangeHub,
-    /// Tags this store's notifications, so its own listener skips what the store
-    /// already published locally at commit.
-    origin: std::sync::Arc<str>,
+    /// Write transactions and their announcements.
+    writer: write::Writer,
+    /// Takes appends and commits them in batches.
+    appender: append::Appender,
     _listener: Option<notify::ListenerGuard>,
 }
 
@@ -142,6 +141,6 @@ impl SqlStore {
 
     /// The hub that wakes this store's target-state watches.
     pub fn change_hub(&self) -> &ChangeHub {
-        &self.hub
+        &self.writer.hub
     }
 }

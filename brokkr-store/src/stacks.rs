@@ -3,21 +3,21 @@
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result, StackFilter};
 use brokkr_core::{
-    Actor, AgentId, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject,
-    NewStack, ResourceKind, Stack, StackId, StackUpdate,
+    Actor, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject, NewStack,
+    ResourceKind, Stack, StackId, StackUpdate,
 };
-use brokkr_migrations::DEPLOYMENT_OBJECT_SEQUENCE;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+use crate::append::{draw_sequences, object_row, write_objects};
 use crate::audit::Audit;
 use crate::convert::{self, to_json};
 use crate::entity::{deployment_objects, stacks};
 use crate::errors::db;
 use crate::paging::{int_cursor, keyset, page_of, uuid_cursor};
 use crate::write::Write;
-use crate::{SqlStore, generators, sql};
+use crate::{SqlStore, generators};
 
 /// A live stack, locked for update on PostgreSQL when `lock` is set.
 pub(crate) async fn live_stack(
@@ -52,26 +52,6 @@ async fn check_name_free(
         return Err(Error::Conflict(format!("a stack named {name:?} exists")));
     }
     Ok(())
-}
-
-/// Every agent with a target row on the stack (one indexed query).
-async fn agents_of(write: &Write, stack_id: StackId) -> Result<Vec<AgentId>> {
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(
-            write.backend(),
-            "SELECT agent_id FROM agent_targets WHERE stack_id = ?",
-            [stack_id.0.into()],
-        ))
-        .await
-        .map_err(db)?;
-    rows.iter()
-        .map(|row| {
-            row.try_get::<Uuid>("", "agent_id")
-                .map(AgentId::from)
-                .map_err(db)
-        })
-        .collect()
 }
 
 impl SqlStore {
@@ -184,10 +164,10 @@ impl SqlStore {
         id: StackId,
     ) -> Result<DeploymentObject> {
         let mut write = self.begin().await?;
-        // The counter first: its row lock orders this against concurrent appends, so
-        // none of them can land after the marker.
-        let sequence = next_sequence(&write).await?;
+        // The stack's lock first: appends to it wait for it too, so none of them can
+        // draw a sequence after the marker's and land after it.
         let row = live_stack(write.tx(), id, true).await?;
+        let sequence = draw_sequences(&write, 1).await?[0];
         stacks::Entity::update_many()
             .col_expr(stacks::Column::DeletedAt, Expr::value(write.now))
             .filter(stacks::Column::Id.eq(row.id))
@@ -216,27 +196,7 @@ impl SqlStore {
         actor: &Actor,
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject> {
-        let mut write = self.begin().await?;
-        let sequence = next_sequence(&write).await?;
-        let stack = live_stack(write.tx(), new.stack_id(), true).await?;
-        let object = insert_object(&mut write, sequence, new).await?;
-        let summary = format!(
-            "appended deployment object {} to stack {:?}",
-            object.sequence, stack.name
-        );
-        write
-            .audit(
-                actor,
-                Audit::new(
-                    AuditAction::Create,
-                    ResourceKind::DeploymentObject,
-                    object.id,
-                    summary,
-                ),
-            )
-            .await?;
-        self.commit(write).await?;
-        Ok(object)
+        self.appender.append(actor, new).await
     }
 
     pub(crate) async fn get_deployment_object_impl(
@@ -276,22 +236,6 @@ impl SqlStore {
     }
 }
 
-/// Takes the next deployment-object sequence. On PostgreSQL the `UPDATE` locks the
-/// counter row until commit, so sequences commit in increasing order.
-async fn next_sequence(write: &Write) -> Result<i64> {
-    let row = write
-        .tx()
-        .query_one_raw(sql::stmt(
-            write.backend(),
-            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value",
-            [DEPLOYMENT_OBJECT_SEQUENCE.into()],
-        ))
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::Backend("the deployment-object counter is missing".into()))?;
-    row.try_get::<i64>("", "value").map_err(db)
-}
-
 /// Inserts a deployment object, makes it its stack's latest and announces it to every
 /// agent responsible for the stack.
 async fn insert_object(
@@ -299,30 +243,7 @@ async fn insert_object(
     sequence: i64,
     new: NewDeploymentObject,
 ) -> Result<DeploymentObject> {
-    let row = deployment_objects::Model {
-        id: DeploymentObjectId::new().0,
-        stack_id: new.stack_id().0,
-        sequence,
-        yaml_content: new.yaml_content().to_owned(),
-        yaml_checksum: new.yaml_checksum().to_owned(),
-        is_deletion_marker: new.is_deletion_marker(),
-        provenance: new.provenance().map(to_json),
-        created_at: write.now,
-    };
-    deployment_objects::Entity::insert(deployment_objects::ActiveModel::from(row.clone()))
-        .exec_without_returning(write.tx())
-        .await
-        .map_err(db)?;
-    stacks::Entity::update_many()
-        .col_expr(
-            stacks::Column::LatestDeploymentObjectId,
-            Expr::value(Value::from(row.id)),
-        )
-        .filter(stacks::Column::Id.eq(row.stack_id))
-        .exec(write.tx())
-        .await
-        .map_err(db)?;
-    let agents = agents_of(write, new.stack_id()).await?;
-    write.affect(agents);
+    let row = object_row(write, &new, sequence);
+    write_objects(write, std::slice::from_ref(&row)).await?;
     convert::deployment_object(row)
 }

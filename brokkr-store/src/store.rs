@@ -24,7 +24,7 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         self.reader.ping().await.map_err(db)?;
         if self.backend == crate::Backend::Sqlite {
-            self.writer.ping().await.map_err(db)?;
+            self.writer.pool.ping().await.map_err(db)?;
         }
         Ok(())
     }
@@ -146,11 +146,11 @@ impl Store for SqlStore {
     }
 
     fn watch_target_state(&self, agent_id: AgentId) -> TargetStateWatch {
-        self.hub.watch(agent_id)
+        self.writer.hub.watch(agent_id)
     }
 
     fn change_feed(&self) -> brokkr_core::ChangeFeed {
-        self.hub.feed()
+        self.writer.hub.feed()
     }
 
     async fn record_agent_event(&self, actor: &Actor, new: NewAgentEvent) -> Result<AgentEvent> {

@@ -2,15 +2,30 @@
 //! change touches, announce them, commit.
 
 use brokkr_core::store::Result;
-use brokkr_core::{AgentId, TargetChange};
+use std::sync::Arc;
+
+use brokkr_core::{AgentId, ChangeHub, TargetChange};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use crate::errors::db;
 use crate::{Backend, SqlStore, notify, sql};
+
+/// What a write transaction needs: the writer pool, and where to announce its changes.
+/// Cheap to clone, so the append committers hold their own.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    /// Write transactions. On SQLite a pool of exactly one connection.
+    pub(crate) pool: DatabaseConnection,
+    pub(crate) backend: Backend,
+    pub(crate) hub: ChangeHub,
+    /// Tags this store's notifications, so its own listener skips what the store
+    /// already published locally at commit.
+    pub(crate) origin: Arc<str>,
+}
 
 /// The current time at the precision both databases store (microseconds), so a value
 /// returned by a write equals the value read back later.
@@ -30,6 +45,16 @@ pub(crate) struct Write {
 }
 
 impl SqlStore {
+    pub(crate) async fn begin(&self) -> Result<Write> {
+        self.writer.begin().await
+    }
+
+    pub(crate) async fn commit(&self, write: Write) -> Result<()> {
+        self.writer.commit(write).await
+    }
+}
+
+impl Writer {
     /// Begins a write transaction. On SQLite it runs on the single writer connection
     /// and begins `IMMEDIATE`, taking the database's write lock up front: a deferred
     /// transaction that reads first and writes later could otherwise fail with
@@ -37,14 +62,14 @@ impl SqlStore {
     pub(crate) async fn begin(&self) -> Result<Write> {
         let tx = match self.backend {
             Backend::Sqlite => self
-                .writer
+                .pool
                 .begin_with_options(TransactionOptions {
                     sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                     ..TransactionOptions::default()
                 })
                 .await
                 .map_err(db)?,
-            Backend::Postgres => self.writer.begin().await.map_err(db)?,
+            Backend::Postgres => self.pool.begin().await.map_err(db)?,
         };
         Ok(Write {
             tx,

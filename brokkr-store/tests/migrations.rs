@@ -122,3 +122,38 @@ async fn postgres_up_down_up() {
     db.close().await.expect("close");
     pg.drop_database().await;
 }
+
+/// On PostgreSQL, sequences move from the `counters` row to a database sequence that
+/// continues where the counter stopped, and go back to the counter on the way down.
+#[tokio::test]
+async fn postgres_sequence_continues_from_the_counter() {
+    let Some(pg) = common::PgDatabase::create().await else {
+        return;
+    };
+    let db = Database::connect(pg.url.as_str()).await.expect("connect");
+    let query = |sql: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+    Migrator::up(&db, Some(3)).await.expect("up to the counter");
+    db.execute_raw(query(
+        "UPDATE counters SET value = 41 WHERE name = 'deployment_object_sequence'",
+    ))
+    .await
+    .expect("advance the counter");
+    Migrator::up(&db, None).await.expect("up");
+    let next = db
+        .query_one_raw(query(
+            "SELECT nextval('deployment_object_sequence') AS value",
+        ))
+        .await
+        .expect("nextval")
+        .expect("a row");
+    assert_eq!(next.try_get::<i64>("", "value").expect("value"), 42);
+
+    Migrator::down(&db, Some(1)).await.expect("down one");
+    assert_eq!(
+        counter(&db).await,
+        0,
+        "no deployment object was written, so the counter restarts from the objects' maximum"
+    );
+    db.close().await.expect("close");
+    pg.drop_database().await;
+}

@@ -20,8 +20,10 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_health;
 mod m0003_placement;
+mod m0004_sequence;
 
-/// Name of the `counters` row that hands out deployment-object sequences.
+/// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
+/// database sequence on PostgreSQL.
 pub const DEPLOYMENT_OBJECT_SEQUENCE: &str = "deployment_object_sequence";
 
 /// Every migration of Brokkr's schema, oldest first.
@@ -35,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_health::Migration),
             Box::new(m0003_placement::Migration),
+            Box::new(m0004_sequence::Migration),
         ]
     }
 

@@ -68,7 +68,9 @@ pub struct DeploymentObject {
     pub id: DeploymentObjectId,
     /// The stack it belongs to.
     pub stack_id: StackId,
-    /// Strictly increasing across the whole store, in commit order.
+    /// Unique in the store and strictly increasing within its stack, in commit order.
+    /// Appends to different stacks do not wait for each other, so across stacks a
+    /// smaller sequence may commit after a larger one.
     pub sequence: i64,
     /// Multi-document YAML; empty for a deletion marker.
     pub yaml_content: String,

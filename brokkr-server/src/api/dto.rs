@@ -129,7 +129,7 @@ pub struct DeploymentObjectDto {
     pub id: Uuid,
     /// Its stack.
     pub stack_id: Uuid,
-    /// Store-wide, strictly increasing in commit order.
+    /// Unique in the store, strictly increasing within the stack in commit order.
     pub sequence_id: i64,
     /// Multi-document YAML (empty for a deletion marker).
     pub yaml_content: String,

@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::fixtures::{ADMIN, config_map_yaml, mk_object, mk_stack};
-use super::support::{all, expect_not_found, walk};
-use crate::id::{StackId, TemplateId};
-use crate::model::{NewDeploymentObject, Provenance, checksum};
-use crate::page::Order;
+use super::fixtures::{ADMIN, config_map_yaml, mk_agent, mk_object, mk_stack, mk_target};
+use super::support::{all, expect_not_found, target_state, walk};
+use crate::id::{DeploymentObjectId, StackId, TemplateId};
+use crate::model::{DeploymentObject, NewDeploymentObject, Provenance, checksum};
+use crate::page::{Cursor, Order, PageRequest};
 use crate::store::Store;
 
 cases!(
@@ -60,7 +60,8 @@ cases!(
     }
 
     /// Concurrent appends across several stacks get distinct sequences, increasing within
-    /// each stack's listing, and a later append is greater than all of them.
+    /// each stack's listing, and a later append to a stack is greater than all of its
+    /// earlier ones.
     pub async fn deployment_object_sequences_increase_under_concurrency(store: &dyn Store) {
         let mut stacks = Vec::new();
         for i in 0..4 {
@@ -84,7 +85,93 @@ cases!(
             assert!(listed.iter().all(|o| o.stack_id == *stack));
         }
         let later = mk_object(store, stacks[0], "later").await;
-        assert!(later.sequence > *sequences.last().expect("20 sequences"));
+        assert!(
+            objects
+                .iter()
+                .filter(|o| o.stack_id == stacks[0])
+                .all(|o| later.sequence > o.sequence)
+        );
+    }
+
+    /// Many writers appending to a few stacks at once, while a reader tails each stack's
+    /// listing with a cursor (the change order agents and feeds rely on): within each
+    /// stack sequences increase in commit order, so the reader, which never looks
+    /// behind its cursor, sees every acknowledged object exactly once and in order; and
+    /// each stack's latest is its highest sequence.
+    pub async fn per_stack_order_holds_under_concurrent_writers(store: &dyn Store) {
+        const STACKS: usize = 3;
+        const WRITERS: usize = 12;
+        const APPENDS: usize = 8;
+        let agent = mk_agent(store, "tailed").await;
+        let mut stacks = Vec::new();
+        for i in 0..STACKS {
+            let stack = mk_stack(store, &format!("tailed-{i}")).await.id;
+            mk_target(store, agent.id, stack).await;
+            stacks.push(stack);
+        }
+        let writing = std::sync::atomic::AtomicUsize::new(WRITERS);
+        let writers = (0..WRITERS).map(|w| {
+            let (stacks, writing) = (&stacks, &writing);
+            async move {
+                let mut acknowledged = Vec::new();
+                for i in 0..APPENDS {
+                    let stack = stacks[(w + i) % STACKS];
+                    acknowledged.push(mk_object(store, stack, &format!("{w}-{i}")).await);
+                }
+                writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                acknowledged
+            }
+        });
+        let reader = async {
+            let mut seen: Vec<Vec<DeploymentObject>> = vec![Vec::new(); STACKS];
+            // One more pass after the last writer finished catches the final commits.
+            let mut last_pass = false;
+            for _ in 0..100_000 {
+                last_pass = writing.load(std::sync::atomic::Ordering::SeqCst) == 0;
+                for (stack, seen) in stacks.iter().zip(seen.iter_mut()) {
+                    tail(store, *stack, seen).await;
+                }
+                if last_pass {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            assert!(last_pass, "the writers did not finish");
+            seen
+        };
+        let (acknowledged, seen) = futures::join!(futures::future::join_all(writers), reader);
+        let acknowledged: Vec<DeploymentObject> = acknowledged.into_iter().flatten().collect();
+        assert_eq!(acknowledged.len(), WRITERS * APPENDS);
+        let target = target_state(store, agent.id).await;
+        for (stack, seen) in stacks.iter().zip(&seen) {
+            let listed = all(async |p| store.list_deployment_objects(*stack, &p).await).await;
+            assert_eq!(
+                seen, &listed,
+                "the tailing reader skipped or repeated objects of a stack"
+            );
+            let mut mine: Vec<DeploymentObjectId> = acknowledged
+                .iter()
+                .filter(|o| o.stack_id == *stack)
+                .map(|o| o.id)
+                .collect();
+            let mut listed_ids: Vec<DeploymentObjectId> = listed.iter().map(|o| o.id).collect();
+            mine.sort_unstable();
+            listed_ids.sort_unstable();
+            assert_eq!(
+                mine, listed_ids,
+                "acknowledged objects are exactly the listed ones"
+            );
+            let entry = target
+                .entries
+                .iter()
+                .find(|e| e.stack_id == *stack)
+                .expect("the stack is in the agent's target state");
+            assert_eq!(
+                Some(&entry.deployment_object),
+                listed.last(),
+                "the latest object is the one with the highest sequence"
+            );
+        }
     }
 
     /// Appending to a missing or deleted stack is `NotFound` and adds nothing.
@@ -134,3 +221,26 @@ cases!(
         assert_eq!(listed, vec![first, second, marker]);
     }
 );
+
+/// Reads what a stack appended after the last object in `seen`, the way a tailing
+/// reader does: it never looks behind its cursor.
+async fn tail(store: &dyn Store, stack: StackId, seen: &mut Vec<DeploymentObject>) {
+    loop {
+        let mut request = PageRequest::first(7);
+        if let Some(last) = seen.last() {
+            request = request.after(Cursor(last.sequence.to_string()));
+        }
+        let page = store
+            .list_deployment_objects(stack, &request)
+            .await
+            .expect("listing succeeds");
+        if let (Some(last), Some(first)) = (seen.last(), page.items.first()) {
+            assert!(first.sequence > last.sequence, "a page went backwards");
+        }
+        let more = page.next_cursor.is_some();
+        seen.extend(page.items);
+        if !more {
+            return;
+        }
+    }
+}

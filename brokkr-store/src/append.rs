@@ -1,0 +1,381 @@
+//! Appends of deployment objects, committed in batches.
+//!
+//! Appending is the main write of a runtime-driven control plane, and many callers
+//! append at once, mostly to different stacks. A transaction per append costs a commit
+//! (a WAL flush) and half a dozen round trips each, so the appends wait in a queue
+//! instead and a few committer tasks each take whatever is waiting and write it in one
+//! transaction: the stacks locked in id order (so batches on any replica cannot
+//! deadlock), sequences drawn, every object, stack pointer and audit record written with
+//! one statement each, the agents to wake found with one query. An idle store commits a
+//! lone append at once; a busy one commits many per flush.
+//!
+//! Order within a stack holds because a stack's row is locked before its sequences are
+//! drawn: appends to one stack take their sequences, and commit, one after the other.
+//! Appends to different stacks never wait for each other's locks.
+//!
+//! A batch is all or nothing in the database, but callers are not hostage to one
+//! another: an append to a missing or deleted stack gets `NotFound` and the rest commit;
+//! if the batch's transaction fails, each append is retried alone, so a failure reaches
+//! only the append that causes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use brokkr_core::store::{Error, Result};
+use brokkr_core::{
+    Actor, AgentId, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject,
+    ResourceKind, StackId,
+};
+use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::audit::Audit;
+use crate::convert::{self, to_json};
+use crate::entity::deployment_objects;
+use crate::errors::db;
+use crate::write::{Write, Writer};
+use crate::{Backend, sql};
+
+/// Most appends one transaction takes.
+const MAX_BATCH: usize = 128;
+
+/// Most YAML bytes one transaction takes (a single larger object still goes alone).
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// Appends waiting for a committer; senders wait when it is full.
+const QUEUE: usize = 4_096;
+
+/// One append waiting for its batch.
+struct Pending {
+    actor: Actor,
+    new: NewDeploymentObject,
+    reply: oneshot::Sender<Result<DeploymentObject>>,
+}
+
+/// The queue appends wait in. Dropping it stops the committers once the queue drains.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl Appender {
+    /// Starts the committers: several on PostgreSQL, where batches of different stacks
+    /// commit side by side, one on SQLite, which has one writer anyway.
+    pub(crate) fn start(writer: Writer) -> Self {
+        let committers = match writer.backend {
+            Backend::Postgres => 4,
+            Backend::Sqlite => 1,
+        };
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..committers {
+            tokio::spawn(commit_batches(writer.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Appends `new` as `actor` and waits until it is committed.
+    pub(crate) async fn append(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<DeploymentObject> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            actor: *actor,
+            new,
+            reply,
+        };
+        self.queue.send(pending).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::Backend("the store's append committers have stopped".into())
+}
+
+/// One committer: takes what is waiting (up to the batch limits), commits it, answers.
+async fn commit_batches(writer: Writer, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    while let Some(batch) = next_batch(&receiver).await {
+        let mut results = match append_batch(&writer, &batch).await {
+            Ok(results) => results,
+            Err(err) if batch.len() == 1 => vec![Err(err)],
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    appends = batch.len(),
+                    "a batch of appends failed; retrying each alone"
+                );
+                let mut results = Vec::with_capacity(batch.len());
+                for pending in &batch {
+                    let one = std::slice::from_ref(pending);
+                    results.push(match append_batch(&writer, one).await {
+                        Ok(mut result) => result.pop().unwrap_or_else(|| Err(stopped())),
+                        Err(err) => Err(err),
+                    });
+                }
+                results
+            }
+        };
+        for pending in batch.into_iter().rev() {
+            let result = results.pop().unwrap_or_else(|| Err(stopped()));
+            // The caller may have gone away; its append is committed all the same.
+            let _ = pending.reply.send(result);
+        }
+    }
+}
+
+/// Waits for one append, then takes whatever else is already waiting, within limits.
+async fn next_batch(receiver: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
+    let mut receiver = receiver.lock().await;
+    let first = receiver.recv().await?;
+    let mut bytes = first.new.yaml_content().len();
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match receiver.try_recv() {
+            Ok(pending) => {
+                bytes += pending.new.yaml_content().len();
+                batch.push(pending);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Writes a batch in one transaction; one result per append, in order.
+async fn append_batch(writer: &Writer, batch: &[Pending]) -> Result<Vec<Result<DeploymentObject>>> {
+    let mut write = writer.begin().await?;
+    let stacks: Vec<StackId> = distinct(batch.iter().map(|p| p.new.stack_id()));
+    let names = lock_live_stacks(&write, &stacks).await?;
+    let accepted: Vec<&Pending> = batch
+        .iter()
+        .filter(|p| names.contains_key(&p.new.stack_id()))
+        .collect();
+    let mut objects = Vec::with_capacity(accepted.len());
+    if !accepted.is_empty() {
+        let sequences = draw_sequences(&write, accepted.len()).await?;
+        let rows: Vec<deployment_objects::Model> = accepted
+            .iter()
+            .zip(sequences)
+            .map(|(pending, sequence)| object_row(&write, &pending.new, sequence))
+            .collect();
+        write_objects(&mut write, &rows).await?;
+        let audits = accepted.iter().zip(&rows).map(|(pending, row)| {
+            let summary = format!(
+                "appended deployment object {} to stack {:?}",
+                row.sequence,
+                names[&StackId::from(row.stack_id)]
+            );
+            let audit = Audit::new(
+                AuditAction::Create,
+                ResourceKind::DeploymentObject,
+                row.id,
+                summary,
+            );
+            (&pending.actor, audit)
+        });
+        write.audit_many(audits).await?;
+        for row in rows {
+            objects.push(convert::deployment_object(row)?);
+        }
+        writer.commit(write).await?;
+    }
+    let mut objects = objects.into_iter();
+    Ok(batch
+        .iter()
+        .map(|pending| {
+            let stack = pending.new.stack_id();
+            if names.contains_key(&stack) {
+                objects.next().ok_or_else(stopped)
+            } else {
+                Err(Error::not_found("stack", stack))
+            }
+        })
+        .collect())
+}
+
+/// The distinct values, sorted.
+fn distinct<T: Ord + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut values: Vec<T> = values.collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+/// `?, ?, ?` for `n` bind parameters.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Locks the live ones among `stacks` (sorted) in id order, on PostgreSQL `FOR UPDATE`,
+/// and returns their names. Missing and deleted stacks are left out.
+async fn lock_live_stacks(write: &Write, stacks: &[StackId]) -> Result<BTreeMap<StackId, String>> {
+    let lock = match write.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let query = format!(
+        "SELECT id, name FROM stacks WHERE id IN ({}) AND deleted_at IS NULL ORDER BY id{lock}",
+        placeholders(stacks.len())
+    );
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(
+            write.backend(),
+            &query,
+            stacks.iter().map(|s| Value::from(s.0)),
+        ))
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let id = row.try_get::<Uuid>("", "id").map_err(db)?;
+            let name = row.try_get::<String>("", "name").map_err(db)?;
+            Ok((StackId::from(id), name))
+        })
+        .collect()
+}
+
+/// Draws `n` increasing deployment-object sequences. Callers lock the stacks first, so
+/// that within a stack, sequence order is commit order.
+///
+/// PostgreSQL draws from a database sequence, which never waits for other
+/// transactions; SQLite, which has one writer, from the `counters` row.
+pub(crate) async fn draw_sequences(write: &Write, n: usize) -> Result<Vec<i64>> {
+    let count = i64::try_from(n).map_err(|_| Error::Invalid("too many appends".into()))?;
+    match write.backend() {
+        Backend::Postgres => {
+            let rows = write
+                .tx()
+                .query_all_raw(sql::stmt(
+                    Backend::Postgres,
+                    "SELECT nextval('deployment_object_sequence') AS value FROM generate_series(1, ?)",
+                    [count.into()],
+                ))
+                .await
+                .map_err(db)?;
+            let mut values = rows
+                .iter()
+                .map(|row| row.try_get::<i64>("", "value").map_err(db))
+                .collect::<Result<Vec<_>>>()?;
+            values.sort_unstable();
+            Ok(values)
+        }
+        Backend::Sqlite => {
+            let row = write
+                .tx()
+                .query_one_raw(sql::stmt(
+                    Backend::Sqlite,
+                    "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+                    [
+                        count.into(),
+                        brokkr_migrations::DEPLOYMENT_OBJECT_SEQUENCE.into(),
+                    ],
+                ))
+                .await
+                .map_err(db)?
+                .ok_or_else(|| Error::Backend("the deployment-object counter is missing".into()))?;
+            let last = row.try_get::<i64>("", "value").map_err(db)?;
+            Ok((last - count + 1..=last).collect())
+        }
+    }
+}
+
+/// The row of a new deployment object.
+pub(crate) fn object_row(
+    write: &Write,
+    new: &NewDeploymentObject,
+    sequence: i64,
+) -> deployment_objects::Model {
+    deployment_objects::Model {
+        id: DeploymentObjectId::new().0,
+        stack_id: new.stack_id().0,
+        sequence,
+        yaml_content: new.yaml_content().to_owned(),
+        yaml_checksum: new.yaml_checksum().to_owned(),
+        is_deletion_marker: new.is_deletion_marker(),
+        provenance: new.provenance().map(to_json),
+        created_at: write.now,
+    }
+}
+
+/// Inserts new deployment objects, makes each stack's last one its latest and
+/// announces them to every agent responsible for their stacks: three statements
+/// whatever the number of rows.
+pub(crate) async fn write_objects(
+    write: &mut Write,
+    rows: &[deployment_objects::Model],
+) -> Result<()> {
+    insert_objects(write, rows).await?;
+    point_stacks_at_latest(write, rows).await?;
+    let stacks = distinct(rows.iter().map(|row| StackId::from(row.stack_id)));
+    let agents = agents_of(write, &stacks).await?;
+    write.affect(agents);
+    Ok(())
+}
+
+/// Inserts the rows with one statement.
+async fn insert_objects(write: &Write, rows: &[deployment_objects::Model]) -> Result<()> {
+    deployment_objects::Entity::insert_many(
+        rows.iter()
+            .cloned()
+            .map(deployment_objects::ActiveModel::from),
+    )
+    .exec_without_returning(write.tx())
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Makes each stack's last row in `rows` its latest, with one statement.
+async fn point_stacks_at_latest(write: &Write, rows: &[deployment_objects::Model]) -> Result<()> {
+    let mut latest: HashMap<Uuid, Uuid> = HashMap::new();
+    for row in rows {
+        latest.insert(row.stack_id, row.id);
+    }
+    let mut cases = String::new();
+    let mut values: Vec<Value> = Vec::with_capacity(latest.len() * 3);
+    for (stack, object) in &latest {
+        cases.push_str(" WHEN ? THEN ?");
+        values.push((*stack).into());
+        values.push((*object).into());
+    }
+    values.extend(latest.keys().map(|stack| Value::from(*stack)));
+    let query = format!(
+        "UPDATE stacks SET latest_deployment_object_id = CASE id{cases} END WHERE id IN ({})",
+        placeholders(latest.len())
+    );
+    write
+        .tx()
+        .execute_raw(sql::stmt(write.backend(), &query, values))
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Every agent with a target row on any of `stacks`, with one indexed query.
+async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
+    let query = format!(
+        "SELECT agent_id FROM agent_targets WHERE stack_id IN ({})",
+        placeholders(stacks.len())
+    );
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(
+            write.backend(),
+            &query,
+            stacks.iter().map(|s| Value::from(s.0)),
+        ))
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            row.try_get::<Uuid>("", "agent_id")
+                .map(AgentId::from)
+                .map_err(db)
+        })
+        .collect()
+}
