@@ -27,8 +27,8 @@ impl ControlPlane {
         yaml: String,
     ) -> Result<DeploymentObject> {
         // Access first: a caller who may not write here costs no parsing.
-        let stack = self.visible_stack(caller, stack).await?;
-        let new = self.parse_deployment_object(stack.id, yaml).await?;
+        self.check_may_append(caller, stack).await?;
+        let new = self.parse_deployment_object(stack, yaml).await?;
         Ok(self.store().append_deployment_object(caller, new).await?)
     }
 
@@ -40,8 +40,8 @@ impl ControlPlane {
         caller: &Actor,
         stack: StackId,
     ) -> Result<DeploymentObject> {
-        let stack = self.visible_stack(caller, stack).await?;
-        let marker = NewDeploymentObject::deletion_marker(stack.id);
+        self.check_may_append(caller, stack).await?;
+        let marker = NewDeploymentObject::deletion_marker(stack);
         Ok(self
             .store()
             .append_deployment_object(caller, marker)

@@ -56,6 +56,7 @@ mod metadata;
 pub mod placement;
 mod render;
 mod settings;
+mod stack_owners;
 mod stacks;
 pub mod target_cache;
 mod target_state;
@@ -85,6 +86,9 @@ use keys::KeyCache;
 use placement::PlacementSignals;
 use target_cache::TargetStateCache;
 
+/// Stack owners remembered for appends (about 40 bytes each).
+const STACK_OWNERS_CAPACITY: usize = 65_536;
+
 /// A control plane without transport; see the [module documentation](self). Cheap to
 /// clone (one `Arc`); clones share caches and background tasks.
 #[derive(Clone)]
@@ -99,6 +103,7 @@ struct Inner {
     generators: GeneratorRegistry,
     settings: Settings,
     keys: KeyCache,
+    stack_owners: stack_owners::StackOwners,
     heartbeats: Arc<HeartbeatBuffer>,
     target_states: Arc<TargetStateCache>,
     placement_signals: Arc<PlacementSignals>,
@@ -169,6 +174,7 @@ impl ControlPlaneBuilder {
         ControlPlane {
             inner: Arc::new(Inner {
                 keys: KeyCache::new(settings.key_cache_ttl, settings.key_cache_capacity),
+                stack_owners: stack_owners::StackOwners::new(STACK_OWNERS_CAPACITY),
                 heartbeats: Arc::new(HeartbeatBuffer::default()),
                 target_states: Arc::new(TargetStateCache::new(
                     settings.target_state_cache_capacity,

@@ -64,12 +64,37 @@ impl ControlPlane {
     }
 
     /// Loads a live stack the caller may see (see the [module documentation](self)).
-    /// Every operation on a stack, in every runtime module, goes through this.
+    /// Every operation on a stack, in every runtime module, goes through this, except
+    /// appends, which take the shortcut of [`ControlPlane::check_may_append`].
     pub(crate) async fn visible_stack(&self, caller: &Actor, id: StackId) -> Result<Stack> {
         access::require_admin_or_generator(caller)?;
         let stack = self.store().get_stack(id).await?;
         if access::sees_owned_by(caller, stack.generator_id) {
             Ok(stack)
+        } else {
+            Err(Error::not_found("stack", id))
+        }
+    }
+
+    /// Checks that the caller may append to the stack `id`, without reading it when its
+    /// owner is remembered (owners never change). Whether the stack is still live is
+    /// left to the store's append, which refuses a deleted or missing stack with the
+    /// same `NotFound`.
+    pub(crate) async fn check_may_append(&self, caller: &Actor, id: StackId) -> Result<()> {
+        access::require_admin_or_generator(caller)?;
+        if !matches!(caller, Actor::Generator(_)) {
+            return Ok(());
+        }
+        let owner = match self.inner.stack_owners.get(id) {
+            Some(owner) => owner,
+            None => {
+                let stack = self.store().get_stack(id).await?;
+                self.inner.stack_owners.remember(id, stack.generator_id);
+                stack.generator_id
+            }
+        };
+        if access::sees_owned_by(caller, owner) {
+            Ok(())
         } else {
             Err(Error::not_found("stack", id))
         }

@@ -178,6 +178,9 @@ crate::runtime_cases! {
     async fn a_deleted_stacks_history_stays_readable_by_its_owner_only(cp: ControlPlane) {
         let w = World::new(&cp).await;
         let owner = Actor::Generator(w.generator);
+        // An append first, so the control plane remembers who owns the stack: that
+        // must not let a later append through once the stack is deleted.
+        cp.append_deployment_object(&owner, w.stack, config_map_yaml("c", "2")).await.unwrap();
         let marker = cp.delete_stack(&owner, w.stack).await.expect("owner deletes");
         assert!(marker.is_deletion_marker);
 
@@ -187,11 +190,12 @@ crate::runtime_cases! {
         assert!(is_not_found(
             &cp.append_deployment_object(&owner, w.stack, config_map_yaml("c", "3")).await
         ));
+        assert!(is_not_found(&cp.append_deletion_marker(&owner, w.stack).await));
         // Its history is not, for its owner and admin.
         let page = PageRequest::first(10);
         for caller in [owner, Actor::Admin] {
             let history = cp.list_deployment_objects(&caller, w.stack, &page).await.unwrap();
-            assert_eq!(history.items.len(), 2, "{caller:?}");
+            assert_eq!(history.items.len(), 3, "{caller:?}");
             cp.get_deployment_object(&caller, marker.id).await.expect("readable");
         }
         let other = Actor::Generator(w.other_generator);
