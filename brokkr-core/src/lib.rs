@@ -72,5 +72,5 @@ pub use store::{
     AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, Store, TargetFilter,
     TemplateFilter,
 };
-pub use target_state::{TargetAction, TargetState, TargetStateEntry};
+pub use target_state::{AgentTargetState, TargetAction, TargetState, TargetStateEntry};
 pub use template::{TemplateGenerator, TemplateLimits};

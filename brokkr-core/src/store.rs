@@ -35,7 +35,7 @@ use crate::model::{
 };
 use crate::page::{Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
-use crate::target_state::TargetState;
+use crate::target_state::{AgentTargetState, TargetState};
 
 /// What a store operation can fail with. Callers branch on all but `Backend`, which is
 /// the platform's failure, not the caller's.
@@ -323,6 +323,32 @@ pub trait Store: Send + Sync + 'static {
     /// with the agent's own targets, never with events, old versions or other agents.
     /// `NotFound` for a missing or deleted agent.
     async fn target_state(&self, agent_id: AgentId) -> Result<TargetState>;
+
+    /// The target states of several agents, each with the agent's admin status, for a
+    /// cache refilling many entries at once (a change that reaches a whole fleet wakes
+    /// every agent's poll together). Missing and deleted agents are left out; the order
+    /// is unspecified. The default asks [`Store::get_agent`] and [`Store::target_state`]
+    /// for each agent; a database store should answer with a constant number of
+    /// queries per call.
+    async fn target_states(&self, agents: &[AgentId]) -> Result<Vec<AgentTargetState>> {
+        let mut out = Vec::with_capacity(agents.len());
+        for &agent in agents {
+            let found = async {
+                let agent_status = self.get_agent(agent).await?.status;
+                let state = self.target_state(agent).await?;
+                Ok(AgentTargetState {
+                    agent_status,
+                    state,
+                })
+            };
+            match found.await {
+                Ok(found) => out.push(found),
+                Err(Error::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
+    }
 
     /// A watch that wakes when the agent's target state may have changed, including by
     /// a write through another store instance on the same database where the backend

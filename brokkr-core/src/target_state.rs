@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::id::{AgentId, StackId};
-use crate::model::{DeploymentObject, hex};
+use crate::model::{AgentStatus, DeploymentObject, hex};
 
 /// What the agent should do with one stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -40,6 +40,16 @@ pub struct TargetState {
     pub agent_id: AgentId,
     /// One entry per stack, ordered by stack id.
     pub entries: Vec<TargetStateEntry>,
+}
+
+/// An agent's target state with the agent's admin status, as a cache serving polls
+/// needs them: an inactive agent may not fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentTargetState {
+    /// The agent's admin status when the state was read.
+    pub agent_status: AgentStatus,
+    /// The state (it names the agent).
+    pub state: TargetState,
 }
 
 impl TargetState {

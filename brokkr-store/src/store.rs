@@ -8,12 +8,13 @@ use brokkr_core::store::{
     TargetFilter, TemplateFilter,
 };
 use brokkr_core::{
-    Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentUpdate, ApiKey, AuditRecord,
-    DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate, HealthReport, Heartbeat,
-    KeyOwner, Labels, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
-    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange,
-    PlacementDecision, PlacementPolicy, Stack, StackId, StackPlacement, StackUpdate, StoredKey,
-    TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion, model::Generator,
+    Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentTargetState, AgentUpdate,
+    ApiKey, AuditRecord, DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate,
+    HealthReport, Heartbeat, KeyOwner, Labels, MetadataField, MetadataTarget, NewAgent,
+    NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate,
+    NewTemplateVersion, PlacementChange, PlacementDecision, PlacementPolicy, Stack, StackId,
+    StackPlacement, StackUpdate, StoredKey, TargetState, TargetStateWatch, Template, TemplateId,
+    TemplateVersion, model::Generator,
 };
 
 use crate::SqlStore;
@@ -143,6 +144,10 @@ impl Store for SqlStore {
 
     async fn target_state(&self, agent_id: AgentId) -> Result<TargetState> {
         self.target_state_impl(agent_id).await
+    }
+
+    async fn target_states(&self, agents: &[AgentId]) -> Result<Vec<AgentTargetState>> {
+        self.target_states_impl(agents).await
     }
 
     fn watch_target_state(&self, agent_id: AgentId) -> TargetStateWatch {

@@ -3,26 +3,27 @@
 use brokkr_core::page::{Order, Page, PageRequest};
 use brokkr_core::store::{Error, Result, TargetFilter};
 use brokkr_core::{
-    Actor, AgentId, AgentTarget, AuditAction, ResourceKind, StackId, TargetAction, TargetSource,
-    TargetState, TargetStateEntry,
+    Actor, AgentId, AgentStatus, AgentTarget, AgentTargetState, AuditAction, ResourceKind, StackId,
+    TargetAction, TargetSource, TargetState, TargetStateEntry,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, QueryFilter,
     QueryOrder, QuerySelect, Value,
 };
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use sea_orm::Statement;
 use uuid::Uuid;
 
 use crate::audit::Audit;
 use crate::convert;
 use crate::entity::agent_targets::{self, Column};
+use crate::entity::agents as agents_entity;
 use crate::entity::deployment_objects;
 use crate::errors::db;
 use crate::paging::bad_cursor;
-use crate::{Backend, SqlStore, agents, stacks};
+use crate::{SqlStore, agents, stacks};
 
 /// The cursor of the targets listing: `<agent id>:<stack id>`.
 fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
@@ -34,33 +35,56 @@ fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
     Ok(Some((parse(agent)?, parse(stack)?)))
 }
 
-/// The target-state query: one join from the agent's targets through each stack to
-/// the stack's latest deployment object. It reads only the agent's own target rows
+/// The target-state query: one join from the agents' targets through each stack to
+/// the stack's latest deployment object. It reads only the agents' own target rows
 /// (primary-key prefix) and one row of `stacks` and `deployment_objects` per target
-/// (primary keys), so its cost never grows with history or with other agents.
-fn target_state_sql(backend: Backend) -> &'static str {
-    // Built once: the target-state query runs on every cache miss.
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+/// (primary keys), so its cost never grows with history or with other agents. `filter`
+/// ends the statement: `= ?` for one agent, `IN (...)` for many.
+fn target_state_sql(filter: &str) -> String {
+    // The column list is built once: the query runs on every cache miss.
+    static SELECT: LazyLock<String> = LazyLock::new(|| {
         let object_columns: Vec<String> = deployment_objects::Column::iter()
             .map(|c| {
                 let name = sea_orm::IdenStatic::as_str(&c);
                 format!("d.{name} AS d_{name}")
             })
             .collect();
-        let sql = format!(
-            "SELECT t.removed_at AS removed_at, s.name AS stack_name, {} \
+        format!(
+            "SELECT t.agent_id AS agent_id, t.removed_at AS removed_at, s.name AS stack_name, {} \
              FROM agent_targets t \
              JOIN stacks s ON s.id = t.stack_id \
              JOIN deployment_objects d ON d.id = s.latest_deployment_object_id \
-             WHERE t.agent_id = ?",
+             WHERE t.agent_id ",
             object_columns.join(", ")
-        );
-        [sql.clone(), sql.replace('?', "$1")]
+        )
     });
-    match backend {
-        Backend::Sqlite => &SQL[0],
-        Backend::Postgres => &SQL[1],
-    }
+    format!("{}{filter}", *SELECT)
+}
+
+/// Most agents one batched target-state query asks for (bind parameters stay far
+/// below both databases' limits).
+const MAX_AGENTS_PER_QUERY: usize = 500;
+
+/// One row of the target-state query: the agent it belongs to and its entry.
+fn target_entry(row: &sea_orm::QueryResult) -> Result<(AgentId, TargetStateEntry)> {
+    let agent: Uuid = row.try_get("", "agent_id").map_err(db)?;
+    let object = deployment_objects::Model::from_query_result(row, "d_").map_err(db)?;
+    let removed = row
+        .try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "removed_at")
+        .map_err(db)?
+        .is_some();
+    let action = if removed || object.is_deletion_marker {
+        TargetAction::Remove
+    } else {
+        TargetAction::Apply
+    };
+    let entry = TargetStateEntry {
+        stack_id: object.stack_id.into(),
+        stack_name: row.try_get("", "stack_name").map_err(db)?,
+        action,
+        deployment_object: convert::deployment_object(object)?,
+    };
+    Ok((agent.into(), entry))
 }
 
 impl SqlStore {
@@ -246,32 +270,66 @@ impl SqlStore {
         agents::live_agent(&self.reader, agent_id, false).await?;
         let rows = self
             .reader
-            .query_all_raw(Statement::from_sql_and_values(
-                self.reader.get_database_backend(),
-                target_state_sql(self.backend),
+            .query_all_raw(crate::sql::stmt(
+                self.backend,
+                &target_state_sql("= ?"),
                 [agent_id.0.into()],
             ))
             .await
             .map_err(db)?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let object = deployment_objects::Model::from_query_result(&row, "d_").map_err(db)?;
-            let removed = row
-                .try_get::<Option<chrono::DateTime<chrono::Utc>>>("", "removed_at")
-                .map_err(db)?
-                .is_some();
-            let action = if removed || object.is_deletion_marker {
-                TargetAction::Remove
-            } else {
-                TargetAction::Apply
-            };
-            entries.push(TargetStateEntry {
-                stack_id: object.stack_id.into(),
-                stack_name: row.try_get("", "stack_name").map_err(db)?,
-                action,
-                deployment_object: convert::deployment_object(object)?,
-            });
-        }
+        let entries = rows
+            .iter()
+            .map(|row| target_entry(row).map(|(_, entry)| entry))
+            .collect::<Result<Vec<_>>>()?;
         Ok(TargetState::new(agent_id, entries))
+    }
+
+    /// Target states of many agents: per chunk of agents, one query for their rows and
+    /// one for all their targets.
+    pub(crate) async fn target_states_impl(
+        &self,
+        agents: &[AgentId],
+    ) -> Result<Vec<AgentTargetState>> {
+        let mut out = Vec::with_capacity(agents.len());
+        for chunk in agents.chunks(MAX_AGENTS_PER_QUERY) {
+            let ids = chunk.iter().map(|a| a.0);
+            let rows = agents_entity::Entity::find()
+                .filter(agents_entity::Column::Id.is_in(ids))
+                .filter(agents_entity::Column::DeletedAt.is_null())
+                .all(&self.reader)
+                .await
+                .map_err(db)?;
+            let mut states: HashMap<AgentId, (AgentStatus, Vec<TargetStateEntry>)> =
+                HashMap::with_capacity(rows.len());
+            for row in rows {
+                let agent = convert::agent(row)?;
+                states.insert(agent.id, (agent.status, Vec::new()));
+            }
+            let filter = format!("IN ({})", vec!["?"; chunk.len()].join(", "));
+            let targets = self
+                .reader
+                .query_all_raw(crate::sql::stmt(
+                    self.backend,
+                    &target_state_sql(&filter),
+                    chunk.iter().map(|a| Value::from(a.0)),
+                ))
+                .await
+                .map_err(db)?;
+            for row in &targets {
+                let (agent, entry) = target_entry(row)?;
+                // A target of an agent deleted between the two queries is left out
+                // with its agent.
+                if let Some((_, entries)) = states.get_mut(&agent) {
+                    entries.push(entry);
+                }
+            }
+            out.extend(states.into_iter().map(|(agent, (agent_status, entries))| {
+                AgentTargetState {
+                    agent_status,
+                    state: TargetState::new(agent, entries),
+                }
+            }));
+        }
+        Ok(out)
     }
 }

@@ -77,10 +77,7 @@ impl ControlPlane {
         agent: AgentId,
         object: DeploymentObjectId,
     ) -> Result<()> {
-        let targets = self
-            .target_states()
-            .get(self.store().as_ref(), agent)
-            .await?;
+        let targets = self.target_states().get(self.store(), agent).await?;
         let entries = &targets.state.entries;
         if entries.iter().any(|e| e.deployment_object.id == object) {
             return Ok(());

@@ -59,6 +59,7 @@ mod settings;
 mod stack_owners;
 mod stacks;
 pub mod target_cache;
+mod target_loader;
 mod target_state;
 mod targets;
 mod templates;

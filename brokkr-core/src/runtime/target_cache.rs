@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::target_loader::TargetLoader;
 use crate::store::Error;
 use crate::{
     AgentId, AgentStatus, ChangeFeed, ChangeHub, Store, TargetChange, TargetState, TargetStateWatch,
@@ -86,6 +87,8 @@ pub struct TargetStateCache {
     inner: Mutex<Inner>,
     /// Changes, republished after their entries were dropped.
     relay: ChangeHub,
+    /// Reads misses in batches.
+    loader: Arc<TargetLoader>,
 }
 
 impl Default for TargetStateCache {
@@ -101,15 +104,18 @@ impl TargetStateCache {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
             relay: ChangeHub::default(),
+            loader: Arc::default(),
         }
     }
 
     /// The agent's target state: from the cache, or read from the store (the agent's
-    /// row and its target state) and cached unless the agent was invalidated meanwhile.
+    /// row and its target state, together with other agents' misses: see
+    /// [`target_loader`](super::target_loader)) and cached unless the agent was
+    /// invalidated meanwhile.
     /// `NotFound` for a missing or deleted agent.
     pub async fn get(
         &self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         agent: AgentId,
     ) -> Result<Arc<CachedTargetState>, Error> {
         {
@@ -120,8 +126,8 @@ impl TargetStateCache {
             }
         }
         let fetch = self.begin_fetch(agent);
-        let (row, state) = futures::join!(store.get_agent(agent), store.target_state(agent));
-        let entry = Arc::new(CachedTargetState::new(state?, row?.status));
+        let loaded = self.loader.load(store, agent).await?;
+        let entry = Arc::new(CachedTargetState::new(loaded.state, loaded.agent_status));
         fetch.finish(Arc::clone(&entry));
         Ok(entry)
     }
@@ -322,14 +328,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_hit_does_not_query_the_store() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let agent = mk_agent(&store, "a").await;
         // No invalidator runs, so a store change stays invisible to the cache: the
         // second read can only come from the cache.
         let cache = TargetStateCache::new(10);
-        let first = cache.get(&store, agent.id).await.unwrap();
+        let first = cache.get(&shared, agent.id).await.unwrap();
         mk_targeted_stack(&store, agent.id, "s").await;
-        let second = cache.get(&store, agent.id).await.unwrap();
+        let second = cache.get(&shared, agent.id).await.unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         assert!(second.state.entries.is_empty());
         assert_eq!(cache.len(), 1);
@@ -337,59 +344,91 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_invalidates_and_wakes_watches_after_invalidating() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let agent = mk_agent(&store, "a").await;
         let other = mk_agent(&store, "b").await;
         let cache = Arc::new(TargetStateCache::new(10));
         let task = Arc::clone(&cache).spawn_invalidator(store.change_feed());
 
         let mut watch = cache.watch(agent.id);
-        let before = cache.get(&store, agent.id).await.unwrap();
-        let other_before = cache.get(&store, other.id).await.unwrap();
+        let before = cache.get(&shared, agent.id).await.unwrap();
+        let other_before = cache.get(&shared, other.id).await.unwrap();
         let stack = mk_targeted_stack(&store, agent.id, "s").await;
         tokio::time::timeout(Duration::from_secs(5), watch.changed())
             .await
             .expect("the change wakes the watch");
         // Woken after the entry was dropped: the re-read sees the change.
-        let after = cache.get(&store, agent.id).await.unwrap();
+        let after = cache.get(&shared, agent.id).await.unwrap();
         assert_ne!(before.etag, after.etag);
         assert_eq!(after.state.entries.len(), 1);
         // Another agent's entry stays.
-        let other_after = cache.get(&store, other.id).await.unwrap();
+        let other_after = cache.get(&shared, other.id).await.unwrap();
         assert!(Arc::ptr_eq(&other_before, &other_after));
 
         deploy(&store, &stack, "2").await;
         tokio::time::timeout(Duration::from_secs(5), watch.changed())
             .await
             .expect("a new deployment object wakes the watch");
-        let newer = cache.get(&store, agent.id).await.unwrap();
+        let newer = cache.get(&shared, agent.id).await.unwrap();
         assert_ne!(after.etag, newer.etag);
         task.abort();
     }
 
     #[tokio::test]
     async fn a_state_cached_before_the_invalidator_started_is_not_served_after() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let agent = mk_agent(&store, "a").await;
         let cache = Arc::new(TargetStateCache::new(10));
         // Read (and cached) while nothing invalidates: a control plane used before
         // `start`, or a write between the feed's subscription and the task's start.
-        let before = cache.get(&store, agent.id).await.unwrap();
+        let before = cache.get(&shared, agent.id).await.unwrap();
         mk_targeted_stack(&store, agent.id, "s").await;
         let task = Arc::clone(&cache).spawn_invalidator(store.change_feed());
-        let after = cache.get(&store, agent.id).await.unwrap();
+        let after = cache.get(&shared, agent.id).await.unwrap();
         assert_ne!(before.etag, after.etag);
         assert_eq!(after.state.entries.len(), 1);
         task.abort();
     }
 
     #[tokio::test]
+    async fn misses_arriving_together_each_get_their_own_state() {
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
+        let cache = TargetStateCache::new(1_000);
+        let mut agents = Vec::new();
+        for i in 0..50 {
+            let agent = mk_agent(&store, &format!("a{i}")).await;
+            if i % 2 == 0 {
+                mk_targeted_stack(&store, agent.id, &format!("s{i}")).await;
+            }
+            agents.push(agent.id);
+        }
+        let missing = AgentId::new();
+        let reads = agents
+            .iter()
+            .chain([&missing])
+            .map(|agent| cache.get(&shared, *agent));
+        let results = futures::future::join_all(reads).await;
+        for (i, agent) in agents.iter().enumerate() {
+            let entry = results[i].as_ref().expect("found");
+            assert_eq!(entry.state.agent_id, *agent);
+            assert_eq!(entry.state, store.target_state(*agent).await.unwrap());
+            assert_eq!(entry.state.entries.len(), usize::from(i % 2 == 0));
+        }
+        assert!(matches!(results[50], Err(Error::NotFound { .. })));
+        assert_eq!(cache.len(), 50);
+    }
+
+    #[tokio::test]
     async fn all_drops_everything() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let cache = TargetStateCache::new(10);
         for name in ["a", "b", "c"] {
             let agent = mk_agent(&store, name).await;
-            cache.get(&store, agent.id).await.unwrap();
+            cache.get(&shared, agent.id).await.unwrap();
         }
         assert_eq!(cache.len(), 3);
         cache.apply(&TargetChange::All);
@@ -443,24 +482,26 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_stays_bounded() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let cache = TargetStateCache::new(2);
         for name in ["a", "b", "c", "d"] {
             let agent = mk_agent(&store, name).await;
-            cache.get(&store, agent.id).await.unwrap();
+            cache.get(&shared, agent.id).await.unwrap();
             assert!(cache.len() <= 2);
         }
         // Re-reading a cached agent does not evict.
         let cached = *cache.lock().entries.keys().next().unwrap();
-        cache.get(&store, cached).await.unwrap();
+        cache.get(&shared, cached).await.unwrap();
         assert_eq!(cache.len(), 2);
     }
 
     #[tokio::test]
     async fn an_unknown_agent_is_not_found_and_not_cached() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        let shared: Arc<dyn Store> = store.clone();
         let cache = TargetStateCache::new(2);
-        let err = cache.get(&store, AgentId::new()).await.unwrap_err();
+        let err = cache.get(&shared, AgentId::new()).await.unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }));
         assert!(cache.is_empty());
         assert!(cache.lock().fetches.is_empty());

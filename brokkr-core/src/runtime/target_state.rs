@@ -114,10 +114,7 @@ impl ControlPlane {
     }
 
     async fn read_target_state(&self, agent: AgentId) -> Result<Arc<CachedTargetState>> {
-        Ok(self
-            .target_states()
-            .get(self.store().as_ref(), agent)
-            .await?)
+        Ok(self.target_states().get(self.store(), agent).await?)
     }
 }
 

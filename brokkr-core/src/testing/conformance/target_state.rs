@@ -254,4 +254,66 @@ cases!(
         store.delete_agent(&ADMIN, agent.id).await.expect("delete");
         expect_not_found(store.target_state(agent.id).await, "agent");
     }
+
+    /// Target states of many agents at once equal each agent's own, with its status;
+    /// missing and deleted agents are left out, and an agent with nothing to run is
+    /// there with an empty state.
+    pub async fn target_states_of_many_agents_match_each_agents_own(store: &dyn Store) {
+        let shared = mk_stack(store, "shared").await;
+        let own = mk_stack(store, "own").await;
+        mk_object(store, shared.id, "1").await;
+        mk_object(store, own.id, "1").await;
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            let agent = mk_agent(store, &format!("many-{i}")).await;
+            mk_target(store, agent.id, shared.id).await;
+            agents.push(agent.id);
+        }
+        mk_target(store, agents[0], own.id).await;
+        store
+            .unassign_stack(&ADMIN, agents[1], shared.id)
+            .await
+            .expect("unassign");
+        let idle = mk_agent(store, "many-idle").await.id;
+        let pause = AgentUpdate {
+            status: Some(AgentStatus::Inactive),
+            ..Default::default()
+        };
+        store
+            .update_agent(&ADMIN, agents[2], pause)
+            .await
+            .expect("pause");
+        store.delete_agent(&ADMIN, agents[3]).await.expect("delete");
+
+        let mut asked = agents.clone();
+        asked.extend([idle, crate::id::AgentId::new()]);
+        let mut many = store.target_states(&asked).await.expect("target states");
+        many.sort_by_key(|s| s.state.agent_id);
+        let mut expected = Vec::new();
+        for agent in [agents[0], agents[1], agents[2], idle] {
+            let status = store.get_agent(agent).await.expect("agent").status;
+            expected.push((agent, status, target_state(store, agent).await));
+        }
+        expected.sort_by_key(|(agent, ..)| *agent);
+        assert_eq!(
+            many.len(),
+            expected.len(),
+            "missing and deleted agents are left out"
+        );
+        for (got, (agent, status, state)) in many.iter().zip(&expected) {
+            assert_eq!(got.state.agent_id, *agent);
+            assert_eq!(got.agent_status, *status);
+            assert_eq!(&got.state, state);
+        }
+        let paused = many
+            .iter()
+            .find(|s| s.state.agent_id == agents[2])
+            .expect("paused");
+        assert_eq!(paused.agent_status, AgentStatus::Inactive);
+        assert!(
+            many.iter()
+                .any(|s| s.state.agent_id == idle && s.state.entries.is_empty())
+        );
+        assert!(store.target_states(&[]).await.expect("none").is_empty());
+    }
 );
