@@ -6,12 +6,13 @@
 //! (default 1,000, each with its own key), 5 stacks per agent (5,000) with one small
 //! deployment object each, every agent targeted to its 5 stacks. It then starts the
 //! server in a child process (see `support`), through the real serve path, and runs
-//! every agent concurrently for `BROKKR_LOAD_SECONDS` (default 30): each agent has its
-//! own HTTP connection and loops `GET target-state` with `If-None-Match` of its last
-//! ETag (so `304` once it has its state, as for a real agent between changes), then
-//! `POST heartbeat`. It prints requests per second of each kind, p50/p99/max, answers by
-//! status, errors by kind, and the server process's own RSS: `VmRSS` sampled at 90% of
-//! the run while every connection is open, and the peak `VmHWM`.
+//! every agent concurrently for a 2 s warm-up, then `BROKKR_LOAD_SECONDS` (default 30)
+//! that count: each agent has its own HTTP connection and loops `GET target-state`
+//! with `If-None-Match` of its last ETag (so `304` once it has its state, as for a real
+//! agent between changes), then `POST heartbeat`. It prints requests per second of each
+//! kind, p50/p99/max, answers by status, errors by kind, and the server process's own
+//! RSS: `VmRSS` sampled at 90% of the run while every connection is open, and the peak
+//! `VmHWM`.
 //!
 //! The same agents then run the same loop for the same time against a minimal poem
 //! endpoint in its own child process: a fixed JSON body of the size of agent 0's
@@ -42,13 +43,16 @@ use std::time::{Duration, Instant};
 
 use brokkr_core::{Actor, NewAgent, NewDeploymentObject, NewStack, Pak, Store};
 use futures::StreamExt;
-use reqwest::header::{AUTHORIZATION, ETAG, IF_NONE_MATCH};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 
 use support::{
-    Backend, Child, Result, Rss, Samples, ScratchDatabase, budget, errors, figure, thousands,
+    Backend, Child, Result, Rss, Samples, ScratchDatabase, Window, budget, errors, figure,
+    thousands,
 };
 
 const STACKS_PER_AGENT: usize = 5;
+/// Connections open and every agent has its state before counting starts.
+const WARM_UP: Duration = Duration::from_secs(2);
 const SEED_CONCURRENCY: usize = 16;
 /// Bounds each agent's loop by count as well as by time.
 const MAX_ROUNDS_PER_AGENT: usize = 10_000_000;
@@ -145,6 +149,7 @@ struct LoadRun {
     /// Target-state answers with a body (200) and without (304).
     full: usize,
     not_modified: usize,
+    warm_up_errors: usize,
 }
 
 impl LoadRun {
@@ -153,90 +158,116 @@ impl LoadRun {
         self.beats.merge(other.beats);
         self.full += other.full;
         self.not_modified += other.not_modified;
+        self.warm_up_errors += other.warm_up_errors;
     }
 }
 
-/// One agent's loop until `deadline`, as a real agent between changes: its target
-/// state with the ETag it has, then a heartbeat.
-async fn run_agent(base: String, agent: LoadAgent, deadline: Instant) -> LoadRun {
+/// One agent's loop until the window closes, as a real agent between changes: its
+/// target state with the ETag it has, then a heartbeat.
+async fn run_agent(
+    base: String,
+    agent: LoadAgent,
+    client: reqwest::Client,
+    window: Window,
+) -> LoadRun {
     let mut run = LoadRun::default();
-    let Ok(client) = support::client() else {
-        run.fetches.fail("client");
-        return run;
-    };
     let auth = format!("Bearer {}", agent.key);
     let target_url = format!("{base}/api/v1/agents/{}/target-state", agent.id);
     let beat_url = format!("{base}/api/v1/agents/{}/heartbeat", agent.id);
     let mut etag: Option<String> = None;
     for _ in 0..MAX_ROUNDS_PER_AGENT {
-        if Instant::now() >= deadline {
+        let started = Instant::now();
+        if started >= window.until {
             break;
         }
-        let started = Instant::now();
         let mut req = client.get(&target_url).header(AUTHORIZATION, &auth);
         if let Some(etag) = &etag {
             req = req.header(IF_NONE_MATCH, etag);
         }
-        match req.send().await {
+        let outcome = req.send().await;
+        let counted = window.counts(started);
+        match outcome {
             Ok(resp) if resp.status() == 200 || resp.status() == 304 => {
-                if resp.status() == 200 {
-                    run.full += 1;
-                } else {
-                    run.not_modified += 1;
-                }
                 if let Some(tag) = resp.headers().get(ETAG).and_then(|v| v.to_str().ok()) {
                     etag = Some(tag.to_owned());
                 }
+                let full = resp.status() == 200;
                 let _ = resp.bytes().await;
-                run.fetches.ok(started);
+                if counted {
+                    run.fetches.ok(started);
+                    if full {
+                        run.full += 1;
+                    } else {
+                        run.not_modified += 1;
+                    }
+                }
             }
-            failed => run.fetches.fail_outcome(&failed),
+            failed if counted => run.fetches.fail_outcome(&failed),
+            _ => run.warm_up_errors += 1,
         }
-        if Instant::now() >= deadline {
+
+        let started = Instant::now();
+        if started >= window.until {
             break;
         }
-        let started = Instant::now();
         let outcome = client
             .post(&beat_url)
             .header(AUTHORIZATION, &auth)
-            .header("content-type", "application/json")
+            .header(CONTENT_TYPE, "application/json")
             .body("{}")
             .send()
             .await;
+        let counted = window.counts(started);
         match outcome {
             Ok(resp) if resp.status().is_success() => {
                 let _ = resp.bytes().await;
-                run.beats.ok(started);
+                if counted {
+                    run.beats.ok(started);
+                }
             }
-            failed => run.beats.fail_outcome(&failed),
+            failed if counted => run.beats.fail_outcome(&failed),
+            _ => run.warm_up_errors += 1,
         }
     }
     run
 }
 
-/// Runs every agent against `target` for `duration`; also returns the target's RSS
-/// sampled at 90% of the run, while every connection is open.
+/// Runs every agent against `target` for a warm-up and then `duration`; also returns
+/// the target's RSS sampled at 90% of the counted time, while every connection is
+/// open, and the counted seconds.
 async fn run_load(
     target: &Child,
     agents: &[LoadAgent],
     duration: Duration,
 ) -> Result<(LoadRun, Option<Rss>, f64)> {
-    let started = Instant::now();
-    let deadline = started + duration;
+    // Built before the clock starts: only requests are measured.
+    let clients = agents
+        .iter()
+        .map(|_| support::client())
+        .collect::<Result<Vec<_>>>()?;
+    let window = Window::starting_now(WARM_UP, duration);
     let pid = target.pid();
     let sampler = tokio::spawn(async move {
-        tokio::time::sleep(duration.mul_f64(0.9)).await;
+        tokio::time::sleep(WARM_UP + duration.mul_f64(0.9)).await;
         Rss::of_pid(pid)
     });
     let tasks: Vec<_> = agents
         .iter()
-        .map(|agent| tokio::spawn(run_agent(target.base.clone(), agent.clone(), deadline)))
+        .zip(clients)
+        .map(|(agent, client)| {
+            tokio::spawn(run_agent(
+                target.base.clone(),
+                agent.clone(),
+                client,
+                window,
+            ))
+        })
         .collect();
     let mut all = LoadRun::default();
     for task in tasks {
         all.merge(task.await?);
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = window.counted_seconds();
     Ok((all, sampler.await?, seconds))
 }
 
@@ -277,7 +308,10 @@ async fn measure_on(url: &str, backend: Backend, agents: usize, duration: Durati
     let (mut brokkr, under_load, seconds) = run_load(&server, &load_agents, duration).await?;
     let peak = server.rss();
     server.stop().await?;
-    println!("  Brokkr server, {agents} agents for {seconds:.1} s:");
+    println!(
+        "  Brokkr server, {agents} agents for {seconds:.1} s after a {} s warm-up:",
+        WARM_UP.as_secs()
+    );
     let brokkr_p99 = report_load(&mut brokkr, seconds, true);
     report_rss(under_load, peak, agents);
 
@@ -287,7 +321,7 @@ async fn measure_on(url: &str, backend: Backend, agents: usize, duration: Durati
     let minimal_rss = minimal.rss();
     minimal.stop().await?;
     println!(
-        "  minimal poem endpoint ({body_bytes}-byte body), the same agents and loop for {seconds:.1} s:"
+        "  minimal poem endpoint ({body_bytes}-byte body), the same agents and loop for {seconds:.1} s:",
     );
     let floor_p99 = report_load(&mut floor, seconds, false);
     if let Some(rss) = minimal_rss {
@@ -341,6 +375,9 @@ fn report_load(run: &mut LoadRun, seconds: f64, budgets: bool) -> f64 {
     figure("heartbeat", beats);
     errors("target-state errors", &run.fetches.errors);
     errors("heartbeat errors", &run.beats.errors);
+    if run.warm_up_errors > 0 {
+        figure("warm-up errors", run.warm_up_errors);
+    }
     fetches.p99_ms
 }
 

@@ -48,7 +48,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use support::{
-    Backend, Child, Result, Samples, ScratchDatabase, budget, errors, figure, thousands,
+    Backend, Child, Result, Samples, ScratchDatabase, Window, budget, errors, figure, thousands,
 };
 
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -112,23 +112,6 @@ async fn run(settings: &Settings, backends: &[Backend]) -> Result {
         onboarding(backend, settings).await?;
     }
     Ok(())
-}
-
-/// When counting starts and when clients stop starting requests.
-#[derive(Clone, Copy)]
-struct Window {
-    counted_from: Instant,
-    until: Instant,
-}
-
-impl Window {
-    fn starting_now(measured: Duration) -> Self {
-        let counted_from = Instant::now() + WARM_UP;
-        Self {
-            counted_from,
-            until: counted_from + measured,
-        }
-    }
 }
 
 /// Starts `replicas` servers on `url` (already migrated, with an admin key).
@@ -242,7 +225,7 @@ async fn measure_creates(
         WARM_UP.as_secs()
     );
 
-    let window = Window::starting_now(settings.measured);
+    let window = Window::starting_now(WARM_UP, settings.measured);
     let tasks: Vec<_> = stacks
         .iter()
         .enumerate()
@@ -256,7 +239,7 @@ async fn measure_creates(
     for task in tasks {
         runs.push(task.await?);
     }
-    let seconds = window.counted_from.elapsed().as_secs_f64();
+    let seconds = window.counted_seconds();
 
     let rate = report_creates(backend, replicas, &mut runs, seconds);
     verify_objects(&bases[0], &admin, &runs).await?;
@@ -320,7 +303,7 @@ async fn append_loop(
             .json(&json!({"yaml_content": object_yaml(i, n)}))
             .send()
             .await;
-        let counted = started >= window.counted_from;
+        let counted = window.counts(started);
         if matches!(&outcome, Ok(resp) if resp.status().is_success()) {
             run.answered += 1;
         }
@@ -549,7 +532,7 @@ async fn measure_onboarding(url: &str, backend: Backend, settings: &Settings) ->
         WARM_UP.as_secs()
     );
 
-    let window = Window::starting_now(settings.measured);
+    let window = Window::starting_now(WARM_UP, settings.measured);
     let tasks: Vec<_> = (0..settings.clients)
         .map(|i| {
             let onboarder = Onboarder {
@@ -571,7 +554,7 @@ async fn measure_onboarding(url: &str, backend: Backend, settings: &Settings) ->
         all.reached += run.reached;
         all.warm_up_errors += run.warm_up_errors;
     }
-    let seconds = window.counted_from.elapsed().as_secs_f64();
+    let seconds = window.counted_seconds();
 
     report_onboarding(&mut all, seconds);
     verify_targets(&base, &admin, &tenancy, all.reached).await?;
@@ -658,7 +641,7 @@ impl Onboarder {
             if started >= window.until {
                 break;
             }
-            let counted = started >= window.counted_from;
+            let counted = window.counts(started);
             let mut steps: [Samples; 3] = Default::default();
             let outcome = self.onboard(&client, n, &mut steps, &mut run.reached).await;
             match (outcome, counted) {

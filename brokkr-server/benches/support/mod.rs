@@ -93,7 +93,8 @@ impl fmt::Display for Backend {
 /// PostgreSQL database with a unique name. [`ScratchDatabase::remove`] deletes it.
 pub struct ScratchDatabase {
     pub url: String,
-    place: Place,
+    /// `None` once removed.
+    place: Option<Place>,
 }
 
 enum Place {
@@ -116,7 +117,7 @@ impl ScratchDatabase {
                 );
                 Ok(Some(Self {
                     url,
-                    place: Place::Sqlite(dir),
+                    place: Some(Place::Sqlite(dir)),
                 }))
             }
             Backend::Postgres => Self::postgres().await,
@@ -131,7 +132,7 @@ impl ScratchDatabase {
             println!("PostgreSQL: skipped, {base} is unreachable");
             return Ok(None);
         };
-        let name = format!("brokkr_bench_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("brokkr_bench_server_{}", uuid::Uuid::new_v4().simple());
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await?;
@@ -143,18 +144,28 @@ impl ScratchDatabase {
         };
         Ok(Some(Self {
             url,
-            place: Place::Postgres { admin, name },
+            place: Some(Place::Postgres { admin, name }),
         }))
     }
 
     /// Deletes the database, even with connections still open to it.
-    pub async fn remove(self) -> Result {
-        if let Place::Postgres { admin, name } = self.place {
+    pub async fn remove(mut self) -> Result {
+        if let Some(Place::Postgres { admin, name }) = self.place.take() {
             admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        // Dropping a database needs the async driver, which a panic cannot wait for:
+        // say what is left behind instead.
+        if let Some(Place::Postgres { name, .. }) = &self.place {
+            eprintln!("scratch database {name} was left behind: DROP DATABASE {name} WITH (FORCE)");
+        }
     }
 }
 
@@ -602,7 +613,37 @@ pub fn client() -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(1)
+        // Plain HTTP only: without this every client would load the system's root
+        // certificates, milliseconds of CPU each, taken from the server's two cores.
+        .tls_certs_only([])
         .build()?)
+}
+
+/// When counting starts (after a warm-up) and when clients stop starting requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub counted_from: Instant,
+    pub until: Instant,
+}
+
+impl Window {
+    pub fn starting_now(warm_up: Duration, measured: Duration) -> Self {
+        let counted_from = Instant::now() + warm_up;
+        Self {
+            counted_from,
+            until: counted_from + measured,
+        }
+    }
+
+    /// Whether a request started at `started` counts.
+    pub fn counts(&self, started: Instant) -> bool {
+        started >= self.counted_from
+    }
+
+    /// Seconds from the end of the warm-up until now.
+    pub fn counted_seconds(&self) -> f64 {
+        self.counted_from.elapsed().as_secs_f64()
+    }
 }
 
 /// The soft limit of open files, from `/proc/self/limits`.
