@@ -1,0 +1,820 @@
+//! Writes: deployment objects appended by many clients at once, tenants onboarded
+//! through a generator key, and two replicas sharing one PostgreSQL.
+//!
+//! The server runs in a child process of the bench (see `support`), through the real
+//! serve path, on a fresh database per measurement; the bench talks to it over HTTP on
+//! 127.0.0.1 only, every client on its own connection, and prints each figure beside
+//! its budget.
+//!
+//! - Creates: `BROKKR_WRITES_CLIENTS` clients (default 200) over as many stacks, client
+//!   i appending to stack i (`POST /stacks/{id}/deployment-objects`, a ConfigMap of
+//!   about 300 bytes) as fast as the answers come, for `BROKKR_WRITES_SECONDS` (default
+//!   20) after a 2 s warm-up that is not counted. Prints created/s, p50/p99/max and
+//!   errors by kind, then lists every stack through the API to check that it holds
+//!   exactly the objects acknowledged to it, with strictly increasing sequences.
+//!   Budgets: PostgreSQL ≥ 4,000/s with p99 < 150 ms; SQLite ≥ 2,000/s.
+//! - Two replicas (PostgreSQL): the same with two server processes on one database,
+//!   half the clients on each. Budget: the two together beat one.
+//! - Onboarding: what a control plane holding a generator key does when a tenant signs
+//!   up: create the tenant's stack, give it a placement policy (one agent of the
+//!   tenant's cell; `BROKKR_ONBOARD_AGENTS`, default 50, in 10 cells), append its first
+//!   object. Three requests make one onboarding. Prints onboardings/s, p50/p99 of the
+//!   whole sequence and of each step, and checks that every placed stack reached an
+//!   agent. Budget ≥ 1,500/s. `BROKKR_ONBOARD_VIA=assign` assigns each stack to an
+//!   agent directly instead of by placement.
+//!
+//! ```text
+//! cargo bench -p brokkr-server --bench writes                                  # both databases
+//! BROKKR_WRITES_BACKENDS=postgres cargo bench -p brokkr-server --bench writes
+//! BROKKR_WRITES_SECONDS=3 BROKKR_WRITES_CLIENTS=50 cargo bench -p brokkr-server --bench writes
+//! ```
+//!
+//! PostgreSQL comes from `BROKKR_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each measurement creates a scratch
+//! database and drops it after. `BROKKR__*` variables reach the server's configuration
+//! (e.g. `BROKKR__DATABASE__MAX_CONNECTIONS=40`). Everything is bounded: a fixed number
+//! of clients, a fixed duration, a timeout per request.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use reqwest::header::AUTHORIZATION;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use support::{
+    Backend, Child, Result, Samples, ScratchDatabase, Window, budget, errors, figure, thousands,
+};
+
+const WARM_UP: Duration = Duration::from_secs(2);
+/// Bounds each client's loop by count as well as by time.
+const MAX_REQUESTS_PER_CLIENT: usize = 1_000_000;
+const CELLS: usize = 10;
+/// Setup and verification requests in flight at once.
+const SETUP_CONCURRENCY: usize = 16;
+
+fn main() -> Result {
+    if let Some(outcome) = support::run_child_role() {
+        return outcome;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings::from_env();
+    support::check_open_files(settings.clients + 200, "BROKKR_WRITES_CLIENTS")?;
+    let backends = Backend::from_env("BROKKR_WRITES_BACKENDS");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(&settings, &backends))
+}
+
+struct Settings {
+    clients: usize,
+    measured: Duration,
+    onboard_agents: usize,
+    reach: Reach,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let reach = match std::env::var("BROKKR_ONBOARD_VIA").as_deref() {
+            Ok("assign") => Reach::Assign,
+            _ => Reach::Placement,
+        };
+        Self {
+            clients: support::env_usize("BROKKR_WRITES_CLIENTS", 200).max(1),
+            measured: Duration::from_secs(support::env_usize("BROKKR_WRITES_SECONDS", 20) as u64),
+            onboard_agents: support::env_usize("BROKKR_ONBOARD_AGENTS", 50).max(1),
+            reach,
+        }
+    }
+}
+
+async fn run(settings: &Settings, backends: &[Backend]) -> Result {
+    for &backend in backends {
+        let one = creates(backend, 1, settings).await?;
+        if backend == Backend::Postgres
+            && let Some(one) = one
+            && let Some(two) = creates(backend, 2, settings).await?
+        {
+            println!("PostgreSQL, two replicas against one (same run):");
+            budget(
+                "created/s, 2 vs 1 replica",
+                format!("{} vs {}", thousands(two), thousands(one)),
+                "2 replicas > 1",
+                two > one,
+            );
+        }
+        onboarding(backend, settings).await?;
+    }
+    Ok(())
+}
+
+/// Starts `replicas` servers on `url` (already migrated, with an admin key).
+async fn start_servers(url: &str, replicas: usize) -> Result<Vec<Child>> {
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let server = Child::spawn_server(url)?;
+        server.wait_ready("/readyz").await?;
+        servers.push(server);
+    }
+    Ok(servers)
+}
+
+/// Prints each server's RSS, then stops it.
+async fn stop_servers(servers: Vec<Child>) -> Result {
+    for (i, server) in servers.into_iter().enumerate() {
+        if let Some(rss) = server.rss() {
+            figure(&format!("server {} RSS", i + 1), rss);
+        }
+        server.stop().await?;
+    }
+    Ok(())
+}
+
+/// Migrates the database and issues the admin key, with the store, before any server.
+async fn prepare(url: &str) -> Result<Arc<str>> {
+    let store = support::open_store(url).await?;
+    Ok(support::admin_key(&store).await?.into())
+}
+
+async fn expect_json<T: serde::de::DeserializeOwned>(
+    outcome: reqwest::Result<reqwest::Response>,
+) -> std::result::Result<T, String> {
+    match outcome {
+        Ok(resp) if resp.status().is_success() => {
+            resp.json().await.map_err(|_| "unreadable 2xx body".into())
+        }
+        failed => Err(support::error_kind(&failed)),
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: Uuid,
+}
+
+// ---------------------------------------------------------------------------------------
+// Creates
+
+/// A deployment object as a client appends it, about 300 bytes; `n` makes each one
+/// differ, as successive versions do.
+fn object_yaml(i: usize, n: usize) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: writes-{i}\n  namespace: tenant-{i}\n  \
+         labels:\n    app.kubernetes.io/name: writes\n    app.kubernetes.io/managed-by: brokkr\n\
+         data:\n  revision: \"{n}\"\n  settings.yaml: |\n    log_level: info\n    replicas: 3\n    \
+         features: [audit, metrics, tracing]\n"
+    )
+}
+
+/// An acknowledged deployment object, as the answer to its POST named it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct Acked {
+    id: Uuid,
+    sequence_id: i64,
+}
+
+/// What one appending client saw.
+struct AppendRun {
+    stack: Uuid,
+    /// 2xx answers, warm-up included: what the stack must hold after.
+    answered: usize,
+    /// The acknowledged objects in the order of their answers.
+    acked: Vec<Acked>,
+    /// Counted requests only.
+    samples: Samples,
+    warm_up_errors: usize,
+}
+
+/// One measurement of creates on a fresh database; the created/s, or `None` when the
+/// backend is unavailable.
+async fn creates(backend: Backend, replicas: usize, settings: &Settings) -> Result<Option<f64>> {
+    let Some(db) = ScratchDatabase::create(backend).await? else {
+        return Ok(None);
+    };
+    let outcome = measure_creates(&db.url, backend, replicas, settings).await;
+    db.remove().await?;
+    outcome.map(Some)
+}
+
+async fn measure_creates(
+    url: &str,
+    backend: Backend,
+    replicas: usize,
+    settings: &Settings,
+) -> Result<f64> {
+    let admin = prepare(url).await?;
+    let servers = start_servers(url, replicas).await?;
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let stacks = create_stacks(&bases[0], &admin, settings.clients).await?;
+    let replicas_named = if replicas == 1 {
+        "one replica"
+    } else {
+        "two replicas"
+    };
+    println!(
+        "{backend}, {replicas_named}: creates by {} clients over {} stacks, {} s after a {} s warm-up",
+        settings.clients,
+        stacks.len(),
+        settings.measured.as_secs(),
+        WARM_UP.as_secs()
+    );
+
+    let window = Window::starting_now(WARM_UP, settings.measured);
+    let tasks: Vec<_> = stacks
+        .iter()
+        .enumerate()
+        .map(|(i, &stack)| {
+            // Half the clients on each replica when there are two.
+            let base = bases[i % bases.len()].clone();
+            tokio::spawn(append_loop(base, admin.clone(), i, stack, window))
+        })
+        .collect();
+    let mut runs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        runs.push(task.await?);
+    }
+    let seconds = window.counted_seconds();
+
+    let rate = report_creates(backend, replicas, &mut runs, seconds);
+    verify_objects(&bases[0], &admin, &runs).await?;
+    stop_servers(servers).await?;
+    Ok(rate)
+}
+
+/// Creates `count` stacks through the API, as an admin would.
+async fn create_stacks(base: &str, admin: &str, count: usize) -> Result<Vec<Uuid>> {
+    let client = support::client()?;
+    let auth = format!("Bearer {admin}");
+    let created: Vec<std::result::Result<Created, String>> = futures::stream::iter(0..count)
+        .map(|i| {
+            let request = client
+                .post(format!("{base}/api/v1/stacks"))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({"name": format!("writes-{i}")}));
+            async move { expect_json(request.send().await).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    created
+        .into_iter()
+        .map(|c| {
+            c.map(|c| c.id)
+                .map_err(|kind| format!("creating a stack: {kind}").into())
+        })
+        .collect()
+}
+
+/// Client `i`: appends to `stack` until the window closes.
+async fn append_loop(
+    base: String,
+    admin: Arc<str>,
+    i: usize,
+    stack: Uuid,
+    window: Window,
+) -> AppendRun {
+    let mut run = AppendRun {
+        stack,
+        answered: 0,
+        acked: Vec::new(),
+        samples: Samples::default(),
+        warm_up_errors: 0,
+    };
+    let Ok(client) = support::client() else {
+        run.samples.fail("client");
+        return run;
+    };
+    let url = format!("{base}/api/v1/stacks/{stack}/deployment-objects");
+    let auth = format!("Bearer {admin}");
+    for n in 0..MAX_REQUESTS_PER_CLIENT {
+        let started = Instant::now();
+        if started >= window.until {
+            break;
+        }
+        let outcome = client
+            .post(&url)
+            .header(AUTHORIZATION, &auth)
+            .json(&json!({"yaml_content": object_yaml(i, n)}))
+            .send()
+            .await;
+        let counted = window.counts(started);
+        if matches!(&outcome, Ok(resp) if resp.status().is_success()) {
+            run.answered += 1;
+        }
+        match (expect_json::<Acked>(outcome).await, counted) {
+            (Ok(acked), true) => {
+                run.acked.push(acked);
+                run.samples.ok(started);
+            }
+            (Ok(acked), false) => run.acked.push(acked),
+            (Err(kind), true) => run.samples.fail(kind),
+            (Err(_), false) => run.warm_up_errors += 1,
+        }
+    }
+    run
+}
+
+fn report_creates(backend: Backend, replicas: usize, runs: &mut [AppendRun], seconds: f64) -> f64 {
+    let mut all = Samples::default();
+    let mut warm_up_errors = 0;
+    for run in runs.iter_mut() {
+        all.merge(std::mem::take(&mut run.samples));
+        warm_up_errors += run.warm_up_errors;
+    }
+    let summary = all.summary();
+    let rate = summary.count as f64 / seconds;
+    let (rate_budget, rate_floor) = match backend {
+        Backend::Postgres => ("≥ 4,000/s (PostgreSQL)", 4_000.0),
+        Backend::Sqlite => ("≥ 2,000/s (SQLite)", 2_000.0),
+    };
+    let label = if replicas == 1 {
+        "created/s".to_owned()
+    } else {
+        format!("created/s, {replicas} replicas")
+    };
+    budget(&label, thousands(rate), rate_budget, rate >= rate_floor);
+    if backend == Backend::Postgres {
+        budget(
+            "p99",
+            format!("{:.1} ms", summary.p99_ms),
+            "< 150 ms (PostgreSQL)",
+            summary.p99_ms < 150.0,
+        );
+    } else {
+        figure("p99", format!("{:.1} ms", summary.p99_ms));
+    }
+    figure(
+        "p50 / max",
+        format!("{:.1} ms / {:.1} ms", summary.p50_ms, summary.max_ms),
+    );
+    figure(
+        "answered",
+        format!(
+            "{} created in {seconds:.1} s",
+            thousands(summary.count as f64)
+        ),
+    );
+    errors("errors", &all.errors);
+    if warm_up_errors > 0 {
+        figure("warm-up errors", warm_up_errors);
+    }
+    rate
+}
+
+/// Lists every stack and compares it with what its client was told.
+async fn verify_objects(base: &str, admin: &str, runs: &[AppendRun]) -> Result {
+    let client = support::client()?;
+    let listed: Vec<Result<Vec<Acked>>> = futures::stream::iter(runs)
+        .map(|run| list_objects(&client, base, admin, run.stack))
+        .buffered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let (mut stored, mut answered, mut lost, mut unacknowledged, mut disordered) = (0, 0, 0, 0, 0);
+    for (run, listed) in runs.iter().zip(listed) {
+        let listed = listed?;
+        let ids: HashSet<Uuid> = listed.iter().map(|o| o.id).collect();
+        stored += listed.len();
+        answered += run.answered;
+        // By id where the answer could be read, by count for the rest.
+        let missing = run.acked.iter().filter(|a| !ids.contains(&a.id)).count();
+        lost += missing.max(run.answered.saturating_sub(listed.len()));
+        unacknowledged += listed.len().saturating_sub(run.answered);
+        let increasing = |seq: &[i64]| seq.windows(2).all(|w| w[0] < w[1]);
+        let acked: Vec<i64> = run.acked.iter().map(|a| a.sequence_id).collect();
+        let listed: Vec<i64> = listed.iter().map(|o| o.sequence_id).collect();
+        if !increasing(&acked) || !increasing(&listed) {
+            disordered += 1;
+        }
+    }
+    budget("acknowledged, then lost", lost, "0", lost == 0);
+    figure(
+        "stored / 2xx answers",
+        format!(
+            "{} / {} over {} stacks ({unacknowledged} stored without a 2xx: timed out)",
+            thousands(stored as f64),
+            thousands(answered as f64),
+            runs.len()
+        ),
+    );
+    budget(
+        "stacks out of order",
+        disordered,
+        "0 (strictly increasing)",
+        disordered == 0,
+    );
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Listing<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// Every deployment object of `stack`, in the API's order (by sequence).
+async fn list_objects(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    stack: Uuid,
+) -> Result<Vec<Acked>> {
+    let url = format!("{base}/api/v1/stacks/{stack}/deployment-objects");
+    list_all(client, &url, admin).await
+}
+
+/// Follows `next_cursor` through a listing, 1,000 rows a page, at most 10,000 pages.
+async fn list_all<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10_000 {
+        let page_url = match &cursor {
+            Some(cursor) => format!("{url}?limit=1000&cursor={}", percent_encoded(cursor)),
+            None => format!("{url}?limit=1000"),
+        };
+        let request = client
+            .get(page_url)
+            .header(AUTHORIZATION, format!("Bearer {key}"));
+        let page: Listing<T> = expect_json(request.send().await)
+            .await
+            .map_err(|kind| format!("listing {url}: {kind}"))?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(items),
+        }
+    }
+    Err(format!("listing {url}: more than 10,000 pages").into())
+}
+
+/// `text` fit for a query string: every byte but the unreserved ones as `%XX`.
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Onboarding
+
+/// How an onboarded stack is given to an agent.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// `PUT /stacks/{id}/placement`: one agent of the tenant's cell.
+    Placement,
+    /// `POST /agents/{id}/targets`: an agent the control plane picked itself.
+    Assign,
+}
+
+impl Reach {
+    fn describe(self) -> &'static str {
+        match self {
+            Reach::Placement => "placed by policy (PUT /stacks/{id}/placement)",
+            Reach::Assign => "assigned (POST /agents/{id}/targets)",
+        }
+    }
+}
+
+/// The generator's key and the agents tenants are placed on.
+struct Tenancy {
+    generator_key: String,
+    agents: Vec<Uuid>,
+}
+
+/// What one onboarding client saw.
+#[derive(Default)]
+struct OnboardRun {
+    /// Whole sequences (counted only), and each step.
+    whole: Samples,
+    steps: [Samples; 3],
+    /// Stacks given to an agent, warm-up included: the targets there must be after.
+    reached: usize,
+    warm_up_errors: usize,
+}
+
+const STEPS: [&str; 3] = ["create stack", "reach an agent", "first object"];
+
+async fn onboarding(backend: Backend, settings: &Settings) -> Result {
+    let Some(db) = ScratchDatabase::create(backend).await? else {
+        return Ok(());
+    };
+    let outcome = measure_onboarding(&db.url, backend, settings).await;
+    db.remove().await?;
+    outcome
+}
+
+async fn measure_onboarding(url: &str, backend: Backend, settings: &Settings) -> Result {
+    let admin = prepare(url).await?;
+    let servers = start_servers(url, 1).await?;
+    let base = servers[0].base.clone();
+    let tenancy = Arc::new(setup_tenancy(&base, &admin, settings.onboard_agents).await?);
+    println!(
+        "{backend}: onboarding by {} clients with one generator key, {} over {} agents, \
+         {} s after a {} s warm-up",
+        settings.clients,
+        settings.reach.describe(),
+        tenancy.agents.len(),
+        settings.measured.as_secs(),
+        WARM_UP.as_secs()
+    );
+
+    let window = Window::starting_now(WARM_UP, settings.measured);
+    let tasks: Vec<_> = (0..settings.clients)
+        .map(|i| {
+            let onboarder = Onboarder {
+                base: base.clone(),
+                tenancy: tenancy.clone(),
+                reach: settings.reach,
+                client: i,
+            };
+            tokio::spawn(onboarder.run(window))
+        })
+        .collect();
+    let mut all = OnboardRun::default();
+    for task in tasks {
+        let run = task.await?;
+        all.whole.merge(run.whole);
+        for (step, samples) in all.steps.iter_mut().zip(run.steps) {
+            step.merge(samples);
+        }
+        all.reached += run.reached;
+        all.warm_up_errors += run.warm_up_errors;
+    }
+    let seconds = window.counted_seconds();
+
+    report_onboarding(&mut all, seconds);
+    verify_targets(&base, &admin, &tenancy, all.reached).await?;
+    stop_servers(servers).await
+}
+
+/// A generator and `agents` agents in `CELLS` cells, each with one heartbeat (placement
+/// chooses only agents that have beaten).
+async fn setup_tenancy(base: &str, admin: &str, agents: usize) -> Result<Tenancy> {
+    #[derive(Deserialize)]
+    struct GeneratorWithKey {
+        api_key: String,
+    }
+    #[derive(Deserialize)]
+    struct AgentWithKey {
+        agent: Created,
+        initial_pak: String,
+    }
+    let client = support::client()?;
+    let auth = format!("Bearer {admin}");
+    let generator: GeneratorWithKey = expect_json(
+        client
+            .post(format!("{base}/api/v1/generators"))
+            .header(AUTHORIZATION, &auth)
+            .json(&json!({"name": "tenant-portal"}))
+            .send()
+            .await,
+    )
+    .await
+    .map_err(|kind| format!("creating the generator: {kind}"))?;
+    let mut ids = Vec::with_capacity(agents);
+    for k in 0..agents {
+        let created: AgentWithKey = expect_json(
+            client
+                .post(format!("{base}/api/v1/agents"))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({
+                    "name": format!("agent-{k}"),
+                    "cluster_name": format!("cluster-{k}"),
+                    "labels": {"cell": format!("c{}", k % CELLS)},
+                }))
+                .send()
+                .await,
+        )
+        .await
+        .map_err(|kind| format!("creating an agent: {kind}"))?;
+        let beat = client
+            .post(format!(
+                "{base}/api/v1/agents/{}/heartbeat",
+                created.agent.id
+            ))
+            .header(AUTHORIZATION, format!("Bearer {}", created.initial_pak))
+            .json(&json!({}))
+            .send()
+            .await?;
+        if !beat.status().is_success() {
+            return Err(format!("a heartbeat answered {}", beat.status()).into());
+        }
+        ids.push(created.agent.id);
+    }
+    Ok(Tenancy {
+        generator_key: generator.api_key,
+        agents: ids,
+    })
+}
+
+/// One onboarding client.
+struct Onboarder {
+    base: String,
+    tenancy: Arc<Tenancy>,
+    reach: Reach,
+    client: usize,
+}
+
+impl Onboarder {
+    async fn run(self, window: Window) -> OnboardRun {
+        let mut run = OnboardRun::default();
+        let Ok(client) = support::client() else {
+            run.whole.fail("client");
+            return run;
+        };
+        for n in 0..MAX_REQUESTS_PER_CLIENT {
+            let started = Instant::now();
+            if started >= window.until {
+                break;
+            }
+            let counted = window.counts(started);
+            let mut steps: [Samples; 3] = Default::default();
+            let outcome = self.onboard(&client, n, &mut steps, &mut run.reached).await;
+            match (outcome, counted) {
+                (Ok(()), true) => run.whole.ok(started),
+                (Err(kind), true) => run.whole.fail(kind),
+                (Ok(()), false) => {}
+                (Err(_), false) => run.warm_up_errors += 1,
+            }
+            if counted {
+                for (all, step) in run.steps.iter_mut().zip(steps) {
+                    all.merge(step);
+                }
+            }
+        }
+        run
+    }
+
+    /// Tenant `n` of this client: its stack, an agent for it, its first object.
+    async fn onboard(
+        &self,
+        client: &reqwest::Client,
+        n: usize,
+        steps: &mut [Samples; 3],
+        reached: &mut usize,
+    ) -> std::result::Result<(), String> {
+        let base = &self.base;
+        let auth = format!("Bearer {}", self.tenancy.generator_key);
+        let tenant = format!("tenant-{}-{n}", self.client);
+
+        let started = Instant::now();
+        let stack: Created = expect_json(
+            client
+                .post(format!("{base}/api/v1/stacks"))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({"name": tenant}))
+                .send()
+                .await,
+        )
+        .await
+        .map_err(|kind| format!("{}: {kind}", STEPS[0]))?;
+        steps[0].ok(started);
+
+        let started = Instant::now();
+        self.reach(client, &auth, stack.id, self.client + n)
+            .await
+            .map_err(|kind| format!("{}: {kind}", STEPS[1]))?;
+        steps[1].ok(started);
+        *reached += 1;
+
+        let started = Instant::now();
+        expect_json::<Acked>(
+            client
+                .post(format!(
+                    "{base}/api/v1/stacks/{}/deployment-objects",
+                    stack.id
+                ))
+                .header(AUTHORIZATION, &auth)
+                .json(&json!({"yaml_content": object_yaml(self.client, n)}))
+                .send()
+                .await,
+        )
+        .await
+        .map_err(|kind| format!("{}: {kind}", STEPS[2]))?;
+        steps[2].ok(started);
+        Ok(())
+    }
+
+    /// Gives `stack` to one agent: of cell `pick % CELLS` by placement, or agent `pick`
+    /// directly.
+    async fn reach(
+        &self,
+        client: &reqwest::Client,
+        auth: &str,
+        stack: Uuid,
+        pick: usize,
+    ) -> std::result::Result<(), String> {
+        #[derive(Deserialize)]
+        struct Placed {
+            decision: Decision,
+        }
+        #[derive(Deserialize)]
+        struct Decision {
+            chosen: Vec<Uuid>,
+        }
+        let base = &self.base;
+        match self.reach {
+            Reach::Placement => {
+                let policy = json!({
+                    "agent_selector": {"matchLabels": {"cell": format!("c{}", pick % CELLS)}},
+                    "max_clusters": 1,
+                });
+                let placed: Placed = expect_json(
+                    client
+                        .put(format!("{base}/api/v1/stacks/{stack}/placement"))
+                        .header(AUTHORIZATION, auth)
+                        .json(&policy)
+                        .send()
+                        .await,
+                )
+                .await?;
+                match placed.decision.chosen.len() {
+                    1 => Ok(()),
+                    chosen => Err(format!("{chosen} agents chosen")),
+                }
+            }
+            Reach::Assign => {
+                let agent = self.tenancy.agents[pick % self.tenancy.agents.len()];
+                expect_json::<serde_json::Value>(
+                    client
+                        .post(format!("{base}/api/v1/agents/{agent}/targets"))
+                        .header(AUTHORIZATION, auth)
+                        .json(&json!({"stack_id": stack}))
+                        .send()
+                        .await,
+                )
+                .await
+                .map(drop)
+            }
+        }
+    }
+}
+
+fn report_onboarding(all: &mut OnboardRun, seconds: f64) {
+    let whole = all.whole.summary();
+    let rate = whole.count as f64 / seconds;
+    budget(
+        "onboardings/s",
+        thousands(rate),
+        "≥ 1,500/s",
+        rate >= 1_500.0,
+    );
+    figure("whole sequence", whole);
+    for (name, step) in STEPS.iter().zip(all.steps.iter_mut()) {
+        figure(name, step.summary());
+    }
+    figure(
+        "answered",
+        format!(
+            "{} onboarded in {seconds:.1} s",
+            thousands(whole.count as f64)
+        ),
+    );
+    errors("errors", &all.whole.errors);
+    if all.warm_up_errors > 0 {
+        figure("warm-up errors", all.warm_up_errors);
+    }
+}
+
+/// Counts the agents' targets: every stack given to an agent must be there.
+async fn verify_targets(base: &str, admin: &str, tenancy: &Tenancy, reached: usize) -> Result {
+    let client = support::client()?;
+    let listed: Vec<Result<Vec<serde_json::Value>>> = futures::stream::iter(&tenancy.agents)
+        .map(|agent| {
+            let url = format!("{base}/api/v1/agents/{agent}/targets");
+            let client = &client;
+            async move { list_all(client, &url, admin).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect()
+        .await;
+    let mut targets = 0;
+    for agent in listed {
+        targets += agent?.len();
+    }
+    budget(
+        "targets / stacks reached",
+        format!(
+            "{} / {}",
+            thousands(targets as f64),
+            thousands(reached as f64)
+        ),
+        "equal",
+        targets == reached,
+    );
+    Ok(())
+}
