@@ -131,7 +131,7 @@ impl ControlPlane {
         self.placeable_stack(caller, stack).await?;
         self.check_policy(&policy)?;
         {
-            let _turn = self.record_lock().await;
+            let _turn = self.stack_turn(stack).await;
             self.inner
                 .store
                 .set_placement_policy(caller, stack, Some(policy))
@@ -152,7 +152,7 @@ impl ControlPlane {
     /// (direct targets stay). `NotFound` when the stack has no policy.
     pub async fn remove_placement_policy(&self, caller: &Actor, stack: StackId) -> Result<()> {
         self.placeable_stack(caller, stack).await?;
-        let _turn = self.record_lock().await;
+        let _turn = self.stack_turn(stack).await;
         if self.inner.store.get_placement(stack).await?.is_none() {
             return Err(no_policy(stack));
         }

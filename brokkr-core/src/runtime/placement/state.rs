@@ -1,10 +1,12 @@
 //! The control plane's placement machinery: the [`Index`] (loaded from the store once,
 //! then kept current from changes) and the path from a change to recorded decisions.
 //!
-//! Every decision that is recorded goes through one async lock, so the index's chosen
-//! sets and the store's never diverge by two writers interleaving; reads (a `GET`, a
-//! preview) only take the index's short lock. A failed write forgets the index: the
-//! next use reloads it from the store.
+//! Recorded decisions take turns, so the index's chosen sets and the store's never
+//! diverge by two writers interleaving: work on one stack (setting or removing its
+//! policy) takes that stack's turn, and many stacks' work at once (an agent changed,
+//! the periodic run) takes every turn; stacks of different tenants are placed side by
+//! side. Reads (a `GET`, a preview) only take the index's short lock. A failed write
+//! forgets the index: the next use reloads it from the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -26,7 +28,32 @@ pub struct PlacementState {
     /// an async worker, and the index may be held for as long as every stack takes to
     /// decide; waiting for it there would stall every request on that worker.
     deferred_beats: Mutex<HashMap<AgentId, DateTime<Utc>>>,
-    record: tokio::sync::Mutex<()>,
+    /// Shared by work on one stack, exclusive for work on many.
+    record: tokio::sync::RwLock<()>,
+    /// Work on one stack also takes that stack's turn.
+    stack_turns: Mutex<HashMap<StackId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The right to record one stack's decisions; see [`ControlPlane::stack_turn`].
+pub(crate) struct StackTurn<'a> {
+    state: &'a PlacementState,
+    stack: StackId,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _shared: tokio::sync::RwLockReadGuard<'a, ()>,
+}
+
+impl Drop for StackTurn<'_> {
+    fn drop(&mut self) {
+        drop(self.turn.take());
+        let mut turns = crate::sync::lock(&self.state.stack_turns);
+        // Only the map holds it now: nobody waits for this stack's turn.
+        if turns
+            .get(&self.stack)
+            .is_some_and(|turn| Arc::strong_count(turn) == 1)
+        {
+            turns.remove(&self.stack);
+        }
+    }
 }
 
 impl PlacementState {
@@ -190,7 +217,7 @@ impl ControlPlane {
 
     /// [`ControlPlane::agent_changed`] for several agents.
     pub async fn agents_changed(&self, agents: &[AgentId]) -> Result<Recorded> {
-        let _turn = self.placement_state().record.lock().await;
+        let _turn = self.placement_state().record.write().await;
         let mut total = Recorded::default();
         for &id in agents {
             let after = match self.inner.store.get_agent(id).await {
@@ -213,7 +240,7 @@ impl ControlPlane {
     /// `reload`, else after reading the agents again (the periodic safety net, which
     /// also notices agents going stale or fresh and `evict_after_secs` running out).
     pub(crate) async fn resync_placements(&self, reload: bool) -> Result<(usize, Recorded)> {
-        let _turn = self.placement_state().record.lock().await;
+        let _turn = self.placement_state().record.write().await;
         // Between reloads the agents still come from the store: other replicas write
         // the heartbeats (and capabilities) of the agents beating to them and announce
         // none of it, so without this those agents would look stale here for up to
@@ -243,12 +270,12 @@ impl ControlPlane {
     /// A stack's policy changed elsewhere (another path than this control plane's
     /// operations): reload it and decide it again.
     pub(crate) async fn stack_policy_changed(&self, stack: StackId) -> Result<Recorded> {
-        let _turn = self.placement_state().record.lock().await;
+        let _turn = self.stack_turn(stack).await;
         self.decide_stack_locked(stack).await
     }
 
     /// Reloads one stack's placement from the store, decides it and records the
-    /// decision if it changed. The caller holds the record lock.
+    /// decision if it changed. The caller holds the stack's turn (or every turn).
     pub(crate) async fn decide_stack_locked(&self, stack: StackId) -> Result<Recorded> {
         let stored = match self.inner.store.get_placement(stack).await {
             Ok(stored) => stored,
@@ -284,8 +311,22 @@ impl ControlPlane {
         self.record_chosen(changed).await
     }
 
-    pub(crate) async fn record_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.placement_state().record.lock().await
+    /// Waits for the turn to record `stack`'s decisions: after any work on many stacks,
+    /// and after earlier work on this one.
+    pub(crate) async fn stack_turn(&self, stack: StackId) -> StackTurn<'_> {
+        let state = self.placement_state();
+        let shared = state.record.read().await;
+        let turn = Arc::clone(
+            crate::sync::lock(&state.stack_turns)
+                .entry(stack)
+                .or_default(),
+        );
+        StackTurn {
+            state,
+            stack,
+            turn: Some(turn.lock_owned().await),
+            _shared: shared,
+        }
     }
 
     /// Writes chosen sets already in the index. Each decision is checked against the

@@ -266,6 +266,35 @@ crate::runtime_cases! {
         assert_eq!(stored.decision.unwrap().chosen, vec![us]);
     }
 
+    async fn policies_set_at_once_on_many_stacks_record_the_decisions_they_imply(cp: ControlPlane) {
+        // Different stacks are placed side by side; changes to one stack take turns, so
+        // each stack's recorded decision is the one its last stored policy implies.
+        let eu = agent(&cp, "eu", "eu", 0).await;
+        let us = agent(&cp, "us", "us", 0).await;
+        let region = |r: &str| policy(json!({"agent_selector": {"matchLabels": {"region": r}}}));
+        let mut stacks = Vec::new();
+        for i in 0..6 {
+            stacks.push(mk_stack(cp.store().as_ref(), &format!("tenant-{i}")).await.id);
+        }
+        let page = RejectionPage::default();
+        let changes = stacks.iter().flat_map(|&stack| {
+            ["eu", "us", "eu", "us"].into_iter().map(move |r| (stack, r))
+        });
+        let set = changes.map(|(stack, r)| {
+            let cp = cp.clone();
+            async move { cp.set_placement_policy(&Actor::Admin, stack, region(r), page).await }
+        });
+        for result in futures::future::join_all(set).await {
+            result.expect("set a policy");
+        }
+        for stack in stacks {
+            let stored = cp.store().get_placement(stack).await.unwrap().unwrap();
+            let expected = if stored.policy == region("eu") { eu } else { us };
+            assert_eq!(stored.decision.unwrap().chosen, vec![expected], "{stack}");
+            assert_eq!(chosen(&cp, stack).await, vec![expected], "{stack}");
+        }
+    }
+
     async fn an_agent_is_placed_soon_after_its_first_heartbeat(cp: ControlPlane) {
         let new = cp
             .store()
