@@ -43,7 +43,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 .await
                 .map_err(db)?;
             migrate(&config, &writer).await?;
-            let reader = Database::connect(sqlite_options(&config, config.max_connections, false))
+            let reader = Database::connect(sqlite_options(&config, sqlite_readers(&config), false))
                 .await
                 .map_err(db)?;
             assemble(backend, reader, writer, hub, origin, None)
@@ -74,6 +74,15 @@ fn assemble(
         writer,
         _listener: listener,
     }
+}
+
+/// How many SQLite reader connections to open: each runs its queries on a thread of
+/// its own with its own page cache, so readers beyond twice the cores add memory and
+/// context switches, not throughput.
+fn sqlite_readers(config: &StoreConfig) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let useful = u32::try_from(cores * 2).unwrap_or(u32::MAX);
+    config.max_connections.clamp(1, useful.max(2))
 }
 
 fn backend_of(url: &str) -> Result<Backend> {

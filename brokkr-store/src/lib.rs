@@ -78,7 +78,8 @@ pub enum Backend {
 pub struct StoreConfig {
     /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://...`.
     pub url: String,
-    /// Upper bound of the (reader) pool.
+    /// Upper bound of the (reader) pool. SQLite opens at most twice as many readers as
+    /// the machine has cores.
     pub max_connections: u32,
     /// Connections kept open when idle.
     pub min_connections: u32,
