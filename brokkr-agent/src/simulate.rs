@@ -398,8 +398,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut progress: impl FnMut(&Summary),
 ) -> Result<Summary, Error> {
-    // One socket per agent, a few more for heartbeats in flight, and some slack.
-    let needed = options.agents as u64 + options.agents as u64 / 10 + 64;
+    // One socket per agent, up to a fifth more kept from bursts (the pool keeps idle
+    // connections for 90 s), and some slack.
+    let needed = options.agents as u64 + options.agents as u64 / 4 + 64;
     if let Some(limit) = open_files_limit()
         && limit < needed
     {

@@ -189,6 +189,11 @@ async fn every_simulated_agent_applies_a_new_object_and_the_summary_counts_it() 
     assert!(polls["ok"] >= 2 * AGENTS as u64, "{polls:?}");
     assert_eq!(summary.requests["whoami"]["ok"], AGENTS as u64);
     assert!(summary.progress_line().contains("up to date 3/3"));
+    if cfg!(target_os = "linux") {
+        let process = summary.process;
+        assert!(process.rss_kib > 0 && process.open_files > 0, "{process:?}");
+        assert!(process.cpu_secs > 0.0, "{process:?}");
+    }
     assert!(summary.to_string().contains("errors     none"));
 
     let last = simulator.stop().await;

@@ -99,8 +99,9 @@ impl Latency {
     }
 }
 
-/// A process's memory and open files, from `/proc` (Linux only; zero elsewhere).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// A process's memory, open files and CPU time, from `/proc` (Linux only; zero
+/// elsewhere).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ProcessStats {
     /// Resident set size now (`VmRSS`), KiB.
     pub rss_kib: u64,
@@ -108,6 +109,8 @@ pub struct ProcessStats {
     pub peak_rss_kib: u64,
     /// Open file descriptors (sockets included).
     pub open_files: u64,
+    /// CPU time used so far, user and system, all threads (10 ms resolution).
+    pub cpu_secs: f64,
 }
 
 impl ProcessStats {
@@ -124,10 +127,24 @@ impl ProcessStats {
                 .unwrap_or(0)
         };
         let open_files = std::fs::read_dir(format!("{dir}/fd")).map_or(0, |d| d.count() as u64);
+        // Fields 14 and 15 of `stat` (utime, stime) in clock ticks, which Linux fixes
+        // at 100 a second for user space; the command name before them may hold spaces.
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+        let ticks: u64 = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
         Self {
             rss_kib: field("VmRSS:"),
             peak_rss_kib: field("VmHWM:"),
             open_files,
+            cpu_secs: ticks as f64 / 100.0,
         }
     }
 }
@@ -343,10 +360,11 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "  process    rss {} MiB (peak {} MiB), {} open files",
+            "  process    rss {} MiB (peak {} MiB), {} open files, {:.1} s of CPU",
             self.process.rss_kib / 1024,
             self.process.peak_rss_kib / 1024,
-            self.process.open_files
+            self.process.open_files,
+            self.process.cpu_secs
         )
     }
 }
