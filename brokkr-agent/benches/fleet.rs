@@ -20,7 +20,7 @@
 //! `BROKKR_FLEET_ROUNDS` rounds (default 5) posts a new deployment object and records,
 //! per agent, the time from just before the POST until the agent's observer saw the
 //! apply (the same monotonic clock; no polling). An agent without the object after
-//! 30 s counts as missed. The bench prints each round's percentiles, the overall ones,
+//! 60 s counts as missed. The bench prints each round's percentiles, the overall ones,
 //! errors (any broker call that failed, by kind), the server's peak and current RSS
 //! (`VmHWM`, `VmRSS` from `/proc/<pid>/status`) and the open files of both processes,
 //! next to the budgets.
@@ -32,7 +32,7 @@
 //!
 //! Both processes share the machine's cores, so the times bound the server's from above.
 //! Each agent holds one connection for its long poll and borrows pooled ones for its
-//! other calls, so each process needs an open-files limit of about 1.1 × agents + 256
+//! other calls, so each process needs an open-files limit of about 1.25 × agents + 256
 //! (`ulimit -n`). PostgreSQL comes from `BROKKR_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); the scratch database is created and
 //! dropped with `psql` and the backend skipped with a notice when that fails.
@@ -57,7 +57,9 @@ const ROLE: &str = "BROKKR_FLEET_ROLE";
 /// Longest wait for the server to print its address and admin key (migrations run).
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest wait for one round's object to reach every agent.
-const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait, beyond the ramp's length, for every agent to apply the first version.
+const START_SLACK: Duration = Duration::from_secs(180);
 /// Longest wait for every agent to be back in a long poll.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for the server to stop after its input closed.
@@ -465,6 +467,13 @@ async fn measure(name: &str, server: &ServerProcess, settings: &Settings) -> Res
     let keys = registered.into_iter().map(|r| r.key).collect();
     let simulator = Simulator::start(&options, keys)?;
     let outcome = rounds(&admin, server, &simulator, &stack, settings).await;
+    if outcome.is_err() {
+        println!(
+            "  where the fleet stood: {}",
+            simulator.summary().progress_line()
+        );
+        println!("  server: {}", memory(&server.stats()));
+    }
     let stopping = Instant::now();
     let last = simulator.stop().await;
     println!(
@@ -510,7 +519,7 @@ async fn rounds(
     let mut applies = simulator.subscribe();
     let started = Instant::now();
     let start_timeout =
-        Duration::from_secs_f64(n as f64 / f64::from(settings.ramp.max(1))) + SETTLE_TIMEOUT;
+        Duration::from_secs_f64(n as f64 / f64::from(settings.ramp.max(1))) + START_SLACK;
     let mut first: HashSet<usize> = HashSet::with_capacity(n);
     let deadline = tokio::time::Instant::now() + start_timeout;
     while first.len() < n {
@@ -556,6 +565,7 @@ async fn rounds(
     for round in 1..=settings.rounds {
         drain(&mut applies);
         let (object_tx, object) = tokio::sync::watch::channel(None);
+        let cpu = (server.stats().cpu_secs, ProcessStats::read(None).cpu_secs);
         let t0 = Instant::now();
         let posting = {
             let admin = admin.clone();
@@ -575,16 +585,22 @@ async fn rounds(
         let mut figures = Figures::new(n);
         figures.add(got.values().map(|at| at.duration_since(t0)));
         round_p99.push(figures.pct(0.99));
-        println!(
-            "    round {round}: {}  (POST {:.1} ms)",
-            figures.line(),
-            post.as_secs_f64() * 1000.0
-        );
         overall.add(got.values().map(|at| at.duration_since(t0)));
         missed += n - got.len();
         wrong += other;
         settle(admin, n).await?;
         fds.sample(server);
+        let used = (
+            server.stats().cpu_secs - cpu.0,
+            ProcessStats::read(None).cpu_secs - cpu.1,
+        );
+        println!(
+            "    round {round}: {}  (POST {:.1} ms; CPU until all polled again: server {:.2} s, load side {:.2} s)",
+            figures.line(),
+            post.as_secs_f64() * 1000.0,
+            used.0,
+            used.1
+        );
     }
     let summary = simulator.summary();
     let stats = server.stats();
@@ -657,7 +673,7 @@ fn main() -> Result {
     };
     // Each side holds about one socket per agent, plus pooled ones for heartbeats and
     // the server's database connections.
-    let needed = (settings.agents + settings.agents / 10 + 256) as u64;
+    let needed = (settings.agents + settings.agents / 4 + 256) as u64;
     if let Some(limit) = simulate::open_files_limit()
         && limit < needed
     {
