@@ -46,6 +46,16 @@ impl CapabilitySource for StaticCapabilities {
     }
 }
 
+/// Told what the agent did with each deployment object: for fleet simulations, and for
+/// embedders who want metrics or logs of their own.
+pub trait Observer: Send + Sync {
+    /// The outcome of one entry's reconcile: `entry` is the target-state entry acted
+    /// on, `outcome` the event the agent is about to report. Called on the agent's
+    /// task as soon as the reconcile of that target state is done, so it must return
+    /// quickly.
+    fn reconciled(&self, entry: &TargetEntry, outcome: &EventReport);
+}
+
 /// Why the agent stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -77,6 +87,7 @@ pub struct Agent {
     capabilities: Arc<dyn CapabilitySource>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Agent {
@@ -94,7 +105,14 @@ impl Agent {
             capabilities,
             metrics: Arc::new(Metrics::default()),
             readiness: Readiness::default(),
+            observer: None,
         }
+    }
+
+    /// The same agent, telling `observer` the outcome of every reconcile.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Its counters, for `/metrics`.
@@ -259,6 +277,7 @@ impl<'a> Run<'a> {
             let retry_due = self.reconciler.next_retry().is_some_and(|at| at <= now);
             if changed || resync || retry_due {
                 let events = self.reconciler.reconcile(&self.entries, resync).await;
+                self.observe(&events);
                 self.queue(events);
             }
             self.flush_events().await;
@@ -318,6 +337,21 @@ impl<'a> Run<'a> {
         .unwrap_or(now);
         next.saturating_duration_since(now)
             .clamp(Duration::from_secs(1), self.agent.config.poll_wait())
+    }
+
+    fn observe(&self, events: &[EventReport]) {
+        let Some(observer) = &self.agent.observer else {
+            return;
+        };
+        for event in events {
+            let entry = self
+                .entries
+                .iter()
+                .find(|e| e.deployment_object.id == event.deployment_object_id);
+            if let Some(entry) = entry {
+                observer.reconciled(entry, event);
+            }
+        }
     }
 
     fn queue(&mut self, events: Vec<EventReport>) {

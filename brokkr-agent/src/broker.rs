@@ -2,11 +2,19 @@
 //! heartbeats, the target state (long poll with ETag), events and health reports.
 //!
 //! Every call is bounded by a timeout. Errors say whether retrying can help
-//! ([`BrokerError::is_retryable`]); the callers decide how long to back off.
+//! ([`BrokerError::is_retryable`]); the callers decide how long to back off. Every
+//! call is counted by kind and outcome ([`CallCounters`]).
+//!
+//! One agent builds one [`BrokerClient`] with [`BrokerClient::new`]. Many agents of one
+//! process (a fleet simulation) build theirs from one [`BrokerClients`], which parses
+//! the TLS roots once and shares one connection pool and one set of counters.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use brokkr_core::{AgentId, Capabilities, DeploymentObjectId, EventStatus, EventType, StackId};
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -21,9 +29,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Why a broker call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// The broker could not be reached, or did not answer in time.
+    /// The broker could not be reached (refused, reset, closed).
     #[error("broker unreachable: {0}")]
     Unreachable(String),
+    /// The broker did not answer within the call's timeout.
+    #[error("broker did not answer in time: {0}")]
+    TimedOut(String),
     /// The key was refused (401) or does not grant what was asked (403).
     #[error("broker refused the key ({status}): {message}")]
     Refused {
@@ -52,7 +63,7 @@ impl BrokerError {
     /// 429. A refused key, a 404 or a 422 will not change by retrying.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unreachable(_) | Self::Decode(_) => true,
+            Self::Unreachable(_) | Self::TimedOut(_) | Self::Decode(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             Self::Refused { .. } => false,
         }
@@ -95,6 +106,9 @@ pub struct DeploymentObjectWire {
     pub yaml_checksum: String,
     /// Whether it says "remove this stack".
     pub is_deletion_marker: bool,
+    /// When the broker stored it (absent from brokers that do not send it).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// The whole target state.
@@ -198,12 +212,190 @@ struct HeartbeatBody<'a> {
     capabilities: &'a Capabilities,
 }
 
+/// A kind of broker call, for [`CallCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    /// `GET /readyz`.
+    Ready,
+    /// `POST /api/v1/auth/pak`.
+    Whoami,
+    /// `POST .../heartbeat`.
+    Heartbeat,
+    /// `GET .../target-state` (a long poll when the agent names its ETag).
+    TargetState,
+    /// `POST .../events`.
+    Event,
+    /// `POST .../health`.
+    Health,
+}
+
+impl Call {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Call; 6] = [
+        Call::Ready,
+        Call::Whoami,
+        Call::Heartbeat,
+        Call::TargetState,
+        Call::Event,
+        Call::Health,
+    ];
+
+    /// `target_state`, `heartbeat`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::Ready => "ready",
+            Call::Whoami => "whoami",
+            Call::Heartbeat => "heartbeat",
+            Call::TargetState => "target_state",
+            Call::Event => "event",
+            Call::Health => "health",
+        }
+    }
+}
+
+/// How a broker call ended, for [`CallCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A 2xx answer (for a target state: a new state).
+    Ok,
+    /// A target-state poll answered 304: nothing changed.
+    Unchanged,
+    /// [`BrokerError::TimedOut`].
+    TimedOut,
+    /// [`BrokerError::Unreachable`].
+    Unreachable,
+    /// [`BrokerError::Refused`] (401, 403).
+    Refused,
+    /// Another 4xx answer.
+    ClientError,
+    /// A 5xx answer.
+    ServerError,
+    /// [`BrokerError::Decode`].
+    Decode,
+}
+
+impl Outcome {
+    /// Every outcome, in a fixed order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Ok,
+        Outcome::Unchanged,
+        Outcome::TimedOut,
+        Outcome::Unreachable,
+        Outcome::Refused,
+        Outcome::ClientError,
+        Outcome::ServerError,
+        Outcome::Decode,
+    ];
+
+    /// Whether the call failed.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Unchanged)
+    }
+
+    /// `ok`, `timed_out`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Unchanged => "unchanged",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Refused => "refused",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+            Outcome::Decode => "decode",
+        }
+    }
+
+    fn of<T>(result: &Result<T, BrokerError>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(BrokerError::TimedOut(_)) => Outcome::TimedOut,
+            Err(BrokerError::Unreachable(_)) => Outcome::Unreachable,
+            Err(BrokerError::Refused { .. }) => Outcome::Refused,
+            Err(BrokerError::Status { status, .. }) if *status >= 500 => Outcome::ServerError,
+            Err(BrokerError::Status { .. }) => Outcome::ClientError,
+            Err(BrokerError::Decode(_)) => Outcome::Decode,
+        }
+    }
+}
+
+/// Broker calls counted by kind and outcome: plain atomics, shared by every client
+/// built from the same [`BrokerClients`].
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    counts: [[AtomicU64; Outcome::ALL.len()]; Call::ALL.len()],
+}
+
+impl CallCounters {
+    fn record(&self, call: Call, outcome: Outcome) {
+        self.counts[call as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls of `call` that ended with `outcome` so far.
+    pub fn get(&self, call: Call, outcome: Outcome) -> u64 {
+        self.counts[call as usize][outcome as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Builds [`BrokerClient`]s for many agents of one broker that share one HTTP client
+/// (TLS roots parsed once, one connection pool) and one [`CallCounters`]. The pool
+/// still gives each request in flight its own HTTP/1.1 connection, so each agent's
+/// long poll holds one connection and its other calls take idle ones.
+#[derive(Clone)]
+pub struct BrokerClients {
+    http: reqwest::Client,
+    base: Arc<str>,
+    calls: Arc<CallCounters>,
+}
+
+impl std::fmt::Debug for BrokerClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerClients")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerClients {
+    /// Clients of the broker at `base_url`.
+    pub fn new(base_url: &str) -> Result<Self, BrokerError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').into(),
+            calls: Arc::default(),
+        })
+    }
+
+    /// A client with one agent's key.
+    pub fn client(&self, key: Secret) -> BrokerClient {
+        BrokerClient {
+            http: self.http.clone(),
+            base: Arc::clone(&self.base),
+            key,
+            calls: Arc::clone(&self.calls),
+        }
+    }
+
+    /// The calls of every client built here.
+    pub fn calls(&self) -> &CallCounters {
+        &self.calls
+    }
+}
+
 /// A client of the broker's agent API.
 #[derive(Clone)]
 pub struct BrokerClient {
     http: reqwest::Client,
-    base: String,
+    base: Arc<str>,
     key: Secret,
+    calls: Arc<CallCounters>,
 }
 
 impl std::fmt::Debug for BrokerClient {
@@ -215,18 +407,20 @@ impl std::fmt::Debug for BrokerClient {
 }
 
 impl BrokerClient {
-    /// A client of the broker at `base_url` with the agent's key.
+    /// A client of the broker at `base_url` with the agent's key, with an HTTP client
+    /// of its own.
     pub fn new(base_url: &str, key: Secret) -> Result<Self, BrokerError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
-        Ok(Self {
-            http,
-            base: base_url.trim_end_matches('/').to_owned(),
-            key,
-        })
+        Ok(BrokerClients::new(base_url)?.client(key))
+    }
+
+    /// Its calls so far (with those of every client sharing its [`BrokerClients`]).
+    pub fn calls(&self) -> &CallCounters {
+        &self.calls
+    }
+
+    fn count<T>(&self, call: Call, result: Result<T, BrokerError>) -> Result<T, BrokerError> {
+        self.calls.record(call, Outcome::of(&result));
+        result
     }
 
     fn url(&self, path: &str) -> String {
@@ -239,25 +433,33 @@ impl BrokerClient {
 
     /// Whether `/readyz` answers 200 (the broker and its database are up).
     pub async fn ready(&self) -> Result<(), BrokerError> {
-        let response = self
-            .http
-            .get(self.url("/readyz"))
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        check(response).await.map(drop)
+        let result = async {
+            let response = self
+                .http
+                .get(self.url("/readyz"))
+                .timeout(CALL_TIMEOUT)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            check(response).await.map(drop)
+        }
+        .await;
+        self.count(Call::Ready, result)
     }
 
     /// The agent the key belongs to; refused unless it is an agent key.
     pub async fn whoami(&self) -> Result<AgentId, BrokerError> {
-        let response = self
-            .authorized(self.http.post(self.url("/api/v1/auth/pak")))
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let identity: KeyIdentity = decode(check(response).await?).await?;
+        let result = async {
+            let response = self
+                .authorized(self.http.post(self.url("/api/v1/auth/pak")))
+                .timeout(CALL_TIMEOUT)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            decode::<KeyIdentity>(check(response).await?).await
+        }
+        .await;
+        let identity = self.count(Call::Whoami, result)?;
         match (identity.role.as_str(), identity.id) {
             ("agent", Some(id)) => Ok(AgentId(id)),
             (role, _) => Err(BrokerError::Refused {
@@ -273,15 +475,34 @@ impl BrokerClient {
         agent: AgentId,
         capabilities: &Capabilities,
     ) -> Result<(), BrokerError> {
-        self.post_json(
-            &format!("/api/v1/agents/{agent}/heartbeat"),
-            &HeartbeatBody { capabilities },
-        )
-        .await
+        let result = self
+            .post_json(
+                &format!("/api/v1/agents/{agent}/heartbeat"),
+                &HeartbeatBody { capabilities },
+            )
+            .await;
+        self.count(Call::Heartbeat, result)
     }
 
     /// The target state; with `etag`, waits up to `wait` for it to change.
     pub async fn target_state(
+        &self,
+        agent: AgentId,
+        etag: Option<&str>,
+        wait: Duration,
+    ) -> Result<Poll, BrokerError> {
+        let result = self.fetch_target_state(agent, etag, wait).await;
+        self.calls.record(
+            Call::TargetState,
+            match result {
+                Ok(Poll::Unchanged) => Outcome::Unchanged,
+                _ => Outcome::of(&result),
+            },
+        );
+        result
+    }
+
+    async fn fetch_target_state(
         &self,
         agent: AgentId,
         etag: Option<&str>,
@@ -315,8 +536,10 @@ impl BrokerClient {
         agent: AgentId,
         event: &EventReport,
     ) -> Result<(), BrokerError> {
-        self.post_json(&format!("/api/v1/agents/{agent}/events"), event)
-            .await
+        let result = self
+            .post_json(&format!("/api/v1/agents/{agent}/events"), event)
+            .await;
+        self.count(Call::Event, result)
     }
 
     /// Reports the health of a stack's workloads.
@@ -325,8 +548,10 @@ impl BrokerClient {
         agent: AgentId,
         health: &HealthWire,
     ) -> Result<(), BrokerError> {
-        self.post_json(&format!("/api/v1/agents/{agent}/health"), health)
-            .await
+        let result = self
+            .post_json(&format!("/api/v1/agents/{agent}/health"), health)
+            .await;
+        self.count(Call::Health, result)
     }
 
     /// POSTs `body` as JSON with the key; any 2xx is success.
@@ -344,7 +569,13 @@ impl BrokerClient {
 
 fn unreachable(err: reqwest::Error) -> BrokerError {
     // Never include the URL's query or headers: only the kind of failure.
-    BrokerError::Unreachable(err.without_url().to_string())
+    let timed_out = err.is_timeout();
+    let message = err.without_url().to_string();
+    if timed_out {
+        BrokerError::TimedOut(message)
+    } else {
+        BrokerError::Unreachable(message)
+    }
 }
 
 async fn check(response: reqwest::Response) -> Result<reqwest::Response, BrokerError> {
@@ -369,10 +600,13 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, BrokerE
 async fn decode<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, BrokerError> {
-    response
-        .json()
-        .await
-        .map_err(|e| BrokerError::Decode(e.without_url().to_string()))
+    response.json().await.map_err(|e| {
+        if e.is_timeout() {
+            BrokerError::TimedOut(e.without_url().to_string())
+        } else {
+            BrokerError::Decode(e.without_url().to_string())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -421,5 +655,32 @@ mod tests {
         let state: TargetStateWire = serde_json::from_value(json).unwrap();
         assert_eq!(state.entries[0].action, Action::Remove);
         assert!(state.entries[0].deployment_object.is_deletion_marker);
+        let created = state.entries[0].deployment_object.created_at;
+        assert_eq!(
+            created.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-22T00:00:00+00:00")
+        );
+    }
+
+    #[test]
+    fn calls_are_counted_by_kind_and_outcome() {
+        let counters = CallCounters::default();
+        let refused: Result<(), _> = Err(BrokerError::Refused {
+            status: 401,
+            message: String::new(),
+        });
+        counters.record(Call::Heartbeat, Outcome::of(&refused));
+        counters.record(Call::Heartbeat, Outcome::of(&Ok(())));
+        let overloaded: Result<(), _> = Err(BrokerError::Status {
+            status: 503,
+            code: String::new(),
+            message: String::new(),
+        });
+        counters.record(Call::Event, Outcome::of(&overloaded));
+        assert_eq!(counters.get(Call::Heartbeat, Outcome::Refused), 1);
+        assert_eq!(counters.get(Call::Heartbeat, Outcome::Ok), 1);
+        assert_eq!(counters.get(Call::Event, Outcome::ServerError), 1);
+        assert_eq!(counters.get(Call::Event, Outcome::Ok), 0);
+        assert!(Outcome::TimedOut.is_error() && !Outcome::Unchanged.is_error());
     }
 }

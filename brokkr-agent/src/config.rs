@@ -109,9 +109,9 @@ impl fmt::Debug for AgentSection {
 }
 
 impl AgentSection {
-    /// The long-poll wait.
+    /// The long-poll wait (at least one second).
     pub fn poll_wait(&self) -> Duration {
-        Duration::from_secs(self.poll_wait_secs)
+        Duration::from_secs(self.poll_wait_secs.max(1))
     }
 
     /// The heartbeat period (at least one second).
@@ -287,6 +287,17 @@ mod tests {
         );
         config.agent.broker_url = "http://127.0.0.1:3000".into();
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn periods_of_zero_are_one_second() {
+        let agent = AgentSection {
+            poll_wait_secs: 0,
+            heartbeat_interval_secs: 0,
+            ..AgentSection::default()
+        };
+        assert_eq!(agent.poll_wait(), Duration::from_secs(1));
+        assert_eq!(agent.heartbeat_interval(), Duration::from_secs(1));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   lives in `brokkr_core::testing` (feature `testing` of `brokkr-core`), next to the
 //!   applier conformance suite both appliers pass.
 //! - [`Agent`](agent::Agent): the loop that ties the broker and an applier together.
+//! - [`simulate`]: many agents in one process, each with its own key and
+//!   `MemoryApplier`, against a real broker (`brokkr-agent simulate`).
 //!
 //! Safety rule, kept everywhere: only an explicit deletion marker (a `remove` entry of
 //! the target state) removes a stack. A stack absent from an answer, an error, a
@@ -27,3 +29,4 @@ pub mod health_server;
 pub mod kube_applier;
 pub mod metrics;
 pub mod reconcile;
+pub mod simulate;

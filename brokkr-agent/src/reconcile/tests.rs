@@ -16,6 +16,7 @@ fn entry(stack: StackId, action: Action, yaml: &str) -> TargetEntry {
             yaml_content: yaml.into(),
             yaml_checksum: brokkr_core::model::checksum(yaml),
             is_deletion_marker: action == Action::Remove && yaml.is_empty(),
+            created_at: None,
         },
     }
 }
