@@ -205,6 +205,28 @@ fn distinct<T: Ord + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
     values
 }
 
+/// Runs `select`, whose `{}` becomes one bind parameter per stack, followed by `tail`.
+async fn query_stacks(
+    write: &Write,
+    select: &str,
+    tail: &str,
+    stacks: &[StackId],
+) -> Result<Vec<sea_orm::QueryResult>> {
+    let query = format!(
+        "{}{tail}",
+        select.replace("{}", &placeholders(stacks.len()))
+    );
+    write
+        .tx()
+        .query_all_raw(sql::stmt(
+            write.backend(),
+            &query,
+            stacks.iter().map(|s| Value::from(s.0)),
+        ))
+        .await
+        .map_err(db)
+}
+
 /// `?, ?, ?` for `n` bind parameters.
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -217,19 +239,13 @@ async fn lock_live_stacks(write: &Write, stacks: &[StackId]) -> Result<BTreeMap<
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let query = format!(
-        "SELECT id, name FROM stacks WHERE id IN ({}) AND deleted_at IS NULL ORDER BY id{lock}",
-        placeholders(stacks.len())
-    );
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(
-            write.backend(),
-            &query,
-            stacks.iter().map(|s| Value::from(s.0)),
-        ))
-        .await
-        .map_err(db)?;
+    let rows = query_stacks(
+        write,
+        "SELECT id, name FROM stacks WHERE id IN ({}) AND deleted_at IS NULL ORDER BY id",
+        lock,
+        stacks,
+    )
+    .await?;
     rows.iter()
         .map(|row| {
             let id = row.try_get::<Uuid>("", "id").map_err(db)?;
@@ -358,19 +374,13 @@ async fn point_stacks_at_latest(write: &Write, rows: &[deployment_objects::Model
 
 /// Every agent with a target row on any of `stacks`, with one indexed query.
 async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
-    let query = format!(
+    let rows = query_stacks(
+        write,
         "SELECT agent_id FROM agent_targets WHERE stack_id IN ({})",
-        placeholders(stacks.len())
-    );
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(
-            write.backend(),
-            &query,
-            stacks.iter().map(|s| Value::from(s.0)),
-        ))
-        .await
-        .map_err(db)?;
+        "",
+        stacks,
+    )
+    .await?;
     rows.iter()
         .map(|row| {
             row.try_get::<Uuid>("", "agent_id")
