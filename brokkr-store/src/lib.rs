@@ -107,7 +107,10 @@ impl Default for StoreConfig {
 
 /// The production [`Store`](brokkr_core::Store) on PostgreSQL or SQLite.
 ///
-/// Dropping it stops its background `LISTEN` task (PostgreSQL).
+/// Connecting starts background tasks on the current tokio runtime: the append
+/// committers (appends wait in a queue and commit in batches) and, on PostgreSQL, the
+/// `LISTEN` task. Use the store on that runtime; dropping it stops them (the
+/// committers after answering what is queued).
 #[derive(Debug)]
 pub struct SqlStore {
     backend: Backend,
