@@ -15,8 +15,9 @@
 //!
 //! A batch is all or nothing in the database, but callers are not hostage to one
 //! another: an append to a missing or deleted stack gets `NotFound` and the rest commit;
-//! if the batch's transaction fails, each append is retried alone, so a failure reaches
-//! only the append that causes it.
+//! if a statement of the batch fails, each append is retried alone, so a failure reaches
+//! only the append that causes it. A failed commit is not retried (it may have landed):
+//! every append of the batch gets the error, as a lone append would.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -181,7 +182,13 @@ async fn append_batch(writer: &Writer, batch: &[Pending]) -> Result<Vec<Result<D
         for row in rows {
             objects.push(convert::deployment_object(row)?);
         }
-        writer.commit(write).await?;
+        if let Err(err) = writer.commit(write).await {
+            // The outcome is unknown (the commit may have landed): no append is retried,
+            // each caller gets the failure, as a lone append's caller would.
+            tracing::warn!(error = %err, appends = batch.len(), "committing a batch of appends failed");
+            let failed = || Error::Backend(format!("committing the append failed: {err}").into());
+            return Ok(batch.iter().map(|_| Err(failed())).collect());
+        }
     }
     let mut objects = objects.into_iter();
     Ok(batch

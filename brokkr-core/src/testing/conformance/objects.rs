@@ -197,6 +197,31 @@ cases!(
         );
     }
 
+    /// Appends to a deleted stack fail with `NotFound` without failing appends to live
+    /// stacks made at the same moment (a store may commit concurrent appends together).
+    pub async fn appends_to_a_deleted_stack_fail_alone(store: &dyn Store) {
+        let live = mk_stack(store, "live").await.id;
+        let gone = mk_stack(store, "gone").await.id;
+        store.delete_stack(&ADMIN, gone).await.expect("delete");
+        let appends = (0..20).map(|i| {
+            let stack = if i % 2 == 0 { live } else { gone };
+            let yaml = config_map_yaml("c", &i.to_string());
+            async move {
+                let new = NewDeploymentObject::from_yaml(stack, yaml).expect("valid YAML");
+                (stack, store.append_deployment_object(&ADMIN, new).await)
+            }
+        });
+        for (stack, result) in futures::future::join_all(appends).await {
+            if stack == live {
+                result.expect("an append to a live stack succeeds");
+            } else {
+                expect_not_found(result, "stack");
+            }
+        }
+        let listed = all(async |p| store.list_deployment_objects(live, &p).await).await;
+        assert_eq!(listed.len(), 10);
+    }
+
     /// Deleting a stack appends its deletion marker; its history stays readable.
     pub async fn delete_stack_appends_a_marker_and_keeps_history(store: &dyn Store) {
         let stack = mk_stack(store, "history").await;
