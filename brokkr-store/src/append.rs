@@ -219,10 +219,7 @@ async fn query_stacks(
     tail: &str,
     stacks: &[StackId],
 ) -> Result<Vec<sea_orm::QueryResult>> {
-    let query = format!(
-        "{}{tail}",
-        select.replace("{}", &placeholders(stacks.len()))
-    );
+    let query = format!("{}{tail}", select.replace("{}", &bind_params(stacks.len())));
     write
         .tx()
         .query_all_raw(sql::stmt(
@@ -235,7 +232,7 @@ async fn query_stacks(
 }
 
 /// `?, ?, ?` for `n` bind parameters.
-fn placeholders(n: usize) -> String {
+fn bind_params(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
@@ -369,7 +366,7 @@ async fn point_stacks_at_latest(write: &Write, rows: &[deployment_objects::Model
     values.extend(latest.keys().map(|stack| Value::from(*stack)));
     let query = format!(
         "UPDATE stacks SET latest_deployment_object_id = CASE id{cases} END WHERE id IN ({})",
-        placeholders(latest.len())
+        bind_params(latest.len())
     );
     write
         .tx()
