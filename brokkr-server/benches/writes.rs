@@ -27,6 +27,7 @@
 //! cargo bench -p brokkr-server --bench writes                                  # both databases
 //! BROKKR_WRITES_BACKENDS=postgres cargo bench -p brokkr-server --bench writes
 //! BROKKR_WRITES_SECONDS=3 BROKKR_WRITES_CLIENTS=50 cargo bench -p brokkr-server --bench writes
+//! BROKKR_WRITES_ONLY=onboarding cargo bench -p brokkr-server --bench writes   # or =creates
 //! ```
 //!
 //! PostgreSQL comes from `BROKKR_TEST_DATABASE_URL` (default
@@ -77,6 +78,8 @@ struct Settings {
     measured: Duration,
     onboard_agents: usize,
     reach: Reach,
+    /// `BROKKR_WRITES_ONLY=creates|onboarding` runs one measurement (default: both).
+    only: Option<String>,
 }
 
 impl Settings {
@@ -90,12 +93,21 @@ impl Settings {
             measured: Duration::from_secs(support::env_usize("BROKKR_WRITES_SECONDS", 20) as u64),
             onboard_agents: support::env_usize("BROKKR_ONBOARD_AGENTS", 50).max(1),
             reach,
+            only: std::env::var("BROKKR_WRITES_ONLY").ok(),
         }
+    }
+
+    fn runs(&self, measurement: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == measurement)
     }
 }
 
 async fn run(settings: &Settings, backends: &[Backend]) -> Result {
     for &backend in backends {
+        if !settings.runs("creates") {
+            onboarding(backend, settings).await?;
+            continue;
+        }
         let one = creates(backend, 1, settings).await?;
         if backend == Backend::Postgres
             && let Some(one) = one
@@ -109,7 +121,9 @@ async fn run(settings: &Settings, backends: &[Backend]) -> Result {
                 two > one,
             );
         }
-        onboarding(backend, settings).await?;
+        if settings.runs("onboarding") {
+            onboarding(backend, settings).await?;
+        }
     }
     Ok(())
 }

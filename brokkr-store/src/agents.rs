@@ -37,6 +37,30 @@ pub(crate) async fn live_agent(
         .ok_or_else(|| Error::not_found("agent", id))
 }
 
+/// Ids per `IN` list: far below the bind-parameter limits of both databases.
+const CHUNK: usize = 1_000;
+
+/// The live agents among `ids`, one query per [`CHUNK`] ids.
+pub(crate) async fn live_agent_ids(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>> {
+    let mut live = std::collections::HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<Uuid> = agents::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .filter(Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(conn)
+            .await
+            .map_err(db)?;
+        live.extend(rows);
+    }
+    Ok(live)
+}
+
 async fn check_name_free(
     conn: &impl ConnectionTrait,
     name: &str,

@@ -20,7 +20,6 @@
 //! every append of the batch gets the error, as a lone append would.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{
@@ -28,130 +27,47 @@ use brokkr_core::{
     ResourceKind, StackId,
 };
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
-use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::audit::Audit;
+use crate::batch::{self, Batched, bind_params, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::deployment_objects;
 use crate::errors::db;
 use crate::write::{Write, Writer};
 use crate::{Backend, sql};
 
-/// Most appends one transaction takes.
-const MAX_BATCH: usize = 128;
-
-/// Most YAML bytes one transaction takes (a single larger object still goes alone).
-const MAX_BATCH_BYTES: usize = 16 << 20;
-
-/// Appends waiting for a committer; senders wait when it is full.
-const QUEUE: usize = 4_096;
+/// Committers on PostgreSQL, where batches of different stacks commit side by side.
+pub(crate) const POSTGRES_COMMITTERS: usize = 4;
 
 /// One append waiting for its batch.
-struct Pending {
-    actor: Actor,
-    new: NewDeploymentObject,
-    reply: oneshot::Sender<Result<DeploymentObject>>,
+pub(crate) struct Append {
+    pub(crate) actor: Actor,
+    pub(crate) new: NewDeploymentObject,
 }
 
-/// The queue appends wait in. Dropping it stops the committers once the queue drains.
-#[derive(Debug)]
-pub(crate) struct Appender {
-    queue: mpsc::Sender<Pending>,
-}
+impl Batched for Append {
+    type Output = DeploymentObject;
+    const WHAT: &'static str = "appends";
 
-impl Appender {
-    /// Starts the committers: several on PostgreSQL, where batches of different stacks
-    /// commit side by side, one on SQLite, which has one writer anyway.
-    pub(crate) fn start(writer: Writer) -> Self {
-        let committers = match writer.backend {
-            Backend::Postgres => 4,
-            Backend::Sqlite => 1,
-        };
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..committers {
-            tokio::spawn(commit_batches(writer.clone(), receiver.clone()));
-        }
-        Self { queue }
+    fn bytes(&self) -> usize {
+        self.new.yaml_content().len()
     }
 
-    /// Appends `new` as `actor` and waits until it is committed.
-    pub(crate) async fn append(
-        &self,
-        actor: &Actor,
-        new: NewDeploymentObject,
-    ) -> Result<DeploymentObject> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            actor: *actor,
-            new,
-            reply,
-        };
-        self.queue.send(pending).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+    fn write_batch(
+        writer: &Writer,
+        batch: &[Self],
+    ) -> impl Future<Output = Result<Vec<Result<DeploymentObject>>>> + Send {
+        append_batch(writer, batch)
     }
-}
-
-fn stopped() -> Error {
-    Error::Backend("the store's append committers have stopped".into())
-}
-
-/// One committer: takes what is waiting (up to the batch limits), commits it, answers.
-async fn commit_batches(writer: Writer, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-    while let Some(batch) = next_batch(&receiver).await {
-        let mut results = match append_batch(&writer, &batch).await {
-            Ok(results) => results,
-            Err(err) if batch.len() == 1 => vec![Err(err)],
-            Err(err) => {
-                tracing::warn!(
-                    error = %err,
-                    appends = batch.len(),
-                    "a batch of appends failed; retrying each alone"
-                );
-                let mut results = Vec::with_capacity(batch.len());
-                for pending in &batch {
-                    let one = std::slice::from_ref(pending);
-                    results.push(match append_batch(&writer, one).await {
-                        Ok(mut result) => result.pop().unwrap_or_else(|| Err(stopped())),
-                        Err(err) => Err(err),
-                    });
-                }
-                results
-            }
-        };
-        for pending in batch.into_iter().rev() {
-            let result = results.pop().unwrap_or_else(|| Err(stopped()));
-            // The caller may have gone away; its append is committed all the same.
-            let _ = pending.reply.send(result);
-        }
-    }
-}
-
-/// Waits for one append, then takes whatever else is already waiting, within limits.
-async fn next_batch(receiver: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
-    let mut receiver = receiver.lock().await;
-    let first = receiver.recv().await?;
-    let mut bytes = first.new.yaml_content().len();
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        match receiver.try_recv() {
-            Ok(pending) => {
-                bytes += pending.new.yaml_content().len();
-                batch.push(pending);
-            }
-            Err(_) => break,
-        }
-    }
-    Some(batch)
 }
 
 /// Writes a batch in one transaction; one result per append, in order.
-async fn append_batch(writer: &Writer, batch: &[Pending]) -> Result<Vec<Result<DeploymentObject>>> {
+async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<DeploymentObject>>> {
     let mut write = writer.begin().await?;
     let stacks: Vec<StackId> = distinct(batch.iter().map(|p| p.new.stack_id()));
     let names = lock_live_stacks(&write, &stacks).await?;
-    let accepted: Vec<&Pending> = batch
+    let accepted: Vec<&Append> = batch
         .iter()
         .filter(|p| names.contains_key(&p.new.stack_id()))
         .collect();
@@ -182,34 +98,21 @@ async fn append_batch(writer: &Writer, batch: &[Pending]) -> Result<Vec<Result<D
         for row in rows {
             objects.push(convert::deployment_object(row)?);
         }
-        if let Err(err) = writer.commit(write).await {
-            // The outcome is unknown (the commit may have landed): no append is retried,
-            // each caller gets the failure, as a lone append's caller would.
-            tracing::warn!(error = %err, appends = batch.len(), "committing a batch of appends failed");
-            let failed = || Error::Backend(format!("committing the append failed: {err}").into());
-            return Ok(batch.iter().map(|_| Err(failed())).collect());
-        }
     }
     let mut objects = objects.into_iter();
-    Ok(batch
+    let results = batch
         .iter()
         .map(|pending| {
             let stack = pending.new.stack_id();
-            if names.contains_key(&stack) {
-                objects.next().ok_or_else(stopped)
-            } else {
-                Err(Error::not_found("stack", stack))
+            if !names.contains_key(&stack) {
+                return Err(Error::not_found("stack", stack));
             }
+            objects
+                .next()
+                .ok_or_else(|| Error::Backend("an accepted append has no object".into()))
         })
-        .collect())
-}
-
-/// The distinct values, sorted.
-fn distinct<T: Ord + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
-    let mut values: Vec<T> = values.collect();
-    values.sort_unstable();
-    values.dedup();
-    values
+        .collect();
+    Ok(batch::commit(writer, write, Append::WHAT, results).await)
 }
 
 /// Runs `select`, whose `{}` becomes one bind parameter per stack, followed by `tail`.
@@ -229,11 +132,6 @@ async fn query_stacks(
         ))
         .await
         .map_err(db)
-}
-
-/// `?, ?, ?` for `n` bind parameters.
-fn bind_params(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 /// Locks the live ones among `stacks` (sorted) in id order, on PostgreSQL `FOR UPDATE`,

@@ -9,10 +9,10 @@ use brokkr_migrations::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
-use crate::append::Appender;
+use crate::batch::Batcher;
 use crate::errors::db;
 use crate::write::Writer;
-use crate::{Backend, SqlStore, StoreConfig, notify};
+use crate::{Backend, SqlStore, StoreConfig, append, events, health, notify};
 
 pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
     let backend = backend_of(&config.url)?;
@@ -70,7 +70,9 @@ fn assemble(
     SqlStore {
         backend,
         reader,
-        appender: Appender::start(writer.clone()),
+        appends: Batcher::start(writer.clone(), append::POSTGRES_COMMITTERS),
+        events: Batcher::start(writer.clone(), events::POSTGRES_COMMITTERS),
+        health: Batcher::start(writer.clone(), health::POSTGRES_COMMITTERS),
         writer,
         _listener: listener,
     }

@@ -1,19 +1,27 @@
 //! Health reports: the latest health of every agent for every stack, one row each,
 //! replaced in place by every report and never audited (observed state, like
-//! heartbeats).
+//! heartbeats). Every agent reports on every stack it applies, so reports come in
+//! crowds after a change and commit in batches ([`crate::batch`]).
+
+use std::collections::HashMap;
+use std::future::Future;
 
 use brokkr_core::health::summarize;
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{Actor, HealthReport, NewHealthReport, StackId};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, QuerySelect};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
 use uuid::Uuid;
 
+use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
-use crate::entity::deployment_objects;
 use crate::entity::health_reports::{self, Column};
 use crate::errors::db;
-use crate::{SqlStore, agents, sql};
+use crate::write::Writer;
+use crate::{SqlStore, agents, sql, stacks};
+
+/// Committers on PostgreSQL.
+pub(crate) const POSTGRES_COMMITTERS: usize = 2;
 
 /// A stack's reports ordered by agent, or one row of nulls when it has none; no row at
 /// all means no such stack. One lookup of the stack's primary key, one range of the
@@ -25,6 +33,91 @@ const STACK_HEALTH_SQL: &str = "\
     WHERE s.id = ? \
     ORDER BY h.agent_id";
 
+/// One health report waiting for its batch.
+pub(crate) struct HealthUpdate(pub(crate) NewHealthReport);
+
+impl Batched for HealthUpdate {
+    type Output = HealthReport;
+    const WHAT: &'static str = "health reports";
+
+    fn bytes(&self) -> usize {
+        // The resources are bounded by `NewHealthReport::validate`; count them roughly.
+        self.0.summary.as_ref().map_or(0, String::len) + self.0.resources.len() * 256
+    }
+
+    fn write_batch(
+        writer: &Writer,
+        batch: &[Self],
+    ) -> impl Future<Output = Result<Vec<Result<HealthReport>>>> + Send {
+        record_reports(writer, batch)
+    }
+}
+
+/// Stores a batch of reports (validated before they were queued) in one transaction: the live agents and the objects'
+/// stacks read with one query each, every report upserted with one statement. When one
+/// agent reports twice on a stack in a batch, the later report is the one kept.
+async fn record_reports(
+    writer: &Writer,
+    batch: &[HealthUpdate],
+) -> Result<Vec<Result<HealthReport>>> {
+    let write = writer.begin().await?;
+    let agent_ids = distinct(batch.iter().map(|r| r.0.agent_id.0));
+    let live = agents::live_agent_ids(write.tx(), &agent_ids).await?;
+    let object_ids = distinct(batch.iter().map(|r| r.0.deployment_object_id.0));
+    let stack_of = stacks::stacks_of_objects(write.tx(), &object_ids).await?;
+    let mut latest: HashMap<(Uuid, Uuid), health_reports::Model> = HashMap::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for HealthUpdate(new) in batch {
+        if !live.contains(&new.agent_id.0) {
+            results.push(Err(Error::not_found("agent", new.agent_id)));
+            continue;
+        }
+        let Some(&stack_id) = stack_of.get(&new.deployment_object_id.0) else {
+            results.push(Err(Error::not_found(
+                "deployment object",
+                new.deployment_object_id,
+            )));
+            continue;
+        };
+        let row = health_reports::Model {
+            stack_id,
+            agent_id: new.agent_id.0,
+            deployment_object_id: new.deployment_object_id.0,
+            status: summarize(&new.resources).as_str().to_owned(),
+            summary: new.summary.clone(),
+            resources: to_json(&new.resources),
+            reported_at: write.now,
+        };
+        results.push(convert::health_report(row.clone()));
+        // One row per (stack, agent) in the statement: PostgreSQL refuses an upsert
+        // that touches a row twice.
+        latest.insert((stack_id, new.agent_id.0), row);
+    }
+    if latest.is_empty() {
+        return Ok(results);
+    }
+    let mut rows: Vec<health_reports::Model> = latest.into_values().collect();
+    // A fixed order, so batches upserting the same rows lock them in the same order.
+    rows.sort_unstable_by_key(|row| (row.stack_id, row.agent_id));
+    health_reports::Entity::insert_many(rows.into_iter().map(health_reports::ActiveModel::from))
+        .on_conflict(
+            OnConflict::columns([Column::StackId, Column::AgentId])
+                .update_columns([
+                    Column::DeploymentObjectId,
+                    Column::Status,
+                    Column::Summary,
+                    Column::Resources,
+                    Column::ReportedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(write.tx())
+        .await
+        .map_err(db)?;
+    // No target state changes, so no agent is woken.
+    Ok(batch::commit(writer, write, HealthUpdate::WHAT, results).await)
+}
+
 impl SqlStore {
     pub(crate) async fn record_health_impl(
         &self,
@@ -32,45 +125,7 @@ impl SqlStore {
         new: NewHealthReport,
     ) -> Result<HealthReport> {
         new.validate()?;
-        let write = self.begin().await?;
-        agents::live_agent(write.tx(), new.agent_id, false).await?;
-        // Only the stack id: the object's YAML may be megabytes and is not needed.
-        let stack_id: Uuid = deployment_objects::Entity::find_by_id(new.deployment_object_id.0)
-            .select_only()
-            .column(deployment_objects::Column::StackId)
-            .into_tuple()
-            .one(write.tx())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("deployment object", new.deployment_object_id))?;
-        let row = health_reports::Model {
-            stack_id,
-            agent_id: new.agent_id.0,
-            deployment_object_id: new.deployment_object_id.0,
-            status: summarize(&new.resources).as_str().to_owned(),
-            summary: new.summary,
-            resources: to_json(&new.resources),
-            reported_at: write.now,
-        };
-        // One statement whether or not the agent reported on this stack before.
-        health_reports::Entity::insert(health_reports::ActiveModel::from(row.clone()))
-            .on_conflict(
-                OnConflict::columns([Column::StackId, Column::AgentId])
-                    .update_columns([
-                        Column::DeploymentObjectId,
-                        Column::Status,
-                        Column::Summary,
-                        Column::Resources,
-                        Column::ReportedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(write.tx())
-            .await
-            .map_err(db)?;
-        // No target state changes, so no agent is woken.
-        self.commit(write).await?;
-        convert::health_report(row)
+        self.health.submit(HealthUpdate(new)).await
     }
 
     pub(crate) async fn stack_health_impl(&self, stack_id: StackId) -> Result<Vec<HealthReport>> {

@@ -27,8 +27,11 @@
 //!   `IMMEDIATE`, so writers in this process queue in the pool instead of racing for
 //!   the database lock, and writers in other processes wait in `busy_timeout`; reads
 //!   use their own pool and never block on writers (WAL).
-//! - Deployment-object sequences come from a counter row incremented inside the append
-//!   transaction: its row lock makes commit order equal sequence order.
+//! - Deployment-object sequences strictly increase within a stack: the stack's row is
+//!   locked before its sequences are drawn (a database sequence on PostgreSQL, a
+//!   counter row on SQLite), so within a stack sequence order is commit order.
+//! - Appends, agent events and health reports commit in batches (group commit): see
+//!   `batch.rs`.
 //! - Change notification: on SQLite the store publishes into its
 //!   [`ChangeHub`](brokkr_core::ChangeHub) after commit; on PostgreSQL it sends
 //!   `pg_notify` inside the write transaction and a background `LISTEN` task publishes
@@ -36,6 +39,7 @@
 
 mod append;
 mod audit;
+mod batch;
 mod connect;
 mod convert;
 mod entity;
@@ -107,9 +111,9 @@ impl Default for StoreConfig {
 
 /// The production [`Store`](brokkr_core::Store) on PostgreSQL or SQLite.
 ///
-/// Connecting starts background tasks on the current tokio runtime: the append
-/// committers (appends wait in a queue and commit in batches) and, on PostgreSQL, the
-/// `LISTEN` task. Use the store on that runtime; dropping it stops them (the
+/// Connecting starts background tasks on the current tokio runtime: the committers of
+/// appends, agent events and health reports (each waits in a queue and commits in
+/// batches) and, on PostgreSQL, the `LISTEN` task. Use the store on that runtime; dropping it stops them (the
 /// committers after answering what is queued).
 #[derive(Debug)]
 pub struct SqlStore {
@@ -118,8 +122,11 @@ pub struct SqlStore {
     reader: DatabaseConnection,
     /// Write transactions and their announcements.
     writer: write::Writer,
-    /// Takes appends and commits them in batches.
-    appender: append::Appender,
+    /// Appends, agent events and health reports: each kind queues and commits in
+    /// batches.
+    appends: batch::Batcher<append::Append>,
+    events: batch::Batcher<events::EventReport>,
+    health: batch::Batcher<health::HealthUpdate>,
     _listener: Option<notify::ListenerGuard>,
 }
 

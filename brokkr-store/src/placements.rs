@@ -22,11 +22,11 @@ use uuid::Uuid;
 
 use crate::audit::Audit;
 use crate::convert::{self, from_json, to_json};
-use crate::entity::{agent_targets, agents, stack_placements, stacks as stack_rows};
+use crate::entity::{agent_targets, stack_placements, stacks as stack_rows};
 use crate::errors::{corrupt, db};
 use crate::paging::{page_of, uuid_cursor};
 use crate::write::Write;
-use crate::{SqlStore, sql, stacks};
+use crate::{SqlStore, agents, sql, stacks};
 
 /// Rows or ids per statement: far below the bind-parameter limits of both databases.
 const CHUNK: usize = 1_000;
@@ -38,24 +38,6 @@ fn summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
         change.added.len(),
         change.removed.len()
     )
-}
-
-/// The live agents among `ids`, one query per [`CHUNK`] ids.
-async fn live_agents(write: &Write, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
-    let mut live = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<Uuid> = agents::Entity::find()
-            .select_only()
-            .column(agents::Column::Id)
-            .filter(agents::Column::Id.is_in(chunk.iter().copied()))
-            .filter(agents::Column::DeletedAt.is_null())
-            .into_tuple()
-            .all(write.tx())
-            .await
-            .map_err(db)?;
-        live.extend(rows);
-    }
-    Ok(live)
 }
 
 /// Makes the stack's placement targets follow `chosen`: chosen live agents without a
@@ -94,7 +76,7 @@ async fn sync_targets(
     // A decision may name an agent deleted since it was computed: it gets nothing.
     if !revive.is_empty() || !insert.is_empty() {
         let candidates: Vec<Uuid> = revive.iter().chain(&insert).copied().collect();
-        let live = live_agents(write, &candidates).await?;
+        let live = agents::live_agent_ids(write.tx(), &candidates).await?;
         revive.retain(|a| live.contains(a));
         insert.retain(|a| live.contains(a));
     }

@@ -10,7 +10,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::append::{draw_sequences, object_row, write_objects};
+use crate::append::{Append, draw_sequences, object_row, write_objects};
 use crate::audit::Audit;
 use crate::convert::{self, to_json};
 use crate::entity::{deployment_objects, stacks};
@@ -34,6 +34,24 @@ pub(crate) async fn live_stack(
         .await
         .map_err(db)?
         .ok_or_else(|| Error::not_found("stack", id))
+}
+
+/// The stack of every deployment object among `ids` that exists, with one query
+/// (callers pass a batch's worth). Only the ids: the objects' YAML may be megabytes.
+pub(crate) async fn stacks_of_objects(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Uuid>> {
+    let rows: Vec<(Uuid, Uuid)> = deployment_objects::Entity::find()
+        .select_only()
+        .column(deployment_objects::Column::Id)
+        .column(deployment_objects::Column::StackId)
+        .filter(deployment_objects::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple()
+        .all(conn)
+        .await
+        .map_err(db)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// `Conflict` if another live stack has `name`.
@@ -196,7 +214,7 @@ impl SqlStore {
         actor: &Actor,
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject> {
-        self.appender.append(actor, new).await
+        self.appends.submit(Append { actor: *actor, new }).await
     }
 
     pub(crate) async fn get_deployment_object_impl(

@@ -187,4 +187,77 @@ cases!(
         )
         .await;
     }
+
+    /// Many agents reporting at once (a store may commit their reports together): each
+    /// report gets its own answer. Reports on a missing object or from a deleted agent
+    /// fail alone, a report sent twice at once is stored once, and every stored event
+    /// has one audit record.
+    pub async fn concurrent_events_are_answered_one_by_one(store: &dyn Store) {
+        let stack = mk_stack(store, "s").await;
+        let object = mk_object(store, stack.id, "1").await;
+        let mut agents = Vec::new();
+        for i in 0..8 {
+            agents.push(mk_agent(store, &format!("a{i}")).await.id);
+        }
+        let gone = mk_agent(store, "gone").await.id;
+        store
+            .delete_agent(&ADMIN, gone)
+            .await
+            .expect("delete agent");
+        let audit_before = all_audit(store).await.len();
+
+        let twice = new_event(agents[0], object.id, EventType::Apply, EventStatus::Success);
+        let mut reports = vec![twice.clone(), twice.clone()];
+        for &agent in &agents {
+            reports.push(new_event(
+                agent,
+                object.id,
+                EventType::Apply,
+                EventStatus::Success,
+            ));
+            let missing = DeploymentObjectId::new();
+            reports.push(new_event(
+                agent,
+                missing,
+                EventType::Apply,
+                EventStatus::Failure,
+            ));
+        }
+        reports.push(new_event(
+            gone,
+            object.id,
+            EventType::Apply,
+            EventStatus::Success,
+        ));
+        let answers = futures::future::join_all(reports.iter().map(|new| async move {
+            let answer = store
+                .record_agent_event(&Actor::Agent(new.agent_id), new.clone())
+                .await;
+            (new, answer)
+        }))
+        .await;
+
+        let mut stored = std::collections::BTreeSet::new();
+        for (new, answer) in answers {
+            if new.agent_id == gone {
+                expect_not_found(answer, "agent");
+            } else if new.deployment_object_id != object.id {
+                expect_not_found(answer, "deployment object");
+            } else {
+                let event = answer.expect("a good report is stored");
+                assert_eq!((event.id, event.agent_id), (new.id, new.agent_id));
+                assert_eq!(event.stack_id, stack.id);
+                stored.insert(event.id);
+            }
+        }
+        assert_eq!(stored.len(), agents.len() + 1, "the twice-sent report once");
+        let listed = all_events(store, AgentEventFilter::default()).await;
+        assert_eq!(
+            listed
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>(),
+            stored
+        );
+        assert_eq!(all_audit(store).await.len(), audit_before + stored.len());
+    }
 );

@@ -205,4 +205,64 @@ cases!(
             NewHealthReport::MAX_RESOURCES
         );
     }
+
+    /// Many agents reporting health at once: each report gets its own answer, a report
+    /// on a missing object or from a deleted agent fails alone, and an agent reporting
+    /// twice at once keeps one row, holding one of its two reports.
+    pub async fn concurrent_health_reports_are_answered_one_by_one(store: &dyn Store) {
+        use HealthStatus::{Healthy, Progressing};
+        let stack = mk_stack(store, "s").await;
+        let object = mk_object(store, stack.id, "1").await;
+        let mut agents = Vec::new();
+        for i in 0..8 {
+            agents.push(mk_agent(store, &format!("a{i}")).await.id);
+        }
+        let gone = mk_agent(store, "gone").await.id;
+        store
+            .delete_agent(&ADMIN, gone)
+            .await
+            .expect("delete agent");
+
+        let mut reports = vec![new_health(
+            agents[0],
+            object.id,
+            vec![workload("web", Progressing)],
+        )];
+        for &agent in &agents {
+            reports.push(new_health(agent, object.id, vec![workload("web", Healthy)]));
+            let missing = DeploymentObjectId::new();
+            reports.push(new_health(agent, missing, vec![workload("web", Healthy)]));
+        }
+        reports.push(new_health(gone, object.id, vec![workload("web", Healthy)]));
+        let answers = futures::future::join_all(reports.iter().map(|new| async move {
+            let answer = store
+                .record_health(&Actor::Agent(new.agent_id), new.clone())
+                .await;
+            (new, answer)
+        }))
+        .await;
+
+        for (new, answer) in answers {
+            if new.agent_id == gone {
+                expect_not_found(answer, "agent");
+            } else if new.deployment_object_id != object.id {
+                expect_not_found(answer, "deployment object");
+            } else {
+                let report = answer.expect("a good report is stored");
+                assert_eq!((report.agent_id, report.stack_id), (new.agent_id, stack.id));
+                assert_eq!(report.resources, new.resources);
+            }
+        }
+        let rows = stack_health(store, stack.id).await;
+        let mut reporters: Vec<AgentId> = rows.iter().map(|r| r.agent_id).collect();
+        reporters.sort_unstable();
+        let mut expected = agents.clone();
+        expected.sort_unstable();
+        assert_eq!(reporters, expected, "one row per agent");
+        let first = rows.iter().find(|r| r.agent_id == agents[0]).expect("row");
+        assert!(
+            [Progressing, Healthy].contains(&first.status),
+            "the row holds one of the agent's reports"
+        );
+    }
 );
