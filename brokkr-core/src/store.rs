@@ -416,6 +416,41 @@ pub trait Store: Send + Sync + 'static {
         decision: PlacementDecision,
     ) -> Result<PlacementChange>;
 
+    /// Sets a live stack's policy and records `decision` for it at once, provided the
+    /// stored decision still chooses `expected` (`None`: the stack has no policy or no
+    /// decision yet): the path of a new policy decided by a caller that knows the
+    /// stored decision. Answers the stored placement and what the decision changed,
+    /// with the audit records and wake-ups of both writes; or `Ok(None)`, writing
+    /// nothing, when the stored decision differs: the caller decided from a stale view
+    /// and decides again from [`Store::get_placement`]. `NotFound` for an unknown or
+    /// deleted stack, `Invalid` for an invalid policy.
+    ///
+    /// The default runs [`Store::set_placement_policy`] and [`Store::record_placement`]
+    /// one after the other, which is not atomic; a store with transactions writes both
+    /// in one.
+    async fn place_stack(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: PlacementPolicy,
+        decision: PlacementDecision,
+        expected: Option<Vec<AgentId>>,
+    ) -> Result<Option<(StackPlacement, PlacementChange)>> {
+        let stored = self.get_placement(stack_id).await?;
+        let stored = stored.and_then(|p| p.decision).map(|d| d.chosen);
+        if !same_agents(stored.as_deref(), expected.as_deref()) {
+            return Ok(None);
+        }
+        self.set_placement_policy(actor, stack_id, Some(policy))
+            .await?;
+        let change = self.record_placement(actor, stack_id, decision).await?;
+        let placement = self
+            .get_placement(stack_id)
+            .await?
+            .ok_or_else(|| Error::not_found("placement", stack_id))?;
+        Ok(Some((placement, change)))
+    }
+
     // --- health ------------------------------------------------------------------------
 
     /// Stores an agent's latest health for the stack of `new.deployment_object_id`,
@@ -520,4 +555,18 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>>;
+}
+
+/// Whether two sets of chosen agents are the same, whatever their order; `None` (no
+/// decision) equals only `None`.
+pub fn same_agents(a: Option<&[AgentId]>, b: Option<&[AgentId]>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (mut a, mut b) = (a.to_vec(), b.to_vec());
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        }
+        (a, b) => a.is_none() && b.is_none(),
+    }
 }

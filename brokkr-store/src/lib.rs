@@ -57,6 +57,7 @@ mod health;
 mod keys;
 mod metadata;
 mod placements;
+mod placing;
 mod stacks;
 mod targets;
 mod templates;
@@ -112,9 +113,10 @@ impl Default for StoreConfig {
 /// The production [`Store`](brokkr_core::Store) on PostgreSQL or SQLite.
 ///
 /// Connecting starts background tasks on the current tokio runtime: the committers of
-/// appends, agent events and health reports (each waits in a queue and commits in
-/// batches) and, on PostgreSQL, the `LISTEN` task. Use the store on that runtime; dropping it stops them (the
-/// committers after answering what is queued).
+/// appends, agent events, health reports and new placements (each kind waits in a
+/// queue and commits in batches) and, on PostgreSQL, the `LISTEN` task. Use the store
+/// on that runtime; dropping it stops them (the committers after answering what is
+/// queued).
 #[derive(Debug)]
 pub struct SqlStore {
     backend: Backend,
@@ -127,6 +129,8 @@ pub struct SqlStore {
     appends: batch::Batcher<append::Append>,
     events: batch::Batcher<events::EventReport>,
     health: batch::Batcher<health::HealthUpdate>,
+    /// New policies with their first decision.
+    placing: batch::Batcher<placing::Placing>,
     _listener: Option<notify::ListenerGuard>,
 }
 

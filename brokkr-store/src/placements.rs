@@ -6,7 +6,7 @@
 //! for the same stack take turns instead of interleaving their diffs; on SQLite the
 //! single `IMMEDIATE` writer serialises them already.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use brokkr_core::page::{Order, Page, PageRequest};
 use brokkr_core::store::{Error, Result};
@@ -32,7 +32,7 @@ use crate::{SqlStore, agents, sql, stacks};
 const CHUNK: usize = 1_000;
 
 /// The audit summary of a decision: counts, never the agent lists (they can be long).
-fn summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
+pub(crate) fn decision_summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
     format!(
         "placed stack {stack:?} on {chosen} agents ({} added, {} removed)",
         change.added.len(),
@@ -40,89 +40,136 @@ fn summary(stack: &str, chosen: usize, change: &PlacementChange) -> String {
     )
 }
 
-/// Makes the stack's placement targets follow `chosen`: chosen live agents without a
-/// live target get one (a target awaiting removal is revived), placement targets of
-/// agents not chosen are unassigned. Direct targets are never touched. Every update
-/// repeats the state it expects in its filter, so a target changed meanwhile by
-/// `assign_stack` or a confirmed removal is left as that change left it.
+/// What one stack's placement targets need to follow its chosen agents.
+#[derive(Default)]
+struct TargetDiff {
+    revive: Vec<Uuid>,
+    remove: Vec<Uuid>,
+    insert: Vec<Uuid>,
+}
+
+/// Makes the stack's placement targets follow `chosen`; see [`sync_targets_many`].
 async fn sync_targets(
     write: &mut Write,
     stack: &stack_rows::Model,
     chosen: &BTreeSet<Uuid>,
 ) -> Result<PlacementChange> {
+    let mut changes = sync_targets_many(write, &[(stack, chosen)]).await?;
+    changes
+        .pop()
+        .ok_or_else(|| corrupt("placement", "no change for the stack synced"))
+}
+
+/// Makes each stack's placement targets follow its chosen agents: chosen live agents
+/// without a live target get one (a target awaiting removal is revived), placement
+/// targets of agents not chosen are unassigned. Direct targets are never touched.
+/// Every update repeats the state it expects in its filter, so a target changed
+/// meanwhile by `assign_stack` or a confirmed removal is left as that change left it.
+/// The stacks' targets and the live agents are read with one query each and the new
+/// targets inserted with one statement, whatever the number of stacks; removals and
+/// revivals take a statement per stack. One change per stack, in order.
+pub(crate) async fn sync_targets_many(
+    write: &mut Write,
+    stacks: &[(&stack_rows::Model, &BTreeSet<Uuid>)],
+) -> Result<Vec<PlacementChange>> {
     use agent_targets::Column;
     let placement = TargetSource::Placement.as_str();
-    let rows = agent_targets::Entity::find()
-        .filter(Column::StackId.eq(stack.id))
-        .all(write.tx())
-        .await
-        .map_err(db)?;
-    let mut has_row = HashSet::with_capacity(rows.len());
-    let (mut revive, mut remove) = (Vec::new(), Vec::new());
-    for row in &rows {
-        has_row.insert(row.agent_id);
-        let is_chosen = chosen.contains(&row.agent_id);
-        match row.removed_at {
-            None if row.source == placement && !is_chosen => remove.push(row.agent_id),
-            Some(_) if is_chosen => revive.push(row.agent_id),
-            _ => {}
+    let mut rows_of: HashMap<Uuid, Vec<agent_targets::Model>> = HashMap::new();
+    let ids: Vec<Uuid> = stacks.iter().map(|(stack, _)| stack.id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        let rows = agent_targets::Entity::find()
+            .filter(Column::StackId.is_in(chunk.iter().copied()))
+            .all(write.tx())
+            .await
+            .map_err(db)?;
+        for row in rows {
+            rows_of.entry(row.stack_id).or_default().push(row);
         }
     }
-    let mut insert: Vec<Uuid> = chosen
+    let mut diffs: Vec<TargetDiff> = Vec::with_capacity(stacks.len());
+    for (stack, chosen) in stacks {
+        let rows = rows_of.remove(&stack.id).unwrap_or_default();
+        let mut has_row = HashSet::with_capacity(rows.len());
+        let mut diff = TargetDiff::default();
+        for row in &rows {
+            has_row.insert(row.agent_id);
+            let is_chosen = chosen.contains(&row.agent_id);
+            match row.removed_at {
+                None if row.source == placement && !is_chosen => diff.remove.push(row.agent_id),
+                Some(_) if is_chosen => diff.revive.push(row.agent_id),
+                _ => {}
+            }
+        }
+        diff.insert = chosen
+            .iter()
+            .filter(|a| !has_row.contains(*a))
+            .copied()
+            .collect();
+        diffs.push(diff);
+    }
+    // A decision may name an agent deleted since it was computed: it gets nothing.
+    let candidates: Vec<Uuid> = diffs
         .iter()
-        .filter(|a| !has_row.contains(*a))
+        .flat_map(|d| d.revive.iter().chain(&d.insert))
         .copied()
         .collect();
-    // A decision may name an agent deleted since it was computed: it gets nothing.
-    if !revive.is_empty() || !insert.is_empty() {
-        let candidates: Vec<Uuid> = revive.iter().chain(&insert).copied().collect();
+    if !candidates.is_empty() {
         let live = agents::live_agent_ids(write.tx(), &candidates).await?;
-        revive.retain(|a| live.contains(a));
-        insert.retain(|a| live.contains(a));
+        for diff in &mut diffs {
+            diff.revive.retain(|a| live.contains(a));
+            diff.insert.retain(|a| live.contains(a));
+        }
     }
 
     let now = write.now;
-    for chunk in remove.chunks(CHUNK) {
-        let ids = chunk.iter().copied();
-        // With no deployment object the agent never had anything of the stack, so
-        // there is no removal to wait for (as in `unassign_stack`).
-        if stack.latest_deployment_object_id.is_none() {
-            agent_targets::Entity::delete_many()
-                .filter(Column::StackId.eq(stack.id))
-                .filter(Column::AgentId.is_in(ids))
-                .filter(Column::Source.eq(placement))
-                .filter(Column::RemovedAt.is_null())
-                .exec(write.tx())
-                .await
-                .map_err(db)?;
-        } else {
+    for ((stack, _), diff) in stacks.iter().zip(&diffs) {
+        for chunk in diff.remove.chunks(CHUNK) {
+            let ids = chunk.iter().copied();
+            // With no deployment object the agent never had anything of the stack, so
+            // there is no removal to wait for (as in `unassign_stack`).
+            if stack.latest_deployment_object_id.is_none() {
+                agent_targets::Entity::delete_many()
+                    .filter(Column::StackId.eq(stack.id))
+                    .filter(Column::AgentId.is_in(ids))
+                    .filter(Column::Source.eq(placement))
+                    .filter(Column::RemovedAt.is_null())
+                    .exec(write.tx())
+                    .await
+                    .map_err(db)?;
+            } else {
+                agent_targets::Entity::update_many()
+                    .col_expr(Column::RemovedAt, Expr::value(now))
+                    .filter(Column::StackId.eq(stack.id))
+                    .filter(Column::AgentId.is_in(ids))
+                    .filter(Column::Source.eq(placement))
+                    .filter(Column::RemovedAt.is_null())
+                    .exec(write.tx())
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        for chunk in diff.revive.chunks(CHUNK) {
             agent_targets::Entity::update_many()
-                .col_expr(Column::RemovedAt, Expr::value(now))
+                .col_expr(
+                    Column::RemovedAt,
+                    Expr::value(Value::ChronoDateTimeUtc(None)),
+                )
+                .col_expr(Column::Source, Expr::value(placement))
+                .col_expr(Column::CreatedAt, Expr::value(now))
                 .filter(Column::StackId.eq(stack.id))
-                .filter(Column::AgentId.is_in(ids))
-                .filter(Column::Source.eq(placement))
-                .filter(Column::RemovedAt.is_null())
+                .filter(Column::AgentId.is_in(chunk.iter().copied()))
+                .filter(Column::RemovedAt.is_not_null())
                 .exec(write.tx())
                 .await
                 .map_err(db)?;
         }
     }
-    for chunk in revive.chunks(CHUNK) {
-        agent_targets::Entity::update_many()
-            .col_expr(
-                Column::RemovedAt,
-                Expr::value(Value::ChronoDateTimeUtc(None)),
-            )
-            .col_expr(Column::Source, Expr::value(placement))
-            .col_expr(Column::CreatedAt, Expr::value(now))
-            .filter(Column::StackId.eq(stack.id))
-            .filter(Column::AgentId.is_in(chunk.iter().copied()))
-            .filter(Column::RemovedAt.is_not_null())
-            .exec(write.tx())
-            .await
-            .map_err(db)?;
-    }
-    for chunk in insert.chunks(CHUNK) {
+    let inserts: Vec<(Uuid, Uuid)> = stacks
+        .iter()
+        .zip(&diffs)
+        .flat_map(|((stack, _), diff)| diff.insert.iter().map(|agent| (*agent, stack.id)))
+        .collect();
+    for chunk in inserts.chunks(CHUNK) {
         let mut stmt = Query::insert();
         stmt.into_table(agent_targets::Entity)
             .columns([
@@ -137,10 +184,10 @@ async fn sync_targets(
                     .do_nothing()
                     .to_owned(),
             );
-        for agent in chunk {
+        for (agent, stack) in chunk {
             stmt.values_panic([
                 (*agent).into(),
-                stack.id.into(),
+                (*stack).into(),
                 placement.into(),
                 now.into(),
             ]);
@@ -148,16 +195,25 @@ async fn sync_targets(
         write.tx().execute(&stmt).await.map_err(db)?;
     }
 
-    let mut added: Vec<AgentId> = revive.into_iter().chain(insert).map(AgentId).collect();
-    let mut removed: Vec<AgentId> = remove.into_iter().map(AgentId).collect();
-    added.sort_unstable();
-    removed.sort_unstable();
-    write.affect(added.iter().chain(&removed).copied());
-    Ok(PlacementChange {
-        added,
-        removed,
-        decision_changed: false,
-    })
+    let mut changes = Vec::with_capacity(diffs.len());
+    for diff in diffs {
+        let mut added: Vec<AgentId> = diff
+            .revive
+            .into_iter()
+            .chain(diff.insert)
+            .map(AgentId)
+            .collect();
+        let mut removed: Vec<AgentId> = diff.remove.into_iter().map(AgentId).collect();
+        added.sort_unstable();
+        removed.sort_unstable();
+        write.affect(added.iter().chain(&removed).copied());
+        changes.push(PlacementChange {
+            added,
+            removed,
+            decision_changed: false,
+        });
+    }
+    Ok(changes)
 }
 
 /// The live placements after `cursor`, in the page's order: one join, so deleted
@@ -341,7 +397,7 @@ impl SqlStore {
                 .map_err(db)?;
         }
         if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
-            let summary = summary(&stack.name, chosen.len(), &change);
+            let summary = decision_summary(&stack.name, chosen.len(), &change);
             write
                 .audit(
                     actor,

@@ -192,6 +192,18 @@ impl Store for SqlStore {
         self.list_placements_impl(page).await
     }
 
+    async fn place_stack(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: PlacementPolicy,
+        decision: PlacementDecision,
+        expected: Option<Vec<AgentId>>,
+    ) -> Result<Option<(StackPlacement, PlacementChange)>> {
+        self.place_stack_impl(actor, stack_id, policy, decision, expected)
+            .await
+    }
+
     async fn record_placement(
         &self,
         actor: &Actor,

@@ -27,7 +27,7 @@ impl ControlPlane {
         yaml: String,
     ) -> Result<DeploymentObject> {
         // Access first: a caller who may not write here costs no parsing.
-        self.check_may_append(caller, stack).await?;
+        self.check_stack_owner(caller, stack).await?;
         let new = self.parse_deployment_object(stack, yaml).await?;
         Ok(self.store().append_deployment_object(caller, new).await?)
     }
@@ -40,7 +40,7 @@ impl ControlPlane {
         caller: &Actor,
         stack: StackId,
     ) -> Result<DeploymentObject> {
-        self.check_may_append(caller, stack).await?;
+        self.check_stack_owner(caller, stack).await?;
         let marker = NewDeploymentObject::deletion_marker(stack);
         Ok(self
             .store()

@@ -23,7 +23,12 @@ impl ControlPlane {
     /// `Forbidden`; agents are `Forbidden`.
     pub async fn create_stack(&self, caller: &Actor, mut new: NewStack) -> Result<Stack> {
         new.generator_id = access::owner_scope(caller, new.generator_id)?;
-        Ok(self.store().create_stack(caller, new).await?)
+        let stack = self.store().create_stack(caller, new).await?;
+        // What the stack's first append and placement will check.
+        self.inner
+            .stack_owners
+            .remember(stack.id, stack.generator_id);
+        Ok(stack)
     }
 
     /// Lists stacks, ordered by id. Admin and system see every stack (or one
@@ -65,7 +70,8 @@ impl ControlPlane {
 
     /// Loads a live stack the caller may see (see the [module documentation](self)).
     /// Every operation on a stack, in every runtime module, goes through this, except
-    /// appends, which take the shortcut of [`ControlPlane::check_may_append`].
+    /// appends and new placement policies, which take the shortcut of
+    /// [`ControlPlane::check_stack_owner`].
     pub(crate) async fn visible_stack(&self, caller: &Actor, id: StackId) -> Result<Stack> {
         access::require_admin_or_generator(caller)?;
         let stack = self.store().get_stack(id).await?;
@@ -76,11 +82,11 @@ impl ControlPlane {
         }
     }
 
-    /// Checks that the caller may append to the stack `id`, without reading it when its
-    /// owner is remembered (owners never change). Whether the stack is still live is
-    /// left to the store's append, which refuses a deleted or missing stack with the
-    /// same `NotFound`.
-    pub(crate) async fn check_may_append(&self, caller: &Actor, id: StackId) -> Result<()> {
+    /// Checks that the caller may change the stack `id` (append, place), without
+    /// reading it when its owner is remembered (owners never change). Whether the
+    /// stack is still live is left to the store's write, which refuses a deleted or
+    /// missing stack with the same `NotFound`.
+    pub(crate) async fn check_stack_owner(&self, caller: &Actor, id: StackId) -> Result<()> {
         access::require_admin_or_generator(caller)?;
         if !matches!(caller, Actor::Generator(_)) {
             return Ok(());

@@ -11,7 +11,7 @@
 
 use crate::placement::{RejectionPage, Rejections};
 use crate::runtime::{ControlPlane, Error, Result, access};
-use crate::{Actor, AgentId, PlacementPolicy, StackId, StackPlacement};
+use crate::{Actor, AgentId, PlacementDecision, PlacementPolicy, StackId, StackPlacement};
 
 /// A stack's placement with the reasons of the agents not chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,11 @@ impl ControlPlane {
 
     /// Sets a stack's policy and decides at once: when it returns, the decision is
     /// recorded and its placement targets are in place.
+    ///
+    /// The decision is made from what the placement index knows of the stack and
+    /// stored with the policy in one write, checked against the stored decision (no
+    /// read first); only when another replica decided the stack meanwhile is the
+    /// stack read back and decided again.
     pub async fn set_placement_policy(
         &self,
         caller: &Actor,
@@ -128,10 +133,13 @@ impl ControlPlane {
         policy: PlacementPolicy,
         page: RejectionPage,
     ) -> Result<PlacementView> {
-        self.placeable_stack(caller, stack).await?;
+        self.check_stack_owner(caller, stack).await?;
         self.check_policy(&policy)?;
         {
             let _turn = self.stack_turn(stack).await;
+            if let Some(view) = self.place_at_once(caller, stack, &policy, page).await? {
+                return Ok(view);
+            }
             self.inner
                 .store
                 .set_placement_policy(caller, stack, Some(policy))
@@ -146,6 +154,64 @@ impl ControlPlane {
             .await?
             .ok_or_else(|| no_policy(stack))?;
         self.explain(placement, page).await
+    }
+
+    /// Decides `policy` for the stack from the index (keeping the indexed decision's
+    /// agents while they fit), notes it there, and stores policy and decision together.
+    /// `None` when the stored decision is not the indexed one. The caller holds the
+    /// stack's turn.
+    async fn place_at_once(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        policy: &PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<Option<PlacementView>> {
+        let registry = self.inner.placements.clone();
+        let placer = registry
+            .for_policy(policy)
+            .cloned()
+            .map_err(|err| Error::invalid("unknown_placement", err.to_string()))?;
+        let tried = policy.clone();
+        let (expected, chosen, rejected) = self
+            .with_index(move |index, clock| {
+                let expected = index.chosen(stack).map(<[AgentId]>::to_vec);
+                let current = expected.as_deref().unwrap_or_default();
+                let chosen = index
+                    .decide(placer.as_ref(), &tried, current, clock, false)
+                    .chosen;
+                let (_, rejected) =
+                    index.summarize(placer.as_ref(), &tried, &chosen, &chosen, clock, page);
+                index.set_stack(stack, tried, chosen.clone(), &registry);
+                (expected, chosen, rejected)
+            })
+            .await?;
+        let decision = PlacementDecision {
+            chosen,
+            rejected: Vec::new(),
+        };
+        let placed = self
+            .inner
+            .store
+            .place_stack(caller, stack, policy.clone(), decision, expected)
+            .await
+            .map_err(|err| self.forget_index(err))?;
+        let Some((placement, change)) = placed else {
+            tracing::debug!(%stack, "the stored placement moved on; deciding it again");
+            return Ok(None);
+        };
+        if !change.added.is_empty() || !change.removed.is_empty() {
+            tracing::info!(
+                %stack,
+                added = change.added.len(),
+                removed = change.removed.len(),
+                "placement decision changed"
+            );
+        }
+        Ok(Some(PlacementView {
+            placement,
+            rejected: Some(rejected),
+        }))
     }
 
     /// Removes a stack's policy; the agents it placed the stack on receive a removal

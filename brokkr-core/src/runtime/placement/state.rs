@@ -401,7 +401,7 @@ impl ControlPlane {
         }
     }
 
-    fn forget_index(&self, err: StoreError) -> crate::runtime::Error {
+    pub(crate) fn forget_index(&self, err: StoreError) -> crate::runtime::Error {
         *self.placement_state().lock() = None;
         err.into()
     }

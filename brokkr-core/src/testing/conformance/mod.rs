@@ -148,6 +148,7 @@ mod metadata;
 mod objects;
 mod pagination;
 mod placement;
+mod placing;
 mod stacks;
 mod target_state;
 mod targets;
@@ -168,6 +169,7 @@ pub use metadata::*;
 pub use objects::*;
 pub use pagination::*;
 pub use placement::*;
+pub use placing::*;
 pub use stacks::*;
 pub use target_state::*;
 pub use targets::*;
@@ -175,7 +177,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects agents metadata targets target_state watches events health placement generators keys audit pagination]
+    [objects agents metadata targets target_state watches events health placement placing generators keys audit pagination]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

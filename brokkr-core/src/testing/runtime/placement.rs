@@ -295,6 +295,37 @@ crate::runtime_cases! {
         }
     }
 
+    async fn a_replica_that_missed_a_decision_decides_again(cp: ControlPlane) {
+        // Two control planes on one store, as two replicas. Each decides a new policy
+        // from what its own index knows of the stack; when the other replica decided
+        // the stack since, the store refuses the write and the replica decides again
+        // from the stored decision, keeping the agent that still fits.
+        let eu = agent(&cp, "eu", "eu", 0).await;
+        let us = agent(&cp, "us", "us", 0).await;
+        let other = ControlPlane::builder(Arc::clone(cp.store())).build();
+        other.agents_changed(&[eu, us]).await.expect("index");
+        let stack = mk_stack(cp.store().as_ref(), "tenant").await.id;
+        let page = RejectionPage::default();
+        let one_of = |selector: serde_json::Value| {
+            policy(json!({"agent_selector": selector, "max_clusters": 1}))
+        };
+        let placed = |view: crate::runtime::placement::PlacementView| view.placement.decision.unwrap().chosen;
+
+        let view = other.set_placement_policy(&Actor::Admin, stack, one_of(json!({"matchLabels": {"region": "eu"}})), page);
+        assert_eq!(placed(view.await.unwrap()), vec![eu]);
+        // This replica never saw the stack, and the store holds a decision.
+        let view = cp.set_placement_policy(&Actor::Admin, stack, one_of(json!({"matchLabels": {"region": "us"}})), page);
+        assert_eq!(placed(view.await.unwrap()), vec![us]);
+        // The other one still believes `eu` is chosen; either agent fits the new
+        // policy, and the stored choice (`us`) is the one kept.
+        let both = one_of(json!({}));
+        let view = other.set_placement_policy(&Actor::Admin, stack, both.clone(), page).await.unwrap();
+        assert_eq!(view.placement.policy, both);
+        assert_eq!(placed(view), vec![us], "decided from the stored choice");
+        let stored = cp.store().get_placement(stack).await.unwrap().unwrap();
+        assert_eq!((stored.policy, stored.decision.unwrap().chosen), (both, vec![us]));
+    }
+
     async fn an_agent_is_placed_soon_after_its_first_heartbeat(cp: ControlPlane) {
         let new = cp
             .store()
