@@ -12,7 +12,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use crate::batch::Batcher;
 use crate::errors::db;
 use crate::write::Writer;
-use crate::{Backend, SqlStore, StoreConfig, append, events, health, notify, placing};
+use crate::{Backend, SqlStore, StoreConfig, append, events, health, new_stacks, notify, placing};
 
 pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
     let backend = backend_of(&config.url)?;
@@ -74,6 +74,7 @@ fn assemble(
         events: Batcher::start(writer.clone(), events::POSTGRES_COMMITTERS),
         health: Batcher::start(writer.clone(), health::POSTGRES_COMMITTERS),
         placing: Batcher::start(writer.clone(), placing::POSTGRES_COMMITTERS),
+        new_stacks: Batcher::start(writer.clone(), new_stacks::POSTGRES_COMMITTERS),
         writer,
         _listener: listener,
     }

@@ -56,6 +56,7 @@ mod generators;
 mod health;
 mod keys;
 mod metadata;
+mod new_stacks;
 mod placements;
 mod placing;
 mod stacks;
@@ -113,7 +114,7 @@ impl Default for StoreConfig {
 /// The production [`Store`](brokkr_core::Store) on PostgreSQL or SQLite.
 ///
 /// Connecting starts background tasks on the current tokio runtime: the committers of
-/// appends, agent events, health reports and new placements (each kind waits in a
+/// new stacks, appends, agent events, health reports and new placements (each kind waits in a
 /// queue and commits in batches) and, on PostgreSQL, the `LISTEN` task. Use the store
 /// on that runtime; dropping it stops them (the committers after answering what is
 /// queued).
@@ -131,6 +132,7 @@ pub struct SqlStore {
     health: batch::Batcher<health::HealthUpdate>,
     /// New policies with their first decision.
     placing: batch::Batcher<placing::Placing>,
+    new_stacks: batch::Batcher<new_stacks::NewStackWrite>,
     _listener: Option<notify::ListenerGuard>,
 }
 

@@ -3,21 +3,21 @@
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result, StackFilter};
 use brokkr_core::{
-    Actor, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject, NewStack,
-    ResourceKind, Stack, StackId, StackUpdate,
+    Actor, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject, ResourceKind,
+    Stack, StackId, StackUpdate,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+use crate::SqlStore;
 use crate::append::{Append, draw_sequences, object_row, write_objects};
 use crate::audit::Audit;
-use crate::convert::{self, to_json};
+use crate::convert;
 use crate::entity::{deployment_objects, stacks};
 use crate::errors::db;
 use crate::paging::{int_cursor, keyset, page_of, uuid_cursor};
 use crate::write::Write;
-use crate::{SqlStore, generators};
 
 /// A live stack, locked for update on PostgreSQL when `lock` is set.
 pub(crate) async fn live_stack(
@@ -73,41 +73,6 @@ async fn check_name_free(
 }
 
 impl SqlStore {
-    pub(crate) async fn create_stack_impl(&self, actor: &Actor, new: NewStack) -> Result<Stack> {
-        new.validate()?;
-
-        let write = self.begin().await?;
-        if let Some(generator) = new.generator_id {
-            generators::live_generator(write.tx(), generator, false).await?;
-        }
-        check_name_free(write.tx(), &new.name, None).await?;
-        let row = stacks::Model {
-            id: StackId::new().0,
-            name: new.name,
-            description: new.description,
-            generator_id: new.generator_id.map(|g| g.0),
-            labels: to_json(&new.labels),
-            annotations: to_json(&new.annotations),
-            latest_deployment_object_id: None,
-            created_at: write.now,
-            updated_at: write.now,
-            deleted_at: None,
-        };
-        stacks::Entity::insert(stacks::ActiveModel::from(row.clone()))
-            .exec_without_returning(write.tx())
-            .await
-            .map_err(db)?;
-        let summary = format!("created stack {:?}", row.name);
-        write
-            .audit(
-                actor,
-                Audit::new(AuditAction::Create, ResourceKind::Stack, row.id, summary),
-            )
-            .await?;
-        self.commit(write).await?;
-        convert::stack(row)
-    }
-
     pub(crate) async fn get_stack_impl(&self, id: StackId) -> Result<Stack> {
         convert::stack(live_stack(&self.reader, id, false).await?)
     }

@@ -377,4 +377,56 @@ cases!(
         );
         assert!(all_audit(store).await.is_empty());
     }
+
+    /// Stacks created at once (a store may write them together) each get their own
+    /// answer: of two with one name exactly one is created and the other is a
+    /// `Conflict`, one for a deleted generator is `NotFound`, the rest are created,
+    /// each with one audit record.
+    pub async fn concurrent_creates_are_answered_one_by_one(store: &dyn Store) {
+        let generator = mk_generator(store, "g").await.id;
+        let gone = mk_generator(store, "gone").await.id;
+        store
+            .delete_generator(&ADMIN, gone)
+            .await
+            .expect("delete generator");
+        let audit_before = all_audit(store).await.len();
+        let new = |name: &str, generator: Option<GeneratorId>| NewStack {
+            name: name.into(),
+            generator_id: generator,
+            ..Default::default()
+        };
+        let mut asked: Vec<NewStack> = (0..10)
+            .map(|i| new(&format!("tenant-{i}"), Some(generator)))
+            .collect();
+        asked.push(new("twice", None));
+        asked.push(new("twice", Some(generator)));
+        asked.push(new("orphan", Some(gone)));
+        let answers = futures::future::join_all(
+            asked
+                .iter()
+                .map(|one| async move { store.create_stack(&ADMIN, one.clone()).await }),
+        )
+        .await;
+
+        let mut twice = Vec::new();
+        for (one, answer) in asked.iter().zip(answers) {
+            match one.name.as_str() {
+                "twice" => twice.push(answer),
+                "orphan" => expect_not_found(answer, "generator"),
+                _ => {
+                    let stack = answer.expect("a free name is created");
+                    assert_eq!(
+                        (stack.name.as_str(), stack.generator_id),
+                        (one.name.as_str(), Some(generator))
+                    );
+                }
+            }
+        }
+        let created: Vec<_> = twice.iter().filter(|a| a.is_ok()).collect();
+        assert_eq!(created.len(), 1, "one of two stacks with one name");
+        expect_conflict(twice.into_iter().find(Result::is_err).expect("the other"));
+        let stacks = all_stacks(store, StackFilter::default()).await;
+        assert_eq!(stacks.len(), 11);
+        assert_eq!(all_audit(store).await.len(), audit_before + 11);
+    }
 );
