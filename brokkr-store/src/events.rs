@@ -4,7 +4,7 @@
 //! agents' stacks brings as many events at once: they commit in batches
 //! ([`crate::batch`]), each batch with one statement per step whatever its size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use brokkr_core::page::{Page, PageRequest};
@@ -13,9 +13,11 @@ use brokkr_core::{
     Actor, AgentEvent, AgentEventId, AgentId, AuditAction, EventStatus, EventType, NewAgentEvent,
     ResourceKind,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::SqlStore;
 use crate::audit::Audit;
 use crate::batch::{self, Batched, distinct};
 use crate::convert;
@@ -23,8 +25,8 @@ use crate::entity::agent_events::{self, Column};
 use crate::entity::{agent_targets, stacks as stack_rows};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::report_refs::ReportRefs;
 use crate::write::{Write, Writer};
-use crate::{SqlStore, agents, stacks};
 
 /// Committers on PostgreSQL.
 pub(crate) const POSTGRES_COMMITTERS: usize = 2;
@@ -57,46 +59,29 @@ impl Batched for EventReport {
 /// each. Only a successful deletion, which may retire a target, costs more.
 async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Result<AgentEvent>>> {
     let mut write = writer.begin().await?;
-    let event_ids = distinct(batch.iter().map(|r| r.new.id.0));
-    let mut known: HashMap<Uuid, agent_events::Model> = agent_events::Entity::find()
-        .filter(Column::Id.is_in(event_ids))
-        .all(write.tx())
-        .await
-        .map_err(db)?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
-    let agent_ids = distinct(batch.iter().map(|r| r.new.agent_id.0));
-    let live = agents::live_agent_ids(write.tx(), &agent_ids).await?;
-    let object_ids = distinct(batch.iter().map(|r| r.new.deployment_object_id.0));
-    let stack_of = stacks::stacks_of_objects(write.tx(), &object_ids).await?;
+    let mut known = stored_events(&write, batch.iter().map(|r| r.new.id.0)).await?;
+    let refs = ReportRefs::load(
+        &write,
+        batch.iter().map(|r| r.new.agent_id),
+        batch.iter().map(|r| r.new.deployment_object_id),
+    )
+    .await?;
 
-    let mut rows = Vec::new();
+    // New rows, with the index of their answer in `results`.
+    let mut rows: Vec<(usize, &Actor, agent_events::Model)> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
     for report in batch {
         let new = &report.new;
         if let Some(row) = known.get(&new.id.0) {
-            results.push(if row.agent_id == new.agent_id.0 {
-                // A retried report: nothing changes, so nothing is written or audited.
-                convert::event(row.clone())
-            } else {
-                Err(Error::Conflict(format!(
-                    "event {} belongs to another agent",
-                    new.id
-                )))
-            });
+            results.push(answer_retry(row, new));
             continue;
         }
-        if !live.contains(&new.agent_id.0) {
-            results.push(Err(Error::not_found("agent", new.agent_id)));
-            continue;
-        }
-        let Some(&stack_id) = stack_of.get(&new.deployment_object_id.0) else {
-            results.push(Err(Error::not_found(
-                "deployment object",
-                new.deployment_object_id,
-            )));
-            continue;
+        let stack_id = match refs.stack(new.agent_id, new.deployment_object_id) {
+            Ok(stack_id) => stack_id,
+            Err(err) => {
+                results.push(Err(err));
+                continue;
+            }
         };
         let row = agent_events::Model {
             id: new.id.0,
@@ -109,20 +94,30 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
             created_at: write.now,
         };
         known.insert(row.id, row.clone());
-        results.push(convert::event(row.clone()));
-        rows.push((&report.actor, row));
+        rows.push((results.len(), &report.actor, row.clone()));
+        results.push(convert::event(row));
     }
     if rows.is_empty() {
         return Ok(results);
     }
-    agent_events::Entity::insert_many(
-        rows.iter()
-            .map(|(_, row)| agent_events::ActiveModel::from(row.clone())),
-    )
-    .exec_without_returning(write.tx())
-    .await
-    .map_err(db)?;
-    for (_, row) in &rows {
+    let inserted = insert_new(&write, rows.iter().map(|(_, _, row)| row)).await?;
+    // The same report sent twice at once may reach two batches (PostgreSQL commits
+    // several side by side): the one that lost the race answers what the other stored.
+    let (rows, raced): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(_, _, row)| inserted.contains(&row.id));
+    if !raced.is_empty() {
+        let stored = stored_events(&write, raced.iter().map(|(_, _, row)| row.id)).await?;
+        for (at, _, row) in &raced {
+            results[*at] = match stored.get(&row.id) {
+                Some(stored) => answer_retry(stored, &batch[*at].new),
+                None => Err(Error::Backend(
+                    format!("event {} neither inserted nor stored", row.id).into(),
+                )),
+            };
+        }
+    }
+    for (_, _, row) in &rows {
         if row.event_type == EventType::Delete.as_str()
             && row.status == EventStatus::Success.as_str()
         {
@@ -130,9 +125,79 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
         }
     }
     write
-        .audit_many(rows.iter().map(|(actor, row)| (*actor, event_audit(row))))
+        .audit_many(
+            rows.iter()
+                .map(|(_, actor, row)| (*actor, event_audit(row))),
+        )
         .await?;
     Ok(batch::commit(writer, write, EventReport::WHAT, results).await)
+}
+
+/// The answer to a report whose id is stored already: the stored event when the same
+/// agent reported it (a retry stores and audits nothing), else `Conflict`.
+fn answer_retry(stored: &agent_events::Model, new: &NewAgentEvent) -> Result<AgentEvent> {
+    if stored.agent_id == new.agent_id.0 {
+        convert::event(stored.clone())
+    } else {
+        Err(Error::Conflict(format!(
+            "event {} belongs to another agent",
+            new.id
+        )))
+    }
+}
+
+/// The stored events among `ids`, with one query.
+async fn stored_events(
+    write: &Write,
+    ids: impl Iterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, agent_events::Model>> {
+    Ok(agent_events::Entity::find()
+        .filter(Column::Id.is_in(distinct(ids)))
+        .all(write.tx())
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect())
+}
+
+/// Inserts the rows with one statement, leaving alone any whose id another
+/// transaction stored meanwhile; answers the ids inserted.
+async fn insert_new<'a>(
+    write: &Write,
+    rows: impl Iterator<Item = &'a agent_events::Model>,
+) -> Result<HashSet<Uuid>> {
+    let mut stmt = Query::insert();
+    stmt.into_table(agent_events::Entity)
+        .columns([
+            Column::Id,
+            Column::AgentId,
+            Column::DeploymentObjectId,
+            Column::StackId,
+            Column::EventType,
+            Column::Status,
+            Column::Message,
+            Column::CreatedAt,
+        ])
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        .returning_col(Column::Id);
+    for row in rows {
+        stmt.values_panic([
+            row.id.into(),
+            row.agent_id.into(),
+            row.deployment_object_id.into(),
+            row.stack_id.into(),
+            row.event_type.clone().into(),
+            row.status.clone().into(),
+            row.message.clone().into(),
+            row.created_at.into(),
+        ]);
+    }
+    let inserted = write.tx().query_all(&stmt).await.map_err(db)?;
+    inserted
+        .iter()
+        .map(|row| row.try_get::<Uuid>("", "id").map_err(db))
+        .collect()
 }
 
 /// A successful deletion: the agent confirmed the stack's objects are gone, so its

@@ -13,12 +13,13 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
 use uuid::Uuid;
 
-use crate::batch::{self, Batched, distinct};
+use crate::batch::{self, Batched};
 use crate::convert::{self, to_json};
 use crate::entity::health_reports::{self, Column};
 use crate::errors::db;
+use crate::report_refs::ReportRefs;
 use crate::write::Writer;
-use crate::{SqlStore, agents, sql, stacks};
+use crate::{SqlStore, sql};
 
 /// Committers on PostgreSQL.
 pub(crate) const POSTGRES_COMMITTERS: usize = 2;
@@ -61,23 +62,21 @@ async fn record_reports(
     batch: &[HealthUpdate],
 ) -> Result<Vec<Result<HealthReport>>> {
     let write = writer.begin().await?;
-    let agent_ids = distinct(batch.iter().map(|r| r.0.agent_id.0));
-    let live = agents::live_agent_ids(write.tx(), &agent_ids).await?;
-    let object_ids = distinct(batch.iter().map(|r| r.0.deployment_object_id.0));
-    let stack_of = stacks::stacks_of_objects(write.tx(), &object_ids).await?;
+    let refs = ReportRefs::load(
+        &write,
+        batch.iter().map(|r| r.0.agent_id),
+        batch.iter().map(|r| r.0.deployment_object_id),
+    )
+    .await?;
     let mut latest: HashMap<(Uuid, Uuid), health_reports::Model> = HashMap::new();
     let mut results = Vec::with_capacity(batch.len());
     for HealthUpdate(new) in batch {
-        if !live.contains(&new.agent_id.0) {
-            results.push(Err(Error::not_found("agent", new.agent_id)));
-            continue;
-        }
-        let Some(&stack_id) = stack_of.get(&new.deployment_object_id.0) else {
-            results.push(Err(Error::not_found(
-                "deployment object",
-                new.deployment_object_id,
-            )));
-            continue;
+        let stack_id = match refs.stack(new.agent_id, new.deployment_object_id) {
+            Ok(stack_id) => stack_id,
+            Err(err) => {
+                results.push(Err(err));
+                continue;
+            }
         };
         let row = health_reports::Model {
             stack_id,

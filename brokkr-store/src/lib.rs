@@ -59,6 +59,7 @@ mod metadata;
 mod new_stacks;
 mod placements;
 mod placing;
+mod report_refs;
 mod stacks;
 mod targets;
 mod templates;

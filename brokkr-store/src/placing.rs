@@ -9,7 +9,9 @@
 //!
 //! Each write names the decision it was decided from (`expected`); a stack whose
 //! stored decision differs is left alone and answered `None`, so its caller decides
-//! again from what is stored.
+//! again from what is stored. On PostgreSQL the stacks' rows are locked first, so two
+//! replicas placing one stack at once take turns and the second sees the first's
+//! decision.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -178,19 +180,23 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
     Ok(batch::commit(writer, write, Placing::WHAT, out).await)
 }
 
-/// The live ones among the stacks, by id.
+/// The live ones among the stacks, by id, locked on PostgreSQL in id order (as appends
+/// lock them): replicas placing the same stack take turns, and the second reads the
+/// placement the first committed.
 async fn live_stacks(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, stack_rows::Model>> {
-    let rows = stack_rows::Entity::find()
+    let mut query = stack_rows::Entity::find()
         .filter(stack_rows::Column::Id.is_in(ids.iter().copied()))
         .filter(stack_rows::Column::DeletedAt.is_null())
-        .all(write.tx())
-        .await
-        .map_err(db)?;
+        .order_by_asc(stack_rows::Column::Id);
+    if write.backend() == Backend::Postgres {
+        query = query.lock_exclusive();
+    }
+    let rows = query.all(write.tx()).await.map_err(db)?;
     Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
-/// The stored placements of the stacks, locked on PostgreSQL in stack order, so that
-/// replicas placing the same stacks take turns and cannot deadlock.
+/// The stored placements of the stacks, locked on PostgreSQL in stack order, against
+/// decisions recorded meanwhile by the controller of another replica.
 async fn locked_placements(
     write: &Write,
     ids: &[Uuid],
