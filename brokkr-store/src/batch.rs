@@ -1,10 +1,11 @@
 //! Group commit: writes that wait in a queue and commit together.
 //!
 //! A transaction per write costs a commit (a WAL flush) and several round trips. The
-//! store's frequent writes (appends, agent events, health reports) wait in a queue
-//! instead, and committer tasks each take whatever is waiting, up to a limit, and
-//! write it in one transaction with a few statements. An idle store commits a lone
-//! write at once; a busy one commits many per flush.
+//! store's frequent writes (new stacks, appends, new placements, agent events, health
+//! reports) wait in a queue instead, one queue per kind, and committer tasks each take
+//! whatever is waiting, up to a limit, and write it in one transaction with a few
+//! statements. An idle store commits a lone write at once; a busy one commits many per
+//! flush.
 //!
 //! Callers are not hostage to one another: a write the batch refuses (a missing row,
 //! an invalid report) gets its own error while the rest commit; if a statement of the

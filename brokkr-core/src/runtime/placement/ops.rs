@@ -190,12 +190,21 @@ impl ControlPlane {
             chosen,
             rejected: Vec::new(),
         };
-        let placed = self
+        let placed = match self
             .inner
             .store
             .place_stack(caller, stack, policy.clone(), decision, expected)
             .await
-            .map_err(|err| self.forget_index(err))?;
+        {
+            Ok(placed) => placed,
+            // Deleted meanwhile: only this stack leaves the index.
+            Err(err @ crate::store::Error::NotFound { .. }) => {
+                self.drop_stack(stack);
+                return Err(err.into());
+            }
+            // The index may now say more than the store: load it again on next use.
+            Err(err) => return Err(self.forget_index(err)),
+        };
         let Some((placement, change)) = placed else {
             tracing::debug!(%stack, "the stored placement moved on; deciding it again");
             return Ok(None);

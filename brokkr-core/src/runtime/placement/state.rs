@@ -395,7 +395,7 @@ impl ControlPlane {
         Ok(done)
     }
 
-    fn drop_stack(&self, stack: StackId) {
+    pub(crate) fn drop_stack(&self, stack: StackId) {
         if let Some(index) = self.placement_state().lock().as_mut() {
             index.remove_stack(stack);
         }
