@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use brokkr_core::store::{Error, Result};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
 use crate::Backend;
 use crate::write::{Write, Writer};
@@ -52,6 +52,18 @@ pub(crate) trait Batched: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Result<Self::Output>>>> + Send;
 }
 
+/// How many batches of any kind may be committing at once, shared by every committer of
+/// a store: each holds a connection while it writes, and the pool must keep room for
+/// everything else.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitSlots(Arc<Semaphore>);
+
+impl CommitSlots {
+    pub(crate) fn new(slots: usize) -> Self {
+        Self(Arc::new(Semaphore::new(slots.max(1))))
+    }
+}
+
 /// One write waiting for its batch.
 struct Pending<W: Batched> {
     write: W,
@@ -72,8 +84,9 @@ impl<W: Batched> std::fmt::Debug for Batcher<W> {
 
 impl<W: Batched> Batcher<W> {
     /// Starts the committers: several on PostgreSQL, where batches commit side by
-    /// side, one on SQLite, which has one writer anyway.
-    pub(crate) fn start(writer: Writer, postgres_committers: usize) -> Self {
+    /// side (as many as `slots` allows across all kinds), one on SQLite, which has one
+    /// writer anyway.
+    pub(crate) fn start(writer: &Writer, postgres_committers: usize, slots: &CommitSlots) -> Self {
         let committers = match writer.backend {
             Backend::Postgres => postgres_committers.max(1),
             Backend::Sqlite => 1,
@@ -81,7 +94,11 @@ impl<W: Batched> Batcher<W> {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..committers {
-            tokio::spawn(commit_batches(writer.clone(), receiver.clone()));
+            tokio::spawn(commit_batches(
+                writer.clone(),
+                receiver.clone(),
+                slots.clone(),
+            ));
         }
         Self { queue }
     }
@@ -123,8 +140,11 @@ pub(crate) async fn commit<T>(
 async fn commit_batches<W: Batched>(
     writer: Writer,
     receiver: Arc<Mutex<mpsc::Receiver<Pending<W>>>>,
+    slots: CommitSlots,
 ) {
     while let Some(batch) = next_batch(&receiver).await {
+        // Closed only with the store, and the batch is answered either way.
+        let _slot = slots.0.acquire().await.ok();
         let (writes, replies): (Vec<W>, Vec<_>) =
             batch.into_iter().map(|p| (p.write, p.reply)).unzip();
         let mut results = match W::write_batch(&writer, &writes).await {

@@ -9,7 +9,7 @@ use brokkr_migrations::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, CommitSlots};
 use crate::errors::db;
 use crate::write::Writer;
 use crate::{Backend, SqlStore, StoreConfig, append, events, health, new_stacks, notify, placing};
@@ -25,7 +25,16 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 .map_err(db)?;
             migrate(&config, &pool).await?;
             let listener = notify::listen(&config.url, hub.clone(), origin.clone()).await?;
-            assemble(backend, pool.clone(), pool, hub, origin, Some(listener))
+            let slots = batch_slots(&config);
+            assemble(
+                backend,
+                pool.clone(),
+                pool,
+                hub,
+                origin,
+                Some(listener),
+                slots,
+            )
         }
         Backend::Sqlite if is_memory(&config.url) => {
             // Every connection to `sqlite::memory:` opens its own empty database, so
@@ -34,7 +43,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
                 .await
                 .map_err(db)?;
             migrate(&config, &pool).await?;
-            assemble(backend, pool.clone(), pool, hub, origin, None)
+            assemble(backend, pool.clone(), pool, hub, origin, None, 1)
         }
         Backend::Sqlite => {
             // The writer connects first so that it creates the file and switches it to
@@ -46,13 +55,22 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
             let reader = Database::connect(sqlite_options(&config, sqlite_readers(&config), false))
                 .await
                 .map_err(db)?;
-            assemble(backend, reader, writer, hub, origin, None)
+            assemble(backend, reader, writer, hub, origin, None, 1)
         }
     };
     Ok(store)
 }
 
-/// The store over its pools, with its append committers started.
+/// How many batches may commit at once on PostgreSQL: at most half the pool, so that
+/// reads and other writes always find a connection however busy the committers are.
+fn batch_slots(config: &StoreConfig) -> usize {
+    usize::try_from(config.max_connections / 2)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The store over its pools, with its committers started; `slots` batches may commit
+/// at once.
 fn assemble(
     backend: Backend,
     reader: DatabaseConnection,
@@ -60,6 +78,7 @@ fn assemble(
     hub: ChangeHub,
     origin: Arc<str>,
     listener: Option<notify::ListenerGuard>,
+    slots: usize,
 ) -> SqlStore {
     let writer = Writer {
         pool: writer,
@@ -67,14 +86,15 @@ fn assemble(
         hub,
         origin,
     };
+    let slots = CommitSlots::new(slots);
     SqlStore {
         backend,
         reader,
-        appends: Batcher::start(writer.clone(), append::POSTGRES_COMMITTERS),
-        events: Batcher::start(writer.clone(), events::POSTGRES_COMMITTERS),
-        health: Batcher::start(writer.clone(), health::POSTGRES_COMMITTERS),
-        placing: Batcher::start(writer.clone(), placing::POSTGRES_COMMITTERS),
-        new_stacks: Batcher::start(writer.clone(), new_stacks::POSTGRES_COMMITTERS),
+        appends: Batcher::start(&writer, append::POSTGRES_COMMITTERS, &slots),
+        events: Batcher::start(&writer, events::POSTGRES_COMMITTERS, &slots),
+        health: Batcher::start(&writer, health::POSTGRES_COMMITTERS, &slots),
+        placing: Batcher::start(&writer, placing::POSTGRES_COMMITTERS, &slots),
+        new_stacks: Batcher::start(&writer, new_stacks::POSTGRES_COMMITTERS, &slots),
         writer,
         _listener: listener,
     }
