@@ -19,6 +19,7 @@ use brokkr_agent::config::{AgentSection, Config, LogFormat, Secret};
 use brokkr_agent::health_server::HealthServer;
 use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
 use brokkr_agent::simulate;
+use brokkr_core::runtime::ErrorChain;
 use clap::{Args, Parser, Subcommand};
 
 /// Brokkr's cluster agent.
@@ -203,7 +204,7 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
         Some(path) => match simulate::read_keys_file(path) {
             Ok(keys) => keys,
             Err(err) => {
-                eprintln!("brokkr-agent: {}", error_chain(&err));
+                eprintln!("brokkr-agent: {}", ErrorChain(&err));
                 return ExitCode::from(2);
             }
         },
@@ -244,21 +245,10 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("brokkr-agent: {}", error_chain(&err));
+            eprintln!("brokkr-agent: {}", ErrorChain(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// "outer: inner: innermost".
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 async fn kube_client(

@@ -38,7 +38,7 @@ pub(crate) async fn live_agent(
 }
 
 /// Ids per `IN` list: far below the bind-parameter limits of both databases.
-const CHUNK: usize = 1_000;
+pub(crate) const CHUNK: usize = 1_000;
 
 /// The live agents among `ids`, one query per [`CHUNK`] ids.
 pub(crate) async fn live_agent_ids(

@@ -29,13 +29,14 @@ use brokkr_core::{
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 use uuid::Uuid;
 
+use crate::Backend;
 use crate::audit::Audit;
-use crate::batch::{self, Batched, bind_params, distinct};
+use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::deployment_objects;
 use crate::errors::db;
+use crate::sql::{self, bind_params};
 use crate::write::{Write, Writer};
-use crate::{Backend, sql};
 
 /// Committers on PostgreSQL, where batches of different stacks commit side by side.
 pub(crate) const POSTGRES_COMMITTERS: usize = 4;

@@ -195,11 +195,6 @@ async fn next_batch<W: Batched>(
     Some(batch)
 }
 
-/// `?, ?, ?` for `n` bind parameters.
-pub(crate) fn bind_params(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
 /// The distinct values, sorted.
 pub(crate) fn distinct<T: Ord + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
     let mut values: Vec<T> = values.collect();

@@ -30,6 +30,11 @@ fn parse<T>(what: &str, text: &str, parse: impl Fn(&str) -> Option<T>) -> Result
     parse(text).ok_or_else(|| corrupt(what, text))
 }
 
+/// An agent's admin status as stored.
+pub(crate) fn agent_status(text: &str) -> Result<AgentStatus> {
+    parse("agent status", text, AgentStatus::parse)
+}
+
 pub(crate) fn stack(m: stacks::Model) -> Result<Stack> {
     Ok(Stack {
         id: m.id.into(),
@@ -67,7 +72,7 @@ pub(crate) fn agent(m: agents::Model) -> Result<Agent> {
         cluster_name: m.cluster_name,
         labels: from_json("labels", m.labels)?,
         annotations: from_json("annotations", m.annotations)?,
-        status: parse("agent status", &m.status, AgentStatus::parse)?,
+        status: agent_status(&m.status)?,
         last_heartbeat: m.last_heartbeat,
         capabilities: from_json::<Capabilities>("capabilities", m.capabilities)?,
         created_at: m.created_at,

@@ -30,7 +30,8 @@
 //! - Deployment-object sequences strictly increase within a stack: the stack's row is
 //!   locked before its sequences are drawn (a database sequence on PostgreSQL, a
 //!   counter row on SQLite), so within a stack sequence order is commit order.
-//! - Appends, agent events and health reports commit in batches (group commit): see
+//! - The frequent writes (new stacks, appends, new placements, agent events, health
+//!   reports) commit in batches (group commit), each caller still answered alone: see
 //!   `batch.rs`.
 //! - Change notification: on SQLite the store publishes into its
 //!   [`ChangeHub`](brokkr_core::ChangeHub) after commit; on PostgreSQL it sends
@@ -126,12 +127,10 @@ pub struct SqlStore {
     reader: DatabaseConnection,
     /// Write transactions and their announcements.
     writer: write::Writer,
-    /// Appends, agent events and health reports: each kind queues and commits in
-    /// batches.
+    /// The batched writes: each kind queues and commits in batches.
     appends: batch::Batcher<append::Append>,
     events: batch::Batcher<events::EventReport>,
     health: batch::Batcher<health::HealthUpdate>,
-    /// New policies with their first decision.
     placing: batch::Batcher<placing::Placing>,
     new_stacks: batch::Batcher<new_stacks::NewStackWrite>,
     _listener: Option<notify::ListenerGuard>,

@@ -16,7 +16,8 @@ use brokkr_core::{
 };
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -124,25 +125,24 @@ pub(crate) async fn sync_targets_many(
     let now = write.now;
     for ((stack, _), diff) in stacks.iter().zip(&diffs) {
         for chunk in diff.remove.chunks(CHUNK) {
-            let ids = chunk.iter().copied();
+            // The live placement targets of these agents, whichever way they go.
+            let placed = Condition::all()
+                .add(Column::StackId.eq(stack.id))
+                .add(Column::AgentId.is_in(chunk.iter().copied()))
+                .add(Column::Source.eq(placement))
+                .add(Column::RemovedAt.is_null());
             // With no deployment object the agent never had anything of the stack, so
             // there is no removal to wait for (as in `unassign_stack`).
             if stack.latest_deployment_object_id.is_none() {
                 agent_targets::Entity::delete_many()
-                    .filter(Column::StackId.eq(stack.id))
-                    .filter(Column::AgentId.is_in(ids))
-                    .filter(Column::Source.eq(placement))
-                    .filter(Column::RemovedAt.is_null())
+                    .filter(placed)
                     .exec(write.tx())
                     .await
                     .map_err(db)?;
             } else {
                 agent_targets::Entity::update_many()
                     .col_expr(Column::RemovedAt, Expr::value(now))
-                    .filter(Column::StackId.eq(stack.id))
-                    .filter(Column::AgentId.is_in(ids))
-                    .filter(Column::Source.eq(placement))
-                    .filter(Column::RemovedAt.is_null())
+                    .filter(placed)
                     .exec(write.tx())
                     .await
                     .map_err(db)?;

@@ -31,6 +31,11 @@ pub(crate) fn stmt(
     }
 }
 
+/// `?, ?, ?` for `n` bind parameters, for an `IN (...)` list.
+pub(crate) fn bind_params(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

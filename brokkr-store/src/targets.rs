@@ -61,10 +61,6 @@ fn target_state_sql(filter: &str) -> String {
     format!("{}{filter}", *SELECT)
 }
 
-/// Most agents one batched target-state query asks for (bind parameters stay far
-/// below both databases' limits).
-const MAX_AGENTS_PER_QUERY: usize = 500;
-
 /// One row of the target-state query: the agent it belongs to and its entry.
 fn target_entry(row: &sea_orm::QueryResult) -> Result<(AgentId, TargetStateEntry)> {
     let agent: Uuid = row.try_get("", "agent_id").map_err(db)?;
@@ -284,37 +280,35 @@ impl SqlStore {
         Ok(TargetState::new(agent_id, entries))
     }
 
-    /// Target states of many agents: per chunk of agents, one query for their rows and
-    /// one for all their targets.
+    /// Target states of many agents: per chunk of agents, one query for their statuses
+    /// and one for all their targets, side by side.
     pub(crate) async fn target_states_impl(
         &self,
         agents: &[AgentId],
     ) -> Result<Vec<AgentTargetState>> {
         let mut out = Vec::with_capacity(agents.len());
-        for chunk in agents.chunks(MAX_AGENTS_PER_QUERY) {
-            let ids = chunk.iter().map(|a| a.0);
-            let rows = agents_entity::Entity::find()
-                .filter(agents_entity::Column::Id.is_in(ids))
+        for chunk in agents.chunks(agents::CHUNK) {
+            // Only the status: the rest of the row (labels, capabilities) is not needed.
+            let statuses = agents_entity::Entity::find()
+                .select_only()
+                .column(agents_entity::Column::Id)
+                .column(agents_entity::Column::Status)
+                .filter(agents_entity::Column::Id.is_in(chunk.iter().map(|a| a.0)))
                 .filter(agents_entity::Column::DeletedAt.is_null())
-                .all(&self.reader)
-                .await
-                .map_err(db)?;
+                .into_tuple::<(Uuid, String)>()
+                .all(&self.reader);
+            let filter = format!("IN ({})", crate::sql::bind_params(chunk.len()));
+            let targets = self.reader.query_all_raw(crate::sql::stmt(
+                self.backend,
+                &target_state_sql(&filter),
+                chunk.iter().map(|a| Value::from(a.0)),
+            ));
+            let (statuses, targets) = futures::try_join!(statuses, targets).map_err(db)?;
             let mut states: HashMap<AgentId, (AgentStatus, Vec<TargetStateEntry>)> =
-                HashMap::with_capacity(rows.len());
-            for row in rows {
-                let agent = convert::agent(row)?;
-                states.insert(agent.id, (agent.status, Vec::new()));
+                HashMap::with_capacity(statuses.len());
+            for (id, status) in statuses {
+                states.insert(id.into(), (convert::agent_status(&status)?, Vec::new()));
             }
-            let filter = format!("IN ({})", vec!["?"; chunk.len()].join(", "));
-            let targets = self
-                .reader
-                .query_all_raw(crate::sql::stmt(
-                    self.backend,
-                    &target_state_sql(&filter),
-                    chunk.iter().map(|a| Value::from(a.0)),
-                ))
-                .await
-                .map_err(db)?;
             for row in &targets {
                 let (agent, entry) = target_entry(row)?;
                 // A target of an agent deleted between the two queries is left out

@@ -1,5 +1,4 @@
-//! Broker calls counted by kind and outcome, for a fleet simulation's summary and the
-//! agent's metrics.
+//! Broker calls counted by kind and outcome, for a fleet simulation's summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -219,7 +219,7 @@ impl Summary {
     }
 
     /// One line for a periodic report, e.g.
-    /// `[ 30s] agents 1000/1000 ready | up to date 1000/1000 | applies 2000 | lag (10s) p50 41ms p99 87ms | 95 req/s | errors 0 | rss 160 MiB, 1011 fds`.
+    /// `[   30s] agents 1000/1000 ready | up to date 1000/1000 | applies 2000 | lag p50 41ms p99 87ms max 120ms (1000 new) | 95 req/s | errors 0 | rss 160 MiB, 1011 fds`.
     pub fn progress_line(&self) -> String {
         let a = &self.agents;
         let mut line = format!(

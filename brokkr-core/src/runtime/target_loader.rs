@@ -22,8 +22,9 @@ use crate::{AgentId, AgentTargetState};
 /// Most agents one batch reads.
 const MAX_BATCH: usize = 1_000;
 
-/// What a batch read: each found agent's state, or the store's error for all.
-type Loaded = Result<HashMap<AgentId, AgentTargetState>, Arc<Error>>;
+/// What a batch read: each found agent's state with the number of its waiters still to
+/// take it (the last one takes it without a copy), or the store's error for all.
+type Loaded = Result<Mutex<HashMap<AgentId, (AgentTargetState, usize)>>, Arc<Error>>;
 
 /// The batch misses join while it waits for its read. Agents are added only while it
 /// is in [`TargetLoader`]'s open slot, under that slot's lock.
@@ -63,10 +64,7 @@ impl TargetLoader {
             return Err(Error::Backend("the target-state read stopped".into()));
         };
         match &*loaded {
-            Ok(states) => states
-                .get(&agent)
-                .cloned()
-                .ok_or_else(|| Error::not_found("agent", agent)),
+            Ok(states) => take(&mut lock(states), agent),
             Err(err) => Err(Error::Backend(Box::new(BatchFailed(Arc::clone(err))))),
         }
     }
@@ -104,14 +102,20 @@ impl TargetLoader {
             tokio::task::yield_now().await;
             loader.close(id);
             let agents = std::mem::take(&mut *lock(&agents));
+            let mut waiters: HashMap<AgentId, usize> = HashMap::with_capacity(agents.len());
+            for &agent in &agents {
+                *waiters.entry(agent).or_default() += 1;
+            }
+            let asked: Vec<AgentId> = waiters.keys().copied().collect();
             let loaded = store
-                .target_states(&agents)
+                .target_states(&asked)
                 .await
                 .map(|states| {
-                    states
-                        .into_iter()
-                        .map(|state| (state.state.agent_id, state))
-                        .collect()
+                    let states = states.into_iter().map(|state| {
+                        let agent = state.state.agent_id;
+                        (agent, (state, waiters.get(&agent).copied().unwrap_or(1)))
+                    });
+                    Mutex::new(states.collect())
                 })
                 .map_err(Arc::new);
             // Waiters that went away are no reason to fail.
@@ -128,6 +132,25 @@ impl TargetLoader {
             *open = None;
         }
     }
+}
+
+/// Takes `agent`'s state out of a batch's answer: a copy while other waiters for the
+/// same agent are still to come, the state itself for the last.
+fn take(
+    states: &mut HashMap<AgentId, (AgentTargetState, usize)>,
+    agent: AgentId,
+) -> Result<AgentTargetState, Error> {
+    let Some((state, waiting)) = states.get_mut(&agent) else {
+        return Err(Error::not_found("agent", agent));
+    };
+    if *waiting > 1 {
+        *waiting -= 1;
+        return Ok(state.clone());
+    }
+    states
+        .remove(&agent)
+        .map(|(state, _)| state)
+        .ok_or_else(|| Error::not_found("agent", agent))
 }
 
 /// The error every agent of a failed batch gets.

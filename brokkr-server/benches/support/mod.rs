@@ -22,10 +22,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, Pak, Store};
+use brokkr_core::{GeneratorRegistry, Store};
 use brokkr_server::config::Config;
 use brokkr_server::serve::Server;
-use brokkr_store::{SqlStore, StoreConfig};
+use brokkr_store::SqlStore;
 use poem::http::{StatusCode, header};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
@@ -169,23 +169,22 @@ impl Drop for ScratchDatabase {
     }
 }
 
-/// Opens the store at `url` (running the migrations), as the seeding side of a bench.
+/// Opens the store at `url` (running the migrations) the way the server does, as the
+/// seeding side of a bench.
 pub async fn open_store(url: &str) -> Result<SqlStore> {
-    Ok(SqlStore::connect_with(StoreConfig {
+    let database = brokkr_server::config::DatabaseSection {
         url: url.to_owned(),
-        max_connections: 20,
-        ..StoreConfig::default()
-    })
-    .await?)
+        ..Default::default()
+    };
+    Ok(brokkr_server::serve::open_store(&database).await?)
 }
 
-/// Issues the admin key, as `brokkr-server rotate admin` does, before any server starts:
+/// Issues the admin key, as the server's first start does, before any server starts:
 /// servers then find an active key and create none.
 pub async fn admin_key(store: &dyn Store) -> Result<String> {
-    let admin = Pak::generate();
-    store
-        .rotate_api_key(&Actor::System, KeyOwner::Admin, admin.stored())
-        .await?;
+    let admin = brokkr_server::serve::ensure_admin_key(store)
+        .await?
+        .ok_or("the scratch database already had an admin key")?;
     Ok(admin.expose().to_owned())
 }
 

@@ -55,6 +55,9 @@ use support::{
     Backend, Child, Result, Samples, ScratchDatabase, Window, budget, errors, figure, thousands,
 };
 
+/// What `BROKKR_WRITES_ONLY` may name.
+const MEASUREMENTS: [&str; 2] = ["creates", "onboarding"];
+
 const WARM_UP: Duration = Duration::from_secs(2);
 /// Bounds each client's loop by count as well as by time.
 const MAX_REQUESTS_PER_CLIENT: usize = 1_000_000;
@@ -67,7 +70,7 @@ fn main() -> Result {
         return outcome;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings = Settings::from_env();
+    let settings = Settings::from_env()?;
     support::check_open_files(settings.clients + 200, "BROKKR_WRITES_CLIENTS")?;
     let backends = Backend::from_env("BROKKR_WRITES_BACKENDS");
     tokio::runtime::Builder::new_multi_thread()
@@ -86,18 +89,26 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_env() -> Self {
+    fn from_env() -> Result<Self> {
+        let only = std::env::var("BROKKR_WRITES_ONLY").ok();
+        if let Some(only) = &only
+            && !MEASUREMENTS.contains(&only.as_str())
+        {
+            return Err(
+                format!("BROKKR_WRITES_ONLY={only}: expected one of {MEASUREMENTS:?}").into(),
+            );
+        }
         let reach = match std::env::var("BROKKR_ONBOARD_VIA").as_deref() {
             Ok("assign") => Reach::Assign,
             _ => Reach::Placement,
         };
-        Self {
+        Ok(Self {
             clients: support::env_usize("BROKKR_WRITES_CLIENTS", 200).max(1),
             measured: Duration::from_secs(support::env_usize("BROKKR_WRITES_SECONDS", 20) as u64),
             onboard_agents: support::env_usize("BROKKR_ONBOARD_AGENTS", 50).max(1),
             reach,
-            only: std::env::var("BROKKR_WRITES_ONLY").ok(),
-        }
+            only,
+        })
     }
 
     fn runs(&self, measurement: &str) -> bool {
@@ -107,22 +118,20 @@ impl Settings {
 
 async fn run(settings: &Settings, backends: &[Backend]) -> Result {
     for &backend in backends {
-        if !settings.runs("creates") {
-            onboarding::onboarding(backend, settings).await?;
-            continue;
-        }
-        let one = creates(backend, 1, settings).await?;
-        if backend == Backend::Postgres
-            && let Some(one) = one
-            && let Some(two) = creates(backend, 2, settings).await?
-        {
-            println!("PostgreSQL, two replicas against one (same run):");
-            budget(
-                "created/s, 2 vs 1 replica",
-                format!("{} vs {}", thousands(two), thousands(one)),
-                "2 replicas > 1",
-                two > one,
-            );
+        if settings.runs("creates") {
+            let one = creates(backend, 1, settings).await?;
+            if backend == Backend::Postgres
+                && let Some(one) = one
+                && let Some(two) = creates(backend, 2, settings).await?
+            {
+                println!("PostgreSQL, two replicas against one (same run):");
+                budget(
+                    "created/s, 2 vs 1 replica",
+                    format!("{} vs {}", thousands(two), thousands(one)),
+                    "2 replicas > 1",
+                    two > one,
+                );
+            }
         }
         if settings.runs("onboarding") {
             onboarding::onboarding(backend, settings).await?;
