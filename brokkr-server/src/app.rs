@@ -12,6 +12,7 @@ use serde_json::json;
 use tracing::instrument::WithSubscriber;
 
 use crate::api::Api;
+use crate::deferred::Deferred;
 use crate::metrics::Snapshot;
 use crate::middleware::{BodyLimit, Observe, RouteTable};
 use crate::state::AppState;
@@ -67,6 +68,7 @@ pub fn app(state: impl Into<AppState>) -> impl Endpoint<Output = Response> {
         .at("/metrics", get(prometheus))
         .with(BodyLimit::new(limit))
         .data(state)
+        .with(Deferred)
         .with(Observe::new(routes, metrics))
         .around(move |endpoint, request| {
             let dispatch = dispatch.clone();

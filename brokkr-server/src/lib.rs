@@ -72,6 +72,8 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod connections;
+pub mod deferred;
 pub mod error;
 pub mod metrics;
 pub mod middleware;

@@ -22,8 +22,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brokkr_core::sync::lock;
@@ -146,9 +146,9 @@ impl Metrics {
 
     /// Counts a target-state request until the guard is dropped (also when the request
     /// is cancelled).
-    pub fn watcher(&self) -> WatcherGuard<'_> {
+    pub fn watcher(self: &Arc<Self>) -> WatcherGuard {
         self.watchers.fetch_add(1, Ordering::Relaxed);
-        WatcherGuard(self)
+        WatcherGuard(self.clone())
     }
 
     /// Target-state requests in flight.
@@ -238,9 +238,9 @@ impl Metrics {
 
 /// Decrements the watcher gauge when dropped.
 #[derive(Debug)]
-pub struct WatcherGuard<'a>(&'a Metrics);
+pub struct WatcherGuard(Arc<Metrics>);
 
-impl Drop for WatcherGuard<'_> {
+impl Drop for WatcherGuard {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, Ordering::Relaxed);
     }
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_gauges() {
-        let metrics = Metrics::new(Duration::from_secs(60));
+        let metrics = Arc::new(Metrics::new(Duration::from_secs(60)));
         let route = "/api/v1/agents/{id}/target-state";
         metrics.observe_request("GET", route, 200, Duration::from_millis(3));
         metrics.observe_request("GET", route, 200, Duration::from_secs(20));
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn watchers_are_released_and_stale_agents_are_not_active() {
-        let metrics = Metrics::new(Duration::ZERO);
+        let metrics = Arc::new(Metrics::new(Duration::ZERO));
         drop(metrics.watcher());
         assert_eq!(metrics.watchers(), 0);
         metrics.observe_heartbeat(Uuid::nil());

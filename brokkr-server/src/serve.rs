@@ -9,7 +9,7 @@ use std::time::Duration;
 use brokkr_core::runtime::ControlPlane;
 use brokkr_core::{Actor, GeneratorRegistry, KeyOwner, Pak, Store};
 use brokkr_store::{SqlStore, StoreConfig};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseSection};
 use crate::state::AppState;
@@ -32,9 +32,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    /// The listener failed while serving.
-    #[error("serving failed")]
-    Io(#[source] std::io::Error),
 }
 
 /// Opens the SQL store the configuration names (running migrations if configured).
@@ -70,7 +67,7 @@ pub async fn ensure_admin_key(store: &dyn Store) -> Result<Option<Pak>, ServeErr
 /// A bound server, not yet serving: its address is known, so a test can bind to
 /// `127.0.0.1:0` and then send requests.
 pub struct Server {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
     admin_key: Option<Pak>,
@@ -103,23 +100,16 @@ impl Server {
     ) -> Result<Self, ServeError> {
         let admin_key = ensure_admin_key(control_plane.store().as_ref()).await?;
         let listen = config.server.listen.clone();
-        let acceptor = TcpListener::bind(listen.as_str())
-            .into_acceptor()
+        let bind_error = |source| ServeError::Bind {
+            addr: listen.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(listen.as_str())
             .await
-            .map_err(|source| ServeError::Bind {
-                addr: listen.clone(),
-                source,
-            })?;
-        let addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .ok_or_else(|| ServeError::Bind {
-                addr: listen,
-                source: std::io::Error::other("the listener has no socket address"),
-            })?;
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
-            acceptor,
+            listener,
             addr,
             state: AppState::with_control_plane(control_plane, config),
             admin_key,
@@ -150,7 +140,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Self {
-            acceptor,
+            listener,
             state,
             addr,
             ..
@@ -163,14 +153,10 @@ impl Server {
             shutdown.await;
             draining.control_plane.begin_draining();
         };
-        let result = poem::Server::new_with_acceptor(acceptor)
-            .name("brokkr")
-            .run_with_graceful_shutdown(crate::app::app(state.clone()), shutdown, Some(grace))
-            .await
-            .map_err(ServeError::Io);
+        crate::connections::serve(listener, crate::app::app(state.clone()), shutdown, grace).await;
         background.shutdown().await;
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 

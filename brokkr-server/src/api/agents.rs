@@ -15,6 +15,7 @@ mod tests;
 
 use brokkr_core::runtime::{AgentQuery, Poll};
 use brokkr_core::{AgentId, Capabilities};
+use poem::IntoResponse;
 use poem::web::Data;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Header, Path, Query};
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
 use crate::auth::BearerAuth;
+use crate::deferred::Deferral;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -205,6 +207,7 @@ impl AgentsApi {
         /// The ETag of the state the caller has.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
+        deferral: Data<&Deferral>,
     ) -> ApiResult<TargetStateResponse> {
         let agent = AgentId::from(id.0);
         let caller = auth.0;
@@ -227,15 +230,25 @@ impl AgentsApi {
         if wait == 0 {
             return Ok(TargetStateResponse::not_modified(&held));
         }
-        let _waiting = state.metrics.watcher();
+        // Everything is checked: the wait runs after the request is dropped, so a
+        // parked agent holds only what its answer needs (see `crate::deferred`).
+        let waiting = state.metrics.watcher();
+        let control_plane = state.control_plane.clone();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
-        match state
-            .control_plane
-            .wait_for_change(&caller, agent, &held.etag, deadline)
-            .await?
-        {
-            Poll::Changed(current) => Ok(TargetStateResponse::full(&current)),
-            Poll::Unchanged(current) => Ok(TargetStateResponse::not_modified(&current)),
-        }
+        let placeholder = TargetStateResponse::not_modified(&held);
+        deferral.defer(async move {
+            let _waiting = waiting;
+            match control_plane
+                .wait_for_change(&caller, agent, &held.etag, deadline)
+                .await
+            {
+                Ok(Poll::Changed(current)) => TargetStateResponse::full(&current).into_response(),
+                Ok(Poll::Unchanged(current)) => {
+                    TargetStateResponse::not_modified(&current).into_response()
+                }
+                Err(err) => ApiError::from(err).into_response(),
+            }
+        });
+        Ok(placeholder)
     }
 }
