@@ -201,3 +201,71 @@ async fn graceful_shutdown_lets_a_long_poll_finish() {
     assert!(refused.is_err(), "the server still answers after shutdown");
     common::teardown_guard(guard).await;
 }
+
+/// A long poll answered after its request was let go (`brokkr_server::deferred`)
+/// is still counted under its route, with the status it was finally answered with.
+#[tokio::test]
+async fn a_deferred_long_poll_is_counted_under_its_route() {
+    let Some(app) = TestApp::start_with(Backend::Sqlite, Mode::Socket, test_config()).await else {
+        return;
+    };
+    let path = format!("/api/v1/agents/{}/target-state", app.world.agent);
+    let first = app.get(&path, &app.world.agent_key).await;
+    first.expect(200);
+    let etag = first.header("etag").expect("etag").to_owned();
+    let poll = Req::new("GET", format!("{path}?wait=1"))
+        .key(&app.world.agent_key)
+        .header("if-none-match", &etag);
+    app.send(poll).await.expect(304);
+
+    let metrics = app.send(Req::new("GET", "/metrics")).await;
+    let counted = "brokkr_http_requests_total{method=\"GET\",route=\"/api/v1/agents/{id}/target-state\",status=\"304\"} 1";
+    assert!(
+        metrics.text.contains(counted),
+        "expected `{counted}` in:\n{}",
+        metrics.text
+    );
+    app.teardown().await;
+}
+
+/// HTTP/1 connections allow half-closed reads: an agent that closes its sending side
+/// after a long poll (as some proxies do) still gets its answer. This is also what
+/// keeps hyper from reading, and buffering, while a long poll waits.
+#[tokio::test]
+async fn a_long_poll_sent_on_a_half_closed_connection_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let Some(app) = TestApp::start_with(Backend::Sqlite, Mode::Socket, test_config()).await else {
+        return;
+    };
+    let common::Transport::Socket { base, .. } = &app.replica.transport else {
+        unreachable!("a socket replica");
+    };
+    let addr = base.trim_start_matches("http://").to_owned();
+    let path = format!("/api/v1/agents/{}/target-state", app.world.agent);
+    let first = app.get(&path, &app.world.agent_key).await;
+    let etag = first.header("etag").expect("etag").to_owned();
+
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path}?wait=1 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\nif-none-match: {etag}\r\nconnection: close\r\n\r\n",
+        app.world.agent_key
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.shutdown().await.expect("close the sending side");
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered in time")
+    .expect("read the answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 304"),
+        "expected a 304 after the wait, got:\n{answer}"
+    );
+    app.teardown().await;
+}
