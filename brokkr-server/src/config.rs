@@ -115,6 +115,18 @@ pub struct ServerSection {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// How long a client may take to send a request's head (request line and headers),
+    /// counted from the head's first byte, or from the connection's start for its
+    /// first request; the connection is closed after that. 0: no limit.
+    pub header_read_timeout_secs: u64,
+    /// How long a connection may stay open with no request in flight and nothing
+    /// received; it is then closed. A waiting long poll is in flight, not idle. Longer
+    /// than common clients' pool idle time (90 s), so that clients close first.
+    /// 0: no limit.
+    pub idle_timeout_secs: u64,
+    /// Most connections open at once; a connection beyond them is answered `503` with
+    /// `Retry-After` and closed. 0: no limit (the open-files limit still applies).
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -123,6 +135,21 @@ impl Default for ServerSection {
             listen: "127.0.0.1:3000".into(),
             body_limit_bytes: 8 * 1024 * 1024,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 15,
+            idle_timeout_secs: 120,
+            max_connections: 16_384,
+        }
+    }
+}
+
+impl ServerSection {
+    /// The limits the connection loop enforces.
+    pub(crate) fn connection_limits(&self) -> crate::connections::Limits {
+        let secs = |secs: u64| (secs > 0).then(|| std::time::Duration::from_secs(secs));
+        crate::connections::Limits {
+            header_read_timeout: secs(self.header_read_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            max_connections: (self.max_connections > 0).then_some(self.max_connections),
         }
     }
 }

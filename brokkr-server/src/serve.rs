@@ -153,7 +153,9 @@ impl Server {
             shutdown.await;
             draining.control_plane.begin_draining();
         };
-        crate::connections::serve(listener, crate::app::app(state.clone()), shutdown, grace).await;
+        let limits = state.config.server.connection_limits();
+        let app = crate::app::app(state.clone());
+        crate::connections::serve(listener, app, limits, shutdown, grace).await;
         background.shutdown().await;
         tracing::info!("stopped");
         Ok(())
