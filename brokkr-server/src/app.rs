@@ -14,7 +14,7 @@ use tracing::instrument::WithSubscriber;
 use crate::api::Api;
 use crate::deferred::Deferred;
 use crate::metrics::Snapshot;
-use crate::middleware::{BodyLimit, Observe, RouteTable};
+use crate::middleware::{BodyLimit, CatchPanic, Observe, RouteTable};
 use crate::state::AppState;
 
 /// Where the API is mounted.
@@ -69,6 +69,7 @@ pub fn app(state: impl Into<AppState>) -> impl Endpoint<Output = Response> {
         .with(BodyLimit::new(limit))
         .data(state)
         .with(Deferred)
+        .with(CatchPanic)
         .with(Observe::new(routes, metrics))
         .around(move |endpoint, request| {
             let dispatch = dispatch.clone();

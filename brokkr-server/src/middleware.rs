@@ -1,6 +1,7 @@
-//! What wraps every request: the body size limit, and one outer layer that
-//! turns every error answer into the JSON error body, adds `Allow` to 405s, counts
-//! the request in the metrics and logs it.
+//! What wraps every request: the body size limit, a layer that turns a panic into a
+//! 500 for that request alone, and one outer layer that turns every error answer into
+//! the JSON error body, adds `Allow` to 405s, counts the request in the metrics and
+//! logs it.
 //!
 //! poem answers some requests before any handler of ours runs (an unknown route, a
 //! wrong method, a missing `Authorization` header) with a plain-text body. The outer
@@ -186,6 +187,57 @@ fn too_large(limit: usize) -> Response {
         details: None,
     }))
     .into_response()
+}
+
+/// Turns a panic while answering a request into a 500 for that request alone: the
+/// connection, the process and every other request carry on (the locks a panic can
+/// leave poisoned are recovered where they are taken, see `brokkr_core::sync`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatchPanic;
+
+impl<E: Endpoint> Middleware<E> for CatchPanic {
+    type Output = CatchPanicEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        CatchPanicEndpoint { inner }
+    }
+}
+
+/// The endpoint of [`CatchPanic`].
+#[derive(Debug)]
+pub struct CatchPanicEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for CatchPanicEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        use futures::FutureExt;
+
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let answered = std::panic::AssertUnwindSafe(self.inner.call(req))
+            .catch_unwind()
+            .await;
+        match answered {
+            Ok(answered) => answered.map(IntoResponse::into_response),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(%method, path, panic = message, "a request panicked; answered 500");
+                Ok(ApiError::Internal(Json(ErrorBody {
+                    code: "internal".into(),
+                    message: "internal error; see the server log".into(),
+                    details: None,
+                }))
+                .into_response())
+            }
+        }
+    }
 }
 
 /// The outer layer: JSON errors, `Allow` on 405, metrics, request log.
