@@ -544,3 +544,73 @@ async fn garbage_never_yields_a_500() {
     );
     app.teardown().await;
 }
+
+/// A chain of merge keys: 1.6 KB that cost half a second of CPU to refuse before merges
+/// counted toward a tight replay bound.
+fn merge_chain() -> String {
+    let mut yaml = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\nx:\n  a0: &a0 {k0: 0, k1: 1, k2: 2, k3: 3}\n",
+    );
+    for level in 1..40 {
+        let prev = level - 1;
+        yaml.push_str(&format!(
+            "  a{level}: &a{level} {{<<: [*a{prev}, *a{prev}], m{level}: {level}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// Eight expensive inputs at once are refused fast and do not hold up the probes: the
+/// parse runs off the async workers, one per core at a time, under a tight bound.
+async fn expensive_yaml_does_not_stall_the_server(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, Mode::Socket, test_config()).await else {
+        return;
+    };
+    let before = snapshot(&app).await;
+    let path = format!("/api/v1/stacks/{}/deployment-objects", app.world.stack);
+    let body = json!({"yaml_content": merge_chain()});
+    let started = std::time::Instant::now();
+    let posts = futures::future::join_all((0..8).map(|_| app.admin_post(&path, &body)));
+    let probes = async {
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            let probe = std::time::Instant::now();
+            app.send(Req::new("GET", "/healthz")).await.expect(200);
+            slowest = slowest.max(probe.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        slowest
+    };
+    let (answers, slowest_probe) = tokio::join!(posts, probes);
+    let took = started.elapsed();
+    for answer in &answers {
+        answer.expect(422);
+        assert_error_body(answer, "a merge-key chain");
+        assert_eq!(answer.json()["code"], "invalid_manifest");
+        assert!(
+            answer.text.contains("alias replay limit"),
+            "{}",
+            answer.text
+        );
+    }
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "eight refusals took {took:?}"
+    );
+    assert!(
+        slowest_probe < std::time::Duration::from_secs(1),
+        "/healthz took {slowest_probe:?} while the inputs were parsed"
+    );
+    assert_eq!(snapshot(&app).await, before, "nothing stored");
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_yaml_does_not_stall_the_server_sqlite() {
+    expensive_yaml_does_not_stall_the_server(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_yaml_does_not_stall_the_server_postgres() {
+    expensive_yaml_does_not_stall_the_server(Backend::Postgres).await;
+}

@@ -690,6 +690,41 @@ fn alias_bomb_is_rejected_quickly() {
 }
 
 #[test]
+fn a_chain_of_merge_keys_counts_toward_the_replay_bound() {
+    // 1.6 KB: each map merges the one before twice. Before merges were bounded this
+    // tightly it cost half a second of CPU to refuse.
+    let mut input = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nx:\n  a0: &a0 {k0: 0, k1: 1, k2: 2, k3: 3}\n",
+    );
+    for level in 1..40 {
+        let prev = level - 1;
+        input.push_str(&format!(
+            "  a{level}: &a{level} {{<<: [*a{prev}, *a{prev}], m{level}: {level}}}\n"
+        ));
+    }
+    let e = parse_err(&input);
+    let Error::InvalidYaml { message, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        message.contains(&format!(
+            "total_replayed_events={}",
+            MAX_REPLAYED_EVENTS + 1
+        )),
+        "refused by the replay bound: {message}"
+    );
+
+    // Ordinary anchors stay well within it: one label block merged into 50 objects.
+    let mut input = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nx:\n  base: &base {app: web, team: blue, tier: front}\n",
+    );
+    for i in 0..50 {
+        input.push_str(&format!("  o{i}: {{<<: *base, name: o{i}}}\n"));
+    }
+    assert_eq!(parse(&input).expect("ordinary merges parse").len(), 1);
+}
+
+#[test]
 fn deep_nesting_is_rejected_without_overflow() {
     let depth = 10_000;
     let input = format!(

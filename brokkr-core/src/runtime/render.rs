@@ -206,10 +206,31 @@ impl Resolved {
 }
 
 /// Runs CPU work (parsing, hashing, compiling, rendering) on a blocking thread, so
-/// async workers keep serving requests and long polls meanwhile. A panic in `work` is
-/// [`Error::Task`], not a panic of the caller.
+/// async workers keep serving requests and long polls meanwhile, at most one task per
+/// core at once ([`CPU_SLOTS`]). A panic in `work` is [`Error::Task`], not a panic of
+/// the caller.
 pub(crate) async fn off_workers<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(Error::Task)
+    let slot = CPU_SLOTS
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the CPU slots are never closed");
+    // The slot goes with the work: a caller that gives up does not free it early.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work()
+    })
+    .await
+    .map_err(Error::Task)
 }
+
+/// Blocking threads doing request CPU work at once: one per core. Unbounded, eight
+/// expensive inputs at once got eight threads on two cores and starved the async
+/// workers (probes, long polls); bounded, a burst waits its turn here.
+static CPU_SLOTS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Arc::new(tokio::sync::Semaphore::new(cores))
+    });
