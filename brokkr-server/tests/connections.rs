@@ -157,3 +157,39 @@ async fn connections_beyond_the_cap_get_a_503_with_retry_after() {
     assert!(received.starts_with("HTTP/1.1 200"), "{received}");
     app.teardown().await;
 }
+
+/// At shutdown a request still in flight when the grace period ends is cut off: its
+/// connection is closed then, not left to the runtime.
+#[tokio::test]
+async fn a_request_outlasting_the_shutdown_grace_is_cut_off() {
+    let (store, guard) = common::store(Backend::Sqlite).await.expect("sqlite");
+    let world = common::seed(store.as_ref()).await;
+    let mut config = config(30, 60, 0);
+    config.server.shutdown_grace_secs = 1;
+    let replica = common::Replica::start(store, config, Mode::Socket).await;
+    let common::Transport::Socket { base, .. } = &replica.transport else {
+        unreachable!("a socket replica");
+    };
+    let addr = base.trim_start_matches("http://").to_owned();
+
+    // A body announced as 1,000 bytes of which 10 arrive: the request stays in flight.
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/stacks HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"name\": \"",
+        world.admin_key
+    );
+    stream.write_all(head.as_bytes()).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let stopping = tokio::spawn(replica.stop());
+    let (_, took) = read_until_closed(&mut stream, Duration::from_secs(8)).await;
+    assert!(
+        took < Duration::from_secs(4),
+        "closed when the 1 s grace ended, not {took:?} later"
+    );
+    stopping.await.expect("the replica stops");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    common::teardown_guard(guard).await;
+}

@@ -47,6 +47,16 @@ pub(crate) struct Limits {
     pub max_connections: Option<usize>,
 }
 
+/// Where the server is in its life, as every connection task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Finish the request in flight, then close.
+    Stopping,
+    /// The grace period is over: close now.
+    Closing,
+}
+
 /// How long the loop pauses after an accept error that is not about one connection
 /// (out of file descriptors, say), so that it does not spin while the cause lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -74,7 +84,7 @@ pub(crate) async fn serve<E>(
         .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
     let mut refusals = Refusals::new();
     // Every connection holds a receiver: the sender sees them all close.
-    let (stopping, stop_seen) = watch::channel(false);
+    let (phase, phase_seen) = watch::channel(Phase::Serving);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -100,8 +110,8 @@ pub(crate) async fn serve<E>(
                     activity: Arc::new(Activity::new()),
                     limits,
                 };
-                let stopping = stop_seen.clone();
-                tokio::spawn(connection.serve(stream, builder.clone(), stopping, slot));
+                let phase = phase_seen.clone();
+                tokio::spawn(connection.serve(stream, builder.clone(), phase, slot));
             }
             Err(err) if is_about_one_connection(&err) => {
                 tracing::debug!(error = %err, "a connection failed before it was accepted");
@@ -113,20 +123,19 @@ pub(crate) async fn serve<E>(
         }
     }
     drop(listener);
-    drop(stop_seen);
-    stopping.send_replace(true);
-    let open = stopping.receiver_count();
+    drop(phase_seen);
+    phase.send_replace(Phase::Stopping);
+    let open = phase.receiver_count();
     if open > 0 {
         tracing::info!(open, ?grace, "waiting for open connections to finish");
     }
-    if tokio::time::timeout(grace, stopping.closed())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, phase.closed()).await.is_err() {
         tracing::warn!(
-            open = stopping.receiver_count(),
+            open = phase.receiver_count(),
             "connections still open after the grace period; closing them"
         );
+        phase.send_replace(Phase::Closing);
+        phase.closed().await;
     }
 }
 
@@ -164,7 +173,7 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
         self,
         stream: TcpStream,
         builder: Arc<auto::Builder<TokioExecutor>>,
-        mut stopping: watch::Receiver<bool>,
+        mut phase: watch::Receiver<Phase>,
         slot: Option<OwnedSemaphorePermit>,
     ) {
         let _slot = slot;
@@ -193,7 +202,7 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
                     }
                     return;
                 }
-                _ = stopping.wait_for(|stop| *stop) => break,
+                _ = phase.wait_for(|phase| *phase != Phase::Serving) => break,
                 () = activity.head_began() => {}
                 () = next_check.as_mut() => {}
             }
@@ -210,9 +219,15 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
                 }
             }
         }
+        // Closes at once when idle, after the answer in flight otherwise.
         conn.as_mut().graceful_shutdown();
-        if let Err(err) = conn.await {
-            tracing::debug!(%remote, error = %err, "connection ended with an error");
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(err) = ended {
+                    tracing::debug!(%remote, error = %err, "connection ended with an error");
+                }
+            }
+            _ = phase.wait_for(|phase| *phase == Phase::Closing) => {}
         }
     }
 
