@@ -279,14 +279,19 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let started = Instant::now();
         let method = req.method().clone();
 
-        // A body poem-openapi could not parse is told apart from other 400s while the
-        // error still knows its type; the response alone would not say.
+        // A body or parameter poem-openapi could not parse is told apart from other
+        // 400s while the error still knows its type; the response alone would not say.
         let (mut resp, code) = match self.inner.call(req).await {
             Ok(resp) => (resp.into_response(), None),
             Err(err) => {
-                let code = err
-                    .is::<poem_openapi::error::ParseRequestPayloadError>()
-                    .then_some("invalid_body");
+                let code = if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
+                    Some("invalid_body")
+                } else if err.is::<poem_openapi::error::ParseParamError>() {
+                    // Malformed, or outside the range the OpenAPI document states.
+                    Some("invalid_parameter")
+                } else {
+                    None
+                };
                 (err.into_response(), code)
             }
         };

@@ -197,3 +197,45 @@ async fn probes_and_docs_are_public_and_outside_the_document() {
     }
     app.teardown().await;
 }
+
+/// Every `limit` parameter states the range the server enforces (1-1000), so clients
+/// and fuzzers can know it; a value outside it is `400 invalid_parameter`.
+#[tokio::test]
+async fn every_limit_parameter_states_its_range() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let mut limits = 0;
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for parameter in parameters.iter().filter(|p| p["name"] == "limit") {
+                limits += 1;
+                let schema = &parameter["schema"];
+                let bound = |name: &str| schema[name].as_f64();
+                if bound("minimum") != Some(1.0) || bound("maximum") != Some(1000.0) {
+                    problems.push(format!("{method} {path}: limit schema {schema}"));
+                }
+            }
+        }
+    }
+    assert!(limits >= 10, "only {limits} listings take a limit");
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    for limit in ["0", "1001", "ten"] {
+        let resp = app
+            .get(
+                &format!("/api/v1/stacks?limit={limit}"),
+                &app.world.admin_key,
+            )
+            .await;
+        resp.expect(400);
+        assert_eq!(resp.json()["code"], "invalid_parameter", "limit={limit}");
+    }
+    app.get("/api/v1/stacks?limit=1000", &app.world.admin_key)
+        .await
+        .expect(200);
+}

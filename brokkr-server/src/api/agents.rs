@@ -77,6 +77,7 @@ impl AgentsApi {
         /// Only agents with this status.
         status: Query<Option<AgentStatusDto>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

@@ -254,6 +254,7 @@ impl EventsApi {
         /// Created before (RFC 3339).
         until: Query<Option<DateTime<Utc>>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -299,6 +300,7 @@ impl EventsApi {
         /// Created before (RFC 3339).
         until: Query<Option<DateTime<Utc>>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

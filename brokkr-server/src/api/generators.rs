@@ -205,6 +205,7 @@ impl GeneratorsApi {
         /// Include soft-deleted generators.
         include_deleted: Query<Option<bool>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

@@ -242,6 +242,7 @@ impl PlacementApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rejected agents per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -269,6 +270,7 @@ impl PlacementApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rejected agents per page in the answer, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// The placement policy.
         body: Json<Value>,
@@ -321,6 +323,7 @@ impl PlacementApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rejected agents per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

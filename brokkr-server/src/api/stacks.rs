@@ -259,6 +259,7 @@ impl StacksApi {
         /// Include soft-deleted stacks.
         include_deleted: Query<Option<bool>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -373,6 +374,7 @@ impl StacksApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

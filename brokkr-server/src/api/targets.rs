@@ -126,6 +126,7 @@ impl TargetsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -199,6 +200,7 @@ impl TargetsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,

@@ -270,6 +270,7 @@ impl TemplatesApi {
         /// Include soft-deleted templates.
         include_deleted: Query<Option<bool>>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -348,6 +349,7 @@ impl TemplatesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         /// Rows per page, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
