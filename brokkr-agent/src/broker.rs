@@ -145,7 +145,9 @@ pub struct EventReport {
     pub event_type: EventType,
     /// How it went.
     pub status: EventStatus,
-    /// Details (the Kubernetes reason and message of a failure).
+    /// Details (the Kubernetes reason and message of a failure). Left out when there
+    /// are none: the API refuses `null` where a string belongs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -154,7 +156,8 @@ pub struct EventReport {
 pub struct HealthWire {
     /// The deployment object the health is about.
     pub deployment_object_id: DeploymentObjectId,
-    /// One line for people.
+    /// One line for people; left out when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// Each workload.
     pub resources: Vec<ResourceHealthWire>,
@@ -506,6 +509,26 @@ mod tests {
             message: String::new(),
         };
         assert!(!refused.is_retryable());
+    }
+
+    #[test]
+    fn reports_leave_out_what_they_do_not_have_rather_than_send_null() {
+        let event = EventReport {
+            id: Uuid::nil(),
+            deployment_object_id: DeploymentObjectId::from(Uuid::nil()),
+            event_type: EventType::Apply,
+            status: EventStatus::Success,
+            message: None,
+        };
+        let event = serde_json::to_value(&event).expect("serializes");
+        assert!(event.get("message").is_none(), "{event}");
+        let health = HealthWire {
+            deployment_object_id: DeploymentObjectId::from(Uuid::nil()),
+            summary: None,
+            resources: Vec::new(),
+        };
+        let health = serde_json::to_value(&health).expect("serializes");
+        assert!(health.get("summary").is_none(), "{health}");
     }
 
     #[test]
