@@ -44,6 +44,10 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// A body without `Content-Type: application/json` (the HTTP layer answers it,
+    /// code `unsupported_media_type`).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Well-formed but invalid: validation failed; nothing was stored.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
@@ -109,6 +113,7 @@ impl ApiError {
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,
+            Self::UnsupportedMediaType(_) => 415,
             Self::Unprocessable(_) => 422,
             Self::Internal(_) => 500,
         }
@@ -123,6 +128,7 @@ impl ApiError {
             | Self::NotFound(b)
             | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
+            | Self::UnsupportedMediaType(b)
             | Self::Unprocessable(b)
             | Self::Internal(b) => b,
         }

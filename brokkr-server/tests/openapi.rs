@@ -239,3 +239,36 @@ async fn every_limit_parameter_states_its_range() {
         .await
         .expect(200);
 }
+
+/// Every operation that takes a body documents 415, which the HTTP layer answers (with
+/// the JSON error body) to a body of another content type.
+#[tokio::test]
+async fn operations_with_a_body_document_415_and_answer_it() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let mut bodies = 0;
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if operation.get("requestBody").is_none() {
+                continue;
+            }
+            bodies += 1;
+            if operation["responses"].get("415").is_none() {
+                problems.push(format!("{method} {path}"));
+            }
+        }
+    }
+    assert!(bodies >= 10, "only {bodies} operations take a body");
+    assert!(problems.is_empty(), "no 415 documented: {problems:#?}");
+
+    let resp = app
+        .send(
+            Req::new("POST", "/api/v1/stacks")
+                .key(&app.world.admin_key)
+                .raw(b"name=plain".to_vec(), "text/plain"),
+        )
+        .await;
+    resp.expect(415);
+    assert_eq!(resp.json()["code"], "unsupported_media_type");
+}
