@@ -101,6 +101,11 @@ impl ApiError {
     /// 500 `internal`: logs `cause`, tells the client nothing about it.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %ErrorChain(cause), "request failed");
+        Self::internal_logged_elsewhere()
+    }
+
+    /// 500 `internal` whose cause the caller has logged (a panic, say).
+    pub fn internal_logged_elsewhere() -> Self {
         Self::Internal(body("internal", "internal error; see the server log", None))
     }
 

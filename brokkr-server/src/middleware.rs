@@ -215,8 +215,9 @@ impl<E: Endpoint> Endpoint for CatchPanicEndpoint<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         use futures::FutureExt;
 
+        // Kept for the log of a panic; cloning them shares their bytes, copies nothing.
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let uri = req.uri().clone();
         let answered = std::panic::AssertUnwindSafe(self.inner.call(req))
             .catch_unwind()
             .await;
@@ -228,13 +229,9 @@ impl<E: Endpoint> Endpoint for CatchPanicEndpoint<E> {
                     .map(|text| (*text).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
+                let path = uri.path();
                 tracing::error!(%method, path, panic = message, "a request panicked; answered 500");
-                Ok(ApiError::Internal(Json(ErrorBody {
-                    code: "internal".into(),
-                    message: "internal error; see the server log".into(),
-                    details: None,
-                }))
-                .into_response())
+                Ok(ApiError::internal_logged_elsewhere().into_response())
             }
         }
     }

@@ -236,7 +236,9 @@ impl AgentsApi {
         let waiting = state.metrics.watcher();
         let control_plane = state.control_plane.clone();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
-        let placeholder = TargetStateResponse::not_modified(&held);
+        // What the handler returns is never sent: `Deferred` answers with the deferred
+        // response instead. It is the answer a wait that saw no change would give.
+        let unchanged = TargetStateResponse::not_modified(&held);
         deferral.defer(async move {
             let _waiting = waiting;
             match control_plane
@@ -250,6 +252,6 @@ impl AgentsApi {
                 Err(err) => ApiError::from(err).into_response(),
             }
         });
-        Ok(placeholder)
+        Ok(unchanged)
     }
 }
