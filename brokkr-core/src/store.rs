@@ -62,7 +62,12 @@ pub enum Error {
     /// than invalid data: APIs answer it like a bad query parameter).
     #[error("malformed page cursor {0:?}")]
     InvalidCursor(String),
-    /// The database failed or is unreachable.
+    /// The database cannot be reached right now: it refused or dropped the
+    /// connection, or no connection came free within the pool's acquire timeout.
+    /// Nothing was written; the same call may succeed later.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database failed.
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -546,6 +551,13 @@ pub trait Store: Send + Sync + 'static {
         owner: KeyOwner,
         key: StoredKey,
     ) -> Result<ApiKey>;
+
+    /// A counter that moves whenever keys are revoked (a rotation, an agent or
+    /// generator deleted), by any process writing this store: control planes poll it
+    /// to forget cached keys, so that a revocation made elsewhere (another replica,
+    /// the command line) takes effect everywhere within a poll period. Only changes of
+    /// the value mean anything.
+    async fn key_revocations(&self) -> Result<u64>;
 
     // --- audit -----------------------------------------------------------------------
 

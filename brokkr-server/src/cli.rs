@@ -194,7 +194,7 @@ async fn rotate(control_plane: &ControlPlane, command: RotateCommand) -> Result<
         }
     };
     tracing::info!(
-        "rotated the key; the previous one is revoked (other running servers stop accepting it within auth.key_cache_ttl_secs)"
+        "rotated the key; the previous one is revoked (running servers stop accepting it within auth.key_revocation_poll_millis)"
     );
     Ok(key)
 }

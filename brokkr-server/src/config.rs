@@ -162,6 +162,10 @@ pub struct DatabaseSection {
     pub url: String,
     /// Largest connection pool.
     pub max_connections: u32,
+    /// How long a request waits for a database connection (including connecting)
+    /// before it is answered 503 `unavailable`: the longest a request hangs while the
+    /// database is down or every connection is busy.
+    pub acquire_timeout_millis: u64,
     /// Run schema migrations at start.
     pub run_migrations: bool,
 }
@@ -171,6 +175,7 @@ impl Default for DatabaseSection {
         Self {
             url: "sqlite://brokkr.db?mode=rwc".into(),
             max_connections: 20,
+            acquire_timeout_millis: 3_000,
             run_migrations: true,
         }
     }
@@ -180,11 +185,13 @@ impl Default for DatabaseSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
-    /// How long a looked-up key stays cached: the longest a rotation or revocation made
-    /// through another replica can go unnoticed here.
+    /// How long a looked-up key stays cached before it is read again.
     pub key_cache_ttl_secs: u64,
     /// Most cached keys.
     pub key_cache_capacity: usize,
+    /// How often the database's key revocation counter is read: a key revoked through
+    /// another replica or the command line stops working here within this period.
+    pub key_revocation_poll_millis: u64,
 }
 
 impl Default for AuthSection {
@@ -192,6 +199,7 @@ impl Default for AuthSection {
         Self {
             key_cache_ttl_secs: 10,
             key_cache_capacity: 100_000,
+            key_revocation_poll_millis: 500,
         }
     }
 }
@@ -230,6 +238,11 @@ impl AuthSection {
     /// The TTL as a duration.
     pub fn key_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.key_cache_ttl_secs)
+    }
+
+    /// [`AuthSection::key_revocation_poll_millis`] as a duration (at least 10 ms).
+    pub fn key_revocation_poll(&self) -> Duration {
+        Duration::from_millis(self.key_revocation_poll_millis.max(10))
     }
 }
 

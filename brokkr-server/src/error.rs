@@ -54,7 +54,14 @@ pub enum ApiError {
     /// Brokkr failed; the log has the cause.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The database cannot be reached right now (code `unavailable`); nothing was
+    /// changed. Retry after the seconds `Retry-After` names.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
+
+/// Seconds a client is asked to wait before retrying while the database is away.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 5;
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -104,6 +111,23 @@ impl ApiError {
         Self::internal_logged_elsewhere()
     }
 
+    /// 503 `unavailable` with `Retry-After`: the database cannot be reached. During an
+    /// outage every request would log the same cause, so it is logged at most once
+    /// every few seconds.
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if outage_log_due() {
+            tracing::warn!(error = %ErrorChain(cause), "database unavailable; answering 503");
+        }
+        Self::Unavailable(
+            body(
+                "unavailable",
+                "the database cannot be reached; retry later",
+                None,
+            ),
+            RETRY_AFTER_UNAVAILABLE_SECS,
+        )
+    }
+
     /// 500 `internal` whose cause the caller has logged (a panic, say).
     pub fn internal_logged_elsewhere() -> Self {
         Self::Internal(body("internal", "internal error; see the server log", None))
@@ -121,6 +145,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => 415,
             Self::Unprocessable(_) => 422,
             Self::Internal(_) => 500,
+            Self::Unavailable(..) => 503,
         }
     }
 
@@ -135,9 +160,24 @@ impl ApiError {
             | Self::PayloadTooLarge(b)
             | Self::UnsupportedMediaType(b)
             | Self::Unprocessable(b)
-            | Self::Internal(b) => b,
+            | Self::Internal(b)
+            | Self::Unavailable(b, _) => b,
         }
     }
+}
+
+/// Whether an outage warning may be logged now: at most one every 10 seconds.
+fn outage_log_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_LOGGED_SECS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let last = LAST_LOGGED_SECS.load(Ordering::Relaxed);
+    now >= last + 10
+        && LAST_LOGGED_SECS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 impl From<brokkr_core::store::Error> for ApiError {
@@ -151,6 +191,7 @@ impl From<brokkr_core::store::Error> for ApiError {
                 "invalid_parameter",
                 "cursor is not one this listing handed out",
             ),
+            Error::Unavailable(ref source) => Self::unavailable(source.as_ref()),
             Error::Backend(ref source) => Self::internal(source.as_ref()),
         }
     }

@@ -39,6 +39,7 @@ pub async fn open_store(database: &DatabaseSection) -> Result<SqlStore, ServeErr
     SqlStore::connect_with(StoreConfig {
         url: database.url.clone(),
         max_connections: database.max_connections,
+        acquire_timeout: std::time::Duration::from_millis(database.acquire_timeout_millis.max(1)),
         run_migrations: database.run_migrations,
         ..StoreConfig::default()
     })

@@ -71,6 +71,7 @@ impl Config {
             target_state_cache_capacity: self.agents.target_state_cache_capacity,
             key_cache_ttl: self.auth.key_cache_ttl(),
             key_cache_capacity: self.auth.key_cache_capacity,
+            key_revocation_poll: self.auth.key_revocation_poll(),
             template_limits: self.templates.limits(),
             max_yaml_bytes: self.server.body_limit_bytes,
         }

@@ -112,6 +112,11 @@ impl<W: Batched> Batcher<W> {
     }
 }
 
+/// One cause answered to every write of a batch.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
 fn stopped<W: Batched>() -> Error {
     Error::Backend(format!("the store's committers of {} have stopped", W::WHAT).into())
 }
@@ -150,6 +155,18 @@ async fn commit_batches<W: Batched>(
         let mut results = match W::write_batch(&writer, &writes).await {
             Ok(results) => results,
             Err(err) if writes.len() == 1 => vec![Err(err)],
+            // Retrying each alone would wait out the acquire timeout once per write.
+            Err(Error::Unavailable(cause)) => {
+                let cause: Arc<dyn std::error::Error + Send + Sync> = Arc::from(cause);
+                writes
+                    .iter()
+                    .map(|_| {
+                        Err(Error::Unavailable(Box::new(SharedCause(Arc::clone(
+                            &cause,
+                        )))))
+                    })
+                    .collect()
+            }
             Err(err) => {
                 tracing::warn!(
                     error = %err,

@@ -3,14 +3,16 @@
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{Actor, ApiKey, ApiKeyId, AuditAction, KeyOwner, ResourceKind, StoredKey};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::audit::Audit;
 use crate::convert::{self, owner_parts};
 use crate::entity::api_keys::{self, Column};
 use crate::errors::db;
+use crate::sql;
 use crate::write::Write;
 use crate::{SqlStore, agents, generators};
+use brokkr_migrations::KEY_REVOCATIONS;
 
 fn owner_filter(owner: KeyOwner) -> sea_orm::Condition {
     let (kind, id) = owner_parts(owner);
@@ -49,13 +51,23 @@ pub(crate) async fn insert_key(write: &Write, owner: KeyOwner, key: &StoredKey) 
     convert::api_key(row)
 }
 
-/// Revokes every unrevoked key of `owner`.
+/// Revokes every unrevoked key of `owner`, and moves the revocation counter that
+/// every control plane on this database polls.
 pub(crate) async fn revoke_keys(write: &Write, owner: KeyOwner) -> Result<()> {
     api_keys::Entity::update_many()
         .col_expr(Column::RevokedAt, Expr::value(write.now))
         .filter(owner_filter(owner))
         .filter(Column::RevokedAt.is_null())
         .exec(write.tx())
+        .await
+        .map_err(db)?;
+    write
+        .tx()
+        .execute_raw(sql::stmt(
+            write.backend(),
+            "UPDATE counters SET value = value + 1 WHERE name = ?",
+            [KEY_REVOCATIONS.into()],
+        ))
         .await
         .map_err(db)?;
     Ok(())
@@ -71,6 +83,22 @@ impl SqlStore {
             .map_err(db)?
             .map(convert::api_key)
             .transpose()
+    }
+
+    pub(crate) async fn key_revocations_impl(&self) -> Result<u64> {
+        let row = self
+            .reader
+            .query_one_raw(sql::stmt(
+                self.backend,
+                "SELECT value FROM counters WHERE name = ?",
+                [KEY_REVOCATIONS.into()],
+            ))
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::Backend("the key revocation counter is missing".into()))?;
+        let value = row.try_get::<i64>("", "value").map_err(db)?;
+        // The counter only ever grows from zero; what matters is that it moved.
+        Ok(value.cast_unsigned())
     }
 
     pub(crate) async fn active_api_keys_impl(&self, owner: KeyOwner) -> Result<Vec<ApiKey>> {

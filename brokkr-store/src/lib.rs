@@ -91,7 +91,8 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// Connections kept open when idle.
     pub min_connections: u32,
-    /// How long to wait for a pooled connection.
+    /// How long to wait for a pooled connection, connecting included: while the
+    /// database is down, how long a call takes to fail with `Unavailable`.
     pub acquire_timeout: Duration,
     /// How long SQLite waits for a lock held by another connection before failing.
     pub sqlite_busy_timeout: Duration,
@@ -106,7 +107,7 @@ impl Default for StoreConfig {
             url: "sqlite://brokkr.db?mode=rwc".into(),
             max_connections: 10,
             min_connections: 1,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(3),
             sqlite_busy_timeout: Duration::from_secs(5),
             run_migrations: true,
         }

@@ -7,7 +7,7 @@
 //! store's hub, except its own notifications: the writer published those locally at
 //! commit already, and a second invalidation would cost every affected agent a
 //! second query. Notifications are lost
-//! while that connection is down, so after every reconnect the task publishes
+//! while that connection is down, so once it listens again the task publishes
 //! `TargetChange::All`: a spurious wake-up is allowed, a missed one is not.
 //!
 //! Agent changes travel the same way on [`AGENT_CHANNEL`] and reach the hub's agent
@@ -97,23 +97,28 @@ pub(crate) async fn listen(
     hub: ChangeHub,
     origin: std::sync::Arc<str>,
 ) -> Result<ListenerGuard> {
-    let mut listener = PgListener::connect(url)
+    let listener = connect(url)
         .await
         .map_err(|e| Error::Backend(Box::new(e)))?;
-    listener
-        .listen_all([CHANNEL, AGENT_CHANNEL])
-        .await
-        .map_err(|e| Error::Backend(Box::new(e)))?;
-    let task = tokio::spawn(forward(listener, hub, origin));
+    let task = tokio::spawn(forward(listener, url.to_owned(), hub, origin));
     Ok(ListenerGuard(task.abort_handle()))
 }
 
-async fn forward(mut listener: PgListener, hub: ChangeHub, origin: std::sync::Arc<str>) {
-    let mut backoff = Duration::from_millis(100);
+async fn connect(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen_all([CHANNEL, AGENT_CHANNEL]).await?;
+    Ok(listener)
+}
+
+async fn forward(
+    mut listener: PgListener,
+    url: String,
+    hub: ChangeHub,
+    origin: std::sync::Arc<str>,
+) {
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
-                backoff = Duration::from_millis(100);
                 let change = parse(notification.payload(), &origin);
                 match (notification.channel() == AGENT_CHANNEL, change) {
                     (_, None) => {}
@@ -124,18 +129,38 @@ async fn forward(mut listener: PgListener, hub: ChangeHub, origin: std::sync::Ar
                     (true, Some(TargetChange::All)) => hub.publish_agent_changes(None),
                 }
             }
-            // The connection was lost and re-established: whatever was sent in
-            // between is gone.
-            Ok(None) => {
+            Ok(None) | Err(_) => {
+                listener = reconnect(&url).await;
+                // Listening again, and whatever was sent in between is gone. Not
+                // announced earlier: while the database is away nothing can change,
+                // and invalidating every cached target state then would leave agents
+                // nothing to read.
                 hub.publish(TargetChange::All);
                 hub.publish_agent_changes(None);
             }
+        }
+    }
+}
+
+/// A new listening connection, retried with backoff until the database answers.
+async fn reconnect(url: &str) -> PgListener {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempts: u32 = 0;
+    loop {
+        match connect(url).await {
+            Ok(listener) => {
+                tracing::info!(attempts, "change listener reconnected");
+                return listener;
+            }
             Err(error) => {
-                tracing::warn!(%error, ?backoff, "change listener failed; reconnecting");
+                if attempts == 0 {
+                    tracing::warn!(%error, "change listener lost its connection; reconnecting");
+                } else {
+                    tracing::debug!(%error, ?backoff, "change listener still cannot connect");
+                }
+                attempts = attempts.saturating_add(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
-                hub.publish(TargetChange::All);
-                hub.publish_agent_changes(None);
             }
         }
     }

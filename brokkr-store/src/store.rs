@@ -308,6 +308,10 @@ impl Store for SqlStore {
         self.rotate_api_key_impl(actor, owner, key).await
     }
 
+    async fn key_revocations(&self) -> Result<u64> {
+        self.key_revocations_impl().await
+    }
+
     async fn list_audit_records(
         &self,
         filter: &AuditFilter,

@@ -21,10 +21,14 @@ mod m0001_initial;
 mod m0002_health;
 mod m0003_placement;
 mod m0004_sequence;
+mod m0005_key_revocations;
 
 /// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
 /// database sequence on PostgreSQL.
 pub const DEPLOYMENT_OBJECT_SEQUENCE: &str = "deployment_object_sequence";
+
+/// Name of the `counters` row that moves at every key revocation.
+pub const KEY_REVOCATIONS: &str = "key_revocations";
 
 /// Every migration of Brokkr's schema, oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_health::Migration),
             Box::new(m0003_placement::Migration),
             Box::new(m0004_sequence::Migration),
+            Box::new(m0005_key_revocations::Migration),
         ]
     }
 

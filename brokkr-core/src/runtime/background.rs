@@ -1,7 +1,9 @@
 //! The control plane's background tasks: heartbeat flusher, target-state cache
-//! invalidator and placement controller.
+//! invalidator, placement controller and key revocation watcher.
 
 use std::sync::Arc;
+
+use tracing::instrument::WithSubscriber;
 
 use super::ControlPlane;
 use super::error::ErrorChain;
@@ -10,15 +12,15 @@ use super::placement::PlacementController;
 /// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
 /// [`Background::shutdown`] also writes the heartbeats still pending.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator and the placement controller"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller and the revocation watcher"]
 pub struct Background {
     control_plane: ControlPlane,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl ControlPlane {
-    /// Starts the heartbeat flusher, the target-state cache invalidator and the
-    /// placement controller (inside a Tokio runtime). They run until the returned
+    /// Starts the heartbeat flusher, the target-state cache invalidator, the
+    /// placement controller and the key revocation watcher (inside a Tokio runtime). They run until the returned
     /// [`Background`] is shut down or dropped. Without them heartbeats are never
     /// written and cached target states never invalidated.
     pub fn start(&self) -> Background {
@@ -36,10 +38,11 @@ impl ControlPlane {
         let invalidator =
             Arc::clone(&inner.target_states).spawn_invalidator(inner.store.change_feed());
         let placement = self.placement_controller().spawn();
+        let revocations = self.spawn_revocation_watcher();
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
-            tasks: vec![flusher, invalidator, placement],
+            tasks: vec![flusher, invalidator, placement, revocations],
         }
     }
 
@@ -47,6 +50,34 @@ impl ControlPlane {
     /// [`ControlPlane::start`]; tests and tools may run it by hand).
     pub fn placement_controller(&self) -> PlacementController {
         PlacementController::new(self.clone())
+    }
+
+    /// Polls the store's key revocation counter and forgets every cached key when it
+    /// moves. A failed read changes nothing: during an outage nothing can be revoked,
+    /// and cached keys keep authenticating.
+    fn spawn_revocation_watcher(&self) -> tokio::task::JoinHandle<()> {
+        let control_plane = self.clone();
+        let period = self.inner.settings.key_revocation_poll;
+        tokio::spawn(
+            async move {
+                let store = control_plane.store();
+                let mut seen = None;
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Ok(current) = store.key_revocations().await else {
+                        continue;
+                    };
+                    if seen.is_some_and(|seen| seen != current) {
+                        tracing::debug!("keys were revoked elsewhere; forgetting cached keys");
+                        control_plane.inner.keys.forget_all();
+                    }
+                    seen = Some(current);
+                }
+            }
+            .with_current_subscriber(),
+        )
     }
 
     /// Writes the heartbeats waiting in memory now (the flusher does it every period).

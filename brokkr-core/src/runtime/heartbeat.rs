@@ -168,15 +168,27 @@ impl HeartbeatBuffer {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Failed flushes in a row: during an outage the first is logged, then one
+            // a minute, not one a period.
+            let mut failures: u32 = 0;
+            let log_every = u32::try_from(Duration::from_secs(60).as_millis() / period.as_millis().max(1)).unwrap_or(u32::MAX).max(1);
             loop {
                 tick.tick().await;
                 match self.flush_reporting(store.as_ref()).await {
-                    Ok(flushed) if !flushed.capabilities_changed.is_empty() => {
-                        placement.agents_changed(flushed.capabilities_changed);
+                    Ok(flushed) => {
+                        if failures > 0 {
+                            tracing::info!(failures, written = flushed.written, "heartbeats written again");
+                            failures = 0;
+                        }
+                        if !flushed.capabilities_changed.is_empty() {
+                            placement.agents_changed(flushed.capabilities_changed);
+                        }
                     }
-                    Ok(_) => {}
                     Err(err) => {
-                        tracing::warn!(error = %super::error::ErrorChain(&err), "writing heartbeats failed; will retry");
+                        if failures.is_multiple_of(log_every) {
+                            tracing::warn!(error = %super::error::ErrorChain(&err), failures, "writing heartbeats failed; they stay in memory and will be retried");
+                        }
+                        failures = failures.saturating_add(1);
                     }
                 }
             }

@@ -4,7 +4,14 @@
 //! then verified against the stored SHA-256 in constant time. A lookup miss is verified
 //! against a dummy hash, so an unknown key costs the same work as a known one. Rotating
 //! or revoking a key through this control plane invalidates its cache entry at once;
-//! another replica notices within the cache TTL.
+//! every other replica, and a server whose database a command line changed, forgets
+//! its cached keys when the store's revocation counter moves
+//! ([`Store::key_revocations`], polled every
+//! [`Settings::key_revocation_poll`](super::Settings::key_revocation_poll)).
+//!
+//! While the database cannot be reached, a key whose entry has expired still
+//! authenticates from that entry: agents keep reading their cached target states
+//! through an outage. One lookup a second probes whether the database is back.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{Actor, ApiKey, KeyOwner};
 use crate::pak::{KeyHash, Pak};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 use super::error::{Error, Result};
 use crate::sync::lock;
@@ -37,6 +44,28 @@ struct Entries {
     /// its rotation committed would otherwise cache the revoked key after the rotation
     /// forgot it, and the key would keep working for a TTL.
     generation: u64,
+    /// Set while the store is unreachable: until then, expired entries answer without
+    /// asking it.
+    next_probe: Option<Instant>,
+}
+
+/// How often a lookup asks an unreachable store whether it is back.
+const OUTAGE_PROBE_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long a lookup waits for the store when an expired entry could answer.
+const STALE_KEY_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What the cache holds for a short id.
+enum Cached {
+    /// A fresh entry: the answer.
+    Fresh(Option<ApiKey>),
+    /// The store is known to be unreachable and an expired entry names a key: use it.
+    Stale(ApiKey),
+    /// Ask the store, starting at this generation; `stale` answers if it cannot.
+    Miss {
+        generation: u64,
+        stale: Option<ApiKey>,
+    },
 }
 
 impl KeyCache {
@@ -68,30 +97,83 @@ impl KeyCache {
     }
 
     async fn lookup(&self, store: &dyn Store, short_id: &str) -> Result<Option<ApiKey>> {
-        let generation = match self.cached(short_id) {
-            Ok(hit) => return Ok(hit),
-            Err(generation) => generation,
+        let (generation, stale) = match self.cached(short_id) {
+            Cached::Fresh(hit) => return Ok(hit),
+            Cached::Stale(key) => return Ok(Some(key)),
+            Cached::Miss { generation, stale } => (generation, stale),
         };
-        let record = store.find_api_key(short_id).await?;
-        self.insert(short_id, record.clone(), generation);
-        Ok(record)
+        let read = store.find_api_key(short_id);
+        let read = match stale {
+            // A key that authenticated a moment ago does not wait out the pool's
+            // acquire timeout before the request's own query waits it out again.
+            Some(_) => tokio::time::timeout(STALE_KEY_PATIENCE, read)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(store::Error::Unavailable(
+                        "no answer within the patience for a known key".into(),
+                    ))
+                }),
+            None => read.await,
+        };
+        match read {
+            Ok(record) => {
+                self.insert(short_id, record.clone(), generation);
+                Ok(record)
+            }
+            Err(store::Error::Unavailable(cause)) => {
+                self.store_unreachable();
+                match stale {
+                    Some(key) => Ok(Some(key)),
+                    None => Err(store::Error::Unavailable(cause).into()),
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
-    /// The cached record, or the generation a lookup of the store starts at.
-    fn cached(&self, short_id: &str) -> Result<Option<ApiKey>, u64> {
-        let entries = lock(&self.entries);
-        entries
-            .by_short_id
-            .get(short_id)
-            .filter(|entry| Instant::now() < entry.expires)
-            .map(|entry| entry.record.clone())
-            .ok_or(entries.generation)
+    /// What the cache holds for `short_id`. While the store is unreachable, the first
+    /// lookup after each probe period asks it again (a miss); the others use an expired
+    /// entry when there is one.
+    fn cached(&self, short_id: &str) -> Cached {
+        let mut entries = lock(&self.entries);
+        let now = Instant::now();
+        let entry = entries.by_short_id.get(short_id);
+        if let Some(entry) = entry.filter(|entry| now < entry.expires) {
+            return Cached::Fresh(entry.record.clone());
+        }
+        let stale = entry.and_then(|entry| entry.record.clone());
+        match (entries.next_probe, stale) {
+            (Some(probe), Some(key)) if now < probe => Cached::Stale(key),
+            (Some(probe), stale) if now >= probe => {
+                // This lookup probes; the others keep using what they have meanwhile.
+                entries.next_probe = Some(now + OUTAGE_PROBE_PERIOD);
+                Cached::Miss {
+                    generation: entries.generation,
+                    stale,
+                }
+            }
+            (_, stale) => Cached::Miss {
+                generation: entries.generation,
+                stale,
+            },
+        }
+    }
+
+    fn store_unreachable(&self) {
+        let mut entries = lock(&self.entries);
+        if entries.next_probe.is_none() {
+            tracing::warn!("the store is unreachable: cached keys keep authenticating");
+        }
+        entries.next_probe = Some(Instant::now() + OUTAGE_PROBE_PERIOD);
     }
 
     /// Caches what a lookup that started at `generation` read, unless an invalidation
     /// happened since.
     fn insert(&self, short_id: &str, record: Option<ApiKey>, generation: u64) {
         let mut guard = lock(&self.entries);
+        if guard.next_probe.take().is_some() {
+            tracing::info!("the store is reachable again");
+        }
         if guard.generation != generation {
             return;
         }
@@ -115,6 +197,13 @@ impl KeyCache {
                 expires: now + self.ttl.mul_f64(rand::random_range(0.5..=1.0)),
             },
         );
+    }
+
+    /// Forgets every cached key (another process revoked one: which, it does not say).
+    pub fn forget_all(&self) {
+        let mut guard = lock(&self.entries);
+        guard.generation += 1;
+        guard.by_short_id.clear();
     }
 
     /// Forgets every cached key of `owner` (after rotation or deletion) and any
@@ -208,7 +297,13 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(600), 10);
 
         // The lookup starts and reads the key as it is before the rotation...
-        let started_at = cache.cached(old.short_id()).unwrap_err();
+        let Cached::Miss {
+            generation: started_at,
+            ..
+        } = cache.cached(old.short_id())
+        else {
+            panic!("nothing is cached yet");
+        };
         let read = store.find_api_key(old.short_id()).await.unwrap();
         assert!(read.is_some());
         // ...the rotation commits and forgets the cached keys...

@@ -25,6 +25,10 @@ pub struct Settings {
     pub key_cache_ttl: Duration,
     /// How many keys are cached.
     pub key_cache_capacity: usize,
+    /// How often the store's key revocation counter is read: a key revoked by another
+    /// replica or the command line stops working here within this period (plus one
+    /// query).
+    pub key_revocation_poll: Duration,
     /// Template rendering limits (fuel, recursion); the output is capped at
     /// `max_yaml_bytes`, like a deployment object sent directly.
     pub template_limits: TemplateLimits,
@@ -43,6 +47,7 @@ impl Default for Settings {
             target_state_cache_capacity: 100_000,
             key_cache_ttl: Duration::from_secs(10),
             key_cache_capacity: 100_000,
+            key_revocation_poll: Duration::from_millis(500),
             template_limits: TemplateLimits::default(),
             max_yaml_bytes,
         }

@@ -65,7 +65,13 @@ impl TargetLoader {
         };
         match &*loaded {
             Ok(states) => take(&mut lock(states), agent),
-            Err(err) => Err(Error::Backend(Box::new(BatchFailed(Arc::clone(err))))),
+            Err(err) => {
+                let shared = Box::new(BatchFailed(Arc::clone(err)));
+                Err(match **err {
+                    Error::Unavailable(_) => Error::Unavailable(shared),
+                    _ => Error::Backend(shared),
+                })
+            }
         }
     }
 

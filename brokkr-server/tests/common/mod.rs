@@ -34,6 +34,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 pub mod ops;
+pub mod pg_cluster;
 
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

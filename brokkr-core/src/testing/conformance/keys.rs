@@ -56,6 +56,48 @@ cases!(
         assert!(admin.is_empty());
     }
 
+    /// The revocation counter moves at every rotation and every deletion of a key's
+    /// owner, and at nothing else: control planes forget cached keys when it moves.
+    pub async fn keys_revocations_move_the_counter(store: &dyn Store) {
+        let counter = || async { store.key_revocations().await.expect("read the counter") };
+        let start = counter().await;
+        let key = Pak::generate();
+        let agent = store
+            .create_agent(&ADMIN, new_agent("a", "c", &key))
+            .await
+            .expect("create agent");
+        let generator = mk_generator(store, "g").await;
+        assert_eq!(counter().await, start, "issuing a key revokes nothing");
+
+        let mut last = start;
+        store
+            .rotate_api_key(&ADMIN, KeyOwner::Agent(agent.id), Pak::generate().stored())
+            .await
+            .expect("rotate");
+        let after_rotation = counter().await;
+        assert_ne!(after_rotation, last, "a rotation did not move the counter");
+        last = after_rotation;
+        store
+            .delete_agent(&ADMIN, agent.id)
+            .await
+            .expect("delete agent");
+        let after_agent = counter().await;
+        assert_ne!(
+            after_agent, last,
+            "deleting an agent did not move the counter"
+        );
+        last = after_agent;
+        store
+            .delete_generator(&ADMIN, generator.id)
+            .await
+            .expect("delete generator");
+        assert_ne!(
+            counter().await,
+            last,
+            "deleting a generator did not move the counter"
+        );
+    }
+
     /// Rotating issues the new key and revokes every earlier key of the same owner only,
     /// for agents, generators and the admin.
     pub async fn keys_rotation_revokes_previous_keys(store: &dyn Store) {

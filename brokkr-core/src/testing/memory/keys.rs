@@ -28,6 +28,10 @@ pub(super) fn active_api_keys(store: &MemoryStore, owner: KeyOwner) -> Result<Ve
         .collect())
 }
 
+pub(super) fn key_revocations(store: &MemoryStore) -> Result<u64> {
+    Ok(store.state().key_revocations)
+}
+
 pub(super) fn rotate_api_key(
     store: &MemoryStore,
     actor: &Actor,
@@ -108,6 +112,7 @@ impl State {
     }
 
     pub(super) fn revoke_keys(&mut self, owner: KeyOwner, at: DateTime<Utc>) {
+        self.key_revocations += 1;
         for key in self.keys.values_mut() {
             if key.owner == owner && key.revoked_at.is_none() {
                 key.revoked_at = Some(at);

@@ -121,6 +121,8 @@ struct State {
     generators: BTreeMap<GeneratorId, Generator>,
     templates: BTreeMap<TemplateId, TemplateRow>,
     keys: BTreeMap<ApiKeyId, ApiKey>,
+    /// Moves at every revocation ([`Store::key_revocations`]).
+    key_revocations: u64,
     audit: BTreeMap<AuditRecordId, AuditRecord>,
     /// Placement policies and decisions by stack.
     placements: BTreeMap<StackId, StackPlacement>,
@@ -427,6 +429,10 @@ impl Store for MemoryStore {
         key: StoredKey,
     ) -> Result<ApiKey> {
         keys::rotate_api_key(self, actor, owner, key)
+    }
+
+    async fn key_revocations(&self) -> Result<u64> {
+        keys::key_revocations(self)
     }
 
     async fn list_audit_records(
