@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 /// Prefix of the environment variables read by [`Config::load`]: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR";
 
+/// The longest long poll `agents.long_poll_max_secs` may allow, and so the largest
+/// `?wait=` the OpenAPI document admits: an hour. A longer wait would only keep a
+/// connection that some proxy or load balancer on the way has long dropped.
+pub const MAX_LONG_POLL_SECS: u64 = 3600;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -28,6 +33,16 @@ pub enum ConfigError {
     /// A value is unknown, misspelt or of the wrong type.
     #[error("invalid configuration")]
     Invalid(#[source] Box<config::ConfigError>),
+    /// A value is outside the range its setting allows.
+    #[error("{key} is {value}, more than the largest allowed, {max}")]
+    OutOfRange {
+        /// The setting, `section.key`.
+        key: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
 }
 
 impl ConfigError {
@@ -83,7 +98,22 @@ impl Config {
             .set_override_option("database.url", database_url)
             .and_then(|builder| builder.build())
             .map_err(ConfigError::invalid)?;
-        loaded.try_deserialize().map_err(ConfigError::invalid)
+        let config: Config = loaded.try_deserialize().map_err(ConfigError::invalid)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the ranges that types cannot express ([`MAX_LONG_POLL_SECS`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let long_poll = self.agents.long_poll_max_secs;
+        if long_poll > MAX_LONG_POLL_SECS {
+            return Err(ConfigError::OutOfRange {
+                key: "agents.long_poll_max_secs",
+                value: long_poll,
+                max: MAX_LONG_POLL_SECS,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -254,7 +284,8 @@ pub struct AgentsSection {
     pub stale_after_secs: u64,
     /// Heartbeats are coalesced in memory and written at most this often.
     pub heartbeat_flush_millis: u64,
-    /// Longest `?wait=` a target-state long poll may ask for.
+    /// Longest `?wait=` a target-state long poll may ask for; at most
+    /// [`MAX_LONG_POLL_SECS`].
     pub long_poll_max_secs: u64,
     /// Most target states kept in the ETag cache.
     pub target_state_cache_capacity: usize,
@@ -435,6 +466,32 @@ mod tests {
         let file = toml_file("[server\n");
         let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::File { .. }));
+    }
+
+    #[test]
+    fn the_long_poll_bound_has_a_ceiling() {
+        let at_ceiling = MAX_LONG_POLL_SECS.to_string();
+        let loaded = Config::load_with_env(
+            None,
+            env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &at_ceiling)]),
+        )
+        .unwrap();
+        assert_eq!(loaded.agents.long_poll_max_secs, MAX_LONG_POLL_SECS);
+
+        let above = (MAX_LONG_POLL_SECS + 1).to_string();
+        let err =
+            Config::load_with_env(None, env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &above)]))
+                .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::OutOfRange {
+                    key: "agents.long_poll_max_secs",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     struct ErrorChainText<'a>(&'a ConfigError);

@@ -104,6 +104,12 @@ pub fn validate_description(description: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// An empty description is no description, so that a caller that cannot send "none"
+/// (an API without `null`) clears a description with `""`.
+pub fn description_or_none(description: Option<String>) -> Option<String> {
+    description.filter(|text| !text.is_empty())
+}
+
 /// Lower-case hex SHA-256 of a deployment object's YAML, as stored in `yaml_checksum`.
 pub fn checksum(yaml: &str) -> String {
     hex(&Sha256::digest(yaml.as_bytes()))
@@ -133,6 +139,13 @@ mod tests {
         for bad in ["", " x", "x ", "a\nb", &"n".repeat(254)] {
             assert!(validate_name("name", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_empty_description_is_none() {
+        assert_eq!(description_or_none(Some(String::new())), None);
+        assert_eq!(description_or_none(None), None);
+        assert_eq!(description_or_none(Some(" ".into())), Some(" ".into()));
     }
 
     #[test]

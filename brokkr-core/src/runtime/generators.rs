@@ -8,7 +8,9 @@
 //! (another replica notices within the cache TTL).
 
 use crate::id::GeneratorId;
-use crate::model::{Actor, Generator, GeneratorUpdate, KeyOwner, NewGenerator};
+use crate::model::{
+    Actor, Generator, GeneratorUpdate, KeyOwner, NewGenerator, description_or_none,
+};
 use crate::page::{Page, PageRequest};
 use crate::pak::Pak;
 use crate::store::GeneratorFilter;
@@ -47,7 +49,7 @@ impl ControlPlane {
         let key = Pak::generate();
         let new = NewGenerator {
             name: spec.name,
-            description: spec.description,
+            description: description_or_none(spec.description),
             key: key.stored(),
         };
         let generator = self.store().create_generator(caller, new).await?;
@@ -73,14 +75,16 @@ impl ControlPlane {
         Ok(self.store().get_generator(id).await?)
     }
 
-    /// Renames or re-describes a generator (admin or system).
+    /// Renames or re-describes a generator (admin or system); an empty description
+    /// clears it ([`description_or_none`]).
     pub async fn update_generator(
         &self,
         caller: &Actor,
         id: GeneratorId,
-        update: GeneratorUpdate,
+        mut update: GeneratorUpdate,
     ) -> Result<Generator> {
         access::require_admin(caller)?;
+        update.description = update.description.map(description_or_none);
         Ok(self.store().update_generator(caller, id, update).await?)
     }
 

@@ -8,7 +8,7 @@
 //! that may have been deleted: deployment objects stay readable by their owner and
 //! admin.
 
-use crate::model::{Actor, DeploymentObject, NewStack, Stack, StackUpdate};
+use crate::model::{Actor, DeploymentObject, NewStack, Stack, StackUpdate, description_or_none};
 use crate::page::{Page, PageRequest};
 use crate::store::StackFilter;
 use crate::{GeneratorId, StackId};
@@ -20,9 +20,10 @@ use super::error::{Error, Result};
 impl ControlPlane {
     /// Creates a stack. Admin and system may give it to any generator (or none); a
     /// generator's stacks are always its own, and naming another generator is
-    /// `Forbidden`; agents are `Forbidden`.
+    /// `Forbidden`; agents are `Forbidden`. An empty description is none.
     pub async fn create_stack(&self, caller: &Actor, mut new: NewStack) -> Result<Stack> {
         new.generator_id = access::owner_scope(caller, new.generator_id)?;
+        new.description = description_or_none(new.description);
         let stack = self.store().create_stack(caller, new).await?;
         // What the stack's first append and placement will check.
         self.inner
@@ -49,14 +50,16 @@ impl ControlPlane {
         self.visible_stack(caller, id).await
     }
 
-    /// Renames or re-describes a stack the caller may see.
+    /// Renames or re-describes a stack the caller may see; an empty description
+    /// clears it ([`description_or_none`]).
     pub async fn update_stack(
         &self,
         caller: &Actor,
         id: StackId,
-        update: StackUpdate,
+        mut update: StackUpdate,
     ) -> Result<Stack> {
         let stack = self.visible_stack(caller, id).await?;
+        update.description = update.description.map(description_or_none);
         Ok(self.store().update_stack(caller, stack.id, update).await?)
     }
 

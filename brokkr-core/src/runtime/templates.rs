@@ -9,7 +9,9 @@
 //! source compiles and its schema is a valid JSON Schema, checked on a blocking thread.
 
 use crate::id::TemplateId;
-use crate::model::{Actor, NewTemplate, NewTemplateVersion, Template, TemplateVersion};
+use crate::model::{
+    Actor, NewTemplate, NewTemplateVersion, Template, TemplateVersion, description_or_none,
+};
 use crate::page::{Page, PageRequest};
 use crate::store::TemplateFilter;
 
@@ -25,6 +27,7 @@ impl ControlPlane {
     /// (`Template` otherwise; nothing is stored).
     pub async fn create_template(&self, caller: &Actor, mut new: NewTemplate) -> Result<Template> {
         new.generator_id = access::owner_scope(caller, new.generator_id)?;
+        new.description = description_or_none(new.description);
         let (content, schema) = (new.content.clone(), new.parameters_schema.clone());
         check_template(content, schema).await?;
         Ok(self.store().create_template(caller, new).await?)

@@ -12,6 +12,7 @@ mod dto;
 mod target_state;
 #[cfg(test)]
 mod tests;
+mod wait;
 
 use brokkr_core::runtime::{AgentQuery, Poll};
 use brokkr_core::{AgentId, Capabilities};
@@ -35,6 +36,7 @@ use dto::{
     UpdateAgentRequest,
 };
 use target_state::{TargetStateResponse, etag_matches};
+use wait::WaitSecs;
 
 /// Agent operations.
 pub struct AgentsApi;
@@ -202,9 +204,11 @@ impl AgentsApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-        /// Seconds to wait for a change when `If-None-Match` names the current state,
-        /// 0 to `agents.long_poll_max_secs` (60 by default).
-        wait: Query<Option<u64>>,
+        /// Seconds to wait for a change when `If-None-Match` names the current state:
+        /// 0 to `agents.long_poll_max_secs` (60 by default; a server may be configured
+        /// up to 3600, the maximum stated here). Beyond the server's setting: 400
+        /// `invalid_parameter`.
+        wait: Query<Option<WaitSecs>>,
         /// The ETag of the state the caller has.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -215,7 +219,7 @@ impl AgentsApi {
         let max_wait = state.control_plane.settings().long_poll_max.as_secs();
         let wait = match wait.0 {
             None => 0,
-            Some(secs) if secs <= max_wait => secs,
+            Some(WaitSecs(secs)) if secs <= max_wait => secs,
             Some(_) => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",

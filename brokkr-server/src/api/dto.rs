@@ -14,7 +14,6 @@ use brokkr_core::{
 };
 use chrono::{DateTime, Utc};
 use poem_openapi::param::Query;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
@@ -82,15 +81,6 @@ pub fn page(
             OrderParam::Desc => Order::Descending,
         },
     })
-}
-
-/// A PATCH field that may be left out (unchanged), `null` (cleared) or set.
-pub fn patch_optional<T>(field: MaybeUndefined<T>) -> Option<Option<T>> {
-    match field {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(value) => Some(Some(value)),
-    }
 }
 
 /// What produced a deployment object.

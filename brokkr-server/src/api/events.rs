@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
+use crate::api::fields::no_null;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
@@ -137,6 +138,7 @@ page_type!(
 pub struct CreateAgentEventRequest {
     /// A UUID the agent chooses so that a retried report is recognised (UUID v7
     /// recommended); the server generates one when absent.
+    #[oai(deserialize_with = "no_null")]
     pub id: Option<Uuid>,
     /// The deployment object acted on.
     pub deployment_object_id: Uuid,
@@ -144,7 +146,9 @@ pub struct CreateAgentEventRequest {
     pub event_type: EventTypeDto,
     /// How it went.
     pub status: EventStatusDto,
-    /// Details, at most 64 KiB.
+    /// Details, at most 64 KiB. Leave it out when there are none: `null` is taken as
+    /// absent only for older agents, until API v2 (deprecated).
+    #[oai(nullable)]
     pub message: Option<String>,
 }
 

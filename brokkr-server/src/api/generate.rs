@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, ProvenanceDto};
+use crate::api::fields::no_null;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -30,10 +31,13 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Object)]
 pub struct GenerateRequestDto {
     /// A template the caller may see (its own or a global one).
+    #[oai(deserialize_with = "no_null")]
     pub template_id: Option<Uuid>,
     /// The template version; the latest when absent. Only with `template_id`.
+    #[oai(deserialize_with = "no_null")]
     pub version: Option<i32>,
     /// The name of a registered Rust generator (see `GET /registered-generators`).
+    #[oai(deserialize_with = "no_null")]
     pub generator: Option<String>,
     /// Parameters, checked against the template's or generator's JSON Schema.
     #[oai(default = "empty_object")]

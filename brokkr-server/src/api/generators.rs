@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{OrderParam, page, patch_optional};
+use crate::api::dto::{OrderParam, page};
+use crate::api::fields::{Description, Name, no_null};
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
@@ -87,25 +87,28 @@ pub struct RotatedGeneratorKey {
 #[derive(Debug, Clone, Object)]
 pub struct CreateGeneratorRequest {
     /// Unique among live generators.
-    pub name: String,
-    /// Free text.
-    pub description: Option<String>,
+    pub name: Name,
+    /// Free text; `""` is none.
+    #[oai(deserialize_with = "no_null")]
+    pub description: Option<Description>,
 }
 
 /// Body of `PATCH /generators/{id}`: absent fields stay as they are.
 #[derive(Debug, Clone, Object)]
 pub struct UpdateGeneratorRequest {
     /// New name.
-    pub name: Option<String>,
-    /// New description; `null` clears it.
-    pub description: MaybeUndefined<String>,
+    #[oai(deserialize_with = "no_null")]
+    pub name: Option<Name>,
+    /// New description; `""` clears it.
+    #[oai(deserialize_with = "no_null")]
+    pub description: Option<Description>,
 }
 
 impl From<CreateGeneratorRequest> for GeneratorSpec {
     fn from(body: CreateGeneratorRequest) -> Self {
         Self {
-            name: body.name,
-            description: body.description,
+            name: body.name.into(),
+            description: body.description.map(String::from),
         }
     }
 }
@@ -113,8 +116,8 @@ impl From<CreateGeneratorRequest> for GeneratorSpec {
 impl From<UpdateGeneratorRequest> for GeneratorUpdate {
     fn from(body: UpdateGeneratorRequest) -> Self {
         Self {
-            name: body.name,
-            description: patch_optional(body.description),
+            name: body.name.map(String::from),
+            description: body.description.map(|d| Some(d.into())),
         }
     }
 }

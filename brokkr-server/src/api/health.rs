@@ -19,6 +19,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
+use crate::api::fields::no_null;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -72,17 +73,17 @@ pub struct ObjectHealthDto {
     /// The object's kind, such as `Deployment`.
     pub kind: String,
     /// Its namespace; absent for cluster-scoped objects.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub namespace: Option<String>,
     /// Its name.
     pub name: String,
     /// How it is doing.
     pub status: HealthStatusDto,
     /// A short machine-friendly reason, e.g. `CrashLoopBackOff`.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub reason: Option<String>,
     /// A sentence for people.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub message: Option<String>,
 }
 
@@ -122,7 +123,10 @@ pub struct HealthReportRequest {
     /// The deployment object the agent has applied (the stack's latest, or an older one
     /// while it catches up).
     pub deployment_object_id: Uuid,
-    /// One line for people, e.g. `1 of 3 workloads degraded`.
+    /// One line for people, e.g. `1 of 3 workloads degraded`. Leave it out when there
+    /// is none: `null` is taken as absent only for older agents, until API v2
+    /// (deprecated).
+    #[oai(nullable)]
     pub summary: Option<String>,
     /// Each workload's health (at most 10 000); the report's status is their worst.
     pub resources: Vec<ObjectHealthDto>,

@@ -18,6 +18,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
+use crate::api::fields::MetadataKey;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -25,9 +26,12 @@ use crate::state::AppState;
 /// Body of `POST .../labels` and `POST .../annotations`: sets one entry.
 #[derive(Debug, Clone, Object)]
 pub struct MetadataEntry {
-    /// The key: `[prefix/]name`, as in Kubernetes.
-    pub key: String,
-    /// The value (label values follow Kubernetes' label value syntax).
+    /// The key: `[prefix/]name`, as in Kubernetes (an optional prefix of lowercase DNS
+    /// labels joined by dots, at most 253 characters, and `/`; then a name of 1-63
+    /// alphanumerics, `-`, `_` or `.` starting and ending with an alphanumeric).
+    pub key: MetadataKey,
+    /// The value: for a label, empty or 1-63 alphanumerics, `-`, `_` or `.` starting
+    /// and ending with an alphanumeric; for an annotation, free text up to 256 KiB.
     pub value: String,
 }
 
@@ -58,7 +62,7 @@ async fn call(
         Op::Read => control_plane.metadata(caller, target, field).await?,
         Op::Put(entry) => {
             control_plane
-                .put_metadata(caller, target, field, &entry.key, &entry.value)
+                .put_metadata(caller, target, field, &entry.key.0, &entry.value)
                 .await?
         }
         Op::Remove(key) => {

@@ -5,6 +5,7 @@
 //! [`BearerAuth`]: crate::auth::BearerAuth
 
 pub mod dto;
+pub mod fields;
 
 mod admin;
 mod agents;

@@ -14,14 +14,12 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{
-    DeploymentObjectDto, DeploymentObjectPage, OrderParam, page, patch_optional,
-};
+use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, OrderParam, page};
+use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
@@ -83,16 +81,21 @@ page_type!(
 #[derive(Debug, Clone, Object)]
 pub struct CreateStackRequest {
     /// Unique among live stacks.
-    pub name: String,
-    /// Free text.
-    pub description: Option<String>,
-    /// Initial labels.
+    pub name: Name,
+    /// Free text; `""` is none.
+    #[oai(deserialize_with = "no_null")]
+    pub description: Option<Description>,
+    /// Initial labels. Keys are `[prefix/]name` as in Kubernetes: an optional prefix
+    /// of lowercase DNS labels joined by dots (at most 253 characters) and `/`, then a
+    /// name of 1-63 alphanumerics, `-`, `_` or `.` starting and ending with an
+    /// alphanumeric.
     #[oai(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Initial annotations.
+    pub labels: BTreeMap<String, LabelValue>,
+    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
     /// The owning generator (admin only; a generator's stacks are always its own).
+    #[oai(deserialize_with = "no_null")]
     pub generator_id: Option<Uuid>,
 }
 
@@ -100,9 +103,11 @@ pub struct CreateStackRequest {
 #[derive(Debug, Clone, Object)]
 pub struct UpdateStackRequest {
     /// New name.
-    pub name: Option<String>,
-    /// New description; `null` clears it.
-    pub description: MaybeUndefined<String>,
+    #[oai(deserialize_with = "no_null")]
+    pub name: Option<Name>,
+    /// New description; `""` clears it.
+    #[oai(deserialize_with = "no_null")]
+    pub description: Option<Description>,
 }
 
 /// Body of `POST /stacks/{id}/deployment-objects`.
@@ -119,10 +124,10 @@ pub struct CreateDeploymentObjectRequest {
 impl From<CreateStackRequest> for NewStack {
     fn from(body: CreateStackRequest) -> Self {
         Self {
-            name: body.name,
-            description: body.description,
+            name: body.name.into(),
+            description: body.description.map(String::from),
             generator_id: body.generator_id.map(GeneratorId::from),
-            labels: body.labels,
+            labels: labels(body.labels),
             annotations: body.annotations,
         }
     }
@@ -131,8 +136,8 @@ impl From<CreateStackRequest> for NewStack {
 impl From<UpdateStackRequest> for StackUpdate {
     fn from(body: UpdateStackRequest) -> Self {
         Self {
-            name: body.name,
-            description: patch_optional(body.description),
+            name: body.name.map(String::from),
+            description: body.description.map(|d| Some(d.into())),
         }
     }
 }

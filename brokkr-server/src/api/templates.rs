@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
+use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
@@ -127,21 +128,26 @@ page_type!(
 #[derive(Debug, Clone, Object)]
 pub struct CreateTemplateRequest {
     /// Unique among live templates.
-    pub name: String,
-    /// Free text.
-    pub description: Option<String>,
+    pub name: Name,
+    /// Free text; `""` is none.
+    #[oai(deserialize_with = "no_null")]
+    pub description: Option<Description>,
     /// minijinja source of version 1.
     pub content: String,
     /// JSON Schema (an object) of version 1's parameters.
     pub parameters_schema: serde_json::Value,
-    /// Initial labels.
+    /// Initial labels. Keys are `[prefix/]name` as in Kubernetes:
+    /// an optional prefix of lowercase DNS labels joined by dots (at most 253
+    /// characters) and `/`, then a name of 1-63 alphanumerics, `-`, `_` or `.` starting
+    /// and ending with an alphanumeric.
     #[oai(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Initial annotations.
+    pub labels: BTreeMap<String, LabelValue>,
+    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
     /// The owning generator (admin only; absent makes a global template). A
     /// generator's templates are always its own.
+    #[oai(deserialize_with = "no_null")]
     pub generator_id: Option<Uuid>,
 }
 
@@ -157,10 +163,10 @@ pub struct UpdateTemplateRequest {
 impl From<CreateTemplateRequest> for NewTemplate {
     fn from(body: CreateTemplateRequest) -> Self {
         Self {
-            name: body.name,
-            description: body.description,
+            name: body.name.into(),
+            description: body.description.map(String::from),
             generator_id: body.generator_id.map(GeneratorId::from),
-            labels: body.labels,
+            labels: labels(body.labels),
             annotations: body.annotations,
             content: body.content,
             parameters_schema: body.parameters_schema,

@@ -10,6 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object};
 use uuid::Uuid;
 
+use crate::api::fields::{LabelValue, Name, labels, no_null};
 use crate::page_type;
 
 /// What an agent shows as its status.
@@ -49,16 +50,16 @@ impl From<AgentStatusDto> for DisplayedStatus {
 #[oai(rename = "Capabilities")]
 pub struct CapabilitiesDto {
     /// The API server's `gitVersion`, e.g. `v1.33.2`.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub kubernetes_version: Option<String>,
     /// Number of nodes.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub node_count: Option<u32>,
     /// Allocatable CPU summed over nodes, in millicores.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub allocatable_cpu_millis: Option<u64>,
     /// Allocatable memory summed over nodes, in bytes.
-    #[oai(skip_serializing_if_is_none)]
+    #[oai(skip_serializing_if_is_none, deserialize_with = "no_null")]
     pub allocatable_memory_bytes: Option<u64>,
     /// Named capabilities, e.g. `gpu` (at most 100, each 1-253 characters).
     #[oai(default)]
@@ -152,13 +153,16 @@ page_type!(
 #[derive(Debug, Clone, Object)]
 pub struct CreateAgentRequest {
     /// Unique together with `cluster_name` among live agents.
-    pub name: String,
+    pub name: Name,
     /// The cluster it runs in.
-    pub cluster_name: String,
-    /// Initial labels.
+    pub cluster_name: Name,
+    /// Initial labels, for placement. Keys are `[prefix/]name` as in Kubernetes:
+    /// an optional prefix of lowercase DNS labels joined by dots (at most 253
+    /// characters) and `/`, then a name of 1-63 alphanumerics, `-`, `_` or `.` starting
+    /// and ending with an alphanumeric.
     #[oai(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Initial annotations.
+    pub labels: BTreeMap<String, LabelValue>,
+    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
 }
@@ -166,9 +170,9 @@ pub struct CreateAgentRequest {
 impl From<CreateAgentRequest> for brokkr_core::runtime::AgentRegistration {
     fn from(body: CreateAgentRequest) -> Self {
         Self {
-            name: body.name,
-            cluster_name: body.cluster_name,
-            labels: body.labels,
+            name: body.name.into(),
+            cluster_name: body.cluster_name.into(),
+            labels: labels(body.labels),
             annotations: body.annotations,
         }
     }
@@ -187,18 +191,21 @@ pub struct AgentWithKey {
 #[derive(Debug, Clone, Object)]
 pub struct UpdateAgentRequest {
     /// New name.
-    pub name: Option<String>,
+    #[oai(deserialize_with = "no_null")]
+    pub name: Option<Name>,
     /// New cluster name.
-    pub cluster_name: Option<String>,
+    #[oai(deserialize_with = "no_null")]
+    pub cluster_name: Option<Name>,
     /// `false` disables the agent (it may no longer fetch its target state).
+    #[oai(deserialize_with = "no_null")]
     pub enabled: Option<bool>,
 }
 
 impl From<UpdateAgentRequest> for AgentUpdate {
     fn from(body: UpdateAgentRequest) -> Self {
         Self {
-            name: body.name,
-            cluster_name: body.cluster_name,
+            name: body.name.map(String::from),
+            cluster_name: body.cluster_name.map(String::from),
             status: body.enabled.map(|enabled| {
                 if enabled {
                     AgentStatus::Active
@@ -223,6 +230,7 @@ pub struct RotatedAgentKey {
 #[derive(Debug, Clone, Object)]
 pub struct HeartbeatRequest {
     /// What the agent reports about its cluster; absent keeps what was reported before.
+    #[oai(deserialize_with = "no_null")]
     pub capabilities: Option<CapabilitiesDto>,
 }
 
