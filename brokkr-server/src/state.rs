@@ -73,6 +73,7 @@ impl Config {
             key_cache_capacity: self.auth.key_cache_capacity,
             template_limits: self.templates.limits(),
             max_yaml_bytes: self.server.body_limit_bytes,
+            listing_yaml_bytes: self.server.listing_yaml_bytes,
         }
     }
 }
