@@ -106,6 +106,7 @@ async fn yaml_only_when_included(backend: Backend) {
         .await;
     unknown.expect(400);
     common::assert_error_body(&unknown, "an unknown include");
+    assert_eq!(unknown.json()["code"], "invalid_parameter");
     app.teardown().await;
 }
 
