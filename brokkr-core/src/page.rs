@@ -96,6 +96,22 @@ impl<T> Page<T> {
         }
     }
 
+    /// Builds a page like [`Page::from_overfetch`] that also ends early when its rows'
+    /// sizes (`size_of`, e.g. bytes of YAML) would pass `budget`: the first row always
+    /// comes, so paging progresses even past a row larger than the budget; after it,
+    /// the page stops before the sum passes the budget, with a cursor to the rest.
+    pub fn from_overfetch_within(
+        rows: Vec<T>,
+        limit: u32,
+        budget: u64,
+        size_of: impl Fn(&T) -> u64,
+        key_of: impl Fn(&T) -> String,
+    ) -> Self {
+        let within = rows_within_budget(rows.iter().map(size_of), budget);
+        let limit = u32::try_from(within).map_or(limit, |within| within.min(limit));
+        Self::from_overfetch(rows, limit, key_of)
+    }
+
     /// Transforms every item, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
@@ -103,6 +119,21 @@ impl<T> Page<T> {
             next_cursor: self.next_cursor,
         }
     }
+}
+
+/// How many of the first rows, given their sizes in order, fit a budget: at least one,
+/// then as many as keep the sum within it.
+fn rows_within_budget(sizes: impl IntoIterator<Item = u64>, budget: u64) -> usize {
+    let mut total = 0u64;
+    let mut rows = 0;
+    for size in sizes {
+        total = total.saturating_add(size);
+        if rows > 0 && total > budget {
+            break;
+        }
+        rows += 1;
+    }
+    rows
 }
 
 #[cfg(test)]
@@ -124,5 +155,52 @@ mod tests {
         assert_eq!(PageRequest::first(0).effective_limit(), 1);
         assert_eq!(PageRequest::first(5000).effective_limit(), MAX_LIMIT);
         assert_eq!(PageRequest::default().effective_limit(), DEFAULT_LIMIT);
+    }
+
+    #[track_caller]
+    fn check_budget(sizes: &[u64], budget: u64, expected: usize) {
+        assert_eq!(
+            rows_within_budget(sizes.iter().copied(), budget),
+            expected,
+            "{sizes:?} within {budget}"
+        );
+    }
+
+    #[test]
+    fn a_budget_ends_a_page_before_its_sizes_pass_it() {
+        check_budget(&[], 10, 0);
+        check_budget(&[4, 4, 4], 10, 2);
+        check_budget(&[5, 5, 5], 10, 2);
+        check_budget(&[3, 3, 3], 10, 3);
+        check_budget(&[0, 0, 11, 0], 10, 2);
+    }
+
+    #[test]
+    fn the_first_row_comes_whatever_its_size() {
+        check_budget(&[11, 1], 10, 1);
+        check_budget(&[u64::MAX, u64::MAX], 10, 1);
+        check_budget(&[1, 1], 0, 1);
+    }
+
+    #[test]
+    fn a_page_within_a_budget_has_a_cursor_when_it_ends_early() {
+        let size = |n: &u64| *n;
+        let key = |n: &u64| n.to_string();
+        // Cut by the budget: the rest is reachable through the cursor.
+        let cut = Page::from_overfetch_within(vec![4, 5, 6], 10, 10, size, key);
+        assert_eq!(cut.items, vec![4, 5]);
+        assert_eq!(cut.next_cursor, Some(Cursor("5".into())));
+        // Cut by the limit first.
+        let limited = Page::from_overfetch_within(vec![1, 2, 3], 2, 100, size, key);
+        assert_eq!(limited.items, vec![1, 2]);
+        assert_eq!(limited.next_cursor, Some(Cursor("2".into())));
+        // Everything fits and nothing is left.
+        let last = Page::from_overfetch_within(vec![1, 2], 5, 100, size, key);
+        assert_eq!(last.items, vec![1, 2]);
+        assert_eq!(last.next_cursor, None);
+        // The last row alone, larger than the budget: the last page.
+        let alone = Page::from_overfetch_within(vec![50], 5, 10, size, key);
+        assert_eq!(alone.items, vec![50]);
+        assert_eq!(alone.next_cursor, None);
     }
 }

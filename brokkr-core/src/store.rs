@@ -28,10 +28,10 @@ use crate::metadata::Labels;
 use crate::model::{
     Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
     AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
-    HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
-    NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion,
-    PlacementChange, ResourceKind, Stack, StackPlacement, StackUpdate, StoredKey, Template,
-    TemplateVersion,
+    HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject, MetadataField, MetadataTarget,
+    NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack,
+    NewTemplate, NewTemplateVersion, PlacementChange, ResourceKind, Stack, StackPlacement,
+    StackUpdate, StoredKey, Template, TemplateVersion, YamlListing,
 };
 use crate::page::{Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
@@ -240,11 +240,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// A stack's deployment objects ordered by `sequence`. Works for deleted stacks;
     /// `NotFound` only for a stack that never existed.
+    ///
+    /// With [`YamlListing::Omit`] no entry carries its YAML and the store does not read
+    /// it, so a page's memory does not depend on the objects' sizes. With
+    /// [`YamlListing::Include`] the page also ends before its YAML passes the budget
+    /// (at least one object per page), and the store reads the YAML of no object
+    /// beyond the page's end. `yaml_bytes` is filled either way.
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
+        yaml: YamlListing,
         page: &PageRequest,
-    ) -> Result<Page<DeploymentObject>>;
+    ) -> Result<Page<ListedDeploymentObject>>;
 
     // --- agents -------------------------------------------------------------------
 

@@ -143,6 +143,10 @@ pub struct ServerSection {
     pub listen: String,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// The most YAML, in bytes, one page of a deployment-object listing carries with
+    /// `?include=yaml_content`: the page ends early, with a cursor, before passing it.
+    /// A page always holds at least one object, so a larger object comes alone.
+    pub listing_yaml_bytes: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
     /// How long a client may take to send a request's head (request line and headers),
@@ -164,6 +168,7 @@ impl Default for ServerSection {
         Self {
             listen: "127.0.0.1:3000".into(),
             body_limit_bytes: 8 * 1024 * 1024,
+            listing_yaml_bytes: brokkr_core::runtime::Settings::default().listing_yaml_bytes,
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 15,
             idle_timeout_secs: 120,

@@ -74,6 +74,7 @@ impl Config {
             key_revocation_poll: self.auth.key_revocation_poll(),
             template_limits: self.templates.limits(),
             max_yaml_bytes: self.server.body_limit_bytes,
+            listing_yaml_bytes: self.server.listing_yaml_bytes,
         }
     }
 }

@@ -240,6 +240,53 @@ async fn every_limit_parameter_states_its_range() {
         .expect(200);
 }
 
+/// The deployment-object listing documents `?include=yaml_content`, and its entries'
+/// `yaml_content` is optional there while the single object's stays required.
+#[tokio::test]
+async fn the_listing_documents_its_include_parameter() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let listing = &doc["paths"]["/stacks/{id}/deployment-objects"]["get"];
+    let parameters = listing["parameters"].as_array().expect("parameters");
+    let include = parameters
+        .iter()
+        .find(|p| p["name"] == "include")
+        .expect("an include parameter");
+    assert_eq!(include["in"], "query");
+    assert_eq!(include["required"], false);
+    assert!(
+        include["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("yaml_content")),
+        "{include}"
+    );
+    let schemas = &doc["components"]["schemas"];
+    let mut allowed = include["schema"].clone();
+    if let Some(reference) = allowed["$ref"].as_str() {
+        let name = reference.rsplit('/').next().expect("a schema name");
+        allowed = schemas[name].clone();
+    }
+    assert_eq!(
+        allowed["enum"],
+        serde_json::json!(["yaml_content"]),
+        "{allowed}"
+    );
+
+    let required = |schema: &str| -> Vec<String> {
+        schemas[schema]["required"]
+            .as_array()
+            .expect("required fields")
+            .iter()
+            .map(|f| f.as_str().expect("a name").to_owned())
+            .collect()
+    };
+    let listed = required("ListedDeploymentObject");
+    assert!(!listed.contains(&"yaml_content".to_owned()), "{listed:?}");
+    assert!(listed.contains(&"yaml_bytes".to_owned()), "{listed:?}");
+    assert!(required("DeploymentObject").contains(&"yaml_content".to_owned()));
+    app.teardown().await;
+}
+
 /// Every operation that takes a body documents 415, which the HTTP layer answers (with
 /// the JSON error body) to a body of another content type.
 #[tokio::test]

@@ -58,6 +58,7 @@ mod health;
 mod keys;
 mod metadata;
 mod new_stacks;
+mod object_listing;
 mod placements;
 mod placing;
 mod report_refs;

@@ -16,7 +16,7 @@ use crate::audit::Audit;
 use crate::convert;
 use crate::entity::{deployment_objects, stacks};
 use crate::errors::db;
-use crate::paging::{int_cursor, keyset, page_of, uuid_cursor};
+use crate::paging::{keyset, page_of, uuid_cursor};
 use crate::write::Write;
 
 /// A live stack, locked for update on PostgreSQL when `lock` is set.
@@ -192,30 +192,6 @@ impl SqlStore {
             .map_err(db)?
             .ok_or_else(|| Error::not_found("deployment object", id))?;
         convert::deployment_object(row)
-    }
-
-    pub(crate) async fn list_deployment_objects_impl(
-        &self,
-        stack_id: StackId,
-        page: &PageRequest,
-    ) -> Result<Page<DeploymentObject>> {
-        let after = int_cursor(page)?;
-        let exists = stacks::Entity::find_by_id(stack_id.0)
-            .one(&self.reader)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(Error::not_found("stack", stack_id));
-        }
-        let query = deployment_objects::Entity::find()
-            .filter(deployment_objects::Column::StackId.eq(stack_id.0));
-        let rows = keyset(query, deployment_objects::Column::Sequence, after, page)
-            .all(&self.reader)
-            .await
-            .map_err(db)?;
-        page_of(rows, page, convert::deployment_object, |d| {
-            d.sequence.to_string()
-        })
     }
 }
 

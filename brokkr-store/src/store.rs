@@ -10,11 +10,11 @@ use brokkr_core::store::{
 use brokkr_core::{
     Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentTargetState, AgentUpdate,
     ApiKey, AuditRecord, DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate,
-    HealthReport, Heartbeat, KeyOwner, Labels, MetadataField, MetadataTarget, NewAgent,
-    NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack, NewTemplate,
-    NewTemplateVersion, PlacementChange, PlacementDecision, PlacementPolicy, Stack, StackId,
-    StackPlacement, StackUpdate, StoredKey, TargetState, TargetStateWatch, Template, TemplateId,
-    TemplateVersion, model::Generator,
+    HealthReport, Heartbeat, KeyOwner, Labels, ListedDeploymentObject, MetadataField,
+    MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport,
+    NewStack, NewTemplate, NewTemplateVersion, PlacementChange, PlacementDecision, PlacementPolicy,
+    Stack, StackId, StackPlacement, StackUpdate, StoredKey, TargetState, TargetStateWatch,
+    Template, TemplateId, TemplateVersion, YamlListing, model::Generator,
 };
 
 use crate::SqlStore;
@@ -65,9 +65,11 @@ impl Store for SqlStore {
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
+        yaml: YamlListing,
         page: &PageRequest,
-    ) -> Result<Page<DeploymentObject>> {
-        self.list_deployment_objects_impl(stack_id, page).await
+    ) -> Result<Page<ListedDeploymentObject>> {
+        self.list_deployment_objects_impl(stack_id, yaml, page)
+            .await
     }
 
     async fn create_agent(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {

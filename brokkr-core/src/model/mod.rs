@@ -33,6 +33,7 @@ mod agent;
 mod audit;
 mod generator;
 mod labels;
+mod listed_object;
 mod placement;
 mod report;
 mod stack;
@@ -49,6 +50,7 @@ pub use generator::{
     TemplateVersion,
 };
 pub use labels::{MetadataField, MetadataTarget};
+pub use listed_object::{ListedDeploymentObject, YamlListing};
 pub use placement::{PlacementChange, StackPlacement};
 pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,

@@ -1,5 +1,8 @@
 //! Deployment objects sent as YAML: append, list, read.
 //!
+//! Listings leave the YAML out unless asked, and bound a page that carries it in bytes:
+//! a stack's history can hold many objects of several MiB.
+//!
 //! The YAML is parsed, validated and hashed before anything is stored, on a blocking
 //! thread: a deployment object may be as large as `Settings::max_yaml_bytes` (8 MiB by
 //! default), and parsing that on an async worker would stall every request and long
@@ -7,7 +10,9 @@
 
 use crate::id::{DeploymentObjectId, StackId};
 use crate::manifest::ParseOptions;
-use crate::model::{Actor, DeploymentObject, NewDeploymentObject};
+use crate::model::{
+    Actor, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, YamlListing,
+};
 use crate::page::{Page, PageRequest};
 use crate::store;
 
@@ -15,6 +20,17 @@ use super::ControlPlane;
 use super::access;
 use super::error::{Error, Result};
 use super::render::off_workers;
+
+/// Whether a listing of deployment objects carries their YAML
+/// ([`ControlPlane::list_deployment_objects`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IncludeYaml {
+    /// Without the YAML: what a caller needs to browse a stack's history.
+    #[default]
+    No,
+    /// With the YAML, in pages bounded by `Settings::listing_yaml_bytes`.
+    Yes,
+}
 
 impl ControlPlane {
     /// Appends a deployment object holding `yaml` to a live stack the caller may see.
@@ -49,15 +65,27 @@ impl ControlPlane {
     }
 
     /// A stack's deployment objects, ordered by sequence; also of a deleted stack, for
-    /// its owner and admin.
+    /// its owner and admin. The YAML comes only with [`IncludeYaml::Yes`], and then a
+    /// page also ends before its YAML passes `Settings::listing_yaml_bytes` (at least
+    /// one object per page): a page is bounded in bytes, not only in objects.
     pub async fn list_deployment_objects(
         &self,
         caller: &Actor,
         stack: StackId,
+        include: IncludeYaml,
         page: &PageRequest,
-    ) -> Result<Page<DeploymentObject>> {
+    ) -> Result<Page<ListedDeploymentObject>> {
         self.check_stack_history(caller, stack).await?;
-        Ok(self.store().list_deployment_objects(stack, page).await?)
+        let yaml = match include {
+            IncludeYaml::No => YamlListing::Omit,
+            IncludeYaml::Yes => YamlListing::Include {
+                page_bytes: self.settings().listing_yaml_bytes as u64,
+            },
+        };
+        Ok(self
+            .store()
+            .list_deployment_objects(stack, yaml, page)
+            .await?)
     }
 
     /// One deployment object, also of a deleted stack, for its stack's owner and admin.
@@ -126,6 +154,58 @@ mod tests {
             yaml.push_str(&doc);
         }
         yaml
+    }
+
+    /// The control plane leaves the YAML out unless asked, and bounds a page that
+    /// carries it by `Settings::listing_yaml_bytes`.
+    #[tokio::test]
+    async fn a_listing_with_yaml_pages_by_the_configured_bytes() {
+        let settings = crate::runtime::Settings {
+            listing_yaml_bytes: 1_500,
+            ..Default::default()
+        };
+        let control_plane = ControlPlane::builder(Arc::new(MemoryStore::new()))
+            .settings(settings)
+            .build();
+        let stack = control_plane
+            .create_stack(
+                &Actor::Admin,
+                NewStack {
+                    name: "paged".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        for i in 0..3 {
+            let yaml = format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  a: {}\n",
+                "v".repeat(900)
+            );
+            control_plane
+                .append_deployment_object(&Actor::Admin, stack, yaml)
+                .await
+                .unwrap();
+        }
+        let page = PageRequest::first(100);
+        let list =
+            |include| control_plane.list_deployment_objects(&Actor::Admin, stack, include, &page);
+
+        let bare = list(IncludeYaml::No).await.unwrap();
+        assert_eq!(bare.items.len(), 3);
+        assert_eq!(bare.next_cursor, None);
+        assert!(
+            bare.items
+                .iter()
+                .all(|o| o.yaml_content.is_none() && o.yaml_bytes > 900)
+        );
+
+        // Each object's YAML is over half the budget: one per page.
+        let full = list(IncludeYaml::Yes).await.unwrap();
+        assert_eq!(full.items.len(), 1);
+        assert!(full.items[0].yaml_content.is_some());
+        assert!(full.next_cursor.is_some());
     }
 
     /// On a runtime with a single worker thread, a task that ticks every millisecond

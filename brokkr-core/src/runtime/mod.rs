@@ -73,6 +73,7 @@ use crate::store::Store;
 
 pub use agents::{AgentQuery, AgentRegistration, AgentView, DisplayedStatus, RegisteredAgent};
 pub use background::Background;
+pub use deployment_objects::IncludeYaml;
 pub use error::{Error, ErrorChain, Result};
 pub use events::MAX_EVENT_MESSAGE_BYTES;
 pub use generators::{GeneratorSpec, GeneratorWithKey};

@@ -34,6 +34,11 @@ pub struct Settings {
     pub template_limits: TemplateLimits,
     /// The largest deployment object's YAML, in bytes (sent or rendered).
     pub max_yaml_bytes: usize,
+    /// The most YAML, in bytes, one page of a deployment-object listing carries when
+    /// it includes the YAML ([`IncludeYaml::Yes`](super::IncludeYaml)): the page ends
+    /// early, with a cursor, before passing it. A page always holds at least one object,
+    /// so an object larger than this comes alone.
+    pub listing_yaml_bytes: usize,
 }
 
 impl Default for Settings {
@@ -50,6 +55,7 @@ impl Default for Settings {
             key_revocation_poll: Duration::from_millis(500),
             template_limits: TemplateLimits::default(),
             max_yaml_bytes,
+            listing_yaml_bytes: 4 * 1024 * 1024,
         }
     }
 }

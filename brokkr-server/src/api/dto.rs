@@ -9,7 +9,7 @@
 //!   `?cursor=` and `?order=asc|desc` ([`page`]).
 
 use brokkr_core::{
-    Cursor, DeploymentObject, Order, PageRequest, Provenance,
+    Cursor, DeploymentObject, ListedDeploymentObject, Order, PageRequest, Provenance,
     page::{DEFAULT_LIMIT, MAX_LIMIT},
 };
 use chrono::{DateTime, Utc};
@@ -149,8 +149,60 @@ impl From<DeploymentObject> for DeploymentObjectDto {
     }
 }
 
+/// What a listing of deployment objects may include beyond each object's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "DeploymentObjectInclude", rename_all = "snake_case")]
+pub enum IncludeParam {
+    /// Each object's YAML; pages then also end at the server's byte budget.
+    YamlContent,
+}
+
+/// A deployment object in a listing: its YAML only when asked for with
+/// `?include=yaml_content`.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "ListedDeploymentObject")]
+pub struct ListedDeploymentObjectDto {
+    /// Its id.
+    pub id: Uuid,
+    /// Its stack.
+    pub stack_id: Uuid,
+    /// Unique in the store, strictly increasing within the stack in commit order.
+    pub sequence_id: i64,
+    /// Multi-document YAML (empty for a deletion marker); present only with
+    /// `?include=yaml_content`.
+    #[oai(skip_serializing_if_is_none)]
+    pub yaml_content: Option<String>,
+    /// Size of the YAML in bytes, also when it is left out.
+    pub yaml_bytes: u64,
+    /// Hex SHA-256 of the YAML.
+    pub yaml_checksum: String,
+    /// `true` when it says "remove this stack".
+    pub is_deletion_marker: bool,
+    /// What produced it, when a template or generator did.
+    #[oai(skip_serializing_if_is_none)]
+    pub provenance: Option<ProvenanceDto>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ListedDeploymentObject> for ListedDeploymentObjectDto {
+    fn from(o: ListedDeploymentObject) -> Self {
+        Self {
+            id: o.id.into(),
+            stack_id: o.stack_id.into(),
+            sequence_id: o.sequence,
+            yaml_content: o.yaml_content,
+            yaml_bytes: o.yaml_bytes,
+            yaml_checksum: o.yaml_checksum,
+            is_deletion_marker: o.is_deletion_marker,
+            provenance: o.provenance.map(Into::into),
+            created_at: o.created_at,
+        }
+    }
+}
+
 page_type!(
     /// A page of deployment objects.
     DeploymentObjectPage,
-    DeploymentObjectDto
+    ListedDeploymentObjectDto
 );

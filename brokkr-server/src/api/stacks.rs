@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use brokkr_core::runtime::IncludeYaml;
 use brokkr_core::{
     DeploymentObjectId, GeneratorId, NewStack, Stack, StackFilter, StackId, StackUpdate,
 };
@@ -18,7 +19,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, OrderParam, page};
+use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, IncludeParam, OrderParam, page};
 use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
@@ -367,12 +368,16 @@ impl StacksApi {
 
     /// List a stack's deployment objects, ordered by `sequence_id`.
     ///
-    /// Works for deleted stacks too (for their owner and admin).
+    /// Works for deleted stacks too (for their owner and admin). Entries leave out
+    /// `yaml_content` unless `?include=yaml_content` asks for it; then a page also ends
+    /// before its YAML passes the server's byte budget (`server.listing_yaml_bytes`,
+    /// 4 MiB by default), with a `next_cursor`, and holds at least one object.
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "get",
         tag = "Tag::DeploymentObjects"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn list_deployment_objects(
         &self,
         auth: BearerAuth,
@@ -385,11 +390,18 @@ impl StacksApi {
         cursor: Query<Option<String>>,
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
+        /// `yaml_content` to include each object's YAML, in pages bounded in bytes;
+        /// left out by default.
+        include: Query<Option<IncludeParam>>,
     ) -> ApiResult<DeploymentObjectPageResponse> {
         let page = page(limit, cursor, order)?;
+        let include = match include.0 {
+            Some(IncludeParam::YamlContent) => IncludeYaml::Yes,
+            None => IncludeYaml::No,
+        };
         let objects = state
             .control_plane
-            .list_deployment_objects(&auth.0, id.0.into(), &page)
+            .list_deployment_objects(&auth.0, id.0.into(), include, &page)
             .await?;
         Ok(DeploymentObjectPageResponse::Ok(Json(objects.into())))
     }

@@ -144,6 +144,7 @@ mod events;
 mod generators;
 mod health;
 mod keys;
+mod listing;
 mod metadata;
 mod objects;
 mod pagination;
@@ -165,6 +166,7 @@ pub use fixtures::{
 pub use generators::*;
 pub use health::*;
 pub use keys::*;
+pub use listing::*;
 pub use metadata::*;
 pub use objects::*;
 pub use pagination::*;
@@ -177,7 +179,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects agents metadata targets target_state watches events health placement placing generators keys audit pagination]
+    [objects listing agents metadata targets target_state watches events health placement placing generators keys audit pagination]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::fixtures::{ADMIN, config_map_yaml, mk_agent, mk_object, mk_stack, mk_target};
-use super::support::{all, expect_not_found, target_state, walk};
+use super::support::{ALL_YAML, all_objects, expect_not_found, target_state, walk_objects};
 use crate::id::{DeploymentObjectId, StackId, TemplateId};
 use crate::model::{DeploymentObject, NewDeploymentObject, Provenance, checksum};
 use crate::page::{Cursor, Order, PageRequest};
@@ -50,12 +50,9 @@ cases!(
             store.get_deployment_object(second.id).await.expect("get"),
             second
         );
-        let listed = all(async |p| store.list_deployment_objects(stack.id, &p).await).await;
+        let listed = all_objects(store, stack.id).await;
         assert_eq!(listed, vec![first.clone(), second.clone()]);
-        let newest_first = walk(10, Order::Descending, async |p| {
-            store.list_deployment_objects(stack.id, &p).await
-        })
-        .await;
+        let newest_first = walk_objects(store, stack.id, 10, Order::Descending).await;
         assert_eq!(newest_first, vec![second, first]);
     }
 
@@ -79,7 +76,7 @@ cases!(
             "sequences are not unique: {sequences:?}"
         );
         for stack in &stacks {
-            let listed = all(async |p| store.list_deployment_objects(*stack, &p).await).await;
+            let listed = all_objects(store, *stack).await;
             assert_eq!(listed.len(), 5);
             assert!(listed.windows(2).all(|w| w[0].sequence < w[1].sequence));
             assert!(listed.iter().all(|o| o.stack_id == *stack));
@@ -144,7 +141,7 @@ cases!(
         assert_eq!(acknowledged.len(), WRITERS * APPENDS);
         let target = target_state(store, agent.id).await;
         for (stack, seen) in stacks.iter().zip(&seen) {
-            let listed = all(async |p| store.list_deployment_objects(*stack, &p).await).await;
+            let listed = all_objects(store, *stack).await;
             assert_eq!(
                 seen, &listed,
                 "the tailing reader skipped or repeated objects of a stack"
@@ -189,7 +186,7 @@ cases!(
         let late = NewDeploymentObject::from_yaml(stack.id, config_map_yaml("c", "2"))
             .expect("valid YAML");
         expect_not_found(store.append_deployment_object(&ADMIN, late).await, "stack");
-        let listed = all(async |p| store.list_deployment_objects(stack.id, &p).await).await;
+        let listed = all_objects(store, stack.id).await;
         assert_eq!(
             listed.len(),
             2,
@@ -218,7 +215,7 @@ cases!(
                 expect_not_found(result, "stack");
             }
         }
-        let listed = all(async |p| store.list_deployment_objects(live, &p).await).await;
+        let listed = all_objects(store, live).await;
         assert_eq!(listed.len(), 10);
     }
 
@@ -242,7 +239,7 @@ cases!(
             store.get_deployment_object(marker.id).await.expect("get"),
             marker
         );
-        let listed = all(async |p| store.list_deployment_objects(stack.id, &p).await).await;
+        let listed = all_objects(store, stack.id).await;
         assert_eq!(listed, vec![first, second, marker]);
     }
 );
@@ -256,14 +253,18 @@ async fn tail(store: &dyn Store, stack: StackId, seen: &mut Vec<DeploymentObject
             request = request.after(Cursor(last.sequence.to_string()));
         }
         let page = store
-            .list_deployment_objects(stack, &request)
+            .list_deployment_objects(stack, ALL_YAML, &request)
             .await
             .expect("listing succeeds");
         if let (Some(last), Some(first)) = (seen.last(), page.items.first()) {
             assert!(first.sequence > last.sequence, "a page went backwards");
         }
         let more = page.next_cursor.is_some();
-        seen.extend(page.items);
+        seen.extend(
+            page.items
+                .into_iter()
+                .map(|listed| listed.into_object().expect("the listing includes the YAML")),
+        );
         if !more {
             return;
         }

@@ -5,8 +5,8 @@ use super::fixtures::{
 };
 use super::support::{all_audit, check_walks};
 use crate::model::{
-    Agent, AgentEvent, AuditRecord, DeploymentObject, EventStatus, EventType, Generator,
-    NewTemplateVersion, Stack, Template,
+    Agent, AgentEvent, AuditRecord, EventStatus, EventType, Generator, ListedDeploymentObject,
+    NewTemplateVersion, Stack, Template, YamlListing,
 };
 use crate::page::PageRequest;
 use crate::store::{
@@ -98,14 +98,16 @@ cases!(
             async |p| store.list_template_versions(templates[0], &p).await,
         )
         .await;
-        let sequences = objects.iter().map(|o| o.sequence).collect();
-        check_walks(
-            "deployment objects",
-            sequences,
-            |o: &DeploymentObject| o.sequence,
-            async |p| store.list_deployment_objects(stacks[0], &p).await,
-        )
-        .await;
+        let sequences: Vec<i64> = objects.iter().map(|o| o.sequence).collect();
+        for yaml in [YamlListing::Omit, YamlListing::Include { page_bytes: 1 }] {
+            check_walks(
+                "deployment objects",
+                sequences.clone(),
+                |o: &ListedDeploymentObject| o.sequence,
+                async |p| store.list_deployment_objects(stacks[0], yaml, &p).await,
+            )
+            .await;
+        }
         check_walks(
             "targets",
             targets,
@@ -152,7 +154,7 @@ cases!(
         );
         invalid(
             store
-                .list_deployment_objects(stack.id, &bad)
+                .list_deployment_objects(stack.id, YamlListing::Omit, &bad)
                 .await
                 .map(drop),
             "deployment objects",

@@ -8,7 +8,7 @@ use super::support::{
 use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::model::{
     Actor, AgentUpdate, GeneratorUpdate, KeyOwner, MetadataField, MetadataTarget, NewStack,
-    NewTemplateVersion, StackUpdate,
+    NewTemplateVersion, StackUpdate, YamlListing,
 };
 use crate::page::PageRequest;
 use crate::pak::Pak;
@@ -301,7 +301,12 @@ cases!(
             "agent event",
         );
         let page = PageRequest::default();
-        expect_not_found(store.list_deployment_objects(stack, &page).await, "stack");
+        expect_not_found(
+            store
+                .list_deployment_objects(stack, YamlListing::Omit, &page)
+                .await,
+            "stack",
+        );
         expect_not_found(
             store.list_template_versions(template, &page).await,
             "template",

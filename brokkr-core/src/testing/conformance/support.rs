@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::WAKE_TIMEOUT;
 use crate::change::TargetStateWatch;
 use crate::id::{AgentEventId, AgentId, StackId};
-use crate::model::{Agent, AuditRecord, HealthReport, Stack};
+use crate::model::{Agent, AuditRecord, DeploymentObject, HealthReport, Stack, YamlListing};
 use crate::page::{MAX_LIMIT, Order, Page, PageRequest};
 use crate::store::{AgentEventFilter, AgentFilter, AuditFilter, Error, Result, StackFilter, Store};
 use crate::target_state::TargetState;
@@ -69,6 +69,32 @@ pub(super) async fn walk<T>(
 /// Every row of a listing, ascending.
 pub(super) async fn all<T>(fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>) -> Vec<T> {
     walk(MAX_LIMIT, Order::Ascending, fetch).await
+}
+
+/// A listing with every object's YAML and no byte budget to end a page early.
+pub(super) const ALL_YAML: YamlListing = YamlListing::Include {
+    page_bytes: u64::MAX,
+};
+
+/// A stack's deployment objects walked in pages of `limit` in `order`, with their YAML.
+pub(super) async fn walk_objects(
+    store: &dyn Store,
+    stack: StackId,
+    limit: u32,
+    order: Order,
+) -> Vec<DeploymentObject> {
+    walk(limit, order, async |p| {
+        store.list_deployment_objects(stack, ALL_YAML, &p).await
+    })
+    .await
+    .into_iter()
+    .map(|listed| listed.into_object().expect("the listing includes the YAML"))
+    .collect()
+}
+
+/// Every deployment object of a stack, ascending, with its YAML.
+pub(super) async fn all_objects(store: &dyn Store, stack: StackId) -> Vec<DeploymentObject> {
+    walk_objects(store, stack, MAX_LIMIT, Order::Ascending).await
 }
 
 pub(super) async fn all_audit(store: &dyn Store) -> Vec<AuditRecord> {

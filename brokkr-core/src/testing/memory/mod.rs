@@ -29,10 +29,10 @@ use crate::id::{
 use crate::metadata::{Annotations, Labels};
 use crate::model::{
     Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AuditRecord, DeploymentObject,
-    Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, MetadataField, MetadataTarget,
-    NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack,
-    NewTemplate, NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate,
-    StoredKey, Template, TemplateVersion,
+    Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject,
+    MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator,
+    NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange, Stack,
+    StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion, YamlListing,
 };
 use crate::page::{Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
@@ -206,9 +206,10 @@ impl Store for MemoryStore {
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
+        yaml: YamlListing,
         page: &PageRequest,
-    ) -> Result<Page<DeploymentObject>> {
-        stacks::list_deployment_objects(self, stack_id, page)
+    ) -> Result<Page<ListedDeploymentObject>> {
+        stacks::list_deployment_objects(self, stack_id, yaml, page)
     }
 
     async fn create_agent(&self, actor: &Actor, new: NewAgent) -> Result<Agent> {

@@ -1,11 +1,11 @@
 //! Stacks and their deployment objects.
 
-use super::state::{now, paginate, parse_uuid};
+use super::state::{now, overfetch, paginate, parse_uuid};
 use super::{MemoryStore, State};
 use crate::id::{DeploymentObjectId, StackId};
 use crate::model::{
-    Actor, AuditAction, DeploymentObject, NewDeploymentObject, NewStack, ResourceKind, Stack,
-    StackUpdate,
+    Actor, AuditAction, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, NewStack,
+    ResourceKind, Stack, StackUpdate, YamlListing,
 };
 use crate::page::{Page, PageRequest};
 use crate::store::{Error, Result, StackFilter};
@@ -180,25 +180,32 @@ pub(super) fn get_deployment_object(
 pub(super) fn list_deployment_objects(
     store: &MemoryStore,
     stack_id: StackId,
+    yaml: YamlListing,
     page: &PageRequest,
-) -> Result<Page<DeploymentObject>> {
+) -> Result<Page<ListedDeploymentObject>> {
     let state = store.state();
     if !state.stacks.contains_key(&stack_id) {
         return Err(Error::not_found("stack", stack_id));
     }
-    let rows = state
+    let objects: Vec<&DeploymentObject> = state
         .objects
         .values()
         .filter(|o| o.stack_id == stack_id)
-        .cloned()
         .collect();
-    paginate(
-        rows,
-        page,
-        |o| o.sequence,
-        |c| c.parse().ok(),
-        |o| o.sequence.to_string(),
-    )
+    let rows = overfetch(objects, page, |o| o.sequence, |c| c.parse().ok())?;
+    let rows = rows.into_iter().cloned().map(ListedDeploymentObject::from);
+    let key = |o: &ListedDeploymentObject| o.sequence.to_string();
+    let limit = page.effective_limit();
+    Ok(match yaml {
+        YamlListing::Omit => {
+            let rows = rows.map(ListedDeploymentObject::without_yaml).collect();
+            Page::from_overfetch(rows, limit, key)
+        }
+        YamlListing::Include { page_bytes } => {
+            let size = |o: &ListedDeploymentObject| o.yaml_bytes;
+            Page::from_overfetch_within(rows.collect(), limit, page_bytes, size, key)
+        }
+    })
 }
 
 impl State {

@@ -130,12 +130,24 @@ impl State {
 /// Keyset pagination over `rows` sorted ascending by `key`: honours the cursor and the
 /// order, and overfetches one row to know whether a next page exists.
 pub(super) fn paginate<T, K: Ord>(
-    mut rows: Vec<T>,
+    rows: Vec<T>,
     page: &PageRequest,
     key: impl Fn(&T) -> K,
     parse: impl Fn(&str) -> Option<K>,
     format: impl Fn(&T) -> String,
 ) -> Result<Page<T>> {
+    let rows = overfetch(rows, page, key, parse)?;
+    Ok(Page::from_overfetch(rows, page.effective_limit(), format))
+}
+
+/// The rows of a page and one more, if there is one: sorted by `key` in the page's
+/// order, after its cursor.
+pub(super) fn overfetch<T, K: Ord>(
+    mut rows: Vec<T>,
+    page: &PageRequest,
+    key: impl Fn(&T) -> K,
+    parse: impl Fn(&str) -> Option<K>,
+) -> Result<Vec<T>> {
     let limit = page.effective_limit();
     let after = match &page.cursor {
         Some(cursor) => {
@@ -147,7 +159,7 @@ pub(super) fn paginate<T, K: Ord>(
     if page.order == Order::Descending {
         rows.reverse();
     }
-    let rows: Vec<T> = rows
+    Ok(rows
         .into_iter()
         .filter(|row| match (&after, page.order) {
             (None, _) => true,
@@ -155,8 +167,7 @@ pub(super) fn paginate<T, K: Ord>(
             (Some(after), Order::Descending) => key(row) < *after,
         })
         .take(limit as usize + 1)
-        .collect();
-    Ok(Page::from_overfetch(rows, limit, format))
+        .collect())
 }
 
 pub(super) fn parse_uuid<I: From<uuid::Uuid>>(text: &str) -> Option<I> {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::callers::{Answer, World, assert_no_mismatches, matrix};
 use crate::generator::{self, GenerateRequest, Generated};
-use crate::runtime::{ControlPlane, Error, GenerateSource};
+use crate::runtime::{ControlPlane, Error, GenerateSource, IncludeYaml};
 use crate::testing::conformance::config_map_yaml;
 use crate::{
     Actor, GeneratorId, GeneratorRegistry, NewTemplate, NewTemplateVersion, PageRequest, StackId,
@@ -61,7 +61,7 @@ fn from_template(id: TemplateId, version: Option<i32>) -> GenerateSource {
 async fn history_len(cp: &ControlPlane, stack: StackId) -> usize {
     let page = PageRequest::first(100);
     let objects = cp
-        .list_deployment_objects(&Actor::Admin, stack, &page)
+        .list_deployment_objects(&Actor::Admin, stack, IncludeYaml::No, &page)
         .await;
     objects.expect("admin reads any history").items.len()
 }
