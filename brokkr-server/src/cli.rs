@@ -5,6 +5,7 @@
 //! brokkr-server [--config FILE] create agent --name N --cluster-name C
 //! brokkr-server [--config FILE] create generator --name N [--description D]
 //! brokkr-server [--config FILE] rotate admin | agent <ID> | generator <ID>
+//! brokkr-server [--config FILE] migrate
 //! ```
 //!
 //! A new key is the only thing written to stdout, so `KEY=$(brokkr-server rotate
@@ -18,7 +19,7 @@ use brokkr_core::{Actor, GeneratorRegistry, Pak};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::config::{Config, ConfigError, LogFormat, LogSection};
+use crate::config::{Config, ConfigError, DatabaseSection, LogFormat, LogSection};
 use crate::serve::{ServeError, open_store, serve};
 
 /// `brokkr-server`: Brokkr's reference REST server.
@@ -45,6 +46,9 @@ pub enum Command {
     /// Issue a new key (revoking the previous ones) and print it.
     #[command(subcommand)]
     Rotate(RotateCommand),
+    /// Bring the database schema up to date and exit (whatever
+    /// `database.run_migrations` says): a deployment's migration step.
+    Migrate,
 }
 
 /// `serve`
@@ -152,8 +156,19 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
                 println!("{}", key.expose());
                 Ok(())
             }
+            Command::Migrate => migrate(&config).await,
         }
     })
+}
+
+async fn migrate(config: &Config) -> Result<(), CliError> {
+    let database = DatabaseSection {
+        run_migrations: true,
+        ..config.database.clone()
+    };
+    open_store(&database).await?;
+    tracing::info!("the database schema is up to date");
+    Ok(())
 }
 
 async fn create(control_plane: &ControlPlane, command: CreateCommand) -> Result<Pak, CliError> {
@@ -253,6 +268,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use crate::serve::ensure_admin_key;
 
     #[test]
     fn the_command_line_is_consistent() {
@@ -272,6 +288,25 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["brokkr-server", "rotate", "agent", "not-a-uuid"]);
         assert!(cli.is_err());
+    }
+
+    #[tokio::test]
+    async fn migrate_prepares_the_schema_for_servers_that_do_not_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+        config.database.run_migrations = false;
+        let unmigrated = open_store(&config.database).await.unwrap();
+        assert!(
+            ensure_admin_key(&unmigrated).await.is_err(),
+            "no schema yet"
+        );
+
+        migrate(&config).await.unwrap();
+        // Again: a second replica's migration step finds nothing to do.
+        migrate(&config).await.unwrap();
+        let store = open_store(&config.database).await.unwrap();
+        assert!(ensure_admin_key(&store).await.unwrap().is_some());
     }
 
     #[tokio::test]
