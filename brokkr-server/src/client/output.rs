@@ -120,6 +120,8 @@ pub fn cell(value: Option<&Value>) -> String {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Object(map)) if map.is_empty() => "-".to_owned(),
+        // A nested object (a placement policy) reads better as compact JSON.
+        Some(nested @ Value::Object(map)) if map.values().any(is_container) => nested.to_string(),
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| format!("{k}={}", cell(Some(v))))
@@ -139,6 +141,10 @@ pub fn cell(value: Option<&Value>) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Object(_) | Value::Array(_))
 }
 
 #[cfg(test)]
@@ -172,5 +178,10 @@ mod tests {
         );
         assert_eq!(cell(Some(&json!([1, "b"]))), "1,b");
         assert_eq!(cell(Some(&json!(true))), "true");
+        let policy = json!({"agent_selector": {"matchLabels": {"tier": "web"}}});
+        assert_eq!(
+            cell(Some(&policy)),
+            r#"{"agent_selector":{"matchLabels":{"tier":"web"}}}"#
+        );
     }
 }
