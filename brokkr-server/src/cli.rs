@@ -6,7 +6,10 @@
 //! brokkr-server [--config FILE] create generator --name N [--description D]
 //! brokkr-server [--config FILE] rotate admin | agent <ID> | generator <ID>
 //! brokkr-server [--config FILE] migrate
+//! brokkr-server stacks | deploy | objects | agents | events | placements | render ...
 //! ```
+//!
+//! The last line is the HTTP client of a running server ([`crate::client`]).
 //!
 //! A new key is the only thing written to stdout, so `KEY=$(brokkr-server rotate
 //! admin)` works; logs (including the ids of created rows) go to stderr.
@@ -49,6 +52,9 @@ pub enum Command {
     /// Bring the database schema up to date and exit (whatever
     /// `database.run_migrations` says): a deployment's migration step.
     Migrate,
+    /// Talk to a running server over HTTP (`BROKKR_URL`, `BROKKR_PAK`).
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 /// `serve`
@@ -117,6 +123,20 @@ pub enum CliError {
     /// The Tokio runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A client command failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::Error),
+}
+
+impl CliError {
+    /// The process exit code: a client command's own ([`crate::client::error`]), 1
+    /// for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Client(err) => err.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 /// Runs a parsed command line (with no Rust generators registered).
@@ -127,10 +147,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Runs a parsed command line, serving with `generators`: a control plane with its
 /// own generators can have a three-line `main` too.
 pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError> {
+    // The client needs neither the server's configuration nor its logs.
+    let command = match cli.command {
+        Command::Client(client) => return Ok(crate::client::run(client)?),
+        command => command,
+    };
     let mut config = Config::load(cli.config.as_deref())?;
     if let Command::Serve(ServeArgs {
         listen: Some(listen),
-    }) = &cli.command
+    }) = &command
     {
         config.server.listen.clone_from(listen);
     }
@@ -140,7 +165,7 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
         .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve(_) => Ok(serve(config, generators, shutdown_signal()).await?),
             Command::Create(create) => {
                 let store = Arc::new(open_store(&config.database).await?);
@@ -157,6 +182,7 @@ pub fn run_with(cli: Cli, generators: GeneratorRegistry) -> Result<(), CliError>
                 Ok(())
             }
             Command::Migrate => migrate(&config).await,
+            Command::Client(_) => unreachable!("client commands returned before the config"),
         }
     })
 }

@@ -62,7 +62,8 @@
 //! ```
 //!
 //! Modules: [`api`] the endpoints, [`app`] routing and probes, [`auth`] the bearer
-//! scheme, [`cli`] the command line, [`config`] configuration loading, [`error`]
+//! scheme, [`cli`] the command line, [`client`] its
+//! subcommands that talk to a running server, [`config`] configuration loading, [`error`]
 //! error bodies, [`metrics`] Prometheus metrics, [`middleware`] body limit, JSON
 //! errors and request metrics, [`serve`] running the server, [`state`] what handlers
 //! share.
@@ -71,6 +72,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 mod connections;
 pub mod deferred;
