@@ -235,7 +235,12 @@ impl StacksApi {
     /// Create a stack.
     ///
     /// Admin, or a generator (the stack is then its own; `generator_id` is for admins).
-    #[oai(path = "/stacks", method = "post", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks",
+        method = "post",
+        operation_id = "createStack",
+        tag = "Tag::Stacks"
+    )]
     async fn create_stack(
         &self,
         auth: BearerAuth,
@@ -253,7 +258,12 @@ impl StacksApi {
     ///
     /// Admin sees all (optionally one generator's); a generator sees only its own.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/stacks", method = "get", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks",
+        method = "get",
+        operation_id = "listStacks",
+        tag = "Tag::Stacks"
+    )]
     async fn list_stacks(
         &self,
         auth: BearerAuth,
@@ -287,7 +297,12 @@ impl StacksApi {
     }
 
     /// Get a live stack.
-    #[oai(path = "/stacks/:id", method = "get", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "get",
+        operation_id = "getStack",
+        tag = "Tag::Stacks"
+    )]
     async fn get_stack(
         &self,
         auth: BearerAuth,
@@ -299,7 +314,12 @@ impl StacksApi {
     }
 
     /// Rename or re-describe a stack.
-    #[oai(path = "/stacks/:id", method = "patch", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "patch",
+        operation_id = "updateStack",
+        tag = "Tag::Stacks"
+    )]
     async fn update_stack(
         &self,
         auth: BearerAuth,
@@ -318,7 +338,12 @@ impl StacksApi {
     ///
     /// Soft-deletes it and appends its deletion marker, so every agent responsible for
     /// it removes its objects; answers the marker. The history stays readable.
-    #[oai(path = "/stacks/:id", method = "delete", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "delete",
+        operation_id = "deleteStack",
+        tag = "Tag::Stacks"
+    )]
     async fn delete_stack(
         &self,
         auth: BearerAuth,
@@ -339,6 +364,7 @@ impl StacksApi {
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "post",
+        operation_id = "createDeploymentObject",
         tag = "Tag::DeploymentObjects"
     )]
     async fn create_deployment_object(
@@ -375,6 +401,7 @@ impl StacksApi {
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "get",
+        operation_id = "listDeploymentObjects",
         tag = "Tag::DeploymentObjects"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -410,6 +437,7 @@ impl StacksApi {
     #[oai(
         path = "/deployment-objects/:id",
         method = "get",
+        operation_id = "getDeploymentObject",
         tag = "Tag::DeploymentObjects"
     )]
     async fn get_deployment_object(
