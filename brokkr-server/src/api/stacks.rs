@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, IncludeParam, OrderParam, page};
 use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
+use crate::api::yaml_body::YamlText;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
@@ -141,6 +142,15 @@ impl From<UpdateStackRequest> for StackUpdate {
             description: body.description.map(|d| Some(d.into())),
         }
     }
+}
+
+/// The body of `POST /stacks/{id}/deployment-objects`, by content type.
+#[derive(Debug, ApiRequest)]
+pub enum CreateDeploymentObjectBody {
+    /// `application/json`: YAML in `yaml_content`, or a deletion marker.
+    Json(Json<CreateDeploymentObjectRequest>),
+    /// `application/yaml`: the multi-document YAML itself.
+    Yaml(YamlText),
 }
 
 /// What a `POST /stacks/{id}/deployment-objects` body asks to append.
@@ -359,8 +369,11 @@ impl StacksApi {
 
     /// Append a deployment object to a stack.
     ///
-    /// The YAML is parsed and validated before anything is stored: an invalid document
-    /// is a 422 `invalid_manifest` naming the document, an oversized one a 413.
+    /// The body is JSON (`yaml_content`, or `is_deletion_marker`), or the YAML itself as
+    /// `application/yaml` (also accepted: `application/x-yaml`, `text/yaml`,
+    /// `text/x-yaml`). The YAML is parsed and validated before anything is stored: an
+    /// invalid document is a 422 `invalid_manifest` naming the document, an oversized
+    /// one a 413.
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "post",
@@ -372,10 +385,14 @@ impl StacksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-        body: Json<CreateDeploymentObjectRequest>,
+        body: CreateDeploymentObjectBody,
     ) -> ApiResult<DeploymentObjectCreated> {
         let (caller, stack) = (auth.0, StackId::from(id.0));
-        let object = match body.0.content()? {
+        let content = match body {
+            CreateDeploymentObjectBody::Json(body) => body.0.content()?,
+            CreateDeploymentObjectBody::Yaml(yaml) => Content::Yaml(yaml.0),
+        };
+        let object = match content {
             Content::Yaml(yaml) => {
                 state
                     .control_plane
