@@ -278,12 +278,18 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
         // A body or parameter poem-openapi could not parse is told apart from other
         // 400s while the error still knows its type; the response alone would not say.
+        let mut bad_path_param = None;
         let (mut resp, code) = match self.inner.call(req).await {
             Ok(resp) => (resp.into_response(), None),
             Err(err) => {
+                bad_path_param = err
+                    .downcast_ref::<poem_openapi::error::ParsePathError>()
+                    .and_then(|err| BadPathParam::of(err.name, &err.reason));
                 let code = if err.is::<poem_openapi::error::ParseRequestPayloadError>() {
                     Some("invalid_body")
-                } else if err.is::<poem_openapi::error::ParseParamError>() {
+                } else if err.is::<poem_openapi::error::ParseParamError>()
+                    || err.is::<poem_openapi::error::ParsePathError>()
+                {
                     // Malformed, or outside the range the OpenAPI document states.
                     Some("invalid_parameter")
                 } else {
@@ -299,7 +305,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .and_then(|pattern| routes.lookup(&pattern.0));
         let status = resp.status();
         if status.is_client_error() || status.is_server_error() {
-            resp = json_error(resp, matched.map(|(_, allow)| allow), code).await;
+            let message = bad_path_param
+                .zip(matched)
+                .and_then(|(param, (template, _))| param.message(template));
+            resp = json_error(resp, matched.map(|(_, allow)| allow), code, message).await;
         }
         let route = matched.map_or(UNMATCHED_ROUTE, |(template, _)| template);
         let elapsed = started.elapsed();
@@ -313,6 +322,36 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             tracing::debug!(target: "brokkr_server::http", method = %method, route, status = status.as_u16(), latency_ms, "request");
         }
         Ok(resp)
+    }
+}
+
+/// A path parameter that did not parse. poem-openapi names path parameters by position
+/// (`param0`, `param1`, ...) when it extracts them, so its message would name `param0`;
+/// the route template knows the name the OpenAPI document gives.
+struct BadPathParam {
+    index: usize,
+    reason: String,
+}
+
+impl BadPathParam {
+    fn of(name: &str, reason: &str) -> Option<Self> {
+        let index = name.strip_prefix("param")?.parse().ok()?;
+        Some(Self {
+            index,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// The message naming the parameter as `template` (`/api/v1/stacks/{id}`) does.
+    fn message(&self, template: &str) -> Option<String> {
+        let name = template
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .nth(self.index)?;
+        Some(format!(
+            "failed to parse path parameter `{name}`: {}",
+            self.reason
+        ))
     }
 }
 
@@ -352,7 +391,14 @@ pub fn code_of(status: StatusCode) -> &'static str {
 /// Longest text of poem's own kept as the message of a rewritten 4xx.
 const MAX_MESSAGE: usize = 512;
 
-async fn json_error(mut resp: Response, allow: Option<&str>, code: Option<&str>) -> Response {
+/// Rewrites a non-JSON error answer into the JSON error body; `message`, when given,
+/// replaces poem's text.
+async fn json_error(
+    mut resp: Response,
+    allow: Option<&str>,
+    code: Option<&str>,
+    message: Option<String>,
+) -> Response {
     let status = resp.status();
     if status == StatusCode::METHOD_NOT_ALLOWED
         && let Some(value) = allow.and_then(|allow| HeaderValue::from_str(allow).ok())
@@ -365,15 +411,16 @@ async fn json_error(mut resp: Response, allow: Option<&str>, code: Option<&str>)
     let original = resp.take_body().into_string().await.unwrap_or_default();
     let original = original.trim();
     // A 4xx message from poem describes the request; a 5xx one might describe us.
-    let message =
-        if status.is_client_error() && !original.is_empty() && original.len() <= MAX_MESSAGE {
-            original.to_owned()
-        } else {
-            status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_ascii_lowercase()
-        };
+    let message = if let Some(message) = message {
+        message
+    } else if status.is_client_error() && !original.is_empty() && original.len() <= MAX_MESSAGE {
+        original.to_owned()
+    } else {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    };
     let body = ErrorBody {
         code: code.unwrap_or_else(|| code_of(status)).to_owned(),
         message,

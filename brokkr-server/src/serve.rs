@@ -1,4 +1,4 @@
-//! Running the server: connect the store, make sure an admin key exists, bind, serve
+//! Running the server: connect the store, bind, make sure an admin key exists, serve
 //! until a shutdown signal, let in-flight requests finish, write pending heartbeats.
 
 use std::future::Future;
@@ -75,8 +75,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store from `config`, creates the admin key if there is none, binds
-    /// `config.server.listen`.
+    /// Opens the store from `config`, binds `config.server.listen`, then creates the
+    /// admin key if there is none (so a start that cannot bind stores no key).
     pub async fn bind(config: Config, generators: GeneratorRegistry) -> Result<Self, ServeError> {
         let store = open_store(&config.database).await?;
         Self::bind_with_store(Arc::new(store), config, generators).await
@@ -99,7 +99,8 @@ impl Server {
         control_plane: ControlPlane,
         config: Config,
     ) -> Result<Self, ServeError> {
-        let admin_key = ensure_admin_key(control_plane.store().as_ref()).await?;
+        // Bind before creating the admin key: a key stored by a start that then fails
+        // to bind would never be printed, and the next start would not create one.
         let listen = config.server.listen.clone();
         let bind_error = |source| ServeError::Bind {
             addr: listen.clone(),
@@ -109,6 +110,7 @@ impl Server {
             .await
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
+        let admin_key = ensure_admin_key(control_plane.store().as_ref()).await?;
         Ok(Self {
             listener,
             addr,
@@ -171,11 +173,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let mut server = Server::bind(config, generators).await?;
-    if let Some(key) = server.take_admin_key() {
-        print_admin_key(&key);
+    match server.take_admin_key() {
+        Some(key) => print_admin_key(&key),
+        None => tracing::info!("{ADMIN_KEY_EXISTS}"),
     }
     server.run(shutdown).await
 }
+
+/// What a start says when the database holds an admin key already: it was shown once,
+/// when it was created, and only a new one can be shown.
+pub const ADMIN_KEY_EXISTS: &str = "an admin key exists already (it was shown once, when it was created); \
+     to get a new one, run `brokkr-server rotate admin` (this revokes the current one)";
 
 /// The one line that shows a new admin key.
 pub(crate) fn print_admin_key(key: &Pak) {

@@ -614,3 +614,32 @@ async fn expensive_yaml_does_not_stall_the_server_sqlite() {
 async fn expensive_yaml_does_not_stall_the_server_postgres() {
     expensive_yaml_does_not_stall_the_server(Backend::Postgres).await;
 }
+
+/// A path parameter that does not parse is named as the OpenAPI document names it
+/// (`id`, `stack_id`), not by poem-openapi's internal position (`param0`, `param1`).
+#[tokio::test]
+async fn a_bad_path_parameter_is_named() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let w = &app.world;
+    for (path, name) in [
+        ("/api/v1/stacks/not-a-uuid".to_owned(), "id"),
+        (
+            format!("/api/v1/agents/{}/targets/not-a-uuid", w.agent),
+            "stack_id",
+        ),
+    ] {
+        let method = if name == "id" { "GET" } else { "DELETE" };
+        let resp = app
+            .send(Req::new(method, path.as_str()).key(&w.admin_key))
+            .await;
+        resp.expect(400);
+        let body = resp.json();
+        assert_eq!(body["code"], "invalid_parameter", "{path}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("`{name}`")) && !message.contains("`param"),
+            "{path}: {message}"
+        );
+    }
+    app.teardown().await;
+}

@@ -319,3 +319,43 @@ async fn operations_with_a_body_document_415_and_answer_it() {
     resp.expect(415);
     assert_eq!(resp.json()["code"], "unsupported_media_type");
 }
+
+/// Words an operation id may start with: the scheme is camelCase verb + noun
+/// (`listStacks`, `getTargetState`), listed in docs/api.md.
+const OPERATION_VERBS: &[&str] = &[
+    "list", "get", "create", "update", "delete", "put", "remove", "set", "assign", "unassign",
+    "rotate", "send", "report", "verify", "preview",
+];
+
+/// Every operation has an `operationId` that follows the scheme, and no two share one, so
+/// generated clients get one stable, readable method per operation.
+#[tokio::test]
+async fn every_operation_has_a_unique_camel_case_operation_id() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let mut seen = std::collections::BTreeMap::new();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let Some(id) = operation["operationId"].as_str() else {
+                problems.push(format!("{method} {path}: no operationId"));
+                continue;
+            };
+            let camel = id.chars().all(|c| c.is_ascii_alphanumeric())
+                && id.starts_with(|c: char| c.is_ascii_lowercase());
+            let verb = OPERATION_VERBS.iter().any(|verb| {
+                id.strip_prefix(verb)
+                    .is_some_and(|noun| noun.starts_with(|c: char| c.is_ascii_uppercase()))
+            });
+            if !camel || !verb {
+                problems.push(format!("{method} {path}: {id:?} is not camelCase verbNoun"));
+            }
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                problems.push(format!("{method} {path}: {id:?} is also {other}"));
+            }
+        }
+    }
+    assert!(seen.len() >= 50, "only {} operations", seen.len());
+    assert!(problems.is_empty(), "{problems:#?}");
+    app.teardown().await;
+}

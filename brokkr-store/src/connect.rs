@@ -10,6 +10,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::batch::{Batcher, CommitSlots};
+use crate::diagnose;
 use crate::errors::db;
 use crate::write::Writer;
 use crate::{Backend, SqlStore, StoreConfig, append, events, health, new_stacks, notify, placing};
@@ -20,6 +21,8 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
     let origin = notify::origin();
     let store = match backend {
         Backend::Postgres => {
+            // One direct connection first: the pool would only say that it timed out.
+            diagnose::probe_postgres(&config.url, config.acquire_timeout).await?;
             let pool = Database::connect(options(&config, config.max_connections))
                 .await
                 .map_err(db)?;
@@ -41,7 +44,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
             // one connection serves reads and writes alike.
             let pool = Database::connect(sqlite_options(&config, 1, true))
                 .await
-                .map_err(db)?;
+                .map_err(|err| diagnose::sqlite_open_failed(&config.url, err))?;
             migrate(&config, &pool).await?;
             assemble(backend, pool.clone(), pool, hub, origin, None, 1)
         }
@@ -50,7 +53,7 @@ pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
             // WAL before readers open it.
             let writer = Database::connect(sqlite_options(&config, 1, false))
                 .await
-                .map_err(db)?;
+                .map_err(|err| diagnose::sqlite_open_failed(&config.url, err))?;
             migrate(&config, &writer).await?;
             let reader = Database::connect(sqlite_options(&config, sqlite_readers(&config), false))
                 .await

@@ -43,6 +43,7 @@ mod audit;
 mod batch;
 mod connect;
 mod convert;
+mod diagnose;
 mod entity;
 mod errors;
 mod notify;
@@ -93,7 +94,8 @@ pub struct StoreConfig {
     /// Connections kept open when idle.
     pub min_connections: u32,
     /// How long to wait for a pooled connection, connecting included: while the
-    /// database is down, how long a call takes to fail with `Unavailable`.
+    /// database is down, how long a call takes to fail with `Unavailable`. It also
+    /// bounds the first PostgreSQL connection at start.
     pub acquire_timeout: Duration,
     /// How long SQLite waits for a lock held by another connection before failing.
     pub sqlite_busy_timeout: Duration,

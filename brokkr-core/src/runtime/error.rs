@@ -77,17 +77,64 @@ impl Error {
 /// `Result` of a runtime operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Displays an error with its chain of sources, for logs.
+/// Displays an error with its chain of sources, for logs. A source whose message the
+/// error before it already contains is left out: some errors (sea-orm's among them)
+/// repeat their source in their own message, and a reader should see it once.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
         let mut source = self.0.source();
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorChain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Link {
+        message: &'static str,
+        #[source]
+        source: Option<Box<Link>>,
+    }
+
+    fn chain(messages: &[&'static str]) -> Link {
+        messages
+            .iter()
+            .rev()
+            .fold(None, |source, message| {
+                Some(Link {
+                    message,
+                    source: source.map(Box::new),
+                })
+            })
+            .expect("at least one message")
+    }
+
+    #[test]
+    fn every_cause_is_shown_once() {
+        let check = |messages: &[&'static str], expected: &str| {
+            assert_eq!(ErrorChain(&chain(messages)).to_string(), expected);
+        };
+        check(&["cannot open", "refused"], "cannot open: refused");
+        // sea-orm's `Connection Error: {0}` over the driver's error.
+        check(
+            &["cannot open", "Connection Error: refused", "refused"],
+            "cannot open: Connection Error: refused",
+        );
+        check(&["a", "b", "a"], "a: b: a");
     }
 }

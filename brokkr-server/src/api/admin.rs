@@ -217,7 +217,12 @@ impl AdminApi {
     ///
     /// Lets an agent or a command line check its key: 200 with the role and id, or
     /// 401 for a missing, malformed, unknown or revoked key. Changes nothing.
-    #[oai(path = "/auth/pak", method = "post", tag = "Tag::Admin")]
+    #[oai(
+        path = "/auth/pak",
+        method = "post",
+        operation_id = "verifyKey",
+        tag = "Tag::Admin"
+    )]
     async fn verify_key(&self, auth: BearerAuth) -> ApiResult<KeyIdentityResponse> {
         Ok(KeyIdentityResponse::Ok(Json(auth.0.into())))
     }
@@ -226,7 +231,12 @@ impl AdminApi {
     ///
     /// Every change made through the API or the command line leaves exactly one record,
     /// written in the same transaction as the change.
-    #[oai(path = "/admin/audit-logs", method = "get", tag = "Tag::Admin")]
+    #[oai(
+        path = "/admin/audit-logs",
+        method = "get",
+        operation_id = "listAuditLogs",
+        tag = "Tag::Admin"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list_audit_logs(
         &self,

@@ -46,7 +46,12 @@ impl AgentsApi {
     /// Register an agent and issue its first key (admin).
     ///
     /// The key is in this answer only.
-    #[oai(path = "/agents", method = "post", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents",
+        method = "post",
+        operation_id = "createAgent",
+        tag = "Tag::Agents"
+    )]
     async fn create_agent(
         &self,
         auth: BearerAuth,
@@ -68,7 +73,12 @@ impl AgentsApi {
     /// `status=inactive` selects disabled agents; `active` and `stale` select enabled
     /// agents by heartbeat age, judged after paging, so such a page may hold fewer rows
     /// than `limit` (even none) and still have a `next_cursor`.
-    #[oai(path = "/agents", method = "get", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents",
+        method = "get",
+        operation_id = "listAgents",
+        tag = "Tag::Agents"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list_agents(
         &self,
@@ -99,7 +109,12 @@ impl AgentsApi {
     }
 
     /// Get an agent (admin, or the agent itself).
-    #[oai(path = "/agents/:id", method = "get", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id",
+        method = "get",
+        operation_id = "getAgent",
+        tag = "Tag::Agents"
+    )]
     async fn get_agent(
         &self,
         auth: BearerAuth,
@@ -113,7 +128,12 @@ impl AgentsApi {
     /// Rename, move or enable/disable an agent (admin).
     ///
     /// A disabled agent gets 403 `agent_inactive` from its target state.
-    #[oai(path = "/agents/:id", method = "patch", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id",
+        method = "patch",
+        operation_id = "updateAgent",
+        tag = "Tag::Agents"
+    )]
     async fn update_agent(
         &self,
         auth: BearerAuth,
@@ -133,7 +153,12 @@ impl AgentsApi {
     /// Its targets stay, so re-registering does not silently drop workloads. The
     /// revocation takes effect at once on this replica, and within the key cache TTL on
     /// others.
-    #[oai(path = "/agents/:id", method = "delete", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id",
+        method = "delete",
+        operation_id = "deleteAgent",
+        tag = "Tag::Agents"
+    )]
     async fn delete_agent(
         &self,
         auth: BearerAuth,
@@ -151,7 +176,12 @@ impl AgentsApi {
     ///
     /// Admin, or the agent itself (whose current key stops working at once on this
     /// replica). The new key is in this answer only.
-    #[oai(path = "/agents/:id/rotate-pak", method = "post", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id/rotate-pak",
+        method = "post",
+        operation_id = "rotateAgentKey",
+        tag = "Tag::Agents"
+    )]
     async fn rotate_agent_key(
         &self,
         auth: BearerAuth,
@@ -175,7 +205,12 @@ impl AgentsApi {
     /// `agents.heartbeat_flush_millis`; the agent shows as active at once. Capabilities,
     /// when given, replace the stored ones: at most 100 feature names of 1-253
     /// characters, `extra` at most 64 KiB serialized (422 otherwise).
-    #[oai(path = "/agents/:id/heartbeat", method = "post", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id/heartbeat",
+        method = "post",
+        operation_id = "sendHeartbeat",
+        tag = "Tag::Agents"
+    )]
     async fn heartbeat(
         &self,
         auth: BearerAuth,
@@ -198,7 +233,12 @@ impl AgentsApi {
     /// answer is 304 without a body; adding `?wait=N` holds the request until the
     /// target state changes (200) or N seconds pass (304). A disabled agent gets 403
     /// `agent_inactive`.
-    #[oai(path = "/agents/:id/target-state", method = "get", tag = "Tag::Agents")]
+    #[oai(
+        path = "/agents/:id/target-state",
+        method = "get",
+        operation_id = "getTargetState",
+        tag = "Tag::Agents"
+    )]
     async fn target_state(
         &self,
         auth: BearerAuth,

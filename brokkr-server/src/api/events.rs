@@ -213,7 +213,12 @@ impl EventsApi {
     /// Idempotent on `id`: repeating a report stores nothing new and answers the stored
     /// event (201 as well); an id of another agent's event is a 409. A successful
     /// `delete` of a stack awaiting removal retires it from the agent's target state.
-    #[oai(path = "/agents/:id/events", method = "post", tag = "Tag::AgentEvents")]
+    #[oai(
+        path = "/agents/:id/events",
+        method = "post",
+        operation_id = "createAgentEvent",
+        tag = "Tag::AgentEvents"
+    )]
     async fn create_agent_event(
         &self,
         auth: BearerAuth,
@@ -238,7 +243,12 @@ impl EventsApi {
     }
 
     /// List an agent's events, ordered by id (admin, or the agent itself).
-    #[oai(path = "/agents/:id/events", method = "get", tag = "Tag::AgentEvents")]
+    #[oai(
+        path = "/agents/:id/events",
+        method = "get",
+        operation_id = "listAgentEvents",
+        tag = "Tag::AgentEvents"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list_agent_events(
         &self,
@@ -283,7 +293,12 @@ impl EventsApi {
     }
 
     /// List every agent's events, ordered by id (admin).
-    #[oai(path = "/agent-events", method = "get", tag = "Tag::AgentEvents")]
+    #[oai(
+        path = "/agent-events",
+        method = "get",
+        operation_id = "listAllAgentEvents",
+        tag = "Tag::AgentEvents"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list_all_agent_events(
         &self,

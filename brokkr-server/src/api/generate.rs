@@ -203,6 +203,7 @@ impl GenerateApi {
     #[oai(
         path = "/stacks/:id/deployment-objects/from-template",
         method = "post",
+        operation_id = "createDeploymentObjectFromTemplate",
         tag = "Tag::DeploymentObjects"
     )]
     async fn create_deployment_object_from_template(
@@ -234,6 +235,7 @@ impl GenerateApi {
     #[oai(
         path = "/registered-generators",
         method = "get",
+        operation_id = "listRegisteredGenerators",
         tag = "Tag::Generators"
     )]
     async fn list_registered_generators(
@@ -250,6 +252,7 @@ impl GenerateApi {
     #[oai(
         path = "/registered-generators/:name",
         method = "get",
+        operation_id = "getRegisteredGenerator",
         tag = "Tag::Generators"
     )]
     async fn get_registered_generator(

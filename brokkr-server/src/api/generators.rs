@@ -185,7 +185,12 @@ impl GeneratorsApi {
     /// Create a generator and its first key (admin).
     ///
     /// The key is in this answer only.
-    #[oai(path = "/generators", method = "post", tag = "Tag::Generators")]
+    #[oai(
+        path = "/generators",
+        method = "post",
+        operation_id = "createGenerator",
+        tag = "Tag::Generators"
+    )]
     async fn create_generator(
         &self,
         auth: BearerAuth,
@@ -200,7 +205,12 @@ impl GeneratorsApi {
     }
 
     /// List generators, ordered by id (admin).
-    #[oai(path = "/generators", method = "get", tag = "Tag::Generators")]
+    #[oai(
+        path = "/generators",
+        method = "get",
+        operation_id = "listGenerators",
+        tag = "Tag::Generators"
+    )]
     async fn list_generators(
         &self,
         auth: BearerAuth,
@@ -227,7 +237,12 @@ impl GeneratorsApi {
     }
 
     /// Get a generator (admin, or the generator itself).
-    #[oai(path = "/generators/:id", method = "get", tag = "Tag::Generators")]
+    #[oai(
+        path = "/generators/:id",
+        method = "get",
+        operation_id = "getGenerator",
+        tag = "Tag::Generators"
+    )]
     async fn get_generator(
         &self,
         auth: BearerAuth,
@@ -242,7 +257,12 @@ impl GeneratorsApi {
     }
 
     /// Rename or re-describe a generator (admin).
-    #[oai(path = "/generators/:id", method = "patch", tag = "Tag::Generators")]
+    #[oai(
+        path = "/generators/:id",
+        method = "patch",
+        operation_id = "updateGenerator",
+        tag = "Tag::Generators"
+    )]
     async fn update_generator(
         &self,
         auth: BearerAuth,
@@ -261,7 +281,12 @@ impl GeneratorsApi {
     ///
     /// Its stacks and templates stay. The revocation takes effect at once on this
     /// replica, and within the key cache TTL on others.
-    #[oai(path = "/generators/:id", method = "delete", tag = "Tag::Generators")]
+    #[oai(
+        path = "/generators/:id",
+        method = "delete",
+        operation_id = "deleteGenerator",
+        tag = "Tag::Generators"
+    )]
     async fn delete_generator(
         &self,
         auth: BearerAuth,
@@ -282,6 +307,7 @@ impl GeneratorsApi {
     #[oai(
         path = "/generators/:id/rotate-pak",
         method = "post",
+        operation_id = "rotateGeneratorKey",
         tag = "Tag::Generators"
     )]
     async fn rotate_generator_key(

@@ -220,7 +220,12 @@ impl HealthApi {
     /// be an object of a stack in the agent's target state (404 otherwise); an older
     /// object of such a stack is accepted. At most 10 000 resources; summaries, reasons
     /// and messages at most 4096 characters (422 otherwise). Writes no audit record.
-    #[oai(path = "/agents/:id/health", method = "post", tag = "Tag::Health")]
+    #[oai(
+        path = "/agents/:id/health",
+        method = "post",
+        operation_id = "reportHealth",
+        tag = "Tag::Health"
+    )]
     async fn report_health(
         &self,
         auth: BearerAuth,
@@ -244,7 +249,12 @@ impl HealthApi {
     ///
     /// `status` is the worst over the agents, absent when none reported. Works for
     /// deleted stacks too.
-    #[oai(path = "/stacks/:id/health", method = "get", tag = "Tag::Health")]
+    #[oai(
+        path = "/stacks/:id/health",
+        method = "get",
+        operation_id = "getStackHealth",
+        tag = "Tag::Health"
+    )]
     async fn stack_health(
         &self,
         auth: BearerAuth,

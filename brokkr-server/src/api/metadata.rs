@@ -90,19 +90,21 @@ fn template(id: Uuid) -> MetadataTarget {
 pub struct MetadataApi;
 
 /// Declares the `#[OpenApi]` impl of [`MetadataApi`]: per line, a resource's target
-/// constructor, one map, its collection and entry paths, the three operations' names
-/// and their summaries. poem-openapi needs one method per route (its attribute reads
-/// literal paths), so the table is expanded before the attribute runs.
+/// constructor, one map, its collection and entry paths, the three operations' names,
+/// operation ids and summaries. poem-openapi needs one method per route (its attribute
+/// reads literal paths), so the table is expanded before the attribute runs.
 macro_rules! metadata_routes {
     ($(
         $target:ident $field:ident $collection:tt $entry:tt
-        => $read:ident $read_doc:tt, $put:ident $put_doc:tt, $remove:ident $remove_doc:tt;
+        => $read:ident $read_id:literal $read_doc:tt,
+           $put:ident $put_id:literal $put_doc:tt,
+           $remove:ident $remove_id:literal $remove_doc:tt;
     )*) => {
         #[OpenApi]
         impl MetadataApi {
             $(
                 #[doc = $read_doc]
-                #[oai(path = $collection, method = "get", tag = "Tag::Metadata")]
+                #[oai(path = $collection, method = "get", operation_id = $read_id, tag = "Tag::Metadata")]
                 async fn $read(
                     &self,
                     auth: BearerAuth,
@@ -113,7 +115,7 @@ macro_rules! metadata_routes {
                 }
 
                 #[doc = $put_doc]
-                #[oai(path = $collection, method = "post", tag = "Tag::Metadata")]
+                #[oai(path = $collection, method = "post", operation_id = $put_id, tag = "Tag::Metadata")]
                 async fn $put(
                     &self,
                     auth: BearerAuth,
@@ -126,7 +128,7 @@ macro_rules! metadata_routes {
                 }
 
                 #[doc = $remove_doc]
-                #[oai(path = $entry, method = "delete", tag = "Tag::Metadata")]
+                #[oai(path = $entry, method = "delete", operation_id = $remove_id, tag = "Tag::Metadata")]
                 async fn $remove(
                     &self,
                     auth: BearerAuth,
@@ -145,29 +147,40 @@ macro_rules! metadata_routes {
 
 metadata_routes! {
     stack Labels "/stacks/:id/labels" "/stacks/:id/labels/:key"
-        => get_stack_labels "A stack's labels.",
-           put_stack_label "Set a stack label; answers all its labels.",
-           remove_stack_label "Remove a stack label; answers the remaining labels.";
+        => get_stack_labels "getStackLabels" "A stack's labels.",
+           put_stack_label "putStackLabel" "Set a stack label; answers all its labels.",
+           remove_stack_label "removeStackLabel"
+               "Remove a stack label; answers the remaining labels.";
     stack Annotations "/stacks/:id/annotations" "/stacks/:id/annotations/:key"
-        => get_stack_annotations "A stack's annotations.",
-           put_stack_annotation "Set a stack annotation; answers all its annotations.",
-           remove_stack_annotation "Remove a stack annotation; answers the remaining annotations.";
+        => get_stack_annotations "getStackAnnotations" "A stack's annotations.",
+           put_stack_annotation "putStackAnnotation"
+               "Set a stack annotation; answers all its annotations.",
+           remove_stack_annotation "removeStackAnnotation"
+               "Remove a stack annotation; answers the remaining annotations.";
     agent Labels "/agents/:id/labels" "/agents/:id/labels/:key"
-        => get_agent_labels "An agent's labels (admin, or the agent itself).",
-           put_agent_label "Set an agent label (admin); answers all its labels.",
-           remove_agent_label "Remove an agent label (admin); answers the remaining labels.";
+        => get_agent_labels "getAgentLabels"
+               "An agent's labels (admin, or the agent itself).",
+           put_agent_label "putAgentLabel"
+               "Set an agent label (admin); answers all its labels.",
+           remove_agent_label "removeAgentLabel"
+               "Remove an agent label (admin); answers the remaining labels.";
     agent Annotations "/agents/:id/annotations" "/agents/:id/annotations/:key"
-        => get_agent_annotations "An agent's annotations (admin, or the agent itself).",
-           put_agent_annotation "Set an agent annotation (admin); answers all its annotations.",
-           remove_agent_annotation
+        => get_agent_annotations "getAgentAnnotations"
+               "An agent's annotations (admin, or the agent itself).",
+           put_agent_annotation "putAgentAnnotation"
+               "Set an agent annotation (admin); answers all its annotations.",
+           remove_agent_annotation "removeAgentAnnotation"
                "Remove an agent annotation (admin); answers the remaining annotations.";
     template Labels "/templates/:id/labels" "/templates/:id/labels/:key"
-        => get_template_labels "A template's labels.",
-           put_template_label "Set a template label; answers all its labels.",
-           remove_template_label "Remove a template label; answers the remaining labels.";
+        => get_template_labels "getTemplateLabels" "A template's labels.",
+           put_template_label "putTemplateLabel"
+               "Set a template label; answers all its labels.",
+           remove_template_label "removeTemplateLabel"
+               "Remove a template label; answers the remaining labels.";
     template Annotations "/templates/:id/annotations" "/templates/:id/annotations/:key"
-        => get_template_annotations "A template's annotations.",
-           put_template_annotation "Set a template annotation; answers all its annotations.",
-           remove_template_annotation
+        => get_template_annotations "getTemplateAnnotations" "A template's annotations.",
+           put_template_annotation "putTemplateAnnotation"
+               "Set a template annotation; answers all its annotations.",
+           remove_template_annotation "removeTemplateAnnotation"
                "Remove a template annotation; answers the remaining annotations.";
 }

@@ -18,6 +18,7 @@ mod placement;
 mod stacks;
 mod targets;
 mod templates;
+mod yaml_body;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;

@@ -235,7 +235,12 @@ impl PlacementApi {
     /// The agents not chosen are judged now (from the control plane's memory), counted
     /// per reason and listed a page at a time. 404 `not_found` when the stack has no
     /// policy. Admin, or the generator owning the stack.
-    #[oai(path = "/stacks/:id/placement", method = "get", tag = "Tag::Placement")]
+    #[oai(
+        path = "/stacks/:id/placement",
+        method = "get",
+        operation_id = "getPlacement",
+        tag = "Tag::Placement"
+    )]
     async fn get_placement(
         &self,
         auth: BearerAuth,
@@ -263,7 +268,12 @@ impl PlacementApi {
     /// registered a 422 `unknown_placement`, and nothing is stored. The answer holds
     /// the decision, already in effect: chosen agents have the stack, agents that no
     /// longer fit receive a removal. Admin, or the generator owning the stack.
-    #[oai(path = "/stacks/:id/placement", method = "put", tag = "Tag::Placement")]
+    #[oai(
+        path = "/stacks/:id/placement",
+        method = "put",
+        operation_id = "setPlacement",
+        tag = "Tag::Placement"
+    )]
     async fn set_placement(
         &self,
         auth: BearerAuth,
@@ -292,6 +302,7 @@ impl PlacementApi {
     #[oai(
         path = "/stacks/:id/placement",
         method = "delete",
+        operation_id = "deletePlacement",
         tag = "Tag::Placement"
     )]
     async fn delete_placement(
@@ -315,6 +326,7 @@ impl PlacementApi {
     #[oai(
         path = "/stacks/:id/placement/preview",
         method = "post",
+        operation_id = "previewPlacement",
         tag = "Tag::Placement"
     )]
     async fn preview_placement(

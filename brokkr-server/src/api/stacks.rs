@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, IncludeParam, OrderParam, page};
 use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
+use crate::api::yaml_body::YamlText;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::page_type;
@@ -143,6 +144,15 @@ impl From<UpdateStackRequest> for StackUpdate {
     }
 }
 
+/// The body of `POST /stacks/{id}/deployment-objects`, by content type.
+#[derive(Debug, ApiRequest)]
+pub enum CreateDeploymentObjectBody {
+    /// `application/json`: YAML in `yaml_content`, or a deletion marker.
+    Json(Json<CreateDeploymentObjectRequest>),
+    /// `application/yaml`: the multi-document YAML itself.
+    Yaml(YamlText),
+}
+
 /// What a `POST /stacks/{id}/deployment-objects` body asks to append.
 enum Content {
     Yaml(String),
@@ -235,7 +245,12 @@ impl StacksApi {
     /// Create a stack.
     ///
     /// Admin, or a generator (the stack is then its own; `generator_id` is for admins).
-    #[oai(path = "/stacks", method = "post", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks",
+        method = "post",
+        operation_id = "createStack",
+        tag = "Tag::Stacks"
+    )]
     async fn create_stack(
         &self,
         auth: BearerAuth,
@@ -253,7 +268,12 @@ impl StacksApi {
     ///
     /// Admin sees all (optionally one generator's); a generator sees only its own.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/stacks", method = "get", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks",
+        method = "get",
+        operation_id = "listStacks",
+        tag = "Tag::Stacks"
+    )]
     async fn list_stacks(
         &self,
         auth: BearerAuth,
@@ -287,7 +307,12 @@ impl StacksApi {
     }
 
     /// Get a live stack.
-    #[oai(path = "/stacks/:id", method = "get", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "get",
+        operation_id = "getStack",
+        tag = "Tag::Stacks"
+    )]
     async fn get_stack(
         &self,
         auth: BearerAuth,
@@ -299,7 +324,12 @@ impl StacksApi {
     }
 
     /// Rename or re-describe a stack.
-    #[oai(path = "/stacks/:id", method = "patch", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "patch",
+        operation_id = "updateStack",
+        tag = "Tag::Stacks"
+    )]
     async fn update_stack(
         &self,
         auth: BearerAuth,
@@ -318,7 +348,12 @@ impl StacksApi {
     ///
     /// Soft-deletes it and appends its deletion marker, so every agent responsible for
     /// it removes its objects; answers the marker. The history stays readable.
-    #[oai(path = "/stacks/:id", method = "delete", tag = "Tag::Stacks")]
+    #[oai(
+        path = "/stacks/:id",
+        method = "delete",
+        operation_id = "deleteStack",
+        tag = "Tag::Stacks"
+    )]
     async fn delete_stack(
         &self,
         auth: BearerAuth,
@@ -334,11 +369,15 @@ impl StacksApi {
 
     /// Append a deployment object to a stack.
     ///
-    /// The YAML is parsed and validated before anything is stored: an invalid document
-    /// is a 422 `invalid_manifest` naming the document, an oversized one a 413.
+    /// The body is JSON (`yaml_content`, or `is_deletion_marker`), or the YAML itself as
+    /// `application/yaml` (also accepted: `application/x-yaml`, `text/yaml`,
+    /// `text/x-yaml`). The YAML is parsed and validated before anything is stored: an
+    /// invalid document is a 422 `invalid_manifest` naming the document, an oversized
+    /// one a 413.
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "post",
+        operation_id = "createDeploymentObject",
         tag = "Tag::DeploymentObjects"
     )]
     async fn create_deployment_object(
@@ -346,10 +385,14 @@ impl StacksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-        body: Json<CreateDeploymentObjectRequest>,
+        body: CreateDeploymentObjectBody,
     ) -> ApiResult<DeploymentObjectCreated> {
         let (caller, stack) = (auth.0, StackId::from(id.0));
-        let object = match body.0.content()? {
+        let content = match body {
+            CreateDeploymentObjectBody::Json(body) => body.0.content()?,
+            CreateDeploymentObjectBody::Yaml(yaml) => Content::Yaml(yaml.0),
+        };
+        let object = match content {
             Content::Yaml(yaml) => {
                 state
                     .control_plane
@@ -375,6 +418,7 @@ impl StacksApi {
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "get",
+        operation_id = "listDeploymentObjects",
         tag = "Tag::DeploymentObjects"
     )]
     #[allow(clippy::too_many_arguments)]
@@ -410,6 +454,7 @@ impl StacksApi {
     #[oai(
         path = "/deployment-objects/:id",
         method = "get",
+        operation_id = "getDeploymentObject",
         tag = "Tag::DeploymentObjects"
     )]
     async fn get_deployment_object(

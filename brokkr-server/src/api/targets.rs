@@ -118,6 +118,7 @@ impl TargetsApi {
     #[oai(
         path = "/agents/:id/targets",
         method = "get",
+        operation_id = "listAgentTargets",
         tag = "Tag::AgentTargets"
     )]
     async fn list_agent_targets(
@@ -147,6 +148,7 @@ impl TargetsApi {
     #[oai(
         path = "/agents/:id/targets",
         method = "post",
+        operation_id = "assignTarget",
         tag = "Tag::AgentTargets"
     )]
     async fn assign_target(
@@ -170,6 +172,7 @@ impl TargetsApi {
     #[oai(
         path = "/agents/:id/targets/:stack_id",
         method = "delete",
+        operation_id = "unassignTarget",
         tag = "Tag::AgentTargets"
     )]
     async fn unassign_target(
@@ -192,6 +195,7 @@ impl TargetsApi {
     #[oai(
         path = "/stacks/:id/targets",
         method = "get",
+        operation_id = "listStackTargets",
         tag = "Tag::AgentTargets"
     )]
     async fn list_stack_targets(

@@ -245,7 +245,12 @@ impl TemplatesApi {
     /// Create a template at version 1.
     ///
     /// Admin (a global template, or one for a generator), or a generator (its own).
-    #[oai(path = "/templates", method = "post", tag = "Tag::Templates")]
+    #[oai(
+        path = "/templates",
+        method = "post",
+        operation_id = "createTemplate",
+        tag = "Tag::Templates"
+    )]
     async fn create_template(
         &self,
         auth: BearerAuth,
@@ -266,7 +271,12 @@ impl TemplatesApi {
     /// fewer rows than `limit` (other generators' rows are left out); follow
     /// `next_cursor` until it is absent.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/templates", method = "get", tag = "Tag::Templates")]
+    #[oai(
+        path = "/templates",
+        method = "get",
+        operation_id = "listTemplates",
+        tag = "Tag::Templates"
+    )]
     async fn list_templates(
         &self,
         auth: BearerAuth,
@@ -296,7 +306,12 @@ impl TemplatesApi {
     }
 
     /// Get a template with its latest version.
-    #[oai(path = "/templates/:id", method = "get", tag = "Tag::Templates")]
+    #[oai(
+        path = "/templates/:id",
+        method = "get",
+        operation_id = "getTemplate",
+        tag = "Tag::Templates"
+    )]
     async fn get_template(
         &self,
         auth: BearerAuth,
@@ -313,7 +328,12 @@ impl TemplatesApi {
     /// Store a new version of a template.
     ///
     /// Admin, or the owning generator; older versions stay readable.
-    #[oai(path = "/templates/:id", method = "put", tag = "Tag::Templates")]
+    #[oai(
+        path = "/templates/:id",
+        method = "put",
+        operation_id = "updateTemplate",
+        tag = "Tag::Templates"
+    )]
     async fn update_template(
         &self,
         auth: BearerAuth,
@@ -329,7 +349,12 @@ impl TemplatesApi {
     }
 
     /// Delete a template (soft); its versions stay in the store.
-    #[oai(path = "/templates/:id", method = "delete", tag = "Tag::Templates")]
+    #[oai(
+        path = "/templates/:id",
+        method = "delete",
+        operation_id = "deleteTemplate",
+        tag = "Tag::Templates"
+    )]
     async fn delete_template(
         &self,
         auth: BearerAuth,
@@ -347,6 +372,7 @@ impl TemplatesApi {
     #[oai(
         path = "/templates/:id/versions",
         method = "get",
+        operation_id = "listTemplateVersions",
         tag = "Tag::Templates"
     )]
     async fn list_template_versions(
@@ -374,6 +400,7 @@ impl TemplatesApi {
     #[oai(
         path = "/templates/:id/versions/:version",
         method = "get",
+        operation_id = "getTemplateVersion",
         tag = "Tag::Templates"
     )]
     async fn get_template_version(
