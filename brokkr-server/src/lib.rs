@@ -65,7 +65,7 @@
 //! scheme, [`cli`] the command line, [`config`] configuration loading, [`error`]
 //! error bodies, [`metrics`] Prometheus metrics, [`middleware`] body limit, JSON
 //! errors and request metrics, [`serve`] running the server, [`state`] what handlers
-//! share.
+//! share, [`tls`] HTTPS certificates and their renewal.
 
 pub mod api;
 pub mod app;
@@ -79,6 +79,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 pub use app::app;
 pub use serve::serve;
