@@ -115,6 +115,15 @@ impl Agent {
         self
     }
 
+    /// The same agent, counting into `metrics` and telling its readiness through
+    /// `readiness`: for probes that serve before the agent exists (while its cluster
+    /// is still unreachable, say).
+    pub fn with_probes(mut self, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
+        self.metrics = metrics;
+        self.readiness = readiness;
+        self
+    }
+
     /// Its counters, for `/metrics`.
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)

@@ -8,6 +8,9 @@
 //! One agent builds one [`BrokerClient`] with [`BrokerClient::new`]. Many agents of one
 //! process (a fleet simulation) build theirs from one [`BrokerClients`], which parses
 //! the TLS roots once and shares one connection pool and one set of counters.
+//!
+//! An `https://` broker is verified against the system's roots (rustls with ring, the
+//! platform verifier reqwest uses), plus a [`CaBundle`] when one is configured.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +24,10 @@ use uuid::Uuid;
 use crate::config::Secret;
 
 mod calls;
+mod roots;
 
 pub use calls::{Call, CallCounters, Outcome};
+pub use roots::{CaBundle, CaBundleError};
 
 /// Extra time allowed on top of a long poll's wait before the call times out.
 const POLL_SLACK: Duration = Duration::from_secs(10);
@@ -238,11 +243,21 @@ impl std::fmt::Debug for BrokerClients {
 }
 
 impl BrokerClients {
-    /// Clients of the broker at `base_url`.
+    /// Clients of the broker at `base_url`, trusting the system's roots.
     pub fn new(base_url: &str) -> Result<Self, BrokerError> {
-        let http = reqwest::Client::builder()
+        Self::with_roots(base_url, None)
+    }
+
+    /// Clients of the broker at `base_url`, trusting `extra_roots` besides the
+    /// system's roots.
+    pub fn with_roots(base_url: &str, extra_roots: Option<&CaBundle>) -> Result<Self, BrokerError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("brokkr-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(roots) = extra_roots {
+            builder = roots.trust(builder);
+        }
+        let http = builder
             .build()
             .map_err(|e| BrokerError::Unreachable(e.to_string()))?;
         Ok(Self {
@@ -449,7 +464,8 @@ impl BrokerClient {
 fn unreachable(err: reqwest::Error) -> BrokerError {
     // Never include the URL's query or headers: only the kind of failure.
     let timed_out = err.is_timeout();
-    let message = err.without_url().to_string();
+    // With its causes: "error sending request" alone hides a refused certificate.
+    let message = brokkr_core::runtime::ErrorChain(&err.without_url()).to_string();
     if timed_out {
         BrokerError::TimedOut(message)
     } else {

@@ -29,6 +29,9 @@ pub struct AgentSection {
     pub broker_url: String,
     /// The agent's key (`brokkr_<id>_<secret>`).
     pub pak: Secret,
+    /// A PEM file of certificate authorities trusted for an `https://` broker, in
+    /// addition to the system's roots (for a broker with a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Path of a kubeconfig; `KUBECONFIG` or in-cluster config when absent.
     pub kubeconfig: Option<PathBuf>,
     /// Labels reported with every heartbeat's capabilities (e.g. `region = "eu-west"`).
@@ -73,6 +76,7 @@ impl Default for AgentSection {
         Self {
             broker_url: "http://127.0.0.1:3000".into(),
             pak: Secret::default(),
+            ca_file: None,
             kubeconfig: None,
             labels: BTreeMap::new(),
             features: Vec::new(),
@@ -100,6 +104,7 @@ impl fmt::Debug for AgentSection {
         f.debug_struct("AgentSection")
             .field("broker_url", &self.broker_url)
             .field("pak", &self.pak)
+            .field("ca_file", &self.ca_file)
             .field("kubeconfig", &self.kubeconfig)
             .field("labels", &self.labels)
             .field("poll_wait_secs", &self.poll_wait_secs)
@@ -208,9 +213,48 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Values given on the command line: they override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `agent.broker_url`.
+    pub broker_url: Option<String>,
+    /// `agent.pak`.
+    pub pak: Option<Secret>,
+    /// `agent.ca_file`.
+    pub ca_file: Option<PathBuf>,
+    /// `agent.kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+}
+
 impl Config {
+    /// [`Config::load`], then `overrides`, then the checks of [`Config::validate`].
+    pub fn load_with(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut config = Self::load_unchecked(file)?;
+        let agent = &mut config.agent;
+        if let Some(url) = overrides.broker_url {
+            agent.broker_url = url;
+        }
+        if let Some(pak) = overrides.pak {
+            agent.pak = pak;
+        }
+        if let Some(path) = overrides.ca_file {
+            agent.ca_file = Some(path);
+        }
+        if let Some(path) = overrides.kubeconfig {
+            agent.kubeconfig = Some(path);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Defaults, then `file` (TOML) if given, then `BROKKR__SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let loaded = Self::load_unchecked(file)?;
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    fn load_unchecked(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
@@ -226,7 +270,6 @@ impl Config {
             )
             .build()?
             .try_deserialize()?;
-        loaded.validate()?;
         Ok(loaded)
     }
 
@@ -287,6 +330,31 @@ mod tests {
         );
         config.agent.broker_url = "http://127.0.0.1:3000".into();
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn command_line_values_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "[agent]\nbroker_url = \"http://file:3000\"\n").unwrap();
+        // No key in the file: the command line's makes the configuration valid.
+        let config = Config::load_with(
+            Some(&path),
+            Overrides {
+                broker_url: Some("https://broker.example:443".into()),
+                pak: Some(Secret::new("brokkr_a_b")),
+                ca_file: Some("/etc/brokkr/ca.pem".into()),
+                kubeconfig: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(config.agent.broker_url, "https://broker.example:443");
+        assert_eq!(config.agent.pak.expose(), "brokkr_a_b");
+        assert_eq!(
+            config.agent.ca_file,
+            Some(PathBuf::from("/etc/brokkr/ca.pem"))
+        );
+        assert!(Config::load_with(Some(&path), Overrides::default()).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   lives in `brokkr_core::testing` (feature `testing` of `brokkr-core`), next to the
 //!   applier conformance suite both appliers pass.
 //! - [`Agent`](agent::Agent): the loop that ties the broker and an applier together.
+//! - [`start::run`]: `brokkr-agent start` as a function, from a configuration to a
+//!   running agent (probes, the cluster reached with retries, the broker over TLS).
 //! - [`simulate`]: many agents in one process, each with its own key and
 //!   `MemoryApplier`, against a real broker (`brokkr-agent simulate`).
 //!
@@ -30,3 +32,4 @@ pub mod kube_applier;
 pub mod metrics;
 pub mod reconcile;
 pub mod simulate;
+pub mod start;

@@ -2,22 +2,17 @@
 //! simulated agents in one process (see `brokkr_agent::simulate`).
 //!
 //! ```sh
-//! BROKKR__AGENT__BROKER_URL=http://127.0.0.1:3000 BROKKR__AGENT__PAK=<key> \
-//!   brokkr-agent start --kubeconfig ~/.kube/config
+//! BROKKR__AGENT__BROKER_URL=https://brokkr.example.com BROKKR__AGENT__PAK=<key> \
+//!   brokkr-agent start --kubeconfig ~/.kube/config --ca-file ca.pem
 //! BROKKR_ADMIN_KEY=<admin key> brokkr-agent simulate --agents 1000 --duration 5m
 //! ```
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use brokkr_agent::agent::Agent;
-use brokkr_agent::broker::BrokerClient;
-use brokkr_agent::capabilities::KubeCapabilities;
-use brokkr_agent::config::{AgentSection, Config, LogFormat, Secret};
-use brokkr_agent::health_server::HealthServer;
-use brokkr_agent::kube_applier::{KubeApplier, KubeApplierOptions};
+use brokkr_agent::config::{AgentSection, Config, LogFormat, Overrides, Secret};
 use brokkr_agent::simulate;
 use brokkr_core::runtime::ErrorChain;
 use clap::{Args, Parser, Subcommand};
@@ -33,19 +28,37 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Connect to the broker and keep this cluster in its target state.
-    Start {
-        /// A TOML configuration file (`[agent]`, `[log]`); environment variables
-        /// `BROKKR__AGENT__*` override it.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The kubeconfig to use; default: `agent.kubeconfig`, then `KUBECONFIG`,
-        /// `~/.kube/config`, or the in-cluster service account.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-    },
+    ///
+    /// Every `[agent]` setting can also be given as `BROKKR__AGENT__<KEY>` (e.g.
+    /// `BROKKR__AGENT__POLL_WAIT_SECS`); the flags below override both the file and
+    /// the environment.
+    Start(StartArgs),
     /// Run many simulated agents in this process against a broker, each with its own
     /// key and an in-memory cluster, and report what they applied and how fast.
     Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// A TOML configuration file (`[agent]`, `[log]`); environment variables
+    /// `BROKKR__AGENT__*` override it.
+    #[arg(long, env = "BROKKR_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// The broker's base URL, `http://` or `https://` (`agent.broker_url`).
+    #[arg(long, env = "BROKKR__AGENT__BROKER_URL")]
+    broker_url: Option<String>,
+    /// The agent's key, `brokkr_<id>_<secret>` (`agent.pak`); prefer the environment
+    /// variable, which other users cannot read from the process list.
+    #[arg(long, env = "BROKKR__AGENT__PAK", hide_env_values = true)]
+    pak: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https://` broker in addition to
+    /// the system's roots (`agent.ca_file`).
+    #[arg(long, env = "BROKKR__AGENT__CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// The kubeconfig to use (`agent.kubeconfig`); without it: `KUBECONFIG`,
+    /// `~/.kube/config`, or the in-cluster service account.
+    #[arg(long, env = "BROKKR__AGENT__KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -133,11 +146,17 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (config, kubeconfig) = match Cli::parse().command {
-        Command::Start { config, kubeconfig } => (config, kubeconfig),
+    let args = match Cli::parse().command {
+        Command::Start(args) => args,
         Command::Simulate(args) => return simulate(args).await,
     };
-    let config = match Config::load(config.as_deref()) {
+    let overrides = Overrides {
+        broker_url: args.broker_url,
+        pak: args.pak.map(Secret::new),
+        ca_file: args.ca_file,
+        kubeconfig: args.kubeconfig,
+    };
+    let config = match Config::load_with(args.config.as_deref(), overrides) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("brokkr-agent: {err}");
@@ -145,51 +164,13 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    match start(config, kubeconfig).await {
+    match brokkr_agent::start::run(config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "brokkr-agent stopped");
+            tracing::error!(error = %ErrorChain(&err), "brokkr-agent stopped");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn start(
-    config: Config,
-    kubeconfig: Option<PathBuf>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let agent_config = config.agent;
-    let client = kube_client(kubeconfig.or(agent_config.kubeconfig.clone())).await?;
-    let options = KubeApplierOptions {
-        inventory_namespace: agent_config.inventory_namespace.clone(),
-        default_namespace: agent_config.default_namespace.clone(),
-        crd_established_timeout: std::time::Duration::from_secs(
-            agent_config.crd_established_timeout_secs,
-        ),
-        ensure_inventory_namespace: agent_config.ensure_inventory_namespace,
-        deletion_timeout: std::time::Duration::from_secs(agent_config.deletion_timeout_secs),
-        discovery_ttl: std::time::Duration::from_secs(agent_config.discovery_ttl_secs),
-        discovery_timeout: std::time::Duration::from_secs(agent_config.discovery_timeout_secs),
-    };
-    let applier = KubeApplier::new(client.clone(), options).await?;
-    let broker = BrokerClient::new(&agent_config.broker_url, agent_config.pak.clone())?;
-    let listen = agent_config.health_listen.clone();
-    let agent = Agent::new(
-        agent_config,
-        broker,
-        Arc::new(applier),
-        Arc::new(KubeCapabilities(client)),
-    );
-    let probes = HealthServer::bind(&listen, agent.metrics(), agent.readiness()).await?;
-    tracing::info!(listen = ?probes.local_addr(), "probes listening");
-    let (stop_probes, probes_stopped) = tokio::sync::oneshot::channel::<()>();
-    let probes = tokio::spawn(probes.run(async {
-        let _ = probes_stopped.await;
-    }));
-    let result = agent.run(shutdown_signal()).await;
-    let _ = stop_probes.send(());
-    let _ = probes.await;
-    result.map_err(Into::into)
 }
 
 async fn simulate(args: SimulateArgs) -> ExitCode {
@@ -198,7 +179,7 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let keys = match &args.keys_file {
         Some(path) => match simulate::read_keys_file(path) {
@@ -251,27 +232,15 @@ async fn simulate(args: SimulateArgs) -> ExitCode {
     }
 }
 
-async fn kube_client(
-    kubeconfig: Option<PathBuf>,
-) -> Result<kube::Client, Box<dyn std::error::Error>> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr, coloured only for a person watching a terminal: never ANSI
+    // escapes in a pipe, a file or a container's log.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

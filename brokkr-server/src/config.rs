@@ -5,7 +5,7 @@
 //! environment alike, so a misspelt setting fails the start instead of being ignored.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -161,6 +161,36 @@ pub struct ServerSection {
     /// Most connections open at once; a connection beyond them is answered `503` with
     /// `Retry-After` and closed. 0: no limit (the open-files limit still applies).
     pub max_connections: usize,
+    /// `[server.tls]`: serve HTTPS with this certificate and key; absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: HTTPS (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`) with a
+/// certificate and key read from PEM files, read again when they are renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain (PEM): the server's certificate first, then the
+    /// intermediates.
+    pub cert_file: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often, in seconds, the files are checked for a renewal (modification time,
+    /// then content); a renewed pair serves new connections. 0: never.
+    #[serde(default = "TlsSection::default_reload_secs")]
+    pub reload_secs: u64,
+}
+
+impl TlsSection {
+    fn default_reload_secs() -> u64 {
+        10
+    }
+
+    /// [`TlsSection::reload_secs`] as a period; `None` for 0.
+    pub fn reload_period(&self) -> Option<Duration> {
+        (self.reload_secs > 0).then(|| Duration::from_secs(self.reload_secs))
+    }
 }
 
 impl Default for ServerSection {
@@ -173,6 +203,7 @@ impl Default for ServerSection {
             header_read_timeout_secs: 15,
             idle_timeout_secs: 120,
             max_connections: 16_384,
+            tls: None,
         }
     }
 }
@@ -424,6 +455,40 @@ mod tests {
         assert_eq!(loaded.agents.placement_interval_millis, Some(500));
         assert_eq!(loaded.agents.placement_period(), Duration::from_millis(500));
         assert_eq!(loaded.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_set_from_the_environment_or_the_file() {
+        assert_eq!(Config::default().server.tls, None);
+        let loaded = Config::load_with_env(
+            None,
+            env(&[
+                ("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt"),
+                ("BROKKR__SERVER__TLS__KEY_FILE", "/etc/brokkr/tls.key"),
+            ]),
+        )
+        .unwrap();
+        let tls = loaded.server.tls.expect("a TLS section");
+        assert_eq!(tls.cert_file, PathBuf::from("/etc/brokkr/tls.crt"));
+        assert_eq!(tls.key_file, PathBuf::from("/etc/brokkr/tls.key"));
+        assert_eq!(tls.reload_period(), Some(Duration::from_secs(10)));
+
+        let file = toml_file(
+            "[server.tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\nreload_secs = 0\n",
+        );
+        let loaded = Config::load_with_env(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(loaded.server.tls.unwrap().reload_period(), None);
+    }
+
+    #[test]
+    fn a_tls_section_without_its_key_is_refused_naming_it() {
+        let err = Config::load_with_env(
+            None,
+            env(&[("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt")]),
+        )
+        .unwrap_err();
+        let text = ErrorChainText(&err).to_string();
+        assert!(text.contains("key_file"), "{text}");
     }
 
     #[test]

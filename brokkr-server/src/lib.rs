@@ -66,7 +66,7 @@
 //! subcommands that talk to a running server, [`config`] configuration loading, [`error`]
 //! error bodies, [`metrics`] Prometheus metrics, [`middleware`] body limit, JSON
 //! errors and request metrics, [`serve`] running the server, [`state`] what handlers
-//! share.
+//! share, [`tls`] HTTPS certificates and their renewal.
 
 pub mod api;
 pub mod app;
@@ -81,6 +81,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 pub use app::app;
 pub use serve::serve;

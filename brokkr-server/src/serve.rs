@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseSection};
 use crate::state::AppState;
+use crate::tls::reload::Reloader;
+use crate::tls::{PairFiles, TlsError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key of `[server.tls]` cannot be served.
+    #[error("cannot set up TLS")]
+    Tls(#[source] TlsError),
 }
 
 /// Opens the SQL store the configuration names (running migrations if configured).
@@ -72,6 +77,7 @@ pub struct Server {
     addr: SocketAddr,
     state: AppState,
     admin_key: Option<Pak>,
+    tls: Option<Reloader>,
 }
 
 impl Server {
@@ -99,6 +105,19 @@ impl Server {
         control_plane: ControlPlane,
         config: Config,
     ) -> Result<Self, ServeError> {
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(|tls| {
+                let files = PairFiles {
+                    cert: tls.cert_file.clone(),
+                    key: tls.key_file.clone(),
+                };
+                Reloader::load(files, tls.reload_period())
+            })
+            .transpose()
+            .map_err(ServeError::Tls)?;
         // Bind before creating the admin key: a key stored by a start that then fails
         // to bind would never be printed, and the next start would not create one.
         let listen = config.server.listen.clone();
@@ -111,11 +130,19 @@ impl Server {
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let admin_key = ensure_admin_key(control_plane.store().as_ref()).await?;
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving plain HTTP beyond this machine: keys travel unencrypted; \
+                 configure [server.tls] or put a TLS proxy in front"
+            );
+        }
         Ok(Self {
             listener,
             addr,
             state: AppState::with_control_plane(control_plane, config),
             admin_key,
+            tls,
         })
     }
 
@@ -146,10 +173,18 @@ impl Server {
             listener,
             state,
             addr,
+            tls,
             ..
         } = self;
         let background = state.control_plane.start();
-        tracing::info!(%addr, "listening");
+        let acceptors = tls.map(|reloader| {
+            let acceptors = reloader.acceptors();
+            // It ends when the connection loop drops the last `Acceptors`.
+            tokio::spawn(reloader.run());
+            acceptors
+        });
+        let scheme = if acceptors.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "listening");
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let draining = state.clone();
         let shutdown = async move {
@@ -158,7 +193,7 @@ impl Server {
         };
         let limits = state.config.server.connection_limits();
         let app = crate::app::app(state.clone());
-        crate::connections::serve(listener, app, limits, shutdown, grace).await;
+        crate::connections::serve(listener, app, limits, acceptors, shutdown, grace).await;
         background.shutdown().await;
         tracing::info!("stopped");
         Ok(())

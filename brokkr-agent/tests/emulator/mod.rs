@@ -153,7 +153,13 @@ impl Emulator {
     /// Binds `127.0.0.1:0` and starts serving a cluster that has the namespaces
     /// `default`, `kube-system`, `kube-public` and `kube-node-lease`, and no nodes.
     pub async fn start() -> Emulator {
-        let acceptor = TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// [`start`](Emulator::start) on a given address: a cluster that appears where a
+    /// client was already told to look.
+    pub async fn start_on(addr: &str) -> Emulator {
+        let acceptor = TcpListener::bind(addr.to_owned())
             .into_acceptor()
             .await
             .expect("binding a loopback port for the emulator");

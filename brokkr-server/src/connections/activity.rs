@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -54,6 +53,11 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             head_began: Notify::new(),
         }
+    }
+
+    /// When the connection was accepted.
+    pub(super) fn started(&self) -> Instant {
+        self.epoch
     }
 
     fn ms_since_epoch(&self, at: Instant) -> u64 {
@@ -131,19 +135,20 @@ impl Drop for InFlight {
     }
 }
 
-/// The connection's socket, telling [`Activity`] when bytes arrive.
-pub(super) struct Watched {
-    stream: TcpStream,
+/// The connection's stream (decrypted, with TLS), telling [`Activity`] when bytes of
+/// requests arrive.
+pub(super) struct Watched<S> {
+    stream: S,
     activity: Arc<Activity>,
 }
 
-impl Watched {
-    pub(super) fn new(stream: TcpStream, activity: Arc<Activity>) -> Self {
+impl<S> Watched<S> {
+    pub(super) fn new(stream: S, activity: Arc<Activity>) -> Self {
         Self { stream, activity }
     }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -158,7 +163,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

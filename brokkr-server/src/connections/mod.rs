@@ -9,6 +9,12 @@
 //! start) is dropped; a connection with no request in flight and nothing received for
 //! `idle_timeout_secs` is closed ([`activity`] tells which is which).
 //!
+//! With `[server.tls]`, each connection first completes a TLS handshake ([`tls`]) on
+//! its own task, holding its place under `max_connections`, within the time its first
+//! request head is allowed: a client that connects and never finishes the handshake
+//! is dropped like one that never sends a head. A connection over the cap is closed
+//! without an answer then (a 503 would need a handshake first).
+//!
 //! poem's own server fixes hyper's settings; owning the loop lets the server choose
 //! them. HTTP/1 connections allow half-closed reads, so hyper does not read from a
 //! connection while one of its requests is being answered. That read is how hyper
@@ -32,12 +38,16 @@ use hyper_util::server::conn::auto;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
+use crate::tls::reload::Acceptors;
 use activity::{Activity, Check, Watched};
 
 mod activity;
+mod tls;
 
 /// What the loop enforces on connections; `None` is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +71,15 @@ enum Phase {
 /// (out of file descriptors, say), so that it does not spin while the cause lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops
-/// accepting, asks every connection to close after its current request, and waits up
-/// to `grace` for them. Accept errors are logged and never end the loop.
+/// Serves `app` on `listener` within `limits`, over TLS when `tls` is given, until
+/// `shutdown` completes; then stops accepting, asks every connection to close after its
+/// current request, and waits up to `grace` for them. Accept errors are logged and
+/// never end the loop.
 pub(crate) async fn serve<E>(
     listener: TcpListener,
     app: E,
     limits: Limits,
+    tls: Option<Acceptors>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) where
@@ -97,7 +109,7 @@ pub(crate) async fn serve<E>(
                     Some(slots) => match slots.clone().try_acquire_owned() {
                         Ok(slot) => Some(slot),
                         Err(_) => {
-                            refusals.refuse(stream, remote);
+                            refusals.refuse(stream, remote, tls.is_none());
                             continue;
                         }
                     },
@@ -109,9 +121,15 @@ pub(crate) async fn serve<E>(
                     remote,
                     activity: Arc::new(Activity::new()),
                     limits,
+                    scheme: if tls.is_some() {
+                        Scheme::HTTPS
+                    } else {
+                        Scheme::HTTP
+                    },
                 };
                 let phase = phase_seen.clone();
-                tokio::spawn(connection.serve(stream, builder.clone(), phase, slot));
+                let acceptor = tls.as_ref().map(Acceptors::current);
+                tokio::spawn(connection.serve(stream, acceptor, builder.clone(), phase, slot));
             }
             Err(err) if is_about_one_connection(&err) => {
                 tracing::debug!(error = %err, "a connection failed before it was accepted");
@@ -164,14 +182,17 @@ struct Connection<E> {
     remote: SocketAddr,
     activity: Arc<Activity>,
     limits: Limits,
+    scheme: Scheme,
 }
 
 impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
-    /// Serves the connection until it ends, is closed for its limits, or the server
-    /// stops; `slot` is its place under `max_connections`, freed when it closes.
+    /// Serves the connection, after a TLS handshake with `acceptor` if given, until it
+    /// ends, is closed for its limits, or the server stops; `slot` is its place under
+    /// `max_connections`, freed when it closes.
     async fn serve(
         self,
         stream: TcpStream,
+        acceptor: Option<TlsAcceptor>,
         builder: Arc<auto::Builder<TokioExecutor>>,
         mut phase: watch::Receiver<Phase>,
         slot: Option<OwnedSemaphorePermit>,
@@ -179,6 +200,31 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
         let _slot = slot;
         // Small answers go out at once rather than waiting for more to send.
         let _ = stream.set_nodelay(true);
+        match acceptor {
+            None => self.serve_http(stream, &builder, phase).await,
+            Some(acceptor) => {
+                let deadline = tls::handshake_deadline(&self.limits, self.activity.started());
+                let handshake = tls::handshake(acceptor, stream, deadline, self.remote);
+                let stream = tokio::select! {
+                    stream = handshake => stream,
+                    _ = phase.wait_for(|phase| *phase != Phase::Serving) => None,
+                };
+                if let Some(stream) = stream {
+                    self.serve_http(stream, &builder, phase).await;
+                }
+            }
+        }
+    }
+
+    /// Serves HTTP on `stream` (plain TCP, or TLS after its handshake).
+    async fn serve_http<S>(
+        self,
+        stream: S,
+        builder: &auto::Builder<TokioExecutor>,
+        mut phase: watch::Receiver<Phase>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let remote = self.remote;
         let limits = self.limits;
         let activity = self.activity.clone();
@@ -236,7 +282,7 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
         req: hyper::Request<Incoming>,
     ) -> hyper::Response<BoxBody<Bytes, io::Error>> {
         let remote = RemoteAddr(Addr::SocketAddr(self.remote));
-        let req = poem::Request::from((req, self.local.clone(), remote, Scheme::HTTP));
+        let req = poem::Request::from((req, self.local.clone(), remote, self.scheme.clone()));
         self.app.get_response(req).await.into()
     }
 }
@@ -263,9 +309,12 @@ impl Refusals {
         }
     }
 
-    fn refuse(&mut self, stream: TcpStream, remote: SocketAddr) {
-        // The socket's send buffer is empty: the answer fits without waiting.
-        let _ = stream.try_write(&self.answer);
+    /// Closes `stream`, answering 503 first if it speaks `plain` HTTP.
+    fn refuse(&mut self, stream: TcpStream, remote: SocketAddr, plain: bool) {
+        if plain {
+            // The socket's send buffer is empty: the answer fits without waiting.
+            let _ = stream.try_write(&self.answer);
+        }
         self.since_logged += 1;
         let now = std::time::Instant::now();
         if self
