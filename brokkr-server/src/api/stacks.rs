@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use brokkr_core::runtime::IncludeYaml;
+use brokkr_core::runtime::IncludeContent;
 use brokkr_core::{
     DeploymentObjectId, GeneratorId, NewStack, Stack, StackFilter, StackId, StackUpdate,
 };
@@ -396,8 +396,8 @@ impl StacksApi {
     ) -> ApiResult<DeploymentObjectPageResponse> {
         let page = page(limit, cursor, order)?;
         let include = match include.0 {
-            Some(IncludeParam::YamlContent) => IncludeYaml::Yes,
-            None => IncludeYaml::No,
+            Some(IncludeParam::YamlContent) => IncludeContent::Yes,
+            None => IncludeContent::No,
         };
         let objects = state
             .control_plane
