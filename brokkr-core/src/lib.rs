@@ -63,7 +63,7 @@ pub use id::{
 pub use manifest::{Manifest, ObjectKey};
 pub use metadata::{Annotations, Labels};
 pub use model::*;
-pub use page::{Cursor, Order, Page, PageRequest};
+pub use page::{ContentListing, Cursor, Order, Page, PageRequest};
 pub use pak::{KeyHash, Pak};
 pub use placement::{
     DefaultPlacement, Placement, PlacementDecision, PlacementInput, PlacementPolicy,

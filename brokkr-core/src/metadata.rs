@@ -11,9 +11,13 @@ pub type Labels = BTreeMap<String, String>;
 /// Key/value annotations.
 pub type Annotations = BTreeMap<String, String>;
 
-/// Largest annotation value accepted, in bytes (Kubernetes allows 256 KiB for all of an
-/// object's annotations together; one value gets the same cap here).
+/// Largest annotation value accepted, in bytes.
 pub const MAX_ANNOTATION_VALUE_BYTES: usize = 256 * 1024;
+
+/// Largest total of one object's annotations, keys and values together, in bytes: as
+/// Kubernetes caps an object's annotations. Without it an object could carry any number
+/// of 256 KiB values, and a listing of 1,000 objects any number of bytes.
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 
 /// Why a label or annotation was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +39,15 @@ pub enum Error {
         value: String,
         /// What rule it breaks.
         reason: &'static str,
+    },
+    /// An object's annotations together are larger than [`MAX_ANNOTATIONS_BYTES`].
+    #[error(
+        "annotations total {total} bytes (keys and values), more than the {} bytes (256 KiB) one object may hold",
+        MAX_ANNOTATIONS_BYTES
+    )]
+    AnnotationsTooLarge {
+        /// The total the write would have stored.
+        total: usize,
     },
 }
 
@@ -128,12 +141,27 @@ pub fn validate_labels(labels: &Labels) -> Result<()> {
     })
 }
 
-/// Checks every key and value of an annotation map.
+/// Checks every key and value of an annotation map, and their total size.
 pub fn validate_annotations(annotations: &Annotations) -> Result<()> {
     annotations.iter().try_for_each(|(key, value)| {
         validate_key(key)?;
         validate_annotation_value(key, value)
-    })
+    })?;
+    validate_annotations_size(annotations)
+}
+
+/// Checks that an object's annotations, keys and values together, stay within
+/// [`MAX_ANNOTATIONS_BYTES`]. A store calls it on the map a write would store, inside
+/// the write's transaction, so that concurrent writes of single keys cannot pass it.
+pub fn validate_annotations_size(annotations: &Annotations) -> Result<()> {
+    let total = annotations
+        .iter()
+        .map(|(key, value)| key.len() + value.len())
+        .sum();
+    if total > MAX_ANNOTATIONS_BYTES {
+        return Err(Error::AnnotationsTooLarge { total });
+    }
+    Ok(())
 }
 
 fn is_name_like(s: &str) -> bool {
@@ -192,5 +220,28 @@ mod tests {
         );
         let huge = "x".repeat(MAX_ANNOTATION_VALUE_BYTES + 1);
         assert!(validate_annotation_value("k", &huge).is_err());
+    }
+
+    #[test]
+    fn annotations_together_stay_within_256_kib() {
+        let value = "x".repeat(100 * 1024);
+        let mut annotations: Annotations = ["a", "b"]
+            .into_iter()
+            .map(|k| (k.to_owned(), value.clone()))
+            .collect();
+        assert_eq!(validate_annotations(&annotations), Ok(()));
+        // Keys count too: exactly at the cap passes, one byte more does not.
+        let rest = MAX_ANNOTATIONS_BYTES - 2 * (1 + value.len()) - 1;
+        annotations.insert("c".into(), "y".repeat(rest));
+        assert_eq!(validate_annotations_size(&annotations), Ok(()));
+        annotations.insert("c".into(), "y".repeat(rest + 1));
+        let err = validate_annotations(&annotations).unwrap_err();
+        assert_eq!(
+            err,
+            Error::AnnotationsTooLarge {
+                total: MAX_ANNOTATIONS_BYTES + 1
+            }
+        );
+        assert!(err.to_string().contains("256 KiB"), "{err}");
     }
 }

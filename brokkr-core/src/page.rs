@@ -3,6 +3,11 @@
 //! A page is asked for by a limit and an opaque cursor returned with the previous page.
 //! Each listing orders by a unique key (the id, or the sequence for deployment objects),
 //! so pages never skip or repeat a row even while rows are being inserted.
+//!
+//! Listings whose rows carry a large field (a deployment object's YAML, a template's
+//! source and schema) leave it out unless asked ([`ContentListing`]); a page that
+//! carries it also ends at a byte budget, so its memory does not grow with the rows'
+//! sizes.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +73,50 @@ impl PageRequest {
     /// The limit a store applies: at least 1, at most [`MAX_LIMIT`].
     pub fn effective_limit(&self) -> u32 {
         self.limit.clamp(1, MAX_LIMIT)
+    }
+}
+
+/// Whether a listing carries its rows' large field (a deployment object's YAML, a
+/// template's source and parameter schema), and within what budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContentListing {
+    /// Without it: the store does not read it, so a page costs the same whatever the
+    /// size of its rows. The field's size is still given.
+    #[default]
+    Omit,
+    /// With it. A page holds at least one row, so paging always progresses; after the
+    /// first it ends before the sum of its rows' sizes would pass `page_bytes`, with a
+    /// cursor to the rest (so a row larger than the budget comes alone on its page).
+    Include {
+        /// The most content, in bytes, one page carries (beyond its first row).
+        page_bytes: u64,
+    },
+}
+
+impl ContentListing {
+    /// Whether the rows carry their content.
+    pub fn includes(self) -> bool {
+        matches!(self, Self::Include { .. })
+    }
+
+    /// Builds the page from overfetched rows (see [`Page::from_overfetch`]): by count
+    /// alone when the content is left out, also by `content_bytes` when it is included
+    /// ([`Page::from_overfetch_within`]). A store decides the page from the sizes
+    /// first, then reads the content of exactly the rows kept.
+    pub fn page<T>(
+        self,
+        rows: Vec<T>,
+        request: &PageRequest,
+        content_bytes: impl Fn(&T) -> u64,
+        key_of: impl Fn(&T) -> String,
+    ) -> Page<T> {
+        let limit = request.effective_limit();
+        match self {
+            Self::Omit => Page::from_overfetch(rows, limit, key_of),
+            Self::Include { page_bytes } => {
+                Page::from_overfetch_within(rows, limit, page_bytes, content_bytes, key_of)
+            }
+        }
     }
 }
 

@@ -28,12 +28,12 @@ use crate::metadata::Labels;
 use crate::model::{
     Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
     AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
-    HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject, MetadataField, MetadataTarget,
-    NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport, NewStack,
-    NewTemplate, NewTemplateVersion, PlacementChange, ResourceKind, Stack, StackPlacement,
-    StackUpdate, StoredKey, Template, TemplateVersion, YamlListing,
+    HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject, ListedTemplate, MetadataField,
+    MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport,
+    NewStack, NewTemplate, NewTemplateVersion, PlacementChange, ResourceKind, Stack,
+    StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion,
 };
-use crate::page::{Page, PageRequest};
+use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::target_state::{AgentTargetState, TargetState};
 
@@ -241,15 +241,15 @@ pub trait Store: Send + Sync + 'static {
     /// A stack's deployment objects ordered by `sequence`. Works for deleted stacks;
     /// `NotFound` only for a stack that never existed.
     ///
-    /// With [`YamlListing::Omit`] no entry carries its YAML and the store does not read
+    /// With [`ContentListing::Omit`] no entry carries its YAML and the store does not read
     /// it, so a page's memory does not depend on the objects' sizes. With
-    /// [`YamlListing::Include`] the page also ends before its YAML passes the budget
+    /// [`ContentListing::Include`] the page also ends before its YAML passes the budget
     /// (at least one object per page), and the store reads the YAML of no object
     /// beyond the page's end. `yaml_bytes` is filled either way.
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
-        yaml: YamlListing,
+        yaml: ContentListing,
         page: &PageRequest,
     ) -> Result<Page<ListedDeploymentObject>>;
 
@@ -516,11 +516,18 @@ pub trait Store: Send + Sync + 'static {
     async fn get_template_version(&self, id: TemplateId, version: i32) -> Result<TemplateVersion>;
 
     /// Templates by filter, ordered by id, each with its latest version.
+    ///
+    /// With [`ContentListing::Omit`] no entry carries its latest version's source or
+    /// parameter schema and the store does not read them; with
+    /// [`ContentListing::Include`] the page also ends before their sizes together pass
+    /// the budget (at least one template per page), and the store reads the content of
+    /// no template beyond the page's end. The sizes are filled either way.
     async fn list_templates(
         &self,
         filter: &TemplateFilter,
+        content: ContentListing,
         page: &PageRequest,
-    ) -> Result<Page<Template>>;
+    ) -> Result<Page<ListedTemplate>>;
 
     /// A template's versions, ordered by version number.
     async fn list_template_versions(

@@ -144,8 +144,10 @@ pub struct ServerSection {
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     /// The most YAML, in bytes, one page of a deployment-object listing carries with
-    /// `?include=yaml_content`: the page ends early, with a cursor, before passing it.
-    /// A page always holds at least one object, so a larger object comes alone.
+    /// `?include=yaml_content`, and the most template source and schema one page of
+    /// templates carries with `?include=content`: the page ends early, with a cursor,
+    /// before passing it. A page always holds at least one entry, so a larger one
+    /// comes alone.
     pub listing_yaml_bytes: usize,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,

@@ -240,51 +240,83 @@ async fn every_limit_parameter_states_its_range() {
         .expect(200);
 }
 
-/// The deployment-object listing documents `?include=yaml_content`, and its entries'
-/// `yaml_content` is optional there while the single object's stays required.
+/// The listings that leave out a large field document `?include=` with its one value,
+/// and their entries' schema has that field optional and its size required, while the
+/// single resource's schema keeps the field required: deployment objects
+/// (`yaml_content`) and templates (`content`, with `parameters_schema`).
 #[tokio::test]
-async fn the_listing_documents_its_include_parameter() {
+async fn the_listings_document_their_include_parameter() {
     let app = TestApp::start(Backend::Memory).await.expect("memory");
     let doc = document(&app).await;
-    let listing = &doc["paths"]["/stacks/{id}/deployment-objects"]["get"];
+    let listings = [
+        (
+            "/stacks/{id}/deployment-objects",
+            "yaml_content",
+            ("ListedDeploymentObject", "DeploymentObject"),
+            &["yaml_content"][..],
+            &["yaml_bytes"][..],
+        ),
+        (
+            "/templates",
+            "content",
+            ("ListedTemplate", "Template"),
+            &["content", "parameters_schema"][..],
+            &["content_bytes", "parameters_schema_bytes"][..],
+        ),
+    ];
+    for (path, value, (listed, single), optional, sizes) in listings {
+        check_include(&doc, path, value);
+        let listed = required(&doc, listed);
+        let single = required(&doc, single);
+        for field in optional {
+            assert!(!listed.contains(&(*field).to_owned()), "{path}: {listed:?}");
+            assert!(single.contains(&(*field).to_owned()), "{path}: {single:?}");
+        }
+        for field in sizes {
+            assert!(listed.contains(&(*field).to_owned()), "{path}: {listed:?}");
+        }
+    }
+    let page = &doc["components"]["schemas"]["TemplatePage"]["properties"]["items"]["items"];
+    assert_eq!(
+        page["$ref"], "#/components/schemas/ListedTemplate",
+        "{page}"
+    );
+    app.teardown().await;
+}
+
+/// The GET at `path` takes an optional `include` query parameter whose only value is
+/// `value`, named in its description.
+fn check_include(doc: &serde_json::Value, path: &str, value: &str) {
+    let listing = &doc["paths"][path]["get"];
     let parameters = listing["parameters"].as_array().expect("parameters");
     let include = parameters
         .iter()
         .find(|p| p["name"] == "include")
-        .expect("an include parameter");
+        .unwrap_or_else(|| panic!("{path}: an include parameter"));
     assert_eq!(include["in"], "query");
     assert_eq!(include["required"], false);
     assert!(
         include["description"]
             .as_str()
-            .is_some_and(|d| d.contains("yaml_content")),
+            .is_some_and(|d| d.contains(value)),
         "{include}"
     );
-    let schemas = &doc["components"]["schemas"];
     let mut allowed = include["schema"].clone();
     if let Some(reference) = allowed["$ref"].as_str() {
         let name = reference.rsplit('/').next().expect("a schema name");
-        allowed = schemas[name].clone();
+        allowed = doc["components"]["schemas"][name].clone();
     }
-    assert_eq!(
-        allowed["enum"],
-        serde_json::json!(["yaml_content"]),
-        "{allowed}"
-    );
+    assert_eq!(allowed["enum"], serde_json::json!([value]), "{allowed}");
+}
 
-    let required = |schema: &str| -> Vec<String> {
-        schemas[schema]["required"]
-            .as_array()
-            .expect("required fields")
-            .iter()
-            .map(|f| f.as_str().expect("a name").to_owned())
-            .collect()
-    };
-    let listed = required("ListedDeploymentObject");
-    assert!(!listed.contains(&"yaml_content".to_owned()), "{listed:?}");
-    assert!(listed.contains(&"yaml_bytes".to_owned()), "{listed:?}");
-    assert!(required("DeploymentObject").contains(&"yaml_content".to_owned()));
-    app.teardown().await;
+/// The required fields of a schema of the document.
+fn required(doc: &serde_json::Value, schema: &str) -> Vec<String> {
+    doc["components"]["schemas"][schema]["required"]
+        .as_array()
+        .expect("required fields")
+        .iter()
+        .map(|f| f.as_str().expect("a name").to_owned())
+        .collect()
 }
 
 /// Every operation that takes a body documents 415, which the HTTP layer answers (with

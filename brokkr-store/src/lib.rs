@@ -42,6 +42,7 @@ mod append;
 mod audit;
 mod batch;
 mod connect;
+mod content;
 mod convert;
 mod diagnose;
 mod entity;
@@ -65,6 +66,7 @@ mod placing;
 mod report_refs;
 mod stacks;
 mod targets;
+mod template_listing;
 mod templates;
 
 use std::time::Duration;

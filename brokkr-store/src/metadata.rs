@@ -96,6 +96,9 @@ impl SqlStore {
         }
         let mut map = read(&write, &place).await?;
         map.insert(key.to_owned(), value.to_owned());
+        // Checked on the map read under the row's lock: two writers cannot each pass
+        // with half of the budget.
+        field.validate_map(&map)?;
         store(&write, &place, &map).await?;
         let summary = format!(
             "set {} {key:?} of {} {}",

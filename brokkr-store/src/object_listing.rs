@@ -1,25 +1,24 @@
-//! A stack's deployment objects as a listing returns them, in two reads: the rows
-//! without their YAML, with its size (`OCTET_LENGTH`, which neither database answers by
-//! reading the value: SQLite from the record header, PostgreSQL from the TOAST header),
-//! decide where the page ends; then, when the listing includes the YAML, one query
-//! reads the YAML of exactly the rows kept. A page's memory thus never depends on the
-//! size of objects beyond its end, and without the YAML not on object sizes at all.
+//! A stack's deployment objects as a listing returns them, in two reads (see
+//! [`crate::content`]): the rows without their YAML, with its size, decide where the
+//! page ends; then, when the listing includes the YAML, one query reads the YAML of
+//! exactly the rows kept. A page's memory thus never depends on the size of objects
+//! beyond its end, and without the YAML not on object sizes at all.
 
 use std::collections::HashMap;
 
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result};
-use brokkr_core::{ListedDeploymentObject, Provenance, StackId, YamlListing};
+use brokkr_core::{ContentListing, ListedDeploymentObject, Provenance, StackId};
 use sea_orm::prelude::{DateTimeUtc, Json};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::SqlStore;
+use crate::content::{byte_length, put_in_place, size};
 use crate::convert::from_json;
 use crate::entity::deployment_objects::{Column, Entity};
 use crate::entity::stacks;
-use crate::errors::{corrupt, db};
+use crate::errors::db;
 use crate::paging::{int_cursor, keyset};
 
 /// A deployment object's row without its YAML, and the YAML's size in bytes.
@@ -35,15 +34,11 @@ struct ObjectRow {
     created_at: DateTimeUtc,
 }
 
-/// The YAML's size in bytes, as BIGINT on both databases (PostgreSQL's `OCTET_LENGTH`
-/// is an `integer`, which the driver does not read as `i64`).
-const YAML_BYTES: &str = r#"CAST(OCTET_LENGTH("yaml_content") AS BIGINT)"#;
-
 impl SqlStore {
     pub(crate) async fn list_deployment_objects_impl(
         &self,
         stack_id: StackId,
-        yaml: YamlListing,
+        yaml: ContentListing,
         page: &PageRequest,
     ) -> Result<Page<ListedDeploymentObject>> {
         let after = int_cursor(page)?;
@@ -65,7 +60,10 @@ impl SqlStore {
                 Column::Provenance,
                 Column::CreatedAt,
             ])
-            .expr_as(Expr::cust(YAML_BYTES), "yaml_bytes")
+            .expr_as(
+                byte_length("deployment_objects", "yaml_content"),
+                "yaml_bytes",
+            )
             .filter(Column::StackId.eq(stack_id.0));
         let rows = keyset(query, Column::Sequence, after, page)
             .into_model::<ObjectRow>()
@@ -76,16 +74,11 @@ impl SqlStore {
             .map(listed)
             .collect::<Result<Vec<_>>>()?;
         let key = |o: &ListedDeploymentObject| o.sequence.to_string();
-        let limit = page.effective_limit();
-        match yaml {
-            YamlListing::Omit => Ok(Page::from_overfetch(rows, limit, key)),
-            YamlListing::Include { page_bytes } => {
-                let size = |o: &ListedDeploymentObject| o.yaml_bytes;
-                let mut page = Page::from_overfetch_within(rows, limit, page_bytes, size, key);
-                self.fill_yaml(&mut page.items).await?;
-                Ok(page)
-            }
+        let mut page = yaml.page(rows, page, |o| o.yaml_bytes, key);
+        if yaml.includes() {
+            self.fill_yaml(&mut page.items).await?;
         }
+        Ok(page)
     }
 
     /// Reads the YAML of `objects` with one query and puts it in place.
@@ -93,7 +86,7 @@ impl SqlStore {
         if objects.is_empty() {
             return Ok(());
         }
-        let mut yaml: HashMap<Uuid, String> = Entity::find()
+        let yaml: HashMap<Uuid, String> = Entity::find()
             .select_only()
             .columns([Column::Id, Column::YamlContent])
             .filter(Column::Id.is_in(objects.iter().map(|o| o.id.0)))
@@ -103,15 +96,13 @@ impl SqlStore {
             .map_err(db)?
             .into_iter()
             .collect();
-        for object in objects {
-            // Deployment objects are never updated or deleted, so a row listed a
-            // moment ago is still there.
-            let content = yaml
-                .remove(&object.id.0)
-                .ok_or_else(|| corrupt("deployment object", "listed row vanished"))?;
-            object.yaml_content = Some(content);
-        }
-        Ok(())
+        put_in_place(
+            objects,
+            yaml,
+            |o| o.id.0,
+            |o, content| o.yaml_content = Some(content),
+            "deployment object",
+        )
     }
 }
 
@@ -122,8 +113,7 @@ fn listed(row: ObjectRow) -> Result<ListedDeploymentObject> {
         stack_id: row.stack_id.into(),
         sequence: row.sequence,
         yaml_content: None,
-        yaml_bytes: u64::try_from(row.yaml_bytes)
-            .map_err(|_| corrupt("deployment object size", row.yaml_bytes))?,
+        yaml_bytes: size("deployment object size", row.yaml_bytes)?,
         yaml_checksum: row.yaml_checksum,
         is_deletion_marker: row.is_deletion_marker,
         provenance: row

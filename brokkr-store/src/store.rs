@@ -9,12 +9,12 @@ use brokkr_core::store::{
 };
 use brokkr_core::{
     Actor, Agent, AgentEvent, AgentEventId, AgentId, AgentTarget, AgentTargetState, AgentUpdate,
-    ApiKey, AuditRecord, DeploymentObject, DeploymentObjectId, GeneratorId, GeneratorUpdate,
-    HealthReport, Heartbeat, KeyOwner, Labels, ListedDeploymentObject, MetadataField,
-    MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport,
-    NewStack, NewTemplate, NewTemplateVersion, PlacementChange, PlacementDecision, PlacementPolicy,
-    Stack, StackId, StackPlacement, StackUpdate, StoredKey, TargetState, TargetStateWatch,
-    Template, TemplateId, TemplateVersion, YamlListing, model::Generator,
+    ApiKey, AuditRecord, ContentListing, DeploymentObject, DeploymentObjectId, GeneratorId,
+    GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, Labels, ListedDeploymentObject,
+    ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
+    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange,
+    PlacementDecision, PlacementPolicy, Stack, StackId, StackPlacement, StackUpdate, StoredKey,
+    TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion, model::Generator,
 };
 
 use crate::SqlStore;
@@ -65,7 +65,7 @@ impl Store for SqlStore {
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
-        yaml: YamlListing,
+        yaml: ContentListing,
         page: &PageRequest,
     ) -> Result<Page<ListedDeploymentObject>> {
         self.list_deployment_objects_impl(stack_id, yaml, page)
@@ -267,9 +267,10 @@ impl Store for SqlStore {
     async fn list_templates(
         &self,
         filter: &TemplateFilter,
+        content: ContentListing,
         page: &PageRequest,
-    ) -> Result<Page<Template>> {
-        self.list_templates_impl(filter, page).await
+    ) -> Result<Page<ListedTemplate>> {
+        self.list_templates_impl(filter, content, page).await
     }
 
     async fn list_template_versions(

@@ -2,7 +2,7 @@
 //! template with its latest version is one join, for one template or a whole page.
 
 use brokkr_core::page::{Page, PageRequest};
-use brokkr_core::store::{Error, Result, TemplateFilter};
+use brokkr_core::store::{Error, Result};
 use brokkr_core::{
     Actor, AuditAction, NewTemplate, NewTemplateVersion, ResourceKind, Template, TemplateId,
     TemplateVersion,
@@ -19,12 +19,12 @@ use crate::convert::{self, to_json};
 use crate::entity::template_versions::{self, Column as VersionColumn};
 use crate::entity::templates::{self, Column};
 use crate::errors::db;
-use crate::paging::{int_cursor, keyset, page_of, uuid_cursor};
+use crate::paging::{int_cursor, keyset, page_of};
 use crate::write::Write;
 use crate::{SqlStore, generators};
 
 /// `templates JOIN template_versions ON id = template_id AND latest_version = version`.
-fn latest_version() -> RelationDef {
+pub(crate) fn latest_version() -> RelationDef {
     templates::Entity::belongs_to(template_versions::Entity)
         .from(Column::Id)
         .to(VersionColumn::TemplateId)
@@ -185,23 +185,6 @@ impl SqlStore {
                 false => Err(Error::not_found("template", id)),
             },
         }
-    }
-
-    pub(crate) async fn list_templates_impl(
-        &self,
-        filter: &TemplateFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Template>> {
-        let mut query = templates::Entity::find();
-        if let Some(generator) = filter.generator_id {
-            query = query.filter(Column::GeneratorId.eq(generator.0));
-        }
-        if !filter.include_deleted {
-            query = query.filter(Column::DeletedAt.is_null());
-        }
-        let query = keyset(query, Column::Id, uuid_cursor(page)?, page);
-        let rows = with_latest(query).all(&self.reader).await.map_err(db)?;
-        page_of(rows, page, joined, |t| t.id.to_string())
     }
 
     pub(crate) async fn list_template_versions_impl(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use brokkr_core::page::PageRequest;
 use brokkr_core::testing::conformance::{config_map_yaml, mk_agent, mk_stack};
-use brokkr_core::{Actor, NewDeploymentObject, Store, YamlListing};
+use brokkr_core::{Actor, ContentListing, NewDeploymentObject, Store};
 use brokkr_store::{Backend, SqlStore};
 
 const WAKE: Duration = Duration::from_secs(2);
@@ -110,7 +110,11 @@ async fn sequences_commit_in_order_under_concurrency() {
             let mut seen = BTreeSet::new();
             loop {
                 let page = store
-                    .list_deployment_objects(stack.id, YamlListing::Omit, &PageRequest::first(1000))
+                    .list_deployment_objects(
+                        stack.id,
+                        ContentListing::Omit,
+                        &PageRequest::first(1000),
+                    )
                     .await
                     .expect("list");
                 let now: BTreeSet<i64> = page.items.iter().map(|o| o.sequence).collect();
@@ -135,7 +139,7 @@ async fn sequences_commit_in_order_under_concurrency() {
     let seen = reader.await.expect("reader");
     assert_eq!(seen.len(), WRITERS * APPENDS);
     let state_latest = store
-        .list_deployment_objects(stack.id, YamlListing::Omit, &PageRequest::first(1000))
+        .list_deployment_objects(stack.id, ContentListing::Omit, &PageRequest::first(1000))
         .await
         .expect("list")
         .items

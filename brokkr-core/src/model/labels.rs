@@ -33,4 +33,15 @@ impl MetadataField {
         }
         Ok(())
     }
+
+    /// Checks the whole map a write would store: an object's annotations stay within
+    /// [`MAX_ANNOTATIONS_BYTES`](crate::metadata::MAX_ANNOTATIONS_BYTES) together
+    /// (labels have no cap beyond their entries'). Stores call it inside the write's
+    /// transaction, after the row is locked.
+    pub fn validate_map(self, map: &crate::metadata::Labels) -> crate::store::Result<()> {
+        if self == Self::Annotations {
+            crate::metadata::validate_annotations_size(map)?;
+        }
+        Ok(())
+    }
 }

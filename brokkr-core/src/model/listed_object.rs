@@ -10,26 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::stack::{DeploymentObject, Provenance};
 use crate::id::{DeploymentObjectId, StackId};
-
-/// Whether a listing of deployment objects carries their YAML.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum YamlListing {
-    /// Without the YAML: the store does not read it, so a page costs the same whatever
-    /// the size of its objects.
-    #[default]
-    Omit,
-    /// With the YAML. A page holds at least one object, so paging always progresses;
-    /// after the first it ends before the sum of its objects' YAML would pass
-    /// `page_bytes`, with a cursor to the rest (so an object larger than the budget
-    /// comes alone on its page).
-    Include {
-        /// The most YAML, in bytes, one page carries (beyond its first object).
-        page_bytes: u64,
-    },
-}
+#[cfg(doc)]
+use crate::page::ContentListing;
 
 /// A deployment object in a listing: everything [`DeploymentObject`] holds, with the
-/// YAML only when the listing asked for it ([`YamlListing::Include`]).
+/// YAML only when the listing asked for it ([`ContentListing::Include`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedDeploymentObject {
     /// Its id.
@@ -54,7 +39,7 @@ pub struct ListedDeploymentObject {
 }
 
 impl ListedDeploymentObject {
-    /// The same entry without its YAML, as a listing with [`YamlListing::Omit`] returns it.
+    /// The same entry without its YAML, as a listing with [`ContentListing::Omit`] returns it.
     pub fn without_yaml(self) -> Self {
         Self {
             yaml_content: None,

@@ -34,6 +34,7 @@ mod audit;
 mod generator;
 mod labels;
 mod listed_object;
+mod listed_template;
 mod placement;
 mod report;
 mod stack;
@@ -50,7 +51,8 @@ pub use generator::{
     TemplateVersion,
 };
 pub use labels::{MetadataField, MetadataTarget};
-pub use listed_object::{ListedDeploymentObject, YamlListing};
+pub use listed_object::ListedDeploymentObject;
+pub use listed_template::{ListedTemplate, ListedTemplateVersion};
 pub use placement::{PlacementChange, StackPlacement};
 pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,

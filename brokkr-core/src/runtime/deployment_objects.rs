@@ -10,27 +10,15 @@
 
 use crate::id::{DeploymentObjectId, StackId};
 use crate::manifest::ParseOptions;
-use crate::model::{
-    Actor, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, YamlListing,
-};
+use crate::model::{Actor, DeploymentObject, ListedDeploymentObject, NewDeploymentObject};
 use crate::page::{Page, PageRequest};
 use crate::store;
 
 use super::ControlPlane;
 use super::access;
 use super::error::{Error, Result};
+use super::listing::IncludeContent;
 use super::render::off_workers;
-
-/// Whether a listing of deployment objects carries their YAML
-/// ([`ControlPlane::list_deployment_objects`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum IncludeYaml {
-    /// Without the YAML: what a caller needs to browse a stack's history.
-    #[default]
-    No,
-    /// With the YAML, in pages bounded by `Settings::listing_yaml_bytes`.
-    Yes,
-}
 
 impl ControlPlane {
     /// Appends a deployment object holding `yaml` to a live stack the caller may see.
@@ -65,23 +53,18 @@ impl ControlPlane {
     }
 
     /// A stack's deployment objects, ordered by sequence; also of a deleted stack, for
-    /// its owner and admin. The YAML comes only with [`IncludeYaml::Yes`], and then a
+    /// its owner and admin. The YAML comes only with [`IncludeContent::Yes`], and then a
     /// page also ends before its YAML passes `Settings::listing_yaml_bytes` (at least
     /// one object per page): a page is bounded in bytes, not only in objects.
     pub async fn list_deployment_objects(
         &self,
         caller: &Actor,
         stack: StackId,
-        include: IncludeYaml,
+        include: IncludeContent,
         page: &PageRequest,
     ) -> Result<Page<ListedDeploymentObject>> {
         self.check_stack_history(caller, stack).await?;
-        let yaml = match include {
-            IncludeYaml::No => YamlListing::Omit,
-            IncludeYaml::Yes => YamlListing::Include {
-                page_bytes: self.settings().listing_yaml_bytes as u64,
-            },
-        };
+        let yaml = self.content_listing(include);
         Ok(self
             .store()
             .list_deployment_objects(stack, yaml, page)
@@ -192,7 +175,7 @@ mod tests {
         let list =
             |include| control_plane.list_deployment_objects(&Actor::Admin, stack, include, &page);
 
-        let bare = list(IncludeYaml::No).await.unwrap();
+        let bare = list(IncludeContent::No).await.unwrap();
         assert_eq!(bare.items.len(), 3);
         assert_eq!(bare.next_cursor, None);
         assert!(
@@ -202,7 +185,7 @@ mod tests {
         );
 
         // Each object's YAML is over half the budget: one per page.
-        let full = list(IncludeYaml::Yes).await.unwrap();
+        let full = list(IncludeContent::Yes).await.unwrap();
         assert_eq!(full.items.len(), 1);
         assert!(full.items[0].yaml_content.is_some());
         assert!(full.next_cursor.is_some());

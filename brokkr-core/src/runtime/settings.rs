@@ -34,10 +34,11 @@ pub struct Settings {
     pub template_limits: TemplateLimits,
     /// The largest deployment object's YAML, in bytes (sent or rendered).
     pub max_yaml_bytes: usize,
-    /// The most YAML, in bytes, one page of a deployment-object listing carries when
-    /// it includes the YAML ([`IncludeYaml::Yes`](super::IncludeYaml)): the page ends
-    /// early, with a cursor, before passing it. A page always holds at least one object,
-    /// so an object larger than this comes alone.
+    /// The most content, in bytes, one page of a listing carries when it includes the
+    /// content ([`IncludeContent::Yes`](super::IncludeContent)): deployment objects'
+    /// YAML, templates' latest source and parameter schema. The page ends early, with a
+    /// cursor, before passing it. A page always holds at least one entry, so a larger
+    /// one comes alone.
     pub listing_yaml_bytes: usize,
 }
 

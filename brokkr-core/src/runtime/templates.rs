@@ -10,7 +10,8 @@
 
 use crate::id::TemplateId;
 use crate::model::{
-    Actor, NewTemplate, NewTemplateVersion, Template, TemplateVersion, description_or_none,
+    Actor, ListedTemplate, NewTemplate, NewTemplateVersion, Template, TemplateVersion,
+    description_or_none,
 };
 use crate::page::{Page, PageRequest};
 use crate::store::TemplateFilter;
@@ -18,6 +19,7 @@ use crate::store::TemplateFilter;
 use super::ControlPlane;
 use super::access;
 use super::error::{Error, Result};
+use super::listing::IncludeContent;
 use super::render::off_workers;
 
 impl ControlPlane {
@@ -38,12 +40,17 @@ impl ControlPlane {
     /// only its own when it names itself in `filter.generator_id` (naming another
     /// generator is `Forbidden`); its page may then hold fewer rows than the limit
     /// (other generators' rows are left out): follow `next_cursor` until it is absent.
+    ///
+    /// The latest version's source and parameter schema come only with
+    /// [`IncludeContent::Yes`], and then a page also ends before they pass
+    /// `Settings::listing_yaml_bytes` (at least one template per page).
     pub async fn list_templates(
         &self,
         caller: &Actor,
         mut filter: TemplateFilter,
+        include: IncludeContent,
         page: &PageRequest,
-    ) -> Result<Page<Template>> {
+    ) -> Result<Page<ListedTemplate>> {
         let requested = filter.generator_id;
         let owner = access::owner_scope(caller, requested)?;
         // The store filters by one owner only, so "mine and the global ones" is
@@ -57,7 +64,8 @@ impl ControlPlane {
         } else {
             owner
         };
-        let mut templates = self.store().list_templates(&filter, page).await?;
+        let content = self.content_listing(include);
+        let mut templates = self.store().list_templates(&filter, content, page).await?;
         if let Some(me) = mine_and_global {
             templates
                 .items

@@ -31,7 +31,8 @@ pub struct MetadataEntry {
     /// alphanumerics, `-`, `_` or `.` starting and ending with an alphanumeric).
     pub key: MetadataKey,
     /// The value: for a label, empty or 1-63 alphanumerics, `-`, `_` or `.` starting
-    /// and ending with an alphanumeric; for an annotation, free text up to 256 KiB.
+    /// and ending with an alphanumeric; for an annotation, free text, the object's
+    /// annotations (keys and values) together at most 256 KiB (422 otherwise).
     pub value: String,
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use brokkr_core::runtime::IncludeYaml;
+use brokkr_core::runtime::IncludeContent;
 use brokkr_core::{
     DeploymentObjectId, GeneratorId, NewStack, Stack, StackFilter, StackId, StackUpdate,
 };
@@ -93,7 +93,8 @@ pub struct CreateStackRequest {
     /// alphanumeric.
     #[oai(default)]
     pub labels: BTreeMap<String, LabelValue>,
-    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
+    /// Initial annotations: keys as for labels, values free text; keys and values
+    /// together at most 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
     /// The owning generator (admin only; a generator's stacks are always its own).
@@ -440,8 +441,8 @@ impl StacksApi {
     ) -> ApiResult<DeploymentObjectPageResponse> {
         let page = page(limit, cursor, order)?;
         let include = match include.0 {
-            Some(IncludeParam::YamlContent) => IncludeYaml::Yes,
-            None => IncludeYaml::No,
+            Some(IncludeParam::YamlContent) => IncludeContent::Yes,
+            None => IncludeContent::No,
         };
         let objects = state
             .control_plane

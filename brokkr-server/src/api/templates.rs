@@ -11,14 +11,16 @@
 
 use std::collections::BTreeMap;
 
+use brokkr_core::runtime::IncludeContent;
 use brokkr_core::{
-    GeneratorId, NewTemplate, NewTemplateVersion, Template, TemplateFilter, TemplateVersion,
+    GeneratorId, ListedTemplate, NewTemplate, NewTemplateVersion, Template, TemplateFilter,
+    TemplateVersion,
 };
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
@@ -84,10 +86,82 @@ impl From<Template> for TemplateDto {
     }
 }
 
+/// What a listing of templates may include beyond each template's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "TemplateInclude", rename_all = "snake_case")]
+pub enum TemplateIncludeParam {
+    /// Each template's latest `content` and `parameters_schema`; pages then also end
+    /// at the server's byte budget.
+    Content,
+}
+
+/// A template in a listing: its latest version's `content` and `parameters_schema`
+/// only when asked for with `?include=content`, their sizes always.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "ListedTemplate")]
+pub struct ListedTemplateDto {
+    /// Its id, shared by all its versions.
+    pub id: Uuid,
+    /// Unique among live templates.
+    pub name: String,
+    /// Free text.
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+    /// The owning generator; absent for a global template.
+    #[oai(skip_serializing_if_is_none)]
+    pub generator_id: Option<Uuid>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The latest version's number (1 for the first).
+    pub version: i32,
+    /// The latest version's minijinja source; present only with `?include=content`.
+    #[oai(skip_serializing_if_is_none)]
+    pub content: Option<String>,
+    /// Size of the latest version's source in bytes, also when it is left out.
+    pub content_bytes: u64,
+    /// The latest version's JSON Schema of the parameters; present only with
+    /// `?include=content`.
+    #[oai(skip_serializing_if_is_none)]
+    pub parameters_schema: Option<serde_json::Value>,
+    /// Size of the schema as the database keeps its JSON text, in bytes, also when it
+    /// is left out (on PostgreSQL a little above the compact JSON sent here).
+    pub parameters_schema_bytes: u64,
+    /// When the template was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (a new version counts).
+    pub updated_at: DateTime<Utc>,
+    /// When it was deleted; absent while it lives.
+    #[oai(skip_serializing_if_is_none)]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<ListedTemplate> for ListedTemplateDto {
+    fn from(t: ListedTemplate) -> Self {
+        Self {
+            id: t.id.into(),
+            name: t.name,
+            description: t.description,
+            generator_id: t.generator_id.map(Into::into),
+            labels: t.labels,
+            annotations: t.annotations,
+            version: t.latest.version,
+            content: t.latest.content,
+            content_bytes: t.latest.content_bytes,
+            parameters_schema: t.latest.parameters_schema,
+            parameters_schema_bytes: t.latest.parameters_schema_bytes,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            deleted_at: t.deleted_at,
+        }
+    }
+}
+
 page_type!(
     /// A page of templates.
     TemplatePage,
-    TemplateDto
+    ListedTemplateDto
 );
 
 /// One immutable version of a template.
@@ -142,7 +216,8 @@ pub struct CreateTemplateRequest {
     /// and ending with an alphanumeric.
     #[oai(default)]
     pub labels: BTreeMap<String, LabelValue>,
-    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
+    /// Initial annotations: keys as for labels, values free text; keys and values
+    /// together at most 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
     /// The owning generator (admin only; absent makes a global template). A
@@ -270,6 +345,11 @@ impl TemplatesApi {
     /// global ones (with `generator_id`, only its own). A generator's page may hold
     /// fewer rows than `limit` (other generators' rows are left out); follow
     /// `next_cursor` until it is absent.
+    ///
+    /// Entries leave out the latest version's `content` and `parameters_schema` unless
+    /// `?include=content` asks for them; then a page also ends before they pass the
+    /// server's byte budget (`server.listing_yaml_bytes`, 4 MiB by default), with a
+    /// `next_cursor`, and holds at least one template.
     #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/templates",
@@ -292,15 +372,22 @@ impl TemplatesApi {
         cursor: Query<Option<String>>,
         /// `asc` (default) or `desc`.
         order: Query<Option<OrderParam>>,
+        /// `content` to include each template's latest source and parameter schema, in
+        /// pages bounded in bytes; left out by default.
+        include: Query<Option<TemplateIncludeParam>>,
     ) -> ApiResult<TemplatePageResponse> {
         let page = page(limit, cursor, order)?;
+        let include = match include.0 {
+            Some(TemplateIncludeParam::Content) => IncludeContent::Yes,
+            None => IncludeContent::No,
+        };
         let filter = TemplateFilter {
             generator_id: generator_id.0.map(GeneratorId::from),
             include_deleted: include_deleted.0.unwrap_or(false),
         };
         let templates = state
             .control_plane
-            .list_templates(&auth.0, filter, &page)
+            .list_templates(&auth.0, filter, include, &page)
             .await?;
         Ok(TemplatePageResponse::Ok(Json(templates.into())))
     }

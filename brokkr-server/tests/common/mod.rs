@@ -836,6 +836,28 @@ impl TestApp {
         self.get(path, &key).await
     }
 
+    /// Every page of the listing at `path_and_query` (which has a `?`) as `key`,
+    /// following `next_cursor`; each page answered 200.
+    pub async fn pages(&self, key: &str, path_and_query: &str) -> Vec<Value> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let url = match &cursor {
+                Some(c) => format!("{path_and_query}&cursor={c}"),
+                None => path_and_query.to_owned(),
+            };
+            let resp = self.get(&url, key).await;
+            resp.expect(200);
+            let page = resp.json();
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+            pages.push(page);
+            if cursor.is_none() {
+                return pages;
+            }
+        }
+        panic!("the listing at {path_and_query} does not end");
+    }
+
     /// POST as admin.
     pub async fn admin_post(&self, path: &str, body: &Value) -> Resp {
         let key = self.world.admin_key.clone();

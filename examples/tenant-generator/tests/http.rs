@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use brokkr_core::{PageRequest, StackId, YamlListing};
+use brokkr_core::{ContentListing, PageRequest, StackId};
 use brokkr_example_tenant_generator::{Agents, ControlPlane, TenantSpec, generators};
 use brokkr_server::config::Config;
 use brokkr_server::serve::Server;
@@ -98,7 +98,7 @@ impl Running {
     async fn versions(&self, stack: StackId) -> usize {
         self.control_plane
             .store()
-            .list_deployment_objects(stack, YamlListing::Omit, &PageRequest::first(100))
+            .list_deployment_objects(stack, ContentListing::Omit, &PageRequest::first(100))
             .await
             .unwrap()
             .items

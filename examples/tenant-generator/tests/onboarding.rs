@@ -7,8 +7,8 @@ use std::time::Duration;
 use brokkr_core::runtime::{self, AgentRegistration, Poll, RegisteredAgent};
 use brokkr_core::selector::LabelSelector;
 use brokkr_core::{
-    Actor, AgentId, PageRequest, Provenance, StackFilter, Store, TargetAction, TargetFilter,
-    YamlListing,
+    Actor, AgentId, ContentListing, PageRequest, Provenance, StackFilter, Store, TargetAction,
+    TargetFilter,
 };
 use brokkr_example_tenant_generator::{
     Agents, ControlPlane, DEFAULT_IMAGE, Error, Plan, TENANT_LABEL, TenantSpec,
@@ -214,7 +214,11 @@ async fn re_onboarding_appends_a_new_version_and_adds_agents() {
     );
 
     let versions = store
-        .list_deployment_objects(first.stack.id, YamlListing::Omit, &PageRequest::first(10))
+        .list_deployment_objects(
+            first.stack.id,
+            ContentListing::Omit,
+            &PageRequest::first(10),
+        )
         .await
         .unwrap()
         .items;

@@ -5,7 +5,9 @@ use serde_json::json;
 use super::fixtures::{
     ADMIN, config_map_yaml, labels, mk_generator, mk_template, new_generator, new_template,
 };
-use super::support::{all, all_audit, expect_conflict, expect_invalid, expect_not_found};
+use super::support::{
+    all, all_audit, all_templates, expect_conflict, expect_invalid, expect_not_found,
+};
 use crate::id::GeneratorId;
 use crate::model::{
     Actor, GeneratorUpdate, KeyOwner, NewGenerator, NewStack, NewTemplate, NewTemplateVersion,
@@ -229,8 +231,7 @@ cases!(
         );
         let versions = all(async |p| store.list_template_versions(created.id, &p).await).await;
         assert_eq!(versions, vec![v1.clone(), v2.clone()]);
-        let listed =
-            all(async |p| store.list_templates(&TemplateFilter::default(), &p).await).await;
+        let listed = all_templates(store, &TemplateFilter::default()).await;
         assert_eq!(listed, vec![updated.clone()]);
 
         store
@@ -254,13 +255,13 @@ cases!(
         );
         let versions = all(async |p| store.list_template_versions(created.id, &p).await).await;
         assert_eq!(versions, vec![v1, v2]);
-        let live = all(async |p| store.list_templates(&TemplateFilter::default(), &p).await).await;
+        let live = all_templates(store, &TemplateFilter::default()).await;
         assert!(live.is_empty());
         let filter = TemplateFilter {
             include_deleted: true,
             ..Default::default()
         };
-        let with_deleted = all(async |p| store.list_templates(&filter, &p).await).await;
+        let with_deleted = all_templates(store, &filter).await;
         assert_eq!(with_deleted.len(), 1);
         assert!(with_deleted[0].deleted_at.is_some());
         assert_eq!(with_deleted[0].latest.version, 2);
@@ -290,7 +291,7 @@ cases!(
             generator_id: Some(generator.id),
             ..Default::default()
         };
-        let listed = all(async |p| store.list_templates(&filter, &p).await).await;
+        let listed = all_templates(store, &filter).await;
         assert_eq!(listed, vec![owned]);
         let missing = NewTemplate {
             generator_id: Some(GeneratorId::new()),
@@ -321,7 +322,7 @@ cases!(
             include_deleted: true,
             ..Default::default()
         };
-        let listed = all(async |p| store.list_templates(&filter, &p).await).await;
+        let listed = all_templates(store, &filter).await;
         assert_eq!(listed.len(), 2);
         assert_eq!(store.get_template(global.id).await.expect("get"), global);
     }

@@ -2,10 +2,10 @@
 //! pages that end at the byte budget.
 
 use super::fixtures::{ADMIN, mk_stack};
-use super::support::{all, all_objects, walk};
+use super::support::{all, all_objects, pages, walk};
 use crate::id::StackId;
-use crate::model::{DeploymentObject, ListedDeploymentObject, NewDeploymentObject, YamlListing};
-use crate::page::{Order, Page, PageRequest};
+use crate::model::{DeploymentObject, ListedDeploymentObject, NewDeploymentObject};
+use crate::page::{ContentListing, Order, Page};
 use crate::store::Store;
 
 cases!(
@@ -21,7 +21,7 @@ cases!(
 
         let bare = all(async |p| {
             store
-                .list_deployment_objects(stack.id, YamlListing::Omit, &p)
+                .list_deployment_objects(stack.id, ContentListing::Omit, &p)
                 .await
         })
         .await;
@@ -102,7 +102,7 @@ cases!(
 
         let walked = walk(100, Order::Ascending, async |p| {
             store
-                .list_deployment_objects(stack.id, YamlListing::Include { page_bytes: 0 }, &p)
+                .list_deployment_objects(stack.id, ContentListing::Include { page_bytes: 0 }, &p)
                 .await
         })
         .await;
@@ -140,32 +140,17 @@ async fn pages_of(
     order: Order,
     budget: u64,
 ) -> Vec<Page<ListedDeploymentObject>> {
-    let yaml = YamlListing::Include { page_bytes: budget };
-    let mut request = PageRequest {
-        limit,
-        cursor: None,
-        order,
-    };
-    let mut pages = Vec::new();
-    for _ in 0..1_000 {
-        let page = store
-            .list_deployment_objects(stack, yaml, &request)
-            .await
-            .expect("listing succeeds");
-        let next = page.next_cursor.clone();
-        pages.push(page);
-        match next {
-            Some(cursor) => request = request.after(cursor),
-            None => return pages,
-        }
-    }
-    panic!("paging by bytes does not terminate")
+    let yaml = ContentListing::Include { page_bytes: budget };
+    pages(limit, order, async |p| {
+        store.list_deployment_objects(stack, yaml, &p).await
+    })
+    .await
 }
 
-/// The page lengths the contract gives for objects of `sizes` in listing order: a page
-/// takes its first object whatever its size, then more while the YAML stays within
+/// The page lengths the contract gives for rows of `sizes` in listing order: a page
+/// takes its first row whatever its size, then more while the content stays within
 /// `budget` and the page within `limit`.
-fn split(sizes: &[u64], limit: usize, budget: u64) -> Vec<usize> {
+pub(super) fn split(sizes: &[u64], limit: usize, budget: u64) -> Vec<usize> {
     let mut pages = Vec::new();
     let mut rest = sizes;
     while !rest.is_empty() {

@@ -1,8 +1,10 @@
 //! Labels and annotations of stacks, agents and templates.
 
-use super::fixtures::{ADMIN, labels, mk_agent, mk_stack, mk_template};
+use super::fixtures::{ADMIN, labels, mk_agent, mk_stack, mk_template, new_agent, new_template};
 use super::support::{all_audit, expect_invalid, expect_not_found};
-use crate::model::{MetadataField, MetadataTarget};
+use crate::metadata::{Annotations, MAX_ANNOTATIONS_BYTES};
+use crate::model::{MetadataField, MetadataTarget, NewStack, NewTemplate};
+use crate::pak::Pak;
 use crate::store::Store;
 
 cases!(
@@ -106,4 +108,93 @@ cases!(
             "annotation",
         );
     }
+
+    /// An object's annotations, keys and values together, stay within 256 KiB: a put
+    /// that would pass it is `Invalid` and changes nothing, one that shrinks the total
+    /// passes, a create with too much is refused, and of two concurrent puts that fit
+    /// alone but not together exactly one lands. On stacks, agents and templates.
+    pub async fn annotations_together_stay_within_256_kib(store: &dyn Store) {
+        let kib = 1024;
+        let too_much: Annotations = ["a", "b", "c"]
+            .into_iter()
+            .map(|k| (k.to_owned(), "x".repeat(90 * kib)))
+            .collect();
+        let audit = all_audit(store).await.len();
+        let stack = NewStack {
+            name: "crowded".into(),
+            annotations: too_much.clone(),
+            ..Default::default()
+        };
+        expect_invalid(store.create_stack(&ADMIN, stack).await);
+        let mut agent = new_agent("crowded", "cluster-1", &Pak::generate());
+        agent.annotations = too_much.clone();
+        expect_invalid(store.create_agent(&ADMIN, agent).await);
+        let template = NewTemplate {
+            annotations: too_much,
+            ..new_template("crowded")
+        };
+        expect_invalid(store.create_template(&ADMIN, template).await);
+        assert_eq!(all_audit(store).await.len(), audit, "nothing was created");
+
+        let stack = mk_stack(store, "annotated").await;
+        let agent = mk_agent(store, "annotated").await;
+        let template = mk_template(store, "annotated").await;
+        let a = MetadataField::Annotations;
+        for target in [
+            MetadataTarget::Stack(stack.id),
+            MetadataTarget::Agent(agent.id),
+            MetadataTarget::Template(template.id),
+        ] {
+            let put = async |key: &str, bytes: usize| {
+                let value = "v".repeat(bytes);
+                store.put_metadata(&ADMIN, target, a, key, &value).await
+            };
+            put("a", 100 * kib).await.expect("100 KiB fit");
+            let map = put("b", 100 * kib).await.expect("200 KiB fit");
+            let audit = all_audit(store).await.len();
+            let err = put("c", 60 * kib).await.unwrap_err();
+            assert!(err.to_string().contains("256 KiB"), "{err}");
+            expect_invalid(put("a", 157 * kib).await);
+            assert_eq!(annotations_of(store, target).await, map, "unchanged");
+            assert_eq!(all_audit(store).await.len(), audit, "nothing audited");
+            // Exactly at the cap, keys counted.
+            let rest = MAX_ANNOTATIONS_BYTES
+                - map.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+                - 1;
+            put("c", rest).await.expect("exactly the cap");
+            // Shrinking one value makes room again.
+            put("a", 10 * kib).await.expect("a smaller value");
+            put("d", 50 * kib).await.expect("room again");
+
+            // Two writers, each fitting alone: the transaction sees the other's write.
+            store
+                .remove_metadata(&ADMIN, target, a, "c")
+                .await
+                .expect("remove");
+            store
+                .remove_metadata(&ADMIN, target, a, "d")
+                .await
+                .expect("remove");
+            let (first, second) = tokio::join!(put("e", 100 * kib), put("f", 100 * kib));
+            assert!(
+                first.is_ok() != second.is_ok(),
+                "exactly one of two concurrent puts lands: {first:?} / {second:?}"
+            );
+            let total: usize = annotations_of(store, target)
+                .await
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            assert!(total <= MAX_ANNOTATIONS_BYTES, "{total}");
+        }
+    }
 );
+
+/// The annotations a target has now.
+async fn annotations_of(store: &dyn Store, target: MetadataTarget) -> Annotations {
+    match target {
+        MetadataTarget::Stack(id) => store.get_stack(id).await.expect("stack").annotations,
+        MetadataTarget::Agent(id) => store.get_agent(id).await.expect("agent").annotations,
+        MetadataTarget::Template(id) => store.get_template(id).await.expect("template").annotations,
+    }
+}

@@ -153,6 +153,7 @@ mod placing;
 mod stacks;
 mod target_state;
 mod targets;
+mod template_listing;
 mod watches;
 
 pub use agents::*;
@@ -175,11 +176,12 @@ pub use placing::*;
 pub use stacks::*;
 pub use target_state::*;
 pub use targets::*;
+pub use template_listing::*;
 pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing agents metadata targets target_state watches events health placement placing generators keys audit pagination]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing generators keys audit pagination]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

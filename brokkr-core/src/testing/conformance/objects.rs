@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::fixtures::{ADMIN, config_map_yaml, mk_agent, mk_object, mk_stack, mk_target};
-use super::support::{ALL_YAML, all_objects, expect_not_found, target_state, walk_objects};
+use super::support::{ALL_CONTENT, all_objects, expect_not_found, target_state, walk_objects};
 use crate::id::{DeploymentObjectId, StackId, TemplateId};
 use crate::model::{DeploymentObject, NewDeploymentObject, Provenance, checksum};
 use crate::page::{Cursor, Order, PageRequest};
@@ -253,7 +253,7 @@ async fn tail(store: &dyn Store, stack: StackId, seen: &mut Vec<DeploymentObject
             request = request.after(Cursor(last.sequence.to_string()));
         }
         let page = store
-            .list_deployment_objects(stack, ALL_YAML, &request)
+            .list_deployment_objects(stack, ALL_CONTENT, &request)
             .await
             .expect("listing succeeds");
         if let (Some(last), Some(first)) = (seen.last(), page.items.first()) {

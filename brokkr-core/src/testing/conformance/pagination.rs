@@ -6,9 +6,9 @@ use super::fixtures::{
 use super::support::{all_audit, check_walks};
 use crate::model::{
     Agent, AgentEvent, AuditRecord, EventStatus, EventType, Generator, ListedDeploymentObject,
-    NewTemplateVersion, Stack, Template, YamlListing,
+    ListedTemplate, NewTemplateVersion, Stack,
 };
-use crate::page::PageRequest;
+use crate::page::{ContentListing, PageRequest};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, Error, GeneratorFilter, Result, StackFilter, Store,
     TargetFilter, TemplateFilter,
@@ -87,8 +87,13 @@ cases!(
         check_walks(
             "templates",
             templates.clone(),
-            |t: &Template| t.id,
-            async |p| store.list_templates(&TemplateFilter::default(), &p).await,
+            |t: &ListedTemplate| t.id,
+            async |p| {
+                let filter = TemplateFilter::default();
+                store
+                    .list_templates(&filter, ContentListing::Omit, &p)
+                    .await
+            },
         )
         .await;
         check_walks(
@@ -99,7 +104,10 @@ cases!(
         )
         .await;
         let sequences: Vec<i64> = objects.iter().map(|o| o.sequence).collect();
-        for yaml in [YamlListing::Omit, YamlListing::Include { page_bytes: 1 }] {
+        for yaml in [
+            ContentListing::Omit,
+            ContentListing::Include { page_bytes: 1 },
+        ] {
             check_walks(
                 "deployment objects",
                 sequences.clone(),
@@ -154,7 +162,7 @@ cases!(
         );
         invalid(
             store
-                .list_deployment_objects(stack.id, YamlListing::Omit, &bad)
+                .list_deployment_objects(stack.id, ContentListing::Omit, &bad)
                 .await
                 .map(drop),
             "deployment objects",

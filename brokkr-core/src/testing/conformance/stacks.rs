@@ -8,9 +8,9 @@ use super::support::{
 use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::model::{
     Actor, AgentUpdate, GeneratorUpdate, KeyOwner, MetadataField, MetadataTarget, NewStack,
-    NewTemplateVersion, StackUpdate, YamlListing,
+    NewTemplateVersion, StackUpdate,
 };
-use crate::page::PageRequest;
+use crate::page::{ContentListing, PageRequest};
 use crate::pak::Pak;
 use crate::store::{StackFilter, Store};
 
@@ -303,7 +303,7 @@ cases!(
         let page = PageRequest::default();
         expect_not_found(
             store
-                .list_deployment_objects(stack, YamlListing::Omit, &page)
+                .list_deployment_objects(stack, ContentListing::Omit, &page)
                 .await,
             "stack",
         );

@@ -8,9 +8,11 @@ use chrono::{DateTime, Utc};
 use super::WAKE_TIMEOUT;
 use crate::change::TargetStateWatch;
 use crate::id::{AgentEventId, AgentId, StackId};
-use crate::model::{Agent, AuditRecord, DeploymentObject, HealthReport, Stack, YamlListing};
-use crate::page::{MAX_LIMIT, Order, Page, PageRequest};
-use crate::store::{AgentEventFilter, AgentFilter, AuditFilter, Error, Result, StackFilter, Store};
+use crate::model::{Agent, AuditRecord, DeploymentObject, HealthReport, Stack, Template};
+use crate::page::{ContentListing, MAX_LIMIT, Order, Page, PageRequest};
+use crate::store::{
+    AgentEventFilter, AgentFilter, AuditFilter, Error, Result, StackFilter, Store, TemplateFilter,
+};
 use crate::target_state::TargetState;
 
 #[track_caller]
@@ -39,31 +41,46 @@ pub(super) fn expect_invalid<T: Debug>(result: Result<T>) {
     );
 }
 
-/// Every row of a listing, walking pages of `limit` rows in `order`.
-pub(super) async fn walk<T>(
+/// Every page of a listing, walking pages of `limit` rows in `order`; each page within
+/// its limit.
+pub(super) async fn pages<T>(
     limit: u32,
     order: Order,
     fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>,
-) -> Vec<T> {
+) -> Vec<Page<T>> {
     let mut request = PageRequest {
         limit,
         cursor: None,
         order,
     };
-    let mut rows = Vec::new();
+    let mut pages = Vec::new();
     for _ in 0..10_000 {
         let page = fetch(request.clone()).await.expect("listing succeeds");
         assert!(
             page.items.len() <= limit as usize,
             "page longer than its limit"
         );
-        rows.extend(page.items);
-        match page.next_cursor {
+        let next = page.next_cursor.clone();
+        pages.push(page);
+        match next {
             Some(cursor) => request = request.after(cursor),
-            None => return rows,
+            None => return pages,
         }
     }
     panic!("pagination does not terminate")
+}
+
+/// Every row of a listing, walking pages of `limit` rows in `order`.
+pub(super) async fn walk<T>(
+    limit: u32,
+    order: Order,
+    fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>,
+) -> Vec<T> {
+    pages(limit, order, fetch)
+        .await
+        .into_iter()
+        .flat_map(|page| page.items)
+        .collect()
 }
 
 /// Every row of a listing, ascending.
@@ -71,8 +88,8 @@ pub(super) async fn all<T>(fetch: impl AsyncFn(PageRequest) -> Result<Page<T>>) 
     walk(MAX_LIMIT, Order::Ascending, fetch).await
 }
 
-/// A listing with every object's YAML and no byte budget to end a page early.
-pub(super) const ALL_YAML: YamlListing = YamlListing::Include {
+/// A listing with every row's content and no byte budget to end a page early.
+pub(super) const ALL_CONTENT: ContentListing = ContentListing::Include {
     page_bytes: u64::MAX,
 };
 
@@ -84,12 +101,25 @@ pub(super) async fn walk_objects(
     order: Order,
 ) -> Vec<DeploymentObject> {
     walk(limit, order, async |p| {
-        store.list_deployment_objects(stack, ALL_YAML, &p).await
+        store.list_deployment_objects(stack, ALL_CONTENT, &p).await
     })
     .await
     .into_iter()
     .map(|listed| listed.into_object().expect("the listing includes the YAML"))
     .collect()
+}
+
+/// Every template the filter selects, ascending, with its latest version's content.
+pub(super) async fn all_templates(store: &dyn Store, filter: &TemplateFilter) -> Vec<Template> {
+    all(async |p| store.list_templates(filter, ALL_CONTENT, &p).await)
+        .await
+        .into_iter()
+        .map(|listed| {
+            listed
+                .into_template()
+                .expect("the listing includes the content")
+        })
+        .collect()
 }
 
 /// Every deployment object of a stack, ascending, with its YAML.

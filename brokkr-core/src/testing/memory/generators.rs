@@ -1,13 +1,13 @@
 //! Generators and templates.
 
-use super::state::{now, paginate, parse_uuid};
+use super::state::{now, overfetch, paginate, parse_uuid};
 use super::{MemoryStore, State, TemplateRow};
 use crate::id::{GeneratorId, TemplateId};
 use crate::model::{
-    Actor, AuditAction, Generator, GeneratorUpdate, KeyOwner, NewGenerator, NewTemplate,
-    NewTemplateVersion, ResourceKind, Template, TemplateVersion,
+    Actor, AuditAction, Generator, GeneratorUpdate, KeyOwner, ListedTemplate, NewGenerator,
+    NewTemplate, NewTemplateVersion, ResourceKind, Template, TemplateVersion,
 };
-use crate::page::{Page, PageRequest};
+use crate::page::{ContentListing, Page, PageRequest};
 use crate::store::{Error, GeneratorFilter, Result, TemplateFilter};
 
 pub(super) fn create_generator(
@@ -190,10 +190,11 @@ pub(super) fn get_template_version(
 pub(super) fn list_templates(
     store: &MemoryStore,
     filter: &TemplateFilter,
+    content: ContentListing,
     page: &PageRequest,
-) -> Result<Page<Template>> {
+) -> Result<Page<ListedTemplate>> {
     let state = store.state();
-    let rows = state
+    let rows: Vec<&TemplateRow> = state
         .templates
         .values()
         .filter(|t| filter.include_deleted || t.deleted_at.is_none())
@@ -202,9 +203,21 @@ pub(super) fn list_templates(
                 .generator_id
                 .is_none_or(|g| t.generator_id == Some(g))
         })
-        .map(TemplateRow::to_template)
         .collect();
-    paginate(rows, page, |t| t.id, parse_uuid, |t| t.id.to_string())
+    let rows = overfetch(rows, page, |t| t.id, parse_uuid)?;
+    let rows = rows
+        .into_iter()
+        .map(|row| ListedTemplate::from(row.to_template()))
+        .map(|t| match content {
+            ContentListing::Omit => t.without_content(),
+            ContentListing::Include { .. } => t,
+        })
+        .collect();
+    Ok(
+        content.page(rows, page, ListedTemplate::content_bytes, |t| {
+            t.id.to_string()
+        }),
+    )
 }
 
 pub(super) fn list_template_versions(

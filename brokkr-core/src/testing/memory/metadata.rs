@@ -20,7 +20,10 @@ pub(super) fn put_metadata(
     let mut state = store.state();
     let at = now();
     let slot = state.metadata_map(target, field)?;
-    slot.map.insert(key.to_owned(), value.to_owned());
+    let mut map = slot.map.clone();
+    map.insert(key.to_owned(), value.to_owned());
+    field.validate_map(&map)?;
+    *slot.map = map;
     *slot.updated_at = at;
     let map = slot.map.clone();
     let (kind, id, what) = metadata_resource(target);

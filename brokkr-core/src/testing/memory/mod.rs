@@ -30,11 +30,11 @@ use crate::metadata::{Annotations, Labels};
 use crate::model::{
     Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AuditRecord, DeploymentObject,
     Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject,
-    MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator,
-    NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange, Stack,
-    StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion, YamlListing,
+    ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
+    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange,
+    Stack, StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion,
 };
-use crate::page::{Page, PageRequest};
+use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Result, StackFilter, Store,
@@ -206,7 +206,7 @@ impl Store for MemoryStore {
     async fn list_deployment_objects(
         &self,
         stack_id: StackId,
-        yaml: YamlListing,
+        yaml: ContentListing,
         page: &PageRequest,
     ) -> Result<Page<ListedDeploymentObject>> {
         stacks::list_deployment_objects(self, stack_id, yaml, page)
@@ -389,9 +389,10 @@ impl Store for MemoryStore {
     async fn list_templates(
         &self,
         filter: &TemplateFilter,
+        content: ContentListing,
         page: &PageRequest,
-    ) -> Result<Page<Template>> {
-        generators::list_templates(self, filter, page)
+    ) -> Result<Page<ListedTemplate>> {
+        generators::list_templates(self, filter, content, page)
     }
 
     async fn list_template_versions(

@@ -5,9 +5,9 @@ use super::{MemoryStore, State};
 use crate::id::{DeploymentObjectId, StackId};
 use crate::model::{
     Actor, AuditAction, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, NewStack,
-    ResourceKind, Stack, StackUpdate, YamlListing,
+    ResourceKind, Stack, StackUpdate,
 };
-use crate::page::{Page, PageRequest};
+use crate::page::{ContentListing, Page, PageRequest};
 use crate::store::{Error, Result, StackFilter};
 
 pub(super) fn create_stack(store: &MemoryStore, actor: &Actor, new: NewStack) -> Result<Stack> {
@@ -180,7 +180,7 @@ pub(super) fn get_deployment_object(
 pub(super) fn list_deployment_objects(
     store: &MemoryStore,
     stack_id: StackId,
-    yaml: YamlListing,
+    yaml: ContentListing,
     page: &PageRequest,
 ) -> Result<Page<ListedDeploymentObject>> {
     let state = store.state();
@@ -193,19 +193,16 @@ pub(super) fn list_deployment_objects(
         .filter(|o| o.stack_id == stack_id)
         .collect();
     let rows = overfetch(objects, page, |o| o.sequence, |c| c.parse().ok())?;
-    let rows = rows.into_iter().cloned().map(ListedDeploymentObject::from);
-    let key = |o: &ListedDeploymentObject| o.sequence.to_string();
-    let limit = page.effective_limit();
-    Ok(match yaml {
-        YamlListing::Omit => {
-            let rows = rows.map(ListedDeploymentObject::without_yaml).collect();
-            Page::from_overfetch(rows, limit, key)
-        }
-        YamlListing::Include { page_bytes } => {
-            let size = |o: &ListedDeploymentObject| o.yaml_bytes;
-            Page::from_overfetch_within(rows.collect(), limit, page_bytes, size, key)
-        }
-    })
+    let rows = rows
+        .into_iter()
+        .cloned()
+        .map(ListedDeploymentObject::from)
+        .map(|o| match yaml {
+            ContentListing::Omit => o.without_yaml(),
+            ContentListing::Include { .. } => o,
+        })
+        .collect();
+    Ok(yaml.page(rows, page, |o| o.yaml_bytes, |o| o.sequence.to_string()))
 }
 
 impl State {

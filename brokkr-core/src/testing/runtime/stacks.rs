@@ -3,7 +3,7 @@
 //! stores nothing, and that a deleted stack's history stays readable by its owner.
 
 use super::callers::{Answer, World, assert_no_mismatches, matrix, mk_owned_stack};
-use crate::runtime::{ControlPlane, Error, IncludeYaml};
+use crate::runtime::{ControlPlane, Error, IncludeContent};
 use crate::testing::conformance::{config_map_yaml, mk_stack};
 use crate::{
     Actor, DeploymentObjectId, GeneratorId, NewStack, PageRequest, StackFilter, StackId,
@@ -29,7 +29,7 @@ fn new_stack(name: &str, generator: Option<GeneratorId>) -> NewStack {
 async fn history_len(cp: &ControlPlane, stack: StackId) -> usize {
     let page = PageRequest::first(100);
     let objects = cp
-        .list_deployment_objects(&Actor::Admin, stack, IncludeYaml::No, &page)
+        .list_deployment_objects(&Actor::Admin, stack, IncludeContent::No, &page)
         .await;
     objects.expect("admin reads any history").items.len()
 }
@@ -87,7 +87,7 @@ crate::runtime_cases! {
         }).await);
         bad.extend(matrix("list_deployment_objects", row_owner, |who| {
             let cp = cp.clone();
-            async move { cp.list_deployment_objects(&w.actor(who, w.agent), w.stack, IncludeYaml::No, page).await }
+            async move { cp.list_deployment_objects(&w.actor(who, w.agent), w.stack, IncludeContent::No, page).await }
         }).await);
         bad.extend(matrix("get_deployment_object", row_owner, |who| {
             let cp = cp.clone();
@@ -104,7 +104,7 @@ crate::runtime_cases! {
         // answer alike.
         for stack in [admins.id, w.stack, StackId::new()] {
             assert!(is_not_found(&cp.get_stack(&other, stack).await), "{stack}");
-            assert!(is_not_found(&cp.list_deployment_objects(&other, stack, IncludeYaml::No, &PageRequest::first(1)).await));
+            assert!(is_not_found(&cp.list_deployment_objects(&other, stack, IncludeContent::No, &PageRequest::first(1)).await));
         }
         // A deployment object of an unseen stack is a missing deployment object, not a
         // hint about its stack.
@@ -195,7 +195,7 @@ crate::runtime_cases! {
         let page = PageRequest::first(10);
         for caller in [owner, Actor::Admin] {
             let history = cp
-                .list_deployment_objects(&caller, w.stack, IncludeYaml::Yes, &page)
+                .list_deployment_objects(&caller, w.stack, IncludeContent::Yes, &page)
                 .await
                 .unwrap();
             assert_eq!(history.items.len(), 3, "{caller:?}");
@@ -203,7 +203,7 @@ crate::runtime_cases! {
             cp.get_deployment_object(&caller, marker.id).await.expect("readable");
         }
         let other = Actor::Generator(w.other_generator);
-        assert!(is_not_found(&cp.list_deployment_objects(&other, w.stack, IncludeYaml::No, &page).await));
+        assert!(is_not_found(&cp.list_deployment_objects(&other, w.stack, IncludeContent::No, &page).await));
         assert!(is_not_found(&cp.get_deployment_object(&other, marker.id).await));
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::callers::{Answer, World, assert_no_mismatches, matrix};
 use crate::generator::{self, GenerateRequest, Generated};
-use crate::runtime::{ControlPlane, Error, GenerateSource, IncludeYaml};
+use crate::runtime::{ControlPlane, Error, GenerateSource, IncludeContent};
 use crate::testing::conformance::config_map_yaml;
 use crate::{
     Actor, GeneratorId, GeneratorRegistry, NewTemplate, NewTemplateVersion, PageRequest, StackId,
@@ -61,7 +61,7 @@ fn from_template(id: TemplateId, version: Option<i32>) -> GenerateSource {
 async fn history_len(cp: &ControlPlane, stack: StackId) -> usize {
     let page = PageRequest::first(100);
     let objects = cp
-        .list_deployment_objects(&Actor::Admin, stack, IncludeYaml::No, &page)
+        .list_deployment_objects(&Actor::Admin, stack, IncludeContent::No, &page)
         .await;
     objects.expect("admin reads any history").items.len()
 }
@@ -105,7 +105,7 @@ crate::runtime_cases! {
         }).await);
         bad.extend(matrix("list_templates", [OK, OK, NO, NO, OK, OK], |who| {
             let cp = cp.clone();
-            async move { cp.list_templates(&w.actor(who, w.agent), TemplateFilter::default(), page).await }
+            async move { cp.list_templates(&w.actor(who, w.agent), TemplateFilter::default(), IncludeContent::No, page).await }
         }).await);
         for (id, read, write) in [(mine, row_owner, row_owner), (global, global_read, global_write)] {
             bad.extend(matrix("get_template", read, |who| {
@@ -160,18 +160,18 @@ crate::runtime_cases! {
         mk_owned_template(&cp, "mine", Some(w.generator)).await;
         mk_owned_template(&cp, "global", None).await;
         let page = PageRequest::first(100);
-        let names = |templates: crate::Page<crate::Template>| {
+        let names = |templates: crate::Page<crate::ListedTemplate>| {
             let mut names: Vec<_> = templates.items.into_iter().map(|t| t.name).collect();
             names.sort();
             names
         };
-        let all = cp.list_templates(&me, TemplateFilter::default(), &page).await.unwrap();
+        let all = cp.list_templates(&me, TemplateFilter::default(), IncludeContent::No, &page).await.unwrap();
         assert_eq!(names(all), ["global", "mine"]);
         let filter = TemplateFilter { generator_id: Some(w.generator), ..Default::default() };
-        let own = cp.list_templates(&me, filter, &page).await.unwrap();
+        let own = cp.list_templates(&me, filter, IncludeContent::No, &page).await.unwrap();
         assert_eq!(names(own), ["mine"]);
         let filter = TemplateFilter { generator_id: Some(w.other_generator), ..Default::default() };
-        let err = cp.list_templates(&me, filter, &page).await.unwrap_err();
+        let err = cp.list_templates(&me, filter, IncludeContent::No, &page).await.unwrap_err();
         assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
 
         // Another generator's template cannot be rendered, even on one's own stack.

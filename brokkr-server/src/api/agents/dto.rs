@@ -162,7 +162,8 @@ pub struct CreateAgentRequest {
     /// and ending with an alphanumeric.
     #[oai(default)]
     pub labels: BTreeMap<String, LabelValue>,
-    /// Initial annotations: keys as for labels, values free text up to 256 KiB.
+    /// Initial annotations: keys as for labels, values free text; keys and values
+    /// together at most 256 KiB.
     #[oai(default)]
     pub annotations: BTreeMap<String, String>,
 }
