@@ -194,7 +194,7 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
         stream: TcpStream,
         acceptor: Option<TlsAcceptor>,
         builder: Arc<auto::Builder<TokioExecutor>>,
-        mut phase: watch::Receiver<Phase>,
+        phase: watch::Receiver<Phase>,
         slot: Option<OwnedSemaphorePermit>,
     ) {
         let _slot = slot;
@@ -202,17 +202,29 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
         let _ = stream.set_nodelay(true);
         match acceptor {
             None => self.serve_http(stream, &builder, phase).await,
-            Some(acceptor) => {
-                let deadline = tls::handshake_deadline(&self.limits, self.activity.started());
-                let handshake = tls::handshake(acceptor, stream, deadline, self.remote);
-                let stream = tokio::select! {
-                    stream = handshake => stream,
-                    _ = phase.wait_for(|phase| *phase != Phase::Serving) => None,
-                };
-                if let Some(stream) = stream {
-                    self.serve_http(stream, &builder, phase).await;
-                }
-            }
+            // Boxed: a task is as large as its largest branch, and the TLS branch holds
+            // the TLS session inline; unboxed, every plain connection (a parked agent)
+            // would carry that size too.
+            Some(acceptor) => Box::pin(self.serve_tls(stream, acceptor, &builder, phase)).await,
+        }
+    }
+
+    /// The TLS handshake, bounded like a first request head, then HTTP over it.
+    async fn serve_tls(
+        self,
+        stream: TcpStream,
+        acceptor: TlsAcceptor,
+        builder: &auto::Builder<TokioExecutor>,
+        mut phase: watch::Receiver<Phase>,
+    ) {
+        let deadline = tls::handshake_deadline(&self.limits, self.activity.started());
+        let handshake = tls::handshake(acceptor, stream, deadline, self.remote);
+        let stream = tokio::select! {
+            stream = handshake => stream,
+            _ = phase.wait_for(|phase| *phase != Phase::Serving) => None,
+        };
+        if let Some(stream) = stream {
+            self.serve_http(stream, builder, phase).await;
         }
     }
 
