@@ -143,9 +143,18 @@ impl Running {
         );
     }
 
+    /// Stops the server and reads what it printed to the end: the log line that says
+    /// it listens can arrive before a line printed on the other stream earlier.
     fn stop(&mut self) {
         self.child.kill().expect("stop brokkr-server");
         self.child.wait().expect("reap brokkr-server");
+        // Both readers end at end of file, which drops the last sender.
+        while let Ok((stream, line)) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            match stream {
+                "stdout" => self.stdout.push(line),
+                _ => self.stderr.push(line),
+            }
+        }
     }
 }
 
