@@ -101,3 +101,7 @@ id_type!(
     /// Identifies an [`ApiKey`](crate::ApiKey) record.
     ApiKeyId
 );
+id_type!(
+    /// Identifies a [`StoredPlan`](crate::StoredPlan).
+    PlanId
+);

@@ -41,6 +41,7 @@ pub mod model;
 pub mod page;
 pub mod pak;
 pub mod placement;
+pub mod plan;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod schema;

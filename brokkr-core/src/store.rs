@@ -23,173 +23,34 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::change::{ChangeFeed, TargetStateWatch};
-use crate::id::{AgentEventId, AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
+use crate::id::{
+    AgentEventId, AgentId, DeploymentObjectId, GeneratorId, PlanId, StackId, TemplateId,
+};
 use crate::metadata::Labels;
 use crate::model::{
-    Actor, ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, AgentUpdate, ApiKey,
-    AuditAction, AuditRecord, DeploymentObject, EventStatus, EventType, Generator, GeneratorUpdate,
-    HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject, ListedTemplate, MetadataField,
-    MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject, NewGenerator, NewHealthReport,
-    NewStack, NewTemplate, NewTemplateVersion, PlacementChange, ResourceKind, Stack,
-    StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion,
+    Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AppliedState, AuditRecord,
+    DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
+    ListedDeploymentObject, ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
+    NewDeploymentObject, NewGenerator, NewHealthReport, NewPlan, NewStack, NewTemplate,
+    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StoredKey, StoredPlan,
+    Template, TemplateVersion,
 };
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
+use crate::plan::{GuardOverrides, ItemDigest};
 use crate::target_state::{AgentTargetState, TargetState};
 
-/// What a store operation can fail with. Callers branch on all but `Backend`, which is
-/// the platform's failure, not the caller's.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The resource does not exist (or is soft-deleted).
-    #[error("{kind} {id} not found")]
-    NotFound {
-        /// Which kind of resource, in lowercase words: `stack`, `deployment object`,
-        /// `agent`, `agent target`, `agent event`, `generator`, `template`,
-        /// `template version`, `label`, `annotation`.
-        kind: &'static str,
-        /// The id (or key) asked for.
-        id: String,
-    },
-    /// A uniqueness rule or the resource's state forbids the change (duplicate name,
-    /// target already assigned, key short id taken, event id of another agent, ...).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The input breaks a validation rule; nothing was written.
-    #[error("invalid input: {0}")]
-    Invalid(String),
-    /// A page cursor that this listing did not hand out (a request-syntax error rather
-    /// than invalid data: APIs answer it like a bad query parameter).
-    #[error("malformed page cursor {0:?}")]
-    InvalidCursor(String),
-    /// The database cannot be reached right now: it refused or dropped the
-    /// connection, or no connection came free within the pool's acquire timeout.
-    /// Nothing was written; the same call may succeed later.
-    #[error("store unavailable")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The database failed.
-    #[error("store backend failed")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
+mod error;
+mod filter;
 
-impl Error {
-    /// A `NotFound` for `kind` and `id`.
-    pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
-        Self::NotFound {
-            kind,
-            id: id.to_string(),
-        }
-    }
-}
-
-impl From<crate::metadata::Error> for Error {
-    fn from(err: crate::metadata::Error) -> Self {
-        Self::Invalid(err.to_string())
-    }
-}
-
-impl From<crate::manifest::Error> for Error {
-    fn from(err: crate::manifest::Error) -> Self {
-        Self::Invalid(err.to_string())
-    }
-}
-
-impl From<crate::model::NameError> for Error {
-    fn from(err: crate::model::NameError) -> Self {
-        Self::Invalid(err.to_string())
-    }
-}
+pub use error::Error;
+pub use filter::{
+    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, TargetFilter,
+    TemplateFilter,
+};
 
 /// Result of a store operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Which stacks to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StackFilter {
-    /// Only this stack (with `include_deleted`, a lookup that also finds it deleted).
-    pub id: Option<StackId>,
-    /// Only stacks this generator created.
-    pub generator_id: Option<GeneratorId>,
-    /// Only the stack with this exact name.
-    pub name: Option<String>,
-    /// Include soft-deleted stacks.
-    pub include_deleted: bool,
-}
-
-/// Which agents to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentFilter {
-    /// Only agents in this cluster.
-    pub cluster_name: Option<String>,
-    /// Only agents with this admin status.
-    pub status: Option<AgentStatus>,
-    /// Include soft-deleted agents.
-    pub include_deleted: bool,
-}
-
-/// Which agent targets to list. Removed targets awaiting the agent's confirmation are
-/// included (their `removed_at` is set).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TargetFilter {
-    /// Only this agent's targets.
-    pub agent_id: Option<AgentId>,
-    /// Only targets of this stack.
-    pub stack_id: Option<StackId>,
-}
-
-/// Which agent events to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentEventFilter {
-    /// Only events of this agent.
-    pub agent_id: Option<AgentId>,
-    /// Only events about this stack.
-    pub stack_id: Option<StackId>,
-    /// Only events about this deployment object.
-    pub deployment_object_id: Option<DeploymentObjectId>,
-    /// Only apply or only delete events.
-    pub event_type: Option<EventType>,
-    /// Only successes or only failures.
-    pub status: Option<EventStatus>,
-    /// Created at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Created before.
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// Which generators to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GeneratorFilter {
-    /// Include soft-deleted generators.
-    pub include_deleted: bool,
-}
-
-/// Which templates to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TemplateFilter {
-    /// Only templates owned by this generator.
-    pub generator_id: Option<GeneratorId>,
-    /// Include soft-deleted templates.
-    pub include_deleted: bool,
-}
-
-/// Which audit records to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditFilter {
-    /// Only records of this actor type.
-    pub actor_kind: Option<ActorKind>,
-    /// Only records of this actor id (agents and generators).
-    pub actor_id: Option<uuid::Uuid>,
-    /// Only this action.
-    pub action: Option<AuditAction>,
-    /// Only this kind of resource.
-    pub resource_kind: Option<ResourceKind>,
-    /// Only this resource.
-    pub resource_id: Option<uuid::Uuid>,
-    /// Created at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Created before.
-    pub until: Option<DateTime<Utc>>,
-}
 
 /// Persistence of Brokkr's model. Implemented by `brokkr-store` on PostgreSQL and
 /// SQLite and, behind the `testing` feature, by an in-memory store; every
@@ -572,6 +433,52 @@ pub trait Store: Send + Sync + 'static {
     /// the command line) takes effect everywhere within a poll period. Only changes of
     /// the value mean anything.
     async fn key_revocations(&self) -> Result<u64>;
+
+    // --- plans and guard ------------------------------------------------------------
+
+    /// The items of deployment objects (written with each object by
+    /// [`Store::append_deployment_object`] from [`NewDeploymentObject::items`]), in any
+    /// order; ids that name no object are left out. One query whatever the count; an
+    /// object stored before items were kept is parsed once and its items written then.
+    async fn deployment_object_items(
+        &self,
+        ids: &[DeploymentObjectId],
+    ) -> Result<Vec<(DeploymentObjectId, Vec<ItemDigest>)>>;
+
+    /// Per agent that ever reported a successful event for the stack, the deployment
+    /// object of its latest one (`None` when that was a `Delete`), ordered by agent id.
+    /// Kept current by [`Store::record_agent_event`] in its transaction (one row per
+    /// agent and stack), so the cost grows with the stack's agents, never with history.
+    /// `NotFound` for a stack that never existed.
+    async fn applied_states(&self, stack_id: StackId) -> Result<Vec<AppliedState>>;
+
+    /// A stack's guard overrides (empty when none were set). `NotFound` for a missing
+    /// or deleted stack.
+    async fn guard_overrides(&self, stack_id: StackId) -> Result<GuardOverrides>;
+
+    /// Replaces a live stack's guard overrides (empty clears them). Audited as an
+    /// update of the stack. Who may loosen them is the caller's rule.
+    async fn set_guard_overrides(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        overrides: GuardOverrides,
+    ) -> Result<GuardOverrides>;
+
+    /// Stores a plan for a live stack. Audited (`create` of a `plan`).
+    async fn create_plan(&self, actor: &Actor, new: NewPlan) -> Result<StoredPlan>;
+
+    /// A plan, consumed or not, expired or not. `NotFound` for an unknown id.
+    async fn get_plan(&self, id: PlanId) -> Result<StoredPlan>;
+
+    /// Marks a plan used by `actor`'s confirmation. `Conflict` when it was used
+    /// already (also by a concurrent confirmation: only one wins). Audited
+    /// (`confirm` of a `plan`).
+    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan>;
+
+    /// The newest held plan of the stack that is neither consumed nor expired at `now`
+    /// (the placement decision the guard holds), if any.
+    async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>>;
 
     // --- audit -----------------------------------------------------------------------
 

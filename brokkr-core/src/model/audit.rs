@@ -144,6 +144,8 @@ pub enum ResourceKind {
     ApiKey,
     /// A stack's placement policy and decision (the resource id is the stack's).
     Placement,
+    /// A plan (a change computed before it is made).
+    Plan,
 }
 
 /// What was done, in an audit record.
@@ -168,6 +170,8 @@ pub enum AuditAction {
     RemoveMetadata,
     /// A placement decision changed which agents have a stack.
     Place,
+    /// An admin confirmed a plan the guard stopped.
+    Confirm,
 }
 
 stable_names!(ActorKind { Admin => "admin", Agent => "agent", Generator => "generator", System => "system" });
@@ -181,6 +185,7 @@ stable_names!(ResourceKind {
     Template => "template",
     ApiKey => "api_key",
     Placement => "placement",
+    Plan => "plan",
 });
 stable_names!(AuditAction {
     Create => "create",
@@ -192,6 +197,7 @@ stable_names!(AuditAction {
     SetMetadata => "set_metadata",
     RemoveMetadata => "remove_metadata",
     Place => "place",
+    Confirm => "confirm",
 });
 
 /// Who did what to which resource, when. Written in the same transaction as the change.

@@ -36,6 +36,7 @@ mod labels;
 mod listed_object;
 mod listed_template;
 mod placement;
+mod plan;
 mod report;
 mod stack;
 
@@ -54,6 +55,7 @@ pub use labels::{MetadataField, MetadataTarget};
 pub use listed_object::ListedDeploymentObject;
 pub use listed_template::{ListedTemplate, ListedTemplateVersion};
 pub use placement::{PlacementChange, StackPlacement};
+pub use plan::{AppliedState, NewPlan, PlanOrigin, StoredPlan};
 pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,
 };

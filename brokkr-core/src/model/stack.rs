@@ -7,6 +7,7 @@ use super::{checksum, validate_name, validate_optional_description};
 use crate::id::{DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::manifest;
 use crate::metadata::{Annotations, Labels};
+use crate::plan::ItemDigest;
 
 // ---------------------------------------------------------------------------------------
 // Stacks
@@ -129,6 +130,7 @@ pub struct NewDeploymentObject {
     yaml_checksum: String,
     is_deletion_marker: bool,
     provenance: Option<Provenance>,
+    items: Vec<ItemDigest>,
 }
 
 impl NewDeploymentObject {
@@ -144,13 +146,14 @@ impl NewDeploymentObject {
         options: &manifest::ParseOptions,
     ) -> Result<Self, manifest::Error> {
         let yaml_content = yaml.into();
-        manifest::parse_with(&yaml_content, options)?;
+        let manifests = manifest::parse_with(&yaml_content, options)?;
         Ok(Self {
             stack_id,
             yaml_checksum: checksum(&yaml_content),
             yaml_content,
             is_deletion_marker: false,
             provenance: None,
+            items: ItemDigest::of_all(&manifests),
         })
     }
 
@@ -162,6 +165,7 @@ impl NewDeploymentObject {
         generated: crate::generator::Generated,
         mut provenance: Provenance,
     ) -> Self {
+        let items = ItemDigest::of_all(generated.manifests());
         let (yaml_content, parameters) = generated.into_parts();
         provenance.parameters = parameters;
         Self {
@@ -170,6 +174,7 @@ impl NewDeploymentObject {
             yaml_content,
             is_deletion_marker: false,
             provenance: Some(provenance),
+            items,
         }
     }
 
@@ -181,6 +186,7 @@ impl NewDeploymentObject {
             yaml_content: String::new(),
             is_deletion_marker: true,
             provenance: None,
+            items: Vec::new(),
         }
     }
 
@@ -213,6 +219,12 @@ impl NewDeploymentObject {
     /// What produced it.
     pub fn provenance(&self) -> Option<&Provenance> {
         self.provenance.as_ref()
+    }
+
+    /// Its objects' identities and content hashes, ordered by identity (none for a
+    /// deletion marker): stored with it, for plans.
+    pub fn items(&self) -> &[ItemDigest] {
+        &self.items
     }
 }
 

@@ -1,0 +1,76 @@
+//! Stored plans, and what agents last reported applying: the store's side of plan and
+//! guard (the computation is [`crate::plan`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Actor;
+use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
+
+/// What an agent last reported applying for a stack: the deployment object of its
+/// latest successful event (`None` after a successful delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The deployment object it applied; `None` when it last removed the stack.
+    pub deployment_object_id: Option<DeploymentObjectId>,
+    /// When the server recorded that event.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Who asked for a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanOrigin {
+    /// A caller: `POST /plan`, a dry run, or a mutation the guard stopped.
+    Requested,
+    /// The placement controller: an automatic decision the guard held.
+    Held,
+}
+
+stable_names!(PlanOrigin { Requested => "requested", Held => "held" });
+
+/// A plan to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlan {
+    /// The stack it changes.
+    pub stack_id: StackId,
+    /// Who asked.
+    pub origin: PlanOrigin,
+    /// The change, as the plan's caller described it (confirmation replays it).
+    pub change: serde_json::Value,
+    /// The plan's digest ([`crate::plan::Plan::digest`]).
+    pub digest: String,
+    /// The computed plan, as answered.
+    pub body: serde_json::Value,
+    /// When it stops being confirmable.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored plan. Immutable but for its consumption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPlan {
+    /// Its id.
+    pub id: PlanId,
+    /// The stack it changes.
+    pub stack_id: StackId,
+    /// Who asked.
+    pub origin: PlanOrigin,
+    /// The change.
+    pub change: serde_json::Value,
+    /// Its digest.
+    pub digest: String,
+    /// The computed plan.
+    pub body: serde_json::Value,
+    /// Who made it.
+    pub created_by: Actor,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops being confirmable.
+    pub expires_at: DateTime<Utc>,
+    /// When a confirmation used it; a plan is used at most once.
+    pub consumed_at: Option<DateTime<Utc>>,
+    /// Who confirmed it.
+    pub consumed_by: Option<Actor>,
+}
