@@ -18,22 +18,25 @@ use super::ControlPlane;
 use super::access;
 use super::error::{Error, Result};
 use super::listing::IncludeContent;
+use super::plan::GuardOptions;
 use super::render::off_workers;
 
 impl ControlPlane {
     /// Appends a deployment object holding `yaml` to a live stack the caller may see.
     /// An invalid document is `Manifest` naming the document; YAML over
-    /// `Settings::max_yaml_bytes` is `Manifest(TooLarge)`; nothing is stored then.
+    /// `Settings::max_yaml_bytes` is `Manifest(TooLarge)`; nothing is stored then. A
+    /// change over the guard's limits is `BlastRadiusExceeded` (confirm it through
+    /// [`ControlPlane::guarded`]).
     pub async fn append_deployment_object(
         &self,
         caller: &Actor,
         stack: StackId,
         yaml: String,
     ) -> Result<DeploymentObject> {
-        // Access first: a caller who may not write here costs no parsing.
-        self.check_stack_owner(caller, stack).await?;
-        let new = self.parse_deployment_object(stack, yaml).await?;
-        Ok(self.store().append_deployment_object(caller, new).await?)
+        self.guarded(GuardOptions::default())
+            .append_deployment_object(caller, stack, yaml)
+            .await?
+            .done()
     }
 
     /// Appends a deletion marker to a live stack the caller may see: every agent
@@ -44,12 +47,25 @@ impl ControlPlane {
         caller: &Actor,
         stack: StackId,
     ) -> Result<DeploymentObject> {
-        self.check_stack_owner(caller, stack).await?;
-        let marker = NewDeploymentObject::deletion_marker(stack);
-        Ok(self
-            .store()
-            .append_deployment_object(caller, marker)
-            .await?)
+        self.guarded(GuardOptions::default())
+            .append_deletion_marker(caller, stack)
+            .await?
+            .done()
+    }
+
+    /// Sends every agent of the stack an older, live deployment object of the stack
+    /// again, by appending a copy of it (content and provenance). `NotFound` for an
+    /// object of another stack, `Invalid` for a deletion marker or the latest object.
+    pub async fn rollback(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        to: DeploymentObjectId,
+    ) -> Result<DeploymentObject> {
+        self.guarded(GuardOptions::default())
+            .rollback(caller, stack, to)
+            .await?
+            .done()
     }
 
     /// A stack's deployment objects, ordered by sequence; also of a deleted stack, for

@@ -44,6 +44,25 @@ pub enum Error {
         /// Human-readable explanation.
         message: String,
     },
+    /// The change is over the blast-radius guard's limits: nothing changed but the
+    /// stored plan, which an admin may confirm.
+    #[error("the change is over the blast-radius guard's limits; an admin may confirm plan {}", .0.id)]
+    BlastRadiusExceeded(Box<crate::runtime::plan::PlanView>),
+    /// The confirmed plan no longer describes the change: the world moved on, it
+    /// expired, or it is for another stack.
+    #[error("plan {plan_id} is stale: {reason}")]
+    PlanStale {
+        /// The plan.
+        plan_id: crate::id::PlanId,
+        /// Why.
+        reason: String,
+    },
+    /// The confirmed plan was used already: plans are single use.
+    #[error("plan {plan_id} was used already")]
+    PlanConsumed {
+        /// The plan.
+        plan_id: crate::id::PlanId,
+    },
     /// Work handed to a blocking thread panicked or was cancelled (a bug, or shutdown).
     #[error("background work failed")]
     Task(#[source] tokio::task::JoinError),

@@ -55,6 +55,7 @@ pub mod keys;
 mod listing;
 mod metadata;
 pub mod placement;
+pub mod plan;
 mod render;
 mod settings;
 mod stack_owners;

@@ -99,11 +99,10 @@ impl ControlPlane {
         source: &GenerateSource,
         parameters: Value,
     ) -> Result<DeploymentObject> {
-        let rendered = self.render(caller, stack, source, parameters).await?;
-        Ok(self
-            .store()
-            .append_deployment_object(caller, rendered.into_object())
-            .await?)
+        self.guarded(super::plan::GuardOptions::default())
+            .generate_deployment_object(caller, stack, source, parameters)
+            .await?
+            .done()
     }
 
     /// The registered generators, by name (admin, system or any generator).

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::plan::GuardPolicy;
 use crate::template::TemplateLimits;
 
 /// Settings of a control plane. `Default` gives the values the reference server uses
@@ -40,6 +41,10 @@ pub struct Settings {
     /// cursor, before passing it. A page always holds at least one entry, so a larger
     /// one comes alone.
     pub listing_yaml_bytes: usize,
+    /// The blast-radius guard's defaults; stacks may override them.
+    pub guard: GuardPolicy,
+    /// How long a plan can be confirmed.
+    pub plan_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +62,8 @@ impl Default for Settings {
             template_limits: TemplateLimits::default(),
             max_yaml_bytes,
             listing_yaml_bytes: 4 * 1024 * 1024,
+            guard: GuardPolicy::default(),
+            plan_ttl: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -67,8 +67,10 @@ impl ControlPlane {
     /// every agent responsible for it removes its objects; answers the marker. The
     /// history stays readable ([`ControlPlane::list_deployment_objects`]).
     pub async fn delete_stack(&self, caller: &Actor, id: StackId) -> Result<DeploymentObject> {
-        let stack = self.visible_stack(caller, id).await?;
-        Ok(self.store().delete_stack(caller, stack.id).await?)
+        self.guarded(super::plan::GuardOptions::default())
+            .delete_stack(caller, id)
+            .await?
+            .done()
     }
 
     /// Loads a live stack the caller may see (see the [module documentation](self)).

@@ -68,9 +68,9 @@ impl ControlPlane {
         agent: AgentId,
         stack: StackId,
     ) -> Result<()> {
-        let stack = self.visible_stack(caller, stack).await?;
-        self.store().unassign_stack(caller, agent, stack.id).await?;
-        self.target_states().invalidate(agent);
-        Ok(())
+        self.guarded(super::plan::GuardOptions::default())
+            .unassign_target(caller, agent, stack)
+            .await?
+            .done()
     }
 }

@@ -211,7 +211,7 @@ pub async fn all_placements(store: &dyn Store) -> Result<Vec<StackPlacement>> {
 }
 
 /// Every row of a keyset-paged listing, in pages of the largest size.
-async fn all_pages<T, F, Fut>(mut list: F) -> Result<Vec<T>>
+pub(crate) async fn all_pages<T, F, Fut>(mut list: F) -> Result<Vec<T>>
 where
     F: FnMut(PageRequest) -> Fut,
     Fut: std::future::Future<Output = crate::store::Result<crate::Page<T>>>,

@@ -10,6 +10,7 @@
 //! code, and listed a page at a time ([`RejectionPage`]).
 
 use crate::placement::{RejectionPage, Rejections};
+use crate::runtime::plan::PlanView;
 use crate::runtime::{ControlPlane, Error, Result, access};
 use crate::{Actor, AgentId, PlacementDecision, PlacementPolicy, StackId, StackPlacement};
 
@@ -20,6 +21,10 @@ pub struct PlacementView {
     pub placement: StackPlacement,
     /// Why the other agents are not chosen, judged now; `None` before a first decision.
     pub rejected: Option<Rejections>,
+    /// An automatic decision the blast-radius guard holds instead of recording, with
+    /// its plan (released by [`ControlPlane::confirm_plan`]); filled by
+    /// [`ControlPlane::stack_placement`] only.
+    pub held: Option<Box<PlanView>>,
 }
 
 /// What a policy would decide now; nothing stored.
@@ -42,7 +47,7 @@ fn no_policy(stack: StackId) -> Error {
 impl ControlPlane {
     /// Checks that `caller` may manage the stack's placement (`NotFound` for another
     /// generator's stack, `Forbidden` for agents).
-    async fn placeable_stack(&self, caller: &Actor, stack: StackId) -> Result<()> {
+    pub(crate) async fn placeable_stack(&self, caller: &Actor, stack: StackId) -> Result<()> {
         access::require_admin_or_generator(caller)?;
         let found = self.inner.store.get_stack(stack).await?;
         if !access::sees_owned_by(caller, found.generator_id) {
@@ -75,6 +80,7 @@ impl ControlPlane {
             return Ok(PlacementView {
                 placement,
                 rejected: None,
+                held: None,
             });
         };
         let Ok(placer) = self.inner.placements.for_policy(&placement.policy).cloned() else {
@@ -82,6 +88,7 @@ impl ControlPlane {
             return Ok(PlacementView {
                 placement,
                 rejected: Some(Rejections::default()),
+                held: None,
             });
         };
         let policy = placement.policy.clone();
@@ -97,6 +104,7 @@ impl ControlPlane {
         Ok(PlacementView {
             placement,
             rejected: Some(rejected),
+            held: None,
         })
     }
 
@@ -116,7 +124,9 @@ impl ControlPlane {
             .get_placement(stack)
             .await?
             .ok_or_else(|| no_policy(stack))?;
-        self.explain(placement, page).await
+        let mut view = self.explain(placement, page).await?;
+        view.held = self.held_plan_view(stack).await?.map(Box::new);
+        Ok(view)
     }
 
     /// Sets a stack's policy and decides at once: when it returns, the decision is
@@ -126,6 +136,9 @@ impl ControlPlane {
     /// stored with the policy in one write, checked against the stored decision (no
     /// read first); only when another replica decided the stack meanwhile is the
     /// stack read back and decided again.
+    ///
+    /// A decision over the guard's limits is `BlastRadiusExceeded` (confirm it through
+    /// [`ControlPlane::guarded`]).
     pub async fn set_placement_policy(
         &self,
         caller: &Actor,
@@ -133,8 +146,20 @@ impl ControlPlane {
         policy: PlacementPolicy,
         page: RejectionPage,
     ) -> Result<PlacementView> {
-        self.check_stack_owner(caller, stack).await?;
-        self.check_policy(&policy)?;
+        self.guarded(crate::runtime::plan::GuardOptions::default())
+            .set_placement_policy(caller, stack, policy, page)
+            .await?
+            .done()
+    }
+
+    /// Sets the policy and decides, past the guard (the caller checked it).
+    pub(crate) async fn place_policy(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        policy: PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<PlacementView> {
         {
             let _turn = self.stack_turn(stack).await;
             if let Some(view) = self.place_at_once(caller, stack, &policy, page).await? {
@@ -145,7 +170,7 @@ impl ControlPlane {
                 .set_placement_policy(caller, stack, Some(policy))
                 .await?
                 .ok_or_else(|| no_policy(stack))?;
-            self.decide_stack_locked(stack).await?;
+            self.decide_stack_locked(stack, false).await?;
         }
         let placement = self
             .inner
@@ -220,13 +245,21 @@ impl ControlPlane {
         Ok(Some(PlacementView {
             placement,
             rejected: Some(rejected),
+            held: None,
         }))
     }
 
     /// Removes a stack's policy; the agents it placed the stack on receive a removal
     /// (direct targets stay). `NotFound` when the stack has no policy.
     pub async fn remove_placement_policy(&self, caller: &Actor, stack: StackId) -> Result<()> {
-        self.placeable_stack(caller, stack).await?;
+        self.guarded(crate::runtime::plan::GuardOptions::default())
+            .remove_placement_policy(caller, stack)
+            .await?
+            .done()
+    }
+
+    /// Removes the policy, past the guard and the access check (the caller made both).
+    pub(crate) async fn unplace_policy(&self, caller: &Actor, stack: StackId) -> Result<()> {
         let _turn = self.stack_turn(stack).await;
         if self.inner.store.get_placement(stack).await?.is_none() {
             return Err(no_policy(stack));

@@ -92,6 +92,8 @@ pub struct Recorded {
     pub recorded: usize,
     /// Of those, decisions that moved the stack (placement targets added or removed).
     pub moved: usize,
+    /// Decisions the blast-radius guard held instead of recording.
+    pub held: usize,
 }
 
 impl ControlPlane {
@@ -229,7 +231,7 @@ impl ControlPlane {
             let changed = self
                 .with_index(move |index, clock| index.agent_changed(id, after, &registry, clock))
                 .await?;
-            let done = self.record_chosen(changed).await?;
+            let done = self.record_chosen(changed, true).await?;
             total.recorded += done.recorded;
             total.moved += done.moved;
         }
@@ -253,30 +255,42 @@ impl ControlPlane {
             Some(live_agents(self.inner.store.as_ref(), &self.inner.heartbeats).await?)
         };
         let registry = self.inner.placements.clone();
-        let (computed, changed) = self
+        let decided = self
             .with_index(move |index, clock| {
                 if let Some(agents) = agents {
+                    // An empty listing while agents are known is far likelier a
+                    // listing gone wrong than a fleet gone: it must never become empty
+                    // decisions (Argo CD #18480). Deleted agents leave one by one
+                    // through `agents_changed`.
+                    if agents.is_empty() && !index.agents.all().is_empty() {
+                        return None;
+                    }
                     index.refresh_agents(agents);
                 }
-                (
+                Some((
                     index.stack_ids().len(),
                     index.recompute_all(&registry, clock),
-                )
+                ))
             })
             .await?;
-        Ok((computed, self.record_chosen(changed).await?))
+        let Some((computed, changed)) = decided else {
+            tracing::warn!("the agent listing came back empty; decisions kept as they are");
+            return Ok((0, Recorded::default()));
+        };
+        Ok((computed, self.record_chosen(changed, true).await?))
     }
 
     /// A stack's policy changed elsewhere (another path than this control plane's
     /// operations): reload it and decide it again.
     pub(crate) async fn stack_policy_changed(&self, stack: StackId) -> Result<Recorded> {
         let _turn = self.stack_turn(stack).await;
-        self.decide_stack_locked(stack).await
+        self.decide_stack_locked(stack, true).await
     }
 
     /// Reloads one stack's placement from the store, decides it and records the
-    /// decision if it changed. The caller holds the stack's turn (or every turn).
-    pub(crate) async fn decide_stack_locked(&self, stack: StackId) -> Result<Recorded> {
+    /// decision if it changed, through the guard with `hold` (an automatic decision).
+    /// The caller holds the stack's turn (or every turn).
+    pub(crate) async fn decide_stack_locked(&self, stack: StackId, hold: bool) -> Result<Recorded> {
         let stored = match self.inner.store.get_placement(stack).await {
             Ok(stored) => stored,
             Err(StoreError::NotFound { .. }) => None,
@@ -308,7 +322,7 @@ impl ControlPlane {
                 }
             })
             .await?;
-        self.record_chosen(changed).await
+        self.record_chosen(changed, hold).await
     }
 
     /// Waits for the turn to record `stack`'s decisions: after any work on many stacks,
@@ -334,10 +348,12 @@ impl ControlPlane {
     /// seen, and a decision for the old policy must not overwrite the new one's (the
     /// stack is then reloaded and decided again). A stack deleted, or whose policy was
     /// removed, meanwhile is dropped from the index; any other failure forgets the
-    /// index, so the next use reloads what the store really holds.
+    /// index, so the next use reloads what the store really holds. With `hold` (automatic
+    /// decisions) each passes the blast-radius guard first, and a violating one is held.
     pub(crate) async fn record_chosen(
         &self,
         changed: Vec<(StackId, Vec<AgentId>)>,
+        hold: bool,
     ) -> Result<Recorded> {
         let mut done = Recorded::default();
         for (stack, chosen) in changed {
@@ -351,18 +367,28 @@ impl ControlPlane {
                 Err(StoreError::NotFound { .. }) => None,
                 Err(err) => return Err(self.forget_index(err)),
             };
-            match stored {
+            let stored = match stored {
                 None => {
                     self.drop_stack(stack);
                     continue;
                 }
                 Some(stored) if Some(&stored.policy) != decided_with.as_ref() => {
-                    let again = Box::pin(self.decide_stack_locked(stack)).await?;
+                    let again = Box::pin(self.decide_stack_locked(stack, hold)).await?;
                     done.recorded += again.recorded;
                     done.moved += again.moved;
+                    done.held += again.held;
                     continue;
                 }
-                Some(_) => {}
+                Some(stored) => stored,
+            };
+            let recorded_chosen = stored.decision.map(|d| d.chosen).unwrap_or_default();
+            if hold
+                && self
+                    .hold_if_over_guard(stack, &chosen, recorded_chosen)
+                    .await?
+            {
+                done.held += 1;
+                continue;
             }
             let count = chosen.len();
             let decision = PlacementDecision {

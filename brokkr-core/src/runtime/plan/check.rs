@@ -1,0 +1,227 @@
+//! Computing a plan for a change, and the guard's check in front of every mutation
+//! that can remove or prune.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::Utc;
+
+use super::world::Effect;
+use super::{GuardOptions, PlanView, PlannedChange};
+use crate::id::{DeploymentObjectId, StackId};
+use crate::model::{Actor, NewPlan, PlanOrigin};
+use crate::plan::{self, GuardPolicy, ItemDigest, Plan, Version};
+use crate::runtime::placement::RejectionPage;
+use crate::runtime::{ControlPlane, Error, Result, access};
+use crate::store;
+
+/// What the guard lets a mutation do.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// Go ahead (within the limits, or confirmed).
+    Proceed,
+    /// A dry run: the plan, stored so it can be confirmed; change nothing.
+    DryRun(Box<PlanView>),
+}
+
+impl ControlPlane {
+    /// The stack's limits: the settings' defaults with its overrides.
+    pub(crate) async fn effective_guard(&self, stack: StackId) -> Result<GuardPolicy> {
+        let overrides = self.store().guard_overrides(stack).await?;
+        Ok(self.settings().guard.with(&overrides))
+    }
+
+    /// What `change` would do to every agent of `stack` now. `proposed` holds the items
+    /// of the object a change would append.
+    pub(crate) async fn compute_plan(
+        &self,
+        stack: StackId,
+        change: &PlannedChange,
+        proposed: &[ItemDigest],
+    ) -> Result<Plan> {
+        let world = self.plan_world(stack).await?;
+        let effect = self.effect(stack, change, world.latest()).await?;
+        let mut named = world.agents();
+        if let Effect::Chosen(chosen) = &effect {
+            named.extend(chosen.iter().copied());
+        }
+        let names = self.agent_names(named).await?;
+        let moves = world.moves(&effect, &names);
+        let stored: BTreeSet<DeploymentObjectId> = moves
+            .iter()
+            .flat_map(|m| [m.from, stored_version(m.to)])
+            .flatten()
+            .collect();
+        let ids: Vec<DeploymentObjectId> = stored.into_iter().collect();
+        let mut items: HashMap<Version, Vec<ItemDigest>> = self
+            .store()
+            .deployment_object_items(&ids)
+            .await?
+            .into_iter()
+            .map(|(id, items)| (Version::Stored(id), items))
+            .collect();
+        items.insert(Version::Proposed, proposed.to_vec());
+        let guard = self.effective_guard(stack).await?;
+        let described = serde_json::to_value(change).map_err(backend)?;
+        plan::compute(&described, &moves, &items, &guard).map_err(backend)
+    }
+
+    /// What a change does to the stack's targets.
+    async fn effect(
+        &self,
+        stack: StackId,
+        change: &PlannedChange,
+        latest: Option<DeploymentObjectId>,
+    ) -> Result<Effect> {
+        Ok(match change {
+            PlannedChange::DeploymentObject { .. } => Effect::Everyone(Some(Version::Proposed)),
+            PlannedChange::DeletionMarker | PlannedChange::Delete => Effect::Everyone(None),
+            PlannedChange::Rollback {
+                to_deployment_object_id,
+            } => {
+                let target = *to_deployment_object_id;
+                if Some(target) == latest {
+                    return Err(Error::invalid(
+                        "already_latest",
+                        format!("deployment object {target} is the stack's latest already"),
+                    ));
+                }
+                Effect::Everyone(Some(Version::Stored(target)))
+            }
+            PlannedChange::Placement { policy: None } => Effect::Chosen(BTreeSet::new()),
+            PlannedChange::Placement {
+                policy: Some(policy),
+            } => {
+                let preview = self
+                    .preview_placement(
+                        &Actor::System,
+                        stack,
+                        policy.clone(),
+                        RejectionPage {
+                            after: None,
+                            limit: 1,
+                        },
+                    )
+                    .await?;
+                Effect::Chosen(preview.chosen.into_iter().collect())
+            }
+            PlannedChange::Unassign { agent_id } => Effect::Unassign(*agent_id),
+            PlannedChange::PlacementDecision { chosen } => {
+                Effect::Chosen(chosen.iter().copied().collect())
+            }
+        })
+    }
+
+    /// Computes and stores a plan.
+    pub(crate) async fn store_plan(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        origin: PlanOrigin,
+        change: &PlannedChange,
+        plan: Plan,
+    ) -> Result<PlanView> {
+        let new = NewPlan {
+            stack_id: stack,
+            origin,
+            change: serde_json::to_value(change).map_err(backend)?,
+            digest: plan.digest.clone(),
+            body: serde_json::to_value(&plan).map_err(backend)?,
+            expires_at: Utc::now()
+                + crate::runtime::placement::controller::chrono_duration(self.settings().plan_ttl),
+        };
+        let stored = self.store().create_plan(caller, new).await?;
+        PlanView::from_stored(stored)
+    }
+
+    /// The guard in front of a mutation of `stack` by `caller`: a dry run answers the
+    /// plan; a confirmation must name an unused, unexpired plan of this stack whose
+    /// digest the world still gives, and is admin-only; otherwise a change over the
+    /// limits is refused with `BlastRadiusExceeded`, its plan stored for confirming.
+    pub(crate) async fn check_guard(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        change: &PlannedChange,
+        proposed: &[ItemDigest],
+        options: &GuardOptions,
+    ) -> Result<Checked> {
+        let confirming = match options.confirm_plan_id {
+            Some(id) => {
+                access::require_admin(caller)
+                    .map_err(|_| Error::forbidden("only an admin may confirm a plan"))?;
+                let stored = self.store().get_plan(id).await?;
+                if stored.stack_id != stack {
+                    return Err(Error::PlanStale {
+                        plan_id: id,
+                        reason: "the plan is for another stack".into(),
+                    });
+                }
+                if stored.consumed_at.is_some() {
+                    return Err(Error::PlanConsumed { plan_id: id });
+                }
+                if stored.expires_at <= Utc::now() {
+                    return Err(Error::PlanStale {
+                        plan_id: id,
+                        reason: "the plan expired; plan again".into(),
+                    });
+                }
+                Some(stored)
+            }
+            None => None,
+        };
+        let plan = self.compute_plan(stack, change, proposed).await?;
+        if options.dry_run {
+            let view = self
+                .store_plan(caller, stack, PlanOrigin::Requested, change, plan)
+                .await?;
+            return Ok(Checked::DryRun(Box::new(view)));
+        }
+        if let Some(stored) = confirming {
+            if stored.digest != plan.digest {
+                return Err(Error::PlanStale {
+                    plan_id: stored.id,
+                    reason: "the change or what the agents run changed since the plan; plan again"
+                        .into(),
+                });
+            }
+            self.consume(caller, stored.id).await?;
+            tracing::info!(%stack, plan = %stored.id, "plan confirmed");
+            return Ok(Checked::Proceed);
+        }
+        if plan.guard.needs_confirmation() {
+            let view = self
+                .store_plan(caller, stack, PlanOrigin::Requested, change, plan)
+                .await?;
+            tracing::info!(
+                %stack,
+                plan = %view.id,
+                removed = view.plan.summary.agents_removed,
+                pruned = view.plan.summary.objects.prune,
+                "change stopped by the blast-radius guard"
+            );
+            return Err(Error::BlastRadiusExceeded(Box::new(view)));
+        }
+        Ok(Checked::Proceed)
+    }
+
+    /// Marks a plan used; a concurrent confirmation that won is `PlanConsumed`.
+    pub(crate) async fn consume(&self, caller: &Actor, id: crate::id::PlanId) -> Result<()> {
+        match self.store().consume_plan(caller, id).await {
+            Ok(_) => Ok(()),
+            Err(store::Error::Conflict(_)) => Err(Error::PlanConsumed { plan_id: id }),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn stored_version(version: Option<Version>) -> Option<DeploymentObjectId> {
+    match version {
+        Some(Version::Stored(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// A plan that cannot be computed or stored as JSON is the platform's failure.
+pub(crate) fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(store::Error::Backend(Box::new(err)))
+}

@@ -1,0 +1,245 @@
+//! The mutations that can remove or prune, behind the guard: each computes its plan
+//! first, then answers it (dry run), refuses (`BlastRadiusExceeded`), or goes ahead
+//! (within the limits, or confirmed).
+//!
+//! The plain `ControlPlane` methods of the same names run these without options, so an
+//! embedder calling them is guarded too.
+
+use serde_json::Value;
+
+use super::check::Checked;
+use super::{GuardOptions, PlanView, PlannedChange};
+use crate::id::{AgentId, DeploymentObjectId, StackId};
+use crate::model::{Actor, DeploymentObject, NewDeploymentObject};
+use crate::placement::{PlacementPolicy, RejectionPage};
+use crate::plan::ItemDigest;
+use crate::runtime::placement::PlacementView;
+use crate::runtime::{ControlPlane, Error, GenerateSource, Result};
+
+/// The guarded mutations with a dry run or a confirmation; see
+/// [`ControlPlane::guarded`].
+#[derive(Debug, Clone, Copy)]
+pub struct Guarded<'a> {
+    control_plane: &'a ControlPlane,
+    options: GuardOptions,
+}
+
+/// What a guarded mutation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T> {
+    /// The change was made.
+    Done(T),
+    /// A dry run: the plan (stored, so it can be confirmed); nothing changed.
+    Planned(Box<PlanView>),
+}
+
+impl<T> Outcome<T> {
+    /// The change's result; a dry run's plan is an error here (callers that asked for
+    /// no dry run never see one).
+    pub fn done(self) -> Result<T> {
+        match self {
+            Self::Done(value) => Ok(value),
+            Self::Planned(plan) => Err(Error::invalid(
+                "dry_run",
+                format!("plan {} was made, nothing changed", plan.id),
+            )),
+        }
+    }
+}
+
+impl ControlPlane {
+    /// The mutations that can remove or prune, with `options`: a dry run, or a
+    /// confirmation of a plan the guard stopped.
+    pub fn guarded(&self, options: GuardOptions) -> Guarded<'_> {
+        Guarded {
+            control_plane: self,
+            options,
+        }
+    }
+}
+
+impl Guarded<'_> {
+    async fn check(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        change: PlannedChange,
+        proposed: &[ItemDigest],
+    ) -> Result<Option<Box<PlanView>>> {
+        let checked = self
+            .control_plane
+            .check_guard(caller, stack, &change, proposed, &self.options)
+            .await?;
+        Ok(match checked {
+            Checked::Proceed => None,
+            Checked::DryRun(plan) => Some(plan),
+        })
+    }
+
+    /// Appends `new` (already parsed for `stack`) once the guard lets it.
+    async fn append(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        change: PlannedChange,
+        new: NewDeploymentObject,
+    ) -> Result<Outcome<DeploymentObject>> {
+        if let Some(plan) = self.check(caller, stack, change, new.items()).await? {
+            return Ok(Outcome::Planned(plan));
+        }
+        let store = self.control_plane.store();
+        Ok(Outcome::Done(
+            store.append_deployment_object(caller, new).await?,
+        ))
+    }
+
+    /// [`ControlPlane::append_deployment_object`], guarded.
+    pub async fn append_deployment_object(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        yaml: String,
+    ) -> Result<Outcome<DeploymentObject>> {
+        // Access first: a caller who may not write here costs no parsing.
+        self.control_plane.check_stack_owner(caller, stack).await?;
+        let new = self
+            .control_plane
+            .parse_deployment_object(stack, yaml)
+            .await?;
+        let change = PlannedChange::DeploymentObject {
+            yaml_checksum: new.yaml_checksum().to_owned(),
+        };
+        self.append(caller, stack, change, new).await
+    }
+
+    /// [`ControlPlane::generate_deployment_object`], guarded.
+    pub async fn generate_deployment_object(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        source: &GenerateSource,
+        parameters: Value,
+    ) -> Result<Outcome<DeploymentObject>> {
+        let rendered = self
+            .control_plane
+            .render(caller, stack, source, parameters)
+            .await?;
+        let new = rendered.into_object();
+        let change = PlannedChange::DeploymentObject {
+            yaml_checksum: new.yaml_checksum().to_owned(),
+        };
+        self.append(caller, stack, change, new).await
+    }
+
+    /// [`ControlPlane::append_deletion_marker`], guarded.
+    pub async fn append_deletion_marker(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+    ) -> Result<Outcome<DeploymentObject>> {
+        self.control_plane.check_stack_owner(caller, stack).await?;
+        let marker = NewDeploymentObject::deletion_marker(stack);
+        self.append(caller, stack, PlannedChange::DeletionMarker, marker)
+            .await
+    }
+
+    /// Sends every agent of the stack an older deployment object again: appends a new
+    /// object with its content and provenance, so history stays append-only.
+    pub async fn rollback(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        to: DeploymentObjectId,
+    ) -> Result<Outcome<DeploymentObject>> {
+        let cp = self.control_plane;
+        let stack = cp.visible_stack(caller, stack).await?.id;
+        let old = cp.rollback_target(stack, to).await?;
+        let mut new = cp.parse_deployment_object(stack, old.yaml_content).await?;
+        if let Some(provenance) = old.provenance {
+            new = new.with_provenance(provenance);
+        }
+        let change = PlannedChange::Rollback {
+            to_deployment_object_id: to,
+        };
+        // The plan's `to` is the old object itself: same content, same items.
+        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
+            return Ok(Outcome::Planned(plan));
+        }
+        Ok(Outcome::Done(
+            cp.store().append_deployment_object(caller, new).await?,
+        ))
+    }
+
+    /// [`ControlPlane::delete_stack`], guarded.
+    pub async fn delete_stack(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+    ) -> Result<Outcome<DeploymentObject>> {
+        let cp = self.control_plane;
+        let stack = cp.visible_stack(caller, stack).await?.id;
+        if let Some(plan) = self
+            .check(caller, stack, PlannedChange::Delete, &[])
+            .await?
+        {
+            return Ok(Outcome::Planned(plan));
+        }
+        Ok(Outcome::Done(cp.store().delete_stack(caller, stack).await?))
+    }
+
+    /// [`ControlPlane::set_placement_policy`], guarded.
+    pub async fn set_placement_policy(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+        policy: PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<Outcome<PlacementView>> {
+        let cp = self.control_plane;
+        cp.check_stack_owner(caller, stack).await?;
+        cp.check_policy(&policy)?;
+        let change = PlannedChange::Placement {
+            policy: Some(policy.clone()),
+        };
+        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
+            return Ok(Outcome::Planned(plan));
+        }
+        Ok(Outcome::Done(
+            cp.place_policy(caller, stack, policy, page).await?,
+        ))
+    }
+
+    /// [`ControlPlane::remove_placement_policy`], guarded.
+    pub async fn remove_placement_policy(
+        &self,
+        caller: &Actor,
+        stack: StackId,
+    ) -> Result<Outcome<()>> {
+        let cp = self.control_plane;
+        cp.placeable_stack(caller, stack).await?;
+        let change = PlannedChange::Placement { policy: None };
+        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
+            return Ok(Outcome::Planned(plan));
+        }
+        cp.unplace_policy(caller, stack).await?;
+        Ok(Outcome::Done(()))
+    }
+
+    /// [`ControlPlane::unassign_target`], guarded.
+    pub async fn unassign_target(
+        &self,
+        caller: &Actor,
+        agent: AgentId,
+        stack: StackId,
+    ) -> Result<Outcome<()>> {
+        let cp = self.control_plane;
+        let stack = cp.visible_stack(caller, stack).await?.id;
+        let change = PlannedChange::Unassign { agent_id: agent };
+        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
+            return Ok(Outcome::Planned(plan));
+        }
+        cp.store().unassign_stack(caller, agent, stack).await?;
+        cp.target_states().invalidate(agent);
+        Ok(Outcome::Done(()))
+    }
+}
