@@ -15,7 +15,7 @@ use crate::runtime::{ControlPlane, Error, Result, access};
 use crate::{Actor, AgentId, PlacementDecision, PlacementPolicy, StackId, StackPlacement};
 
 /// A stack's placement with the reasons of the agents not chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlacementView {
     /// The stored placement; its decision holds the chosen agents only.
     pub placement: StackPlacement,
