@@ -18,6 +18,7 @@ pub mod agents;
 pub mod callers;
 pub mod events;
 pub mod generators;
+pub mod guard;
 pub mod health;
 pub mod metadata;
 pub mod placement;
@@ -150,6 +151,6 @@ macro_rules! __brokkr_runtime_areas {
 #[macro_export]
 macro_rules! runtime_conformance_tests {
     ($make:path) => {
-        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement);
+        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement guard);
     };
 }
