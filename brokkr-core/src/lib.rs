@@ -58,8 +58,8 @@ pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
 pub use health::{HealthStatus, ObjectHealth};
 pub use id::{
-    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
-    TemplateId,
+    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, PlanId,
+    StackId, TemplateId,
 };
 pub use manifest::{Manifest, ObjectKey};
 pub use metadata::{Annotations, Labels};
