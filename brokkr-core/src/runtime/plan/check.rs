@@ -1,13 +1,13 @@
 //! Computing a plan for a change, and the guard's check in front of every mutation
 //! that can remove or prune.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Utc;
 
-use super::world::Effect;
+use super::world::{Effect, World};
 use super::{GuardOptions, PlanView, PlannedChange};
-use crate::id::{DeploymentObjectId, StackId};
+use crate::id::{AgentId, DeploymentObjectId, StackId};
 use crate::model::{Actor, NewPlan, PlanOrigin};
 use crate::plan::{self, GuardPolicy, ItemDigest, Plan, Version};
 use crate::runtime::placement::RejectionPage;
@@ -31,7 +31,10 @@ impl ControlPlane {
     }
 
     /// What `change` would do to every agent of `stack` now. `proposed` holds the items
-    /// of the object a change would append.
+    /// of the object a change would append. Agents are named by id; [`store_plan`]
+    /// names them (names are not part of the digest).
+    ///
+    /// [`store_plan`]: ControlPlane::store_plan
     pub(crate) async fn compute_plan(
         &self,
         stack: StackId,
@@ -39,13 +42,19 @@ impl ControlPlane {
         proposed: &[ItemDigest],
     ) -> Result<Plan> {
         let world = self.plan_world(stack).await?;
+        self.plan_in(&world, stack, change, proposed).await
+    }
+
+    /// [`ControlPlane::compute_plan`] in a world already read.
+    async fn plan_in(
+        &self,
+        world: &World,
+        stack: StackId,
+        change: &PlannedChange,
+        proposed: &[ItemDigest],
+    ) -> Result<Plan> {
         let effect = self.effect(stack, change, world.latest()).await?;
-        let mut named = world.agents();
-        if let Effect::Chosen(chosen) = &effect {
-            named.extend(chosen.iter().copied());
-        }
-        let names = self.agent_names(named).await?;
-        let moves = world.moves(&effect, &names);
+        let moves = world.moves(&effect, &BTreeMap::new());
         let stored: BTreeSet<DeploymentObjectId> = moves
             .iter()
             .flat_map(|m| [m.from, stored_version(m.to)])
@@ -120,6 +129,18 @@ impl ControlPlane {
         change: &PlannedChange,
         plan: Plan,
     ) -> Result<PlanView> {
+        let mut plan = plan;
+        let agents: BTreeSet<AgentId> = plan
+            .groups
+            .iter()
+            .flat_map(|g| g.agents.iter().map(|a| a.id))
+            .collect();
+        let names = self.agent_names(agents).await?;
+        for agent in plan.groups.iter_mut().flat_map(|g| g.agents.iter_mut()) {
+            if let Some(name) = names.get(&agent.id) {
+                agent.name.clone_from(name);
+            }
+        }
         let new = NewPlan {
             stack_id: stack,
             origin,
@@ -169,7 +190,12 @@ impl ControlPlane {
             }
             None => None,
         };
-        let plan = self.compute_plan(stack, change, proposed).await?;
+        let world = self.plan_world(stack).await?;
+        if confirming.is_none() && !options.dry_run && !world.anyone_applied() {
+            // No agent runs anything of the stack: nothing can be removed or pruned.
+            return Ok(Checked::Proceed);
+        }
+        let plan = self.plan_in(&world, stack, change, proposed).await?;
         if options.dry_run {
             let view = self
                 .store_plan(caller, stack, PlanOrigin::Requested, change, plan)

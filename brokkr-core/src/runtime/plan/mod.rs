@@ -36,6 +36,8 @@ pub use ops::{GuardView, PlanRequest};
 use super::Result;
 
 /// A change a plan is about, as stored with it (confirmation recomputes it).
+// One per request: a large policy variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum PlannedChange {

@@ -16,6 +16,8 @@ use crate::runtime::{ControlPlane, Error, GenerateSource, Result, access};
 use crate::store;
 
 /// A change to plan.
+// One per request: a large policy variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanRequest {
     /// Append this YAML.

@@ -90,13 +90,12 @@ impl World {
             .collect()
     }
 
-    /// The agents the moves can name.
-    pub(crate) fn agents(&self) -> BTreeSet<AgentId> {
-        self.targets
+    /// Whether any agent runs a version of the stack: without one, no change can
+    /// remove or prune anything.
+    pub(crate) fn anyone_applied(&self) -> bool {
+        self.applied
             .iter()
-            .map(|t| t.agent_id)
-            .chain(self.applied.iter().map(|a| a.agent_id))
-            .collect()
+            .any(|state| state.deployment_object_id.is_some())
     }
 
     /// The stack's latest live version, if it has one.
