@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::placement::agent;
 use crate::placement::{PlacementPolicy, RejectionPage};
 use crate::plan::{AgentAction, GuardOverrides, Verdict, Version, Violation};
 use crate::runtime::plan::{GuardOptions, Outcome, PlanRequest, PlannedChange};
@@ -14,8 +15,8 @@ use crate::runtime::{ControlPlane, Error};
 use crate::target_state::TargetAction;
 use crate::testing::conformance::mk_stack;
 use crate::{
-    Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, Heartbeat,
-    MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewGenerator, Pak, StackId,
+    Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, MetadataField,
+    MetadataTarget, NewAgentEvent, NewGenerator, Pak, StackId,
 };
 
 /// `n` ConfigMaps, `version` in their data, and a PersistentVolumeClaim with `pvc`.
@@ -32,33 +33,21 @@ fn yaml(n: usize, version: u32, pvc: bool) -> String {
     out
 }
 
-/// A live agent labelled `region=<region>`.
-async fn agent(cp: &ControlPlane, name: &str, region: &str) -> AgentId {
-    let agent = cp
+/// A generator named `name`, as the actor it acts as.
+async fn generator(cp: &ControlPlane, name: &str) -> Actor {
+    let generator = cp
         .store()
-        .create_agent(
+        .create_generator(
             &Actor::Admin,
-            NewAgent {
+            NewGenerator {
                 name: name.into(),
-                cluster_name: name.into(),
-                labels: [("region".to_owned(), region.to_owned())].into(),
-                annotations: Default::default(),
+                description: None,
                 key: Pak::generate().stored(),
             },
         )
         .await
-        .expect("create agent");
-    let beat = Heartbeat {
-        agent_id: agent.id,
-        at: chrono::Utc::now(),
-        capabilities: None,
-    };
-    cp.store()
-        .record_heartbeats(&[beat])
-        .await
-        .expect("a heartbeat");
-    cp.agent_changed(agent.id).await.expect("index the agent");
-    agent.id
+        .expect("a generator");
+    Actor::Generator(generator.id)
 }
 
 /// The agent reports applying `object` successfully.
@@ -102,7 +91,7 @@ async fn applied_stack(
 async fn fleet(cp: &ControlPlane, n: usize, region: &str) -> Vec<AgentId> {
     let mut agents = Vec::new();
     for i in 0..n {
-        agents.push(agent(cp, &format!("{region}-{i}"), region).await);
+        agents.push(agent(cp, &format!("{region}-{i}"), region, 0).await);
     }
     agents
 }
@@ -205,19 +194,7 @@ crate::runtime_cases! {
     }
 
     async fn a_generator_cannot_confirm_but_sees_its_plans(cp: ControlPlane) {
-        let generator = cp
-            .store()
-            .create_generator(
-                &Actor::Admin,
-                NewGenerator {
-                    name: "tenants".into(),
-                    description: None,
-                    key: Pak::generate().stored(),
-                },
-            )
-            .await
-            .expect("a generator");
-        let caller = Actor::Generator(generator.id);
+        let caller = generator(&cp, "tenants").await;
         let agents = fleet(&cp, 4, "eu").await;
         let stack = cp
             .create_stack(&caller, crate::NewStack { name: "mine".into(), ..Default::default() })
@@ -241,15 +218,8 @@ crate::runtime_cases! {
         let refused = cp.guarded(confirm(plan.id)).delete_stack(&caller, stack).await;
         assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
         cp.get_stack(&caller, stack).await.expect("nothing deleted");
-        let other = cp
-            .store()
-            .create_generator(
-                &Actor::Admin,
-                NewGenerator { name: "other".into(), description: None, key: Pak::generate().stored() },
-            )
-            .await
-            .expect("another generator");
-        let hidden = cp.get_plan(&Actor::Generator(other.id), plan.id).await;
+        let other = generator(&cp, "other").await;
+        let hidden = cp.get_plan(&other, plan.id).await;
         assert!(
             matches!(hidden, Err(Error::Store(crate::store::Error::NotFound { .. }))),
             "{hidden:?}"
@@ -343,15 +313,7 @@ crate::runtime_cases! {
     }
 
     async fn only_an_admin_loosens_the_guard(cp: ControlPlane) {
-        let generator = cp
-            .store()
-            .create_generator(
-                &Actor::Admin,
-                NewGenerator { name: "tenants".into(), description: None, key: Pak::generate().stored() },
-            )
-            .await
-            .expect("a generator");
-        let caller = Actor::Generator(generator.id);
+        let caller = generator(&cp, "tenants").await;
         let stack = cp
             .create_stack(&caller, crate::NewStack { name: "mine".into(), ..Default::default() })
             .await

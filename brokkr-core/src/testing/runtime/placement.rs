@@ -21,7 +21,7 @@ const NO: Answer = Answer::Forbidden;
 const NF: Answer = Answer::NotFound;
 
 /// A live agent labelled `region`, that beat `age_secs` ago.
-async fn agent(cp: &ControlPlane, name: &str, region: &str, age_secs: i64) -> AgentId {
+pub(super) async fn agent(cp: &ControlPlane, name: &str, region: &str, age_secs: i64) -> AgentId {
     let agent = cp
         .store()
         .create_agent(
