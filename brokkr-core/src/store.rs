@@ -235,7 +235,9 @@ pub trait Store: Send + Sync + 'static {
     // --- agent events ----------------------------------------------------------------
 
     /// Records the outcome of an agent's attempt. Idempotent on `new.id`: reporting the
-    /// same id again returns the stored event unchanged (and writes no audit record);
+    /// same id again returns the stored event unchanged (and writes no audit record),
+    /// though what it says still counts: the agent's applied state, and a removal it
+    /// confirms again retires its target;
     /// `Conflict` if that id belongs to another agent. `NotFound` for an unknown agent
     /// or deployment object. A successful `Delete` for a target awaiting removal, or for
     /// a deleted stack, retires that target in the same transaction, so it leaves the
@@ -449,6 +451,9 @@ pub trait Store: Send + Sync + 'static {
     /// object of its latest one (`None` when that was a `Delete`), ordered by agent id.
     /// Kept current by [`Store::record_agent_event`] in its transaction (one row per
     /// agent and stack), so the cost grows with the stack's agents, never with history.
+    /// A successful report repeated with a stored id counts again (ids are derived from
+    /// what they report, so an agent re-applying an object after the stack came back
+    /// repeats one).
     /// `NotFound` for a stack that never existed.
     async fn applied_states(&self, stack_id: StackId) -> Result<Vec<AppliedState>>;
 

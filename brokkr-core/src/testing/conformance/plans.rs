@@ -111,8 +111,8 @@ cases!(
     }
 
     /// An agent's applied state is its latest successful event per stack: an apply (or a
-    /// drift repair) names its object, a delete none; failures and replayed event ids
-    /// change nothing; other agents and stacks keep their own.
+    /// drift repair) names its object, a delete none; failures change nothing; a replayed
+    /// report counts again; other agents and stacks keep their own.
     pub async fn plan_applied_states_follow_successful_events(store: &dyn Store) {
         use EventStatus::{Failure, Success};
         use EventType::{Apply, Delete, Drift};
@@ -167,14 +167,16 @@ cases!(
         );
         mk_event(store, b, v2, Delete, Failure).await;
 
-        // A replay of the first report is the stored event: nothing moves back.
-        store
+        // The first report again (event ids are derived from what they report: an agent
+        // applying v1 again after the stack came back repeats it): it runs v1 again.
+        let replayed = store
             .record_agent_event(&Actor::Agent(a), first)
             .await
             .expect("replay");
+        assert_eq!(replayed, event, "the stored event, unchanged");
         assert_eq!(
             applied(store, stack).await,
-            by_agent(vec![(a, None), (b, Some(v2))])
+            by_agent(vec![(a, Some(v1)), (b, Some(v2))])
         );
         assert_eq!(applied(store, other).await, vec![(b, Some(o1))]);
 
@@ -182,7 +184,7 @@ cases!(
         store.delete_stack(&ADMIN, stack).await.expect("delete");
         assert_eq!(
             applied(store, stack).await,
-            by_agent(vec![(a, None), (b, Some(v2))])
+            by_agent(vec![(a, Some(v1)), (b, Some(v2))])
         );
         expect_not_found(store.applied_states(StackId::new()).await, "stack");
     }

@@ -1,8 +1,8 @@
 //! The target state an agent is served.
 
-use super::fixtures::{ADMIN, mk_agent, mk_event, mk_object, mk_stack, mk_target};
+use super::fixtures::{ADMIN, mk_agent, mk_event, mk_object, mk_stack, mk_target, new_event};
 use super::support::{all, expect_not_found, target_state};
-use crate::model::{AgentStatus, AgentUpdate, EventStatus, EventType};
+use crate::model::{Actor, AgentStatus, AgentUpdate, EventStatus, EventType};
 use crate::page::PageRequest;
 use crate::store::{Store, TargetFilter};
 use crate::target_state::TargetAction;
@@ -179,6 +179,33 @@ cases!(
         let targets = all(async |p| store.list_agent_targets(&filter, &p).await).await;
         assert_eq!(targets.len(), 1, "retired targets leave the listing");
         assert_eq!(targets[0].stack_id, active.id);
+    }
+
+    /// A removal confirmed with an event id the agent used before (ids are derived from
+    /// what they report: the stack was unassigned, assigned again and unassigned again)
+    /// still retires the target.
+    pub async fn target_state_a_repeated_delete_report_retires_the_target_again(store: &dyn Store) {
+        let agent = mk_agent(store, "a").await;
+        let stack = mk_stack(store, "s").await;
+        mk_target(store, agent.id, stack.id).await;
+        let object = mk_object(store, stack.id, "1").await;
+        let confirm = new_event(agent.id, object.id, EventType::Delete, EventStatus::Success);
+        for round in 0..2 {
+            store
+                .unassign_stack(&ADMIN, agent.id, stack.id)
+                .await
+                .expect("unassign");
+            assert_eq!(target_state(store, agent.id).await.entries.len(), 1);
+            store
+                .record_agent_event(&Actor::Agent(agent.id), confirm.clone())
+                .await
+                .expect("confirm the removal");
+            let state = target_state(store, agent.id).await;
+            assert!(state.entries.is_empty(), "round {round}: {state:?}");
+            if round == 0 {
+                mk_target(store, agent.id, stack.id).await;
+            }
+        }
     }
 
     /// A failed `Delete` event, or an `Apply` event, leaves a pending removal in place.

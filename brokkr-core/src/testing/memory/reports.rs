@@ -17,21 +17,30 @@ pub(super) fn record_agent_event(
 ) -> Result<AgentEvent> {
     let (event, retired) = {
         let mut state = store.state();
-        if let Some(stored) = state.events.get(&new.id) {
+        if let Some(stored) = state.events.get(&new.id).cloned() {
             if stored.agent_id != new.agent_id {
                 return Err(Error::Conflict(format!(
                     "agent event {} belongs to another agent",
                     new.id
                 )));
             }
-            return Ok(stored.clone());
+            // The same outcome reported again: the agent did it again (event ids are
+            // derived from what they report, so re-applying an object after the stack
+            // was unassigned and assigned again repeats an id). What it runs now, and
+            // a removal it confirms again, count; the event and its audit do not repeat.
+            let again = AgentEvent {
+                created_at: now(),
+                ..stored.clone()
+            };
+            let retired = state.settle(&again);
+            drop(state);
+            if retired {
+                store.publish(vec![again.agent_id]);
+            }
+            return Ok(stored);
         }
         let agent_name = state.live_agent(new.agent_id)?.name.clone();
         let stack_id = state.object(new.deployment_object_id)?.stack_id;
-        let stack_deleted = state
-            .stacks
-            .get(&stack_id)
-            .is_none_or(|s| s.deleted_at.is_some());
         let at = now();
         let event = AgentEvent {
             id: new.id,
@@ -44,17 +53,7 @@ pub(super) fn record_agent_event(
             created_at: at,
         };
         state.events.insert(event.id, event.clone());
-        state.note_applied(&event);
-        // A confirmed removal retires the target, so it leaves the target state.
-        let retired = event.event_type == EventType::Delete
-            && event.status == EventStatus::Success
-            && state
-                .targets
-                .get(&(event.agent_id, stack_id))
-                .is_some_and(|t| t.removed_at.is_some() || stack_deleted);
-        if retired {
-            state.targets.remove(&(event.agent_id, stack_id));
-        }
+        let retired = state.settle(&event);
         let summary = format!(
             "agent {agent_name:?} reported {} {} of deployment object {}{}",
             event.event_type.as_str(),
@@ -146,4 +145,28 @@ pub(super) fn list_agent_events(
         .cloned()
         .collect();
     paginate(rows, page, |e| e.id, parse_uuid, |e| e.id.to_string())
+}
+
+impl super::State {
+    /// What a successful report changes besides its own row: what the agent runs of
+    /// the stack, and a confirmed removal retires the target (so it leaves the target
+    /// state). Whether it retired one.
+    fn settle(&mut self, event: &AgentEvent) -> bool {
+        self.note_applied(event);
+        let stack_deleted = self
+            .stacks
+            .get(&event.stack_id)
+            .is_none_or(|s| s.deleted_at.is_some());
+        let key = (event.agent_id, event.stack_id);
+        let retired = event.event_type == EventType::Delete
+            && event.status == EventStatus::Success
+            && self
+                .targets
+                .get(&key)
+                .is_some_and(|t| t.removed_at.is_some() || stack_deleted);
+        if retired {
+            self.targets.remove(&key);
+        }
+        retired
+    }
 }
