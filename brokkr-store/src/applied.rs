@@ -26,7 +26,7 @@ const APPLIED_SQL: &str = "\
     ORDER BY a.agent_id";
 
 /// Moves the applied state of every (agent, stack) with a successful event among
-/// `events` (newly stored ones only: a replay moves nothing), with one statement. The
+/// `events` (newly stored ones, and repeated ones as of now), with one statement. The
 /// last such event of a pair in `events` wins; a row recorded later by a concurrent
 /// batch is left alone.
 pub(crate) async fn note_applied<'a>(

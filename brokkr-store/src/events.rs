@@ -71,11 +71,22 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
 
     // New rows, with the index of their answer in `results`.
     let mut rows: Vec<(usize, &Actor, agent_events::Model)> = Vec::new();
+    // Successful reports repeated with a stored id, as of now: the agent did it again
+    // (ids are derived from what they report), so what it runs and a removal it
+    // confirms count, though the event and its audit record are not written again.
+    let mut repeated: Vec<agent_events::Model> = Vec::new();
     let mut results = Vec::with_capacity(batch.len());
     for report in batch {
         let new = &report.new;
         if let Some(row) = known.get(&new.id.0) {
-            results.push(answer_retry(row, new));
+            let answer = answer_retry(row, new);
+            if answer.is_ok() && row.status == EventStatus::Success.as_str() {
+                repeated.push(agent_events::Model {
+                    created_at: write.now,
+                    ..row.clone()
+                });
+            }
+            results.push(answer);
             continue;
         }
         let stack_id = match refs.stack(new.agent_id, new.deployment_object_id) {
@@ -99,10 +110,14 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
         rows.push((results.len(), &report.actor, row.clone()));
         results.push(convert::event(row));
     }
-    if rows.is_empty() {
+    if rows.is_empty() && repeated.is_empty() {
         return Ok(results);
     }
-    let inserted = insert_new(&write, rows.iter().map(|(_, _, row)| row)).await?;
+    let inserted = if rows.is_empty() {
+        HashSet::new()
+    } else {
+        insert_new(&write, rows.iter().map(|(_, _, row)| row)).await?
+    };
     // The same report sent twice at once may reach two batches (PostgreSQL commits
     // several side by side): the one that lost the race answers what the other stored.
     let (rows, raced): (Vec<_>, Vec<_>) = rows
@@ -119,8 +134,13 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
             };
         }
     }
-    applied::note_applied(&write, rows.iter().map(|(_, _, row)| row)).await?;
-    for (_, _, row) in &rows {
+    let settled: Vec<&agent_events::Model> = rows
+        .iter()
+        .map(|(_, _, row)| row)
+        .chain(&repeated)
+        .collect();
+    applied::note_applied(&write, settled.iter().copied()).await?;
+    for row in settled {
         if row.event_type == EventType::Delete.as_str()
             && row.status == EventStatus::Success.as_str()
         {
