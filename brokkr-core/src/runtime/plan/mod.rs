@@ -36,6 +36,9 @@ pub use ops::{GuardView, PlanRequest};
 use super::Result;
 
 /// A change a plan is about, as stored with it (confirmation recomputes it).
+// Built once per request and moved, never stored in bulk: boxing the policy would
+// only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum PlannedChange {

@@ -16,6 +16,9 @@ use crate::runtime::{ControlPlane, Error, GenerateSource, Result, access};
 use crate::store;
 
 /// A change to plan.
+// Built once per request and moved, never stored in bulk: boxing the policy would
+// only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanRequest {
     /// Append this YAML.
