@@ -313,8 +313,10 @@ mod tests {
 
     #[test]
     fn validation_refuses_out_of_range_fractions_and_odd_kinds() {
-        let mut guard = GuardPolicy::default();
-        guard.max_removed_fraction = 1.5;
+        let guard = GuardPolicy {
+            max_removed_fraction: 1.5,
+            ..Default::default()
+        };
         assert!(guard.validate().is_err());
         let mut guard = GuardPolicy::default();
         guard.protected_kinds.insert("not a kind".into());

@@ -28,6 +28,8 @@
 //! | `rotate_api_key` | `RotateKey` | `ApiKey` | the new key record |
 //! | `set_placement_policy` (set / remove) | `Update` / `Delete` | `Placement` | the stack |
 //! | `record_placement` (only when the chosen set or the targets change) | `Place` | `Placement` | the stack |
+//! | `set_guard_overrides` | `Update` | `Stack` | the stack |
+//! | `create_plan` / `consume_plan` | `Create` / `Confirm` | `Plan` | the plan |
 //!
 //! `actor` is the [`Actor`](crate::Actor) passed in. `summary` is one line of human
 //! text that never contains key material (the stores only ever see hashes, but not
@@ -37,8 +39,8 @@
 //!
 //! - `NotFound.kind` is `"stack"`, `"agent"`, `"generator"`, `"template"`,
 //!   `"template version"`, `"deployment object"`, `"agent event"`, `"agent target"`,
-//!   `"label"`, `"annotation"` or `"placement"` (`record_placement` on a live stack
-//!   without a policy).
+//!   `"label"`, `"annotation"`, `"plan"` or `"placement"` (`record_placement` on a live
+//!   stack without a policy).
 //! - Appending to a deleted stack is `NotFound` (the method's contract), not `Conflict`.
 //! - `unassign_stack` needs a live agent and a target that is not already awaiting
 //!   removal; `record_agent_event` needs a live agent.
@@ -150,6 +152,7 @@ mod objects;
 mod pagination;
 mod placement;
 mod placing;
+mod plans;
 mod stacks;
 mod target_state;
 mod targets;
@@ -173,6 +176,7 @@ pub use objects::*;
 pub use pagination::*;
 pub use placement::*;
 pub use placing::*;
+pub use plans::*;
 pub use stacks::*;
 pub use target_state::*;
 pub use targets::*;
@@ -181,7 +185,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing generators keys audit pagination]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans generators keys audit pagination]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -23,19 +23,21 @@ use chrono::{DateTime, Utc};
 
 use crate::change::{ChangeHub, TargetChange, TargetStateWatch};
 use crate::id::{
-    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId,
-    TemplateId,
+    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, PlanId,
+    StackId, TemplateId,
 };
 use crate::metadata::{Annotations, Labels};
 use crate::model::{
-    Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AuditRecord, DeploymentObject,
-    Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner, ListedDeploymentObject,
-    ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
-    NewGenerator, NewHealthReport, NewStack, NewTemplate, NewTemplateVersion, PlacementChange,
-    Stack, StackPlacement, StackUpdate, StoredKey, Template, TemplateVersion,
+    Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AppliedState, AuditRecord,
+    DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
+    ListedDeploymentObject, ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
+    NewDeploymentObject, NewGenerator, NewHealthReport, NewPlan, NewStack, NewTemplate,
+    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StoredKey, StoredPlan,
+    Template, TemplateVersion,
 };
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
+use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Result, StackFilter, Store,
     TargetFilter, TemplateFilter,
@@ -47,6 +49,7 @@ mod generators;
 mod keys;
 mod metadata;
 mod placement;
+mod plans;
 mod reports;
 mod stacks;
 mod state;
@@ -126,6 +129,13 @@ struct State {
     audit: BTreeMap<AuditRecordId, AuditRecord>,
     /// Placement policies and decisions by stack.
     placements: BTreeMap<StackId, StackPlacement>,
+    /// Each deployment object's items, written with it.
+    items: HashMap<DeploymentObjectId, Vec<ItemDigest>>,
+    /// What each agent last reported applying, by stack then agent.
+    applied: BTreeMap<(StackId, AgentId), AppliedState>,
+    /// Stacks' guard overrides; a stack without any has no entry.
+    guard_overrides: HashMap<StackId, GuardOverrides>,
+    plans: BTreeMap<PlanId, StoredPlan>,
 }
 
 /// A template's own fields and all its versions (oldest first, never empty).
@@ -435,6 +445,46 @@ impl Store for MemoryStore {
 
     async fn key_revocations(&self) -> Result<u64> {
         keys::key_revocations(self)
+    }
+
+    async fn deployment_object_items(
+        &self,
+        ids: &[DeploymentObjectId],
+    ) -> Result<Vec<(DeploymentObjectId, Vec<ItemDigest>)>> {
+        plans::deployment_object_items(self, ids)
+    }
+
+    async fn applied_states(&self, stack_id: StackId) -> Result<Vec<AppliedState>> {
+        plans::applied_states(self, stack_id)
+    }
+
+    async fn guard_overrides(&self, stack_id: StackId) -> Result<GuardOverrides> {
+        plans::guard_overrides(self, stack_id)
+    }
+
+    async fn set_guard_overrides(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        overrides: GuardOverrides,
+    ) -> Result<GuardOverrides> {
+        plans::set_guard_overrides(self, actor, stack_id, overrides)
+    }
+
+    async fn create_plan(&self, actor: &Actor, new: NewPlan) -> Result<StoredPlan> {
+        plans::create_plan(self, actor, new)
+    }
+
+    async fn get_plan(&self, id: PlanId) -> Result<StoredPlan> {
+        plans::get_plan(self, id)
+    }
+
+    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
+        plans::consume_plan(self, actor, id)
+    }
+
+    async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>> {
+        plans::held_plan(self, stack_id, now)
     }
 
     async fn list_audit_records(

@@ -44,6 +44,7 @@ pub(super) fn record_agent_event(
             created_at: at,
         };
         state.events.insert(event.id, event.clone());
+        state.note_applied(&event);
         // A confirmed removal retires the target, so it leaves the target state.
         let retired = event.event_type == EventType::Delete
             && event.status == EventStatus::Success

@@ -102,6 +102,7 @@ impl State {
         at: DateTime<Utc>,
     ) -> DeploymentObject {
         self.last_sequence += 1;
+        let items = new.items().to_vec();
         let object = DeploymentObject {
             id: DeploymentObjectId::new(),
             stack_id: new.stack_id(),
@@ -114,6 +115,7 @@ impl State {
         };
         self.objects.insert(object.sequence, object.clone());
         self.object_sequences.insert(object.id, object.sequence);
+        self.items.insert(object.id, items);
         self.latest_sequence
             .insert(object.stack_id, object.sequence);
         object
