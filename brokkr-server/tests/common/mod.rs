@@ -17,9 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokkr_core::model::{NewPlan, PlanOrigin};
 use brokkr_core::runtime::Background;
-use brokkr_core::runtime::plan::PlannedChange;
 use brokkr_core::testing::MemoryStore;
 use brokkr_core::{
     Actor, AgentId, DeploymentObjectId, EventStatus, EventType, GeneratorId, GeneratorRegistry,
@@ -37,6 +35,7 @@ use serde_json::{Value, json};
 
 pub mod ops;
 pub mod pg_cluster;
+pub mod plans;
 
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -281,38 +280,6 @@ pub struct World {
     pub plan: PlanId,
 }
 
-/// Stores a plan of `change` for `stack` as if the control plane had made it over a
-/// stack where no agent has a target or applied anything (so the plan moves nobody and
-/// its digest is what the control plane would compute now).
-pub async fn seed_plan(
-    store: &dyn Store,
-    stack: StackId,
-    origin: PlanOrigin,
-    change: &PlannedChange,
-) -> PlanId {
-    let change = serde_json::to_value(change).expect("a change serializes");
-    let plan = brokkr_core::plan::compute(
-        &change,
-        &[],
-        &Default::default(),
-        &brokkr_core::plan::GuardPolicy::default(),
-    )
-    .expect("a plan that moves nobody");
-    let new = NewPlan {
-        stack_id: stack,
-        origin,
-        change,
-        digest: plan.digest.clone(),
-        body: serde_json::to_value(&plan).expect("a plan serializes"),
-        expires_at: chrono::Utc::now() + chrono::Duration::minutes(15),
-    };
-    store
-        .create_plan(&Actor::System, new)
-        .await
-        .expect("store a plan")
-        .id
-}
-
 /// A store-level agent registration.
 pub fn new_agent(name: &str, key: &Pak) -> NewAgent {
     NewAgent {
@@ -472,45 +439,7 @@ pub async fn seed(store: &dyn Store) -> World {
         .await
         .expect("record event");
 
-    let guarded_stack = store
-        .create_stack(
-            &sys,
-            NewStack {
-                name: "stack-guarded".into(),
-                generator_id: Some(generator.id),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create the guarded stack");
-    let mut objects = Vec::new();
-    for value in ["old", "new"] {
-        let yaml = CONFIGMAP_YAML.replace("key: value", &format!("key: {value}"));
-        let new = NewDeploymentObject::from_yaml(guarded_stack.id, &yaml).expect("valid yaml");
-        let object = store
-            .append_deployment_object(&sys, new)
-            .await
-            .expect("append to the guarded stack");
-        objects.push(object.id);
-    }
-    store
-        .set_placement_policy(&sys, guarded_stack.id, Some(seeded_policy()))
-        .await
-        .expect("set the guarded stack's placement policy");
-    let held_plan = seed_plan(
-        store,
-        guarded_stack.id,
-        PlanOrigin::Held,
-        &PlannedChange::PlacementDecision { chosen: Vec::new() },
-    )
-    .await;
-    let plan = seed_plan(
-        store,
-        stack.id,
-        PlanOrigin::Requested,
-        &PlannedChange::Delete,
-    )
-    .await;
+    let guarded = plans::seed(store, generator.id, stack.id).await;
 
     World {
         admin_key: admin.expose().to_owned(),
@@ -529,10 +458,10 @@ pub async fn seed(store: &dyn Store) -> World {
         other_stack: other_stack.id,
         template: template.id,
         event: event.id.into(),
-        guarded_stack: guarded_stack.id,
-        old_deployment_object: objects[0],
-        held_plan,
-        plan,
+        guarded_stack: guarded.stack,
+        old_deployment_object: guarded.old_object,
+        held_plan: guarded.held_plan,
+        plan: guarded.plan,
     }
 }
 
