@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod guard;
+
+pub use guard::GuardSection;
+
 /// Prefix of the environment variables read by [`Config::load`]: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR";
 
@@ -43,6 +47,9 @@ pub enum ConfigError {
         /// The largest value allowed.
         max: u64,
     },
+    /// `[guard]` holds a limit the guard cannot use.
+    #[error("[guard] is invalid: {0}")]
+    Guard(String),
 }
 
 impl ConfigError {
@@ -92,6 +99,9 @@ impl Config {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                // Lists in the environment are comma-separated.
+                .list_separator(",")
+                .with_list_parse_key("guard.protected_kinds")
                 .source(Some(prefixed)),
         );
         let loaded = builder
@@ -113,12 +123,13 @@ impl Config {
                 max: MAX_LONG_POLL_SECS,
             });
         }
+        self.guard.validate().map_err(ConfigError::Guard)?;
         Ok(())
     }
 }
 
 /// Everything the server can be told. Every field has a default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// HTTP.
@@ -131,6 +142,8 @@ pub struct Config {
     pub agents: AgentsSection,
     /// Template rendering limits.
     pub templates: TemplatesSection,
+    /// The blast-radius guard's defaults.
+    pub guard: GuardSection,
     /// Logs.
     pub log: LogSection,
 }
@@ -163,6 +176,9 @@ pub struct ServerSection {
     /// Most connections open at once; a connection beyond them is answered `503` with
     /// `Retry-After` and closed. 0: no limit (the open-files limit still applies).
     pub max_connections: usize,
+    /// How long a plan (`POST /stacks/{id}/plan`, a dry run, a change the guard
+    /// stopped) can be confirmed, in seconds (at least 1).
+    pub plan_ttl_secs: u64,
     /// `[server.tls]`: serve HTTPS with this certificate and key; absent: plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
@@ -205,6 +221,7 @@ impl Default for ServerSection {
             header_read_timeout_secs: 15,
             idle_timeout_secs: 120,
             max_connections: 16_384,
+            plan_ttl_secs: 900,
             tls: None,
         }
     }
@@ -408,169 +425,4 @@ pub enum LogFormat {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-        file
-    }
-
-    #[test]
-    fn no_file_and_no_environment_gives_the_defaults() {
-        let loaded = Config::load_with_env(None, env(&[("HOME", "/root")])).unwrap();
-        assert_eq!(loaded, Config::default());
-    }
-
-    #[test]
-    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
-        let file = toml_file(
-            "[server]\nlisten = \"0.0.0.0:8080\"\nbody_limit_bytes = 1024\n\
-             [database]\nurl = \"sqlite://file.db\"\n[log]\nformat = \"json\"\n",
-        );
-        let loaded = Config::load_with_env(
-            Some(file.path()),
-            env(&[
-                ("BROKKR__SERVER__LISTEN", "127.0.0.1:9000"),
-                ("BROKKR__AGENTS__STALE_AFTER_SECS", "30"),
-                ("BROKKR__DATABASE__RUN_MIGRATIONS", "false"),
-                ("BROKKR__AGENTS__PLACEMENT_INTERVAL_MILLIS", "500"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(loaded.server.listen, "127.0.0.1:9000");
-        assert_eq!(loaded.server.body_limit_bytes, 1024);
-        assert_eq!(loaded.server.shutdown_grace_secs, 30);
-        assert_eq!(loaded.database.url, "sqlite://file.db");
-        assert!(!loaded.database.run_migrations);
-        assert_eq!(loaded.agents.stale_after_secs, 30);
-        assert_eq!(loaded.agents.placement_interval_millis, Some(500));
-        assert_eq!(loaded.agents.placement_period(), Duration::from_millis(500));
-        assert_eq!(loaded.log.format, LogFormat::Json);
-    }
-
-    #[test]
-    fn tls_is_off_by_default_and_set_from_the_environment_or_the_file() {
-        assert_eq!(Config::default().server.tls, None);
-        let loaded = Config::load_with_env(
-            None,
-            env(&[
-                ("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt"),
-                ("BROKKR__SERVER__TLS__KEY_FILE", "/etc/brokkr/tls.key"),
-            ]),
-        )
-        .unwrap();
-        let tls = loaded.server.tls.expect("a TLS section");
-        assert_eq!(tls.cert_file, PathBuf::from("/etc/brokkr/tls.crt"));
-        assert_eq!(tls.key_file, PathBuf::from("/etc/brokkr/tls.key"));
-        assert_eq!(tls.reload_period(), Some(Duration::from_secs(10)));
-
-        let file = toml_file(
-            "[server.tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\nreload_secs = 0\n",
-        );
-        let loaded = Config::load_with_env(Some(file.path()), env(&[])).unwrap();
-        assert_eq!(loaded.server.tls.unwrap().reload_period(), None);
-    }
-
-    #[test]
-    fn a_tls_section_without_its_key_is_refused_naming_it() {
-        let err = Config::load_with_env(
-            None,
-            env(&[("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt")]),
-        )
-        .unwrap_err();
-        let text = ErrorChainText(&err).to_string();
-        assert!(text.contains("key_file"), "{text}");
-    }
-
-    #[test]
-    fn the_placement_period_follows_staleness_by_default() {
-        let mut agents = AgentsSection::default();
-        assert_eq!(agents.placement_period(), Duration::from_secs(30));
-        agents.stale_after_secs = 2;
-        assert_eq!(agents.placement_period(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn database_url_overrides_everything_else() {
-        let file = toml_file("[database]\nurl = \"sqlite://file.db\"\n");
-        let loaded = Config::load_with_env(
-            Some(file.path()),
-            env(&[
-                ("BROKKR__DATABASE__URL", "sqlite://env.db"),
-                ("DATABASE_URL", "postgres://db/brokkr"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(loaded.database.url, "postgres://db/brokkr");
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected_with_their_name() {
-        let file = toml_file("[server]\nlisen = \"0.0.0.0:1\"\n");
-        let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
-        assert!(
-            ErrorChainText(&err).to_string().contains("lisen"),
-            "{}",
-            ErrorChainText(&err)
-        );
-
-        let err = Config::load_with_env(None, env(&[("BROKKR__SERVR__LISTEN", "x")])).unwrap_err();
-        assert!(ErrorChainText(&err).to_string().contains("servr"));
-    }
-
-    #[test]
-    fn wrong_types_and_bad_toml_are_errors() {
-        let err = Config::load_with_env(None, env(&[("BROKKR__SERVER__BODY_LIMIT_BYTES", "lots")]))
-            .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(_)));
-
-        let file = toml_file("[server\n");
-        let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
-        assert!(matches!(err, ConfigError::File { .. }));
-    }
-
-    #[test]
-    fn the_long_poll_bound_has_a_ceiling() {
-        let at_ceiling = MAX_LONG_POLL_SECS.to_string();
-        let loaded = Config::load_with_env(
-            None,
-            env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &at_ceiling)]),
-        )
-        .unwrap();
-        assert_eq!(loaded.agents.long_poll_max_secs, MAX_LONG_POLL_SECS);
-
-        let above = (MAX_LONG_POLL_SECS + 1).to_string();
-        let err =
-            Config::load_with_env(None, env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &above)]))
-                .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::OutOfRange {
-                    key: "agents.long_poll_max_secs",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
-
-    struct ErrorChainText<'a>(&'a ConfigError);
-
-    impl std::fmt::Display for ErrorChainText<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            crate::error::ErrorChain(self.0).fmt(f)
-        }
-    }
-}
+mod tests;

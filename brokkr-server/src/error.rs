@@ -269,8 +269,41 @@ impl From<brokkr_core::runtime::Error> for ApiError {
             Error::Generate(err) => err.into(),
             Error::InvalidPolicy(message) => Self::unprocessable("invalid_policy", message, None),
             Error::Invalid { code, message } => Self::unprocessable(code, message, None),
+            Error::BlastRadiusExceeded(plan) => Self::blast_radius_exceeded(&plan),
+            Error::PlanStale { plan_id, reason } => Self::Conflict(body(
+                "plan_stale",
+                format!(
+                    "plan {plan_id} no longer describes this change ({reason}); make a new plan"
+                ),
+                Some(serde_json::json!({ "plan_id": plan_id, "reason": reason })),
+            )),
+            Error::PlanConsumed { plan_id } => Self::Conflict(body(
+                "plan_consumed",
+                format!("plan {plan_id} was used already; a plan confirms one change"),
+                Some(serde_json::json!({ "plan_id": plan_id })),
+            )),
             Error::Task(ref source) => Self::internal(source),
         }
+    }
+}
+
+impl ApiError {
+    /// 409 `blast_radius_exceeded`: the change is over the guard's limits and only its
+    /// plan was stored; the details carry what a client needs to show and confirm it.
+    fn blast_radius_exceeded(plan: &brokkr_core::runtime::plan::PlanView) -> Self {
+        let id = plan.id;
+        Self::Conflict(body(
+            "blast_radius_exceeded",
+            format!(
+                "the change is over the blast-radius guard's limits; nothing changed. \
+                 An admin may confirm it by repeating the request with confirm_plan_id={id}"
+            ),
+            Some(serde_json::json!({
+                "plan_id": id,
+                "violations": plan.plan.guard.violations,
+                "summary": plan.plan.summary,
+            })),
+        ))
     }
 }
 

@@ -75,6 +75,8 @@ impl Config {
             template_limits: self.templates.limits(),
             max_yaml_bytes: self.server.body_limit_bytes,
             listing_yaml_bytes: self.server.listing_yaml_bytes,
+            guard: self.guard.policy(),
+            plan_ttl: std::time::Duration::from_secs(self.server.plan_ttl_secs.max(1)),
         }
     }
 }

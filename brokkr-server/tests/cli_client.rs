@@ -3,7 +3,8 @@
 //! `BROKKR_URL` and `BROKKR_PAK` in its environment, against a live server over a
 //! loopback socket, on SQLite then PostgreSQL. Each command's JSON output is parsed
 //! and its exit code checked, errors included: a refused request (1, with the
-//! server's code on stderr), a usage error (2), a server that is not there (3).
+//! server's code on stderr), a usage error (2), a server that is not there (3), a
+//! change the blast-radius guard stopped (4).
 
 mod common;
 
@@ -13,6 +14,9 @@ use std::process::{Command, Stdio};
 
 use common::{Backend, Mode, TestApp, Transport, test_config};
 use serde_json::{Value, json};
+
+#[path = "cli_client/guard.rs"]
+mod guard;
 
 /// What a finished command left behind.
 #[derive(Debug)]
@@ -141,7 +145,7 @@ async fn stacks_objects_and_rendering(backend: Backend) {
         .run(&["stacks", "list", "--output", "json"])
         .await
         .json();
-    assert_eq!(all.as_array().unwrap().len(), 4, "three seeded and ours");
+    assert_eq!(all.as_array().unwrap().len(), 5, "four seeded and ours");
     let two = cli
         .run(&["stacks", "list", "--limit", "2", "-o", "json"])
         .await;
@@ -504,7 +508,7 @@ async fn errors_and_exit_codes(backend: Backend) {
             "stacks", "list", "--url", &cli.url, "--pak", &cli.pak, "-o", "json",
         ])
         .await;
-    assert_eq!(listed.json().as_array().unwrap().len(), 3);
+    assert_eq!(listed.json().as_array().unwrap().len(), 4);
 
     app.teardown().await;
 }
@@ -534,7 +538,7 @@ async fn listings_follow_cursors(backend: Backend) {
         .await
         .json();
     let all = ids(&all).into_iter().map(str::to_owned).collect::<Vec<_>>();
-    assert_eq!(all.len(), 1008);
+    assert_eq!(all.len(), 1009);
     let mut unique = all.clone();
     unique.sort();
     unique.dedup();
@@ -548,7 +552,7 @@ async fn listings_follow_cursors(backend: Backend) {
         .run(&["stacks", "list", "--limit", "1", "--desc", "-o", "json"])
         .await
         .json();
-    assert_eq!(ids(&newest), [all[1007].as_str()]);
+    assert_eq!(ids(&newest), [all[1008].as_str()]);
     app.teardown().await;
 }
 

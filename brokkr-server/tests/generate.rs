@@ -1,5 +1,5 @@
 //! Deployment objects from templates and registered generators, over HTTP: provenance,
-//! defaults, dry runs, versions, every violation in one 422, bounded rendering, and who
+//! defaults, dry runs (with their plan), versions, every violation in one 422, bounded rendering, and who
 //! may use which template on which stack. Bad input must store nothing.
 
 mod common;
@@ -147,7 +147,39 @@ async fn dry_run_stores_nothing(app: &TestApp) {
         ])
     );
     assert_eq!(body["provenance"]["template_version"], 1);
-    assert_eq!(stored(app).await, before, "a dry run stored something");
+    // What appending it would do: the seeded agent applied the stack's object, so it
+    // would change version; the plan is the one thing stored (and audited).
+    let plan = &body["plan"];
+    assert_eq!(
+        plan["change"],
+        json!({"change": "deployment_object", "yaml_checksum": hex_sha256(yaml)})
+    );
+    assert_eq!(plan["summary"]["agents_changing"], 1, "{plan}");
+    assert_eq!(plan["groups"][0]["to_proposed"], true, "{plan}");
+    let (objects, audited) = stored(app).await;
+    assert_eq!(
+        (objects, audited),
+        (before.0, before.1 + 1),
+        "a dry run stored something besides its plan"
+    );
+    let newest = app
+        .admin_get("/api/v1/admin/audit-logs?order=desc&limit=1")
+        .await
+        .json();
+    assert_eq!(newest["items"][0]["resource_type"], "plan");
+    assert_eq!(newest["items"][0]["resource_id"], plan["plan_id"]);
+
+    // `?dry_run=true` is the same dry run.
+    let resp = app
+        .post(
+            &format!("{}?dry_run=true", from_template(app.world.stack)),
+            &admin,
+            &json!({"template_id": template, "parameters": {"name": "preview", "replicas": 3}}),
+        )
+        .await;
+    resp.expect(200);
+    assert_eq!(resp.json()["yaml_checksum"], hex_sha256(yaml));
+    assert_eq!(stored(app).await.0, before.0, "a dry run appended");
 }
 
 async fn older_versions_stay_usable(app: &TestApp) {

@@ -356,7 +356,7 @@ async fn operations_with_a_body_document_415_and_answer_it() {
 /// (`listStacks`, `getTargetState`), listed in docs/api.md.
 const OPERATION_VERBS: &[&str] = &[
     "list", "get", "create", "update", "delete", "put", "remove", "set", "assign", "unassign",
-    "rotate", "send", "report", "verify", "preview",
+    "rotate", "send", "report", "verify", "preview", "plan", "confirm", "rollback",
 ];
 
 /// Every operation has an `operationId` that follows the scheme, and no two share one, so

@@ -104,7 +104,7 @@ mirror_enum!(
         RemoveMetadata,
         /// A placement decision changed which agents have a stack.
         Place,
-        /// An admin confirmed a plan the guard stopped.
+        /// An admin confirmed a plan the guard stopped (or released a held decision).
         Confirm,
     }
 );

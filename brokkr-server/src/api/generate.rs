@@ -9,10 +9,11 @@
 use std::sync::Arc;
 
 use brokkr_core::generator::Generator;
+use brokkr_core::runtime::plan::{PlanRequest, PlanView};
 use brokkr_core::runtime::{GenerateSource, Rendered};
 use brokkr_core::{ObjectKey, StackId};
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
@@ -20,6 +21,8 @@ use uuid::Uuid;
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, ProvenanceDto};
 use crate::api::fields::no_null;
+use crate::api::plans::dto::PlanDto;
+use crate::api::plans::guard_options;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -42,7 +45,8 @@ pub struct GenerateRequestDto {
     /// Parameters, checked against the template's or generator's JSON Schema.
     #[oai(default = "empty_object")]
     pub parameters: serde_json::Value,
-    /// Render and validate only: nothing is stored and the YAML is returned.
+    /// Render and validate only: nothing is stored and the YAML is returned with its
+    /// plan (as `?dry_run=true`).
     #[oai(default)]
     pub dry_run: bool,
 }
@@ -65,7 +69,7 @@ pub struct RenderedObject {
     pub name: String,
 }
 
-/// A dry run's result: what would be stored.
+/// A dry run's result: what would be stored, and what it would do to every agent.
 #[derive(Debug, Clone, Object)]
 pub struct DryRunResult {
     /// The rendered YAML, exactly as it would be stored.
@@ -76,6 +80,9 @@ pub struct DryRunResult {
     pub objects: Vec<RenderedObject>,
     /// What produced it, as it would be recorded.
     pub provenance: ProvenanceDto,
+    /// What appending it would do to every agent, with the guard's verdict; stored, so
+    /// an admin can confirm it (`?confirm_plan_id=`) when the guard would stop it.
+    pub plan: PlanDto,
 }
 
 /// A registered Rust generator.
@@ -112,9 +119,9 @@ enum Generated201 {
     /// The deployment object was stored, with its provenance.
     #[oai(status = 201)]
     Created(Json<DeploymentObjectDto>),
-    /// Dry run: rendered and validated, nothing stored.
+    /// Dry run: rendered, validated and planned; nothing stored but the plan.
     #[oai(status = 200)]
-    DryRun(Json<DryRunResult>),
+    DryRun(Json<Box<DryRunResult>>),
 }
 
 #[derive(ApiResponse)]
@@ -156,14 +163,15 @@ fn invalid(message: &str) -> ApiError {
     ApiError::unprocessable("validation_failed", message, None)
 }
 
-impl From<Rendered> for DryRunResult {
-    fn from(rendered: Rendered) -> Self {
+impl DryRunResult {
+    fn new(rendered: Rendered, plan: PlanView) -> Self {
         let object = rendered.object();
         Self {
             yaml_content: object.yaml_content().to_owned(),
             yaml_checksum: object.yaml_checksum().to_owned(),
             objects: rendered.objects().iter().cloned().map(Into::into).collect(),
             provenance: rendered.provenance().clone().into(),
+            plan: plan.into(),
         }
     }
 }
@@ -196,7 +204,11 @@ impl GenerateApi {
     /// `render_failed` or `invalid_manifest` otherwise). The stored object records
     /// its provenance: template id and version or generator name, and the parameters
     /// after defaults; its `yaml_checksum` is the checksum of the rendered output.
-    /// With `dry_run`, nothing is stored and the YAML is returned (200).
+    /// With `dry_run` (in the body or `?dry_run=true`), nothing is stored and the YAML
+    /// is returned with its plan (200). The blast-radius guard compares the output with
+    /// what every agent applied: a change over its limits is a 409
+    /// `blast_radius_exceeded` until an admin repeats it with `?confirm_plan_id=` (403
+    /// for a generator).
     ///
     /// Admin on any stack; a generator on its own stacks, with its own or global
     /// templates and any registered generator.
@@ -211,22 +223,37 @@ impl GenerateApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// `true`: as `dry_run` in the body.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
         body: Json<GenerateRequestDto>,
     ) -> ApiResult<Generated201> {
         let body = body.0;
         let source = body.source()?;
         let (caller, stack) = (auth.0, StackId::from(id.0));
         let control_plane = &state.control_plane;
-        if body.dry_run {
+        let options = guard_options(dry_run, confirm_plan_id);
+        if body.dry_run || options.dry_run {
+            // Rendered once: the plan is made from the rendered YAML, which is the
+            // change (and so the digest) the append would plan.
             let rendered = control_plane
                 .render(&caller, stack, &source, body.parameters)
                 .await?;
-            return Ok(Generated201::DryRun(Json(rendered.into())));
+            let yaml = rendered.object().yaml_content().to_owned();
+            let plan = control_plane
+                .plan(&caller, stack, PlanRequest::Yaml(yaml))
+                .await?;
+            let result = DryRunResult::new(rendered, plan);
+            return Ok(Generated201::DryRun(Json(Box::new(result))));
         }
-        let object = control_plane
+        let outcome = control_plane
+            .guarded(options)
             .generate_deployment_object(&caller, stack, &source, body.parameters)
             .await?;
-        Ok(Generated201::Created(Json(object.into())))
+        // Not a dry run, so the outcome is the object appended.
+        Ok(Generated201::Created(Json(outcome.done()?.into())))
     }
 
     /// List the registered Rust generators with their parameter schemas.

@@ -15,9 +15,11 @@ mod generators;
 mod health;
 mod metadata;
 mod placement;
+mod plans;
 mod stacks;
 mod targets;
 mod templates;
+mod unchecked;
 mod yaml_body;
 
 pub use admin::AdminApi;
@@ -28,6 +30,7 @@ pub use generators::GeneratorsApi;
 pub use health::HealthApi;
 pub use metadata::MetadataApi;
 pub use placement::PlacementApi;
+pub use plans::PlansApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
 pub use templates::TemplatesApi;
@@ -45,6 +48,8 @@ pub enum Tag {
     AgentTargets,
     /// Placement policies of stacks and the decisions made from them.
     Placement,
+    /// Plans and the blast-radius guard.
+    Plans,
     /// Outcomes of agents' attempts.
     AgentEvents,
     /// Health of applied workloads, as agents report it.
@@ -65,6 +70,7 @@ pub type Api = (
     GenerateApi,
     TargetsApi,
     PlacementApi,
+    PlansApi,
     MetadataApi,
     GeneratorsApi,
     TemplatesApi,
@@ -81,6 +87,7 @@ pub fn api() -> Api {
         GenerateApi,
         TargetsApi,
         PlacementApi,
+        PlansApi,
         MetadataApi,
         GeneratorsApi,
         TemplatesApi,

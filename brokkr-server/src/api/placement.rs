@@ -19,16 +19,19 @@ use std::collections::BTreeMap;
 
 use brokkr_core::placement::Rejection;
 use brokkr_core::runtime::placement::{PlacementPreview, PlacementView, RejectionPage, Rejections};
+use brokkr_core::runtime::plan::Outcome;
 use brokkr_core::{AgentId, PlacementPolicy, StackId};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::api::Tag;
+use crate::api::plans::dto::PlanDto;
+use crate::api::plans::guard_options;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -99,7 +102,7 @@ impl DecisionDto {
     }
 }
 
-fn policy_json(policy: &PlacementPolicy) -> Value {
+pub(crate) fn policy_json(policy: &PlacementPolicy) -> Value {
     serde_json::to_value(policy).expect("a placement policy always serializes to JSON")
 }
 
@@ -119,6 +122,11 @@ pub struct StackPlacementDto {
     /// When the decision last changed.
     #[oai(skip_serializing_if_is_none)]
     pub decided_at: Option<DateTime<Utc>>,
+    /// An automatic decision the blast-radius guard holds instead of recording, with
+    /// its plan: `decision` stays as it was until an admin releases it
+    /// (`POST /plans/{id}/confirm`). Only `GET` answers it.
+    #[oai(skip_serializing_if_is_none)]
+    pub held: Option<PlanDto>,
 }
 
 impl From<PlacementView> for StackPlacementDto {
@@ -132,6 +140,7 @@ impl From<PlacementView> for StackPlacementDto {
                 .map(|chosen| DecisionDto::new(chosen, view.rejected.unwrap_or_default())),
             updated_at: p.updated_at,
             decided_at: p.decided_at,
+            held: view.held.map(|plan| (*plan).into()),
         }
     }
 }
@@ -169,6 +178,25 @@ pub enum PlacementResponse {
     Ok(Json<StackPlacementDto>),
 }
 
+/// The body of `PUT /stacks/{id}/placement`: the placement set, or on a dry run the
+/// plan (told apart by `plan_id`, which only a plan has).
+#[derive(Debug, Clone, PartialEq, Union)]
+#[oai(one_of)]
+pub enum PlacementOrPlan {
+    /// The policy set and the decision made from it.
+    Placement(StackPlacementDto),
+    /// Dry run: the plan; nothing changed.
+    Plan(PlanDto),
+}
+
+/// Answer of `PUT /stacks/{id}/placement`.
+#[derive(Debug, ApiResponse)]
+pub enum PlacementSet {
+    /// The policy and its decision, or with `?dry_run=true` the plan.
+    #[oai(status = 200)]
+    Ok(Json<PlacementOrPlan>),
+}
+
 /// Answer of `DELETE /stacks/{id}/placement`.
 #[derive(Debug, ApiResponse)]
 pub enum PlacementDeleted {
@@ -176,6 +204,9 @@ pub enum PlacementDeleted {
     /// (direct targets stay).
     #[oai(status = 204)]
     NoContent,
+    /// Dry run: the plan; nothing changed.
+    #[oai(status = 200)]
+    Planned(Json<Box<PlanDto>>),
 }
 
 /// Answer of `POST /stacks/{id}/placement/preview`.
@@ -191,7 +222,7 @@ pub enum PlacementPreviewResponse {
 
 /// Parses a policy body: 422 `invalid_policy` when it is not a policy object. What the
 /// policy's placement accepts is the control plane's to check.
-fn parse_policy(body: Value) -> ApiResult<PlacementPolicy> {
+pub(crate) fn parse_policy(body: Value) -> ApiResult<PlacementPolicy> {
     let invalid = |message: String| ApiError::unprocessable("invalid_policy", message, None);
     // serde would also read a struct from an array; a policy is an object.
     if !body.is_object() {
@@ -233,8 +264,9 @@ impl PlacementApi {
     /// Get a stack's placement policy and decision.
     ///
     /// The agents not chosen are judged now (from the control plane's memory), counted
-    /// per reason and listed a page at a time. 404 `not_found` when the stack has no
-    /// policy. Admin, or the generator owning the stack.
+    /// per reason and listed a page at a time; `held` shows an automatic decision the
+    /// blast-radius guard holds. 404 `not_found` when the stack has no policy. Admin,
+    /// or the generator owning the stack.
     #[oai(
         path = "/stacks/:id/placement",
         method = "get",
@@ -267,7 +299,12 @@ impl PlacementApi {
     /// placement refuses is a 422 `invalid_policy`, a `placement` that is not
     /// registered a 422 `unknown_placement`, and nothing is stored. The answer holds
     /// the decision, already in effect: chosen agents have the stack, agents that no
-    /// longer fit receive a removal. Admin, or the generator owning the stack.
+    /// longer fit receive a removal. The blast-radius guard checks the decision first:
+    /// over its limits it is a 409 `blast_radius_exceeded` and nothing is stored but
+    /// the plan, until an admin repeats the request with `?confirm_plan_id=` (403 for a
+    /// generator); with `?dry_run=true` the answer is the plan (told apart by its
+    /// `plan_id`) and nothing changes. Admin, or the generator owning the stack.
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/stacks/:id/placement",
         method = "put",
@@ -282,23 +319,35 @@ impl PlacementApi {
         /// Rejected agents per page in the answer, 1-1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
+        /// `true`: answer the plan and change nothing.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
         /// The placement policy.
         body: Json<Value>,
-    ) -> ApiResult<PlacementResponse> {
+    ) -> ApiResult<PlacementSet> {
         let page = rejection_page(limit, Query(None))?;
         let policy = parse_policy(body.0)?;
-        let view = state
+        let outcome = state
             .control_plane
+            .guarded(guard_options(dry_run, confirm_plan_id))
             .set_placement_policy(&auth.0, StackId::from(id.0), policy, page)
             .await?;
-        Ok(PlacementResponse::Ok(Json(view.into())))
+        Ok(PlacementSet::Ok(Json(match outcome {
+            Outcome::Done(view) => PlacementOrPlan::Placement(view.into()),
+            Outcome::Planned(plan) => PlacementOrPlan::Plan((*plan).into()),
+        })))
     }
 
     /// Remove a stack's placement policy.
     ///
     /// The agents it had placed the stack on receive a removal for it; direct
-    /// assignments stay. 404 `not_found` when the stack has no policy. Admin, or the
-    /// generator owning the stack.
+    /// assignments stay. The blast-radius guard checks it first: over its limits it is
+    /// a 409 `blast_radius_exceeded` until an admin repeats it with
+    /// `?confirm_plan_id=` (403 for a generator); with `?dry_run=true` the answer is
+    /// the plan (200) and nothing changes. 404 `not_found` when the stack has no
+    /// policy. Admin, or the generator owning the stack.
     #[oai(
         path = "/stacks/:id/placement",
         method = "delete",
@@ -310,12 +359,21 @@ impl PlacementApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// `true`: answer the plan and change nothing.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
     ) -> ApiResult<PlacementDeleted> {
-        state
+        let outcome = state
             .control_plane
+            .guarded(guard_options(dry_run, confirm_plan_id))
             .remove_placement_policy(&auth.0, StackId::from(id.0))
             .await?;
-        Ok(PlacementDeleted::NoContent)
+        Ok(match outcome {
+            Outcome::Done(()) => PlacementDeleted::NoContent,
+            Outcome::Planned(plan) => PlacementDeleted::Planned(Json(Box::new((*plan).into()))),
+        })
     }
 
     /// What a policy would decide for a stack now, without storing anything.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use brokkr_core::runtime::IncludeContent;
+use brokkr_core::runtime::plan::Outcome;
 use brokkr_core::{
     DeploymentObjectId, GeneratorId, NewStack, Stack, StackFilter, StackId, StackUpdate,
 };
@@ -15,12 +16,14 @@ use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, Union};
 use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{DeploymentObjectDto, DeploymentObjectPage, IncludeParam, OrderParam, page};
 use crate::api::fields::{Description, LabelValue, Name, labels, no_null};
+use crate::api::plans::dto::PlanDto;
+use crate::api::plans::guard_options;
 use crate::api::yaml_body::YamlText;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
@@ -203,12 +206,24 @@ pub enum StackPageResponse {
     Ok(Json<StackPage>),
 }
 
+/// The body of `DELETE /stacks/{id}`: the deletion marker, or on a dry run the plan
+/// (told apart by `plan_id`, which only a plan has).
+#[derive(Debug, Clone, Union)]
+#[oai(one_of)]
+pub enum MarkerOrPlan {
+    /// The deletion marker appended for the stack.
+    Marker(DeploymentObjectDto),
+    /// Dry run: the plan; nothing changed.
+    Plan(PlanDto),
+}
+
 /// Answer of `DELETE /stacks/{id}`.
 #[derive(Debug, ApiResponse)]
 pub enum StackDeleted {
-    /// The stack was deleted; the body is the deletion marker appended for it.
+    /// The stack was deleted and the body is the deletion marker appended for it; or,
+    /// with `?dry_run=true`, the plan.
     #[oai(status = 200)]
-    Ok(Json<DeploymentObjectDto>),
+    Ok(Json<MarkerOrPlan>),
 }
 
 /// Answer of `POST /stacks/{id}/deployment-objects`.
@@ -217,6 +232,9 @@ pub enum DeploymentObjectCreated {
     /// The deployment object was appended.
     #[oai(status = 201)]
     Created(Json<DeploymentObjectDto>),
+    /// Dry run: the plan; nothing changed.
+    #[oai(status = 200)]
+    Planned(Json<PlanDto>),
 }
 
 /// A deployment object.
@@ -348,7 +366,13 @@ impl StacksApi {
     /// Delete a stack.
     ///
     /// Soft-deletes it and appends its deletion marker, so every agent responsible for
-    /// it removes its objects; answers the marker. The history stays readable.
+    /// it removes its objects; answers the marker. The history stays readable. The
+    /// blast-radius guard checks it first: removing the stack from more of its agents
+    /// than the limits allow is a 409 `blast_radius_exceeded` (nothing changes but the
+    /// plan stored), until an admin repeats it with `?confirm_plan_id=` (403 for a
+    /// generator; 409 `plan_stale` or `plan_consumed` when the plan no longer
+    /// applies). With `?dry_run=true` the answer is the plan, told apart by its
+    /// `plan_id`, and nothing changes.
     #[oai(
         path = "/stacks/:id",
         method = "delete",
@@ -360,12 +384,21 @@ impl StacksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// `true`: answer the plan and change nothing.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
     ) -> ApiResult<StackDeleted> {
-        let marker = state
+        let outcome = state
             .control_plane
+            .guarded(guard_options(dry_run, confirm_plan_id))
             .delete_stack(&auth.0, id.0.into())
             .await?;
-        Ok(StackDeleted::Ok(Json(marker.into())))
+        Ok(StackDeleted::Ok(Json(match outcome {
+            Outcome::Done(marker) => MarkerOrPlan::Marker(marker.into()),
+            Outcome::Planned(plan) => MarkerOrPlan::Plan((*plan).into()),
+        })))
     }
 
     /// Append a deployment object to a stack.
@@ -374,7 +407,11 @@ impl StacksApi {
     /// `application/yaml` (also accepted: `application/x-yaml`, `text/yaml`,
     /// `text/x-yaml`). The YAML is parsed and validated before anything is stored: an
     /// invalid document is a 422 `invalid_manifest` naming the document, an oversized
-    /// one a 413.
+    /// one a 413. The blast-radius guard compares it with what every agent applied: a
+    /// change that prunes more than the limits allow, or a protected kind, is a 409
+    /// `blast_radius_exceeded` until an admin repeats it with `?confirm_plan_id=` (403
+    /// for a generator); with `?dry_run=true` the answer is the plan (200) and nothing
+    /// is appended.
     #[oai(
         path = "/stacks/:id/deployment-objects",
         method = "post",
@@ -386,6 +423,11 @@ impl StacksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
+        /// `true`: answer the plan and change nothing.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
         body: CreateDeploymentObjectBody,
     ) -> ApiResult<DeploymentObjectCreated> {
         let (caller, stack) = (auth.0, StackId::from(id.0));
@@ -393,21 +435,21 @@ impl StacksApi {
             CreateDeploymentObjectBody::Json(body) => body.0.content()?,
             CreateDeploymentObjectBody::Yaml(yaml) => Content::Yaml(yaml.0),
         };
-        let object = match content {
+        let guarded = state
+            .control_plane
+            .guarded(guard_options(dry_run, confirm_plan_id));
+        let outcome = match content {
             Content::Yaml(yaml) => {
-                state
-                    .control_plane
+                guarded
                     .append_deployment_object(&caller, stack, yaml)
                     .await?
             }
-            Content::DeletionMarker => {
-                state
-                    .control_plane
-                    .append_deletion_marker(&caller, stack)
-                    .await?
-            }
+            Content::DeletionMarker => guarded.append_deletion_marker(&caller, stack).await?,
         };
-        Ok(DeploymentObjectCreated::Created(Json(object.into())))
+        Ok(match outcome {
+            Outcome::Done(object) => DeploymentObjectCreated::Created(Json(object.into())),
+            Outcome::Planned(plan) => DeploymentObjectCreated::Planned(Json((*plan).into())),
+        })
     }
 
     /// List a stack's deployment objects, ordered by `sequence_id`.

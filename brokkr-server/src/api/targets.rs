@@ -6,6 +6,7 @@
 //! The rules are the [`ControlPlane`](brokkr_core::runtime::ControlPlane)'s; each
 //! handler parses, calls it and maps the answer.
 
+use brokkr_core::runtime::plan::Outcome;
 use brokkr_core::{AgentTarget, TargetSource};
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::api::dto::{OrderParam, page};
+use crate::api::plans::dto::PlanDto;
+use crate::api::plans::guard_options;
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::page_type;
@@ -97,6 +100,9 @@ pub enum TargetDeleted {
     /// The stack was unassigned; the agent receives a removal for it.
     #[oai(status = 204)]
     NoContent,
+    /// Dry run: the plan; nothing changed.
+    #[oai(status = 200)]
+    Planned(Json<Box<PlanDto>>),
 }
 
 /// A page of agent targets.
@@ -168,7 +174,11 @@ impl TargetsApi {
     /// Unassign a stack from an agent.
     ///
     /// The agent keeps receiving a removal for the stack until it reports that the
-    /// stack's objects are gone. Admin, or the generator owning the stack.
+    /// stack's objects are gone. The blast-radius guard checks it first: over its
+    /// limits (a protected kind pruned, say) it is a 409 `blast_radius_exceeded` until
+    /// an admin repeats it with `?confirm_plan_id=` (403 for a generator); with
+    /// `?dry_run=true` the answer is the plan (200) and nothing changes. Admin, or the
+    /// generator owning the stack.
     #[oai(
         path = "/agents/:id/targets/:stack_id",
         method = "delete",
@@ -181,12 +191,21 @@ impl TargetsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         stack_id: Path<Uuid>,
+        /// `true`: answer the plan and change nothing.
+        dry_run: Query<Option<bool>>,
+        /// Go ahead past the guard on this plan (admin only, once, while the world is
+        /// as planned).
+        confirm_plan_id: Query<Option<Uuid>>,
     ) -> ApiResult<TargetDeleted> {
-        state
+        let outcome = state
             .control_plane
+            .guarded(guard_options(dry_run, confirm_plan_id))
             .unassign_target(&auth.0, id.0.into(), stack_id.0.into())
             .await?;
-        Ok(TargetDeleted::NoContent)
+        Ok(match outcome {
+            Outcome::Done(()) => TargetDeleted::NoContent,
+            Outcome::Planned(plan) => TargetDeleted::Planned(Json(Box::new((*plan).into()))),
+        })
     }
 
     /// List the agents responsible for a stack.

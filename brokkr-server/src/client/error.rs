@@ -12,12 +12,19 @@ pub const EXIT_USAGE: u8 = 2;
 /// The server cannot be reached, answered 5xx, or answered something unreadable:
 /// retrying later may help.
 pub const EXIT_UNAVAILABLE: u8 = 3;
+/// The blast-radius guard stopped the change (409 `blast_radius_exceeded`) or refused
+/// its confirmation (409 `plan_stale`, `plan_consumed`): nothing changed; an admin may
+/// repeat the change with `--confirm-plan <PLAN>` (after planning again when stale).
+pub const EXIT_GUARDED: u8 = 4;
+
+/// The error codes of the blast-radius guard, which exit [`EXIT_GUARDED`].
+const GUARD_CODES: [&str; 3] = ["blast_radius_exceeded", "plan_stale", "plan_consumed"];
 
 /// A failed client command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server answered with an error body (`{code, message, details}`).
-    #[error("{code}: {message}{}", details_suffix(details.as_ref()))]
+    #[error("{code}: {message}{}", details_suffix(code, details.as_ref()))]
     Api {
         /// The HTTP status.
         status: u16,
@@ -69,6 +76,7 @@ impl Error {
     /// The process exit code for this failure (see the `EXIT_*` constants).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Self::Api { code, .. } if GUARD_CODES.contains(&code.as_str()) => EXIT_GUARDED,
             Self::Api { status, .. } if *status < 500 => EXIT_REFUSED,
             Self::Input(_) | Self::Read { .. } => EXIT_USAGE,
             Self::Api { .. } | Self::Unreachable { .. } | Self::BadAnswer { .. } => {
@@ -90,11 +98,39 @@ impl Error {
     }
 }
 
-fn details_suffix(details: Option<&Value>) -> String {
+fn details_suffix(code: &str, details: Option<&Value>) -> String {
     match details {
+        Some(details) if code == "blast_radius_exceeded" => guard_lines(details),
         Some(details) if !details.is_null() => format!(" (details: {details})"),
         _ => String::new(),
     }
+}
+
+/// The plan a guard's refusal names, and each limit exceeded, one per line: what a
+/// person needs to judge the change and confirm it.
+fn guard_lines(details: &Value) -> String {
+    let mut out = String::new();
+    if let Some(plan) = details.get("plan_id").and_then(Value::as_str) {
+        out.push_str(&format!("\n  plan: {plan}"));
+    }
+    let violations = details.get("violations").and_then(Value::as_array);
+    for violation in violations.into_iter().flatten() {
+        let Some(fields) = violation.as_object() else {
+            continue;
+        };
+        let rule = fields.get("rule").and_then(Value::as_str).unwrap_or("?");
+        let mut rest: Vec<String> = fields
+            .iter()
+            .filter(|(name, _)| *name != "rule")
+            .map(|(name, value)| match value {
+                Value::String(text) => format!("{name}={text}"),
+                other => format!("{name}={other}"),
+            })
+            .collect();
+        rest.sort();
+        out.push_str(&format!("\n  violation: {rule} {}", rest.join(" ")));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +151,38 @@ mod tests {
         assert_eq!(api(422).exit_code(), EXIT_REFUSED);
         assert_eq!(api(503).exit_code(), EXIT_UNAVAILABLE);
         assert_eq!(Error::Input("bad".into()).exit_code(), EXIT_USAGE);
+        let guard = |code: &str| Error::Api {
+            status: 409,
+            code: code.into(),
+            message: "m".into(),
+            details: None,
+        };
+        assert_eq!(guard("blast_radius_exceeded").exit_code(), EXIT_GUARDED);
+        assert_eq!(guard("plan_consumed").exit_code(), EXIT_GUARDED);
+        assert_eq!(guard("conflict").exit_code(), EXIT_REFUSED);
+    }
+
+    #[test]
+    fn a_guard_refusal_names_its_plan_and_each_violation() {
+        let error = Error::Api {
+            status: 409,
+            code: "blast_radius_exceeded".into(),
+            message: "over the limits".into(),
+            details: Some(json!({
+                "plan_id": "0190",
+                "violations": [
+                    {"rule": "max_removed_fraction", "limit": 0.25, "actual": 1.0, "removed": 12},
+                    {"rule": "protected_kinds", "kind": "PersistentVolumeClaim", "count": 12},
+                ],
+                "summary": {"agents_removed": 12},
+            })),
+        };
+        assert_eq!(
+            error.to_string(),
+            "blast_radius_exceeded: over the limits\n  plan: 0190\n  \
+             violation: max_removed_fraction actual=1.0 limit=0.25 removed=12\n  \
+             violation: protected_kinds count=12 kind=PersistentVolumeClaim"
+        );
     }
 
     #[test]

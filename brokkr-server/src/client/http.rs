@@ -107,7 +107,17 @@ impl Api {
 
     /// POST a JSON body, answering the JSON answer.
     pub async fn post(&self, segments: &[&str], body: &Value) -> Result<Value> {
-        let url = self.url(segments, &[]);
+        self.post_query(segments, &[], body).await
+    }
+
+    /// POST a JSON body with query parameters, answering the JSON answer.
+    pub async fn post_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value> {
+        let url = self.url(segments, query);
         self.send(Method::POST, url, Some(body)).await
     }
 

@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! brokkr-server stacks list | show <STACK> | create <NAME>
-//! brokkr-server deploy <STACK> <FILE|DIR|->
+//! brokkr-server deploy <STACK> <FILE|DIR|-> [--dry-run | --confirm-plan <PLAN>]
 //! brokkr-server objects list <STACK> | show <ID>
 //! brokkr-server agents list | show <AGENT> | label <AGENT> key=value... key-...
 //! brokkr-server events list | tail
 //! brokkr-server placements list | show <STACK> | set <STACK> <POLICY_FILE>
+//! brokkr-server plans get <PLAN> | confirm <PLAN>
 //! brokkr-server render [TEMPLATE] --stack <STACK> --params <FILE>
 //! ```
 //!
@@ -25,8 +26,8 @@ mod refs;
 use clap::{Args, Subcommand};
 
 pub use commands::{
-    AgentsCommand, DeployArgs, EventsCommand, ObjectsCommand, PlacementsCommand, RenderArgs,
-    StacksCommand,
+    AgentsCommand, DeployArgs, EventsCommand, ObjectsCommand, PlacementsCommand, PlansCommand,
+    RenderArgs, StacksCommand,
 };
 pub use error::Error;
 use http::{Api, Rows};
@@ -107,6 +108,8 @@ pub enum ClientCommand {
     Placements(Group<PlacementsCommand>),
     /// Client: render a template or registered generator into a deployment object.
     Render(RenderArgs),
+    /// Client: show a plan; release a placement decision the guard held.
+    Plans(Group<PlansCommand>),
 }
 
 /// Runs a client command on its own runtime; the caller turns the error into the exit
@@ -154,6 +157,10 @@ async fn dispatch(command: ClientCommand) -> Result<(), Error> {
         ClientCommand::Render(args) => {
             let (api, out) = connect(&args.connection)?;
             commands::render(&api, out, args).await
+        }
+        ClientCommand::Plans(group) => {
+            let (api, out) = connect(&group.connection)?;
+            commands::plans(&api, out, group.command).await
         }
     }
 }

@@ -22,7 +22,7 @@ use brokkr_core::testing::MemoryStore;
 use brokkr_core::{
     Actor, AgentId, DeploymentObjectId, EventStatus, EventType, GeneratorId, GeneratorRegistry,
     KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
-    NewGenerator, NewStack, NewTemplate, Pak, StackId, Store, TemplateId,
+    NewGenerator, NewStack, NewTemplate, Pak, StackId, Store, TemplateId, id::PlanId,
 };
 use brokkr_server::config::Config;
 use brokkr_server::serve::Server;
@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 
 pub mod ops;
 pub mod pg_cluster;
+pub mod plans;
 
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -266,6 +267,17 @@ pub struct World {
     pub template: TemplateId,
     /// An event `agent` reported about `deployment_object`.
     pub event: uuid::Uuid,
+    /// A stack of `generator` with two deployment objects, no agent, a placement
+    /// policy that matches no agent ([`seeded_policy`]) and a decision the guard holds
+    /// (`held_plan`).
+    pub guarded_stack: StackId,
+    /// The older of `guarded_stack`'s deployment objects (a rollback target).
+    pub old_deployment_object: DeploymentObjectId,
+    /// A held placement decision of `guarded_stack` that an admin can release: it
+    /// chooses no agent, as the world already is, so its digest stays current.
+    pub held_plan: PlanId,
+    /// A plan of `stack` (its deletion), made by admin.
+    pub plan: PlanId,
 }
 
 /// A store-level agent registration.
@@ -427,6 +439,8 @@ pub async fn seed(store: &dyn Store) -> World {
         .await
         .expect("record event");
 
+    let guarded = plans::seed(store, generator.id, stack.id).await;
+
     World {
         admin_key: admin.expose().to_owned(),
         agent: agent.id,
@@ -444,6 +458,10 @@ pub async fn seed(store: &dyn Store) -> World {
         other_stack: other_stack.id,
         template: template.id,
         event: event.id.into(),
+        guarded_stack: guarded.stack,
+        old_deployment_object: guarded.old_object,
+        held_plan: guarded.held_plan,
+        plan: guarded.plan,
     }
 }
 

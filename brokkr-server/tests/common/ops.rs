@@ -73,6 +73,13 @@ pub fn fill(path: &str, world: &World) -> String {
         .replace("{deployment_object}", &world.deployment_object.to_string())
         .replace("{template}", &world.template.to_string())
         .replace("{event}", &world.event.to_string())
+        .replace("{guarded_stack}", &world.guarded_stack.to_string())
+        .replace(
+            "{old_deployment_object}",
+            &world.old_deployment_object.to_string(),
+        )
+        .replace("{held_plan}", &world.held_plan.to_string())
+        .replace("{plan}", &world.plan.to_string())
 }
 
 pub fn fill_value(body: &Value, world: &World) -> Value {
@@ -125,6 +132,28 @@ pub fn table() -> Vec<Op> {
         op(
             "GET",
             "/deployment-objects/{deployment_object}",
+            row_owner(200),
+        ),
+        op_with(
+            "POST",
+            "/stacks/{guarded_stack}/rollback",
+            json!({"to_deployment_object_id": "{old_deployment_object}"}),
+            row_owner(201),
+        ),
+        // Plans and the guard
+        op_with(
+            "POST",
+            "/stacks/{stack}/plan",
+            json!({"change": "delete"}),
+            row_owner(201),
+        ),
+        op("GET", "/plans/{plan}", row_owner(200)),
+        op("POST", "/plans/{held_plan}/confirm", admin_only(200)),
+        op("GET", "/stacks/{stack}/guard-policy", row_owner(200)),
+        op_with(
+            "PUT",
+            "/stacks/{stack}/guard-policy",
+            json!({"max_pruned_objects": 50}),
             row_owner(200),
         ),
         // Targets

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use crate::client::commands::plans::print_plan;
 use crate::client::error::Result;
 use crate::client::http::Api;
 use crate::client::input::manifests;
@@ -43,6 +44,13 @@ pub struct DeployArgs {
     /// A YAML file, a directory (its *.yaml and *.yml files, not subdirectories, in
     /// name order, as one deployment object), or `-` for stdin.
     pub path: PathBuf,
+    /// Print what it would do to every agent (the plan), append nothing.
+    #[arg(long, conflicts_with = "confirm_plan")]
+    pub dry_run: bool,
+    /// Go ahead past the blast-radius guard on this plan (admin only; the plan a
+    /// refused deploy printed).
+    #[arg(long, value_name = "PLAN")]
+    pub confirm_plan: Option<uuid::Uuid>,
 }
 
 /// `objects ...`
@@ -63,17 +71,30 @@ pub enum ObjectsCommand {
     },
 }
 
-/// Appends the YAML at `args.path` to the stack as one deployment object.
+/// Appends the YAML at `args.path` to the stack as one deployment object, or with
+/// `--dry-run` prints its plan.
 pub async fn deploy(api: &Api, out: Printer, args: DeployArgs) -> Result<()> {
     let yaml = manifests(&args.path)?;
     let stack = refs::stack_id(api, &args.stack).await?;
-    let object = api
-        .post(
+    let mut query = Vec::new();
+    if args.dry_run {
+        query.push(("dry_run", "true".to_owned()));
+    }
+    if let Some(plan) = args.confirm_plan {
+        query.push(("confirm_plan_id", plan.to_string()));
+    }
+    let answer = api
+        .post_query(
             &["stacks", &stack, "deployment-objects"],
+            &query,
             &json!({"yaml_content": yaml}),
         )
         .await?;
-    out.one(&object, OBJECT_FIELDS);
+    if args.dry_run {
+        print_plan(out, &answer);
+    } else {
+        out.one(&answer, OBJECT_FIELDS);
+    }
     Ok(())
 }
 

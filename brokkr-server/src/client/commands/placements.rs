@@ -26,6 +26,7 @@ const PLACEMENT_FIELDS: &[Column] = &[
     col("BY REASON", "/decision/rejected_by_reason"),
     col("UPDATED", "/updated_at"),
     col("DECIDED", "/decided_at"),
+    col("HELD", "/held/plan_id"),
 ];
 
 /// `placements ...`

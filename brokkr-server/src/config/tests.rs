@@ -1,0 +1,225 @@
+//! Loading the configuration: defaults, file, environment, ranges.
+
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn toml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn no_file_and_no_environment_gives_the_defaults() {
+    let loaded = Config::load_with_env(None, env(&[("HOME", "/root")])).unwrap();
+    assert_eq!(loaded, Config::default());
+}
+
+#[test]
+fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+    let file = toml_file(
+        "[server]\nlisten = \"0.0.0.0:8080\"\nbody_limit_bytes = 1024\n\
+         [database]\nurl = \"sqlite://file.db\"\n[log]\nformat = \"json\"\n",
+    );
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[
+            ("BROKKR__SERVER__LISTEN", "127.0.0.1:9000"),
+            ("BROKKR__AGENTS__STALE_AFTER_SECS", "30"),
+            ("BROKKR__DATABASE__RUN_MIGRATIONS", "false"),
+            ("BROKKR__AGENTS__PLACEMENT_INTERVAL_MILLIS", "500"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(loaded.server.listen, "127.0.0.1:9000");
+    assert_eq!(loaded.server.body_limit_bytes, 1024);
+    assert_eq!(loaded.server.shutdown_grace_secs, 30);
+    assert_eq!(loaded.database.url, "sqlite://file.db");
+    assert!(!loaded.database.run_migrations);
+    assert_eq!(loaded.agents.stale_after_secs, 30);
+    assert_eq!(loaded.agents.placement_interval_millis, Some(500));
+    assert_eq!(loaded.agents.placement_period(), Duration::from_millis(500));
+    assert_eq!(loaded.log.format, LogFormat::Json);
+}
+
+#[test]
+fn tls_is_off_by_default_and_set_from_the_environment_or_the_file() {
+    assert_eq!(Config::default().server.tls, None);
+    let loaded = Config::load_with_env(
+        None,
+        env(&[
+            ("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt"),
+            ("BROKKR__SERVER__TLS__KEY_FILE", "/etc/brokkr/tls.key"),
+        ]),
+    )
+    .unwrap();
+    let tls = loaded.server.tls.expect("a TLS section");
+    assert_eq!(tls.cert_file, PathBuf::from("/etc/brokkr/tls.crt"));
+    assert_eq!(tls.key_file, PathBuf::from("/etc/brokkr/tls.key"));
+    assert_eq!(tls.reload_period(), Some(Duration::from_secs(10)));
+
+    let file =
+        toml_file("[server.tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\nreload_secs = 0\n");
+    let loaded = Config::load_with_env(Some(file.path()), env(&[])).unwrap();
+    assert_eq!(loaded.server.tls.unwrap().reload_period(), None);
+}
+
+#[test]
+fn a_tls_section_without_its_key_is_refused_naming_it() {
+    let err = Config::load_with_env(
+        None,
+        env(&[("BROKKR__SERVER__TLS__CERT_FILE", "/etc/brokkr/tls.crt")]),
+    )
+    .unwrap_err();
+    let text = ErrorChainText(&err).to_string();
+    assert!(text.contains("key_file"), "{text}");
+}
+
+#[test]
+fn the_placement_period_follows_staleness_by_default() {
+    let mut agents = AgentsSection::default();
+    assert_eq!(agents.placement_period(), Duration::from_secs(30));
+    agents.stale_after_secs = 2;
+    assert_eq!(agents.placement_period(), Duration::from_secs(1));
+}
+
+#[test]
+fn database_url_overrides_everything_else() {
+    let file = toml_file("[database]\nurl = \"sqlite://file.db\"\n");
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[
+            ("BROKKR__DATABASE__URL", "sqlite://env.db"),
+            ("DATABASE_URL", "postgres://db/brokkr"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(loaded.database.url, "postgres://db/brokkr");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let file = toml_file("[server]\nlisen = \"0.0.0.0:1\"\n");
+    let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+    assert!(
+        ErrorChainText(&err).to_string().contains("lisen"),
+        "{}",
+        ErrorChainText(&err)
+    );
+
+    let err = Config::load_with_env(None, env(&[("BROKKR__SERVR__LISTEN", "x")])).unwrap_err();
+    assert!(ErrorChainText(&err).to_string().contains("servr"));
+}
+
+#[test]
+fn wrong_types_and_bad_toml_are_errors() {
+    let err = Config::load_with_env(None, env(&[("BROKKR__SERVER__BODY_LIMIT_BYTES", "lots")]))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid(_)));
+
+    let file = toml_file("[server\n");
+    let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::File { .. }));
+}
+
+#[test]
+fn the_long_poll_bound_has_a_ceiling() {
+    let at_ceiling = MAX_LONG_POLL_SECS.to_string();
+    let loaded = Config::load_with_env(
+        None,
+        env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &at_ceiling)]),
+    )
+    .unwrap();
+    assert_eq!(loaded.agents.long_poll_max_secs, MAX_LONG_POLL_SECS);
+
+    let above = (MAX_LONG_POLL_SECS + 1).to_string();
+    let err = Config::load_with_env(None, env(&[("BROKKR__AGENTS__LONG_POLL_MAX_SECS", &above)]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::OutOfRange {
+                key: "agents.long_poll_max_secs",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+struct ErrorChainText<'a>(&'a ConfigError);
+
+impl std::fmt::Display for ErrorChainText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::error::ErrorChain(self.0).fmt(f)
+    }
+}
+
+#[test]
+fn the_guard_defaults_are_the_cores_and_can_be_set_from_file_and_environment() {
+    let defaults = Config::default().guard.policy();
+    assert_eq!(defaults, brokkr_core::plan::GuardPolicy::default());
+    assert_eq!(
+        Config::default().runtime_settings().plan_ttl,
+        Duration::from_secs(900)
+    );
+
+    let file = toml_file(
+        "[server]\nplan_ttl_secs = 60\n\
+         [guard]\nmax_removed_fraction = 0.5\nprotected_kinds = [\"Namespace\"]\n",
+    );
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[
+            ("BROKKR__GUARD__MIN_REMOVED_AGENTS", "5"),
+            ("BROKKR__GUARD__MAX_PRUNED_OBJECTS", "7"),
+        ]),
+    )
+    .unwrap();
+    let settings = loaded.runtime_settings();
+    assert_eq!(settings.plan_ttl, Duration::from_secs(60));
+    assert_eq!(settings.guard.max_removed_fraction, 0.5);
+    assert_eq!(settings.guard.min_removed_agents, 5);
+    assert_eq!(settings.guard.max_pruned_objects, 7);
+    assert_eq!(
+        settings.guard.protected_kinds,
+        ["Namespace".to_owned()].into()
+    );
+
+    let loaded = Config::load_with_env(
+        None,
+        env(&[(
+            "BROKKR__GUARD__PROTECTED_KINDS",
+            "Namespace,PersistentVolumeClaim",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.guard.protected_kinds,
+        ["Namespace", "PersistentVolumeClaim"]
+    );
+}
+
+#[test]
+fn a_guard_limit_out_of_range_fails_the_load_naming_it() {
+    let err = Config::load_with_env(None, env(&[("BROKKR__GUARD__MAX_REMOVED_FRACTION", "1.5")]))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Guard(_)), "{err}");
+    let text = ErrorChainText(&err).to_string();
+    assert!(
+        text.contains("[guard]") && text.contains("max_removed_fraction"),
+        "{text}"
+    );
+
+    let file = toml_file("[guard]\nprotected_kinds = [\"not a kind\"]\n");
+    let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+    assert!(ErrorChainText(&err).to_string().contains("not a kind"));
+}
