@@ -26,15 +26,17 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject,
     ResourceKind, StackId,
 };
-use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use sea_orm::sea_query::{IntoIden, Query};
+use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use crate::Backend;
 use crate::audit::Audit;
 use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
-use crate::entity::deployment_objects;
+use crate::entity::deployment_objects::{self, Column};
 use crate::errors::db;
+use crate::items::ITEMS;
 use crate::sql::{self, bind_params};
 use crate::write::{Write, Writer};
 
@@ -75,28 +77,31 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<De
     let mut objects = Vec::with_capacity(accepted.len());
     if !accepted.is_empty() {
         let sequences = draw_sequences(&write, accepted.len()).await?;
-        let rows: Vec<deployment_objects::Model> = accepted
+        let rows: Vec<ObjectRow> = accepted
             .iter()
             .zip(sequences)
             .map(|(pending, sequence)| object_row(&write, &pending.new, sequence))
             .collect();
         write_objects(&mut write, &rows).await?;
-        let audits = accepted.iter().zip(&rows).map(|(pending, row)| {
-            let summary = format!(
-                "appended deployment object {} to stack {:?}",
-                row.sequence,
-                names[&StackId::from(row.stack_id)]
-            );
-            let audit = Audit::new(
-                AuditAction::Create,
-                ResourceKind::DeploymentObject,
-                row.id,
-                summary,
-            );
-            (&pending.actor, audit)
-        });
+        let audits = accepted
+            .iter()
+            .zip(&rows)
+            .map(|(pending, ObjectRow { row, .. })| {
+                let summary = format!(
+                    "appended deployment object {} to stack {:?}",
+                    row.sequence,
+                    names[&StackId::from(row.stack_id)]
+                );
+                let audit = Audit::new(
+                    AuditAction::Create,
+                    ResourceKind::DeploymentObject,
+                    row.id,
+                    summary,
+                );
+                (&pending.actor, audit)
+            });
         write.audit_many(audits).await?;
-        for row in rows {
+        for ObjectRow { row, .. } in rows {
             objects.push(convert::deployment_object(row)?);
         }
     }
@@ -203,13 +208,16 @@ pub(crate) async fn draw_sequences(write: &Write, n: usize) -> Result<Vec<i64>> 
     }
 }
 
+/// A new deployment object's row and its items. The items are a column of their own
+/// outside the entity, so that every other read of objects leaves them alone.
+pub(crate) struct ObjectRow {
+    pub(crate) row: deployment_objects::Model,
+    pub(crate) items: serde_json::Value,
+}
+
 /// The row of a new deployment object.
-pub(crate) fn object_row(
-    write: &Write,
-    new: &NewDeploymentObject,
-    sequence: i64,
-) -> deployment_objects::Model {
-    deployment_objects::Model {
+pub(crate) fn object_row(write: &Write, new: &NewDeploymentObject, sequence: i64) -> ObjectRow {
+    let row = deployment_objects::Model {
         id: DeploymentObjectId::new().0,
         stack_id: new.stack_id().0,
         sequence,
@@ -218,41 +226,60 @@ pub(crate) fn object_row(
         is_deletion_marker: new.is_deletion_marker(),
         provenance: new.provenance().map(to_json),
         created_at: write.now,
+    };
+    ObjectRow {
+        row,
+        items: to_json(&new.items()),
     }
 }
 
 /// Inserts new deployment objects, makes each stack's last one its latest and
 /// announces them to every agent responsible for their stacks: three statements
 /// whatever the number of rows.
-pub(crate) async fn write_objects(
-    write: &mut Write,
-    rows: &[deployment_objects::Model],
-) -> Result<()> {
+pub(crate) async fn write_objects(write: &mut Write, rows: &[ObjectRow]) -> Result<()> {
     insert_objects(write, rows).await?;
     point_stacks_at_latest(write, rows).await?;
-    let stacks = distinct(rows.iter().map(|row| StackId::from(row.stack_id)));
+    let stacks = distinct(rows.iter().map(|r| StackId::from(r.row.stack_id)));
     let agents = agents_of(write, &stacks).await?;
     write.affect(agents);
     Ok(())
 }
 
-/// Inserts the rows with one statement.
-async fn insert_objects(write: &Write, rows: &[deployment_objects::Model]) -> Result<()> {
-    deployment_objects::Entity::insert_many(
-        rows.iter()
-            .cloned()
-            .map(deployment_objects::ActiveModel::from),
-    )
-    .exec_without_returning(write.tx())
-    .await
-    .map_err(db)?;
+/// Inserts the rows, items included, with one statement.
+async fn insert_objects(write: &Write, rows: &[ObjectRow]) -> Result<()> {
+    let mut stmt = Query::insert();
+    stmt.into_table(deployment_objects::Entity).columns([
+        Column::Id.into_iden(),
+        Column::StackId.into_iden(),
+        Column::Sequence.into_iden(),
+        Column::YamlContent.into_iden(),
+        Column::YamlChecksum.into_iden(),
+        Column::IsDeletionMarker.into_iden(),
+        Column::Provenance.into_iden(),
+        Column::CreatedAt.into_iden(),
+        ITEMS.into_iden(),
+    ]);
+    for ObjectRow { row, items } in rows {
+        stmt.values_panic([
+            row.id.into(),
+            row.stack_id.into(),
+            row.sequence.into(),
+            row.yaml_content.clone().into(),
+            row.yaml_checksum.clone().into(),
+            row.is_deletion_marker.into(),
+            row.provenance.clone().into(),
+            row.created_at.into(),
+            items.clone().into(),
+        ]);
+    }
+    write.tx().execute(&stmt).await.map_err(db)?;
     Ok(())
 }
 
 /// Makes each stack's last row in `rows` its latest, with one statement.
-async fn point_stacks_at_latest(write: &Write, rows: &[deployment_objects::Model]) -> Result<()> {
+async fn point_stacks_at_latest(write: &Write, rows: &[ObjectRow]) -> Result<()> {
     let mut latest: HashMap<Uuid, Uuid> = HashMap::new();
-    for row in rows {
+    for ObjectRow { row, .. } in rows {
         latest.insert(row.stack_id, row.id);
     }
     let mut cases = String::new();

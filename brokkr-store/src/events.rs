@@ -18,6 +18,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::SqlStore;
+use crate::applied;
 use crate::audit::Audit;
 use crate::batch::{self, Batched, distinct};
 use crate::convert;
@@ -56,7 +57,8 @@ impl Batched for EventReport {
 /// Stores a batch of events in one transaction: the events already stored (a retried
 /// report stores nothing new), the live agents and the objects' stacks are read with
 /// one query each, the new events and their audit records written with one statement
-/// each. Only a successful deletion, which may retire a target, costs more.
+/// each, with the agents' applied states moved by one more. Only a successful
+/// deletion, which may retire a target, costs more.
 async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Result<AgentEvent>>> {
     let mut write = writer.begin().await?;
     let mut known = stored_events(&write, batch.iter().map(|r| r.new.id.0)).await?;
@@ -117,6 +119,7 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
             };
         }
     }
+    applied::note_applied(&write, rows.iter().map(|(_, _, row)| row)).await?;
     for (_, _, row) in &rows {
         if row.event_type == EventType::Delete.as_str()
             && row.status == EventStatus::Success.as_str()

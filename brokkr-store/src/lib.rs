@@ -54,15 +54,18 @@ mod store;
 mod write;
 
 mod agents;
+mod applied;
 mod events;
 mod generators;
 mod health;
+mod items;
 mod keys;
 mod metadata;
 mod new_stacks;
 mod object_listing;
 mod placements;
 mod placing;
+mod plans;
 mod report_refs;
 mod stacks;
 mod targets;

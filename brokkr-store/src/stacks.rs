@@ -204,5 +204,5 @@ async fn insert_object(
 ) -> Result<DeploymentObject> {
     let row = object_row(write, &new, sequence);
     write_objects(write, std::slice::from_ref(&row)).await?;
-    convert::deployment_object(row)
+    convert::deployment_object(row.row)
 }

@@ -17,6 +17,11 @@ use brokkr_core::{
     TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion, model::Generator,
 };
 
+use brokkr_core::id::PlanId;
+use brokkr_core::plan::{GuardOverrides, ItemDigest};
+use brokkr_core::{AppliedState, NewPlan, StoredPlan};
+use chrono::{DateTime, Utc};
+
 use crate::SqlStore;
 use crate::errors::db;
 
@@ -313,6 +318,47 @@ impl Store for SqlStore {
 
     async fn key_revocations(&self) -> Result<u64> {
         self.key_revocations_impl().await
+    }
+
+    async fn deployment_object_items(
+        &self,
+        ids: &[DeploymentObjectId],
+    ) -> Result<Vec<(DeploymentObjectId, Vec<ItemDigest>)>> {
+        self.deployment_object_items_impl(ids).await
+    }
+
+    async fn applied_states(&self, stack_id: StackId) -> Result<Vec<AppliedState>> {
+        self.applied_states_impl(stack_id).await
+    }
+
+    async fn guard_overrides(&self, stack_id: StackId) -> Result<GuardOverrides> {
+        self.guard_overrides_impl(stack_id).await
+    }
+
+    async fn set_guard_overrides(
+        &self,
+        actor: &Actor,
+        stack_id: StackId,
+        overrides: GuardOverrides,
+    ) -> Result<GuardOverrides> {
+        self.set_guard_overrides_impl(actor, stack_id, overrides)
+            .await
+    }
+
+    async fn create_plan(&self, actor: &Actor, new: NewPlan) -> Result<StoredPlan> {
+        self.create_plan_impl(actor, new).await
+    }
+
+    async fn get_plan(&self, id: PlanId) -> Result<StoredPlan> {
+        self.get_plan_impl(id).await
+    }
+
+    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
+        self.consume_plan_impl(actor, id).await
+    }
+
+    async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>> {
+        self.held_plan_impl(stack_id, now).await
     }
 
     async fn list_audit_records(

@@ -19,6 +19,8 @@ const TABLES: &[&str] = &[
     "audit_records",
     "health_reports",
     "stack_placements",
+    "agent_applied",
+    "plans",
 ];
 
 async fn tables_exist(db: &DatabaseConnection) -> Vec<bool> {
@@ -148,8 +150,9 @@ async fn postgres_sequence_continues_from_the_counter() {
         .expect("a row");
     assert_eq!(next.try_get::<i64>("", "value").expect("value"), 42);
 
-    // Down past m0005 (the key revocation counter) and m0004 (the sequence).
-    Migrator::down(&db, Some(2)).await.expect("down two");
+    // Down past m0006 (plans), m0005 (the key revocation counter) and m0004 (the
+    // sequence).
+    Migrator::down(&db, Some(3)).await.expect("down three");
     assert_eq!(
         counter(&db).await,
         0,

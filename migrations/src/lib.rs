@@ -22,6 +22,7 @@ mod m0002_health;
 mod m0003_placement;
 mod m0004_sequence;
 mod m0005_key_revocations;
+mod m0006_plans;
 
 /// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
 /// database sequence on PostgreSQL.
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_placement::Migration),
             Box::new(m0004_sequence::Migration),
             Box::new(m0005_key_revocations::Migration),
+            Box::new(m0006_plans::Migration),
         ]
     }
 

@@ -78,6 +78,8 @@ mirror_enum!(
         ApiKey,
         /// A stack's placement policy and decision (the resource id is the stack's).
         Placement,
+        /// A plan (a change computed before it is made).
+        Plan,
     }
 );
 
@@ -102,6 +104,8 @@ mirror_enum!(
         RemoveMetadata,
         /// A placement decision changed which agents have a stack.
         Place,
+        /// An admin confirmed a plan the guard stopped.
+        Confirm,
     }
 );
 

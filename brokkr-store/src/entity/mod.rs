@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. They never leave this crate: callers see
 //! `brokkr_core` types only, converted in `convert`.
 
+pub(crate) mod agent_applied;
 pub(crate) mod agent_events;
 pub(crate) mod agent_targets;
 pub(crate) mod agents;
@@ -9,6 +10,7 @@ pub(crate) mod audit_records;
 pub(crate) mod deployment_objects;
 pub(crate) mod generators;
 pub(crate) mod health_reports;
+pub(crate) mod plans;
 pub(crate) mod stack_placements;
 pub(crate) mod stacks;
 pub(crate) mod template_versions;
