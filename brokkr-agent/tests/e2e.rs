@@ -182,6 +182,29 @@ impl Broker {
         body
     }
 
+    /// Deletes a stack whose objects include a protected kind, as an admin must: the
+    /// blast-radius guard refuses (409, naming `kind`), then the plan it stored is
+    /// confirmed.
+    async fn delete_stack_confirmed(&self, stack: &str, kind: &str) {
+        let path = format!("/stacks/{stack}");
+        let (status, refused) = self.call(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, 409, "{refused}");
+        assert_eq!(refused["code"], "blast_radius_exceeded");
+        let violations = refused["details"]["violations"]
+            .as_array()
+            .expect("violations");
+        assert!(
+            violations
+                .iter()
+                .any(|v| v["rule"] == "protected_kinds" && v["kind"] == kind),
+            "{refused}"
+        );
+        let plan = refused["details"]["plan_id"].as_str().expect("plan id");
+        let confirmed = format!("{path}?confirm_plan_id={plan}");
+        let (status, body) = self.call(reqwest::Method::DELETE, &confirmed, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// A stack assigned to the agent; returns its id.
     async fn stack(&self, name: &str) -> String {
         let stack = self.post("/stacks", json!({"name": name})).await;
@@ -465,11 +488,9 @@ async fn the_agent_applies_prunes_survives_bad_input_corrects_drift_and_removes(
     .await;
     assert_eq!(health["items"][0]["deployment_object_id"], v4.as_str());
 
-    // Deleting the stack removes everything the agent applied, then its inventory.
-    let (status, _) = broker
-        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
-        .await;
-    assert_eq!(status, 200);
+    // Deleting the stack (confirmed past the guard: it prunes a Namespace) removes
+    // everything the agent applied, then its inventory.
+    broker.delete_stack_confirmed(&stack, "Namespace").await;
     eventually("the stack's objects to be removed", || async {
         let web = cluster.get("apps/v1", "Deployment", Some(ns), "web").await;
         let settings = cluster.get("v1", "ConfigMap", Some(ns), "settings").await;
@@ -699,11 +720,9 @@ async fn a_pre_existing_namespace_with_other_workloads_survives_the_stacks_remov
         "{success}"
     );
 
-    // Deleting the stack removes what Brokkr created, and only that.
-    let (status, _) = broker
-        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
-        .await;
-    assert_eq!(status, 200);
+    // Deleting the stack (confirmed past the guard) removes what Brokkr created, and
+    // only that.
+    broker.delete_stack_confirmed(&stack, "Namespace").await;
     any_event_with(&broker, "delete", "success").await;
     assert!(
         cluster
@@ -876,10 +895,9 @@ async fn removal_with_an_operator_and_its_custom_resources_completes_in_order() 
     let v1 = broker.deploy(&stack, &yaml).await;
     event_with(&broker, &v1, "apply", "success").await;
 
-    let (status, _) = broker
-        .call(reqwest::Method::DELETE, &format!("/stacks/{stack}"), None)
+    broker
+        .delete_stack_confirmed(&stack, "CustomResourceDefinition")
         .await;
-    assert_eq!(status, 200);
     let removed = any_event_with(&broker, "delete", "success").await;
     assert!(
         removed["message"].as_str().unwrap().contains("removed 4"),
