@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brokkr_core::runtime::{AgentRegistration, ControlPlane, Poll, Result};
+use brokkr_core::runtime::plan::GuardOptions;
+use brokkr_core::runtime::{AgentRegistration, ControlPlane, Error, Poll, Result};
 use brokkr_core::{
     Actor, AgentEventId, AuditFilter, EventStatus, EventType, NewAgentEvent, NewStack, PageRequest,
     Store, TargetAction,
@@ -170,10 +171,29 @@ async fn drive(control_plane: &ControlPlane) -> Result<Walkthrough> {
         .await?;
     out.step("agent reported: apply succeeded".into());
 
-    let marker = control_plane.delete_stack(&admin, stack.id).await?;
+    // Deleting would prune the tenant's Namespace, a protected kind: the blast-radius
+    // guard stops it and keeps its plan, which an admin confirms once, while the
+    // world is as planned.
+    let plan = match control_plane.delete_stack(&admin, stack.id).await {
+        Err(Error::BlastRadiusExceeded(plan)) => plan,
+        other => panic!("the guard should stop this deletion: {other:?}"),
+    };
+    out.step(format!(
+        "the guard stopped the deletion: {} agent(s) would lose the stack, {} object(s) pruned; plan {}",
+        plan.plan.summary.agents_removed, plan.plan.summary.objects.prune, plan.id
+    ));
+    let confirmed = GuardOptions {
+        dry_run: false,
+        confirm_plan_id: Some(plan.id),
+    };
+    let marker = control_plane
+        .guarded(confirmed)
+        .delete_stack(&admin, stack.id)
+        .await?
+        .done()?;
     let state = wait_for_etag_change(control_plane, &as_agent, agent.id, &state.etag).await?;
     out.step(format!(
-        "deleted the stack; target state now says {:?} (deletion marker {})",
+        "deleted the stack, plan confirmed; target state now says {:?} (deletion marker {})",
         state.state.entries[0].action, marker.sequence
     ));
     assert_eq!(state.state.entries[0].action, TargetAction::Remove);

@@ -151,7 +151,18 @@ impl ControlPlane {
                 + crate::runtime::placement::controller::chrono_duration(self.settings().plan_ttl),
         };
         let stored = self.store().create_plan(caller, new).await?;
-        PlanView::from_stored(stored)
+        // Answered from the plan in hand: decoding the stored body of a 10,000-agent
+        // plan again would cost as much as computing it.
+        Ok(PlanView {
+            id: stored.id,
+            stack_id: stored.stack_id,
+            origin: stored.origin,
+            change: change.clone(),
+            plan,
+            created_at: stored.created_at,
+            expires_at: stored.expires_at,
+            consumed_at: stored.consumed_at,
+        })
     }
 
     /// The guard in front of a mutation of `stack` by `caller`: a dry run answers the
