@@ -481,8 +481,9 @@ pub trait Store: Send + Sync + 'static {
     /// (`confirm` of a `plan`).
     async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan>;
 
-    /// The newest held plan of the stack that is neither consumed nor expired at `now`
-    /// (the placement decision the guard holds), if any.
+    /// The stack's newest held plan (the placement decision the guard holds), unless it
+    /// is consumed or expired at `now`: a newer held plan supersedes older ones, so a
+    /// release or an expiry leaves no older one showing.
     async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>>;
 
     // --- audit -----------------------------------------------------------------------

@@ -165,17 +165,18 @@ impl SqlStore {
         stack_id: StackId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredPlan>> {
-        plans::Entity::find()
+        // The newest held plan supersedes older ones: only it can be open.
+        let newest = plans::Entity::find()
             .filter(Column::StackId.eq(stack_id.0))
             .filter(Column::Origin.eq(PlanOrigin::Held.as_str()))
-            .filter(Column::ConsumedAt.is_null())
-            .filter(Column::ExpiresAt.gt(now))
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
             .limit(1)
             .one(&self.reader)
             .await
-            .map_err(db)?
+            .map_err(db)?;
+        newest
+            .filter(|row| row.consumed_at.is_none() && row.expires_at > now)
             .map(plan)
             .transpose()
     }

@@ -393,9 +393,10 @@ cases!(
         assert_eq!(confirms, 1);
     }
 
-    /// The held plan is the newest held plan of the stack that is neither consumed nor
-    /// expired; requested plans and other stacks' plans never count.
-    pub async fn plan_held_is_the_newest_open_held_plan(store: &dyn Store) {
+    /// The held plan is the stack's newest held plan while it is neither consumed nor
+    /// expired (a newer hold supersedes older ones); requested plans and other stacks'
+    /// plans never count.
+    pub async fn plan_held_is_the_newest_held_plan_while_open(store: &dyn Store) {
         let stack = mk_stack(store, "s").await.id;
         let other = mk_stack(store, "other").await.id;
         let create = async |stack, origin, expires_in| {
@@ -421,12 +422,6 @@ cases!(
             store.held_plan(stack, now()).await.expect("held"),
             Some(newer.clone())
         );
-        // An expired plan is left out, even the newest.
-        create(stack, PlanOrigin::Held, Duration::minutes(-1)).await;
-        assert_eq!(
-            store.held_plan(stack, now()).await.expect("held"),
-            Some(newer.clone())
-        );
         // Expiry is judged at the time asked for.
         assert_eq!(
             store
@@ -435,14 +430,28 @@ cases!(
                 .expect("at expiry"),
             None
         );
-
+        // A newer hold supersedes the older one: once it is released, none is held.
         store.consume_plan(&ADMIN, newer.id).await.expect("consume");
         assert_eq!(
             store.held_plan(stack, now()).await.expect("held"),
-            Some(older.clone()),
-            "a consumed plan is released"
+            None,
+            "a consumed plan is released, and the older one with it"
         );
-        store.consume_plan(&ADMIN, older.id).await.expect("consume");
+        let again = create(stack, PlanOrigin::Held, Duration::minutes(15)).await;
+        assert_eq!(
+            store.held_plan(stack, now()).await.expect("held"),
+            Some(again)
+        );
+        // The newest expired: nothing is held (the controller holds again if it must).
+        create(stack, PlanOrigin::Held, Duration::minutes(-1)).await;
         assert_eq!(store.held_plan(stack, now()).await.expect("none"), None);
+        assert_eq!(
+            store
+                .held_plan(other, now())
+                .await
+                .expect("other")
+                .map(|p| p.stack_id),
+            Some(other)
+        );
     }
 );

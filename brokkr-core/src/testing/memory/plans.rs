@@ -149,8 +149,8 @@ pub(super) fn held_plan(
         .plans
         .values()
         .filter(|p| p.stack_id == stack_id && p.origin == PlanOrigin::Held)
-        .filter(|p| p.consumed_at.is_none() && p.expires_at > at)
         .max_by_key(|p| (p.created_at, p.id))
+        .filter(|p| p.consumed_at.is_none() && p.expires_at > at)
         .cloned())
 }
 
