@@ -1,29 +1,32 @@
-//! Plan cost over 10,000 agents on SQLite: `ControlPlane::plan` over a `SqlStore` on a
-//! temporary file, the same fleet and stack as `brokkr-core`'s `plan` bench (a new
-//! 200-object deployment object; 10,000 agents on one of three earlier versions, 1%
-//! never applied). Prints p50, p99 and max over 50 runs after a warm-up, the number of
-//! distinct (from, to) pairs and the plan's size as JSON. Target: p50 and p99 under
-//! 100 ms (printed, not asserted).
+//! Plan cost over 10,000 agents: `ControlPlane::plan` for a new 200-object deployment
+//! object of a stack assigned to 10,000 agents, each on one of three earlier versions
+//! (1% never applied anything), on the memory store and on SQLite (a temporary file);
+//! then the pure `plan::compute` alone on the same moves. Prints p50, p99 and max over
+//! 50 runs after a warm-up, the number of distinct (from, to) pairs and the plan's size
+//! as JSON, then each store's part phase by phase (p50). Target: p50 and p99 under
+//! 100 ms (printed, not asserted: timings depend on the machine).
 //!
 //! ```text
 //! cargo bench -p brokkr-store --bench plan
 //! ```
 //!
-//! The seed goes through the control plane and the store as an API client would,
-//! many writes at once so the store batches them. Then the store's part phase by
-//! phase (the reads `ControlPlane::plan` makes, and storing the plan), p50 each.
+//! The seed goes through the control plane and the store as an API client would, many
+//! writes at once so the SQL store batches them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brokkr_core::page::MAX_LIMIT;
-use brokkr_core::plan::{GuardOverrides, Plan};
+use brokkr_core::plan::{self, AgentMove, GuardOverrides, GuardPolicy, ItemDigest, Plan, Version};
 use brokkr_core::runtime::ControlPlane;
 use brokkr_core::runtime::plan::PlanRequest;
+use brokkr_core::testing::MemoryStore;
 use brokkr_core::{
     Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, Heartbeat, NewAgent,
-    NewAgentEvent, NewPlan, NewStack, PageRequest, Pak, PlanOrigin, StackId, Store, TargetFilter,
+    NewAgentEvent, NewDeploymentObject, NewPlan, NewStack, PageRequest, Pak, PlanOrigin, StackId,
+    Store, TargetFilter, manifest,
 };
 use brokkr_store::SqlStore;
 use tokio::task::JoinSet;
@@ -38,8 +41,9 @@ const WARMUP: usize = 5;
 const RUNS: usize = 50;
 const TARGET: Duration = Duration::from_millis(100);
 
-/// Version `v`: 200 ConfigMaps, shifted by 10 names per version, every fifth one's
-/// content changed (the same stack as `brokkr-core/benches/plan.rs`).
+/// Version `v` of the stack: 200 ConfigMaps, shifted by 10 names per version (so each
+/// move creates and prunes some) and with every fifth object's content changed (so it
+/// updates some).
 fn yaml(v: usize) -> String {
     let mut out = String::new();
     for i in (v * 10)..(v * 10 + OBJECTS) {
@@ -58,6 +62,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Prints p50, p99 and max of `samples` and whether both percentiles meet the target.
+fn report(name: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let (p50, p99) = (percentile(samples, 0.50), percentile(samples, 0.99));
+    let max = samples[samples.len() - 1];
+    let met = if p50 < TARGET && p99 < TARGET {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!(
+        "  {name:<28} p50 {:>8.2} ms   p99 {:>8.2} ms   max {:>8.2} ms   target (p50, p99 < {} ms) {met}",
+        ms(p50),
+        ms(p99),
+        ms(max),
+        TARGET.as_millis()
+    );
 }
 
 /// Runs `f` for every item, `CONCURRENCY` at a time, and waits for all of them.
@@ -195,7 +218,7 @@ where
     let mut samples = Vec::with_capacity(RUNS);
     for run in 0..WARMUP + RUNS {
         let started = Instant::now();
-        std::hint::black_box(f().await);
+        black_box(f().await);
         if run >= WARMUP {
             samples.push(started.elapsed());
         }
@@ -207,9 +230,24 @@ where
     );
 }
 
-/// The store's calls in `ControlPlane::plan`, each on its own.
-async fn phases(store: &dyn Store, stack: StackId, versions: &[DeploymentObjectId], plan: &Plan) {
-    println!("  the store's part, phase by phase:");
+/// The parts of `ControlPlane::plan`, each on its own, through the same public calls.
+async fn phases(
+    store: &dyn Store,
+    stack: StackId,
+    versions: &[DeploymentObjectId],
+    next: &str,
+    plan: &Plan,
+) {
+    println!("  phase by phase:");
+    phase("parse the new YAML and digest its items", || async {
+        NewDeploymentObject::from_yaml(stack, next.to_owned()).expect("valid YAML")
+    })
+    .await;
+    phase("plan to JSON and back", || async {
+        let body = serde_json::to_value(plan).expect("to JSON");
+        serde_json::from_value::<Plan>(body).expect("from JSON")
+    })
+    .await;
     let filter = TargetFilter {
         stack_id: Some(stack),
         ..TargetFilter::default()
@@ -256,19 +294,13 @@ async fn phases(store: &dyn Store, stack: StackId, versions: &[DeploymentObjectI
     .await;
 }
 
-async fn bench() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("brokkr.db").display()
-    );
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.expect("SQLite"));
+async fn through_the_control_plane(name: &str, store: Arc<dyn Store>) {
     let cp = ControlPlane::builder(store).build();
     let _background = cp.start();
     let started = Instant::now();
     let (stack, versions) = seed(&cp).await;
     println!(
-        "SQLite: seeded {AGENTS} agents on {VERSIONS} versions of {OBJECTS} objects in {:.1} s",
+        "{name}: seeded {AGENTS} agents on {VERSIONS} versions of {OBJECTS} objects in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let next = yaml(VERSIONS);
@@ -289,29 +321,70 @@ async fn bench() {
     let json = serde_json::to_vec(&view.plan).expect("the plan as JSON");
     let summary = &view.plan.summary;
     println!(
-        "ControlPlane::plan (SQLite), {RUNS} runs after {WARMUP} warm-up: {} distinct pairs, \
-         {} agents changing, {} gaining; verdict {:?}; plan JSON {} bytes",
+        "ControlPlane::plan ({name}), {RUNS} runs after {WARMUP} warm-up: {} distinct pairs, \
+         {} agents changing, {} gaining; objects per agent summed: {} create, {} update, {} prune; \
+         verdict {:?}; plan JSON {} bytes",
         view.plan.groups.len(),
         summary.agents_changing,
         summary.agents_gaining,
+        summary.objects.create,
+        summary.objects.update,
+        summary.objects.prune,
         view.plan.guard.verdict,
         json.len()
     );
-    samples.sort();
-    let (p50, p99) = (percentile(&samples, 0.50), percentile(&samples, 0.99));
-    let met = if p50 < TARGET && p99 < TARGET {
-        "met"
-    } else {
-        "NOT met"
-    };
-    println!(
-        "  ControlPlane::plan   p50 {:>8.2} ms   p99 {:>8.2} ms   max {:>8.2} ms   target (p50, p99 < {} ms) {met}",
-        ms(p50),
-        ms(p99),
-        ms(samples[samples.len() - 1]),
-        TARGET.as_millis()
+    report("ControlPlane::plan", &mut samples);
+    phases(cp.store().as_ref(), stack, &versions, &next, &view.plan).await;
+}
+
+/// The same moves straight into `plan::compute`: the pure part of the cost.
+fn compute_alone() {
+    let versions: Vec<DeploymentObjectId> =
+        (0..VERSIONS).map(|_| DeploymentObjectId::new()).collect();
+    let mut items: HashMap<Version, Vec<ItemDigest>> = HashMap::new();
+    for (v, id) in versions.iter().enumerate() {
+        let parsed = manifest::parse(&yaml(v)).expect("valid YAML");
+        items.insert(Version::Stored(*id), ItemDigest::of_all(&parsed));
+    }
+    let parsed = manifest::parse(&yaml(VERSIONS)).expect("valid YAML");
+    items.insert(Version::Proposed, ItemDigest::of_all(&parsed));
+    let moves: Vec<AgentMove> = (0..AGENTS)
+        .map(|i| AgentMove {
+            agent_id: AgentId::new(),
+            agent_name: format!("cluster-{i:05}"),
+            from: (i % NEVER_APPLIED_EVERY != NEVER_APPLIED_EVERY - 1)
+                .then(|| versions[i % VERSIONS]),
+            to: Some(Version::Proposed),
+        })
+        .collect();
+    let change = serde_json::json!({"change": "deployment_object", "yaml_checksum": "x"});
+    let guard = GuardPolicy::default();
+    let mut samples = Vec::with_capacity(RUNS);
+    let mut pairs = 0;
+    for run in 0..WARMUP + RUNS {
+        let started = Instant::now();
+        let computed = plan::compute(&change, &moves, &items, &guard).expect("a plan");
+        let took = started.elapsed();
+        pairs = computed.groups.len();
+        black_box(computed);
+        if run >= WARMUP {
+            samples.push(took);
+        }
+    }
+    println!("plan::compute alone, same moves: {pairs} distinct pairs");
+    report("plan::compute", &mut samples);
+}
+
+async fn bench() {
+    through_the_control_plane("memory store", Arc::new(MemoryStore::new())).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("brokkr.db").display()
     );
-    phases(cp.store().as_ref(), stack, &versions, &view.plan).await;
+    let sqlite = SqlStore::connect(&url).await.expect("SQLite");
+    through_the_control_plane("SQLite", Arc::new(sqlite)).await;
+    compute_alone();
 }
 
 fn main() {
