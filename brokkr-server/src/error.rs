@@ -272,9 +272,7 @@ impl From<brokkr_core::runtime::Error> for ApiError {
             Error::BlastRadiusExceeded(plan) => Self::blast_radius_exceeded(&plan),
             Error::PlanStale { plan_id, reason } => Self::Conflict(body(
                 "plan_stale",
-                format!(
-                    "plan {plan_id} no longer describes this change ({reason}); make a new plan"
-                ),
+                format!("plan {plan_id} no longer applies: {reason}"),
                 Some(serde_json::json!({ "plan_id": plan_id, "reason": reason })),
             )),
             Error::PlanConsumed { plan_id } => Self::Conflict(body(

@@ -234,6 +234,7 @@ impl ControlPlane {
             let done = self.record_chosen(changed, true).await?;
             total.recorded += done.recorded;
             total.moved += done.moved;
+            total.held += done.held;
         }
         Ok(total)
     }

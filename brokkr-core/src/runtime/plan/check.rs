@@ -1,11 +1,11 @@
 //! Computing a plan for a change, and the guard's check in front of every mutation
 //! that can remove or prune.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::Utc;
 
-use super::world::{Effect, World};
+use super::world::{Effect, World, anyone_applied};
 use super::{GuardOptions, PlanView, PlannedChange};
 use crate::id::{AgentId, DeploymentObjectId, StackId};
 use crate::model::{Actor, NewPlan, PlanOrigin};
@@ -53,8 +53,8 @@ impl ControlPlane {
         change: &PlannedChange,
         proposed: &[ItemDigest],
     ) -> Result<Plan> {
-        let effect = self.effect(stack, change, world.latest()).await?;
-        let moves = world.moves(&effect, &BTreeMap::new());
+        let effect = self.effect(stack, change).await?;
+        let moves = world.moves(&effect);
         let stored: BTreeSet<DeploymentObjectId> = moves
             .iter()
             .flat_map(|m| [m.from, stored_version(m.to)])
@@ -75,27 +75,13 @@ impl ControlPlane {
     }
 
     /// What a change does to the stack's targets.
-    async fn effect(
-        &self,
-        stack: StackId,
-        change: &PlannedChange,
-        latest: Option<DeploymentObjectId>,
-    ) -> Result<Effect> {
+    async fn effect(&self, stack: StackId, change: &PlannedChange) -> Result<Effect> {
         Ok(match change {
             PlannedChange::DeploymentObject { .. } => Effect::Everyone(Some(Version::Proposed)),
             PlannedChange::DeletionMarker | PlannedChange::Delete => Effect::Everyone(None),
             PlannedChange::Rollback {
                 to_deployment_object_id,
-            } => {
-                let target = *to_deployment_object_id;
-                if Some(target) == latest {
-                    return Err(Error::invalid(
-                        "already_latest",
-                        format!("deployment object {target} is the stack's latest already"),
-                    ));
-                }
-                Effect::Everyone(Some(Version::Stored(target)))
-            }
+            } => Effect::Everyone(Some(Version::Stored(*to_deployment_object_id))),
             PlannedChange::Placement { policy: None } => Effect::Chosen(BTreeSet::new()),
             PlannedChange::Placement {
                 policy: Some(policy),
@@ -188,24 +174,18 @@ impl ControlPlane {
                         reason: "the plan is for another stack".into(),
                     });
                 }
-                if stored.consumed_at.is_some() {
-                    return Err(Error::PlanConsumed { plan_id: id });
-                }
-                if stored.expires_at <= Utc::now() {
-                    return Err(Error::PlanStale {
-                        plan_id: id,
-                        reason: "the plan expired; plan again".into(),
-                    });
-                }
+                confirmable(stored.id, stored.consumed_at, stored.expires_at)?;
                 Some(stored)
             }
             None => None,
         };
-        let world = self.plan_world(stack).await?;
-        if confirming.is_none() && !options.dry_run && !world.anyone_applied() {
-            // No agent runs anything of the stack: nothing can be removed or pruned.
+        let applied = self.store().applied_states(stack).await?;
+        if confirming.is_none() && !options.dry_run && !anyone_applied(&applied) {
+            // No agent runs anything of the stack: nothing can be removed or pruned, and
+            // the targets need not be read.
             return Ok(Checked::Proceed);
         }
+        let world = self.plan_world_with(stack, applied).await?;
         let plan = self.plan_in(&world, stack, change, proposed).await?;
         if options.dry_run {
             let view = self
@@ -242,9 +222,13 @@ impl ControlPlane {
     }
 
     /// Marks a plan used; a concurrent confirmation that won is `PlanConsumed`.
-    pub(crate) async fn consume(&self, caller: &Actor, id: crate::id::PlanId) -> Result<()> {
+    pub(crate) async fn consume(
+        &self,
+        caller: &Actor,
+        id: crate::id::PlanId,
+    ) -> Result<crate::model::StoredPlan> {
         match self.store().consume_plan(caller, id).await {
-            Ok(_) => Ok(()),
+            Ok(consumed) => Ok(consumed),
             Err(store::Error::Conflict(_)) => Err(Error::PlanConsumed { plan_id: id }),
             Err(err) => Err(err.into()),
         }
@@ -261,4 +245,23 @@ fn stored_version(version: Option<Version>) -> Option<DeploymentObjectId> {
 /// A plan that cannot be computed or stored as JSON is the platform's failure.
 pub(crate) fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Store(store::Error::Backend(Box::new(err)))
+}
+
+/// Whether a plan may still be confirmed: unused (`PlanConsumed`) and unexpired
+/// (`PlanStale`). Both ways of confirming ask this.
+pub(crate) fn confirmable(
+    id: crate::id::PlanId,
+    consumed_at: Option<chrono::DateTime<Utc>>,
+    expires_at: chrono::DateTime<Utc>,
+) -> Result<()> {
+    if consumed_at.is_some() {
+        return Err(Error::PlanConsumed { plan_id: id });
+    }
+    if expires_at <= Utc::now() {
+        return Err(Error::PlanStale {
+            plan_id: id,
+            reason: "the plan expired; plan again".into(),
+        });
+    }
+    Ok(())
 }

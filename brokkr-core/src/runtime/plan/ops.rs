@@ -105,7 +105,8 @@ impl ControlPlane {
         })
     }
 
-    /// Checks that `to` is a live (not deletion-marker) object of `stack`.
+    /// Checks that `to` is a live (not deletion-marker) object of `stack` and not its
+    /// latest: a rollback appends a copy of an older one.
     pub(crate) async fn rollback_target(
         &self,
         stack: StackId,
@@ -124,6 +125,12 @@ impl ControlPlane {
                 format!("deployment object {to} is a deletion marker; delete the stack instead"),
             ));
         }
+        if self.latest_live_object(stack).await? == Some(to) {
+            return Err(Error::invalid(
+                "already_latest",
+                format!("deployment object {to} is the stack's latest already"),
+            ));
+        }
         Ok(object)
     }
 
@@ -140,8 +147,8 @@ impl ControlPlane {
     }
 
     /// Releases a placement decision the guard held (admin only): the decision is
-    /// recorded if the world is still as planned (`PlanStale` otherwise), once
-    /// (`PlanConsumed`). A plan a caller asked for is confirmed by repeating its
+    /// recorded if the plan has not expired and the world is still as planned
+    /// (`PlanStale` otherwise), once (`PlanConsumed`). A plan a caller asked for is confirmed by repeating its
     /// change with `confirm_plan_id` instead (`Invalid { code: "not_held" }`).
     pub async fn confirm_plan(&self, caller: &Actor, id: PlanId) -> Result<PlanView> {
         access::require_admin(caller)
@@ -153,9 +160,7 @@ impl ControlPlane {
                 "this plan was asked for, not held: repeat its change with confirm_plan_id",
             ));
         };
-        if stored.consumed_at.is_some() {
-            return Err(Error::PlanConsumed { plan_id: id });
-        }
+        super::check::confirmable(id, stored.consumed_at, stored.expires_at)?;
         let stack = stored.stack_id;
         let _turn = self.stack_turn(stack).await;
         let now = self.compute_plan(stack, &stored.change, &[]).await?;
@@ -167,7 +172,7 @@ impl ControlPlane {
                     .into(),
             });
         }
-        self.consume(caller, id).await?;
+        let consumed = self.consume(caller, id).await?;
         let decision = PlacementDecision {
             chosen: chosen.clone(),
             rejected: Vec::new(),
@@ -185,7 +190,10 @@ impl ControlPlane {
             removed = change.removed.len(),
             "held placement decision released"
         );
-        self.get_plan(caller, id).await
+        Ok(PlanView {
+            consumed_at: consumed.consumed_at,
+            ..stored
+        })
     }
 
     /// The stack's guard limits.

@@ -37,13 +37,9 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// Every agent's move under `effect`, named with `names` (agents missing there are
-    /// named by id). Agents with neither a version nor a target are left out.
-    pub(crate) fn moves(
-        &self,
-        effect: &Effect,
-        names: &BTreeMap<AgentId, String>,
-    ) -> Vec<AgentMove> {
+    /// Every agent's move under `effect`, named by id (a stored plan names them, see
+    /// `store_plan`). Agents with neither a version nor a target are left out.
+    pub(crate) fn moves(&self, effect: &Effect) -> Vec<AgentMove> {
         let latest = self.latest.map(Version::Stored);
         let mut to: BTreeMap<AgentId, Option<Version>> = BTreeMap::new();
         for target in &self.targets {
@@ -79,35 +75,37 @@ impl World {
             .into_iter()
             .map(|agent_id| AgentMove {
                 agent_id,
-                agent_name: names
-                    .get(&agent_id)
-                    .cloned()
-                    .unwrap_or_else(|| agent_id.to_string()),
+                agent_name: agent_id.to_string(),
                 from: from.get(&agent_id).copied().flatten(),
                 to: to.get(&agent_id).copied().flatten(),
             })
             .filter(|m| m.from.is_some() || m.to.is_some())
             .collect()
     }
+}
 
-    /// Whether any agent runs a version of the stack: without one, no change can
-    /// remove or prune anything.
-    pub(crate) fn anyone_applied(&self) -> bool {
-        self.applied
-            .iter()
-            .any(|state| state.deployment_object_id.is_some())
-    }
-
-    /// The stack's latest live version, if it has one.
-    pub(crate) fn latest(&self) -> Option<DeploymentObjectId> {
-        self.latest
-    }
+/// Whether any agent runs a version of the stack: without one, no change can remove or
+/// prune anything.
+pub(crate) fn anyone_applied(applied: &[AppliedState]) -> bool {
+    applied
+        .iter()
+        .any(|state| state.deployment_object_id.is_some())
 }
 
 impl ControlPlane {
     /// Reads the stack's world: its targets (all pages), its agents' applied states
     /// and its latest deployment object. Three reads, none growing with history.
     pub(crate) async fn plan_world(&self, stack: StackId) -> Result<World> {
+        let applied = self.store().applied_states(stack).await?;
+        self.plan_world_with(stack, applied).await
+    }
+
+    /// [`ControlPlane::plan_world`] with the applied states already read.
+    pub(crate) async fn plan_world_with(
+        &self,
+        stack: StackId,
+        applied: Vec<AppliedState>,
+    ) -> Result<World> {
         let store = self.store().as_ref();
         let filter = TargetFilter {
             stack_id: Some(stack),
@@ -116,25 +114,33 @@ impl ControlPlane {
         let filter = &filter;
         let targets =
             all_pages(|page| async move { store.list_agent_targets(filter, &page).await }).await?;
-        let applied = store.applied_states(stack).await?;
+        let latest = self.latest_live_object(stack).await?;
+        Ok(World {
+            targets,
+            applied,
+            latest,
+        })
+    }
+
+    /// The stack's latest deployment object, unless it is a deletion marker.
+    pub(crate) async fn latest_live_object(
+        &self,
+        stack: StackId,
+    ) -> Result<Option<DeploymentObjectId>> {
         let newest = PageRequest {
             limit: 1,
             cursor: None,
             order: Order::Descending,
         };
-        let latest = store
+        Ok(self
+            .store()
             .list_deployment_objects(stack, crate::page::ContentListing::Omit, &newest)
             .await?
             .items
             .into_iter()
             .next()
             .filter(|object| !object.is_deletion_marker)
-            .map(|object| object.id);
-        Ok(World {
-            targets,
-            applied,
-            latest,
-        })
+            .map(|object| object.id))
     }
 
     /// The names of `agents` that the placement index knows (live agents).
@@ -194,13 +200,12 @@ mod tests {
             ],
             latest: Some(latest),
         };
-        let names = BTreeMap::new();
         let of = |moves: &[AgentMove], agent| {
             let m = moves.iter().find(|m| m.agent_id == agent).expect("a move");
             (m.from, m.to)
         };
 
-        let moves = world.moves(&Effect::Everyone(Some(Version::Proposed)), &names);
+        let moves = world.moves(&Effect::Everyone(Some(Version::Proposed)));
         assert_eq!(moves.len(), 3, "the agent with nothing is left out");
         assert_eq!(of(&moves, direct), (Some(latest), Some(Version::Proposed)));
         assert_eq!(
@@ -210,7 +215,7 @@ mod tests {
         );
 
         let newcomer = AgentId::new();
-        let moves = world.moves(&Effect::Chosen([newcomer].into()), &names);
+        let moves = world.moves(&Effect::Chosen([newcomer].into()));
         assert_eq!(
             of(&moves, direct).1,
             Some(Version::Stored(latest)),
@@ -219,7 +224,7 @@ mod tests {
         assert_eq!(of(&moves, placed).1, None, "not chosen: removed");
         assert_eq!(of(&moves, newcomer), (None, Some(Version::Stored(latest))));
 
-        let moves = world.moves(&Effect::Unassign(direct), &names);
+        let moves = world.moves(&Effect::Unassign(direct));
         assert_eq!(of(&moves, direct).1, None);
         assert_eq!(of(&moves, placed).1, Some(Version::Stored(latest)));
     }
