@@ -15,7 +15,7 @@ mod item;
 
 pub use compute::{
     AgentAction, AgentMove, MoveGroup, ObjectChanges, ObjectCounts, Plan, PlanError, PlanSummary,
-    PlannedAgent, Version, compute, diff,
+    PlannedAgent, Version, compute, diff, digest,
 };
 pub use guard::{
     DEFAULT_PROTECTED_KINDS, GuardOutcome, GuardOverrides, GuardPolicy, InvalidGuard, Removals,

@@ -32,17 +32,19 @@ use crate::model::{
     DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
     ListedDeploymentObject, ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
     NewDeploymentObject, NewGenerator, NewHealthReport, NewPlan, NewStack, NewTemplate,
-    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StoredKey, StoredPlan,
-    Template, TemplateVersion,
+    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StackWorld, StoredKey,
+    StoredPlan, Template, TemplateVersion,
 };
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::target_state::{AgentTargetState, TargetState};
 
+mod confirm;
 mod error;
 mod filter;
 
+pub use confirm::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite};
 pub use error::Error;
 pub use filter::{
     AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, TargetFilter,
@@ -457,6 +459,26 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` for a stack that never existed.
     async fn applied_states(&self, stack_id: StackId) -> Result<Vec<AppliedState>>;
 
+    /// The stack's world for a plan ([`StackWorld`]): targets, applied states and latest
+    /// live object, read together (one snapshot where the database gives one). Grows
+    /// with the stack's agents, never with history. `NotFound` for a stack that never
+    /// existed.
+    async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld>;
+
+    /// Makes a confirmed change in one transaction: reads the plan and the stack's
+    /// world, recomputes the digest with `confirmation.digest`, and only when the plan is
+    /// unused, unexpired, of this stack and its digest still matches, marks it used
+    /// (audited as `confirm` of a `plan`) and writes `change` (audited and announced
+    /// as the store method it stands for). The world cannot move between the check and
+    /// the write: the transaction holds the stack's lock and the rows it read (a
+    /// store with one writer holds everything).
+    async fn write_confirmed(
+        &self,
+        actor: &Actor,
+        confirmation: &Confirmation<'_>,
+        change: ConfirmedChange,
+    ) -> Result<Confirmed>;
+
     /// A stack's guard overrides (empty when none were set). `NotFound` for a missing
     /// or deleted stack.
     async fn guard_overrides(&self, stack_id: StackId) -> Result<GuardOverrides>;
@@ -475,11 +497,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// A plan, consumed or not, expired or not. `NotFound` for an unknown id.
     async fn get_plan(&self, id: PlanId) -> Result<StoredPlan>;
-
-    /// Marks a plan used by `actor`'s confirmation. `Conflict` when it was used
-    /// already (also by a concurrent confirmation: only one wins). Audited
-    /// (`confirm` of a `plan`).
-    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan>;
 
     /// The stack's newest held plan (the placement decision the guard holds), unless it
     /// is consumed or expired at `now`: a newer held plan supersedes older ones, so a

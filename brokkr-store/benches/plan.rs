@@ -18,15 +18,14 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brokkr_core::page::MAX_LIMIT;
 use brokkr_core::plan::{self, AgentMove, GuardOverrides, GuardPolicy, ItemDigest, Plan, Version};
 use brokkr_core::runtime::ControlPlane;
 use brokkr_core::runtime::plan::PlanRequest;
 use brokkr_core::testing::MemoryStore;
 use brokkr_core::{
     Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, Heartbeat, NewAgent,
-    NewAgentEvent, NewDeploymentObject, NewPlan, NewStack, PageRequest, Pak, PlanOrigin, StackId,
-    Store, TargetFilter, manifest,
+    NewAgentEvent, NewDeploymentObject, NewPlan, NewStack, Pak, PlanOrigin, StackId, Store,
+    manifest,
 };
 use brokkr_store::SqlStore;
 use tokio::task::JoinSet;
@@ -248,28 +247,8 @@ async fn phases(
         serde_json::from_value::<Plan>(body).expect("from JSON")
     })
     .await;
-    let filter = TargetFilter {
-        stack_id: Some(stack),
-        ..TargetFilter::default()
-    };
-    phase("read the stack's targets (every page)", || async {
-        let mut rows = 0;
-        let mut page = PageRequest::first(MAX_LIMIT);
-        loop {
-            let got = store
-                .list_agent_targets(&filter, &page)
-                .await
-                .expect("targets");
-            rows += got.items.len();
-            match got.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => break rows,
-            }
-        }
-    })
-    .await;
-    phase("read the agents' applied states", || async {
-        store.applied_states(stack).await.expect("applied states")
+    phase("read the stack's world (targets, applied)", || async {
+        store.stack_world(stack).await.expect("world")
     })
     .await;
     phase("read the versions' items", || async {

@@ -55,6 +55,7 @@ mod write;
 
 mod agents;
 mod applied;
+mod confirm;
 mod events;
 mod generators;
 mod health;
@@ -71,6 +72,7 @@ mod stacks;
 mod targets;
 mod template_listing;
 mod templates;
+mod world;
 
 use std::time::Duration;
 

@@ -243,81 +243,15 @@ impl SqlStore {
         stack_id: StackId,
         policy: Option<PlacementPolicy>,
     ) -> Result<Option<StackPlacement>> {
-        use stack_placements::Column;
         if let Some(policy) = &policy {
             policy
                 .validate()
                 .map_err(|err| Error::Invalid(err.to_string()))?;
         }
         let mut write = self.begin().await?;
-        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
-        let Some(policy) = policy else {
-            let deleted = stack_placements::Entity::delete_by_id(stack_id.0)
-                .exec(write.tx())
-                .await
-                .map_err(db)?;
-            // Removing a policy that is not there changes nothing.
-            if deleted.rows_affected == 0 {
-                self.commit(write).await?;
-                return Ok(None);
-            }
-            let change = sync_targets(&mut write, &stack, &BTreeSet::new()).await?;
-            let summary = format!(
-                "removed the placement policy of stack {:?} ({} placement targets unassigned)",
-                stack.name,
-                change.removed.len()
-            );
-            write
-                .audit(
-                    actor,
-                    Audit::new(
-                        AuditAction::Delete,
-                        ResourceKind::Placement,
-                        stack_id,
-                        summary,
-                    ),
-                )
-                .await?;
-            self.commit(write).await?;
-            return Ok(None);
-        };
-        let row = stack_placements::Model {
-            stack_id: stack_id.0,
-            policy: to_json(&policy),
-            decision: None,
-            updated_at: write.now,
-            decided_at: None,
-        };
-        // One statement whether or not the stack had a policy; the decision stays
-        // until the caller records the next one.
-        stack_placements::Entity::insert(stack_placements::ActiveModel::from(row))
-            .on_conflict(
-                OnConflict::column(Column::StackId)
-                    .update_columns([Column::Policy, Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(write.tx())
-            .await
-            .map_err(db)?;
-        let row = stack_placements::Entity::find_by_id(stack_id.0)
-            .one(write.tx())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| corrupt("placement", "row missing right after its upsert"))?;
-        let summary = format!("set the placement policy of stack {:?}", stack.name);
-        write
-            .audit(
-                actor,
-                Audit::new(
-                    AuditAction::Update,
-                    ResourceKind::Placement,
-                    stack_id,
-                    summary,
-                ),
-            )
-            .await?;
+        let placement = set_policy_in(&mut write, actor, stack_id, policy).await?;
         self.commit(write).await?;
-        convert::placement(row).map(Some)
+        Ok(placement)
     }
 
     pub(crate) async fn get_placement_impl(
@@ -366,51 +300,138 @@ impl SqlStore {
         stack_id: StackId,
         decision: PlacementDecision,
     ) -> Result<PlacementChange> {
-        use stack_placements::Column;
         let mut write = self.begin().await?;
-        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
-        let row = stack_placements::Entity::find_by_id(stack_id.0)
-            .lock_exclusive()
-            .one(write.tx())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("placement", stack_id))?;
-        let stored: Option<PlacementDecision> = row
-            .decision
-            .map(|d| from_json("placement decision", d))
-            .transpose()?;
-        let decision_changed = stored.as_ref() != Some(&decision);
-        let before: BTreeSet<Uuid> = stored
-            .iter()
-            .flat_map(|d| d.chosen.iter().map(|a| a.0))
-            .collect();
-        let chosen: BTreeSet<Uuid> = decision.chosen.iter().map(|a| a.0).collect();
-        let mut change = sync_targets(&mut write, &stack, &chosen).await?;
-        change.decision_changed = decision_changed;
-        if decision_changed {
-            stack_placements::Entity::update_many()
-                .col_expr(Column::Decision, Expr::value(to_json(&decision)))
-                .col_expr(Column::DecidedAt, Expr::value(write.now))
-                .filter(Column::StackId.eq(stack_id.0))
-                .exec(write.tx())
-                .await
-                .map_err(db)?;
-        }
-        if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
-            let summary = decision_summary(&stack.name, chosen.len(), &change);
-            write
-                .audit(
-                    actor,
-                    Audit::new(
-                        AuditAction::Place,
-                        ResourceKind::Placement,
-                        stack_id,
-                        summary,
-                    ),
-                )
-                .await?;
-        }
+        let change = record_in(&mut write, actor, stack_id, decision).await?;
         self.commit(write).await?;
         Ok(change)
     }
+}
+
+/// Sets (validated by the caller) or removes a live stack's policy in `write`, audited.
+pub(crate) async fn set_policy_in(
+    write: &mut Write,
+    actor: &Actor,
+    stack_id: StackId,
+    policy: Option<PlacementPolicy>,
+) -> Result<Option<StackPlacement>> {
+    use stack_placements::Column;
+    let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
+    let Some(policy) = policy else {
+        let deleted = stack_placements::Entity::delete_by_id(stack_id.0)
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+        // Removing a policy that is not there changes nothing.
+        if deleted.rows_affected == 0 {
+            return Ok(None);
+        }
+        let change = sync_targets(write, &stack, &BTreeSet::new()).await?;
+        let summary = format!(
+            "removed the placement policy of stack {:?} ({} placement targets unassigned)",
+            stack.name,
+            change.removed.len()
+        );
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Delete,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                ),
+            )
+            .await?;
+        return Ok(None);
+    };
+    let row = stack_placements::Model {
+        stack_id: stack_id.0,
+        policy: to_json(&policy),
+        decision: None,
+        updated_at: write.now,
+        decided_at: None,
+    };
+    // One statement whether or not the stack had a policy; the decision stays
+    // until the caller records the next one.
+    stack_placements::Entity::insert(stack_placements::ActiveModel::from(row))
+        .on_conflict(
+            OnConflict::column(Column::StackId)
+                .update_columns([Column::Policy, Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(write.tx())
+        .await
+        .map_err(db)?;
+    let row = stack_placements::Entity::find_by_id(stack_id.0)
+        .one(write.tx())
+        .await
+        .map_err(db)?
+        .ok_or_else(|| corrupt("placement", "row missing right after its upsert"))?;
+    let summary = format!("set the placement policy of stack {:?}", stack.name);
+    write
+        .audit(
+            actor,
+            Audit::new(
+                AuditAction::Update,
+                ResourceKind::Placement,
+                stack_id,
+                summary,
+            ),
+        )
+        .await?;
+    convert::placement(row).map(Some)
+}
+
+/// Records a decision for a stack with a policy in `write` and makes its placement
+/// targets follow it (see `Store::record_placement`).
+pub(crate) async fn record_in(
+    write: &mut Write,
+    actor: &Actor,
+    stack_id: StackId,
+    decision: PlacementDecision,
+) -> Result<PlacementChange> {
+    use stack_placements::Column;
+    let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
+    let row = stack_placements::Entity::find_by_id(stack_id.0)
+        .lock_exclusive()
+        .one(write.tx())
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found("placement", stack_id))?;
+    let stored: Option<PlacementDecision> = row
+        .decision
+        .map(|d| from_json("placement decision", d))
+        .transpose()?;
+    let decision_changed = stored.as_ref() != Some(&decision);
+    let before: BTreeSet<Uuid> = stored
+        .iter()
+        .flat_map(|d| d.chosen.iter().map(|a| a.0))
+        .collect();
+    let chosen: BTreeSet<Uuid> = decision.chosen.iter().map(|a| a.0).collect();
+    let mut change = sync_targets(write, &stack, &chosen).await?;
+    change.decision_changed = decision_changed;
+    if decision_changed {
+        stack_placements::Entity::update_many()
+            .col_expr(Column::Decision, Expr::value(to_json(&decision)))
+            .col_expr(Column::DecidedAt, Expr::value(write.now))
+            .filter(Column::StackId.eq(stack_id.0))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+    }
+    if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
+        let summary = decision_summary(&stack.name, chosen.len(), &change);
+        write
+            .audit(
+                actor,
+                Audit::new(
+                    AuditAction::Place,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                ),
+            )
+            .await?;
+    }
+    Ok(change)
 }

@@ -1,9 +1,7 @@
 //! Plans and per-stack guard overrides.
 //!
-//! A plan is written once and changes once: its consumption, an `UPDATE ... WHERE
-//! consumed_at IS NULL`, so of concurrent confirmations exactly one updates the row
-//! (on PostgreSQL the others wait for its row lock, then find it consumed). Guard
-//! overrides are a JSON column of the stack, outside its entity: only the guard reads
+//! A plan is written once and changes once: its consumption, in the transaction of the
+//! change that confirms it (`confirm.rs`). Guard overrides are a JSON column of the stack, outside its entity: only the guard reads
 //! them.
 
 use brokkr_core::id::PlanId;
@@ -121,43 +119,6 @@ impl SqlStore {
             .map_err(db)?
             .ok_or_else(|| Error::not_found("plan", id))
             .and_then(plan)
-    }
-
-    pub(crate) async fn consume_plan_impl(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
-        let write = self.begin().await?;
-        let updated = write
-            .tx()
-            .execute_raw(sql::stmt(
-                self.backend,
-                "UPDATE plans SET consumed_at = ?, consumed_by_kind = ?, consumed_by_id = ? \
-                 WHERE id = ? AND consumed_at IS NULL",
-                [
-                    Value::from(write.now),
-                    Value::from(actor.kind().as_str()),
-                    Value::from(actor.id()),
-                    Value::from(id.0),
-                ],
-            ))
-            .await
-            .map_err(db)?
-            .rows_affected();
-        let row = plans::Entity::find_by_id(id.0)
-            .one(write.tx())
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("plan", id))?;
-        if updated == 0 {
-            return Err(Error::Conflict(format!("plan {id} was used already")));
-        }
-        let summary = format!("confirmed plan {id} of stack {}", row.stack_id);
-        write
-            .audit(
-                actor,
-                Audit::new(AuditAction::Confirm, ResourceKind::Plan, id, summary),
-            )
-            .await?;
-        self.commit(write).await?;
-        plan(row)
     }
 
     pub(crate) async fn held_plan_impl(

@@ -147,29 +147,7 @@ impl SqlStore {
         id: StackId,
     ) -> Result<DeploymentObject> {
         let mut write = self.begin().await?;
-        // The stack's lock first: appends to it wait for it too, so none of them can
-        // draw a sequence after the marker's and land after it.
-        let row = live_stack(write.tx(), id, true).await?;
-        let sequence = draw_sequences(&write, 1).await?[0];
-        stacks::Entity::update_many()
-            .col_expr(stacks::Column::DeletedAt, Expr::value(write.now))
-            .filter(stacks::Column::Id.eq(row.id))
-            .exec(write.tx())
-            .await
-            .map_err(db)?;
-        let marker = insert_object(
-            &mut write,
-            sequence,
-            NewDeploymentObject::deletion_marker(id),
-        )
-        .await?;
-        let summary = format!("deleted stack {:?}", row.name);
-        write
-            .audit(
-                actor,
-                Audit::new(AuditAction::Delete, ResourceKind::Stack, row.id, summary),
-            )
-            .await?;
+        let marker = delete_stack_in(&mut write, actor, id).await?;
         self.commit(write).await?;
         Ok(marker)
     }
@@ -205,4 +183,59 @@ async fn insert_object(
     let row = object_row(write, &new, sequence);
     write_objects(write, std::slice::from_ref(&row)).await?;
     convert::deployment_object(row.row)
+}
+
+/// Deletes a live stack in `write`: marks it, appends its deletion marker, audits.
+pub(crate) async fn delete_stack_in(
+    write: &mut Write,
+    actor: &Actor,
+    id: StackId,
+) -> Result<DeploymentObject> {
+    // The stack's lock first: appends to it wait for it too, so none of them can
+    // draw a sequence after the marker's and land after it.
+    let row = live_stack(write.tx(), id, true).await?;
+    let sequence = draw_sequences(write, 1).await?[0];
+    stacks::Entity::update_many()
+        .col_expr(stacks::Column::DeletedAt, Expr::value(write.now))
+        .filter(stacks::Column::Id.eq(row.id))
+        .exec(write.tx())
+        .await
+        .map_err(db)?;
+    let marker = insert_object(write, sequence, NewDeploymentObject::deletion_marker(id)).await?;
+    let summary = format!("deleted stack {:?}", row.name);
+    write
+        .audit(
+            actor,
+            Audit::new(AuditAction::Delete, ResourceKind::Stack, row.id, summary),
+        )
+        .await?;
+    Ok(marker)
+}
+
+/// Appends one deployment object in `write`, as a batch of the append committer would:
+/// the stack locked, a sequence drawn, the object written and audited.
+pub(crate) async fn append_in(
+    write: &mut Write,
+    actor: &Actor,
+    new: NewDeploymentObject,
+) -> Result<DeploymentObject> {
+    let stack = live_stack(write.tx(), new.stack_id(), true).await?;
+    let sequence = draw_sequences(write, 1).await?[0];
+    let object = insert_object(write, sequence, new).await?;
+    let summary = format!(
+        "appended deployment object {} to stack {:?}",
+        object.sequence, stack.name
+    );
+    write
+        .audit(
+            actor,
+            Audit::new(
+                AuditAction::Create,
+                ResourceKind::DeploymentObject,
+                object.id,
+                summary,
+            ),
+        )
+        .await?;
+    Ok(object)
 }

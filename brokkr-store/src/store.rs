@@ -19,7 +19,8 @@ use brokkr_core::{
 
 use brokkr_core::id::PlanId;
 use brokkr_core::plan::{GuardOverrides, ItemDigest};
-use brokkr_core::{AppliedState, NewPlan, StoredPlan};
+use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange};
+use brokkr_core::{AppliedState, NewPlan, StackWorld, StoredPlan};
 use chrono::{DateTime, Utc};
 
 use crate::SqlStore;
@@ -353,12 +354,21 @@ impl Store for SqlStore {
         self.get_plan_impl(id).await
     }
 
-    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
-        self.consume_plan_impl(actor, id).await
-    }
-
     async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>> {
         self.held_plan_impl(stack_id, now).await
+    }
+
+    async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld> {
+        self.stack_world_impl(stack_id).await
+    }
+
+    async fn write_confirmed(
+        &self,
+        actor: &Actor,
+        confirmation: &Confirmation<'_>,
+        change: ConfirmedChange,
+    ) -> Result<Confirmed> {
+        self.write_confirmed_impl(actor, confirmation, change).await
     }
 
     async fn list_audit_records(

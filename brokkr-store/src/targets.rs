@@ -23,6 +23,7 @@ use crate::entity::agents as agents_entity;
 use crate::entity::deployment_objects;
 use crate::errors::db;
 use crate::paging::bad_cursor;
+use crate::write::Write;
 use crate::{SqlStore, agents, stacks};
 
 /// The cursor of the targets listing: `<agent id>:<stack id>`.
@@ -175,49 +176,7 @@ impl SqlStore {
         stack_id: StackId,
     ) -> Result<()> {
         let mut write = self.begin().await?;
-        agents::live_agent(write.tx(), agent_id, false).await?;
-        let updated = agent_targets::Entity::update_many()
-            .col_expr(Column::RemovedAt, Expr::value(write.now))
-            .filter(Column::AgentId.eq(agent_id.0))
-            .filter(Column::StackId.eq(stack_id.0))
-            .filter(Column::RemovedAt.is_null())
-            .exec(write.tx())
-            .await
-            .map_err(db)?;
-        if updated.rows_affected == 0 {
-            return Err(Error::not_found(
-                "agent target",
-                format!("{agent_id}:{stack_id}"),
-            ));
-        }
-        // With no deployment object the agent never had anything of the stack, so
-        // there is nothing to remove and no removal to wait for: retire the target now.
-        let never_deployed = crate::entity::stacks::Entity::find_by_id(stack_id.0)
-            .one(write.tx())
-            .await
-            .map_err(db)?
-            .is_none_or(|stack| stack.latest_deployment_object_id.is_none());
-        if never_deployed {
-            agent_targets::Entity::delete_many()
-                .filter(Column::AgentId.eq(agent_id.0))
-                .filter(Column::StackId.eq(stack_id.0))
-                .exec(write.tx())
-                .await
-                .map_err(db)?;
-        }
-        write.affect([agent_id]);
-        let summary = format!("unassigned stack {stack_id} from agent {agent_id}");
-        write
-            .audit(
-                actor,
-                Audit::new(
-                    AuditAction::Unassign,
-                    ResourceKind::AgentTarget,
-                    stack_id,
-                    summary,
-                ),
-            )
-            .await?;
+        unassign_in(&mut write, actor, agent_id, stack_id).await?;
         self.commit(write).await
     }
 
@@ -326,4 +285,57 @@ impl SqlStore {
         }
         Ok(out)
     }
+}
+
+/// Unassigns a live target in `write` and audits; the agent is woken at commit.
+pub(crate) async fn unassign_in(
+    write: &mut Write,
+    actor: &Actor,
+    agent_id: AgentId,
+    stack_id: StackId,
+) -> Result<()> {
+    agents::live_agent(write.tx(), agent_id, false).await?;
+    let updated = agent_targets::Entity::update_many()
+        .col_expr(Column::RemovedAt, Expr::value(write.now))
+        .filter(Column::AgentId.eq(agent_id.0))
+        .filter(Column::StackId.eq(stack_id.0))
+        .filter(Column::RemovedAt.is_null())
+        .exec(write.tx())
+        .await
+        .map_err(db)?;
+    if updated.rows_affected == 0 {
+        return Err(Error::not_found(
+            "agent target",
+            format!("{agent_id}:{stack_id}"),
+        ));
+    }
+    // With no deployment object the agent never had anything of the stack, so
+    // there is nothing to remove and no removal to wait for: retire the target now.
+    let never_deployed = crate::entity::stacks::Entity::find_by_id(stack_id.0)
+        .one(write.tx())
+        .await
+        .map_err(db)?
+        .is_none_or(|stack| stack.latest_deployment_object_id.is_none());
+    if never_deployed {
+        agent_targets::Entity::delete_many()
+            .filter(Column::AgentId.eq(agent_id.0))
+            .filter(Column::StackId.eq(stack_id.0))
+            .exec(write.tx())
+            .await
+            .map_err(db)?;
+    }
+    write.affect([agent_id]);
+    let summary = format!("unassigned stack {stack_id} from agent {agent_id}");
+    write
+        .audit(
+            actor,
+            Audit::new(
+                AuditAction::Unassign,
+                ResourceKind::AgentTarget,
+                stack_id,
+                summary,
+            ),
+        )
+        .await?;
+    Ok(())
 }

@@ -74,3 +74,30 @@ pub struct StoredPlan {
     /// Who confirmed it.
     pub consumed_by: Option<Actor>,
 }
+
+/// A stack's world as the guard sees it, read at once: its targets (removals
+/// included), what its agents last applied, and its latest deployment object unless
+/// that is a deletion marker. A plan's moves, and so its digest, follow from this and
+/// the change alone. Only what a plan needs: read over 10,000 agents, every column
+/// costs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StackWorld {
+    /// Every target of the stack, live or awaiting removal, in agent order.
+    pub targets: Vec<WorldTarget>,
+    /// Per agent that ever reported for the stack, in agent order, the deployment object
+    /// it last applied (`None` after a successful delete), as in [`AppliedState`].
+    pub applied: Vec<(AgentId, Option<DeploymentObjectId>)>,
+    /// The latest deployment object, unless it is a deletion marker.
+    pub latest_live: Option<DeploymentObjectId>,
+}
+
+/// A target in a [`StackWorld`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorldTarget {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Why the agent has the stack.
+    pub source: super::TargetSource,
+    /// Not unassigned (an unassigned target awaits the agent's removal).
+    pub live: bool,
+}

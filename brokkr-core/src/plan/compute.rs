@@ -266,8 +266,10 @@ pub fn diff(from: &[ItemDigest], to: &[ItemDigest]) -> ObjectChanges {
     changes
 }
 
-/// `sha256:` and the hex hash of the change and the moves in agent order.
-fn digest(change: &serde_json::Value, moves: &[AgentMove]) -> String {
+/// `sha256:` and the hex hash of the change and the moves in agent order: what
+/// [`Plan::digest`] holds, without the items (a store recomputes it from the world it
+/// reads inside a confirmed change's transaction).
+pub fn digest(change: &serde_json::Value, moves: &[AgentMove]) -> String {
     let mut sorted: Vec<&AgentMove> = moves.iter().collect();
     sorted.sort_by_key(|m| m.agent_id);
     let mut hasher = Sha256::new();

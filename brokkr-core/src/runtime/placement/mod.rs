@@ -8,7 +8,7 @@ mod ops;
 mod state;
 
 pub use crate::placement::{RejectionPage, Rejections};
-pub(crate) use controller::all_pages;
+
 pub use controller::{PlacementController, PlacementSignals, Trigger};
 pub use ops::{PlacementPreview, PlacementView};
 pub use state::{PlacementState, Recorded};

@@ -11,7 +11,10 @@
 
 use crate::placement::{RejectionPage, Rejections};
 use crate::runtime::plan::PlanView;
+use crate::runtime::plan::check::Confirming;
+use crate::runtime::plan::world::Effect;
 use crate::runtime::{ControlPlane, Error, Result, access};
+use crate::store::ConfirmedChange;
 use crate::{Actor, AgentId, PlacementDecision, PlacementPolicy, StackId, StackPlacement};
 
 /// A stack's placement with the reasons of the agents not chosen.
@@ -247,6 +250,44 @@ impl ControlPlane {
             rejected: Some(rejected),
             held: None,
         }))
+    }
+
+    /// Sets a policy by a confirmed plan: the decision written is the one the plan
+    /// previewed, then noted in the index.
+    pub(crate) async fn place_confirmed(
+        &self,
+        caller: &Actor,
+        confirming: &Confirming,
+        policy: PlacementPolicy,
+        page: RejectionPage,
+    ) -> Result<PlacementView> {
+        let Effect::Chosen(chosen) = &confirming.effect else {
+            // A placement change always plans a chosen set (see `check::effect`).
+            return Err(crate::runtime::plan::check::backend(std::io::Error::other(
+                "a confirmed placement policy planned no chosen agents",
+            )));
+        };
+        let chosen: Vec<AgentId> = chosen.iter().copied().collect();
+        let stack = confirming.stack;
+        {
+            let _turn = self.stack_turn(stack).await;
+            let decision = PlacementDecision {
+                chosen: chosen.clone(),
+                rejected: Vec::new(),
+            };
+            let change = ConfirmedChange::Place(policy.clone(), decision);
+            self.write_confirmed(caller, confirming, change).await?;
+            let registry = self.inner.placements.clone();
+            self.with_index(move |index, _| index.set_stack(stack, policy, chosen, &registry))
+                .await?;
+        }
+        let placement = self
+            .inner
+            .store
+            .get_placement(stack)
+            .await?
+            .ok_or_else(|| no_policy(stack))?;
+        self.explain(placement, page).await
     }
 
     /// Removes a stack's policy; the agents it placed the stack on receive a removal

@@ -3,16 +3,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use super::world::{Effect, World, anyone_applied};
+use super::world::{Effect, anyone_applied, moves};
 use super::{GuardOptions, PlanView, PlannedChange};
-use crate::id::{AgentId, DeploymentObjectId, StackId};
-use crate::model::{Actor, NewPlan, PlanOrigin};
+use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
+use crate::model::{Actor, NewPlan, PlanOrigin, StackWorld};
 use crate::plan::{self, GuardPolicy, ItemDigest, Plan, Version};
 use crate::runtime::placement::RejectionPage;
 use crate::runtime::{ControlPlane, Error, Result, access};
-use crate::store;
+use crate::store::{self, Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite};
 
 /// What the guard lets a mutation do.
 #[derive(Debug)]
@@ -21,6 +21,20 @@ pub(crate) enum Checked {
     Proceed,
     /// A dry run: the plan, stored so it can be confirmed; change nothing.
     DryRun(Box<PlanView>),
+    /// A confirmation: write the change with [`ControlPlane::write_confirmed`], which
+    /// checks the plan against the world inside the write's transaction.
+    Confirm(Confirming),
+}
+
+/// A plan being confirmed: what its digest is recomputed from.
+#[derive(Debug, Clone)]
+pub(crate) struct Confirming {
+    plan_id: PlanId,
+    pub(crate) stack: StackId,
+    /// The change as planned (`PlannedChange` as JSON, as the digest hashes it).
+    described: serde_json::Value,
+    /// What the change does to the targets, decided before the write.
+    pub(crate) effect: Effect,
 }
 
 impl ControlPlane {
@@ -41,20 +55,20 @@ impl ControlPlane {
         change: &PlannedChange,
         proposed: &[ItemDigest],
     ) -> Result<Plan> {
-        let world = self.plan_world(stack).await?;
+        let world = self.store().stack_world(stack).await?;
         self.plan_in(&world, stack, change, proposed).await
     }
 
     /// [`ControlPlane::compute_plan`] in a world already read.
     async fn plan_in(
         &self,
-        world: &World,
+        world: &StackWorld,
         stack: StackId,
         change: &PlannedChange,
         proposed: &[ItemDigest],
     ) -> Result<Plan> {
         let effect = self.effect(stack, change).await?;
-        let moves = world.moves(&effect);
+        let moves = moves(world, &effect);
         let stored: BTreeSet<DeploymentObjectId> = moves
             .iter()
             .flat_map(|m| [m.from, stored_version(m.to)])
@@ -152,9 +166,10 @@ impl ControlPlane {
     }
 
     /// The guard in front of a mutation of `stack` by `caller`: a dry run answers the
-    /// plan; a confirmation must name an unused, unexpired plan of this stack whose
-    /// digest the world still gives, and is admin-only; otherwise a change over the
-    /// limits is refused with `BlastRadiusExceeded`, its plan stored for confirming.
+    /// plan; a confirmation must name an unused, unexpired plan of this stack and is
+    /// admin-only (its digest is checked in the write's transaction); otherwise a
+    /// change over the limits is refused with `BlastRadiusExceeded`, its plan stored
+    /// for confirming.
     pub(crate) async fn check_guard(
         &self,
         caller: &Actor,
@@ -163,47 +178,23 @@ impl ControlPlane {
         proposed: &[ItemDigest],
         options: &GuardOptions,
     ) -> Result<Checked> {
-        let confirming = match options.confirm_plan_id {
-            Some(id) => {
-                access::require_admin(caller)
-                    .map_err(|_| Error::forbidden("only an admin may confirm a plan"))?;
-                let stored = self.store().get_plan(id).await?;
-                if stored.stack_id != stack {
-                    return Err(Error::PlanStale {
-                        plan_id: id,
-                        reason: "the plan is for another stack".into(),
-                    });
-                }
-                confirmable(stored.id, stored.consumed_at, stored.expires_at)?;
-                Some(stored)
-            }
-            None => None,
-        };
+        if let Some(id) = options.confirm_plan_id {
+            let confirming = self.confirming(caller, id, stack, change).await?;
+            return Ok(Checked::Confirm(confirming));
+        }
         let applied = self.store().applied_states(stack).await?;
-        if confirming.is_none() && !options.dry_run && !anyone_applied(&applied) {
+        if !options.dry_run && !anyone_applied(&applied) {
             // No agent runs anything of the stack: nothing can be removed or pruned, and
             // the targets need not be read.
             return Ok(Checked::Proceed);
         }
-        let world = self.plan_world_with(stack, applied).await?;
+        let world = self.store().stack_world(stack).await?;
         let plan = self.plan_in(&world, stack, change, proposed).await?;
         if options.dry_run {
             let view = self
                 .store_plan(caller, stack, PlanOrigin::Requested, change, plan)
                 .await?;
             return Ok(Checked::DryRun(Box::new(view)));
-        }
-        if let Some(stored) = confirming {
-            if stored.digest != plan.digest {
-                return Err(Error::PlanStale {
-                    plan_id: stored.id,
-                    reason: "the change or what the agents run changed since the plan; plan again"
-                        .into(),
-                });
-            }
-            self.consume(caller, stored.id).await?;
-            tracing::info!(%stack, plan = %stored.id, "plan confirmed");
-            return Ok(Checked::Proceed);
         }
         if plan.guard.needs_confirmation() {
             let view = self
@@ -221,16 +212,66 @@ impl ControlPlane {
         Ok(Checked::Proceed)
     }
 
-    /// Marks a plan used; a concurrent confirmation that won is `PlanConsumed`.
-    pub(crate) async fn consume(
+    /// Checks a confirmation of plan `id` for `change` to `stack` before its write:
+    /// admin only, a plan of this stack, unused and unexpired. The digest is compared
+    /// by the write itself.
+    pub(crate) async fn confirming(
         &self,
         caller: &Actor,
-        id: crate::id::PlanId,
-    ) -> Result<crate::model::StoredPlan> {
-        match self.store().consume_plan(caller, id).await {
-            Ok(consumed) => Ok(consumed),
-            Err(store::Error::Conflict(_)) => Err(Error::PlanConsumed { plan_id: id }),
-            Err(err) => Err(err.into()),
+        id: PlanId,
+        stack: StackId,
+        change: &PlannedChange,
+    ) -> Result<Confirming> {
+        access::require_admin(caller)
+            .map_err(|_| Error::forbidden("only an admin may confirm a plan"))?;
+        let stored = self.store().get_plan(id).await?;
+        if stored.stack_id != stack {
+            return Err(Error::PlanStale {
+                plan_id: id,
+                reason: "the plan is for another stack".into(),
+            });
+        }
+        confirmable(stored.id, stored.consumed_at, stored.expires_at)?;
+        Ok(Confirming {
+            plan_id: id,
+            stack,
+            described: serde_json::to_value(change).map_err(backend)?,
+            effect: self.effect(stack, change).await?,
+        })
+    }
+
+    /// Writes a confirmed change: the store uses the plan, recomputes its digest from
+    /// the world it reads in the same transaction, and writes only when it matches.
+    pub(crate) async fn write_confirmed(
+        &self,
+        caller: &Actor,
+        confirming: &Confirming,
+        change: ConfirmedChange,
+    ) -> Result<(ConfirmedWrite, DateTime<Utc>)> {
+        let digest = |world: &StackWorld| {
+            plan::digest(&confirming.described, &moves(world, &confirming.effect))
+        };
+        let confirmation = Confirmation {
+            plan_id: confirming.plan_id,
+            stack_id: confirming.stack,
+            digest: &digest,
+        };
+        let plan_id = confirming.plan_id;
+        match self
+            .store()
+            .write_confirmed(caller, &confirmation, change)
+            .await?
+        {
+            Confirmed::Written { written, at } => {
+                tracing::info!(stack = %confirming.stack, plan = %plan_id, "plan confirmed");
+                Ok((written, at))
+            }
+            Confirmed::Consumed => Err(Error::PlanConsumed { plan_id }),
+            Confirmed::Stale => Err(Error::PlanStale {
+                plan_id,
+                reason: "the change or what the agents run changed since the plan; plan again"
+                    .into(),
+            }),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::check::Checked;
+use super::check::{Checked, Confirming};
 use super::{GuardOptions, PlanView, PlannedChange};
 use crate::id::{AgentId, DeploymentObjectId, StackId};
 use crate::model::{Actor, DeploymentObject, NewDeploymentObject};
@@ -15,6 +15,7 @@ use crate::placement::{PlacementPolicy, RejectionPage};
 use crate::plan::ItemDigest;
 use crate::runtime::placement::PlacementView;
 use crate::runtime::{ControlPlane, Error, GenerateSource, Result};
+use crate::store::{ConfirmedChange, ConfirmedWrite};
 
 /// The guarded mutations with a dry run or a confirmation; see
 /// [`ControlPlane::guarded`].
@@ -65,15 +66,27 @@ impl Guarded<'_> {
         stack: StackId,
         change: PlannedChange,
         proposed: &[ItemDigest],
-    ) -> Result<Option<Box<PlanView>>> {
-        let checked = self
-            .control_plane
+    ) -> Result<Checked> {
+        self.control_plane
             .check_guard(caller, stack, &change, proposed, &self.options)
-            .await?;
-        Ok(match checked {
-            Checked::Proceed => None,
-            Checked::DryRun(plan) => Some(plan),
-        })
+            .await
+    }
+
+    /// Writes a confirmed change that answers a deployment object.
+    async fn confirmed_object(
+        &self,
+        caller: &Actor,
+        confirming: &Confirming,
+        change: ConfirmedChange,
+    ) -> Result<Outcome<DeploymentObject>> {
+        match self
+            .control_plane
+            .write_confirmed(caller, confirming, change)
+            .await?
+        {
+            (ConfirmedWrite::Object(object), _) => Ok(Outcome::Done(object)),
+            (other, _) => Err(unexpected(&other)),
+        }
     }
 
     /// Appends `new` (already parsed for `stack`) once the guard lets it.
@@ -84,13 +97,19 @@ impl Guarded<'_> {
         change: PlannedChange,
         new: NewDeploymentObject,
     ) -> Result<Outcome<DeploymentObject>> {
-        if let Some(plan) = self.check(caller, stack, change, new.items()).await? {
-            return Ok(Outcome::Planned(plan));
+        match self.check(caller, stack, change, new.items()).await? {
+            Checked::Proceed => {
+                let store = self.control_plane.store();
+                Ok(Outcome::Done(
+                    store.append_deployment_object(caller, new).await?,
+                ))
+            }
+            Checked::DryRun(plan) => Ok(Outcome::Planned(plan)),
+            Checked::Confirm(confirming) => {
+                self.confirmed_object(caller, &confirming, ConfirmedChange::Append(new))
+                    .await
+            }
         }
-        let store = self.control_plane.store();
-        Ok(Outcome::Done(
-            store.append_deployment_object(caller, new).await?,
-        ))
     }
 
     /// [`ControlPlane::append_deployment_object`], guarded.
@@ -161,13 +180,9 @@ impl Guarded<'_> {
         let change = PlannedChange::Rollback {
             to_deployment_object_id: to,
         };
-        // The plan's `to` is the old object itself: same content, same items.
-        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
-            return Ok(Outcome::Planned(plan));
-        }
-        Ok(Outcome::Done(
-            cp.store().append_deployment_object(caller, new).await?,
-        ))
+        // The plan's `to` is the old object itself (same content, same items); the new
+        // object's items go unused.
+        self.append(caller, stack, change, new).await
     }
 
     /// [`ControlPlane::delete_stack`], guarded.
@@ -178,13 +193,17 @@ impl Guarded<'_> {
     ) -> Result<Outcome<DeploymentObject>> {
         let cp = self.control_plane;
         let stack = cp.visible_stack(caller, stack).await?.id;
-        if let Some(plan) = self
+        match self
             .check(caller, stack, PlannedChange::Delete, &[])
             .await?
         {
-            return Ok(Outcome::Planned(plan));
+            Checked::Proceed => Ok(Outcome::Done(cp.store().delete_stack(caller, stack).await?)),
+            Checked::DryRun(plan) => Ok(Outcome::Planned(plan)),
+            Checked::Confirm(confirming) => {
+                self.confirmed_object(caller, &confirming, ConfirmedChange::DeleteStack)
+                    .await
+            }
         }
-        Ok(Outcome::Done(cp.store().delete_stack(caller, stack).await?))
     }
 
     /// [`ControlPlane::set_placement_policy`], guarded.
@@ -201,12 +220,16 @@ impl Guarded<'_> {
         let change = PlannedChange::Placement {
             policy: Some(policy.clone()),
         };
-        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
-            return Ok(Outcome::Planned(plan));
+        match self.check(caller, stack, change, &[]).await? {
+            Checked::Proceed => Ok(Outcome::Done(
+                cp.place_policy(caller, stack, policy, page).await?,
+            )),
+            Checked::DryRun(plan) => Ok(Outcome::Planned(plan)),
+            Checked::Confirm(confirming) => Ok(Outcome::Done(
+                cp.place_confirmed(caller, &confirming, policy, page)
+                    .await?,
+            )),
         }
-        Ok(Outcome::Done(
-            cp.place_policy(caller, stack, policy, page).await?,
-        ))
     }
 
     /// [`ControlPlane::remove_placement_policy`], guarded.
@@ -218,10 +241,17 @@ impl Guarded<'_> {
         let cp = self.control_plane;
         cp.placeable_stack(caller, stack).await?;
         let change = PlannedChange::Placement { policy: None };
-        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
-            return Ok(Outcome::Planned(plan));
+        match self.check(caller, stack, change, &[]).await? {
+            Checked::Proceed => cp.unplace_policy(caller, stack).await?,
+            Checked::DryRun(plan) => return Ok(Outcome::Planned(plan)),
+            Checked::Confirm(confirming) => {
+                let _turn = cp.stack_turn(stack).await;
+                cp.write_confirmed(caller, &confirming, ConfirmedChange::RemovePolicy)
+                    .await?;
+                cp.with_index(move |index, _| index.remove_stack(stack))
+                    .await?;
+            }
         }
-        cp.unplace_policy(caller, stack).await?;
         Ok(Outcome::Done(()))
     }
 
@@ -235,11 +265,23 @@ impl Guarded<'_> {
         let cp = self.control_plane;
         let stack = cp.visible_stack(caller, stack).await?.id;
         let change = PlannedChange::Unassign { agent_id: agent };
-        if let Some(plan) = self.check(caller, stack, change, &[]).await? {
-            return Ok(Outcome::Planned(plan));
+        match self.check(caller, stack, change, &[]).await? {
+            Checked::Proceed => cp.store().unassign_stack(caller, agent, stack).await?,
+            Checked::DryRun(plan) => return Ok(Outcome::Planned(plan)),
+            Checked::Confirm(confirming) => {
+                cp.write_confirmed(caller, &confirming, ConfirmedChange::Unassign(agent))
+                    .await?;
+            }
         }
-        cp.store().unassign_stack(caller, agent, stack).await?;
         cp.target_states().invalidate(agent);
         Ok(Outcome::Done(()))
     }
+}
+
+/// A store that answered a confirmed change with another kind of write broke its
+/// contract.
+pub(crate) fn unexpected(written: &ConfirmedWrite) -> Error {
+    super::check::backend(std::io::Error::other(format!(
+        "the store answered a confirmed change with {written:?}"
+    )))
 }

@@ -16,11 +16,11 @@
 //!
 //! The computation itself is pure: [`crate::plan`].
 
-mod check;
-mod guarded;
+pub(crate) mod check;
+pub(crate) mod guarded;
 mod held;
 mod ops;
-mod world;
+pub(crate) mod world;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

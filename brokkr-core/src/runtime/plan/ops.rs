@@ -13,7 +13,7 @@ use crate::model::{Actor, PlanOrigin};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::plan::{GuardOverrides, GuardPolicy, ItemDigest};
 use crate::runtime::{ControlPlane, Error, GenerateSource, Result, access};
-use crate::store;
+use crate::store::{self, ConfirmedChange, ConfirmedWrite};
 
 /// A change to plan.
 // One per request: a large policy variant costs nothing worth a box.
@@ -160,27 +160,19 @@ impl ControlPlane {
                 "this plan was asked for, not held: repeat its change with confirm_plan_id",
             ));
         };
-        super::check::confirmable(id, stored.consumed_at, stored.expires_at)?;
         let stack = stored.stack_id;
         let _turn = self.stack_turn(stack).await;
-        let now = self.compute_plan(stack, &stored.change, &[]).await?;
-        if now.digest != stored.plan.digest {
-            return Err(Error::PlanStale {
-                plan_id: id,
-                reason: "the fleet or the stack changed since the decision was held; \
-                         the placement controller will decide again"
-                    .into(),
-            });
-        }
-        let consumed = self.consume(caller, id).await?;
+        let confirming = self.confirming(caller, id, stack, &stored.change).await?;
         let decision = PlacementDecision {
             chosen: chosen.clone(),
             rejected: Vec::new(),
         };
-        let change = self
-            .store()
-            .record_placement(caller, stack, decision)
+        let (written, at) = self
+            .write_confirmed(caller, &confirming, ConfirmedChange::Decide(decision))
             .await?;
+        let ConfirmedWrite::Placed(change) = written else {
+            return Err(super::guarded::unexpected(&written));
+        };
         self.with_index(move |index, _| index.set_chosen(stack, chosen))
             .await?;
         tracing::info!(
@@ -191,7 +183,7 @@ impl ControlPlane {
             "held placement decision released"
         );
         Ok(PlanView {
-            consumed_at: consumed.consumed_at,
+            consumed_at: Some(at),
             ..stored
         })
     }

@@ -29,7 +29,7 @@
 //! | `set_placement_policy` (set / remove) | `Update` / `Delete` | `Placement` | the stack |
 //! | `record_placement` (only when the chosen set or the targets change) | `Place` | `Placement` | the stack |
 //! | `set_guard_overrides` | `Update` | `Stack` | the stack |
-//! | `create_plan` / `consume_plan` | `Create` / `Confirm` | `Plan` | the plan |
+//! | `create_plan` / `write_confirmed` | `Create` / `Confirm` | `Plan` | the plan |
 //!
 //! `actor` is the [`Actor`](crate::Actor) passed in. `summary` is one line of human
 //! text that never contains key material (the stores only ever see hashes, but not
@@ -142,6 +142,7 @@ mod support;
 
 mod agents;
 mod audit;
+mod confirm;
 mod events;
 mod generators;
 mod health;
@@ -161,6 +162,7 @@ mod watches;
 
 pub use agents::*;
 pub use audit::*;
+pub use confirm::*;
 pub use events::*;
 pub use fixtures::{
     ADMIN, config_map_yaml, labels, mk_agent, mk_agent_in, mk_event, mk_generator, mk_health,
@@ -185,7 +187,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans generators keys audit pagination]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -7,11 +7,11 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use super::fixtures::{ADMIN, mk_agent, mk_event, mk_generator, mk_object, mk_stack, new_event};
-use super::support::{all_audit, expect_conflict, expect_not_found};
+use super::support::{all_audit, expect_not_found};
 use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
 use crate::model::{
     Actor, AppliedState, AuditAction, AuditRecord, EventStatus, EventType, NewDeploymentObject,
-    NewPlan, PlanOrigin, ResourceKind, StoredPlan,
+    NewPlan, PlanOrigin, ResourceKind,
 };
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::Store;
@@ -320,79 +320,6 @@ cases!(
         );
     }
 
-    /// A plan is consumed once: the first confirmation records when and by whom and is
-    /// audited, a second is a `Conflict` that writes nothing, an unknown id `NotFound`.
-    pub async fn plan_is_consumed_once(store: &dyn Store) {
-        let stack = mk_stack(store, "s").await.id;
-        let plan = store
-            .create_plan(
-                &ADMIN,
-                new_plan(stack, PlanOrigin::Requested, Duration::minutes(15)),
-            )
-            .await
-            .expect("create");
-        let confirmed = store.consume_plan(&ADMIN, plan.id).await.expect("consume");
-        let consumed_at = confirmed.consumed_at.expect("consumed");
-        assert!(consumed_at >= plan.created_at);
-        assert_eq!(confirmed.consumed_by, Some(ADMIN));
-        assert_eq!(
-            StoredPlan {
-                consumed_at: None,
-                consumed_by: None,
-                ..confirmed.clone()
-            },
-            plan,
-            "only the consumption changes"
-        );
-        assert_eq!(store.get_plan(plan.id).await.expect("get"), confirmed);
-
-        let before = all_audit(store).await.len();
-        expect_conflict(store.consume_plan(&ADMIN, plan.id).await);
-        expect_conflict(store.consume_plan(&Actor::System, plan.id).await);
-        assert_eq!(store.get_plan(plan.id).await.expect("get"), confirmed);
-        expect_not_found(store.consume_plan(&ADMIN, PlanId::new()).await, "plan");
-        assert_eq!(all_audit(store).await.len(), before);
-
-        let audit = audit_of(store, ResourceKind::Plan).await;
-        let seen: Vec<_> = audit
-            .iter()
-            .map(|r| (r.actor, r.action, r.resource_id))
-            .collect();
-        assert_eq!(
-            seen,
-            vec![
-                (ADMIN, AuditAction::Create, plan.id.0),
-                (ADMIN, AuditAction::Confirm, plan.id.0),
-            ]
-        );
-    }
-
-    /// Of concurrent confirmations of one plan exactly one wins; the others are
-    /// `Conflict` and write no audit record.
-    pub async fn plan_concurrent_confirmations_consume_once(store: &dyn Store) {
-        let stack = mk_stack(store, "s").await.id;
-        let plan = store
-            .create_plan(
-                &ADMIN,
-                new_plan(stack, PlanOrigin::Requested, Duration::minutes(15)),
-            )
-            .await
-            .expect("create");
-        let answers =
-            futures::future::join_all((0..8).map(|_| store.consume_plan(&ADMIN, plan.id))).await;
-        let won = answers.iter().filter(|a| a.is_ok()).count();
-        assert_eq!(won, 1, "exactly one confirmation wins: {answers:?}");
-        for answer in answers.into_iter().filter(|a| a.is_err()) {
-            expect_conflict(answer);
-        }
-        let confirms = audit_of(store, ResourceKind::Plan)
-            .await
-            .into_iter()
-            .filter(|r| r.action == AuditAction::Confirm)
-            .count();
-        assert_eq!(confirms, 1);
-    }
-
     /// The held plan is the stack's newest held plan while it is neither consumed nor
     /// expired (a newer hold supersedes older ones); requested plans and other stacks'
     /// plans never count.
@@ -431,7 +358,10 @@ cases!(
             None
         );
         // A newer hold supersedes the older one: once it is released, none is held.
-        store.consume_plan(&ADMIN, newer.id).await.expect("consume");
+        assert!(matches!(
+            super::confirm::confirm_append(store, &newer).await,
+            crate::store::Confirmed::Written { .. }
+        ));
         assert_eq!(
             store.held_plan(stack, now()).await.expect("held"),
             None,

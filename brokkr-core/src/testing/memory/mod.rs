@@ -32,19 +32,20 @@ use crate::model::{
     DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
     ListedDeploymentObject, ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
     NewDeploymentObject, NewGenerator, NewHealthReport, NewPlan, NewStack, NewTemplate,
-    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StoredKey, StoredPlan,
-    Template, TemplateVersion,
+    NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StackWorld, StoredKey,
+    StoredPlan, Template, TemplateVersion,
 };
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::{
-    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, Result, StackFilter, Store,
-    TargetFilter, TemplateFilter,
+    AgentEventFilter, AgentFilter, AuditFilter, Confirmation, Confirmed, ConfirmedChange,
+    GeneratorFilter, Result, StackFilter, Store, TargetFilter, TemplateFilter,
 };
 use crate::target_state::TargetState;
 
 mod agents;
+mod confirm;
 mod generators;
 mod keys;
 mod metadata;
@@ -479,12 +480,21 @@ impl Store for MemoryStore {
         plans::get_plan(self, id)
     }
 
-    async fn consume_plan(&self, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
-        plans::consume_plan(self, actor, id)
-    }
-
     async fn held_plan(&self, stack_id: StackId, now: DateTime<Utc>) -> Result<Option<StoredPlan>> {
         plans::held_plan(self, stack_id, now)
+    }
+
+    async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld> {
+        confirm::stack_world(self, stack_id)
+    }
+
+    async fn write_confirmed(
+        &self,
+        actor: &Actor,
+        confirmation: &Confirmation<'_>,
+        change: ConfirmedChange,
+    ) -> Result<Confirmed> {
+        confirm::write_confirmed(self, actor, confirmation, change)
     }
 
     async fn list_audit_records(

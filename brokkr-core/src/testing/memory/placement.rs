@@ -20,65 +20,7 @@ pub(super) fn set_placement_policy(
     stack_id: StackId,
     policy: Option<PlacementPolicy>,
 ) -> Result<Option<StackPlacement>> {
-    if let Some(policy) = &policy {
-        policy
-            .validate()
-            .map_err(|err| Error::Invalid(err.to_string()))?;
-    }
-    let (placement, agents) = {
-        let mut state = store.state();
-        let name = state.live_stack(stack_id)?.name.clone();
-        let at = now();
-        match policy {
-            Some(policy) => {
-                let placement = state
-                    .placements
-                    .entry(stack_id)
-                    .and_modify(|p| {
-                        p.policy = policy.clone();
-                        p.updated_at = at;
-                    })
-                    .or_insert_with(|| StackPlacement {
-                        stack_id,
-                        policy,
-                        decision: None,
-                        updated_at: at,
-                        decided_at: None,
-                    })
-                    .clone();
-                let summary = format!("set the placement policy of stack {name:?}");
-                state.audit(
-                    actor,
-                    AuditAction::Update,
-                    ResourceKind::Placement,
-                    stack_id,
-                    summary,
-                    at,
-                );
-                (Some(placement), Vec::new())
-            }
-            None => {
-                // Removing a policy that is not there changes nothing.
-                if state.placements.remove(&stack_id).is_none() {
-                    return Ok(None);
-                }
-                let change = state.sync_placement_targets(stack_id, &BTreeSet::new(), at);
-                let summary = format!(
-                    "removed the placement policy of stack {name:?} ({} placement targets unassigned)",
-                    change.removed.len()
-                );
-                state.audit(
-                    actor,
-                    AuditAction::Delete,
-                    ResourceKind::Placement,
-                    stack_id,
-                    summary,
-                    at,
-                );
-                (None, change.removed)
-            }
-        }
-    };
+    let (placement, agents) = store.state().set_policy(actor, stack_id, policy)?;
     if !agents.is_empty() {
         store.publish(agents);
     }
@@ -120,44 +62,7 @@ pub(super) fn record_placement(
     stack_id: StackId,
     decision: PlacementDecision,
 ) -> Result<PlacementChange> {
-    let change = {
-        let mut state = store.state();
-        let name = state.live_stack(stack_id)?.name.clone();
-        let stored = state
-            .placements
-            .get(&stack_id)
-            .ok_or_else(|| Error::not_found("placement", stack_id))?;
-        let decision_changed = stored.decision.as_ref() != Some(&decision);
-        let before: BTreeSet<AgentId> = stored
-            .decision
-            .iter()
-            .flat_map(|d| d.chosen.iter().copied())
-            .collect();
-        let chosen: BTreeSet<AgentId> = decision.chosen.iter().copied().collect();
-        let at = now();
-        let mut change = state.sync_placement_targets(stack_id, &chosen, at);
-        change.decision_changed = decision_changed;
-        if decision_changed {
-            let stored = state
-                .placements
-                .get_mut(&stack_id)
-                .expect("checked above, under the same lock");
-            stored.decision = Some(decision);
-            stored.decided_at = Some(at);
-        }
-        if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
-            let summary = placement_summary(&name, chosen.len(), &change);
-            state.audit(
-                actor,
-                AuditAction::Place,
-                ResourceKind::Placement,
-                stack_id,
-                summary,
-                at,
-            );
-        }
-        change
-    };
+    let change = store.state().record_decision(actor, stack_id, decision)?;
     let agents: Vec<AgentId> = change
         .added
         .iter()
@@ -238,4 +143,119 @@ pub(super) fn placement_summary(stack: &str, chosen: usize, change: &PlacementCh
         change.added.len(),
         change.removed.len()
     )
+}
+
+impl State {
+    /// Sets or removes a live stack's policy and audits. Answers the placement and the
+    /// agents to wake.
+    pub(super) fn set_policy(
+        &mut self,
+        actor: &Actor,
+        stack_id: StackId,
+        policy: Option<PlacementPolicy>,
+    ) -> Result<(Option<StackPlacement>, Vec<AgentId>)> {
+        if let Some(policy) = &policy {
+            policy
+                .validate()
+                .map_err(|err| Error::Invalid(err.to_string()))?;
+        }
+        let name = self.live_stack(stack_id)?.name.clone();
+        let at = now();
+        let out = match policy {
+            Some(policy) => {
+                let placement = self
+                    .placements
+                    .entry(stack_id)
+                    .and_modify(|p| {
+                        p.policy = policy.clone();
+                        p.updated_at = at;
+                    })
+                    .or_insert_with(|| StackPlacement {
+                        stack_id,
+                        policy,
+                        decision: None,
+                        updated_at: at,
+                        decided_at: None,
+                    })
+                    .clone();
+                let summary = format!("set the placement policy of stack {name:?}");
+                self.audit(
+                    actor,
+                    AuditAction::Update,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                    at,
+                );
+                (Some(placement), Vec::new())
+            }
+            None => {
+                // Removing a policy that is not there changes nothing.
+                if self.placements.remove(&stack_id).is_none() {
+                    return Ok((None, Vec::new()));
+                }
+                let change = self.sync_placement_targets(stack_id, &BTreeSet::new(), at);
+                let summary = format!(
+                    "removed the placement policy of stack {name:?} ({} placement targets unassigned)",
+                    change.removed.len()
+                );
+                self.audit(
+                    actor,
+                    AuditAction::Delete,
+                    ResourceKind::Placement,
+                    stack_id,
+                    summary,
+                    at,
+                );
+                (None, change.removed)
+            }
+        };
+        Ok(out)
+    }
+
+    /// Records a decision for a stack with a policy and makes its placement targets
+    /// follow it; audits when the chosen set changes. The caller wakes the agents
+    /// added and removed.
+    pub(super) fn record_decision(
+        &mut self,
+        actor: &Actor,
+        stack_id: StackId,
+        decision: PlacementDecision,
+    ) -> Result<PlacementChange> {
+        let name = self.live_stack(stack_id)?.name.clone();
+        let stored = self
+            .placements
+            .get(&stack_id)
+            .ok_or_else(|| Error::not_found("placement", stack_id))?;
+        let decision_changed = stored.decision.as_ref() != Some(&decision);
+        let before: BTreeSet<AgentId> = stored
+            .decision
+            .iter()
+            .flat_map(|d| d.chosen.iter().copied())
+            .collect();
+        let chosen: BTreeSet<AgentId> = decision.chosen.iter().copied().collect();
+        let at = now();
+        let mut change = self.sync_placement_targets(stack_id, &chosen, at);
+        change.decision_changed = decision_changed;
+        if decision_changed {
+            let stored = self
+                .placements
+                .get_mut(&stack_id)
+                .expect("checked above, under the same lock");
+            stored.decision = Some(decision);
+            stored.decided_at = Some(at);
+        }
+        if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
+            let summary = placement_summary(&name, chosen.len(), &change);
+            self.audit(
+                actor,
+                AuditAction::Place,
+                ResourceKind::Placement,
+                stack_id,
+                summary,
+                at,
+            );
+        }
+        Ok(change)
+    }
 }

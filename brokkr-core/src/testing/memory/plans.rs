@@ -115,30 +115,6 @@ pub(super) fn get_plan(store: &MemoryStore, id: PlanId) -> Result<StoredPlan> {
         .ok_or_else(|| Error::not_found("plan", id))
 }
 
-pub(super) fn consume_plan(store: &MemoryStore, actor: &Actor, id: PlanId) -> Result<StoredPlan> {
-    let mut state = store.state();
-    let at = now();
-    let plan = state
-        .plans
-        .get_mut(&id)
-        .ok_or_else(|| Error::not_found("plan", id))?;
-    if plan.consumed_at.is_some() {
-        return Err(Error::Conflict(format!("plan {id} was used already")));
-    }
-    plan.consumed_at = Some(at);
-    plan.consumed_by = Some(*actor);
-    let plan = plan.clone();
-    state.audit(
-        actor,
-        AuditAction::Confirm,
-        ResourceKind::Plan,
-        id,
-        format!("confirmed plan {id} of stack {}", plan.stack_id),
-        at,
-    );
-    Ok(plan)
-}
-
 pub(super) fn held_plan(
     store: &MemoryStore,
     stack_id: StackId,

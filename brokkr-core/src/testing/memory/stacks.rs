@@ -2,7 +2,7 @@
 
 use super::state::{now, overfetch, paginate, parse_uuid};
 use super::{MemoryStore, State};
-use crate::id::{DeploymentObjectId, StackId};
+use crate::id::{AgentId, DeploymentObjectId, StackId};
 use crate::model::{
     Actor, AuditAction, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, NewStack,
     ResourceKind, Stack, StackUpdate,
@@ -110,31 +110,7 @@ pub(super) fn delete_stack(
     actor: &Actor,
     id: StackId,
 ) -> Result<DeploymentObject> {
-    let (marker, agents) = {
-        let mut state = store.state();
-        let name = state.live_stack(id)?.name.clone();
-        let at = now();
-        let stack = state
-            .stacks
-            .get_mut(&id)
-            .expect("checked to be live above, under the same lock");
-        stack.deleted_at = Some(at);
-        stack.updated_at = at;
-        let marker = state.append(NewDeploymentObject::deletion_marker(id), at);
-        let summary = format!(
-            "deleted stack {name:?} (deletion marker {})",
-            marker.sequence
-        );
-        state.audit(
-            actor,
-            AuditAction::Delete,
-            ResourceKind::Stack,
-            id,
-            summary,
-            at,
-        );
-        (marker, state.agents_targeting(id))
-    };
+    let (marker, agents) = store.state().delete_stack(actor, id)?;
     store.publish(agents);
     Ok(marker)
 }
@@ -144,28 +120,7 @@ pub(super) fn append_deployment_object(
     actor: &Actor,
     new: NewDeploymentObject,
 ) -> Result<DeploymentObject> {
-    let (object, agents) = {
-        let mut state = store.state();
-        let stack_id = new.stack_id();
-        let name = state.live_stack(stack_id)?.name.clone();
-        let at = now();
-        let object = state.append(new, at);
-        let what = if object.is_deletion_marker {
-            "deletion marker"
-        } else {
-            "deployment object"
-        };
-        let summary = format!("appended {what} {} to stack {name:?}", object.sequence);
-        state.audit(
-            actor,
-            AuditAction::Create,
-            ResourceKind::DeploymentObject,
-            object.id,
-            summary,
-            at,
-        );
-        (object, state.agents_targeting(stack_id))
-    };
+    let (object, agents) = store.state().append_audited(actor, new)?;
     store.publish(agents);
     Ok(object)
 }
@@ -215,5 +170,65 @@ impl State {
             return Err(Error::Conflict(format!("a stack named {name:?} exists")));
         }
         Ok(())
+    }
+}
+
+impl State {
+    /// Deletes a live stack: marks it, appends its deletion marker, audits. Answers the
+    /// marker and the agents to wake.
+    pub(super) fn delete_stack(
+        &mut self,
+        actor: &Actor,
+        id: StackId,
+    ) -> Result<(DeploymentObject, Vec<AgentId>)> {
+        let name = self.live_stack(id)?.name.clone();
+        let at = now();
+        let stack = self
+            .stacks
+            .get_mut(&id)
+            .expect("checked to be live above, under the same lock");
+        stack.deleted_at = Some(at);
+        stack.updated_at = at;
+        let marker = self.append(NewDeploymentObject::deletion_marker(id), at);
+        let summary = format!(
+            "deleted stack {name:?} (deletion marker {})",
+            marker.sequence
+        );
+        self.audit(
+            actor,
+            AuditAction::Delete,
+            ResourceKind::Stack,
+            id,
+            summary,
+            at,
+        );
+        Ok((marker, self.agents_targeting(id)))
+    }
+
+    /// Appends to a live stack and audits. Answers the object and the agents to wake.
+    pub(super) fn append_audited(
+        &mut self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<(DeploymentObject, Vec<AgentId>)> {
+        let stack_id = new.stack_id();
+        let name = self.live_stack(stack_id)?.name.clone();
+        let at = now();
+        let object = self.append(new, at);
+        let what = if object.is_deletion_marker {
+            "deletion marker"
+        } else {
+            "deployment object"
+        };
+        let summary = format!("appended {what} {} to stack {name:?}", object.sequence);
+        self.audit(
+            actor,
+            AuditAction::Create,
+            ResourceKind::DeploymentObject,
+            object.id,
+            summary,
+            at,
+        );
+        Ok((object, self.agents_targeting(stack_id)))
     }
 }

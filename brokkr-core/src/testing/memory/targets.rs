@@ -1,7 +1,7 @@
 //! Agent targets and the target state derived from them.
 
-use super::MemoryStore;
 use super::state::{now, paginate, parse_uuid};
+use super::{MemoryStore, State};
 use crate::id::{AgentId, StackId};
 use crate::model::{Actor, AgentTarget, AuditAction, ResourceKind, TargetSource};
 use crate::page::{Page, PageRequest};
@@ -72,11 +72,22 @@ pub(super) fn unassign_stack(
     agent_id: AgentId,
     stack_id: StackId,
 ) -> Result<()> {
-    {
-        let mut state = store.state();
-        let agent_name = state.live_agent(agent_id)?.name.clone();
+    store.state().unassign(actor, agent_id, stack_id)?;
+    store.publish(vec![agent_id]);
+    Ok(())
+}
+
+impl State {
+    /// Unassigns a live target and audits; the caller wakes the agent.
+    pub(super) fn unassign(
+        &mut self,
+        actor: &Actor,
+        agent_id: AgentId,
+        stack_id: StackId,
+    ) -> Result<()> {
+        let agent_name = self.live_agent(agent_id)?.name.clone();
         let at = now();
-        let target = state
+        let target = self
             .targets
             .get_mut(&(agent_id, stack_id))
             .filter(|t| t.removed_at.is_none())
@@ -84,11 +95,11 @@ pub(super) fn unassign_stack(
         target.removed_at = Some(at);
         // With no deployment object the agent never had anything of the stack, so
         // there is nothing to remove and no removal to wait for.
-        if !state.latest_sequence.contains_key(&stack_id) {
-            state.targets.remove(&(agent_id, stack_id));
+        if !self.latest_sequence.contains_key(&stack_id) {
+            self.targets.remove(&(agent_id, stack_id));
         }
         let summary = format!("unassigned stack {stack_id} from agent {agent_name:?}");
-        state.audit(
+        self.audit(
             actor,
             AuditAction::Unassign,
             ResourceKind::AgentTarget,
@@ -96,9 +107,8 @@ pub(super) fn unassign_stack(
             summary,
             at,
         );
+        Ok(())
     }
-    store.publish(vec![agent_id]);
-    Ok(())
 }
 
 pub(super) fn list_agent_targets(
