@@ -56,6 +56,7 @@ mod write;
 mod agents;
 mod applied;
 mod events;
+mod fleet;
 mod generators;
 mod health;
 mod items;

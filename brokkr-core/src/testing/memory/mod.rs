@@ -45,6 +45,7 @@ use crate::store::{
 use crate::target_state::TargetState;
 
 mod agents;
+mod fleet;
 mod generators;
 mod keys;
 mod metadata;
@@ -493,6 +494,10 @@ impl Store for MemoryStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         keys::list_audit_records(self, filter, page)
+    }
+
+    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<crate::model::FleetCounts> {
+        fleet::fleet_counts(self, active_since)
     }
 }
 
