@@ -29,11 +29,11 @@ export async function placementView(node, placement, me) {
       ['Not chosen', `${decision?.rejected_total ?? 0} agents`],
       placement.held ? ['Held', badge('degraded', 'a decision waits for an admin to confirm its plan')] : null,
     ]),
-    h('h3', { text: 'Reasons agents were not chosen' }),
-    table([
+    decision ? h('h3', { text: 'Reasons agents were not chosen' }) : null,
+    decision ? table([
       { title: 'Reason', cell: ([reason]) => h('code', { text: reason }) },
       { title: 'Agents', cell: ([, count]) => String(count) },
-    ], reasons, { empty: 'Every live agent was chosen.', label: 'Rejections by reason' }),
+    ], reasons, { empty: 'Every live agent was chosen.', label: 'Rejections by reason' }) : null,
     rejected.length ? h('h3', { text: `First ${rejected.length} agents not chosen` }) : null,
     rejected.length ? table([
       { title: 'Agent', cell: (r) => agentLink(r.agent_id, known, me) },
