@@ -1,6 +1,8 @@
 //! Headless Chromium driven through chromedriver (Debian's `chromium` and
 //! `chromium-driver`), one fresh browser profile per test, every wait bounded.
 
+#![allow(dead_code)] // each test binary uses a different subset
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

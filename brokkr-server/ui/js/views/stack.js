@@ -26,11 +26,29 @@ async function latestEvents(id, me) {
   return out;
 }
 
+/** A stack's health answer holds one report per agent, unpaged: on a stack with many
+ * agents it is read again only every HEALTH_SLOW_MS (10,000 reports are ~3 MB). */
+const MANY_REPORTS = 500;
+const HEALTH_SLOW_MS = 15000;
+
+function healthReader(id) {
+  let last = null;
+  let readAt = 0;
+  return async () => {
+    const big = last && (last.items ?? []).length > MANY_REPORTS;
+    if (!last || !big || Date.now() - readAt >= HEALTH_SLOW_MS) {
+      last = await call(`/stacks/${id}/health`);
+      readAt = Date.now();
+    }
+    return last;
+  };
+}
+
 /** One page of the stack's agents, each with its version, health and latest event. */
-async function agentPage(id, me, cursor) {
+async function agentPage(id, me, cursor, readHealth) {
   const [targets, health, objects, events] = await Promise.all([
     call(`/stacks/${id}/targets${query({ limit: 50, cursor })}`),
-    call(`/stacks/${id}/health`),
+    readHealth(),
     recentObjects(id),
     latestEvents(id, me),
   ]);
@@ -106,8 +124,9 @@ export async function renderStack(ctx) {
   const { me } = ctx;
   const overall = h('span', { id: 'stack-health' });
   let lastStatus;
+  const readHealth = healthReader(id);
   const agents = pager(async (cursor) => {
-    const page = await agentPage(id, me, cursor);
+    const page = await agentPage(id, me, cursor, readHealth);
     if (page.status !== lastStatus) {
       lastStatus = page.status;
       fill(overall, page.status ? badge(page.status) : badge('unreported', 'no reports'));
