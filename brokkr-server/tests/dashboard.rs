@@ -164,8 +164,27 @@ async fn admin_signs_in_and_sees_agents_and_stacks() {
     assert!(failures.contains("agent-b"), "{failures}");
     b.screenshot("overview").await;
 
+    // The overview follows the fleet without a reload.
+    let w = fleet.app.world.clone();
+    let failure = json!({"deployment_object_id": w.deployment_object.to_string(), "event_type": "apply",
+                         "status": "failure", "message": "OOMKilled: web-0"});
+    fleet
+        .as_agent(
+            &w.agent_key,
+            &format!("/agents/{}/events", w.agent),
+            failure,
+        )
+        .await;
+    let failures = b.wait_text("#recent-failures", "OOMKilled").await;
+    assert!(failures.contains("agent-a"), "{failures}");
+
     b.open("#/stacks").await;
     let stacks = b.wait_text("main", "stack-a").await;
+    // After a navigation the page's heading has the focus, for keyboard and reader users.
+    let focused = b
+        .eval("return document.activeElement && document.activeElement.tagName;")
+        .await;
+    assert_eq!(focused, json!("H1"));
     assert!(
         stacks.contains("stack-b") && stacks.contains("stack-spare"),
         "{stacks}"
@@ -184,6 +203,14 @@ async fn admin_signs_in_and_sees_agents_and_stacks() {
     b.wait_text("main", "Audit log").await;
     b.wait_text("main table", "create").await;
     b.screenshot("audit").await;
+    let everything = b.text("main table").await.unwrap_or_default();
+    assert!(everything.contains("api_key"), "{everything}");
+    b.open("#/audit?resource_type=agent_target").await;
+    let filtered = b.wait_text("main table", "agent_target").await;
+    assert!(
+        !filtered.contains("api_key"),
+        "filtered by resource type: {filtered}"
+    );
     b.close().await;
     fleet.stop().await;
 }

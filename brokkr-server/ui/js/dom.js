@@ -48,9 +48,15 @@ export function badge(status, label) {
   return h('span', { class: `badge badge-${token(status)}`, text });
 }
 
-/** The first 8 characters of an id, the whole id in the title. */
+/** An id shortened to its last 8 characters: the ids are UUID v7, whose first
+ * characters are a timestamp shared by everything made in the same minutes. */
+export function short(id) {
+  return `…${String(id).slice(-8)}`;
+}
+
+/** An id, shortened, with the whole id in the title. */
 export function shortId(id) {
-  return h('code', { title: id, text: String(id).slice(0, 8) });
+  return h('code', { title: id, text: short(id) });
 }
 
 /** A time as "12 s ago" etc., the exact time in the title. */

@@ -2,7 +2,7 @@
 // name, not only its id. A generator may not read agents, so it sees their ids.
 
 import { call } from './api.js';
-import { h, link, shortId } from './dom.js';
+import { h, link, short, shortId } from './dom.js';
 
 const agents = new Map();
 const stacks = new Map();
@@ -39,13 +39,13 @@ export async function stacksById(ids) {
 export function agentLink(id, known, me) {
   const agent = known.get(id);
   if (me.role !== 'admin') return shortId(id);
-  return link(`/agents/${id}`, agent ? `${agent.name} (${agent.cluster_name})` : String(id).slice(0, 8));
+  return link(`/agents/${id}`, agent ? `${agent.name} (${agent.cluster_name})` : short(id));
 }
 
 /** A link to a stack, by name when known. */
 export function stackLink(id, known) {
   const stack = known.get(id);
-  return link(`/stacks/${id}`, stack ? stack.name : String(id).slice(0, 8));
+  return link(`/stacks/${id}`, stack ? stack.name : short(id));
 }
 
 /** The text of a failed event, or a dash. */

@@ -9,6 +9,19 @@ const RESOURCES = ['', 'stack', 'deployment_object', 'agent', 'agent_target', 'a
 const ACTIONS = ['', 'create', 'update', 'delete', 'assign', 'unassign', 'rotate_key', 'set_metadata', 'remove_metadata', 'place', 'confirm'];
 const UUID = /^[0-9a-f-]{36}$/i;
 
+/** An RFC 3339 time from a `datetime-local` value (the browser's zone), or ''. */
+function instant(value) {
+  const at = value ? new Date(value) : null;
+  return at && !Number.isNaN(at.getTime()) ? at.toISOString() : '';
+}
+
+/** A `datetime-local` value (the browser's zone) for an RFC 3339 time, or ''. */
+function local(iso) {
+  const at = iso ? new Date(iso) : null;
+  if (!at || Number.isNaN(at.getTime())) return '';
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
 function choice(id, label, values, current) {
   return [h('label', { for: id, text: label }),
     h('select', { id, name: id }, values.map((v) => h('option', { value: v, selected: v === current, text: v || 'any' })))];
@@ -22,6 +35,8 @@ export async function renderAudit(ctx) {
     resource_type: pick('resource_type', RESOURCES),
     action: pick('action', ACTIONS),
     resource_id: UUID.test(q.get('resource_id') ?? '') ? q.get('resource_id') : '',
+    since: instant(q.get('since')),
+    until: instant(q.get('until')),
   };
   const form = h('form', { class: 'filters', role: 'search' },
     choice('actor_type', 'Actor', ACTORS, filters.actor_type),
@@ -29,11 +44,17 @@ export async function renderAudit(ctx) {
     choice('action', 'Action', ACTIONS, filters.action),
     h('label', { for: 'resource_id', text: 'Resource id' }),
     h('input', { id: 'resource_id', name: 'resource_id', type: 'search', value: filters.resource_id, placeholder: 'uuid' }),
+    h('label', { for: 'since', text: 'From' }),
+    h('input', { id: 'since', name: 'since', type: 'datetime-local', value: local(filters.since) }),
+    h('label', { for: 'until', text: 'Before' }),
+    h('input', { id: 'until', name: 'until', type: 'datetime-local', value: local(filters.until) }),
     h('button', { type: 'submit', text: 'Filter' }));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const data = new FormData(form);
     const chosen = Object.fromEntries([...data.entries()].map(([k, v]) => [k, String(v).trim()]));
+    chosen.since = instant(chosen.since);
+    chosen.until = instant(chosen.until);
     location.hash = `#/audit${query(chosen)}`;
   });
   const list = pager(

@@ -2,7 +2,7 @@
 // deployment objects with their provenance, and why placement chose what it chose.
 
 import { call, optional, query } from '../api.js';
-import { h, fill, table, section, ago, badge, chips, facts, shortId } from '../dom.js';
+import { h, fill, table, section, ago, badge, chips, facts, short, shortId } from '../dom.js';
 import { pager } from '../live.js';
 import { agentsById, agentLink, message } from '../names.js';
 import { placementView } from './placement.js';
@@ -82,7 +82,7 @@ async function agentPage(id, me, cursor, readHealth) {
 
 function version(row) {
   if (!row.running) return h('span', { class: 'muted', text: 'nothing reported' });
-  const label = row.sequence !== null ? `#${row.sequence}` : String(row.running).slice(0, 8);
+  const label = row.sequence !== null ? `#${row.sequence}` : short(row.running);
   return h('span', { class: 'version' }, h('code', { title: row.running, text: label }), ' ',
     row.current ? badge('healthy', 'latest') : badge('progressing', 'behind'));
 }
@@ -103,7 +103,7 @@ function provenance(o) {
   if (!p) return h('span', { class: 'muted', text: 'YAML sent as is' });
   const source = p.generator
     ? `generator ${p.generator}`
-    : `template ${String(p.template_id).slice(0, 8)} v${p.template_version}`;
+    : `template ${short(p.template_id)} v${p.template_version}`;
   return h('details', {}, h('summary', { text: source }),
     h('pre', { class: 'json', text: JSON.stringify(p.parameters, null, 2) }));
 }
