@@ -511,6 +511,13 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>>;
+
+    // --- fleet overview --------------------------------------------------------------
+
+    /// Live agents by status, an enabled agent counting as active when its written
+    /// heartbeat is at or after `active_since`; live stacks by the worst status of the
+    /// latest reports on them. Counted by the database, whatever the fleet's size.
+    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<crate::model::FleetCounts>;
 }
 
 /// Whether two sets of chosen agents are the same, whatever their order; `None` (no

@@ -1,5 +1,5 @@
 //! The HTTP application: the API under `/api/v1`, its OpenAPI document and docs page,
-//! the public probes, and the middleware around all of them.
+//! the dashboard (`/ui/`), the public probes, and the middleware around all of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/metrics", &["GET"]),
     ("/openapi.json", &["GET"]),
     ("/docs", &["GET"]),
+    ("/ui", &["GET"]),
+    ("/ui/{file}", &["GET"]),
 ];
 
 /// The OpenAPI service of the API, with `/api/v1` as its server.
@@ -45,8 +47,9 @@ pub fn openapi_json() -> String {
 /// The whole server as one poem endpoint, ready for `poem::Server::run` or to be
 /// nested in a larger application.
 ///
-/// Public routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
-/// everything else needs a key. Takes an [`AppState`] or a
+/// Public routes: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`, and
+/// the dashboard's files under `/ui/` (which asks for a key); everything else needs a
+/// key. Takes an [`AppState`] or a
 /// [`ControlPlane`](brokkr_core::runtime::ControlPlane) (served with the default
 /// configuration). Background tasks are not started here: call
 /// [`ControlPlane::start`](brokkr_core::runtime::ControlPlane::start) as well.
@@ -63,6 +66,7 @@ pub fn app(state: impl Into<AppState>) -> impl Endpoint<Output = Response> {
         .nest(API_PREFIX, service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .nest_no_strip(crate::ui::UI_PREFIX, crate::ui::endpoint())
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(prometheus))

@@ -82,6 +82,7 @@ pub mod middleware;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod ui;
 
 pub use app::app;
 pub use serve::serve;

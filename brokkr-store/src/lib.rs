@@ -57,6 +57,7 @@ mod agents;
 mod applied;
 mod confirm;
 mod events;
+mod fleet;
 mod generators;
 mod health;
 mod items;

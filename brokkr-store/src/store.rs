@@ -378,4 +378,8 @@ impl Store for SqlStore {
     ) -> Result<Page<AuditRecord>> {
         self.list_audit(filter, page).await
     }
+
+    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<brokkr_core::FleetCounts> {
+        self.fleet_counts_impl(active_since).await
+    }
 }

@@ -31,6 +31,7 @@ macro_rules! stable_names {
 
 mod agent;
 mod audit;
+mod fleet;
 mod generator;
 mod labels;
 mod listed_object;
@@ -47,6 +48,7 @@ pub use agent::{
 pub use audit::{
     Actor, ActorKind, ApiKey, AuditAction, AuditRecord, KeyOwner, ResourceKind, StoredKey,
 };
+pub use fleet::FleetCounts;
 pub use generator::{
     Generator, GeneratorUpdate, NewGenerator, NewTemplate, NewTemplateVersion, Template,
     TemplateVersion,

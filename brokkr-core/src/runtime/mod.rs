@@ -48,6 +48,7 @@ mod background;
 mod deployment_objects;
 pub mod error;
 mod events;
+mod fleet;
 mod generators;
 mod health;
 pub mod heartbeat;

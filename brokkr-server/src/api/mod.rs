@@ -10,6 +10,7 @@ pub mod fields;
 mod admin;
 mod agents;
 mod events;
+mod fleet;
 mod generate;
 mod generators;
 mod health;
@@ -25,6 +26,7 @@ mod yaml_body;
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
 pub use events::EventsApi;
+pub use fleet::FleetApi;
 pub use generate::GenerateApi;
 pub use generators::GeneratorsApi;
 pub use health::HealthApi;
@@ -78,6 +80,7 @@ pub type Api = (
     EventsApi,
     HealthApi,
     AdminApi,
+    FleetApi,
 );
 
 /// The API, for `OpenApiService::new`.
@@ -95,5 +98,6 @@ pub fn api() -> Api {
         EventsApi,
         HealthApi,
         AdminApi,
+        FleetApi,
     )
 }

@@ -73,6 +73,17 @@ impl ControlPlane {
             .map_err(|err| Error::InvalidPolicy(err.0))
     }
 
+    /// The stack's stored placement, explained against the index now.
+    async fn stored_view(&self, stack: StackId, page: RejectionPage) -> Result<PlacementView> {
+        let placement = self
+            .inner
+            .store
+            .get_placement(stack)
+            .await?
+            .ok_or_else(|| no_policy(stack))?;
+        self.explain(placement, page).await
+    }
+
     /// Explains a stored placement against the index now.
     async fn explain(
         &self,
@@ -175,13 +186,7 @@ impl ControlPlane {
                 .ok_or_else(|| no_policy(stack))?;
             self.decide_stack_locked(stack, false).await?;
         }
-        let placement = self
-            .inner
-            .store
-            .get_placement(stack)
-            .await?
-            .ok_or_else(|| no_policy(stack))?;
-        self.explain(placement, page).await
+        self.stored_view(stack, page).await
     }
 
     /// Decides `policy` for the stack from the index (keeping the indexed decision's
@@ -281,13 +286,7 @@ impl ControlPlane {
             self.with_index(move |index, _| index.set_stack(stack, policy, chosen, &registry))
                 .await?;
         }
-        let placement = self
-            .inner
-            .store
-            .get_placement(stack)
-            .await?
-            .ok_or_else(|| no_policy(stack))?;
-        self.explain(placement, page).await
+        self.stored_view(stack, page).await
     }
 
     /// Removes a stack's policy; the agents it placed the stack on receive a removal

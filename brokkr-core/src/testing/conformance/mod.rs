@@ -144,6 +144,7 @@ mod agents;
 mod audit;
 mod confirm;
 mod events;
+mod fleet;
 mod generators;
 mod health;
 mod keys;
@@ -169,6 +170,7 @@ pub use fixtures::{
     mk_object, mk_stack, mk_target, mk_template, new_agent, new_event, new_generator, new_health,
     new_template, workload,
 };
+pub use fleet::*;
 pub use generators::*;
 pub use health::*;
 pub use keys::*;
@@ -187,7 +189,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -46,6 +46,7 @@ use crate::target_state::TargetState;
 
 mod agents;
 mod confirm;
+mod fleet;
 mod generators;
 mod keys;
 mod metadata;
@@ -503,6 +504,10 @@ impl Store for MemoryStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         keys::list_audit_records(self, filter, page)
+    }
+
+    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<crate::model::FleetCounts> {
+        fleet::fleet_counts(self, active_since)
     }
 }
 
