@@ -17,7 +17,7 @@ use super::controller::{all_placements, chrono_duration, live_agents};
 use super::index::{Clock, Index};
 use crate::runtime::{ControlPlane, Result};
 use crate::store::Error as StoreError;
-use crate::{Actor, AgentId, PlacementDecision, StackId};
+use crate::{Actor, Agent, AgentId, PlacementDecision, StackId};
 
 /// The placement index and the lock that orders recorded decisions.
 #[derive(Debug, Default)]
@@ -125,9 +125,13 @@ impl ControlPlane {
     /// Reloads every live agent and placement from the store: the start, and the
     /// periodic safety net.
     pub(crate) async fn reload_index(&self) -> Result<()> {
-        let store = self.inner.store.as_ref();
-        let agents = live_agents(store, &self.inner.heartbeats).await?;
-        let placements = all_placements(store).await?;
+        let agents = live_agents(self.inner.store.as_ref(), &self.inner.heartbeats).await?;
+        self.load_index(agents).await
+    }
+
+    /// Replaces the index with one built from `agents` and every stored placement.
+    async fn load_index(&self, agents: Vec<Agent>) -> Result<()> {
+        let placements = all_placements(self.inner.store.as_ref()).await?;
         let registry = self.inner.placements.clone();
         let state = Arc::clone(self.placement_state());
         // Building the index and swapping it in (the lock may be held by a long
@@ -249,35 +253,37 @@ impl ControlPlane {
         // none of it, so without this those agents would look stale here for up to
         // RELOAD_EVERY periods, and this replica would record decisions that pass them
         // over or evict them while the others keep them.
-        let agents = if reload {
-            self.reload_index().await?;
-            None
-        } else {
-            Some(live_agents(self.inner.store.as_ref(), &self.inner.heartbeats).await?)
-        };
-        let registry = self.inner.placements.clone();
-        let decided = self
-            .with_index(move |index, clock| {
-                if let Some(agents) = agents {
-                    // An empty listing while agents are known is far likelier a
-                    // listing gone wrong than a fleet gone: it must never become empty
-                    // decisions (Argo CD #18480). Deleted agents leave one by one
-                    // through `agents_changed`.
-                    if agents.is_empty() && !index.agents.all().is_empty() {
-                        return None;
-                    }
-                    index.refresh_agents(agents);
-                }
-                Some((
-                    index.stack_ids().len(),
-                    index.recompute_all(&registry, clock),
-                ))
-            })
-            .await?;
-        let Some((computed, changed)) = decided else {
+        let agents = live_agents(self.inner.store.as_ref(), &self.inner.heartbeats).await?;
+        // An empty listing while agents are known is far likelier a listing gone wrong
+        // than a fleet gone: it must never become empty decisions (Argo CD #18480),
+        // whether it would refresh the index or replace it. Deleted agents leave one by
+        // one through `agents_changed`.
+        if agents.is_empty()
+            && self
+                .with_index(|index, _| !index.agents.all().is_empty())
+                .await?
+        {
             tracing::warn!("the agent listing came back empty; decisions kept as they are");
             return Ok((0, Recorded::default()));
+        }
+        let agents = if reload {
+            self.load_index(agents).await?;
+            None
+        } else {
+            Some(agents)
         };
+        let registry = self.inner.placements.clone();
+        let (computed, changed) = self
+            .with_index(move |index, clock| {
+                if let Some(agents) = agents {
+                    index.refresh_agents(agents);
+                }
+                (
+                    index.stack_ids().len(),
+                    index.recompute_all(&registry, clock),
+                )
+            })
+            .await?;
         Ok((computed, self.record_chosen(changed, true).await?))
     }
 

@@ -182,8 +182,7 @@ impl ControlPlane {
             let confirming = self.confirming(caller, id, stack, change).await?;
             return Ok(Checked::Confirm(confirming));
         }
-        let applied = self.store().applied_states(stack).await?;
-        if !options.dry_run && !anyone_applied(&applied) {
+        if !options.dry_run && !anyone_applied(&self.store().applied_states(stack).await?) {
             // No agent runs anything of the stack: nothing can be removed or pruned, and
             // the targets need not be read.
             return Ok(Checked::Proceed);
