@@ -400,12 +400,7 @@ async fn run(mut case: Case) -> Result<(), TestCaseError> {
         .id;
     // Loosened, so every change goes ahead: the property is about what the plan says,
     // not whether the guard lets it through.
-    let loose = GuardOverrides {
-        max_removed_fraction: Some(1.0),
-        min_removed_agents: None,
-        max_pruned_objects: Some(u64::MAX),
-        protected_kinds: Some(BTreeSet::new()),
-    };
+    let loose = GuardOverrides::off();
     cp.set_guard_policy(&Actor::Admin, stack, loose)
         .await
         .expect("loosen the guard");

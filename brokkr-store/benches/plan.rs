@@ -13,7 +13,7 @@
 //! The seed goes through the control plane and the store as an API client would, many
 //! writes at once so the SQL store batches them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,10 +22,10 @@ use brokkr_core::plan::{self, AgentMove, GuardOverrides, GuardPolicy, ItemDigest
 use brokkr_core::runtime::ControlPlane;
 use brokkr_core::runtime::plan::PlanRequest;
 use brokkr_core::testing::MemoryStore;
+use brokkr_core::testing::conformance::new_event;
 use brokkr_core::{
-    Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, Heartbeat, NewAgent,
-    NewAgentEvent, NewDeploymentObject, NewPlan, NewStack, Pak, PlanOrigin, StackId, Store,
-    manifest,
+    Actor, AgentId, DeploymentObjectId, EventStatus, EventType, Heartbeat, NewAgent,
+    NewDeploymentObject, NewPlan, NewStack, Pak, PlanOrigin, StackId, Store, manifest,
 };
 use brokkr_store::SqlStore;
 use tokio::task::JoinSet;
@@ -153,12 +153,7 @@ async fn seed(cp: &ControlPlane) -> (StackId, Vec<DeploymentObjectId>) {
         .await
         .expect("a stack")
         .id;
-    let loose = GuardOverrides {
-        max_removed_fraction: Some(1.0),
-        min_removed_agents: None,
-        max_pruned_objects: Some(u64::MAX),
-        protected_kinds: Some(BTreeSet::new()),
-    };
+    let loose = GuardOverrides::off();
     cp.set_guard_policy(&Actor::Admin, stack, loose)
         .await
         .expect("loosen the guard");
@@ -189,14 +184,7 @@ async fn seed(cp: &ControlPlane) -> (StackId, Vec<DeploymentObjectId>) {
         each(appliers, |agent| {
             let cp = cp.clone();
             async move {
-                let event = NewAgentEvent {
-                    id: AgentEventId::new(),
-                    agent_id: agent,
-                    deployment_object_id: object,
-                    event_type: EventType::Apply,
-                    status: EventStatus::Success,
-                    message: None,
-                };
+                let event = new_event(agent, object, EventType::Apply, EventStatus::Success);
                 cp.record_agent_event(&Actor::Agent(agent), event)
                     .await
                     .expect("record the apply");

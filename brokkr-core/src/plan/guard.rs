@@ -61,6 +61,20 @@ pub struct GuardOverrides {
     pub protected_kinds: Option<BTreeSet<String>>,
 }
 
+impl GuardOverrides {
+    /// Overrides under which no change needs confirmation: any share and count of
+    /// agents may lose the stack, any number of objects be pruned, no kind protected.
+    /// For a stack whose removals are known to be safe (a scratch or test stack).
+    pub fn off() -> Self {
+        Self {
+            max_removed_fraction: Some(1.0),
+            min_removed_agents: None,
+            max_pruned_objects: Some(u64::MAX),
+            protected_kinds: Some(BTreeSet::new()),
+        }
+    }
+}
+
 /// Why a guard policy or override is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -206,3 +206,30 @@ page_type!(
     DeploymentObjectPage,
     ListedDeploymentObjectDto
 );
+
+/// One Kubernetes object, by identity (group, kind, namespace, name): an object a
+/// template renders, or one a plan creates, updates or prunes.
+#[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(rename = "ObjectKey")]
+pub struct ObjectKeyDto {
+    /// `v1` or `group/version`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, if set.
+    #[oai(skip_serializing_if_is_none)]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl From<brokkr_core::ObjectKey> for ObjectKeyDto {
+    fn from(key: brokkr_core::ObjectKey) -> Self {
+        Self {
+            api_version: key.api_version,
+            kind: key.kind,
+            namespace: key.namespace,
+            name: key.name,
+        }
+    }
+}

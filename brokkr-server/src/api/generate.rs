@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
+use brokkr_core::StackId;
 use brokkr_core::generator::Generator;
 use brokkr_core::runtime::plan::{PlanRequest, PlanView};
 use brokkr_core::runtime::{GenerateSource, Rendered};
-use brokkr_core::{ObjectKey, StackId};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -19,7 +19,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
-use crate::api::dto::{DeploymentObjectDto, ProvenanceDto};
+use crate::api::dto::{DeploymentObjectDto, ObjectKeyDto, ProvenanceDto};
 use crate::api::fields::no_null;
 use crate::api::plans::dto::PlanDto;
 use crate::api::plans::guard_options;
@@ -55,20 +55,6 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
-/// One object of a rendered output.
-#[derive(Debug, Clone, Object)]
-pub struct RenderedObject {
-    /// `v1` or `group/version`.
-    pub api_version: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace, if set.
-    #[oai(skip_serializing_if_is_none)]
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
 /// A dry run's result: what would be stored, and what it would do to every agent.
 #[derive(Debug, Clone, Object)]
 pub struct DryRunResult {
@@ -77,7 +63,7 @@ pub struct DryRunResult {
     /// Hex SHA-256 of `yaml_content`, as the stored object would have.
     pub yaml_checksum: String,
     /// The objects it holds, in order.
-    pub objects: Vec<RenderedObject>,
+    pub objects: Vec<ObjectKeyDto>,
     /// What produced it, as it would be recorded.
     pub provenance: ProvenanceDto,
     /// What appending it would do to every agent, with the guard's verdict; stored, so
@@ -172,17 +158,6 @@ impl DryRunResult {
             objects: rendered.objects().iter().cloned().map(Into::into).collect(),
             provenance: rendered.provenance().clone().into(),
             plan: plan.into(),
-        }
-    }
-}
-
-impl From<ObjectKey> for RenderedObject {
-    fn from(key: ObjectKey) -> Self {
-        Self {
-            api_version: key.api_version,
-            kind: key.kind,
-            namespace: key.namespace,
-            name: key.name,
         }
     }
 }

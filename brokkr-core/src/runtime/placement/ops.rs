@@ -132,13 +132,7 @@ impl ControlPlane {
         page: RejectionPage,
     ) -> Result<PlacementView> {
         self.placeable_stack(caller, stack).await?;
-        let placement = self
-            .inner
-            .store
-            .get_placement(stack)
-            .await?
-            .ok_or_else(|| no_policy(stack))?;
-        let mut view = self.explain(placement, page).await?;
+        let mut view = self.stored_view(stack, page).await?;
         view.held = self.held_plan_view(stack).await?.map(Box::new);
         Ok(view)
     }

@@ -13,10 +13,10 @@ use crate::plan::{AgentAction, GuardOverrides, Verdict, Version, Violation};
 use crate::runtime::plan::{GuardOptions, Outcome, PlanRequest, PlannedChange};
 use crate::runtime::{ControlPlane, Error};
 use crate::target_state::TargetAction;
-use crate::testing::conformance::mk_stack;
+use crate::testing::conformance::{mk_stack, new_event};
 use crate::{
-    Actor, AgentEventId, AgentId, DeploymentObjectId, EventStatus, EventType, MetadataField,
-    MetadataTarget, NewAgentEvent, NewGenerator, Pak, StackId,
+    Actor, AgentId, DeploymentObjectId, EventStatus, EventType, MetadataField, MetadataTarget,
+    NewGenerator, Pak, StackId,
 };
 
 /// `n` ConfigMaps, `version` in their data, and a PersistentVolumeClaim with `pvc`.
@@ -52,14 +52,7 @@ async fn generator(cp: &ControlPlane, name: &str) -> Actor {
 
 /// The agent reports applying `object` successfully.
 async fn applied(cp: &ControlPlane, agent: AgentId, object: DeploymentObjectId) {
-    let event = NewAgentEvent {
-        id: AgentEventId::new(),
-        agent_id: agent,
-        deployment_object_id: object,
-        event_type: EventType::Apply,
-        status: EventStatus::Success,
-        message: None,
-    };
+    let event = new_event(agent, object, EventType::Apply, EventStatus::Success);
     cp.record_agent_event(&Actor::Agent(agent), event)
         .await
         .expect("record the apply");

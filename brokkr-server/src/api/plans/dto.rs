@@ -17,6 +17,8 @@ use poem_openapi::{Enum, Object, Union};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::api::dto::ObjectKeyDto;
+
 /// A stored plan: a change computed before it is made. Confirm it by repeating the
 /// change with `?confirm_plan_id=` (or, for a held placement decision, with
 /// `POST /plans/{id}/confirm`) before `expires_at`.
@@ -181,31 +183,16 @@ pub struct PlannedAgentDto {
     pub name: String,
 }
 
-/// One Kubernetes object, by identity (group, kind, namespace, name).
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(rename = "PlannedObject")]
-pub struct PlannedObjectDto {
-    /// `v1` or `group/version`.
-    pub api_version: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace, if set.
-    #[oai(skip_serializing_if_is_none)]
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
 /// The objects one move creates, updates and prunes.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
 #[oai(rename = "PlannedObjectChanges")]
 pub struct ObjectChangesDto {
     /// In the new version only.
-    pub create: Vec<PlannedObjectDto>,
+    pub create: Vec<ObjectKeyDto>,
     /// In both, with different content.
-    pub update: Vec<PlannedObjectDto>,
+    pub update: Vec<ObjectKeyDto>,
     /// In the old version only: removed from the cluster.
-    pub prune: Vec<PlannedObjectDto>,
+    pub prune: Vec<ObjectKeyDto>,
 }
 
 /// The agents that make the same move, and what it does to each of them.
@@ -430,17 +417,6 @@ impl From<ObjectChanges> for ObjectChangesDto {
             create: keys(changes.create),
             update: keys(changes.update),
             prune: keys(changes.prune),
-        }
-    }
-}
-
-impl From<ObjectKey> for PlannedObjectDto {
-    fn from(key: ObjectKey) -> Self {
-        Self {
-            api_version: key.api_version,
-            kind: key.kind,
-            namespace: key.namespace,
-            name: key.name,
         }
     }
 }
