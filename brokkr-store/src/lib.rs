@@ -40,6 +40,7 @@
 
 mod append;
 mod audit;
+mod audit_chain;
 mod batch;
 mod connect;
 mod content;
