@@ -29,12 +29,16 @@ pub struct AuditChainReport {
     /// Records written but not sealed yet when the check ended (written after its
     /// seal began); the next seal covers them.
     pub unsealed: u64,
+    /// With a kept head to compare: whether the chain still holds a link at its
+    /// position with its hash. `false` means the chain was cut short or rewritten from
+    /// some record on, which the links alone cannot show.
+    pub anchor_matches: Option<bool>,
 }
 
 impl AuditChainReport {
-    /// Whether every link checked matches.
+    /// Whether every link checked matches, and the kept head if one was given.
     pub fn ok(&self) -> bool {
-        self.mismatch.is_none()
+        self.mismatch.is_none() && self.anchor_matches != Some(false)
     }
 }
 
@@ -56,8 +60,14 @@ impl ControlPlane {
     /// Checks the whole audit chain (admin or system): seals what is pending first, so
     /// a change just made is covered, then reads the chain in pages of at most 1,000
     /// links, recomputing every record's content hash and every chain hash, and stops
-    /// at the first link that does not match.
-    pub async fn verify_audit_chain(&self, caller: &Actor) -> Result<AuditChainReport> {
+    /// at the first link that does not match. `anchor` is a head kept from an earlier
+    /// check, elsewhere: the chain must still have its link (see
+    /// [`AuditChainReport::anchor_matches`]).
+    pub async fn verify_audit_chain(
+        &self,
+        caller: &Actor,
+        anchor: Option<ChainHead>,
+    ) -> Result<AuditChainReport> {
         access::require_admin(caller)?;
         self.seal_audit_chain().await?;
         let store = self.store();
@@ -66,6 +76,7 @@ impl ControlPlane {
             head: None,
             mismatch: None,
             unsealed: 0,
+            anchor_matches: None,
         };
         loop {
             let page = store.verify_audit_chain(report.head, PAGE).await?;
@@ -75,6 +86,15 @@ impl ControlPlane {
             if page.mismatch.is_some() || !page.more {
                 break;
             }
+        }
+        if let Some(anchor) = anchor {
+            let link = match anchor.position.checked_sub(1) {
+                Some(before) => store.list_audit_chain(before, 1).await?.pop(),
+                None => None,
+            };
+            report.anchor_matches = Some(link.is_some_and(|link| {
+                link.position == anchor.position && link.chain_hash == anchor.hash
+            }));
         }
         report.unsealed = store.unsealed_audit_records().await?;
         Ok(report)
@@ -138,11 +158,49 @@ mod tests {
         for i in 0..(PAGE + 5) {
             change(&cp, &format!("s{i}")).await;
         }
-        let report = cp.verify_audit_chain(&Actor::Admin).await.expect("verify");
+        let report = cp
+            .verify_audit_chain(&Actor::Admin, None)
+            .await
+            .expect("verify");
         assert!(report.ok());
         assert_eq!(report.checked, PAGE as u64 + 5);
         assert_eq!(report.head.map(|h| h.position), Some(PAGE as u64 + 5));
-        assert_eq!(report.unsealed, 0);
+        assert_eq!((report.unsealed, report.anchor_matches), (0, None));
+    }
+
+    #[tokio::test]
+    async fn a_kept_head_must_still_be_in_the_chain() {
+        let cp = control_plane(Duration::from_secs(3600));
+        change(&cp, "a").await;
+        let admin = Actor::Admin;
+        let kept = cp.verify_audit_chain(&admin, None).await.unwrap().head;
+        let kept = kept.expect("a head");
+        change(&cp, "b").await;
+        let later = cp.verify_audit_chain(&admin, Some(kept)).await.unwrap();
+        assert_eq!(later.anchor_matches, Some(true));
+        assert!(later.ok());
+        assert_eq!(later.head.map(|h| h.position), Some(kept.position + 1));
+
+        let elsewhere = [
+            ChainHead {
+                hash: crate::audit_chain::GENESIS,
+                ..kept
+            },
+            ChainHead {
+                position: kept.position + 5,
+                ..kept
+            },
+            ChainHead {
+                position: 0,
+                ..kept
+            },
+        ];
+        for anchor in elsewhere {
+            let report = cp.verify_audit_chain(&admin, Some(anchor)).await.unwrap();
+            assert_eq!(report.anchor_matches, Some(false), "{anchor:?}");
+            assert!(!report.ok());
+            assert_eq!(report.mismatch, None, "the links themselves match");
+        }
     }
 
     #[tokio::test]
@@ -150,7 +208,7 @@ mod tests {
         let cp = control_plane(Duration::from_secs(3600));
         let agent = Actor::Agent(crate::AgentId::new());
         assert!(matches!(
-            cp.verify_audit_chain(&agent).await,
+            cp.verify_audit_chain(&agent, None).await,
             Err(Error::Forbidden(_))
         ));
     }

@@ -2,15 +2,16 @@
 //! audit record was changed or removed in the database.
 
 use brokkr_core::runtime::AuditChainReport;
-use brokkr_core::{ChainFault, ChainHead, ChainMismatch};
+use brokkr_core::{AuditHash, ChainFault, ChainHead, ChainMismatch};
 use poem::web::Data;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::api::Tag;
 use crate::auth::BearerAuth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Where the checked chain ends.
@@ -99,6 +100,11 @@ pub struct AuditChainCheckDto {
     /// The first link that does not match; the check stops there.
     #[oai(skip_serializing_if_is_none)]
     pub mismatch: Option<ChainMismatchDto>,
+    /// With `anchor_position` and `anchor_hash`: whether the chain still has that link.
+    /// `false` (and `ok: false`) means it was cut short or rewritten from some record
+    /// on, which the links alone cannot show.
+    #[oai(skip_serializing_if_is_none)]
+    pub anchor_matches: Option<bool>,
 }
 
 impl From<AuditChainReport> for AuditChainCheckDto {
@@ -109,6 +115,7 @@ impl From<AuditChainReport> for AuditChainCheckDto {
             head: report.head.map(Into::into),
             unsealed: report.unsealed,
             mismatch: report.mismatch.map(Into::into),
+            anchor_matches: report.anchor_matches,
         }
     }
 }
@@ -132,6 +139,8 @@ impl AuditChainApi {
     /// recomputing each record's content hash from its stored fields and each chain
     /// hash from the previous one, and reports the first record that does not match.
     /// A finding is not an error: the answer is 200 with `ok: false` and `mismatch`.
+    /// A head kept from an earlier check (`anchor_position` with `anchor_hash`) is
+    /// compared too: the chain must still hold that link.
     #[oai(
         path = "/admin/audit-logs/verify",
         method = "get",
@@ -142,8 +151,34 @@ impl AuditChainApi {
         &self,
         auth: BearerAuth,
         state: Data<&AppState>,
+        /// The position of a head kept from an earlier check (with `anchor_hash`).
+        #[oai(validator(minimum(value = "1")))]
+        anchor_position: Query<Option<u64>>,
+        /// Its hash, 64 hex digits (with `anchor_position`).
+        #[oai(validator(pattern = "^[0-9a-fA-F]{64}$"))]
+        anchor_hash: Query<Option<String>>,
     ) -> ApiResult<AuditChainCheckResponse> {
-        let report = state.control_plane.verify_audit_chain(&auth.0).await?;
+        let anchor = match (anchor_position.0, anchor_hash.0.as_deref()) {
+            (None, None) => None,
+            (Some(position), Some(hash)) => Some(ChainHead {
+                position,
+                hash: AuditHash::from_hex(hash)
+                    .ok_or_else(|| invalid_anchor("anchor_hash is not 64 hex digits"))?,
+            }),
+            _ => {
+                return Err(invalid_anchor(
+                    "anchor_position and anchor_hash go together",
+                ));
+            }
+        };
+        let report = state
+            .control_plane
+            .verify_audit_chain(&auth.0, anchor)
+            .await?;
         Ok(AuditChainCheckResponse::Ok(Json(report.into())))
     }
+}
+
+fn invalid_anchor(message: &str) -> ApiError {
+    ApiError::unprocessable("invalid_anchor", message, None)
 }
