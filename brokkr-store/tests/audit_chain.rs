@@ -225,7 +225,10 @@ async fn records_before_the_chain_are_sealed(config: StoreConfig) {
     let db = Database::connect(config.url.as_str())
         .await
         .expect("connect");
-    Migrator::down(&db, Some(1)).await.expect("down m0008");
+    let from_m0008 = common::migrations_from("m0008_audit_chain");
+    Migrator::down(&db, Some(from_m0008))
+        .await
+        .expect("down m0008");
     Migrator::up(&db, None).await.expect("up m0008");
 
     let store = SqlStore::connect_with(config).await.expect("reopen");
