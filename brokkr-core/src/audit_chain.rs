@@ -215,18 +215,6 @@ pub enum ChainFault {
     LinkMissing,
 }
 
-impl ChainFault {
-    /// The stable snake_case name shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ContentChanged => "content_changed",
-            Self::ChainHashChanged => "chain_hash_changed",
-            Self::RecordMissing => "record_missing",
-            Self::LinkMissing => "link_missing",
-        }
-    }
-}
-
 /// The first link that does not match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainMismatch {
