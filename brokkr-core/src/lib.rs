@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod applier;
+pub mod audit_chain;
 pub mod change;
 pub mod generator;
 pub mod health;
@@ -54,6 +55,7 @@ pub mod template;
 pub mod testing;
 
 pub use applier::Applier;
+pub use audit_chain::{AuditHash, ChainCheck, ChainFault, ChainHead, ChainLink, ChainMismatch};
 pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
 pub use health::{HealthStatus, ObjectHealth};

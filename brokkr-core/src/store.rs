@@ -13,7 +13,7 @@
 //!   and changes, and appear in listings only when a filter asks for deleted rows.
 //!   Their names become free for reuse.
 //! - Deployment objects, agent events and audit records are append-only: no method
-//!   updates or deletes them.
+//!   updates or deletes them. Nor the audit chain: sealing only appends links.
 //! - Listings order by a unique key (ids are time-ordered; deployment objects order by
 //!   `sequence`) and page with [`PageRequest`] cursors.
 //! - After a commit that may change an agent's target state the store wakes that
@@ -22,6 +22,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit_chain::{ChainCheck, ChainHead, ChainLink};
 use crate::change::{ChangeFeed, TargetStateWatch};
 use crate::id::{
     AgentEventId, AgentId, DeploymentObjectId, GeneratorId, PlanId, StackId, TemplateId,
@@ -511,6 +512,38 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>>;
+
+    // --- audit chain (see `crate::audit_chain`) ---------------------------------------
+
+    /// Links up to `limit` audit records that are not in the audit chain yet after its
+    /// head, by id within the call, in one transaction; returns how many it linked (a
+    /// store may link fewer per call than asked: call again until it returns 0).
+    /// Finding them never scans history (each record is queued as it is written). One
+    /// call links at a time, across every replica on the database; writers never wait
+    /// for it. Each record is linked exactly once, with the content hash it was written
+    /// with (see [`LinkedRecord::sealed_hash`](crate::audit_chain::LinkedRecord::sealed_hash));
+    /// with nothing pending it changes nothing.
+    async fn seal_audit_chain(&self, limit: usize) -> Result<usize>;
+
+    /// Checks up to `limit` links of the audit chain in position order after `after`
+    /// (the `last` of the previous page; `None`: from the start), recomputing each
+    /// record's content hash from its stored fields and each chain hash from the
+    /// previous one ([`check_page`](crate::audit_chain::check_page)). Reads a bounded
+    /// page whatever the chain's length (a store may read fewer links than asked, and
+    /// says so with `more`); stops at the first link that does not match.
+    async fn verify_audit_chain(
+        &self,
+        after: Option<ChainHead>,
+        limit: usize,
+    ) -> Result<ChainCheck>;
+
+    /// How many audit records wait to be sealed into the chain.
+    async fn unsealed_audit_records(&self) -> Result<u64>;
+
+    /// Up to `limit` links of the audit chain as stored, in position order after
+    /// position `after` (0: from the start), so anyone can recompute the chain. A
+    /// shorter list than `limit` ends the chain.
+    async fn list_audit_chain(&self, after: u64, limit: usize) -> Result<Vec<ChainLink>>;
 
     // --- fleet overview --------------------------------------------------------------
 

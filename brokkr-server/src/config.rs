@@ -144,6 +144,8 @@ pub struct Config {
     pub templates: TemplatesSection,
     /// The blast-radius guard's defaults.
     pub guard: GuardSection,
+    /// The audit chain.
+    pub audit: AuditSection,
     /// Logs.
     pub log: LogSection,
 }
@@ -391,6 +393,27 @@ impl TemplatesSection {
             fuel: self.fuel,
             recursion: self.recursion_limit,
         }
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// How often new audit records are sealed into the audit chain (at least 10 ms).
+    pub seal_millis: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self { seal_millis: 1000 }
+    }
+}
+
+impl AuditSection {
+    /// [`AuditSection::seal_millis`] as a duration (at least 10 ms).
+    pub fn seal_period(&self) -> Duration {
+        Duration::from_millis(self.seal_millis.max(10))
     }
 }
 

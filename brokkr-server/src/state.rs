@@ -77,6 +77,7 @@ impl Config {
             listing_yaml_bytes: self.server.listing_yaml_bytes,
             guard: self.guard.policy(),
             plan_ttl: std::time::Duration::from_secs(self.server.plan_ttl_secs.max(1)),
+            audit_seal_period: self.audit.seal_period(),
         }
     }
 }

@@ -2,10 +2,11 @@
 
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AuditFilter, Result};
-use brokkr_core::{Actor, AuditAction, AuditRecord, AuditRecordId, ResourceKind};
+use brokkr_core::{Actor, AuditAction, AuditRecord, ResourceKind};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::entity::audit_chain_queue;
 use crate::entity::audit_records::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
@@ -42,19 +43,34 @@ impl Write {
         self.audit_many([(actor, audit)]).await
     }
 
-    /// Writes the audit records of this transaction's changes with one statement.
+    /// Writes the audit records of this transaction's changes, each with its content
+    /// hash, and queues them for the audit chain's sealer: two statements, whatever
+    /// their number. Nothing here reads or waits for other writers' records.
     pub(crate) async fn audit_many<'a>(
         &self,
         audits: impl IntoIterator<Item = (&'a Actor, Audit)>,
     ) -> Result<()> {
-        let rows: Vec<audit_records::ActiveModel> = audits
+        let rows: Vec<audit_records::Model> = audits
             .into_iter()
-            .map(|(actor, audit)| self.audit_row(actor, audit).into())
+            .map(|(actor, audit)| self.audit_row(actor, audit))
             .collect();
         if rows.is_empty() {
             return Ok(());
         }
-        audit_records::Entity::insert_many(rows)
+        let queued: Vec<audit_chain_queue::ActiveModel> = rows
+            .iter()
+            .map(|row| {
+                audit_chain_queue::Model {
+                    audit_record_id: row.id,
+                }
+                .into()
+            })
+            .collect();
+        audit_records::Entity::insert_many(rows.into_iter().map(audit_records::ActiveModel::from))
+            .exec_without_returning(self.tx())
+            .await
+            .map_err(db)?;
+        audit_chain_queue::Entity::insert_many(queued)
             .exec_without_returning(self.tx())
             .await
             .map_err(db)?;
@@ -62,15 +78,24 @@ impl Write {
     }
 
     fn audit_row(&self, actor: &Actor, audit: Audit) -> audit_records::Model {
+        let record = AuditRecord::new(
+            *actor,
+            audit.action,
+            audit.kind,
+            audit.id,
+            audit.summary,
+            self.now,
+        );
         audit_records::Model {
-            id: AuditRecordId::new().0,
+            id: record.id.0,
             actor_kind: actor.kind().as_str().to_owned(),
             actor_id: actor.id(),
-            action: audit.action.as_str().to_owned(),
-            resource_kind: audit.kind.as_str().to_owned(),
-            resource_id: audit.id,
-            summary: audit.summary,
-            created_at: self.now,
+            action: record.action.as_str().to_owned(),
+            resource_kind: record.resource_kind.as_str().to_owned(),
+            resource_id: record.resource_id,
+            content_hash: record.content_hash.map(|hash| hash.to_hex()),
+            summary: record.summary,
+            created_at: record.created_at,
         }
     }
 }

@@ -3,10 +3,10 @@
 
 use brokkr_core::store::Result;
 use brokkr_core::{
-    ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, ApiKey, AuditAction, AuditRecord,
-    Capabilities, DeploymentObject, EventStatus, EventType, HealthReport, HealthStatus, KeyHash,
-    KeyOwner, Labels, Provenance, ResourceKind, Stack, StackPlacement, TargetSource, Template,
-    TemplateVersion, model::Generator,
+    ActorKind, Agent, AgentEvent, AgentStatus, AgentTarget, ApiKey, AuditAction, AuditHash,
+    AuditRecord, Capabilities, DeploymentObject, EventStatus, EventType, HealthReport,
+    HealthStatus, KeyHash, KeyOwner, Labels, Provenance, ResourceKind, Stack, StackPlacement,
+    TargetSource, Template, TemplateVersion, model::Generator,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -202,5 +202,12 @@ pub(crate) fn audit_record(m: audit_records::Model) -> Result<AuditRecord> {
         resource_id: m.resource_id,
         summary: m.summary,
         created_at: m.created_at,
+        content_hash: m
+            .content_hash
+            .map(|hash| {
+                AuditHash::from_hex(&hash)
+                    .ok_or_else(|| corrupt("content hash", "not 64 hex digits"))
+            })
+            .transpose()?,
     })
 }

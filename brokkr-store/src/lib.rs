@@ -21,7 +21,10 @@
 //!
 //! # How it keeps the contract
 //!
-//! - Every mutation and its audit record commit in one transaction.
+//! - Every mutation and its audit record commit in one transaction; the record carries
+//!   its content hash and is queued for the audit chain, which a sealer extends one
+//!   call at a time (`pg_advisory_xact_lock` on PostgreSQL), so writers never wait
+//!   for each other's records.
 //! - SQLite: WAL journal, `busy_timeout`, `foreign_keys=ON`, `synchronous=NORMAL`. All
 //!   write transactions go through a separate pool of exactly one connection and begin
 //!   `IMMEDIATE`, so writers in this process queue in the pool instead of racing for
@@ -40,6 +43,7 @@
 
 mod append;
 mod audit;
+mod audit_chain;
 mod batch;
 mod connect;
 mod content;

@@ -17,6 +17,7 @@ use brokkr_core::{
     TargetState, TargetStateWatch, Template, TemplateId, TemplateVersion, model::Generator,
 };
 
+use brokkr_core::audit_chain::{ChainCheck, ChainHead, ChainLink};
 use brokkr_core::id::PlanId;
 use brokkr_core::plan::{GuardOverrides, ItemDigest};
 use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange};
@@ -377,6 +378,26 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         self.list_audit(filter, page).await
+    }
+
+    async fn seal_audit_chain(&self, limit: usize) -> Result<usize> {
+        self.seal_audit_chain_impl(limit).await
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        after: Option<ChainHead>,
+        limit: usize,
+    ) -> Result<ChainCheck> {
+        self.verify_audit_chain_impl(after, limit).await
+    }
+
+    async fn unsealed_audit_records(&self) -> Result<u64> {
+        self.unsealed_audit_records_impl().await
+    }
+
+    async fn list_audit_chain(&self, after: u64, limit: usize) -> Result<Vec<ChainLink>> {
+        self.list_audit_chain_impl(after, limit).await
     }
 
     async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<brokkr_core::FleetCounts> {

@@ -100,7 +100,9 @@ async fn check_backfills(config: StoreConfig) {
     let db = Database::connect(config.url.as_str())
         .await
         .expect("connect");
-    Migrator::down(&db, Some(1)).await.expect("down m0006");
+    Migrator::down(&db, Some(common::migrations_from("m0006_plans")))
+        .await
+        .expect("down m0006");
     Migrator::up(&db, None).await.expect("up m0006");
     assert_eq!(
         objects_without_items(&db).await,

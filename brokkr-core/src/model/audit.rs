@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::audit_chain::AuditHash;
 use crate::id::{AgentId, ApiKeyId, AuditRecordId, GeneratorId};
 use crate::pak::KeyHash;
 
@@ -217,6 +218,35 @@ pub struct AuditRecord {
     pub summary: String,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// The SHA-256 of the fields above ([`crate::audit_chain::content_hash`]), computed
+    /// when the record was written; `None` for a record written before records carried
+    /// one (the audit chain hashes its fields when it seals it).
+    pub content_hash: Option<AuditHash>,
+}
+
+impl AuditRecord {
+    /// A record written now by `actor`, with its content hash.
+    pub fn new(
+        actor: Actor,
+        action: AuditAction,
+        resource_kind: ResourceKind,
+        resource_id: Uuid,
+        summary: String,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        let mut record = Self {
+            id: AuditRecordId::new(),
+            actor,
+            action,
+            resource_kind,
+            resource_id,
+            summary,
+            created_at,
+            content_hash: None,
+        };
+        record.content_hash = Some(crate::audit_chain::content_hash(&record));
+        record
+    }
 }
 
 #[cfg(test)]

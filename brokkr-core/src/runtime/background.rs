@@ -1,5 +1,5 @@
 //! The control plane's background tasks: heartbeat flusher, target-state cache
-//! invalidator, placement controller and key revocation watcher.
+//! invalidator, placement controller, key revocation watcher and audit sealer.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::placement::PlacementController;
 /// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
 /// [`Background::shutdown`] also writes the heartbeats still pending.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller and the revocation watcher"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher and the audit sealer"]
 pub struct Background {
     control_plane: ControlPlane,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -20,7 +20,8 @@ pub struct Background {
 
 impl ControlPlane {
     /// Starts the heartbeat flusher, the target-state cache invalidator, the
-    /// placement controller and the key revocation watcher (inside a Tokio runtime). They run until the returned
+    /// placement controller, the key revocation watcher and the audit chain's sealer
+    /// (inside a Tokio runtime). They run until the returned
     /// [`Background`] is shut down or dropped. Without them heartbeats are never
     /// written and cached target states never invalidated.
     pub fn start(&self) -> Background {
@@ -39,10 +40,11 @@ impl ControlPlane {
             Arc::clone(&inner.target_states).spawn_invalidator(inner.store.change_feed());
         let placement = self.placement_controller().spawn();
         let revocations = self.spawn_revocation_watcher();
+        let sealer = self.spawn_audit_sealer();
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
-            tasks: vec![flusher, invalidator, placement, revocations],
+            tasks: vec![flusher, invalidator, placement, revocations, sealer],
         }
     }
 

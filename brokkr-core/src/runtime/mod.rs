@@ -15,6 +15,8 @@
 //! - render-then-append for templates and registered generators, with rendering,
 //!   parsing and hashing kept off the async workers;
 //! - the placement controller ([`placement`]);
+//! - the audit chain's sealer, and the admin's check of the whole chain
+//!   ([`ControlPlane::verify_audit_chain`]);
 //! - background tasks with a clear start ([`ControlPlane::start`]) and a graceful
 //!   shutdown ([`Background::shutdown`]).
 //!
@@ -44,6 +46,7 @@
 pub mod access;
 mod admin;
 mod agents;
+mod audit_chain;
 mod background;
 mod deployment_objects;
 pub mod error;
@@ -75,6 +78,7 @@ use crate::placement::{Placement, PlacementRegistry};
 use crate::store::Store;
 
 pub use agents::{AgentQuery, AgentRegistration, AgentView, DisplayedStatus, RegisteredAgent};
+pub use audit_chain::AuditChainReport;
 pub use background::Background;
 pub use error::{Error, ErrorChain, Result};
 pub use events::MAX_EVENT_MESSAGE_BYTES;

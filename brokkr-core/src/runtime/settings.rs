@@ -45,6 +45,9 @@ pub struct Settings {
     pub guard: GuardPolicy,
     /// How long a plan can be confirmed.
     pub plan_ttl: Duration,
+    /// How often new audit records are sealed into the audit chain: a record is
+    /// covered by the chain within about this long of its commit.
+    pub audit_seal_period: Duration,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             listing_yaml_bytes: 4 * 1024 * 1024,
             guard: GuardPolicy::default(),
             plan_ttl: Duration::from_secs(15 * 60),
+            audit_seal_period: Duration::from_secs(1),
         }
     }
 }

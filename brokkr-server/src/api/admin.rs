@@ -130,6 +130,11 @@ pub struct AuditLogDto {
     pub summary: String,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// SHA-256 of the fields above (64 hex digits), computed when the record was
+    /// written; the audit chain links it (`GET /admin/audit-logs/verify`). Absent for
+    /// records written before records carried one.
+    #[oai(skip_serializing_if_is_none)]
+    pub content_hash: Option<String>,
 }
 
 impl From<AuditRecord> for AuditLogDto {
@@ -143,6 +148,7 @@ impl From<AuditRecord> for AuditLogDto {
             resource_id: r.resource_id,
             summary: r.summary,
             created_at: r.created_at,
+            content_hash: r.content_hash.map(|hash| hash.to_hex()),
         }
     }
 }
@@ -310,16 +316,18 @@ mod tests {
     #[test]
     fn a_record_shows_its_actor() {
         let agent = AgentId::new();
-        let dto = AuditLogDto::from(AuditRecord {
-            id: brokkr_core::AuditRecordId::new(),
-            actor: Actor::Agent(agent),
-            action: AuditAction::Create,
-            resource_kind: ResourceKind::AgentEvent,
-            resource_id: Uuid::now_v7(),
-            summary: "s".into(),
-            created_at: Utc::now(),
-        });
+        let record = AuditRecord::new(
+            Actor::Agent(agent),
+            AuditAction::Create,
+            ResourceKind::AgentEvent,
+            Uuid::now_v7(),
+            "s".into(),
+            Utc::now(),
+        );
+        let hash = record.content_hash.expect("a new record is hashed");
+        let dto = AuditLogDto::from(record);
         assert_eq!(dto.actor_type, ActorTypeDto::Agent);
         assert_eq!(dto.actor_id, Some(agent.into()));
+        assert_eq!(dto.content_hash, Some(hash.to_hex()));
     }
 }

@@ -9,6 +9,7 @@ pub mod fields;
 
 mod admin;
 mod agents;
+mod audit_chain;
 mod events;
 mod fleet;
 mod generate;
@@ -25,6 +26,7 @@ mod yaml_body;
 
 pub use admin::AdminApi;
 pub use agents::AgentsApi;
+pub use audit_chain::AuditChainApi;
 pub use events::EventsApi;
 pub use fleet::FleetApi;
 pub use generate::GenerateApi;
@@ -62,7 +64,7 @@ pub enum Tag {
     Generators,
     /// Versioned templates.
     Templates,
-    /// Keys and the audit log.
+    /// Keys, the audit log and its chain.
     Admin,
 }
 
@@ -80,6 +82,7 @@ pub type Api = (
     EventsApi,
     HealthApi,
     AdminApi,
+    AuditChainApi,
     FleetApi,
 );
 
@@ -98,6 +101,7 @@ pub fn api() -> Api {
         EventsApi,
         HealthApi,
         AdminApi,
+        AuditChainApi,
         FleetApi,
     )
 }

@@ -223,3 +223,20 @@ fn a_guard_limit_out_of_range_fails_the_load_naming_it() {
     let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
     assert!(ErrorChainText(&err).to_string().contains("not a kind"));
 }
+
+#[test]
+fn the_audit_seal_period_reaches_the_runtime() {
+    assert_eq!(
+        Config::default().runtime_settings().audit_seal_period,
+        brokkr_core::runtime::Settings::default().audit_seal_period
+    );
+    let loaded =
+        Config::load_with_env(None, env(&[("BROKKR__AUDIT__SEAL_MILLIS", "250")])).unwrap();
+    assert_eq!(
+        loaded.runtime_settings().audit_seal_period,
+        Duration::from_millis(250)
+    );
+    let file = toml_file("[audit]\nseal_millis = 0\n");
+    let loaded = Config::load_with_env(Some(file.path()), env(&[])).unwrap();
+    assert_eq!(loaded.audit.seal_period(), Duration::from_millis(10));
+}

@@ -833,6 +833,19 @@ impl TestApp {
         self.state.control_plane.store().as_ref()
     }
 
+    /// A URL to the store's database, for a test that reaches past the server (a
+    /// change made directly in the database); `None` for the memory store.
+    pub fn database_url(&self) -> Option<String> {
+        match &self.guard {
+            StoreGuard::Memory => None,
+            StoreGuard::Sqlite(dir) => Some(format!(
+                "sqlite://{}?mode=rw",
+                dir.path().join("brokkr.db").display()
+            )),
+            StoreGuard::Postgres(db) => Some(db.url.clone()),
+        }
+    }
+
     /// Sends a request.
     pub async fn send(&self, req: Req) -> Resp {
         self.replica.send(req).await

@@ -332,6 +332,7 @@ pub fn table() -> Vec<Op> {
         // Keys and audit
         op("POST", "/auth/pak", anyone(200)),
         op("GET", "/admin/audit-logs", admin_only(200)),
+        op("GET", "/admin/audit-logs/verify", admin_only(200)),
         op("GET", "/admin/overview", admin_only(200)),
     ]
 }

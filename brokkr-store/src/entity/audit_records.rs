@@ -14,6 +14,8 @@ pub(crate) struct Model {
     pub(crate) resource_id: Uuid,
     pub(crate) summary: String,
     pub(crate) created_at: DateTimeUtc,
+    /// Hex SHA-256 of the fields; NULL for records written before records carried one.
+    pub(crate) content_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,8 @@ pub(crate) mod agent_events;
 pub(crate) mod agent_targets;
 pub(crate) mod agents;
 pub(crate) mod api_keys;
+pub(crate) mod audit_chain;
+pub(crate) mod audit_chain_queue;
 pub(crate) mod audit_records;
 pub(crate) mod deployment_objects;
 pub(crate) mod generators;

@@ -8,6 +8,18 @@ use brokkr_core::testing::StoreFixture;
 use brokkr_store::{SqlStore, StoreConfig};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
+/// How many migrations `name` and those after it are: what `Migrator::down` takes to
+/// undo it, whatever migrations are added later.
+pub fn migrations_from(name: &str) -> u32 {
+    use brokkr_store::MigratorTrait;
+    let all = brokkr_store::Migrator::get_migration_files();
+    let index = all
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration {name}"));
+    u32::try_from(all.len() - index).expect("a few migrations")
+}
+
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

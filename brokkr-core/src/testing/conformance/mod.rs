@@ -142,6 +142,7 @@ mod support;
 
 mod agents;
 mod audit;
+mod audit_chain;
 mod confirm;
 mod events;
 mod fleet;
@@ -163,6 +164,7 @@ mod watches;
 
 pub use agents::*;
 pub use audit::*;
+pub use audit_chain::*;
 pub use confirm::*;
 pub use events::*;
 pub use fixtures::{
@@ -189,7 +191,7 @@ pub use watches::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit audit_chain pagination fleet]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -15,12 +15,13 @@
 //! to the state helpers only that area uses; the helpers every area uses are in
 //! `state.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit_chain::{ChainCheck, ChainHead, ChainLink};
 use crate::change::{ChangeHub, TargetChange, TargetStateWatch};
 use crate::id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, PlanId,
@@ -45,6 +46,7 @@ use crate::store::{
 use crate::target_state::TargetState;
 
 mod agents;
+mod audit_chain;
 mod confirm;
 mod fleet;
 mod generators;
@@ -129,6 +131,10 @@ struct State {
     /// Moves at every revocation ([`Store::key_revocations`]).
     key_revocations: u64,
     audit: BTreeMap<AuditRecordId, AuditRecord>,
+    /// Audit records not yet in the chain, queued as they are written.
+    unsealed: BTreeSet<AuditRecordId>,
+    /// The audit chain: link `p` at index `p - 1`.
+    chain: Vec<ChainLink>,
     /// Placement policies and decisions by stack.
     placements: BTreeMap<StackId, StackPlacement>,
     /// Each deployment object's items, written with it.
@@ -504,6 +510,26 @@ impl Store for MemoryStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         keys::list_audit_records(self, filter, page)
+    }
+
+    async fn seal_audit_chain(&self, limit: usize) -> Result<usize> {
+        audit_chain::seal_audit_chain(self, limit)
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        after: Option<ChainHead>,
+        limit: usize,
+    ) -> Result<ChainCheck> {
+        audit_chain::verify_audit_chain(self, after, limit)
+    }
+
+    async fn unsealed_audit_records(&self) -> Result<u64> {
+        audit_chain::unsealed_audit_records(self)
+    }
+
+    async fn list_audit_chain(&self, after: u64, limit: usize) -> Result<Vec<ChainLink>> {
+        audit_chain::list_audit_chain(self, after, limit)
     }
 
     async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<crate::model::FleetCounts> {

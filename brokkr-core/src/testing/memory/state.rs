@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use super::{State, TemplateRow};
-use crate::id::{AgentId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
+use crate::id::{AgentId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::model::{
     Actor, Agent, AuditAction, AuditRecord, DeploymentObject, Generator, NewDeploymentObject,
     ResourceKind, Stack,
@@ -29,19 +29,16 @@ impl State {
         summary: String,
         at: DateTime<Utc>,
     ) {
-        let id = AuditRecordId::new();
-        self.audit.insert(
-            id,
-            AuditRecord {
-                id,
-                actor: *actor,
-                action,
-                resource_kind,
-                resource_id: resource_id.into(),
-                summary,
-                created_at: at,
-            },
+        let record = AuditRecord::new(
+            *actor,
+            action,
+            resource_kind,
+            resource_id.into(),
+            summary,
+            at,
         );
+        self.unsealed.insert(record.id);
+        self.audit.insert(record.id, record);
     }
 
     pub(super) fn live_stack(&self, id: StackId) -> Result<&Stack> {
