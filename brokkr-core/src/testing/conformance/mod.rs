@@ -161,6 +161,7 @@ mod targets;
 mod template_listing;
 mod watches;
 mod webhook_claims;
+mod webhook_events;
 mod webhooks;
 
 pub use agents::*;
@@ -189,11 +190,12 @@ pub use targets::*;
 pub use template_listing::*;
 pub use watches::*;
 pub use webhook_claims::*;
+pub use webhook_events::*;
 pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet webhooks webhook_claims]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet webhooks webhook_claims webhook_events]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.
