@@ -558,7 +558,9 @@ pub trait Store: Send + Sync + 'static {
     /// read whether deleted or not), due at once, in one transaction. Deliveries of one
     /// subscription are ordered as fan-out creates them. Only one fan-out runs at a time
     /// across every store on the database. Answers how many events it moved. Not
-    /// audited: it records no one's change.
+    /// audited: it records no one's change. Every change writes its events whether or
+    /// not anyone subscribes, so something must call this periodically (an event no
+    /// subscription wants is simply dropped), or the outbox only grows.
     async fn fan_out_webhook_events(&self, limit: usize) -> Result<usize>;
 
     /// Leases up to `limit` enabled subscriptions whose head pending delivery (the
