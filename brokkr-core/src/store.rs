@@ -580,7 +580,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records one attempt of a pending delivery (attempts + 1, `last_*` at `at`) and
     /// moves it: `Delivered`, `Pending` again due at `retry_at`, or `Dead` without one;
     /// then frees its subscription's lease if `claimant` holds it. An attempt reported
-    /// for a delivery no longer pending changes nothing. `NotFound` for an unknown id.
+    /// for a delivery no longer pending changes nothing but that lease (the claimant is
+    /// done with it). `NotFound` for an unknown id.
     /// Not audited.
     async fn finish_webhook_delivery(
         &self,
