@@ -21,6 +21,9 @@ const TABLES: &[&str] = &[
     "stack_placements",
     "agent_applied",
     "plans",
+    "webhook_subscriptions",
+    "webhook_outbox",
+    "webhook_deliveries",
     "audit_chain",
     "audit_chain_queue",
 ];
