@@ -52,6 +52,7 @@ pub mod target_state;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhook;
 
 pub use applier::Applier;
 pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};

@@ -61,6 +61,16 @@ impl Config {
             .build()
     }
 
+    /// `[webhooks]` as the control plane takes it. A section that does not validate
+    /// (possible only for a `Config` built in code, as [`Config::load`] validates)
+    /// turns webhooks off, with an error in the log, rather than sending anywhere.
+    fn webhook_settings(&self) -> brokkr_core::runtime::WebhookSettings {
+        self.webhooks.settings().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "[webhooks] is invalid; webhooks are off");
+            brokkr_core::runtime::WebhookSettings::default()
+        })
+    }
+
     /// The control plane's settings from this configuration.
     pub fn runtime_settings(&self) -> Settings {
         Settings {
@@ -77,6 +87,7 @@ impl Config {
             listing_yaml_bytes: self.server.listing_yaml_bytes,
             guard: self.guard.policy(),
             plan_ttl: std::time::Duration::from_secs(self.server.plan_ttl_secs.max(1)),
+            webhooks: self.webhook_settings(),
         }
     }
 }

@@ -66,6 +66,7 @@ mod target_loader;
 mod target_state;
 mod targets;
 mod templates;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -85,6 +86,7 @@ pub use render::{GenerateSource, Rendered};
 pub use settings::Settings;
 pub use target_cache::CachedTargetState;
 pub use target_state::{MAX_CAPABILITY_STRING, MAX_EXTRA_BYTES, MAX_FEATURES, Poll};
+pub use webhooks::{SendOutcome, WebhookRequest, WebhookSender, WebhookSettings};
 
 use heartbeat::HeartbeatBuffer;
 use keys::KeyCache;

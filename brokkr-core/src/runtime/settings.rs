@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::plan::GuardPolicy;
 use crate::template::TemplateLimits;
 
+use super::webhooks::WebhookSettings;
+
 /// Settings of a control plane. `Default` gives the values the reference server uses
 /// when nothing is configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,8 @@ pub struct Settings {
     pub guard: GuardPolicy,
     /// How long a plan can be confirmed.
     pub plan_ttl: Duration,
+    /// Outbound webhooks: keys for secrets at rest, the host allowlist, timings.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -64,6 +68,7 @@ impl Default for Settings {
             listing_yaml_bytes: 4 * 1024 * 1024,
             guard: GuardPolicy::default(),
             plan_ttl: Duration::from_secs(15 * 60),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

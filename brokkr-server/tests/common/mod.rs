@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 pub mod ops;
 pub mod pg_cluster;
 pub mod plans;
+pub mod receiver;
 
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
