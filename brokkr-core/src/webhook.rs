@@ -7,7 +7,8 @@
 //!   with XChaCha20-Poly1305 under a [`Keyring`] whose keys rotate;
 //! - [`retry`]: when a failed attempt is tried again (exponential, full jitter);
 //! - [`destination`]: which URLs a subscription may name, and the [`HostAllowlist`]
-//!   checked when a subscription is written and again before every send.
+//!   checked when a subscription is written and again before every send;
+//! - [`envelope()`]: the JSON body every delivery of an event carries.
 //!
 //! The dispatcher that claims, signs and sends deliveries is in the runtime
 //! (`runtime::webhooks`); the HTTP client that sends them is an edge
@@ -28,11 +29,13 @@
 //! ```
 
 pub mod destination;
+mod envelope;
 pub mod retry;
 pub mod secret;
 pub mod signature;
 
 pub use destination::{HostAllowlist, HostPattern, UrlError, validate_url};
+pub use envelope::envelope;
 pub use retry::retry_delay;
 pub use secret::{Keyring, KeyringError, SecretError, generate_secret};
 pub use signature::SignatureError;

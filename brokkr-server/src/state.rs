@@ -7,6 +7,7 @@ use brokkr_core::{GeneratorRegistry, Store};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::webhooks::ReqwestSender;
 
 /// Shared state, attached to every request (`Data<&AppState>`). Cheap to clone.
 #[derive(Clone)]
@@ -55,10 +56,28 @@ impl Config {
         store: Arc<dyn Store>,
         generators: GeneratorRegistry,
     ) -> ControlPlane {
-        ControlPlane::builder(store)
+        let builder = ControlPlane::builder(store)
             .settings(self.runtime_settings())
-            .generators(generators)
-            .build()
+            .generators(generators);
+        match self.webhook_sender() {
+            Some(sender) => builder.webhook_sender(sender).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// The webhook sender when `[webhooks]` has keys (webhooks are on), else `None`.
+    fn webhook_sender(&self) -> Option<Arc<dyn brokkr_core::runtime::WebhookSender>> {
+        if !self.webhooks.enabled() {
+            return None;
+        }
+        let settings = self.webhook_settings();
+        match ReqwestSender::new(&settings, self.webhooks.max_response_bytes) {
+            Ok(sender) => Some(Arc::new(sender)),
+            Err(err) => {
+                tracing::error!(error = %crate::error::ErrorChain(&err), "cannot build the webhook client; webhooks are not sent");
+                None
+            }
+        }
     }
 
     /// `[webhooks]` as the control plane takes it. A section that does not validate

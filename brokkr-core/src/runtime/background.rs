@@ -20,7 +20,8 @@ pub struct Background {
 
 impl ControlPlane {
     /// Starts the heartbeat flusher, the target-state cache invalidator, the
-    /// placement controller and the key revocation watcher (inside a Tokio runtime). They run until the returned
+    /// placement controller, the key revocation watcher and the webhook dispatcher
+    /// (inside a Tokio runtime). They run until the returned
     /// [`Background`] is shut down or dropped. Without them heartbeats are never
     /// written and cached target states never invalidated.
     pub fn start(&self) -> Background {
@@ -39,10 +40,11 @@ impl ControlPlane {
             Arc::clone(&inner.target_states).spawn_invalidator(inner.store.change_feed());
         let placement = self.placement_controller().spawn();
         let revocations = self.spawn_revocation_watcher();
+        let webhooks = self.spawn_webhook_dispatcher();
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
-            tasks: vec![flusher, invalidator, placement, revocations],
+            tasks: vec![flusher, invalidator, placement, revocations, webhooks],
         }
     }
 

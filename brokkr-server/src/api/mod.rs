@@ -21,6 +21,7 @@ mod stacks;
 mod targets;
 mod templates;
 mod unchecked;
+mod webhooks;
 mod yaml_body;
 
 pub use admin::AdminApi;
@@ -36,6 +37,7 @@ pub use plans::PlansApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
 pub use templates::TemplatesApi;
+pub use webhooks::WebhooksApi;
 
 /// Groups of operations in the OpenAPI document.
 #[derive(Debug, poem_openapi::Tags)]
@@ -64,6 +66,8 @@ pub enum Tag {
     Templates,
     /// Keys and the audit log.
     Admin,
+    /// Webhook subscriptions and their deliveries.
+    Webhooks,
 }
 
 /// Every operation of the API.
@@ -81,6 +85,7 @@ pub type Api = (
     HealthApi,
     AdminApi,
     FleetApi,
+    WebhooksApi,
 );
 
 /// The API, for `OpenApiService::new`.
@@ -99,5 +104,6 @@ pub fn api() -> Api {
         HealthApi,
         AdminApi,
         FleetApi,
+        WebhooksApi,
     )
 }
