@@ -105,3 +105,16 @@ id_type!(
     /// Identifies a [`StoredPlan`](crate::StoredPlan).
     PlanId
 );
+id_type!(
+    /// Identifies a [`Subscription`](crate::Subscription) to webhooks.
+    SubscriptionId
+);
+id_type!(
+    /// Identifies a [`WebhookEvent`](crate::WebhookEvent), the same in each of its
+    /// deliveries.
+    WebhookEventId
+);
+id_type!(
+    /// Identifies a [`Delivery`](crate::Delivery): the receiver's idempotency key.
+    DeliveryId
+);

@@ -59,8 +59,8 @@ pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
 pub use health::{HealthStatus, ObjectHealth};
 pub use id::{
-    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, PlanId,
-    StackId, TemplateId,
+    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeliveryId, DeploymentObjectId, GeneratorId,
+    PlanId, StackId, SubscriptionId, TemplateId, WebhookEventId,
 };
 pub use manifest::{Manifest, ObjectKey};
 pub use metadata::{Annotations, Labels};
@@ -71,8 +71,8 @@ pub use placement::{
     DefaultPlacement, Placement, PlacementDecision, PlacementInput, PlacementPolicy,
 };
 pub use store::{
-    AgentEventFilter, AgentFilter, AuditFilter, GeneratorFilter, StackFilter, Store, TargetFilter,
-    TemplateFilter,
+    AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
+    Store, SubscriptionFilter, TargetFilter, TemplateFilter,
 };
 pub use target_state::{AgentTargetState, TargetAction, TargetState, TargetStateEntry};
 pub use template::{TemplateGenerator, TemplateLimits};

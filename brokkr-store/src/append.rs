@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{
-    Actor, AgentId, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject,
-    ResourceKind, StackId,
+    Actor, AgentId, AppendedObject, AuditAction, DeploymentObject, DeploymentObjectId,
+    NewDeploymentObject, ResourceKind, StackId, WebhookEvent,
 };
 use sea_orm::sea_query::{IntoIden, Query};
 use sea_orm::{ConnectionTrait, Value};
@@ -233,11 +233,21 @@ pub(crate) fn object_row(write: &Write, new: &NewDeploymentObject, sequence: i64
     }
 }
 
-/// Inserts new deployment objects, makes each stack's last one its latest and
-/// announces them to every agent responsible for their stacks: three statements
-/// whatever the number of rows.
+/// Inserts new deployment objects, makes each stack's last one its latest, writes a
+/// `deployment_object.created` event for each and announces them to every agent
+/// responsible for their stacks: four statements whatever the number of rows.
 pub(crate) async fn write_objects(write: &mut Write, rows: &[ObjectRow]) -> Result<()> {
     insert_objects(write, rows).await?;
+    for ObjectRow { row, .. } in rows {
+        let object = AppendedObject {
+            id: row.id.into(),
+            stack_id: row.stack_id.into(),
+            sequence: row.sequence,
+            yaml_checksum: &row.yaml_checksum,
+            is_deletion_marker: row.is_deletion_marker,
+        };
+        write.emit(WebhookEvent::deployment_object_created(object, write.now));
+    }
     point_stacks_at_latest(write, rows).await?;
     let stacks = distinct(rows.iter().map(|r| StackId::from(r.row.stack_id)));
     let agents = agents_of(write, &stacks).await?;

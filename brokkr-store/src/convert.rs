@@ -8,13 +8,17 @@ use brokkr_core::{
     KeyOwner, Labels, Provenance, ResourceKind, Stack, StackPlacement, TargetSource, Template,
     TemplateVersion, model::Generator,
 };
+use brokkr_core::{
+    Delivery, DeliveryStatus, Subscription, SubscriptionOwner, WebhookEvent, WebhookEventType,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::entity::{
     agent_events, agent_targets, agents, api_keys, audit_records, deployment_objects, generators,
-    health_reports, stack_placements, stacks, template_versions, templates,
+    health_reports, stack_placements, stacks, template_versions, templates, webhook_deliveries,
+    webhook_outbox, webhook_subscriptions,
 };
 use crate::errors::corrupt;
 
@@ -202,5 +206,78 @@ pub(crate) fn audit_record(m: audit_records::Model) -> Result<AuditRecord> {
         resource_id: m.resource_id,
         summary: m.summary,
         created_at: m.created_at,
+    })
+}
+
+/// How a subscription's owner is stored: a kind and, for a generator, its id.
+pub(crate) fn subscription_owner_parts(owner: SubscriptionOwner) -> (&'static str, Option<Uuid>) {
+    match owner {
+        SubscriptionOwner::Admin => ("admin", None),
+        SubscriptionOwner::Generator(id) => ("generator", Some(id.0)),
+    }
+}
+
+pub(crate) fn subscription(m: webhook_subscriptions::Model) -> Result<Subscription> {
+    let owner = match (m.owner_kind.as_str(), m.owner_id) {
+        ("admin", None) => SubscriptionOwner::Admin,
+        ("generator", Some(id)) => SubscriptionOwner::Generator(id.into()),
+        (kind, _) => return Err(corrupt("subscription owner", kind)),
+    };
+    Ok(Subscription {
+        id: m.id.into(),
+        owner,
+        url: m.url,
+        description: m.description,
+        event_types: from_json("event types", m.event_types)?,
+        stack_id: m.stack_id.map(Into::into),
+        labels: m
+            .labels
+            .map(|l| from_json("label selector", l))
+            .transpose()?,
+        sealed_secret: m.sealed_secret,
+        enabled: m.enabled,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn webhook_event_type(text: &str) -> Result<WebhookEventType> {
+    parse("webhook event type", text, WebhookEventType::parse)
+}
+
+pub(crate) fn outbox_event(m: webhook_outbox::Model) -> Result<WebhookEvent> {
+    Ok(WebhookEvent {
+        id: m.id.into(),
+        event_type: webhook_event_type(&m.event_type)?,
+        stack_id: m.stack_id.map(Into::into),
+        agent_id: m.agent_id.map(Into::into),
+        occurred_at: m.occurred_at,
+        data: m.data,
+    })
+}
+
+pub(crate) fn delivery(m: webhook_deliveries::Model) -> Result<Delivery> {
+    Ok(Delivery {
+        id: m.id.into(),
+        subscription_id: m.subscription_id.into(),
+        event: WebhookEvent {
+            id: m.event_id.into(),
+            event_type: webhook_event_type(&m.event_type)?,
+            stack_id: m.stack_id.map(Into::into),
+            agent_id: m.agent_id.map(Into::into),
+            occurred_at: m.occurred_at,
+            data: m.data,
+        },
+        status: parse("delivery status", &m.status, DeliveryStatus::parse)?,
+        attempts: u32::try_from(m.attempts).map_err(|e| corrupt("attempts", e))?,
+        next_attempt_at: m.next_attempt_at,
+        last_attempt_at: m.last_attempt_at,
+        last_status: m
+            .last_status
+            .map(|s| u16::try_from(s).map_err(|e| corrupt("HTTP status", e)))
+            .transpose()?,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        delivered_at: m.delivered_at,
     })
 }

@@ -23,6 +23,12 @@ use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange};
 use brokkr_core::{AppliedState, NewPlan, StackWorld, StoredPlan};
 use chrono::{DateTime, Utc};
 
+use brokkr_core::store::{DeliveryFilter, SubscriptionFilter};
+use brokkr_core::{
+    ClaimedDelivery, Delivery, DeliveryId, DeliveryOutcome, NewSubscription, Subscription,
+    SubscriptionId, SubscriptionUpdate, WebhookQueueStats,
+};
+
 use crate::SqlStore;
 use crate::errors::db;
 
@@ -377,6 +383,95 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>> {
         self.list_audit(filter, page).await
+    }
+
+    async fn create_subscription(
+        &self,
+        actor: &Actor,
+        new: NewSubscription,
+    ) -> Result<Subscription> {
+        self.create_subscription_impl(actor, new).await
+    }
+
+    async fn get_subscription(&self, id: SubscriptionId) -> Result<Subscription> {
+        self.get_subscription_impl(id).await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        filter: &SubscriptionFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Subscription>> {
+        self.list_subscriptions_impl(filter, page).await
+    }
+
+    async fn update_subscription(
+        &self,
+        actor: &Actor,
+        id: SubscriptionId,
+        update: SubscriptionUpdate,
+    ) -> Result<Subscription> {
+        self.update_subscription_impl(actor, id, update).await
+    }
+
+    async fn delete_subscription(&self, actor: &Actor, id: SubscriptionId) -> Result<()> {
+        self.delete_subscription_impl(actor, id).await
+    }
+
+    async fn queue_test_delivery(&self, actor: &Actor, id: SubscriptionId) -> Result<Delivery> {
+        self.queue_test_delivery_impl(actor, id).await
+    }
+
+    async fn fan_out_webhook_events(&self, limit: usize) -> Result<usize> {
+        self.fan_out_impl(limit).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.claim_impl(claimant, now, lease_until, limit).await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        claimant: &str,
+        id: DeliveryId,
+        at: DateTime<Utc>,
+        outcome: DeliveryOutcome,
+    ) -> Result<()> {
+        self.finish_impl(claimant, id, at, outcome).await
+    }
+
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Delivery> {
+        self.get_delivery_impl(id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        self.list_deliveries_impl(filter, page).await
+    }
+
+    async fn redeliver(&self, actor: &Actor, id: DeliveryId) -> Result<Delivery> {
+        self.redeliver_impl(actor, id).await
+    }
+
+    async fn webhook_queue_stats(&self) -> Result<WebhookQueueStats> {
+        self.queue_stats_impl().await
+    }
+
+    async fn prune_webhook_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.prune_impl(before, limit).await
+    }
+
+    async fn mark_stale_agents(&self, stale_before: DateTime<Utc>) -> Result<Vec<AgentId>> {
+        self.mark_stale_agents_impl(stale_before).await
     }
 
     async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<brokkr_core::FleetCounts> {

@@ -1,10 +1,11 @@
 //! Write transactions: begin on the writer, collect the agents whose target state the
-//! change touches, announce them, commit.
+//! change touches and the webhook events it causes, write the events and announce the
+//! agents, commit.
 
 use brokkr_core::store::Result;
 use std::sync::Arc;
 
-use brokkr_core::{AgentId, ChangeHub, TargetChange};
+use brokkr_core::{AgentId, ChangeHub, TargetChange, WebhookEvent};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
@@ -12,7 +13,7 @@ use sea_orm::{
 };
 
 use crate::errors::db;
-use crate::{Backend, SqlStore, notify, sql};
+use crate::{Backend, SqlStore, notify, outbox, sql};
 
 /// What a write transaction needs: the writer pool, and where to announce its changes.
 /// Cheap to clone, so the append committers hold their own.
@@ -40,6 +41,8 @@ pub(crate) struct Write {
     affected: Vec<AgentId>,
     /// Agents whose record this transaction changes, announced to other replicas.
     agents_changed: Vec<AgentId>,
+    /// Webhook events this change causes, written to the outbox just before commit.
+    events: Vec<WebhookEvent>,
     /// The transaction's clock: every timestamp it writes.
     pub(crate) now: DateTime<Utc>,
 }
@@ -76,6 +79,7 @@ impl Writer {
             backend: self.backend,
             affected: Vec::new(),
             agents_changed: Vec::new(),
+            events: Vec::new(),
             now: now(),
         })
     }
@@ -84,15 +88,19 @@ impl Writer {
     /// directly, before returning, so a caller reads its own writes through any cache
     /// the hub invalidates; and on PostgreSQL also through `pg_notify` sent inside the
     /// transaction (delivered on commit to every replica; this store's own listener
-    /// skips it, tagged with its origin).
+    /// skips it, tagged with its origin). The change's webhook events go to the outbox
+    /// with one statement in the same transaction, so they exist exactly when it
+    /// commits.
     pub(crate) async fn commit(&self, write: Write) -> Result<()> {
         let Write {
             tx,
             backend,
             mut affected,
             mut agents_changed,
+            events,
             ..
         } = write;
+        outbox::insert(&tx, &events).await?;
         affected.sort_unstable();
         affected.dedup();
         agents_changed.sort_unstable();
@@ -138,6 +146,12 @@ impl Write {
     /// deletion) change with this transaction, for other replicas' placement.
     pub(crate) fn agent_changed(&mut self, agents: impl IntoIterator<Item = AgentId>) {
         self.agents_changed.extend(agents);
+    }
+
+    /// Writes a webhook event with this transaction's change (to the outbox, at
+    /// commit). A transaction that does not commit writes none.
+    pub(crate) fn emit(&mut self, event: WebhookEvent) {
+        self.events.push(event);
     }
 
     /// Notes that the target state of `agents` may change with this transaction.

@@ -21,6 +21,9 @@ const TABLES: &[&str] = &[
     "stack_placements",
     "agent_applied",
     "plans",
+    "webhook_subscriptions",
+    "webhook_outbox",
+    "webhook_deliveries",
 ];
 
 async fn tables_exist(db: &DatabaseConnection) -> Vec<bool> {
@@ -150,9 +153,9 @@ async fn postgres_sequence_continues_from_the_counter() {
         .expect("a row");
     assert_eq!(next.try_get::<i64>("", "value").expect("value"), 42);
 
-    // Down past m0006 (plans), m0005 (the key revocation counter) and m0004 (the
-    // sequence).
-    Migrator::down(&db, Some(3)).await.expect("down three");
+    // Down past m0007 (webhooks), m0006 (plans), m0005 (the key revocation counter)
+    // and m0004 (the sequence).
+    Migrator::down(&db, Some(4)).await.expect("down four");
     assert_eq!(
         counter(&db).await,
         0,

@@ -23,6 +23,7 @@ mod m0003_placement;
 mod m0004_sequence;
 mod m0005_key_revocations;
 mod m0006_plans;
+mod m0007_webhooks;
 
 /// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
 /// database sequence on PostgreSQL.
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_sequence::Migration),
             Box::new(m0005_key_revocations::Migration),
             Box::new(m0006_plans::Migration),
+            Box::new(m0007_webhooks::Migration),
         ]
     }
 

@@ -146,6 +146,10 @@ pub enum ResourceKind {
     Placement,
     /// A plan (a change computed before it is made).
     Plan,
+    /// A webhook subscription.
+    Subscription,
+    /// A webhook delivery (a test delivery queued, a delivery sent again).
+    Delivery,
 }
 
 /// What was done, in an audit record.
@@ -186,6 +190,8 @@ stable_names!(ResourceKind {
     ApiKey => "api_key",
     Placement => "placement",
     Plan => "plan",
+    Subscription => "subscription",
+    Delivery => "delivery",
 });
 stable_names!(AuditAction {
     Create => "create",

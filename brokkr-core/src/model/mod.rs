@@ -40,6 +40,8 @@ mod placement;
 mod plan;
 mod report;
 mod stack;
+mod webhook;
+mod webhook_event;
 
 pub use agent::{
     Agent, AgentStatus, AgentTarget, AgentUpdate, Capabilities, Heartbeat, Liveness, NewAgent,
@@ -62,6 +64,12 @@ pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,
 };
 pub use stack::{DeploymentObject, NewDeploymentObject, NewStack, Provenance, Stack, StackUpdate};
+pub use webhook::{
+    ClaimedDelivery, Delivery, DeliveryOutcome, DeliveryStatus, EventSubject, NewSubscription,
+    Subscription, SubscriptionOwner, SubscriptionUpdate, UnknownEventType, WebhookEvent,
+    WebhookEventType, WebhookQueueStats,
+};
+pub use webhook_event::AppendedObject;
 
 /// Longest accepted name of a stack, agent, cluster, generator or template.
 pub const MAX_NAME_LEN: usize = 253;

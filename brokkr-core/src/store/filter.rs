@@ -92,3 +92,19 @@ pub struct AuditFilter {
     /// Created before.
     pub until: Option<DateTime<Utc>>,
 }
+
+/// Which webhook subscriptions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionFilter {
+    /// Only subscriptions of this owner.
+    pub owner: Option<crate::model::SubscriptionOwner>,
+}
+
+/// Which webhook deliveries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only deliveries for this subscription.
+    pub subscription_id: Option<crate::id::SubscriptionId>,
+    /// Only deliveries with this status.
+    pub status: Option<crate::model::DeliveryStatus>,
+}

@@ -80,6 +80,10 @@ mirror_enum!(
         Placement,
         /// A plan (a change computed before it is made).
         Plan,
+        /// A webhook subscription.
+        Subscription,
+        /// A webhook delivery.
+        Delivery,
     }
 );
 

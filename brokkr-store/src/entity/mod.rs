@@ -15,3 +15,6 @@ pub(crate) mod stack_placements;
 pub(crate) mod stacks;
 pub(crate) mod template_versions;
 pub(crate) mod templates;
+pub(crate) mod webhook_deliveries;
+pub(crate) mod webhook_outbox;
+pub(crate) mod webhook_subscriptions;

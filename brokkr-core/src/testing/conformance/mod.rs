@@ -160,6 +160,8 @@ mod target_state;
 mod targets;
 mod template_listing;
 mod watches;
+mod webhook_claims;
+mod webhooks;
 
 pub use agents::*;
 pub use audit::*;
@@ -186,10 +188,12 @@ pub use target_state::*;
 pub use targets::*;
 pub use template_listing::*;
 pub use watches::*;
+pub use webhook_claims::*;
+pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet webhooks webhook_claims]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -9,7 +9,7 @@ use super::{State, TemplateRow};
 use crate::id::{AgentId, AuditRecordId, DeploymentObjectId, GeneratorId, StackId, TemplateId};
 use crate::model::{
     Actor, Agent, AuditAction, AuditRecord, DeploymentObject, Generator, NewDeploymentObject,
-    ResourceKind, Stack,
+    ResourceKind, Stack, WebhookEvent,
 };
 use crate::page::{Order, Page, PageRequest};
 use crate::store::{Error, Result};
@@ -118,6 +118,10 @@ impl State {
         self.items.insert(object.id, items);
         self.latest_sequence
             .insert(object.stack_id, object.sequence);
+        self.emit(WebhookEvent::deployment_object_created(
+            (&object).into(),
+            at,
+        ));
         object
     }
 
