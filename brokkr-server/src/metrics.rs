@@ -441,13 +441,19 @@ mod tests {
             "brokkr_webhook_dead_deliveries 1",
             "brokkr_webhook_oldest_undelivered_age_seconds 42",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
         }
         let text = metrics.render(Snapshot {
             webhook_counts: counts,
             ..Snapshot::default()
         });
         assert!(text.contains("brokkr_webhook_deliveries_total{outcome=\"dead\"} 1"));
-        assert!(!text.contains("brokkr_webhook_pending_deliveries"), "{text}");
+        assert!(
+            !text.contains("brokkr_webhook_pending_deliveries"),
+            "{text}"
+        );
     }
 }

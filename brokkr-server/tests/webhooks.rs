@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use brokkr_core::webhook::signature;
-use common::receiver::{Answer, Receiver, Received};
+use common::receiver::{Answer, Received, Receiver};
 use common::{Backend, CONFIGMAP_YAML, Mode, TestApp, test_config};
 use serde_json::{Value, json};
 
@@ -51,7 +51,10 @@ async fn subscribe(app: &TestApp, url: &str, event_types: &[&str]) -> (String, S
 async fn delivery_with_status(app: &TestApp, id: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
-        last = app.admin_get(&format!("/api/v1/webhook-deliveries/{id}")).await.json();
+        last = app
+            .admin_get(&format!("/api/v1/webhook-deliveries/{id}"))
+            .await
+            .json();
         if last["status"] == status {
             return last;
         }
@@ -102,13 +105,16 @@ async fn committed_change_reaches_the_receiver_signed(backend: Backend) {
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/hook");
     assert_eq!(request.header("content-type"), Some("application/json"));
-    assert_eq!(request.header("x-brokkr-event"), Some("deployment_object.created"));
+    assert_eq!(
+        request.header("x-brokkr-event"),
+        Some("deployment_object.created")
+    );
     verify(request, &secret);
     let body = request.json();
     assert_eq!(body["type"], "deployment_object.created");
     assert_eq!(body["stack_id"], stack.to_string());
     assert_eq!(body["data"]["deployment_object_id"], object["id"], "{body}");
-    assert_eq!(body["data"]["sequence"], object["sequence"], "{body}");
+    assert_eq!(body["data"]["sequence"], object["sequence_id"], "{body}");
 
     // The API shows the same delivery, delivered, under the id the receiver got.
     let delivery_id = request.header("x-brokkr-delivery").expect("a delivery id");
@@ -117,7 +123,9 @@ async fn committed_change_reaches_the_receiver_signed(backend: Backend) {
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(delivery["last_status"], 200);
     let listed = app
-        .admin_get(&format!("/api/v1/webhooks/{subscription}/deliveries?status=delivered"))
+        .admin_get(&format!(
+            "/api/v1/webhooks/{subscription}/deliveries?status=delivered"
+        ))
         .await;
     listed.expect(200);
     assert_eq!(listed.json()["items"][0]["id"], delivery_id);
@@ -141,9 +149,11 @@ async fn failures_are_retried_with_one_delivery_id_then_dead_until_redelivered(b
     let (subscription, secret) = subscribe(&app, &receiver.url("/hook"), &["stack.deleted"]).await;
     app.admin_post(&format!("/api/v1/webhooks/{subscription}/test"), &json!({}))
         .await
-        .expect(202);
+        .expect(201);
 
-    let received = receiver.wait_for(MAX_ATTEMPTS, Duration::from_secs(20)).await;
+    let received = receiver
+        .wait_for(MAX_ATTEMPTS, Duration::from_secs(20))
+        .await;
     let id = received[0].header("x-brokkr-delivery").unwrap().to_owned();
     for request in &received {
         assert_eq!(request.header("x-brokkr-delivery"), Some(id.as_str()));
@@ -155,11 +165,16 @@ async fn failures_are_retried_with_one_delivery_id_then_dead_until_redelivered(b
     // The last attempt's failure: a connection closed without an answer.
     assert!(dead.get("last_status").is_none(), "{dead}");
     assert!(
-        dead["last_error"].as_str().unwrap().starts_with("request failed"),
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("request failed"),
         "{dead}"
     );
     let dead_letters = app
-        .admin_get(&format!("/api/v1/webhooks/{subscription}/deliveries?status=dead"))
+        .admin_get(&format!(
+            "/api/v1/webhooks/{subscription}/deliveries?status=dead"
+        ))
         .await;
     assert_eq!(dead_letters.json()["items"][0]["id"], id.as_str());
     // Dead means no more attempts.
@@ -168,12 +183,20 @@ async fn failures_are_retried_with_one_delivery_id_then_dead_until_redelivered(b
 
     // A redelivery sends it again, same id; the receiver (out of script) answers 200.
     let resp = app
-        .admin_post(&format!("/api/v1/webhook-deliveries/{id}/redeliver"), &json!({}))
+        .admin_post(
+            &format!("/api/v1/webhook-deliveries/{id}/redeliver"),
+            &json!({}),
+        )
         .await;
-    resp.expect(202);
+    resp.expect(200);
     assert_eq!(resp.json()["status"], "pending");
-    let received = receiver.wait_for(MAX_ATTEMPTS + 1, Duration::from_secs(10)).await;
-    assert_eq!(received[MAX_ATTEMPTS].header("x-brokkr-delivery"), Some(id.as_str()));
+    let received = receiver
+        .wait_for(MAX_ATTEMPTS + 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        received[MAX_ATTEMPTS].header("x-brokkr-delivery"),
+        Some(id.as_str())
+    );
     let delivered = delivery_with_status(&app, &id, "delivered").await;
     assert_eq!(delivered["attempts"], 1);
     app.teardown().await;
@@ -190,7 +213,7 @@ async fn a_redirect_is_not_followed(backend: Backend) {
     let resp = app
         .admin_post(&format!("/api/v1/webhooks/{subscription}/test"), &json!({}))
         .await;
-    resp.expect(202);
+    resp.expect(201);
     let id = resp.json()["id"].as_str().unwrap().to_owned();
     let dead = delivery_with_status(&app, &id, "dead").await;
     assert_eq!(dead["last_status"], 302);

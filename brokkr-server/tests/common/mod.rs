@@ -518,7 +518,11 @@ async fn seed_webhook(
         .claim_webhook_deliveries("seed", now, now + chrono::TimeDelta::seconds(60), 10)
         .await
         .expect("claim the test delivery");
-    assert_eq!(claimed.len(), 1, "the seeded subscription's head is its test delivery");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the seeded subscription's head is its test delivery"
+    );
     store
         .finish_webhook_delivery(
             "seed",

@@ -351,11 +351,19 @@ pub fn table() -> Vec<Op> {
             row_owner(200),
         ),
         op("DELETE", "/webhooks/{subscription}", row_owner(204)),
-        op("POST", "/webhooks/{subscription}/rotate-secret", row_owner(200)),
-        op("POST", "/webhooks/{subscription}/test", row_owner(202)),
+        op(
+            "POST",
+            "/webhooks/{subscription}/rotate-secret",
+            row_owner(200),
+        ),
+        op("POST", "/webhooks/{subscription}/test", row_owner(201)),
         op("GET", "/webhooks/{subscription}/deliveries", row_owner(200)),
         op("GET", "/webhook-deliveries/{delivery}", row_owner(200)),
-        op("POST", "/webhook-deliveries/{delivery}/redeliver", row_owner(202)),
+        op(
+            "POST",
+            "/webhook-deliveries/{delivery}/redeliver",
+            row_owner(200),
+        ),
     ]
 }
 

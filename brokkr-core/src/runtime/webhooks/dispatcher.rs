@@ -88,7 +88,8 @@ impl Dispatcher {
         let mut in_flight = JoinSet::new();
         let mut tick = tokio::time::interval(this.settings.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let housekeeping_period = HOUSEKEEPING_PERIOD.min((this.stale_after / 3).max(this.settings.poll));
+        let housekeeping_period =
+            HOUSEKEEPING_PERIOD.min((this.stale_after / 3).max(this.settings.poll));
         let mut last_housekeeping: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
@@ -235,10 +236,16 @@ impl Dispatcher {
             url: subscription.url.clone(),
             headers: vec![
                 ("Content-Type", "application/json".to_owned()),
-                (webhook::SIGNATURE_HEADER, signature::sign(&secret, timestamp, &body)),
+                (
+                    webhook::SIGNATURE_HEADER,
+                    signature::sign(&secret, timestamp, &body),
+                ),
                 (webhook::TIMESTAMP_HEADER, timestamp.to_string()),
                 (webhook::DELIVERY_HEADER, delivery.id.to_string()),
-                (webhook::EVENT_HEADER, delivery.event.event_type.as_str().to_owned()),
+                (
+                    webhook::EVENT_HEADER,
+                    delivery.event.event_type.as_str().to_owned(),
+                ),
             ],
             body,
         })
@@ -247,12 +254,22 @@ impl Dispatcher {
     async fn keep_house(&self) {
         let now = Utc::now();
         let before = earlier(now, self.settings.delivered_retention);
-        match self.store.prune_webhook_deliveries(before, PRUNE_BATCH).await {
+        match self
+            .store
+            .prune_webhook_deliveries(before, PRUNE_BATCH)
+            .await
+        {
             Ok(0) => {}
             Ok(pruned) => tracing::debug!(pruned, "pruned delivered webhook deliveries"),
-            Err(err) => tracing::warn!(error = %ErrorChain(&err), "pruning webhook deliveries failed"),
+            Err(err) => {
+                tracing::warn!(error = %ErrorChain(&err), "pruning webhook deliveries failed")
+            }
         }
-        match self.store.mark_stale_agents(earlier(now, self.stale_after)).await {
+        match self
+            .store
+            .mark_stale_agents(earlier(now, self.stale_after))
+            .await
+        {
             Ok(agents) if agents.is_empty() => {}
             Ok(agents) => tracing::info!(count = agents.len(), ?agents, "agents went stale"),
             Err(err) => tracing::warn!(error = %ErrorChain(&err), "marking stale agents failed"),

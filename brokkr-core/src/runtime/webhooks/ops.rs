@@ -114,7 +114,11 @@ impl ControlPlane {
     }
 
     /// A subscription the caller may see.
-    pub async fn get_subscription(&self, caller: &Actor, id: SubscriptionId) -> Result<Subscription> {
+    pub async fn get_subscription(
+        &self,
+        caller: &Actor,
+        id: SubscriptionId,
+    ) -> Result<Subscription> {
         self.visible_subscription(caller, id).await
     }
 
@@ -149,10 +153,7 @@ impl ControlPlane {
         if let Some(labels) = &change.labels {
             check_selector(labels.as_ref())?;
         }
-        let description = change
-            .description
-            .map(check_description)
-            .transpose()?;
+        let description = change.description.map(check_description).transpose()?;
         if let Some(Some(stack)) = change.stack_id {
             self.visible_stack(caller, stack).await?;
         }
@@ -224,7 +225,10 @@ impl ControlPlane {
         access::require_admin_or_generator(caller)?;
         let delivery = self.store().get_delivery(id).await?;
         if let Actor::Generator(_) = caller {
-            let owner = self.store().get_subscription(delivery.subscription_id).await;
+            let owner = self
+                .store()
+                .get_subscription(delivery.subscription_id)
+                .await;
             if !owner.is_ok_and(|subscription| sees(caller, subscription.owner)) {
                 return Err(Error::not_found("delivery", id));
             }
@@ -241,7 +245,11 @@ impl ControlPlane {
 
     /// Loads a subscription the caller may see: any for admin and system, its own for
     /// a generator (another's is `NotFound`), none for an agent.
-    async fn visible_subscription(&self, caller: &Actor, id: SubscriptionId) -> Result<Subscription> {
+    async fn visible_subscription(
+        &self,
+        caller: &Actor,
+        id: SubscriptionId,
+    ) -> Result<Subscription> {
         access::require_admin_or_generator(caller)?;
         let subscription = self.store().get_subscription(id).await?;
         if sees(caller, subscription.owner) {
@@ -261,7 +269,8 @@ impl ControlPlane {
     }
 
     fn check_url(&self, url: &str) -> Result<()> {
-        let parsed = webhook::validate_url(url).map_err(|err| Error::invalid("invalid_url", err.to_string()))?;
+        let parsed = webhook::validate_url(url)
+            .map_err(|err| Error::invalid("invalid_url", err.to_string()))?;
         self.settings()
             .webhooks
             .allowlist
@@ -320,7 +329,8 @@ fn check_selector(selector: Option<&LabelSelector>) -> Result<()> {
 fn check_description(description: Option<String>) -> Result<Option<String>> {
     let description = description_or_none(description);
     if let Some(text) = &description {
-        validate_description(text).map_err(|err| Error::invalid("invalid_description", err.to_string()))?;
+        validate_description(text)
+            .map_err(|err| Error::invalid("invalid_description", err.to_string()))?;
     }
     Ok(description)
 }

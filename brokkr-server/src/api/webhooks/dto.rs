@@ -1,11 +1,11 @@
 //! What the webhook operations send and receive.
 
+use brokkr_core::StackId;
 use brokkr_core::model::{
     Delivery, DeliveryStatus, Subscription, SubscriptionOwner, WebhookEvent, WebhookEventType,
 };
 use brokkr_core::runtime::{SubscriptionChange, SubscriptionSpec, SubscriptionWithSecret};
 use brokkr_core::selector::LabelSelector;
-use brokkr_core::StackId;
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use serde_json::Value;
@@ -159,9 +159,9 @@ impl From<Subscription> for SubscriptionDto {
             description: s.description,
             event_types: s.event_types.into_iter().map(Into::into).collect(),
             stack_id: s.stack_id.map(Into::into),
-            labels: s.labels.map(|selector| {
-                serde_json::to_value(selector).expect("a label selector is JSON")
-            }),
+            labels: s
+                .labels
+                .map(|selector| serde_json::to_value(selector).expect("a label selector is JSON")),
             enabled: s.enabled,
             created_at: s.created_at,
             updated_at: s.updated_at,

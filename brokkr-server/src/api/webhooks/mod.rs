@@ -23,10 +23,9 @@ use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-pub use dto::{
-    CreateSubscriptionRequest, DeliveryDto, DeliveryPage, DeliveryStatusDto, EventTypeDto,
-    SubscriptionDto, SubscriptionPage, SubscriptionWithSecretDto, UpdateSubscriptionRequest,
-    WebhookEventDto,
+use dto::{
+    CreateSubscriptionRequest, DeliveryDto, DeliveryPage, DeliveryStatusDto, SubscriptionDto,
+    SubscriptionPage, SubscriptionWithSecretDto, UpdateSubscriptionRequest,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -72,12 +71,22 @@ pub enum SecretRotated {
     Ok(Json<SubscriptionWithSecretDto>),
 }
 
-/// Answer of `POST /webhooks/{id}/test` and of a redelivery.
+/// Answer of `POST /webhooks/{id}/test`.
 #[derive(Debug, ApiResponse)]
-pub enum DeliveryQueued {
-    /// The delivery is queued; follow it with `GET /webhook-deliveries/{id}`.
-    #[oai(status = 202)]
-    Accepted(Json<DeliveryDto>),
+pub enum TestQueued {
+    /// A `webhook.test` delivery was queued; follow it with
+    /// `GET /webhook-deliveries/{id}`.
+    #[oai(status = 201)]
+    Created(Json<DeliveryDto>),
+}
+
+/// Answer of `POST /webhook-deliveries/{id}/redeliver`.
+#[derive(Debug, ApiResponse)]
+pub enum Redelivered {
+    /// The delivery is pending again (attempts reset, same id); follow it with
+    /// `GET /webhook-deliveries/{id}`.
+    #[oai(status = 200)]
+    Ok(Json<DeliveryDto>),
 }
 
 /// A delivery.
@@ -124,7 +133,10 @@ impl WebhooksApi {
         state: Data<&AppState>,
         body: Json<Unchecked<CreateSubscriptionRequest>>,
     ) -> ApiResult<SubscriptionCreated> {
-        let spec = body.0.parse("invalid_subscription", "subscription")?.into_spec()?;
+        let spec = body
+            .0
+            .parse("invalid_subscription", "subscription")?
+            .into_spec()?;
         let created = state
             .control_plane
             .create_subscription(&auth.0, spec)
@@ -194,7 +206,10 @@ impl WebhooksApi {
         id: Path<Uuid>,
         body: Json<Unchecked<UpdateSubscriptionRequest>>,
     ) -> ApiResult<SubscriptionResponse> {
-        let change = body.0.parse("invalid_subscription", "subscription")?.into_change()?;
+        let change = body
+            .0
+            .parse("invalid_subscription", "subscription")?
+            .into_change()?;
         let subscription = state
             .control_plane
             .update_subscription(&auth.0, SubscriptionId::from(id.0), change)
@@ -249,7 +264,7 @@ impl WebhooksApi {
     #[oai(
         path = "/webhooks/:id/test",
         method = "post",
-        operation_id = "testWebhook",
+        operation_id = "sendTestWebhook",
         tag = "Tag::Webhooks"
     )]
     async fn test_webhook(
@@ -257,12 +272,12 @@ impl WebhooksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> ApiResult<DeliveryQueued> {
+    ) -> ApiResult<TestQueued> {
         let delivery = state
             .control_plane
             .test_subscription(&auth.0, SubscriptionId::from(id.0))
             .await?;
-        Ok(DeliveryQueued::Accepted(Json(delivery.into())))
+        Ok(TestQueued::Created(Json(delivery.into())))
     }
 
     /// List a subscription's deliveries, ordered by id (oldest first by default).
@@ -325,7 +340,7 @@ impl WebhooksApi {
     #[oai(
         path = "/webhook-deliveries/:id/redeliver",
         method = "post",
-        operation_id = "redeliverWebhookDelivery",
+        operation_id = "sendWebhookDeliveryAgain",
         tag = "Tag::Webhooks"
     )]
     async fn redeliver_webhook_delivery(
@@ -333,11 +348,11 @@ impl WebhooksApi {
         auth: BearerAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> ApiResult<DeliveryQueued> {
+    ) -> ApiResult<Redelivered> {
         let delivery = state
             .control_plane
             .redeliver(&auth.0, DeliveryId::from(id.0))
             .await?;
-        Ok(DeliveryQueued::Accepted(Json(delivery.into())))
+        Ok(Redelivered::Ok(Json(delivery.into())))
     }
 }
