@@ -31,8 +31,16 @@ async fn start(backend: Backend, receiver: &Receiver) -> Option<TestApp> {
 }
 
 /// Subscribes `url` (as admin) to `event_types` of the seeded stack; answers the
-/// subscription's id and secret.
+/// subscription's id and secret. Waits first until the seed's own events are fanned
+/// out, so that they cannot reach the new subscription.
 async fn subscribe(app: &TestApp, url: &str, event_types: &[&str]) -> (String, String) {
+    for _ in 0..200 {
+        let stats = app.store().webhook_queue_stats().await.expect("queue stats");
+        if stats.outbox == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let resp = app
         .admin_post(
             "/api/v1/webhooks",
@@ -133,6 +141,21 @@ async fn committed_change_reaches_the_receiver_signed(backend: Backend) {
     // Exactly one delivery: nothing else was subscribed to, nothing was repeated.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 1);
+
+    // The metrics count it, and the queue is empty again.
+    let metrics = app.send(common::Req::new("GET", "/metrics")).await;
+    metrics.expect(200);
+    for line in [
+        "brokkr_webhook_deliveries_total{outcome=\"delivered\"} 1",
+        "brokkr_webhook_deliveries_total{outcome=\"dead\"} 0",
+        "brokkr_webhook_pending_deliveries 0",
+    ] {
+        assert!(
+            metrics.text.lines().any(|l| l == line),
+            "{line} in\n{}",
+            metrics.text
+        );
+    }
     app.teardown().await;
 }
 
@@ -266,6 +289,61 @@ async fn a_url_outside_the_allowlist_is_refused(backend: Backend) {
         .filter(|url| !url.contains("hooks.invalid"))
         .collect();
     assert_eq!(urls, vec![receiver.url("/hook").as_str()]);
+    app.teardown().await;
+}
+
+/// A generator subscribes to its own stacks only, and sees only its own
+/// subscriptions; another generator's are a 404 to it.
+#[tokio::test]
+async fn a_generator_subscribes_to_its_own_stacks_only() {
+    let app = common::TestApp::start(Backend::Memory)
+        .await
+        .expect("memory");
+    let w = app.world.clone();
+    let subscribe_as = |key: String, stack: brokkr_core::StackId| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/webhooks",
+                &key,
+                &json!({"url": "https://hooks.invalid/g", "event_types": ["agent.failed"], "stack_id": stack.to_string()}),
+            )
+            .await
+        }
+    };
+    let refused = subscribe_as(w.generator_key.clone(), w.other_stack).await;
+    refused.expect(404);
+    let created = subscribe_as(w.generator_key.clone(), w.spare_stack).await;
+    created.expect(201);
+    let body = created.json();
+    assert_eq!(
+        body["subscription"]["generator_id"],
+        w.generator.to_string()
+    );
+    let id = body["subscription"]["id"].as_str().unwrap().to_owned();
+
+    let other = app.get("/api/v1/webhooks", &w.other_generator_key).await;
+    assert_eq!(other.json()["items"], json!([]));
+    app.get(&format!("/api/v1/webhooks/{id}"), &w.other_generator_key)
+        .await
+        .expect(404);
+    let own = app.get("/api/v1/webhooks", &w.generator_key).await.json();
+    let ids: Vec<&str> = own["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{own}");
+    // Moving it to another generator's stack is refused the same way.
+    let moved = app
+        .send(
+            common::Req::new("PATCH", format!("/api/v1/webhooks/{id}"))
+                .key(&w.generator_key)
+                .json(&json!({"stack_id": w.other_stack.to_string()})),
+        )
+        .await;
+    moved.expect(404);
     app.teardown().await;
 }
 
