@@ -35,7 +35,11 @@ async fn start(backend: Backend, receiver: &Receiver) -> Option<TestApp> {
 /// out, so that they cannot reach the new subscription.
 async fn subscribe(app: &TestApp, url: &str, event_types: &[&str]) -> (String, String) {
     for _ in 0..200 {
-        let stats = app.store().webhook_queue_stats().await.expect("queue stats");
+        let stats = app
+            .store()
+            .webhook_queue_stats()
+            .await
+            .expect("queue stats");
         if stats.outbox == 0 {
             break;
         }
