@@ -1,5 +1,5 @@
 //! The control plane's background tasks: heartbeat flusher, target-state cache
-//! invalidator, placement controller and key revocation watcher.
+//! invalidator, placement controller, key revocation watcher and webhook dispatcher.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::placement::PlacementController;
 /// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
 /// [`Background::shutdown`] also writes the heartbeats still pending.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller and the revocation watcher"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher and the webhook dispatcher"]
 pub struct Background {
     control_plane: ControlPlane,
     tasks: Vec<tokio::task::JoinHandle<()>>,

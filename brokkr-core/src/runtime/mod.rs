@@ -15,6 +15,8 @@
 //! - render-then-append for templates and registered generators, with rendering,
 //!   parsing and hashing kept off the async workers;
 //! - the placement controller ([`placement`]);
+//! - outbound webhooks ([`webhooks`]): subscriptions with their access rules and the
+//!   dispatcher that signs and delivers events through a [`WebhookSender`];
 //! - background tasks with a clear start ([`ControlPlane::start`]) and a graceful
 //!   shutdown ([`Background::shutdown`]).
 //!
