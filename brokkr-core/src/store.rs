@@ -558,7 +558,9 @@ pub trait Store: Send + Sync + 'static {
     /// read whether deleted or not), due at once, in one transaction. Deliveries of one
     /// subscription are ordered as fan-out creates them. Only one fan-out runs at a time
     /// across every store on the database. Answers how many events it moved. Not
-    /// audited: it records no one's change.
+    /// audited: it records no one's change. Every change writes its events whether or
+    /// not anyone subscribes, so something must call this periodically (an event no
+    /// subscription wants is simply dropped), or the outbox only grows.
     async fn fan_out_webhook_events(&self, limit: usize) -> Result<usize>;
 
     /// Leases up to `limit` enabled subscriptions whose head pending delivery (the
@@ -578,7 +580,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records one attempt of a pending delivery (attempts + 1, `last_*` at `at`) and
     /// moves it: `Delivered`, `Pending` again due at `retry_at`, or `Dead` without one;
     /// then frees its subscription's lease if `claimant` holds it. An attempt reported
-    /// for a delivery no longer pending changes nothing. `NotFound` for an unknown id.
+    /// for a delivery no longer pending changes nothing but that lease (the claimant is
+    /// done with it). `NotFound` for an unknown id.
     /// Not audited.
     async fn finish_webhook_delivery(
         &self,

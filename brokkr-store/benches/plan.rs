@@ -255,6 +255,7 @@ async fn phases(
             digest: plan.digest.clone(),
             body: body.clone(),
             expires_at: chrono::Utc::now() + chrono::Duration::minutes(15),
+            holds_change: false,
         };
         store.create_plan(&Actor::Admin, new).await.expect("stored")
     })

@@ -6,7 +6,7 @@ use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AgentFilter, Error, Result};
 use brokkr_core::{
     Actor, Agent, AgentId, AgentStatus, AgentUpdate, AuditAction, Capabilities, Heartbeat,
-    KeyOwner, NewAgent, ResourceKind,
+    KeyOwner, NewAgent, ResourceKind, WebhookEvent,
 };
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -18,6 +18,7 @@ use crate::convert::{self, to_json};
 use crate::entity::agents::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::write::Write;
 use crate::{SqlStore, keys, sql};
 
 /// A live agent, locked for update on PostgreSQL when `lock` is set.
@@ -241,8 +242,12 @@ impl SqlStore {
         // A stable order keeps concurrent batches from deadlocking on PostgreSQL.
         agents.sort_by_key(|(agent, _)| *agent);
 
-        let write = self.begin().await?;
+        let mut write = self.begin().await?;
+        let stale = stale_among(&write, &agents).await?;
         for (agent, (at, caps)) in agents {
+            if let Some(stale_since) = stale.get(&agent) {
+                recover(&mut write, agent, *stale_since, at).await?;
+            }
             let time = "last_heartbeat = CASE WHEN last_heartbeat IS NULL OR last_heartbeat < ? \
                         THEN ? ELSE last_heartbeat END";
             let statement = match caps {
@@ -272,4 +277,58 @@ impl SqlStore {
         }
         self.commit(write).await
     }
+}
+
+/// The agents among `agents` marked stale, with when: one indexed read per thousand
+/// agents of a heartbeat batch, usually finding none.
+async fn stale_among<T>(
+    write: &Write,
+    agents: &[(AgentId, T)],
+) -> Result<HashMap<AgentId, DateTime<Utc>>> {
+    let mut stale = HashMap::new();
+    for chunk in agents.chunks(1_000) {
+        let query = format!(
+            "SELECT id, stale_since FROM agents \
+             WHERE id IN ({}) AND deleted_at IS NULL AND stale_since IS NOT NULL",
+            sql::bind_params(chunk.len())
+        );
+        let values = chunk.iter().map(|(agent, _)| Value::from(agent.0));
+        let rows = write
+            .tx()
+            .query_all_raw(sql::stmt(write.backend(), &query, values))
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let id = row.try_get::<Uuid>("", "id").map_err(db)?;
+            let since = row
+                .try_get::<DateTime<Utc>>("", "stale_since")
+                .map_err(db)?;
+            stale.insert(AgentId::from(id), since);
+        }
+    }
+    Ok(stale)
+}
+
+/// Clears a stale agent's mark and writes `agent.recovered`, unless a concurrent
+/// heartbeat cleared it first (the row lock decides, so the event is written once).
+async fn recover(
+    write: &mut Write,
+    agent: AgentId,
+    stale_since: DateTime<Utc>,
+    beat: DateTime<Utc>,
+) -> Result<()> {
+    let cleared = write
+        .tx()
+        .execute_raw(sql::stmt(
+            write.backend(),
+            "UPDATE agents SET stale_since = NULL WHERE id = ? AND stale_since IS NOT NULL",
+            [agent.0.into()],
+        ))
+        .await
+        .map_err(db)?;
+    if cleared.rows_affected() == 1 {
+        let event = WebhookEvent::agent_recovered(agent, stale_since, beat, write.now);
+        write.emit(event);
+    }
+    Ok(())
 }

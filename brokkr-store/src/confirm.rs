@@ -9,7 +9,7 @@
 
 use brokkr_core::id::PlanId;
 use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, Error, Result};
-use brokkr_core::{Actor, AuditAction, ResourceKind, StackId, StackWorld};
+use brokkr_core::{Actor, AuditAction, ResourceKind, StackId, StackWorld, WebhookEvent};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
@@ -52,6 +52,13 @@ impl SqlStore {
         }
         let written = write_change(&mut write, actor, stack, change).await?;
         consume(&write, actor, &plan).await?;
+        let event = WebhookEvent::plan_confirmed(
+            plan.id.into(),
+            plan.stack_id.into(),
+            &plan.digest,
+            write.now,
+        );
+        write.emit(event);
         let at = write.now;
         self.commit(write).await?;
         Ok(Confirmed::Written { written, at })

@@ -121,12 +121,17 @@ pub(crate) fn event(m: agent_events::Model) -> Result<AgentEvent> {
     })
 }
 
+/// A health status as stored.
+pub(crate) fn health_status(text: &str) -> Result<HealthStatus> {
+    parse("health status", text, HealthStatus::parse)
+}
+
 pub(crate) fn health_report(m: health_reports::Model) -> Result<HealthReport> {
     Ok(HealthReport {
         agent_id: m.agent_id.into(),
         stack_id: m.stack_id.into(),
         deployment_object_id: m.deployment_object_id.into(),
-        status: parse("health status", &m.status, HealthStatus::parse)?,
+        status: health_status(&m.status)?,
         summary: m.summary,
         resources: from_json("health resources", m.resources)?,
         reported_at: m.reported_at,

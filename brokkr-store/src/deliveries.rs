@@ -263,19 +263,19 @@ impl SqlStore {
             ))
             .await
             .map_err(db)?;
-        let Some(row) = updated else {
-            // Not pending any more (or unknown): nothing changes.
-            let exists = webhook_deliveries::Entity::find()
-                .filter(Column::Id.eq(id.0))
-                .one(write.tx())
-                .await
-                .map_err(db)?;
-            return match exists {
-                Some(_) => Ok(()),
-                None => Err(Error::not_found("delivery", id)),
-            };
+        let subscription = match updated {
+            Some(row) => row.try_get::<Uuid>("", "subscription_id").map_err(db)?,
+            // Not pending any more: the attempt changes nothing, but the claimant is
+            // done with the subscription (another claimant may have finished the
+            // delivery after this one's lease expired).
+            None => {
+                by_ids(write.tx(), &[id.0])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| Error::not_found("delivery", id))?
+                    .subscription_id
+            }
         };
-        let subscription = row.try_get::<Uuid>("", "subscription_id").map_err(db)?;
         // The lease's end stays as when it was last leased, so that claims serve the
         // least recently served subscriptions first.
         write

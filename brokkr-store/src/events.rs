@@ -11,7 +11,7 @@ use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AgentEventFilter, Error, Result};
 use brokkr_core::{
     Actor, AgentEvent, AgentEventId, AgentId, AuditAction, EventStatus, EventType, NewAgentEvent,
-    ResourceKind,
+    ResourceKind, WebhookEvent,
 };
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -153,6 +153,11 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
                 .map(|(_, actor, row)| (*actor, event_audit(row))),
         )
         .await?;
+    // Like the audit record, only a first report is news to a webhook.
+    for (_, _, row) in &rows {
+        let event = convert::event(row.clone())?;
+        write.emit(WebhookEvent::agent_reported(&event, write.now));
+    }
     Ok(batch::commit(writer, write, EventReport::WHAT, results).await)
 }
 

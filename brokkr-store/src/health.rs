@@ -3,14 +3,14 @@
 //! heartbeats). Every agent reports on every stack it applies, so reports come in
 //! crowds after a change and commit in batches ([`crate::batch`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 use brokkr_core::health::summarize;
 use brokkr_core::store::{Error, Result};
-use brokkr_core::{Actor, HealthReport, NewHealthReport, StackId};
+use brokkr_core::{Actor, HealthReport, HealthStatus, NewHealthReport, StackId, WebhookEvent};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult, Value};
 use uuid::Uuid;
 
 use crate::batch::{self, Batched};
@@ -18,8 +18,8 @@ use crate::convert::{self, to_json};
 use crate::entity::health_reports::{self, Column};
 use crate::errors::db;
 use crate::report_refs::ReportRefs;
-use crate::write::Writer;
-use crate::{SqlStore, sql};
+use crate::write::{Write, Writer};
+use crate::{Backend, SqlStore, sql};
 
 /// Committers on PostgreSQL.
 pub(crate) const POSTGRES_COMMITTERS: usize = 2;
@@ -61,7 +61,7 @@ async fn record_reports(
     writer: &Writer,
     batch: &[HealthUpdate],
 ) -> Result<Vec<Result<HealthReport>>> {
-    let write = writer.begin().await?;
+    let mut write = writer.begin().await?;
     let refs = ReportRefs::load(
         &write,
         batch.iter().map(|r| r.0.agent_id),
@@ -69,6 +69,7 @@ async fn record_reports(
     )
     .await?;
     let mut latest: HashMap<(Uuid, Uuid), health_reports::Model> = HashMap::new();
+    let mut previous = previous_statuses(&write, batch, &refs).await?;
     let mut results = Vec::with_capacity(batch.len());
     for HealthUpdate(new) in batch {
         let stack_id = match refs.stack(new.agent_id, new.deployment_object_id) {
@@ -87,7 +88,12 @@ async fn record_reports(
             resources: to_json(&new.resources),
             reported_at: write.now,
         };
-        results.push(convert::health_report(row.clone()));
+        let report = convert::health_report(row.clone())?;
+        let before = previous.insert((stack_id, new.agent_id.0), report.status);
+        if before != Some(report.status) {
+            write.emit(WebhookEvent::health_changed(&report, before, write.now));
+        }
+        results.push(Ok(report));
         // One row per (stack, agent) in the statement: PostgreSQL refuses an upsert
         // that touches a row twice.
         latest.insert((stack_id, new.agent_id.0), row);
@@ -115,6 +121,51 @@ async fn record_reports(
         .map_err(db)?;
     // No target state changes, so no agent is woken.
     Ok(batch::commit(writer, write, HealthUpdate::WHAT, results).await)
+}
+
+/// The stored status of every (stack, agent) the batch reports on, with one query,
+/// the rows locked on PostgreSQL (in key order, like the upsert) so that a concurrent
+/// batch cannot report the same change.
+async fn previous_statuses(
+    write: &Write,
+    batch: &[HealthUpdate],
+    refs: &ReportRefs,
+) -> Result<HashMap<(Uuid, Uuid), HealthStatus>> {
+    let keys: BTreeSet<(Uuid, Uuid)> = batch
+        .iter()
+        .filter_map(|HealthUpdate(new)| {
+            let stack = refs.stack(new.agent_id, new.deployment_object_id).ok()?;
+            Some((stack, new.agent_id.0))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let lock = match write.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let pairs = vec!["(?, ?)"; keys.len()].join(", ");
+    let query = format!(
+        "SELECT stack_id, agent_id, status FROM health_reports \
+         WHERE (stack_id, agent_id) IN ({pairs}) ORDER BY stack_id, agent_id{lock}"
+    );
+    let values = keys
+        .iter()
+        .flat_map(|(stack, agent)| [Value::from(*stack), Value::from(*agent)]);
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(write.backend(), &query, values))
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let stack = row.try_get::<Uuid>("", "stack_id").map_err(db)?;
+            let agent = row.try_get::<Uuid>("", "agent_id").map_err(db)?;
+            let status = row.try_get::<String>("", "status").map_err(db)?;
+            Ok(((stack, agent), convert::health_status(&status)?))
+        })
+        .collect()
 }
 
 impl SqlStore {

@@ -7,7 +7,8 @@ use brokkr_core::store::Result;
 use brokkr_core::{EventSubject, Labels, Subscription, WebhookEvent};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -22,8 +23,8 @@ use crate::{Backend, SqlStore, deliveries};
 /// limit.
 pub(crate) const INSERT_CHUNK: usize = 1_000;
 
-/// Any constant both sides agree on: the key of the advisory lock that makes fan-outs
-/// take turns across replicas on PostgreSQL.
+/// The key of the advisory lock that makes fan-outs take turns across replicas on
+/// PostgreSQL: any constant, the same in every replica.
 const FAN_OUT_LOCK: i64 = 0x6272_6f6b_6b72_7768; // "brokkrwh"
 
 /// Writes `events` to the outbox in `tx`, with one statement per chunk (none for no
@@ -89,10 +90,7 @@ impl SqlStore {
             .map(convert::outbox_event)
             .collect::<Result<Vec<_>>>()?;
         let subscriptions = webhook_subscriptions::Entity::find()
-            .filter(sea_orm::ColumnTrait::eq(
-                &webhook_subscriptions::Column::Enabled,
-                true,
-            ))
+            .filter(webhook_subscriptions::Column::Enabled.eq(true))
             .order_by_asc(webhook_subscriptions::Column::Id)
             .all(write.tx())
             .await

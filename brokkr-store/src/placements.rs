@@ -12,7 +12,7 @@ use brokkr_core::page::{Order, Page, PageRequest};
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
-    StackId, StackPlacement, TargetSource,
+    StackId, StackPlacement, TargetSource, WebhookEvent,
 };
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -418,6 +418,11 @@ pub(crate) async fn record_in(
             .exec(write.tx())
             .await
             .map_err(db)?;
+    }
+    if before != chosen {
+        let from = stored.as_ref().map(|d| d.chosen.as_slice());
+        let event = WebhookEvent::placement_changed(stack_id, from, &decision.chosen, write.now);
+        write.emit(event);
     }
     if before != chosen || !change.added.is_empty() || !change.removed.is_empty() {
         let summary = decision_summary(&stack.name, chosen.len(), &change);

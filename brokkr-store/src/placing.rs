@@ -19,7 +19,7 @@ use std::future::Future;
 use brokkr_core::store::{Error, Result, same_agents};
 use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
-    StackId, StackPlacement,
+    StackId, StackPlacement, WebhookEvent,
 };
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -73,6 +73,8 @@ struct Accepted<'a> {
     chosen: BTreeSet<Uuid>,
     /// The chosen agents before, for the audit record.
     before: BTreeSet<Uuid>,
+    /// The stored decision's chosen agents, for the webhook event.
+    from: Option<Vec<AgentId>>,
     decision_changed: bool,
 }
 
@@ -123,6 +125,7 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
                 .iter()
                 .map(|a| a.0)
                 .collect(),
+            from: before_chosen.map(<[AgentId]>::to_vec),
             decision_changed,
         });
         results.push(None);
@@ -162,6 +165,15 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
         }
     }
     write.audit_many(audits).await?;
+    for one in accepted.iter().filter(|one| one.before != one.chosen) {
+        let event = WebhookEvent::placement_changed(
+            one.placing.stack,
+            one.from.as_deref(),
+            &one.placing.decision.chosen,
+            write.now,
+        );
+        write.emit(event);
+    }
 
     let mut answers = accepted.into_iter().zip(changes);
     let mut out = Vec::with_capacity(results.len());

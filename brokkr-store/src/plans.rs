@@ -9,6 +9,7 @@ use brokkr_core::plan::GuardOverrides;
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{
     Actor, ActorKind, AuditAction, NewPlan, PlanOrigin, ResourceKind, StackId, StoredPlan,
+    WebhookEvent,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
@@ -75,8 +76,9 @@ impl SqlStore {
     }
 
     pub(crate) async fn create_plan_impl(&self, actor: &Actor, new: NewPlan) -> Result<StoredPlan> {
-        let write = self.begin().await?;
+        let mut write = self.begin().await?;
         let stack = live_stack(write.tx(), new.stack_id, false).await?;
+        let holds_change = new.holds_change || new.origin == PlanOrigin::Held;
         let row = plans::Model {
             id: PlanId::new().0,
             stack_id: new.stack_id.0,
@@ -108,8 +110,12 @@ impl SqlStore {
                 Audit::new(AuditAction::Create, ResourceKind::Plan, row.id, summary),
             )
             .await?;
+        let stored = plan(row)?;
+        if holds_change {
+            write.emit(WebhookEvent::plan_held(&stored, write.now));
+        }
         self.commit(write).await?;
-        plan(row)
+        Ok(stored)
     }
 
     pub(crate) async fn get_plan_impl(&self, id: PlanId) -> Result<StoredPlan> {

@@ -4,7 +4,7 @@ use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{Error, Result, StackFilter};
 use brokkr_core::{
     Actor, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject, ResourceKind,
-    Stack, StackId, StackUpdate,
+    Stack, StackId, StackUpdate, WebhookEvent,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -202,6 +202,8 @@ pub(crate) async fn delete_stack_in(
         .await
         .map_err(db)?;
     let marker = insert_object(write, sequence, NewDeploymentObject::deletion_marker(id)).await?;
+    let event = WebhookEvent::stack_deleted(&row.name, (&marker).into(), write.now);
+    write.emit(event);
     let summary = format!("deleted stack {:?}", row.name);
     write
         .audit(

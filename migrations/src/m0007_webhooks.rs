@@ -12,7 +12,8 @@
 //!   Partial indexes serve the head pending delivery of a subscription, the oldest
 //!   pending event, and pruning delivered rows.
 //! - `agents.stale_since`: set when an agent is found silent, cleared by its next
-//!   heartbeat, so each silence yields one `agent.stale` and one `agent.recovered`.
+//!   heartbeat, so each silence yields one `agent.stale` and one `agent.recovered`;
+//!   a partial index finds the silent agents not marked yet.
 
 use sea_orm_migration::prelude::*;
 
@@ -33,7 +34,12 @@ const PARTIAL_INDEXES: &[&str] = &[
      (occurred_at) WHERE status = 'pending'",
     "CREATE INDEX ix_webhook_deliveries_delivered_at ON webhook_deliveries \
      (delivered_at) WHERE status = 'delivered'",
+    "CREATE INDEX ix_agents_not_stale_last_heartbeat ON agents \
+     (last_heartbeat) WHERE deleted_at IS NULL AND stale_since IS NULL",
 ];
+
+/// The index of live agents not marked stale, by last heartbeat.
+const AGENTS_NOT_STALE: &str = "ix_agents_not_stale_last_heartbeat";
 
 fn null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).null().take()
@@ -120,6 +126,14 @@ fn index(table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("agents")
+                    .add_column(null("stale_since").timestamp_with_time_zone().take())
+                    .take(),
+            )
+            .await?;
         manager.create_table(subscriptions_table()).await?;
         manager.create_table(outbox_table()).await?;
         manager.create_table(deliveries_table()).await?;
@@ -134,17 +148,19 @@ impl MigrationTrait for Migration {
         for sql in PARTIAL_INDEXES {
             db.execute_unprepared(sql).await?;
         }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("agents")
-                    .add_column(null("stale_since").timestamp_with_time_zone().take())
-                    .take(),
-            )
-            .await
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite drops no column an index still names.
+        manager
+            .drop_index(
+                Index::drop()
+                    .name(AGENTS_NOT_STALE)
+                    .table("agents")
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -46,6 +46,10 @@ pub struct NewPlan {
     pub body: serde_json::Value,
     /// When it stops being confirmable.
     pub expires_at: DateTime<Utc>,
+    /// Whether the plan holds a change the guard stopped (a dry run or a plan asked
+    /// for does not); with a [`PlanOrigin::Held`] decision, always so. A held plan's
+    /// store writes a `plan.held` webhook event with it.
+    pub holds_change: bool,
 }
 
 /// A stored plan. Immutable but for its consumption.

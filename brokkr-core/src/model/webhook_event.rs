@@ -10,7 +10,7 @@ use serde_json::json;
 use super::webhook::{WebhookEvent, WebhookEventType};
 use super::{AgentEvent, DeploymentObject, EventStatus, HealthReport, StoredPlan};
 use crate::health::HealthStatus;
-use crate::id::{AgentId, DeploymentObjectId, StackId, SubscriptionId, WebhookEventId};
+use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId, SubscriptionId, WebhookEventId};
 
 /// The fields of an appended deployment object that its event carries, so a store can
 /// build the event from its row without building the whole object.
@@ -187,11 +187,11 @@ impl WebhookEvent {
         )
     }
 
-    /// `plan.held` (the plan of a change or decision the guard stopped) or
-    /// `plan.confirmed`: `{plan_id, origin, digest, expires_at}`.
-    pub fn plan(event_type: WebhookEventType, plan: &StoredPlan, at: DateTime<Utc>) -> Self {
+    /// `plan.held`, the plan of a change or decision the guard stopped:
+    /// `{plan_id, origin, digest, expires_at}`.
+    pub fn plan_held(plan: &StoredPlan, at: DateTime<Utc>) -> Self {
         Self::new(
-            event_type,
+            WebhookEventType::PlanHeld,
             Some(plan.stack_id),
             None,
             at,
@@ -201,6 +201,22 @@ impl WebhookEvent {
                 "digest": plan.digest,
                 "expires_at": plan.expires_at,
             }),
+        )
+    }
+
+    /// `plan.confirmed`, written with the confirmed change: `{plan_id, digest}`.
+    pub fn plan_confirmed(
+        plan_id: PlanId,
+        stack_id: StackId,
+        digest: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            WebhookEventType::PlanConfirmed,
+            Some(stack_id),
+            None,
+            at,
+            json!({ "plan_id": plan_id, "digest": digest }),
         )
     }
 

@@ -91,6 +91,7 @@ pub async fn seed_plan(
         digest: plan.digest.clone(),
         body: serde_json::to_value(&plan).expect("a plan serializes"),
         expires_at: chrono::Utc::now() + chrono::Duration::minutes(15),
+        holds_change: false,
     };
     store
         .create_plan(&Actor::System, new)

@@ -120,7 +120,7 @@ impl ControlPlane {
         })
     }
 
-    /// Computes and stores a plan.
+    /// Computes and stores a plan; `holds_change` when the guard stopped its change.
     pub(crate) async fn store_plan(
         &self,
         caller: &Actor,
@@ -128,6 +128,7 @@ impl ControlPlane {
         origin: PlanOrigin,
         change: &PlannedChange,
         plan: Plan,
+        holds_change: bool,
     ) -> Result<PlanView> {
         let mut plan = plan;
         let agents: BTreeSet<AgentId> = plan
@@ -149,6 +150,7 @@ impl ControlPlane {
             body: serde_json::to_value(&plan).map_err(backend)?,
             expires_at: Utc::now()
                 + crate::runtime::placement::controller::chrono_duration(self.settings().plan_ttl),
+            holds_change,
         };
         let stored = self.store().create_plan(caller, new).await?;
         // Answered from the plan in hand: decoding the stored body of a 10,000-agent
@@ -191,13 +193,13 @@ impl ControlPlane {
         let plan = self.plan_in(&world, stack, change, proposed).await?;
         if options.dry_run {
             let view = self
-                .store_plan(caller, stack, PlanOrigin::Requested, change, plan)
+                .store_plan(caller, stack, PlanOrigin::Requested, change, plan, false)
                 .await?;
             return Ok(Checked::DryRun(Box::new(view)));
         }
         if plan.guard.needs_confirmation() {
             let view = self
-                .store_plan(caller, stack, PlanOrigin::Requested, change, plan)
+                .store_plan(caller, stack, PlanOrigin::Requested, change, plan, true)
                 .await?;
             tracing::info!(
                 %stack,

@@ -44,7 +44,7 @@ impl ControlPlane {
         if held.is_none_or(|held| held.digest != plan.digest) {
             let summary = plan.summary.clone();
             let view = self
-                .store_plan(&Actor::System, stack, PlanOrigin::Held, &change, plan)
+                .store_plan(&Actor::System, stack, PlanOrigin::Held, &change, plan, true)
                 .await?;
             tracing::warn!(
                 %stack,

@@ -64,7 +64,7 @@ impl ControlPlane {
         let stack = self.visible_stack(caller, stack).await?.id;
         let (change, proposed) = self.planned_change(caller, stack, request).await?;
         let plan = self.compute_plan(stack, &change, &proposed).await?;
-        self.store_plan(caller, stack, PlanOrigin::Requested, &change, plan)
+        self.store_plan(caller, stack, PlanOrigin::Requested, &change, plan, false)
             .await
     }
 

@@ -30,6 +30,8 @@
 //! | `record_placement` (only when the chosen set or the targets change) | `Place` | `Placement` | the stack |
 //! | `set_guard_overrides` | `Update` | `Stack` | the stack |
 //! | `create_plan` / `write_confirmed` | `Create` / `Confirm` | `Plan` | the plan |
+//! | `create_subscription` / `update_subscription` / `delete_subscription` | `Create` / `Update` / `Delete` | `Subscription` | the subscription |
+//! | `queue_test_delivery` / `redeliver` (of a delivery not pending) | `Create` / `Update` | `Delivery` | the delivery |
 //!
 //! `actor` is the [`Actor`](crate::Actor) passed in. `summary` is one line of human
 //! text that never contains key material (the stores only ever see hashes, but not
@@ -39,8 +41,8 @@
 //!
 //! - `NotFound.kind` is `"stack"`, `"agent"`, `"generator"`, `"template"`,
 //!   `"template version"`, `"deployment object"`, `"agent event"`, `"agent target"`,
-//!   `"label"`, `"annotation"`, `"plan"` or `"placement"` (`record_placement` on a live
-//!   stack without a policy).
+//!   `"label"`, `"annotation"`, `"plan"`, `"subscription"`, `"delivery"` or
+//!   `"placement"` (`record_placement` on a live stack without a policy).
 //! - Appending to a deleted stack is `NotFound` (the method's contract), not `Conflict`.
 //! - `unassign_stack` needs a live agent and a target that is not already awaiting
 //!   removal; `record_agent_event` needs a live agent.
@@ -50,6 +52,10 @@
 //! - Removing a placement policy that is not set returns `None` and writes nothing.
 //! - `record_placement` gives targets only to live agents among the chosen; a target
 //!   it revives (one awaiting removal) becomes a placement target.
+//! - Webhook events are written by the change's own transaction, as
+//!   [`WebhookEvent`](crate::WebhookEvent)'s constructors document each; fan-out,
+//!   claims, finishes, pruning and stale marks are not audited. A disabled subscription gets no new deliveries and none of its queued
+//!   ones is claimed.
 //! - The target state of an inactive agent is served like any other (the server decides
 //!   what an inactive agent may do); only a missing or deleted agent is `NotFound`.
 //!
@@ -161,6 +167,7 @@ mod targets;
 mod template_listing;
 mod watches;
 mod webhook_claims;
+mod webhook_events;
 mod webhooks;
 
 pub use agents::*;
@@ -189,11 +196,12 @@ pub use targets::*;
 pub use template_listing::*;
 pub use watches::*;
 pub use webhook_claims::*;
+pub use webhook_events::*;
 pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet webhooks webhook_claims]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit pagination fleet webhooks webhook_claims webhook_events]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

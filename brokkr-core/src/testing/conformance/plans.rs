@@ -28,6 +28,7 @@ pub fn new_plan(stack: StackId, origin: PlanOrigin, expires_in: Duration) -> New
         digest: format!("sha256:{}", "ab".repeat(32)),
         body: json!({"summary": {"agents_current": 2, "agents_removed": 2}}),
         expires_at: Utc::now() + expires_in,
+        holds_change: false,
     }
 }
 

@@ -59,8 +59,9 @@ fn delivered() -> DeliveryOutcome {
 cases!(
     /// A claim leases a subscription and hands out only its head delivery; no other
     /// claim gets that subscription while the lease holds; after the lease expires the
-    /// same delivery (same id) is handed out again; finishing it frees the lease and
-    /// the next delivery follows, in fan-out order.
+    /// same delivery (same id) is handed out again; a late claimant's attempt still
+    /// counts; finishing frees the finisher's lease (also for a delivery another
+    /// claimant finished) and the next delivery follows, in fan-out order.
     pub async fn webhooks_claims_lease_the_head_delivery_of_each_subscription(store: &dyn Store) {
         let hook = catch_all(store).await;
         let stack = mk_stack(store, "s").await;
@@ -94,9 +95,10 @@ cases!(
             vec![head.id],
             "an expired lease hands out the same delivery"
         );
+        // a, whose lease expired, still reports its attempt: it counts.
         finish(
             store,
-            "b",
+            "a",
             &head,
             at(t0, 32),
             DeliveryOutcome::Delivered { status: 200 },
@@ -109,9 +111,13 @@ cases!(
         assert_eq!(done.last_attempt_at, Some(at(t0, 32)));
         assert_eq!(done.delivered_at, Some(at(t0, 32)));
         assert_eq!(done.event, head.event);
+        assert!(
+            claim(store, "c", at(t0, 33), 10).await.is_empty(),
+            "still leased to b"
+        );
 
-        // a's late report of the same delivery changes nothing.
-        finish(store, "a", &head, at(t0, 33), delivered()).await;
+        // b's report of the same delivery changes nothing but frees b's lease.
+        finish(store, "b", &head, at(t0, 33), delivered()).await;
         assert_eq!(store.get_delivery(head.id).await.unwrap(), done);
 
         let next = claim(store, "a", at(t0, 33), 10).await;

@@ -382,4 +382,40 @@ cases!(
             assert_eq!(store.get_delivery(delivery.id).await.unwrap(), delivery);
         }
     }
+    /// Fan-outs running at once (replicas on one database) move each event once: no
+    /// subscription gets an event twice, none is lost.
+    pub async fn webhooks_concurrent_fan_outs_move_each_event_once(store: &dyn Store) {
+        let hooks = [catch_all(store).await.id, catch_all(store).await.id];
+        let stack = mk_stack(store, "s").await;
+        let mut objects = Vec::new();
+        for i in 0..20 {
+            objects.push(mk_object(store, stack.id, &i.to_string()).await.id);
+        }
+        let fan_outs = (0..6).map(|_| async {
+            let mut moved = 0;
+            loop {
+                match store.fan_out_webhook_events(3).await.expect("fan out") {
+                    0 => return moved,
+                    n => moved += n,
+                }
+            }
+        });
+        let moved: usize = futures::future::join_all(fan_outs).await.into_iter().sum();
+        assert_eq!(
+            moved,
+            objects.len(),
+            "each event moved by exactly one fan-out"
+        );
+        let mut want: Vec<String> = objects.iter().map(|id| json!(id).to_string()).collect();
+        want.sort();
+        for hook in hooks {
+            let mut got: Vec<String> = deliveries_of(store, hook)
+                .await
+                .iter()
+                .map(|d| d.event.data["deployment_object_id"].to_string())
+                .collect();
+            got.sort();
+            assert_eq!(got, want);
+        }
+    }
 );

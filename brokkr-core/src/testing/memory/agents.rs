@@ -1,11 +1,15 @@
 //! Agents and their heartbeats.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
 use super::state::{now, paginate, parse_uuid};
 use super::{MemoryStore, State};
 use crate::id::AgentId;
 use crate::model::{
     Actor, Agent, AgentStatus, AgentUpdate, AuditAction, Capabilities, Heartbeat, KeyOwner,
-    NewAgent, ResourceKind,
+    NewAgent, ResourceKind, WebhookEvent,
 };
 use crate::page::{Page, PageRequest};
 use crate::store::{AgentFilter, Error, Result};
@@ -148,6 +152,8 @@ pub(super) fn delete_agent(store: &MemoryStore, actor: &Actor, id: AgentId) -> R
 
 pub(super) fn record_heartbeats(store: &MemoryStore, beats: &[Heartbeat]) -> Result<()> {
     let mut state = store.state();
+    // The latest beat of every live agent that beat, for the stale ones' recovery.
+    let mut beaten: BTreeMap<AgentId, DateTime<Utc>> = BTreeMap::new();
     for beat in beats {
         let Some(agent) = state
             .agents
@@ -156,6 +162,8 @@ pub(super) fn record_heartbeats(store: &MemoryStore, beats: &[Heartbeat]) -> Res
         else {
             continue;
         };
+        let latest = beaten.entry(beat.agent_id).or_insert(beat.at);
+        *latest = (*latest).max(beat.at);
         // A beat older than the stored one arrived late: it changes nothing, so
         // neither the time nor the capabilities move back.
         if agent.last_heartbeat.is_some_and(|last| beat.at < last) {
@@ -164,6 +172,12 @@ pub(super) fn record_heartbeats(store: &MemoryStore, beats: &[Heartbeat]) -> Res
         agent.last_heartbeat = Some(beat.at);
         if let Some(capabilities) = &beat.capabilities {
             agent.capabilities = capabilities.clone();
+        }
+    }
+    let at = now();
+    for (agent, beat) in beaten {
+        if let Some(stale_since) = state.stale_agents.remove(&agent) {
+            state.emit(WebhookEvent::agent_recovered(agent, stale_since, beat, at));
         }
     }
     Ok(())

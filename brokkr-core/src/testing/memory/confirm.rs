@@ -4,7 +4,9 @@
 use super::state::now;
 use super::{MemoryStore, State};
 use crate::id::{AgentId, PlanId, StackId};
-use crate::model::{Actor, AuditAction, ResourceKind, StackWorld, StoredPlan, WorldTarget};
+use crate::model::{
+    Actor, AuditAction, ResourceKind, StackWorld, StoredPlan, WebhookEvent, WorldTarget,
+};
 use crate::store::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, Error, Result};
 
 pub(super) fn stack_world(store: &MemoryStore, stack_id: StackId) -> Result<StackWorld> {
@@ -38,6 +40,8 @@ pub(super) fn write_confirmed(
         // The change first: if it fails, the plan stays unused (nothing was written).
         let (written, agents) = state.write_change(actor, stack, change)?;
         state.consume(actor, confirmation.plan_id, at);
+        let event = WebhookEvent::plan_confirmed(confirmation.plan_id, stack, &expected, at);
+        state.emit(event);
         (Confirmed::Written { written, at }, agents)
     };
     if !agents.is_empty() {

@@ -9,6 +9,7 @@ use super::{MemoryStore, State};
 use crate::id::{AgentId, StackId};
 use crate::model::{
     Actor, AgentTarget, AuditAction, PlacementChange, ResourceKind, StackPlacement, TargetSource,
+    WebhookEvent,
 };
 use crate::page::{Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
@@ -235,6 +236,11 @@ impl State {
             .collect();
         let chosen: BTreeSet<AgentId> = decision.chosen.iter().copied().collect();
         let at = now();
+        if before != chosen {
+            let from = stored.decision.as_ref().map(|d| d.chosen.as_slice());
+            let event = WebhookEvent::placement_changed(stack_id, from, &decision.chosen, at);
+            self.emit(event);
+        }
         let mut change = self.sync_placement_targets(stack_id, &chosen, at);
         change.decision_changed = decision_changed;
         if decision_changed {

@@ -10,7 +10,7 @@ use super::{MemoryStore, State};
 use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
 use crate::model::{
     Actor, AgentEvent, AppliedState, AuditAction, EventStatus, EventType, NewPlan, PlanOrigin,
-    ResourceKind, StoredPlan,
+    ResourceKind, StoredPlan, WebhookEvent,
 };
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::{Error, Result};
@@ -79,6 +79,7 @@ pub(super) fn create_plan(store: &MemoryStore, actor: &Actor, new: NewPlan) -> R
     let mut state = store.state();
     let name = state.live_stack(new.stack_id)?.name.clone();
     let at = now();
+    let holds_change = new.holds_change || new.origin == PlanOrigin::Held;
     let plan = StoredPlan {
         id: PlanId::new(),
         stack_id: new.stack_id,
@@ -103,6 +104,9 @@ pub(super) fn create_plan(store: &MemoryStore, actor: &Actor, new: NewPlan) -> R
         summary,
         at,
     );
+    if holds_change {
+        state.emit(WebhookEvent::plan_held(&plan, at));
+    }
     Ok(plan)
 }
 

@@ -5,7 +5,7 @@ use super::state::{now, paginate, parse_uuid};
 use crate::id::{AgentEventId, AgentId, StackId};
 use crate::model::{
     Actor, AgentEvent, AuditAction, EventStatus, EventType, HealthReport, NewAgentEvent,
-    NewHealthReport, ResourceKind,
+    NewHealthReport, ResourceKind, WebhookEvent,
 };
 use crate::page::{Page, PageRequest};
 use crate::store::{AgentEventFilter, Error, Result};
@@ -69,6 +69,7 @@ pub(super) fn record_agent_event(
             summary,
             at,
         );
+        state.emit(WebhookEvent::agent_reported(&event, at));
         (event, retired)
     };
     if retired {
@@ -86,6 +87,7 @@ pub(super) fn record_health(
     let mut state = store.state();
     state.live_agent(new.agent_id)?;
     let stack_id = state.object(new.deployment_object_id)?.stack_id;
+    let at = now();
     let report = HealthReport {
         agent_id: new.agent_id,
         stack_id,
@@ -93,11 +95,15 @@ pub(super) fn record_health(
         status: crate::health::summarize(&new.resources),
         summary: new.summary,
         resources: new.resources,
-        reported_at: now(),
+        reported_at: at,
     };
-    state
+    let before = state
         .health
-        .insert((stack_id, new.agent_id), report.clone());
+        .insert((stack_id, new.agent_id), report.clone())
+        .map(|previous| previous.status);
+    if before != Some(report.status) {
+        state.emit(WebhookEvent::health_changed(&report, before, at));
+    }
     Ok(report)
 }
 

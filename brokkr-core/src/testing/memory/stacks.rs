@@ -5,7 +5,7 @@ use super::{MemoryStore, State};
 use crate::id::{AgentId, DeploymentObjectId, StackId};
 use crate::model::{
     Actor, AuditAction, DeploymentObject, ListedDeploymentObject, NewDeploymentObject, NewStack,
-    ResourceKind, Stack, StackUpdate,
+    ResourceKind, Stack, StackUpdate, WebhookEvent,
 };
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::store::{Error, Result, StackFilter};
@@ -190,6 +190,7 @@ impl State {
         stack.deleted_at = Some(at);
         stack.updated_at = at;
         let marker = self.append(NewDeploymentObject::deletion_marker(id), at);
+        self.emit(WebhookEvent::stack_deleted(&name, (&marker).into(), at));
         let summary = format!(
             "deleted stack {name:?} (deletion marker {})",
             marker.sequence

@@ -351,9 +351,22 @@ pub(super) fn finish(
         .get_mut(&id)
         .ok_or_else(|| Error::not_found("delivery", id))?;
     let d = &mut row.delivery;
-    if d.status != DeliveryStatus::Pending {
-        return Ok(());
+    let subscription = d.subscription_id;
+    // A delivery no longer pending records no attempt, but its claimant is done
+    // with the subscription either way.
+    if d.status == DeliveryStatus::Pending {
+        record_attempt(d, at, outcome);
     }
+    if let Some(row) = state.webhooks.subscriptions.get_mut(&subscription)
+        && row.lease_owner.as_deref() == Some(claimant)
+    {
+        row.lease_owner = None;
+    }
+    Ok(())
+}
+
+/// One attempt of a pending delivery: counted, its answer kept, its status moved.
+fn record_attempt(d: &mut Delivery, at: DateTime<Utc>, outcome: DeliveryOutcome) {
     d.attempts += 1;
     d.last_attempt_at = Some(at);
     match outcome {
@@ -376,13 +389,6 @@ pub(super) fn finish(
             }
         }
     }
-    let subscription = d.subscription_id;
-    if let Some(row) = state.webhooks.subscriptions.get_mut(&subscription)
-        && row.lease_owner.as_deref() == Some(claimant)
-    {
-        row.lease_owner = None;
-    }
-    Ok(())
 }
 
 pub(super) fn get_delivery(store: &MemoryStore, id: DeliveryId) -> Result<Delivery> {

@@ -12,11 +12,12 @@ use crate::placement::{PlacementPolicy, RejectionPage};
 use crate::plan::{AgentAction, GuardOverrides, Verdict, Version, Violation};
 use crate::runtime::plan::{GuardOptions, Outcome, PlanRequest, PlannedChange};
 use crate::runtime::{ControlPlane, Error};
+use crate::store::DeliveryFilter;
 use crate::target_state::TargetAction;
 use crate::testing::conformance::{mk_stack, new_event};
 use crate::{
     Actor, AgentId, DeploymentObjectId, EventStatus, EventType, MetadataField, MetadataTarget,
-    NewGenerator, Pak, StackId,
+    NewGenerator, NewSubscription, Pak, StackId, SubscriptionOwner, WebhookEventType,
 };
 
 /// `n` ConfigMaps, `version` in their data, and a PersistentVolumeClaim with `pvc`.
@@ -409,5 +410,47 @@ crate::runtime_cases! {
         assert!(view.held.is_none());
         let removed = cp.store().target_state(agents[0]).await.expect("target state");
         assert!(removed.entries.iter().any(|s| matches!(s.action, TargetAction::Remove)));
+    }
+    async fn only_a_stopped_change_writes_plan_held(cp: ControlPlane) {
+        let store = cp.store();
+        let subscription = NewSubscription {
+            owner: SubscriptionOwner::Admin,
+            url: "http://127.0.0.1:9/hook".into(),
+            description: None,
+            event_types: vec![WebhookEventType::PlanHeld],
+            stack_id: None,
+            labels: None,
+            sealed_secret: b"sealed".to_vec(),
+        };
+        let hook = store
+            .create_subscription(&Actor::Admin, subscription)
+            .await
+            .expect("subscribe");
+        let agents = fleet(&cp, 1, "eu").await;
+        let (stack, _) = applied_stack(&cp, "db", &agents, yaml(1, 1, true)).await;
+        let dry = cp
+            .guarded(GuardOptions { dry_run: true, confirm_plan_id: None })
+            .append_deployment_object(&Actor::Admin, stack, yaml(1, 2, false))
+            .await
+            .expect("a dry run");
+        assert!(matches!(dry, Outcome::Planned(_)));
+        let Err(Error::BlastRadiusExceeded(stopped)) = cp
+            .append_deployment_object(&Actor::Admin, stack, yaml(1, 2, false))
+            .await
+        else {
+            panic!("the prune of a protected kind is stopped");
+        };
+        while store.fan_out_webhook_events(100).await.expect("fan out") > 0 {}
+        let filter = DeliveryFilter {
+            subscription_id: Some(hook.id),
+            ..Default::default()
+        };
+        let held = store
+            .list_deliveries(&filter, &crate::PageRequest::default())
+            .await
+            .expect("deliveries")
+            .items;
+        let plans: Vec<_> = held.iter().map(|d| d.event.data["plan_id"].clone()).collect();
+        assert_eq!(plans, vec![json!(stopped.id)], "the stopped change's plan, not the dry run's");
     }
 }
