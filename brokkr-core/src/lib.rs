@@ -53,6 +53,7 @@ pub mod target_state;
 pub mod template;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhook;
 
 pub use applier::Applier;
 pub use audit_chain::{AuditHash, ChainCheck, ChainFault, ChainHead, ChainLink, ChainMismatch};

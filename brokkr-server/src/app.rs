@@ -13,7 +13,7 @@ use tracing::instrument::WithSubscriber;
 
 use crate::api::Api;
 use crate::deferred::Deferred;
-use crate::metrics::Snapshot;
+use crate::metrics::{Snapshot, WebhookQueue};
 use crate::middleware::{BodyLimit, CatchPanic, Observe, RouteTable};
 use crate::state::AppState;
 
@@ -122,10 +122,16 @@ async fn readyz(state: Data<&AppState>) -> Response {
 #[handler]
 async fn prometheus(state: Data<&AppState>) -> Response {
     let (store_up, store_ping) = ping(&state).await;
+    let webhook_queue = match state.control_plane.webhook_queue_stats().await {
+        Ok(stats) => Some(WebhookQueue::new(&stats, chrono::Utc::now())),
+        Err(_) => None,
+    };
     let text = state.metrics.render(Snapshot {
         target_state_cache_entries: state.control_plane.cached_target_states(),
         store_up,
         store_ping,
+        webhook_counts: state.control_plane.webhook_counts(),
+        webhook_queue,
     });
     text.with_content_type("text/plain; version=0.0.4; charset=utf-8")
         .into_response()

@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod guard;
+mod webhooks;
 
 pub use guard::GuardSection;
+pub use webhooks::WebhooksSection;
 
 /// Prefix of the environment variables read by [`Config::load`]: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR";
@@ -50,6 +52,9 @@ pub enum ConfigError {
     /// `[guard]` holds a limit the guard cannot use.
     #[error("[guard] is invalid: {0}")]
     Guard(String),
+    /// `[webhooks]` holds a key, host pattern or timing that cannot work.
+    #[error("[webhooks] is invalid: {0}")]
+    Webhooks(String),
 }
 
 impl ConfigError {
@@ -102,6 +107,8 @@ impl Config {
                 // Lists in the environment are comma-separated.
                 .list_separator(",")
                 .with_list_parse_key("guard.protected_kinds")
+                .with_list_parse_key("webhooks.keys")
+                .with_list_parse_key("webhooks.allowed_hosts")
                 .source(Some(prefixed)),
         );
         let loaded = builder
@@ -113,7 +120,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the ranges that types cannot express ([`MAX_LONG_POLL_SECS`]).
+    /// Checks the ranges that types cannot express ([`MAX_LONG_POLL_SECS`]), the
+    /// guard's limits, and `[webhooks]` (keys, host patterns, timings).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let long_poll = self.agents.long_poll_max_secs;
         if long_poll > MAX_LONG_POLL_SECS {
@@ -124,6 +132,7 @@ impl Config {
             });
         }
         self.guard.validate().map_err(ConfigError::Guard)?;
+        self.webhooks.settings().map_err(ConfigError::Webhooks)?;
         Ok(())
     }
 }
@@ -146,6 +155,8 @@ pub struct Config {
     pub guard: GuardSection,
     /// The audit chain.
     pub audit: AuditSection,
+    /// Outbound webhooks.
+    pub webhooks: WebhooksSection,
     /// Logs.
     pub log: LogSection,
 }

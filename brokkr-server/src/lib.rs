@@ -83,6 +83,7 @@ pub mod serve;
 pub mod state;
 pub mod tls;
 pub mod ui;
+pub mod webhooks;
 
 pub use app::app;
 pub use serve::serve;

@@ -10,6 +10,11 @@
 //! | `brokkr_target_state_watchers` | gauge | long polls waiting here for a change |
 //! | `brokkr_store_up` | gauge | 1 when the database answered a ping during this scrape |
 //! | `brokkr_store_ping_seconds` | gauge | how long that ping took |
+//! | `brokkr_webhook_deliveries_total{outcome}` | counter | this replica's delivery attempts: `delivered`, `failed` (to be retried), `dead` (the last attempt failed) |
+//! | `brokkr_webhook_outbox_events` | gauge | events committed but not yet fanned out (the database's count) |
+//! | `brokkr_webhook_pending_deliveries` | gauge | deliveries waiting to be sent (the queue depth) |
+//! | `brokkr_webhook_dead_deliveries` | gauge | deliveries given up on, waiting for a redelivery |
+//! | `brokkr_webhook_oldest_undelivered_age_seconds` | gauge | how long ago the oldest event not yet delivered occurred; 0 when none waits |
 //!
 //! Memory stays bounded: `route` is a route template of the API (or `unmatched`),
 //! `method` one of the standard methods (or `OTHER`), `status` an HTTP status, so the
@@ -91,6 +96,38 @@ pub struct Snapshot {
     pub store_up: bool,
     /// How long the ping took.
     pub store_ping: Duration,
+    /// This replica's webhook attempts by outcome.
+    pub webhook_counts: brokkr_core::runtime::WebhookCounts,
+    /// The webhook queue as the database counts it; `None` when it did not answer.
+    pub webhook_queue: Option<WebhookQueue>,
+}
+
+/// The webhook queue at a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookQueue {
+    /// Events not yet fanned out.
+    pub outbox: u64,
+    /// Deliveries waiting to be sent.
+    pub pending: u64,
+    /// Dead deliveries.
+    pub dead: u64,
+    /// Age of the oldest event not yet delivered; zero when none waits.
+    pub oldest_undelivered_age: Duration,
+}
+
+impl WebhookQueue {
+    /// The queue from the store's counts, ages measured at `now`.
+    pub fn new(stats: &brokkr_core::WebhookQueueStats, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            outbox: stats.outbox,
+            pending: stats.pending,
+            dead: stats.dead,
+            oldest_undelivered_age: stats
+                .oldest_undelivered_at
+                .and_then(|at| (now - at).to_std().ok())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -232,6 +269,7 @@ impl Metrics {
             "How long the database took to answer the ping of this scrape.",
             snapshot.store_ping.as_secs_f64(),
         );
+        render_webhooks(&mut out, &snapshot);
         out
     }
 }
@@ -244,6 +282,50 @@ impl Drop for WatcherGuard {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+fn render_webhooks(out: &mut String, snapshot: &Snapshot) {
+    let counts = snapshot.webhook_counts;
+    out.push_str("# HELP brokkr_webhook_deliveries_total Webhook delivery attempts made by this replica, by outcome (failed: to be retried; dead: the last attempt failed).\n");
+    out.push_str("# TYPE brokkr_webhook_deliveries_total counter\n");
+    for (outcome, count) in [
+        ("delivered", counts.delivered),
+        ("failed", counts.failed),
+        ("dead", counts.dead),
+    ] {
+        let _ = writeln!(
+            out,
+            "brokkr_webhook_deliveries_total{{outcome=\"{outcome}\"}} {count}"
+        );
+    }
+    // Left out when the database did not answer, rather than reported as zero.
+    let Some(queue) = snapshot.webhook_queue else {
+        return;
+    };
+    gauge(
+        out,
+        "brokkr_webhook_outbox_events",
+        "Webhook events committed but not yet fanned out into deliveries.",
+        queue.outbox,
+    );
+    gauge(
+        out,
+        "brokkr_webhook_pending_deliveries",
+        "Webhook deliveries waiting to be sent (the queue depth).",
+        queue.pending,
+    );
+    gauge(
+        out,
+        "brokkr_webhook_dead_deliveries",
+        "Webhook deliveries given up on, waiting for a redelivery.",
+        queue.dead,
+    );
+    gauge(
+        out,
+        "brokkr_webhook_oldest_undelivered_age_seconds",
+        "How long ago the oldest webhook event not yet delivered occurred; 0 when none waits.",
+        queue.oldest_undelivered_age.as_secs_f64(),
+    );
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
@@ -289,6 +371,7 @@ mod tests {
             target_state_cache_entries: 7,
             store_up: true,
             store_ping: Duration::from_millis(2),
+            ..Snapshot::default()
         });
         assert!(text.contains(&format!(
             "brokkr_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"200\"}} 2"
@@ -327,5 +410,50 @@ mod tests {
             metrics.observe_heartbeat(Uuid::new_v4());
         }
         assert!(metrics.heartbeats.lock().unwrap().last_seen.len() < SWEEP_THRESHOLD);
+    }
+
+    #[test]
+    fn renders_webhook_outcomes_and_the_queue_only_when_it_was_read() {
+        let metrics = Metrics::new(Duration::from_secs(60));
+        let counts = brokkr_core::runtime::WebhookCounts {
+            delivered: 5,
+            failed: 3,
+            dead: 1,
+        };
+        let now = chrono::Utc::now();
+        let stats = brokkr_core::WebhookQueueStats {
+            outbox: 2,
+            pending: 7,
+            dead: 1,
+            oldest_undelivered_at: Some(now - chrono::TimeDelta::seconds(42)),
+        };
+        let text = metrics.render(Snapshot {
+            webhook_counts: counts,
+            webhook_queue: Some(WebhookQueue::new(&stats, now)),
+            ..Snapshot::default()
+        });
+        for line in [
+            "brokkr_webhook_deliveries_total{outcome=\"delivered\"} 5",
+            "brokkr_webhook_deliveries_total{outcome=\"failed\"} 3",
+            "brokkr_webhook_deliveries_total{outcome=\"dead\"} 1",
+            "brokkr_webhook_outbox_events 2",
+            "brokkr_webhook_pending_deliveries 7",
+            "brokkr_webhook_dead_deliveries 1",
+            "brokkr_webhook_oldest_undelivered_age_seconds 42",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+        let text = metrics.render(Snapshot {
+            webhook_counts: counts,
+            ..Snapshot::default()
+        });
+        assert!(text.contains("brokkr_webhook_deliveries_total{outcome=\"dead\"} 1"));
+        assert!(
+            !text.contains("brokkr_webhook_pending_deliveries"),
+            "{text}"
+        );
     }
 }

@@ -185,6 +185,7 @@ impl Server {
         });
         let scheme = if acceptors.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, "listening");
+        log_webhooks(&state);
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
         let draining = state.clone();
         let shutdown = async move {
@@ -197,6 +198,35 @@ impl Server {
         background.shutdown().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Says at start whether webhooks are sent, and where they may go.
+fn log_webhooks(state: &AppState) {
+    let settings = &state.control_plane.settings().webhooks;
+    match (&settings.keyring, state.control_plane.sends_webhooks()) {
+        (Some(keyring), true) => {
+            let allowed: Vec<String> = settings
+                .allowlist
+                .patterns()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            tracing::info!(
+                sealing_key = keyring.sealing_key_id(),
+                allowed_hosts = %allowed.join(","),
+                "webhooks on"
+            );
+            if allowed.is_empty() {
+                tracing::warn!(
+                    "webhooks are on but [webhooks] allowed_hosts is empty: no subscription can be made"
+                );
+            }
+        }
+        (Some(_), false) => tracing::warn!(
+            "webhook subscriptions can be made but nothing sends them: the control plane has no webhook sender"
+        ),
+        (None, _) => tracing::info!("webhooks off: [webhooks] keys is empty"),
     }
 }
 

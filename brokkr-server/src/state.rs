@@ -7,6 +7,7 @@ use brokkr_core::{GeneratorRegistry, Store};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::webhooks::ReqwestSender;
 
 /// Shared state, attached to every request (`Data<&AppState>`). Cheap to clone.
 #[derive(Clone)]
@@ -55,10 +56,38 @@ impl Config {
         store: Arc<dyn Store>,
         generators: GeneratorRegistry,
     ) -> ControlPlane {
-        ControlPlane::builder(store)
+        let builder = ControlPlane::builder(store)
             .settings(self.runtime_settings())
-            .generators(generators)
-            .build()
+            .generators(generators);
+        match self.webhook_sender() {
+            Some(sender) => builder.webhook_sender(sender).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// The webhook sender when `[webhooks]` has keys (webhooks are on), else `None`.
+    fn webhook_sender(&self) -> Option<Arc<dyn brokkr_core::runtime::WebhookSender>> {
+        if !self.webhooks.enabled() {
+            return None;
+        }
+        let settings = self.webhook_settings();
+        match ReqwestSender::new(&settings, self.webhooks.max_response_bytes) {
+            Ok(sender) => Some(Arc::new(sender)),
+            Err(err) => {
+                tracing::error!(error = %crate::error::ErrorChain(&err), "cannot build the webhook client; webhooks are not sent");
+                None
+            }
+        }
+    }
+
+    /// `[webhooks]` as the control plane takes it. A section that does not validate
+    /// (possible only for a `Config` built in code, as [`Config::load`] validates)
+    /// turns webhooks off, with an error in the log, rather than sending anywhere.
+    fn webhook_settings(&self) -> brokkr_core::runtime::WebhookSettings {
+        self.webhooks.settings().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "[webhooks] is invalid; webhooks are off");
+            brokkr_core::runtime::WebhookSettings::default()
+        })
     }
 
     /// The control plane's settings from this configuration.
@@ -78,6 +107,7 @@ impl Config {
             guard: self.guard.policy(),
             plan_ttl: std::time::Duration::from_secs(self.server.plan_ttl_secs.max(1)),
             audit_seal_period: self.audit.seal_period(),
+            webhooks: self.webhook_settings(),
         }
     }
 }

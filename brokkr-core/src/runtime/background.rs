@@ -1,5 +1,6 @@
 //! The control plane's background tasks: heartbeat flusher, target-state cache
-//! invalidator, placement controller, key revocation watcher and audit sealer.
+//! invalidator, placement controller, key revocation watcher, audit sealer and webhook
+//! dispatcher.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use super::placement::PlacementController;
 /// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
 /// [`Background::shutdown`] also writes the heartbeats still pending.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher and the audit sealer"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher, the audit sealer and the webhook dispatcher"]
 pub struct Background {
     control_plane: ControlPlane,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -20,7 +21,8 @@ pub struct Background {
 
 impl ControlPlane {
     /// Starts the heartbeat flusher, the target-state cache invalidator, the
-    /// placement controller, the key revocation watcher and the audit chain's sealer
+    /// placement controller, the key revocation watcher, the audit chain's sealer and
+    /// the webhook dispatcher
     /// (inside a Tokio runtime). They run until the returned
     /// [`Background`] is shut down or dropped. Without them heartbeats are never
     /// written and cached target states never invalidated.
@@ -41,10 +43,11 @@ impl ControlPlane {
         let placement = self.placement_controller().spawn();
         let revocations = self.spawn_revocation_watcher();
         let sealer = self.spawn_audit_sealer();
+        let webhooks = self.spawn_webhook_dispatcher();
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
-            tasks: vec![flusher, invalidator, placement, revocations, sealer],
+            tasks: vec![flusher, invalidator, placement, revocations, sealer, webhooks],
         }
     }
 

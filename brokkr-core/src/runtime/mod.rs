@@ -17,6 +17,8 @@
 //! - the placement controller ([`placement`]);
 //! - the audit chain's sealer, and the admin's check of the whole chain
 //!   ([`ControlPlane::verify_audit_chain`]);
+//! - outbound webhooks ([`webhooks`]): subscriptions with their access rules and the
+//!   dispatcher that signs and delivers events through a [`WebhookSender`];
 //! - background tasks with a clear start ([`ControlPlane::start`]) and a graceful
 //!   shutdown ([`Background::shutdown`]).
 //!
@@ -69,6 +71,7 @@ mod target_loader;
 mod target_state;
 mod targets;
 mod templates;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -89,6 +92,10 @@ pub use render::{GenerateSource, Rendered};
 pub use settings::Settings;
 pub use target_cache::CachedTargetState;
 pub use target_state::{MAX_CAPABILITY_STRING, MAX_EXTRA_BYTES, MAX_FEATURES, Poll};
+pub use webhooks::{
+    SendOutcome, SubscriptionChange, SubscriptionSpec, SubscriptionWithSecret, WebhookCounts,
+    WebhookRequest, WebhookSender, WebhookSettings,
+};
 
 use heartbeat::HeartbeatBuffer;
 use keys::KeyCache;
@@ -119,6 +126,11 @@ struct Inner {
     /// Set once shutdown begins, so waits answer at once instead of holding the
     /// shutdown grace period hostage.
     draining: tokio::sync::watch::Sender<bool>,
+    /// Sends webhook deliveries; `None`: the dispatcher sends nothing.
+    webhook_sender: Option<Arc<dyn webhooks::WebhookSender>>,
+    /// This control plane's name on the webhook leases it takes.
+    webhook_claimant: Arc<str>,
+    webhook_counters: Arc<webhooks::WebhookCounters>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -135,6 +147,7 @@ pub struct ControlPlaneBuilder {
     placements: PlacementRegistry,
     generators: GeneratorRegistry,
     settings: Settings,
+    webhook_sender: Option<Arc<dyn webhooks::WebhookSender>>,
 }
 
 impl ControlPlaneBuilder {
@@ -177,6 +190,14 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Sends webhook deliveries (default: none, and then nothing is sent; events are
+    /// still fanned out, so they wait as deliveries for a control plane that sends).
+    /// The reference server's is `brokkr_server::webhooks::ReqwestSender`.
+    pub fn webhook_sender(mut self, sender: Arc<dyn webhooks::WebhookSender>) -> Self {
+        self.webhook_sender = Some(sender);
+        self
+    }
+
     /// The control plane. Nothing runs in the background until [`ControlPlane::start`].
     pub fn build(self) -> ControlPlane {
         let settings = self.settings;
@@ -195,6 +216,9 @@ impl ControlPlaneBuilder {
                 placement_state: Arc::default(),
                 generators: self.generators,
                 settings,
+                webhook_sender: self.webhook_sender,
+                webhook_claimant: uuid::Uuid::new_v4().simple().to_string().into(),
+                webhook_counters: Arc::default(),
             }),
         }
     }
@@ -208,6 +232,7 @@ impl ControlPlane {
             placements: PlacementRegistry::default(),
             generators: GeneratorRegistry::default(),
             settings: Settings::default(),
+            webhook_sender: None,
         }
     }
 

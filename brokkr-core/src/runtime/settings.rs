@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::plan::GuardPolicy;
 use crate::template::TemplateLimits;
 
+use super::webhooks::WebhookSettings;
+
 /// Settings of a control plane. `Default` gives the values the reference server uses
 /// when nothing is configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +50,8 @@ pub struct Settings {
     /// How often new audit records are sealed into the audit chain: a record is
     /// covered by the chain within about this long of its commit.
     pub audit_seal_period: Duration,
+    /// Outbound webhooks: keys for secrets at rest, the host allowlist, timings.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -68,6 +72,7 @@ impl Default for Settings {
             guard: GuardPolicy::default(),
             plan_ttl: Duration::from_secs(15 * 60),
             audit_seal_period: Duration::from_secs(1),
+            webhooks: WebhookSettings::default(),
         }
     }
 }

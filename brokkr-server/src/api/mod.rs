@@ -22,6 +22,7 @@ mod stacks;
 mod targets;
 mod templates;
 mod unchecked;
+mod webhooks;
 mod yaml_body;
 
 pub use admin::AdminApi;
@@ -38,6 +39,7 @@ pub use plans::PlansApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
 pub use templates::TemplatesApi;
+pub use webhooks::WebhooksApi;
 
 /// Groups of operations in the OpenAPI document.
 #[derive(Debug, poem_openapi::Tags)]
@@ -66,6 +68,8 @@ pub enum Tag {
     Templates,
     /// Keys, the audit log and its chain.
     Admin,
+    /// Webhook subscriptions and their deliveries.
+    Webhooks,
 }
 
 /// Every operation of the API.
@@ -84,6 +88,7 @@ pub type Api = (
     AdminApi,
     AuditChainApi,
     FleetApi,
+    WebhooksApi,
 );
 
 /// The API, for `OpenApiService::new`.
@@ -103,5 +108,6 @@ pub fn api() -> Api {
         AdminApi,
         AuditChainApi,
         FleetApi,
+        WebhooksApi,
     )
 }

@@ -240,3 +240,109 @@ fn the_audit_seal_period_reaches_the_runtime() {
     let loaded = Config::load_with_env(Some(file.path()), env(&[])).unwrap();
     assert_eq!(loaded.audit.seal_period(), Duration::from_millis(10));
 }
+
+/// The base64 of bytes 0..32 and 32..64.
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+#[test]
+fn webhooks_are_off_by_default_with_the_runtimes_timings() {
+    let section = Config::default().webhooks;
+    assert!(!section.enabled());
+    let settings = Config::default().runtime_settings().webhooks;
+    assert_eq!(settings, brokkr_core::runtime::WebhookSettings::default());
+}
+
+#[test]
+fn webhooks_are_set_from_the_file_and_the_environment() {
+    let file = toml_file(&format!(
+        "[webhooks]\nkeys = [\"k2:{KEY_B}\", \"k1:{KEY_A}\"]\n\
+         allowed_hosts = [\"hooks.example.com\", \"*.example.org:8443\"]\n\
+         timeout_millis = 2500\nmax_attempts = 3\n"
+    ));
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[
+            ("BROKKR__WEBHOOKS__BACKOFF_BASE_MILLIS", "50"),
+            ("BROKKR__WEBHOOKS__LEASE_SECS", "5"),
+        ]),
+    )
+    .unwrap();
+    assert!(loaded.webhooks.enabled());
+    let settings = loaded.runtime_settings().webhooks;
+    let keyring = settings.keyring.expect("a keyring");
+    assert_eq!(keyring.key_ids().collect::<Vec<_>>(), ["k2", "k1"]);
+    assert_eq!(settings.allowlist.patterns().len(), 2);
+    assert_eq!(settings.timeout, Duration::from_millis(2500));
+    assert_eq!(settings.max_attempts, 3);
+    assert_eq!(settings.backoff_base, Duration::from_millis(50));
+    assert_eq!(settings.lease, Duration::from_secs(5));
+
+    // Lists in the environment are comma-separated, like the guard's kinds.
+    let loaded = Config::load_with_env(
+        None,
+        env(&[
+            ("BROKKR__WEBHOOKS__KEYS", &format!("k1:{KEY_A},old:{KEY_B}")),
+            (
+                "BROKKR__WEBHOOKS__ALLOWED_HOSTS",
+                "127.0.0.1:9000,*.example.com",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(loaded.webhooks.keys.len(), 2);
+    assert_eq!(
+        loaded.webhooks.allowed_hosts,
+        ["127.0.0.1:9000", "*.example.com"]
+    );
+}
+
+#[test]
+fn a_bad_webhook_key_host_or_timing_fails_the_load_naming_it() {
+    let check = |pairs: &[(&str, &str)], named: &[&str]| {
+        let err = Config::load_with_env(None, env(pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Webhooks(_)), "{err}");
+        let text = ErrorChainText(&err).to_string();
+        for word in named {
+            assert!(text.contains(word), "{text} should name {word}");
+        }
+    };
+    check(
+        &[("BROKKR__WEBHOOKS__KEYS", "k1:c2hvcnQ=")],
+        &["[webhooks]", "keys", "\"k1\"", "32 bytes"],
+    );
+    check(&[("BROKKR__WEBHOOKS__KEYS", KEY_A)], &["keys", "key 1"]);
+    check(
+        &[("BROKKR__WEBHOOKS__ALLOWED_HOSTS", "hooks.example.com,*")],
+        &["allowed_hosts", "\"*\""],
+    );
+    check(
+        &[("BROKKR__WEBHOOKS__ALLOWED_HOSTS", "hooks.example.com:99999")],
+        &["allowed_hosts", "port"],
+    );
+    check(
+        &[("BROKKR__WEBHOOKS__TIMEOUT_MILLIS", "60000")],
+        &["lease", "timeout"],
+    );
+    check(
+        &[("BROKKR__WEBHOOKS__MAX_ATTEMPTS", "0")],
+        &["max_attempts"],
+    );
+}
+
+#[test]
+fn the_webhooks_debug_never_shows_a_key() {
+    let section = WebhooksSection {
+        keys: vec![format!("k1:{KEY_A}")],
+        ..WebhooksSection::default()
+    };
+    let shown = format!(
+        "{:?}",
+        Config {
+            webhooks: section,
+            ..Config::default()
+        }
+    );
+    assert!(shown.contains("\"k1\""), "{shown}");
+    assert!(!shown.contains(KEY_A), "{shown}");
+}

@@ -24,6 +24,10 @@ use brokkr_core::{
     KeyOwner, MetadataField, MetadataTarget, NewAgent, NewAgentEvent, NewDeploymentObject,
     NewGenerator, NewStack, NewTemplate, Pak, StackId, Store, TemplateId, id::PlanId,
 };
+use brokkr_core::{
+    DeliveryId, DeliveryOutcome, NewSubscription, SubscriptionId, SubscriptionOwner,
+    SubscriptionUpdate, WebhookEventType,
+};
 use brokkr_server::config::Config;
 use brokkr_server::serve::Server;
 use brokkr_server::state::AppState;
@@ -36,6 +40,7 @@ use serde_json::{Value, json};
 pub mod ops;
 pub mod pg_cluster;
 pub mod plans;
+pub mod receiver;
 
 /// Where PostgreSQL test databases are created from.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -220,10 +225,17 @@ pub async fn store(backend: Backend) -> Option<(Arc<dyn Store>, StoreGuard)> {
     }
 }
 
-/// The configuration tests run with: the defaults, with a fast heartbeat flush.
+/// The key test servers seal webhook secrets with (the base64 of bytes 0..32).
+pub const TEST_WEBHOOK_KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The configuration tests run with: the defaults, with a fast heartbeat flush and
+/// webhooks on, allowed only to `hooks.invalid` (a name that never resolves), so
+/// subscriptions can be made and nothing leaves the machine.
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.agents.heartbeat_flush_millis = 100;
+    config.webhooks.keys = vec![TEST_WEBHOOK_KEY.to_owned()];
+    config.webhooks.allowed_hosts = vec!["hooks.invalid".to_owned()];
     config
 }
 
@@ -278,6 +290,11 @@ pub struct World {
     pub held_plan: PlanId,
     /// A plan of `stack` (its deletion), made by admin.
     pub plan: PlanId,
+    /// A webhook subscription of `generator` to `stack`'s new deployment objects,
+    /// disabled (so nothing is sent), to `https://hooks.invalid/seeded`.
+    pub subscription: SubscriptionId,
+    /// A dead test delivery of `subscription`.
+    pub delivery: DeliveryId,
 }
 
 /// A store-level agent registration.
@@ -440,6 +457,7 @@ pub async fn seed(store: &dyn Store) -> World {
         .expect("record event");
 
     let guarded = plans::seed(store, generator.id, stack.id).await;
+    let (subscription, delivery) = seed_webhook(store, generator.id, stack.id).await;
 
     World {
         admin_key: admin.expose().to_owned(),
@@ -462,7 +480,74 @@ pub async fn seed(store: &dyn Store) -> World {
         old_deployment_object: guarded.old_object,
         held_plan: guarded.held_plan,
         plan: guarded.plan,
+        subscription,
+        delivery,
     }
+}
+
+/// A disabled subscription of `generator` to `stack` with one dead delivery.
+async fn seed_webhook(
+    store: &dyn Store,
+    generator: GeneratorId,
+    stack: StackId,
+) -> (SubscriptionId, DeliveryId) {
+    let sys = Actor::System;
+    let keyring = brokkr_core::webhook::Keyring::parse([TEST_WEBHOOK_KEY]).expect("a test key");
+    let subscription = store
+        .create_subscription(
+            &sys,
+            NewSubscription {
+                owner: SubscriptionOwner::Generator(generator),
+                url: "https://hooks.invalid/seeded".into(),
+                description: None,
+                event_types: vec![WebhookEventType::DeploymentObjectCreated],
+                stack_id: Some(stack),
+                labels: None,
+                sealed_secret: keyring.seal(b"whsec_seeded"),
+            },
+        )
+        .await
+        .expect("create a subscription");
+    let delivery = store
+        .queue_test_delivery(&sys, subscription.id)
+        .await
+        .expect("queue a test delivery");
+    // Dead (so a redelivery changes it), as a dispatcher would have left it.
+    let now = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let claimed = store
+        .claim_webhook_deliveries("seed", now, now + chrono::TimeDelta::seconds(60), 10)
+        .await
+        .expect("claim the test delivery");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the seeded subscription's head is its test delivery"
+    );
+    store
+        .finish_webhook_delivery(
+            "seed",
+            delivery.id,
+            now,
+            DeliveryOutcome::Failed {
+                status: Some(500),
+                error: "answered 500".into(),
+                retry_at: None,
+            },
+        )
+        .await
+        .expect("finish the test delivery");
+    store
+        .update_subscription(
+            &sys,
+            subscription.id,
+            SubscriptionUpdate {
+                enabled: Some(false),
+                ..SubscriptionUpdate::default()
+            },
+        )
+        .await
+        .expect("disable the subscription");
+    (subscription.id, delivery.id)
 }
 
 /// Who makes a request.

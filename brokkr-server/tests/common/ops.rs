@@ -80,6 +80,8 @@ pub fn fill(path: &str, world: &World) -> String {
         )
         .replace("{held_plan}", &world.held_plan.to_string())
         .replace("{plan}", &world.plan.to_string())
+        .replace("{subscription}", &world.subscription.to_string())
+        .replace("{delivery}", &world.delivery.to_string())
 }
 
 pub fn fill_value(body: &Value, world: &World) -> Value {
@@ -334,6 +336,35 @@ pub fn table() -> Vec<Op> {
         op("GET", "/admin/audit-logs", admin_only(200)),
         op("GET", "/admin/audit-logs/verify", admin_only(200)),
         op("GET", "/admin/overview", admin_only(200)),
+        // Webhooks
+        op("GET", "/webhooks", admin_or_generator(200)),
+        op_with(
+            "POST",
+            "/webhooks",
+            json!({"url": "https://hooks.invalid/new", "event_types": ["stack.deleted"]}),
+            admin_or_generator(201),
+        ),
+        op("GET", "/webhooks/{subscription}", row_owner(200)),
+        op_with(
+            "PATCH",
+            "/webhooks/{subscription}",
+            json!({"description": "changed"}),
+            row_owner(200),
+        ),
+        op("DELETE", "/webhooks/{subscription}", row_owner(204)),
+        op(
+            "POST",
+            "/webhooks/{subscription}/rotate-secret",
+            row_owner(200),
+        ),
+        op("POST", "/webhooks/{subscription}/test", row_owner(201)),
+        op("GET", "/webhooks/{subscription}/deliveries", row_owner(200)),
+        op("GET", "/webhook-deliveries/{delivery}", row_owner(200)),
+        op(
+            "POST",
+            "/webhook-deliveries/{delivery}/redeliver",
+            row_owner(200),
+        ),
     ]
 }
 

@@ -26,6 +26,7 @@ pub mod stacks;
 pub mod target_state;
 pub mod targets;
 pub mod templates;
+pub mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -151,6 +152,6 @@ macro_rules! __brokkr_runtime_areas {
 #[macro_export]
 macro_rules! runtime_conformance_tests {
     ($make:path) => {
-        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement guard);
+        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement guard webhooks);
     };
 }
