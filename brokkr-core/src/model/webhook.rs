@@ -185,11 +185,14 @@ pub struct EventSubject {
 
 impl Subscription {
     /// Whether fan-out gives this subscription a delivery of `event`: it is enabled,
-    /// asks for the event's type, its stack filter names the event's stack, its label
+    /// existed when the event happened, asks for the event's type, its stack filter names the event's stack, its label
     /// selector matches the subject's labels, and a generator's subscription only gets
     /// events about its own stacks. `webhook.test` events are never fanned out.
     pub fn wants(&self, event: &WebhookEvent, subject: &EventSubject) -> bool {
+        // An event that happened before the subscription existed is not its business,
+        // even when fan-out runs after the subscription was made.
         if !self.enabled
+            || event.occurred_at < self.created_at
             || event.event_type == WebhookEventType::WebhookTest
             || !self.event_types.contains(&event.event_type)
         {

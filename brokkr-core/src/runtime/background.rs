@@ -47,7 +47,14 @@ impl ControlPlane {
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
-            tasks: vec![flusher, invalidator, placement, revocations, sealer, webhooks],
+            tasks: vec![
+                flusher,
+                invalidator,
+                placement,
+                revocations,
+                sealer,
+                webhooks,
+            ],
         }
     }
 

@@ -86,22 +86,32 @@ impl Dispatcher {
     pub(crate) async fn run(self) {
         let this = Arc::new(self);
         let mut in_flight = JoinSet::new();
-        let mut tick = tokio::time::interval(this.settings.poll);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let housekeeping_period =
-            HOUSEKEEPING_PERIOD.min((this.stale_after / 3).max(this.settings.poll));
+        let poll = this.settings.poll;
+        let housekeeping_period = HOUSEKEEPING_PERIOD.min((this.stale_after / 3).max(poll));
+        let mut last_fan_out: Option<tokio::time::Instant> = None;
         let mut last_housekeeping: Option<tokio::time::Instant> = None;
         loop {
-            tick.tick().await;
             // Attempts that ended free their slots.
             while in_flight.try_join_next().is_some() {}
-            this.fan_out().await;
+            // Fan-out takes the database-wide fan-out lock: once a poll is enough.
+            if last_fan_out.is_none_or(|at| at.elapsed() >= poll) {
+                this.fan_out().await;
+                last_fan_out = Some(tokio::time::Instant::now());
+            }
             if let Some(sender) = &this.sender {
                 this.claim_and_send(sender, &mut in_flight).await;
             }
             if last_housekeeping.is_none_or(|at| at.elapsed() >= housekeeping_period) {
                 this.keep_house().await;
                 last_housekeeping = Some(tokio::time::Instant::now());
+            }
+            // Wait for the next poll, or less when an attempt ends: its subscription's
+            // next delivery may be due at once, and waiting a whole poll for it would
+            // hold every subscription to one delivery per poll.
+            if in_flight.is_empty() {
+                tokio::time::sleep(poll).await;
+            } else {
+                let _ = tokio::time::timeout(poll, in_flight.join_next()).await;
             }
         }
     }

@@ -418,4 +418,22 @@ cases!(
             assert_eq!(got, want);
         }
     }
+    /// An event that happened before a subscription existed is not delivered to it,
+    /// even when fan-out runs after the subscription was made.
+    pub async fn webhooks_a_new_subscription_gets_only_later_events(store: &dyn Store) {
+        let stack = mk_stack(store, "s").await;
+        mk_object(store, stack.id, "before").await;
+        // Timestamps have microsecond precision: keep the three apart.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let hook = catch_all(store).await.id;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let after = mk_object(store, stack.id, "after").await;
+        fan_out_all(store).await;
+        let got: Vec<_> = deliveries_of(store, hook)
+            .await
+            .iter()
+            .map(|d| d.event.data["deployment_object_id"].clone())
+            .collect();
+        assert_eq!(got, vec![json!(after.id)]);
+    }
 );
