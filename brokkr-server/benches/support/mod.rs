@@ -204,7 +204,15 @@ pub struct Child {
 impl Child {
     /// The Brokkr server over the database at `url`.
     pub fn spawn_server(url: &str) -> Result<Self> {
-        Self::spawn("server", &[(DATABASE_URL, url)])
+        Self::spawn_server_with(url, &[])
+    }
+
+    /// The Brokkr server over the database at `url`, with more `BROKKR__*`
+    /// configuration variables.
+    pub fn spawn_server_with(url: &str, vars: &[(&str, &str)]) -> Result<Self> {
+        let mut all = vec![(DATABASE_URL, url)];
+        all.extend_from_slice(vars);
+        Self::spawn("server", &all)
     }
 
     /// A plain poem endpoint answering target state with a body of `body_bytes`.

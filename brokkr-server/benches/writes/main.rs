@@ -23,11 +23,16 @@
 //!   agent. Budget ≥ 1,500/s. `BROKKR_ONBOARD_VIA=assign` assigns each stack to an
 //!   agent directly instead of by placement.
 //!
+//! - Webhooks: creates as above, once without a subscription and once with one to
+//!   `deployment_object.created` (a receiver in the bench process), each on a fresh
+//!   database; prints the write rate of both and, for the second, how fast the events
+//!   reached the receiver (see `webhooks.rs`).
+//!
 //! ```text
 //! cargo bench -p brokkr-server --bench writes                                  # both databases
 //! BROKKR_WRITES_BACKENDS=postgres cargo bench -p brokkr-server --bench writes
 //! BROKKR_WRITES_SECONDS=3 BROKKR_WRITES_CLIENTS=50 cargo bench -p brokkr-server --bench writes
-//! BROKKR_WRITES_ONLY=onboarding cargo bench -p brokkr-server --bench writes   # or =creates
+//! BROKKR_WRITES_ONLY=onboarding cargo bench -p brokkr-server --bench writes   # or =creates, =webhooks
 //! ```
 //!
 //! PostgreSQL comes from `BROKKR_TEST_DATABASE_URL` (default
@@ -39,6 +44,7 @@
 mod onboarding;
 #[path = "../support/mod.rs"]
 mod support;
+mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -56,7 +62,7 @@ use support::{
 };
 
 /// What `BROKKR_WRITES_ONLY` may name.
-const MEASUREMENTS: [&str; 2] = ["creates", "onboarding"];
+const MEASUREMENTS: [&str; 3] = ["creates", "onboarding", "webhooks"];
 
 const WARM_UP: Duration = Duration::from_secs(2);
 /// Bounds each client's loop by count as well as by time.
@@ -84,7 +90,8 @@ struct Settings {
     measured: Duration,
     onboard_agents: usize,
     reach: Reach,
-    /// `BROKKR_WRITES_ONLY=creates|onboarding` runs one measurement (default: both).
+    /// `BROKKR_WRITES_ONLY=creates|onboarding|webhooks` runs one measurement (default:
+    /// all).
     only: Option<String>,
 }
 
@@ -119,10 +126,10 @@ impl Settings {
 async fn run(settings: &Settings, backends: &[Backend]) -> Result {
     for &backend in backends {
         if settings.runs("creates") {
-            let one = creates(backend, 1, settings).await?;
+            let one = creates(backend, 1, settings, None).await?;
             if backend == Backend::Postgres
                 && let Some(one) = one
-                && let Some(two) = creates(backend, 2, settings).await?
+                && let Some(two) = creates(backend, 2, settings, None).await?
             {
                 println!("PostgreSQL, two replicas against one (same run):");
                 budget(
@@ -136,15 +143,19 @@ async fn run(settings: &Settings, backends: &[Backend]) -> Result {
         if settings.runs("onboarding") {
             onboarding::onboarding(backend, settings).await?;
         }
+        if settings.runs("webhooks") {
+            webhooks::webhooks(backend, settings).await?;
+        }
     }
     Ok(())
 }
 
-/// Starts `replicas` servers on `url` (already migrated, with an admin key).
-async fn start_servers(url: &str, replicas: usize) -> Result<Vec<Child>> {
+/// Starts `replicas` servers on `url` (already migrated, with an admin key), with
+/// more configuration variables.
+async fn start_servers(url: &str, replicas: usize, vars: &[(&str, &str)]) -> Result<Vec<Child>> {
     let mut servers = Vec::new();
     for _ in 0..replicas {
-        let server = Child::spawn_server(url)?;
+        let server = Child::spawn_server_with(url, vars)?;
         server.wait_ready("/readyz").await?;
         servers.push(server);
     }
@@ -217,13 +228,19 @@ struct AppendRun {
     warm_up_errors: usize,
 }
 
-/// One measurement of creates on a fresh database; the created/s, or `None` when the
-/// backend is unavailable.
-async fn creates(backend: Backend, replicas: usize, settings: &Settings) -> Result<Option<f64>> {
+/// One measurement of creates on a fresh database, with `hook` subscribed to every new
+/// deployment object when given; the created/s, or `None` when the backend is
+/// unavailable.
+async fn creates(
+    backend: Backend,
+    replicas: usize,
+    settings: &Settings,
+    hook: Option<&webhooks::Receiver>,
+) -> Result<Option<f64>> {
     let Some(db) = ScratchDatabase::create(backend).await? else {
         return Ok(None);
     };
-    let outcome = measure_creates(&db.url, backend, replicas, settings).await;
+    let outcome = measure_creates(&db.url, backend, replicas, settings, hook).await;
     db.remove().await?;
     outcome.map(Some)
 }
@@ -233,15 +250,23 @@ async fn measure_creates(
     backend: Backend,
     replicas: usize,
     settings: &Settings,
+    hook: Option<&webhooks::Receiver>,
 ) -> Result<f64> {
     let admin = prepare(url).await?;
-    let servers = start_servers(url, replicas).await?;
+    let vars = hook
+        .map(webhooks::Receiver::server_vars)
+        .unwrap_or_default();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let servers = start_servers(url, replicas, &vars).await?;
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let stacks = create_stacks(&bases[0], &admin, settings.clients).await?;
-    let replicas_named = if replicas == 1 {
-        "one replica"
-    } else {
-        "two replicas"
+    if let Some(hook) = hook {
+        hook.subscribe(&bases[0], &admin).await?;
+    }
+    let replicas_named = match (replicas, hook.is_some()) {
+        (1, false) => "one replica",
+        (1, true) => "one replica, one webhook subscription",
+        _ => "two replicas",
     };
     println!(
         "{backend}, {replicas_named}: creates by {} clients over {} stacks, {} s after a {} s warm-up",
@@ -267,8 +292,13 @@ async fn measure_creates(
     }
     let seconds = window.counted_seconds();
 
+    let window_end = Instant::now();
     let rate = report_creates(backend, replicas, &mut runs, seconds);
     verify_objects(&bases[0], &admin, &runs).await?;
+    if let Some(hook) = hook {
+        let acknowledged = runs.iter().map(|run| run.answered).sum();
+        hook.report(acknowledged, window_end).await;
+    }
     stop_servers(servers).await?;
     Ok(rate)
 }

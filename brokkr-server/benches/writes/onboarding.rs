@@ -52,7 +52,7 @@ pub(super) async fn onboarding(backend: Backend, settings: &Settings) -> Result 
 
 async fn measure_onboarding(url: &str, backend: Backend, settings: &Settings) -> Result {
     let admin = prepare(url).await?;
-    let servers = start_servers(url, 1).await?;
+    let servers = start_servers(url, 1, &[]).await?;
     let base = servers[0].base.clone();
     let tenancy = Arc::new(setup_tenancy(&base, &admin, settings.onboard_agents).await?);
     println!(
