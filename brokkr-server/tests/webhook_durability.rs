@@ -164,6 +164,38 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Subscribes the receiver to new deployment objects through `subscribe_on`, then
+    /// creates a stack named `name` through `stack_on`; answers the stack's id.
+    async fn subscribe_and_make_stack(
+        &self,
+        subscribe_on: &Server,
+        stack_on: &Server,
+        receiver: &Receiver,
+        name: &str,
+    ) -> String {
+        let subscription = json!({
+            "url": receiver.url("/hook"),
+            "event_types": ["deployment_object.created"],
+        });
+        self.call(
+            subscribe_on,
+            reqwest::Method::POST,
+            "/webhooks",
+            Some(subscription),
+        )
+        .await;
+        self.call(
+            stack_on,
+            reqwest::Method::POST,
+            "/stacks",
+            Some(json!({ "name": name })),
+        )
+        .await["id"]
+            .as_str()
+            .expect("the stack's id")
+            .to_owned()
+    }
+
     async fn append(&self, server: &Server, stack: &str, n: usize) -> String {
         let yaml = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: default\ndata:\n  n: \"{n}\"\n"
@@ -252,24 +284,9 @@ async fn kill_9_loses_nothing(database_url: &str) {
             .clone()
             .expect("a first start prints the admin key"),
     };
-    api.call(
-        &first,
-        reqwest::Method::POST,
-        "/webhooks",
-        Some(json!({"url": receiver.url("/hook"), "event_types": ["deployment_object.created"]})),
-    )
-    .await;
     let stack = api
-        .call(
-            &first,
-            reqwest::Method::POST,
-            "/stacks",
-            Some(json!({"name": "durable"})),
-        )
-        .await["id"]
-        .as_str()
-        .expect("the stack's id")
-        .to_owned();
+        .subscribe_and_make_stack(&first, &first, &receiver, "durable")
+        .await;
     let mut objects = Vec::new();
     for n in 0..EVENTS {
         objects.push(api.append(&first, &stack, n).await);
@@ -338,24 +355,9 @@ async fn two_replicas_deliver_each_event_once_on_postgres() {
             .clone()
             .expect("the first start prints the admin key"),
     };
-    api.call(
-        &replicas[1],
-        reqwest::Method::POST,
-        "/webhooks",
-        Some(json!({"url": receiver.url("/hook"), "event_types": ["deployment_object.created"]})),
-    )
-    .await;
     let stack = api
-        .call(
-            &replicas[0],
-            reqwest::Method::POST,
-            "/stacks",
-            Some(json!({"name": "replicated"})),
-        )
-        .await["id"]
-        .as_str()
-        .expect("the stack's id")
-        .to_owned();
+        .subscribe_and_make_stack(&replicas[1], &replicas[0], &receiver, "replicated")
+        .await;
     let mut objects = Vec::new();
     for n in 0..EVENTS * 2 {
         objects.push(api.append(&replicas[n % 2], &stack, n).await);
