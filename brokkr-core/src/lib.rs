@@ -74,7 +74,7 @@ pub use placement::{
 };
 pub use store::{
     AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
-    Store, SubscriptionFilter, TargetFilter, TemplateFilter,
+    Store, SubscriptionFilter, TargetFilter, TemplateFilter, WebhookStore,
 };
 pub use target_state::{AgentTargetState, TargetAction, TargetState, TargetStateEntry};
 pub use template::{TemplateGenerator, TemplateLimits};

@@ -406,6 +406,13 @@ impl Store for SqlStore {
         self.list_audit_chain_impl(after, limit).await
     }
 
+    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<brokkr_core::FleetCounts> {
+        self.fleet_counts_impl(active_since).await
+    }
+}
+
+#[async_trait]
+impl brokkr_core::store::WebhookStore for SqlStore {
     async fn create_subscription(
         &self,
         actor: &Actor,
@@ -493,9 +500,5 @@ impl Store for SqlStore {
 
     async fn mark_stale_agents(&self, stale_before: DateTime<Utc>) -> Result<Vec<AgentId>> {
         self.mark_stale_agents_impl(stale_before).await
-    }
-
-    async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<brokkr_core::FleetCounts> {
-        self.fleet_counts_impl(active_since).await
     }
 }

@@ -27,7 +27,6 @@ use crate::id::{
     AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeploymentObjectId, GeneratorId, PlanId,
     StackId, TemplateId,
 };
-use crate::id::{DeliveryId, SubscriptionId};
 use crate::metadata::{Annotations, Labels};
 use crate::model::{
     Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AppliedState, AuditRecord,
@@ -37,17 +36,12 @@ use crate::model::{
     NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StackWorld, StoredKey,
     StoredPlan, Template, TemplateVersion,
 };
-use crate::model::{
-    ClaimedDelivery, Delivery, DeliveryOutcome, NewSubscription, Subscription, SubscriptionUpdate,
-    WebhookQueueStats,
-};
 use crate::page::{ContentListing, Page, PageRequest};
 use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, Confirmation, Confirmed, ConfirmedChange,
-    DeliveryFilter, GeneratorFilter, Result, StackFilter, Store, SubscriptionFilter, TargetFilter,
-    TemplateFilter,
+    GeneratorFilter, Result, StackFilter, Store, TargetFilter, TemplateFilter,
 };
 use crate::target_state::TargetState;
 
@@ -64,6 +58,7 @@ mod reports;
 mod stacks;
 mod state;
 mod targets;
+mod webhook_store;
 mod webhooks;
 
 /// An in-memory [`Store`] for tests, examples and simulations.
@@ -541,95 +536,6 @@ impl Store for MemoryStore {
 
     async fn list_audit_chain(&self, after: u64, limit: usize) -> Result<Vec<ChainLink>> {
         audit_chain::list_audit_chain(self, after, limit)
-    }
-
-    async fn create_subscription(
-        &self,
-        actor: &Actor,
-        new: NewSubscription,
-    ) -> Result<Subscription> {
-        webhooks::create_subscription(self, actor, new)
-    }
-
-    async fn get_subscription(&self, id: SubscriptionId) -> Result<Subscription> {
-        webhooks::get_subscription(self, id)
-    }
-
-    async fn list_subscriptions(
-        &self,
-        filter: &SubscriptionFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Subscription>> {
-        webhooks::list_subscriptions(self, filter, page)
-    }
-
-    async fn update_subscription(
-        &self,
-        actor: &Actor,
-        id: SubscriptionId,
-        update: SubscriptionUpdate,
-    ) -> Result<Subscription> {
-        webhooks::update_subscription(self, actor, id, update)
-    }
-
-    async fn delete_subscription(&self, actor: &Actor, id: SubscriptionId) -> Result<()> {
-        webhooks::delete_subscription(self, actor, id)
-    }
-
-    async fn queue_test_delivery(&self, actor: &Actor, id: SubscriptionId) -> Result<Delivery> {
-        webhooks::queue_test_delivery(self, actor, id)
-    }
-
-    async fn fan_out_webhook_events(&self, limit: usize) -> Result<usize> {
-        webhooks::fan_out(self, limit)
-    }
-
-    async fn claim_webhook_deliveries(
-        &self,
-        claimant: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<ClaimedDelivery>> {
-        webhooks::claim(self, claimant, now, lease_until, limit)
-    }
-
-    async fn finish_webhook_delivery(
-        &self,
-        claimant: &str,
-        id: DeliveryId,
-        at: DateTime<Utc>,
-        outcome: DeliveryOutcome,
-    ) -> Result<()> {
-        webhooks::finish(self, claimant, id, at, outcome)
-    }
-
-    async fn get_delivery(&self, id: DeliveryId) -> Result<Delivery> {
-        webhooks::get_delivery(self, id)
-    }
-
-    async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Delivery>> {
-        webhooks::list_deliveries(self, filter, page)
-    }
-
-    async fn redeliver(&self, actor: &Actor, id: DeliveryId) -> Result<Delivery> {
-        webhooks::redeliver(self, actor, id)
-    }
-
-    async fn webhook_queue_stats(&self) -> Result<WebhookQueueStats> {
-        webhooks::queue_stats(self)
-    }
-
-    async fn prune_webhook_deliveries(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
-        webhooks::prune(self, before, limit)
-    }
-
-    async fn mark_stale_agents(&self, stale_before: DateTime<Utc>) -> Result<Vec<AgentId>> {
-        webhooks::mark_stale_agents(self, stale_before)
     }
 
     async fn fleet_counts(&self, active_since: DateTime<Utc>) -> Result<crate::model::FleetCounts> {
