@@ -118,3 +118,17 @@ id_type!(
     /// Identifies a [`Delivery`](crate::Delivery): the receiver's idempotency key.
     DeliveryId
 );
+id_type!(
+    /// Identifies a [`Rollout`](crate::Rollout): one candidate deployment object's way
+    /// through a stack's waves.
+    RolloutId
+);
+id_type!(
+    /// Identifies a [`GateEvaluation`](crate::GateEvaluation); a webhook gate sends it
+    /// as `X-Brokkr-Delivery`, the same on every retry of the evaluation.
+    GateEvaluationId
+);
+id_type!(
+    /// Identifies a [`RolloutCommand`](crate::RolloutCommand) an operator gave.
+    RolloutCommandId
+);

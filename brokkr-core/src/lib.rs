@@ -43,6 +43,7 @@ pub mod page;
 pub mod pak;
 pub mod placement;
 pub mod plan;
+pub mod rollout;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod schema;
@@ -61,8 +62,9 @@ pub use change::{ChangeFeed, ChangeHub, TargetChange, TargetStateWatch};
 pub use generator::{GenerateRequest, Generated, Generator, GeneratorRegistry, ParameterViolation};
 pub use health::{HealthStatus, ObjectHealth};
 pub use id::{
-    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeliveryId, DeploymentObjectId, GeneratorId,
-    PlanId, StackId, SubscriptionId, TemplateId, WebhookEventId,
+    AgentEventId, AgentId, ApiKeyId, AuditRecordId, DeliveryId, DeploymentObjectId,
+    GateEvaluationId, GeneratorId, PlanId, RolloutCommandId, RolloutId, StackId, SubscriptionId,
+    TemplateId, WebhookEventId,
 };
 pub use manifest::{Manifest, ObjectKey};
 pub use metadata::{Annotations, Labels};

@@ -44,6 +44,7 @@ use crate::target_state::{AgentTargetState, TargetState};
 mod confirm;
 mod error;
 mod filter;
+mod rollouts;
 mod webhooks;
 
 pub use confirm::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite};
@@ -52,6 +53,7 @@ pub use filter::{
     AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
     SubscriptionFilter, TargetFilter, TemplateFilter,
 };
+pub use rollouts::{GateOutcomeRecord, RolloutDetails, RolloutFilter, RolloutStore};
 pub use webhooks::WebhookStore;
 
 /// Result of a store operation.

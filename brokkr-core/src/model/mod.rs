@@ -39,6 +39,7 @@ mod listed_template;
 mod placement;
 mod plan;
 mod report;
+mod rollout;
 mod stack;
 mod webhook;
 mod webhook_event;
@@ -62,6 +63,10 @@ pub use placement::{PlacementChange, StackPlacement};
 pub use plan::{AppliedState, NewPlan, PlanOrigin, StackWorld, StoredPlan, WorldTarget};
 pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,
+};
+pub use rollout::{
+    GateEvaluation, GateOutcome, Rollout, RolloutAgent, RolloutAgentState, RolloutCommand,
+    RolloutCommandKind, RolloutState, RolloutWave, WaveState,
 };
 pub use stack::{DeploymentObject, NewDeploymentObject, NewStack, Provenance, Stack, StackUpdate};
 pub use webhook::{
