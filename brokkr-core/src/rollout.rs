@@ -11,6 +11,9 @@ mod change;
 mod gate;
 mod policy;
 mod snapshot;
+mod step;
+mod validate;
+mod waves;
 
 pub use change::{ConsumedCommand, NewGateEvaluation, RolloutChange, Transition};
 pub use gate::{
@@ -22,3 +25,12 @@ pub use policy::{
     OnNewVersion, Quantity, RolloutPolicy, Span, WaveSelect, WaveSpec,
 };
 pub use snapshot::{AgentView, ObservedEvent, ObservedHealth, RolloutSnapshot};
+pub use step::{
+    CONTINUOUS_GATE_INTERVAL, DEFAULT_ERROR_LIMIT, GATE_ERROR_RETRY, GATE_PAUSE_RECHECK,
+    GATE_WAIT_DEFAULT, IDLE_RECHECK, OFFLINE_RECHECK, QUEUED_RECHECK, step,
+};
+pub use validate::{
+    MAX_GATE_TIMEOUT, MAX_GATES, MAX_LISTED_AGENTS, MAX_SPAN, MAX_WAVES, PolicyViolation,
+    RESERVED_WAVE_NAMES,
+};
+pub use waves::{IMPLICIT_WAVE, LATE_WAVE, WavePlan, plan_waves};
