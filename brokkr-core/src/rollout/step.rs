@@ -25,6 +25,7 @@ mod gates;
 mod membership;
 mod progress;
 mod revert;
+mod timers;
 mod work;
 
 use chrono::{DateTime, Utc};
@@ -75,7 +76,6 @@ pub fn step(
             return work.finish();
         }
         if !snapshot.slot_free {
-            work.timer(later(now, QUEUED_RECHECK));
             return work.finish();
         }
         start(&mut work);
@@ -90,13 +90,29 @@ pub fn step(
         agents::track(&mut work);
         progress::check_deadline(&mut work);
     }
-    if work.state == RolloutState::Paused {
-        resume_when_gate_passes(&mut work);
+    // Twice at most: a wave that moved while the rollout was paused by a gate (a
+    // flap sent it back from verifying) can release that pause.
+    for _ in 0..2 {
+        if work.state == RolloutState::Paused {
+            resume_when_gate_passes(&mut work);
+        }
+        if work.state != RolloutState::Running && work.state != RolloutState::Paused {
+            break;
+        }
+        let was_paused = work.state == RolloutState::Paused;
+        if work.state == RolloutState::Running {
+            continuous_gates(&mut work);
+        }
+        progress::advance(&mut work);
+        if work.state == RolloutState::Running {
+            // A wave that started in this evaluation has its continuous gates asked
+            // now.
+            continuous_gates(&mut work);
+        }
+        if !was_paused || work.state != RolloutState::Paused {
+            break;
+        }
     }
-    if work.state == RolloutState::Running {
-        continuous_gates(&mut work);
-    }
-    progress::advance(&mut work);
     if work.state == RolloutState::Reverting {
         follow_revert(&mut work);
     }

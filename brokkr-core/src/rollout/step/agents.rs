@@ -61,8 +61,6 @@ fn track_one(work: &mut Work<'_>, i: usize) {
                     TimedOut,
                     Some("the candidate was not applied within progress_deadline".into()),
                 );
-            } else {
-                work.timer(due);
             }
             return;
         }
@@ -86,7 +84,6 @@ fn track_one(work: &mut Work<'_>, i: usize) {
                 Applied,
                 Some(format!("{} after being healthy", flap.as_str())),
             );
-            work.timer(later(work.now, deadline));
         }
         (Applied, _) => match agent.unhealthy_since {
             Some(since) => {
@@ -97,8 +94,6 @@ fn track_one(work: &mut Work<'_>, i: usize) {
                         Failed,
                         Some("not healthy again within progress_deadline".into()),
                     );
-                } else {
-                    work.timer(due);
                 }
             }
             None => {
@@ -109,8 +104,6 @@ fn track_one(work: &mut Work<'_>, i: usize) {
                         TimedOut,
                         Some("not healthy on the candidate within progress_deadline".into()),
                     );
-                } else {
-                    work.timer(due);
                 }
             }
         },

@@ -213,50 +213,68 @@ fn start(work: &mut Work<'_>, w: usize, gate: &GateSpec, phase: GatePhase) {
     });
 }
 
-/// Starts an attempt at `due`, or asks to be evaluated then.
-fn start_at(work: &mut Work<'_>, w: usize, gate: &GateSpec, phase: GatePhase, due: DateTime<Utc>) {
-    if due <= work.now {
-        start(work, w, gate, phase);
-    } else {
-        work.timer(due);
+fn error_limit(gate: &GateSpec) -> u32 {
+    gate.error_limit.unwrap_or(DEFAULT_ERROR_LIMIT).max(1)
+}
+
+/// When a gate in `status` is to be asked again: now for one never asked, later
+/// after a pass (continuous gates only), a wait, a pause or an error under the
+/// limit; never while an evaluation runs or after a failure.
+fn ask_again_at(
+    work: &Work<'_>,
+    gate: &GateSpec,
+    phase: GatePhase,
+    status: &GateStatus,
+) -> Option<DateTime<Utc>> {
+    match *status {
+        GateStatus::NotAsked => Some(work.now),
+        GateStatus::Pending | GateStatus::Failed { .. } => None,
+        GateStatus::Passed { at } => {
+            (phase == GatePhase::Continuous).then(|| later(at, CONTINUOUS_GATE_INTERVAL))
+        }
+        GateStatus::Wait { until } => Some(until),
+        GateStatus::Paused { at, .. } => Some(later(at, GATE_PAUSE_RECHECK)),
+        GateStatus::Errored { streak, at, .. } => {
+            (streak < error_limit(gate)).then(|| later(at, GATE_ERROR_RETRY))
+        }
     }
+}
+
+/// When `gate` is next to be asked for wave `w`, if later than now: a timer for
+/// the evaluation after this one.
+pub(super) fn next_ask(
+    work: &Work<'_>,
+    w: usize,
+    gate: &GateSpec,
+    phase: GatePhase,
+) -> Option<DateTime<Utc>> {
+    let status = status(work, w, gate, phase);
+    ask_again_at(work, gate, phase, &status).filter(|at| *at > work.now)
 }
 
 /// Judges one gate for wave `w`, starting an attempt when one is due.
 pub(super) fn judge(work: &mut Work<'_>, w: usize, gate: &GateSpec, phase: GatePhase) -> GateStep {
-    match status(work, w, gate, phase) {
-        GateStatus::NotAsked => {
-            start(work, w, gate, phase);
-            GateStep::Waiting
-        }
-        GateStatus::Pending => GateStep::Waiting,
-        GateStatus::Passed { at } => {
-            if phase == GatePhase::Continuous {
-                start_at(work, w, gate, phase, later(at, CONTINUOUS_GATE_INTERVAL));
-            }
-            GateStep::Pass
-        }
+    let status = status(work, w, gate, phase);
+    if ask_again_at(work, gate, phase, &status).is_some_and(|at| at <= work.now) {
+        start(work, w, gate, phase);
+    }
+    match status {
+        GateStatus::NotAsked | GateStatus::Pending | GateStatus::Wait { .. } => GateStep::Waiting,
+        GateStatus::Passed { .. } => GateStep::Pass,
         GateStatus::Failed { reason } => {
             GateStep::Fail(format!("gate {} failed: {reason}", gate.name))
         }
-        GateStatus::Wait { until } => {
-            start_at(work, w, gate, phase, until);
-            GateStep::Waiting
-        }
-        GateStatus::Paused { at, reason } => {
-            // Keep asking: the pause ends when the gate passes.
-            start_at(work, w, gate, phase, later(at, GATE_PAUSE_RECHECK));
+        // The pause ends when the gate passes: it is asked again meanwhile.
+        GateStatus::Paused { reason, .. } => {
             GateStep::Pause(gate_pause_reason(&gate.name, &reason))
         }
-        GateStatus::Errored { streak, at, reason } => {
-            let limit = gate.error_limit.unwrap_or(DEFAULT_ERROR_LIMIT).max(1);
-            if streak >= limit {
+        GateStatus::Errored { streak, reason, .. } => {
+            if streak >= error_limit(gate) {
                 GateStep::ErrorLimit(format!(
                     "gate {} could not answer {streak} times in a row ({reason})",
                     gate.name
                 ))
             } else {
-                start_at(work, w, gate, phase, later(at, GATE_ERROR_RETRY));
                 GateStep::Waiting
             }
         }
@@ -347,10 +365,9 @@ pub(super) fn ask_again_on_resume(work: &mut Work<'_>, w: usize) {
         if !applies(work, gate, w) || !phase_active(gate.phase, work.waves[w].state) {
             continue;
         }
-        let limit = gate.error_limit.unwrap_or(DEFAULT_ERROR_LIMIT).max(1);
         let stuck = match status(work, w, gate, gate.phase) {
             GateStatus::Paused { .. } => true,
-            GateStatus::Errored { streak, .. } => streak >= limit,
+            GateStatus::Errored { streak, .. } => streak >= error_limit(gate),
             _ => false,
         };
         if stuck {

@@ -9,7 +9,6 @@
 use crate::model::{RolloutAgentState, RolloutState, WaveState};
 use crate::rollout::{GatePhase, OfflineAgents};
 
-use super::OFFLINE_RECHECK;
 use super::agents::{WaveCounts, in_flight, is_unavailable, unavailable, wave_counts};
 use super::gates::{PhaseVerdict, gates_for, judge_phase};
 use super::revert::{fail_wave, revert};
@@ -17,7 +16,7 @@ use super::work::{Work, later};
 
 /// The reason of a waiting agent that is offline while its wave waits for it
 /// (`offline_agents: wait`); its `updated_at` is when the wait began.
-const OFFLINE_WAIT: &str = "offline; its wave waits for it";
+pub(super) const OFFLINE_WAIT: &str = "offline; its wave waits for it";
 
 /// Moves the waves as far as they can go in this evaluation.
 pub(super) fn advance(work: &mut Work<'_>) {
@@ -105,11 +104,19 @@ fn too_many_failures(work: &mut Work<'_>, w: usize, counts: WaveCounts) -> bool 
 }
 
 fn run(work: &mut Work<'_>, w: usize, running: bool) -> bool {
+    // Failures are counted before anything is pinned, so a failed wave pins nobody
+    // more.
+    if too_many_failures(work, w, wave_counts(work, w)) {
+        return false;
+    }
     if running {
+        settle_offline(work, w);
+        if too_many_failures(work, w, wave_counts(work, w)) {
+            return false;
+        }
         pin(work, w);
     }
-    let counts = wave_counts(work, w);
-    if too_many_failures(work, w, counts) || counts.open > 0 {
+    if wave_counts(work, w).open > 0 {
         return false;
     }
     if work.waves[w].promoted && running {
@@ -154,7 +161,6 @@ fn bake(work: &mut Work<'_>, w: usize, running: bool) -> bool {
     let since = wave.all_healthy_since.unwrap_or(work.now);
     let done = later(since, work.policy.bake_time.as_chrono());
     if !wave.promoted && work.now < done {
-        work.timer(done);
         return false;
     }
     if wave.promoted {
@@ -211,17 +217,33 @@ fn verify(work: &mut Work<'_>, w: usize, running: bool) -> bool {
     }
 }
 
-/// Pins the wave's waiting agents, by agent id, as far as `max_concurrency` and
-/// `max_unavailable` allow (both at least 1). An agent offline when its turn comes
-/// is skipped, failed, or waited for, by `offline_agents`.
+/// The wave's waiting agents that are offline now are skipped, failed, or waited
+/// for, by `offline_agents`; an agent that is back is no longer waited for.
+fn settle_offline(work: &mut Work<'_>, w: usize) {
+    let deadline = work.progress_deadline();
+    for m in 0..work.members[w].len() {
+        let i = work.members[w][m];
+        let agent = &work.agents[i];
+        if agent.state != RolloutAgentState::Waiting {
+            continue;
+        }
+        if work.is_stale(work.view(agent.agent_id)) {
+            offline(work, i, deadline);
+        } else if agent.reason.as_deref() == Some(OFFLINE_WAIT) {
+            work.agents[i].reason = None;
+        }
+    }
+}
+
+/// Pins the wave's waiting agents that are online, by agent id, as far as
+/// `max_concurrency` and `max_unavailable` allow (both at least 1).
 fn pin(work: &mut Work<'_>, w: usize) {
     let policy = work.policy;
     let concurrency_cap = policy.max_concurrency.map(|n| (n as usize).max(1));
     let (mut unavailable_now, placed) = unavailable(work);
     let unavailable_cap = policy.max_unavailable.map(|q| q.of(placed).max(1));
     let mut flying = in_flight(work);
-    let deadline = work.progress_deadline();
-    let mut blocked: Option<String> = None;
+    let mut blocked = false;
     for m in 0..work.members[w].len() {
         let i = work.members[w][m];
         let agent = &work.agents[i];
@@ -229,30 +251,16 @@ fn pin(work: &mut Work<'_>, w: usize) {
             continue;
         }
         let view = work.view(agent.agent_id);
-        if work.is_stale(view) {
-            offline(work, i, deadline);
+        let Some(view) = view.filter(|_| !work.is_stale(view)) else {
             continue;
-        }
-        let Some(view) = view else { continue };
-        if agent.reason.as_deref() == Some(OFFLINE_WAIT) {
-            work.agents[i].reason = None;
-        }
-        if let Some(cap) = concurrency_cap
-            && flying >= cap
-        {
-            blocked.get_or_insert(format!(
-                "max_concurrency reached: {flying} agents in flight (at most {cap})"
-            ));
+        };
+        if concurrency_cap.is_some_and(|cap| flying >= cap) {
+            blocked = true;
             continue;
         }
         let counted = is_unavailable(work, view);
-        if let Some(cap) = unavailable_cap
-            && !counted
-            && unavailable_now >= cap
-        {
-            blocked.get_or_insert(format!(
-                "max_unavailable reached: {unavailable_now} of {placed} agents unavailable (at most {cap})"
-            ));
+        if !counted && unavailable_cap.is_some_and(|cap| unavailable_now >= cap) {
+            blocked = true;
             continue;
         }
         let agent = &mut work.agents[i];
@@ -260,19 +268,33 @@ fn pin(work: &mut Work<'_>, w: usize) {
         agent.healthy_since = None;
         agent.unhealthy_since = None;
         work.set_agent(i, RolloutAgentState::Pinned, None);
-        work.timer(later(work.now, deadline));
         flying += 1;
         if !counted {
             unavailable_now += 1;
         }
     }
-    if let Some(reason) = blocked {
-        let wave = &work.waves[w];
-        work.hold = Some(format!("wave {} ({}): {reason}", wave.index, wave.name));
+    if !blocked {
+        return;
     }
+    // Said from the counts the pins ended with, so the same state always gives
+    // the same reason.
+    let reason = match (concurrency_cap, unavailable_cap) {
+        (Some(cap), _) if flying >= cap => {
+            format!("max_concurrency reached: {flying} agents in flight (at most {cap})")
+        }
+        (_, Some(cap)) => format!(
+            "max_unavailable reached: {unavailable_now} of {placed} agents unavailable (at most {cap})"
+        ),
+        (Some(cap), None) => {
+            format!("max_concurrency reached: {flying} agents in flight (at most {cap})")
+        }
+        (None, None) => return,
+    };
+    let wave = &work.waves[w];
+    work.hold = Some(format!("wave {} ({}): {reason}", wave.index, wave.name));
 }
 
-/// An agent that is stale when its turn to be pinned comes.
+/// An agent that is stale when its wave would pin it.
 fn offline(work: &mut Work<'_>, i: usize, deadline: chrono::Duration) {
     let reason = "offline when its wave pinned it";
     match work.policy.offline_agents {
@@ -291,9 +313,6 @@ fn offline(work: &mut Work<'_>, i: usize, deadline: chrono::Duration) {
                     RolloutAgentState::TimedOut,
                     Some("offline for progress_deadline while its wave waited".into()),
                 );
-            } else {
-                // Heartbeats do not make a rollout due: look again soon.
-                work.timer(due.min(later(work.now, OFFLINE_RECHECK)));
             }
         }
     }
@@ -314,7 +333,5 @@ pub(super) fn check_deadline(work: &mut Work<'_>) {
             return;
         }
         revert(work, "the rollout deadline passed".into());
-    } else {
-        work.timer(deadline);
     }
 }

@@ -11,6 +11,9 @@ use crate::rollout::OnFailure;
 
 use super::work::{Work, has_pin, later};
 
+/// The reason of a reverted agent the revert still waits for.
+pub(super) const PIN_REMOVED: &str = "pin removed by the revert";
+
 /// Wave `w` failed: the wave records why, the rollout follows `on_failure`.
 pub(super) fn fail_wave(work: &mut Work<'_>, w: usize, reason: String) {
     work.set_wave(w, WaveState::Failed, Some(reason.clone()));
@@ -55,11 +58,7 @@ pub(super) fn revert(work: &mut Work<'_>, reason: String) {
     work.unpin_all = true;
     for i in 0..work.agents.len() {
         if has_pin(&work.agents[i]) {
-            work.set_agent(
-                i,
-                RolloutAgentState::Reverted,
-                Some("pin removed by the revert".into()),
-            );
+            work.set_agent(i, RolloutAgentState::Reverted, Some(PIN_REMOVED.into()));
         }
     }
     follow_revert(work);
@@ -122,9 +121,6 @@ pub(super) fn follow_revert(work: &mut Work<'_>) {
             );
         } else {
             waiting += 1;
-            let due = later(since, deadline);
-            let due = work.stale_at(view).map_or(due, |stale| stale.min(due));
-            work.timer(due);
         }
     }
     if waiting > 0 {

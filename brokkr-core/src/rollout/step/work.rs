@@ -13,7 +13,6 @@ use crate::rollout::{
     Transition,
 };
 
-use super::IDLE_RECHECK;
 use super::gates::GateBook;
 
 /// A rollout being evaluated.
@@ -42,7 +41,6 @@ pub(super) struct Work<'s> {
     pub(super) start_gates: Vec<NewGateEvaluation>,
     pub(super) consumed: Vec<ConsumedCommand>,
     pub(super) transitions: Vec<Transition>,
-    next_eval: Option<DateTime<Utc>>,
 }
 
 impl<'s> Work<'s> {
@@ -80,7 +78,6 @@ impl<'s> Work<'s> {
             start_gates: Vec::new(),
             consumed: Vec::new(),
             transitions: Vec::new(),
-            next_eval: None,
         };
         work.index_agents();
         work
@@ -165,15 +162,6 @@ impl<'s> Work<'s> {
             .position(|w| w.state != WaveState::Succeeded)
     }
 
-    /// Asks to be evaluated again at `at` (the earliest request wins).
-    pub(super) fn timer(&mut self, at: DateTime<Utc>) {
-        debug_assert!(
-            at > self.now,
-            "a timer in the past would evaluate again at once"
-        );
-        self.next_eval = Some(self.next_eval.map_or(at, |t| t.min(at)));
-    }
-
     /// Moves the rollout, recording the transition once.
     pub(super) fn set_rollout(&mut self, to: RolloutState, reason: Option<String>) {
         if self.state != to {
@@ -234,6 +222,7 @@ impl<'s> Work<'s> {
     /// agent's state before and after.
     pub(super) fn finish(self) -> RolloutChange {
         let snap = self.snap;
+        let next_eval_at = super::timers::next_eval(&self);
         let waves = self
             .waves
             .iter()
@@ -267,15 +256,6 @@ impl<'s> Work<'s> {
         let state_reason = match self.state {
             RolloutState::Running => self.hold,
             _ => self.reason,
-        };
-        let next_eval_at = if self.state.is_final() {
-            None
-        } else {
-            Some(
-                self.next_eval
-                    .unwrap_or_else(|| later(self.now, IDLE_RECHECK))
-                    .max(self.now),
-            )
         };
         RolloutChange {
             rollout_id: snap.rollout.id,
