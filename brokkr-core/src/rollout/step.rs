@@ -7,7 +7,7 @@
 //!
 //! One evaluation, in order:
 //! 1. a queued rollout starts when the stack's slot is free: its waves are planned
-//!    ([`plan_waves`](super::plan_waves)) and it runs;
+//!    ([`plan_waves`]) and it runs;
 //! 2. placement changes: agents no longer placed leave, new ones join a wave
 //!    (`membership`);
 //! 3. operators' commands, oldest first (`commands`);
