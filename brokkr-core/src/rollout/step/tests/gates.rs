@@ -212,3 +212,35 @@ fn a_gate_runs_only_for_the_waves_it_names() {
     );
     assert_eq!(change.start_gates[0].wave, 1);
 }
+
+#[test]
+fn a_wait_without_a_time_is_asked_again_after_the_default() {
+    let mut fx = mk_fixture(with_gates(json!([webhook("slo", "before_wave")])), 1);
+    fx.tick(1);
+    fx.gate_outcome("slo", GateOutcome::Wait, "not yet");
+    let answered = fx.now;
+    let change = fx.tick(1);
+    assert_eq!(change.next_eval_at, Some(answered + Duration::seconds(30)));
+    let change = fx.tick(29);
+    assert_eq!(change.start_gates.len(), 1);
+}
+
+#[test]
+fn an_operator_pause_outlasts_a_gate_pause() {
+    let mut fx = mk_fixture(with_gates(json!([webhook("slo", "before_wave")])), 1);
+    fx.tick(1);
+    fx.gate_outcome("slo", GateOutcome::Pause, "freeze");
+    fx.tick(1);
+    assert_eq!(fx.state(), RolloutState::Paused);
+    let pause = fx.command(RolloutCommandKind::Pause);
+    let change = fx.tick(1);
+    assert!(fx.outcome_of(pause).starts_with("already paused; now held"));
+    assert_eq!(
+        change.state_reason.as_deref(),
+        Some("paused by an operator")
+    );
+    // The gate is no longer asked, and passing would not resume the rollout.
+    let change = fx.tick(60);
+    assert!(change.start_gates.is_empty());
+    assert_eq!(change.state, RolloutState::Paused);
+}

@@ -137,3 +137,26 @@ fn the_rollout_deadline_reverts() {
     );
     assert_eq!(fx.wave(0).state, WaveState::Failed);
 }
+
+#[test]
+fn a_halted_rollout_past_its_deadline_reverts() {
+    let policy = policy_with(
+        two_waves(),
+        json!({"on_failure": "halt", "rollout_deadline": "30m"}),
+    );
+    let mut fx = mk_fixture(policy, 2);
+    fx.tick(1);
+    fx.event(1, EventStatus::Failure);
+    let change = fx.tick(1);
+    assert_eq!(change.state, RolloutState::Halted);
+    assert_eq!(
+        change.next_eval_at, change.deadline_at,
+        "the deadline still counts"
+    );
+    fx.tick(30 * 60);
+    assert_eq!(fx.state(), RolloutState::Reverting);
+    assert_eq!(
+        fx.rollout_path().last(),
+        Some(&(RolloutState::Halted, RolloutState::Reverting))
+    );
+}
