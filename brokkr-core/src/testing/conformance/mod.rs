@@ -66,6 +66,14 @@
 //!   ones is claimed.
 //! - The target state of an inactive agent is served like any other (the server decides
 //!   what an inactive agent may do); only a missing or deleted agent is `NotFound`.
+//! - Rollouts: a policy's `reject` refuses an append while a rollout of the stack is
+//!   queued or active; an append to a stack without a policy supersedes whatever
+//!   rollouts a removed policy left open; a final state removes the rollout's remaining
+//!   pins. A snapshot's events are each agent's latest non-`delete` event about the
+//!   candidate and the baseline, by when the store first recorded it. A rollout's
+//!   `version` starts at 1 and moves by one per change; a change from an older version
+//!   is `Conflict("rollout_version: ...")`. Claims lease rollouts whose lease is free,
+//!   expired, or the claimant's own.
 //!
 //! # Adding a case
 //!
