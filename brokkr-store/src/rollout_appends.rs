@@ -46,8 +46,10 @@ struct OpenRollout {
 
 /// Locks the live ones among `stacks` (sorted) in id order, on PostgreSQL `FOR UPDATE`
 /// (appends, deletions and rollout changes of a stack take turns), and reads each with
-/// its policy, release head and open rollouts, in one statement. Missing and deleted
-/// stacks are left out.
+/// its policy, release head and open rollouts (oldest first), in one statement that
+/// reads only open rollouts (`ix_rollouts_open_stack`: ordering by rollout in SQL
+/// would make SQLite walk every rollout the stack ever had instead). Missing and
+/// deleted stacks are left out.
 pub(crate) async fn lock_stacks(
     write: &Write,
     stacks: &[StackId],
@@ -61,7 +63,7 @@ pub(crate) async fn lock_stacks(
                 r.id AS rollout_id, r.state, r.candidate_deployment_object_id, \
                 r.baseline_deployment_object_id \
          FROM stacks s LEFT JOIN rollouts r ON r.stack_id = s.id AND r.{OPEN} \
-         WHERE s.id IN ({}) AND s.deleted_at IS NULL ORDER BY s.id, r.id{lock}",
+         WHERE s.id IN ({}) AND s.deleted_at IS NULL ORDER BY s.id{lock}",
         bind_params(stacks.len())
     );
     let rows = write
@@ -113,6 +115,9 @@ pub(crate) async fn lock_stacks(
             state: rollout_state(&state)?,
             queued_here: None,
         });
+    }
+    for stack in out.values_mut() {
+        stack.open.sort_by_key(|open| open.subject.id);
     }
     Ok(out)
 }
