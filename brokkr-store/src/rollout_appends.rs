@@ -1,4 +1,4 @@
-//! What appends and deletions do to their stacks' rollouts (`store/rollouts.rs` in
+//! What appends and deletions do to their stacks' rollouts (`RolloutStore`'s doc in
 //! core): the stacks locked and read with their policies, release heads and open
 //! rollouts in one statement; each append decided with `AppendEffect`, in batch order,
 //! before any sequence is drawn (a refused append writes nothing); then everything

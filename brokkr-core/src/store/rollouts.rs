@@ -2,36 +2,7 @@
 //! and release head, rollouts with their waves, agents, gate evaluations and
 //! commands, the claims of the driver and the changes it applies. A supertrait of
 //! `Store`; bring it into scope (`use brokkr_core::store::RolloutStore`) to call it.
-//!
-//! What the existing writes do for rollouts (every store; [`AppendEffect`] decides
-//! for an append):
-//! - an append to a stack without a policy, a deletion marker, or an append with
-//!   [`NewDeploymentObject::immediate`](crate::NewDeploymentObject::immediate) moves
-//!   the release head to the new object in its transaction, as before rollouts; the
-//!   last two cancel the stack's queued and active rollouts (`cancelled`) and remove
-//!   their pins, and the first ends those a policy removed since left behind
-//!   (`superseded`), so an older candidate can never move the head back;
-//! - an append to a stack with a policy leaves the release head and, by the policy's
-//!   `on_new_version`, queues a rollout (`queued`, due now; earlier queued ones become
-//!   `superseded`), supersedes the active one (pins removed) and queues, or, while a
-//!   rollout of the stack is queued or active, is refused with
-//!   `Conflict("rollout_in_progress: ...")` and writes nothing;
-//! - each rollout an append queues or ends is a transition: audited (`create` or
-//!   `update` of the `rollout`, by the append's actor) and sent as
-//!   `rollout.state_changed`, each pin it removes audited (`unassign` of the
-//!   `rollout`);
-//! - an agent's target state names, per stack, its pin's object if it has one, else the
-//!   release head (a stack with no release yet is left out); each pin change and
-//!   release move wakes the agents it concerns, and an append that moves no release
-//!   head and no pin wakes none;
-//! - agent events, health reports and placement changes for a stack (a decision, an
-//!   assignment or unassignment, a deleted agent) make its active rollout due now
-//!   (`next_eval_at`), in their transaction.
-//!
-//! Due-now survives an evaluation in flight: an event, command or gate outcome that
-//! makes a claimed rollout due is remembered until its next claim, and the change that
-//! evaluation applies keeps the rollout due instead of setting its own `next_eval_at`,
-//! so nothing it did not see waits for a timer.
+//! The rules the existing writes follow for rollouts are on [`RolloutStore`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -87,6 +58,36 @@ pub struct GateOutcomeRecord {
 
 /// Rollout policies, release heads and rollouts; see each method for its transaction
 /// and audit.
+///
+/// What the existing writes do for rollouts (every store; [`AppendEffect`] decides
+/// for an append):
+/// - an append to a stack without a policy, a deletion marker, or an append with
+///   [`NewDeploymentObject::immediate`](crate::NewDeploymentObject::immediate) moves
+///   the release head to the new object in its transaction, as before rollouts; the
+///   last two cancel the stack's queued and active rollouts (`cancelled`) and remove
+///   their pins, and the first ends those a policy removed since left behind
+///   (`superseded`), so an older candidate can never move the head back;
+/// - an append to a stack with a policy leaves the release head and, by the policy's
+///   `on_new_version`, queues a rollout (`queued`, due now; earlier queued ones become
+///   `superseded`), supersedes the active one (pins removed) and queues, or, while a
+///   rollout of the stack is queued or active, is refused with
+///   `Conflict("rollout_in_progress: ...")` and writes nothing;
+/// - each rollout an append queues or ends is a transition: audited (`create` or
+///   `update` of the `rollout`, by the append's actor) and sent as
+///   `rollout.state_changed`, each pin it removes audited (`unassign` of the
+///   `rollout`);
+/// - an agent's target state names, per stack, its pin's object if it has one, else the
+///   release head (a stack with no release yet is left out); each pin change and
+///   release move wakes the agents it concerns, and an append that moves no release
+///   head and no pin wakes none;
+/// - agent events, health reports and placement changes for a stack (a decision, an
+///   assignment or unassignment, a deleted agent) make its active rollout due now
+///   (`next_eval_at`), in their transaction.
+///
+/// Due-now survives an evaluation in flight: an event, command or gate outcome that
+/// makes a claimed rollout due is remembered until its next claim, and the change that
+/// evaluation applies keeps the rollout due instead of setting its own `next_eval_at`,
+/// so nothing it did not see waits for a timer.
 #[async_trait]
 pub trait RolloutStore: Send + Sync + 'static {
     /// Sets (`Some`, validated by the caller) or removes a stack's rollout policy.
@@ -182,8 +183,8 @@ pub trait RolloutStore: Send + Sync + 'static {
     ) -> Result<GateEvaluation>;
 }
 
-/// What appending one deployment object does to its stack's rollouts: the rules of the
-/// [module documentation](self), decided in one place for every store.
+/// What appending one deployment object does to its stack's rollouts: the rules on
+/// [`RolloutStore`], decided in one place for every store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendEffect {
     /// The release head moves to the new object in the append's transaction; the

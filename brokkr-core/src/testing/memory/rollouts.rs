@@ -1,5 +1,5 @@
 //! Rollouts in memory: the rows, and what the existing writes do to them (appends,
-//! deletions, reports and placement changes; see `store/rollouts.rs`). The
+//! deletions, reports and placement changes; see `RolloutStore`'s doc). The
 //! `RolloutStore` methods themselves are in `rollout_reads.rs` and
 //! `rollout_changes.rs`.
 
