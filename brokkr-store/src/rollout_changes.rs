@@ -243,11 +243,17 @@ async fn write_rows(write: &Write, change: &RolloutChange) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     for chunk in gates.chunks(CHUNK) {
+        // An evaluation written before (one that runs again with its id) keeps its row.
         gate_evaluations::Entity::insert_many(
             chunk
                 .iter()
                 .cloned()
                 .map(gate_evaluations::ActiveModel::from),
+        )
+        .on_conflict(
+            OnConflict::column(gate_evaluations::Column::Id)
+                .do_nothing()
+                .to_owned(),
         )
         .exec_without_returning(write.tx())
         .await

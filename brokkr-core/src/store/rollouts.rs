@@ -140,10 +140,11 @@ pub trait RolloutStore: Send + Sync + 'static {
     /// Applies one evaluation's change in one transaction, if the rollout's version is
     /// still `change.expected_version` (else `Conflict("rollout_version: ...")` and
     /// nothing written): the rollout's fields, waves and agents written whole, pins
-    /// added and removed, the release head moved, gate evaluations written, commands
-    /// marked taken up; one audit record per transition and per agent pinned or
-    /// unpinned, one outbox event per transition; the agents whose pin changed (all
-    /// the stack's agents when the release head moved) woken. Bumps the version,
+    /// added and removed, the release head moved, gate evaluations written (one whose
+    /// id is stored already is left as it is), commands marked taken up; one audit
+    /// record per transition and per agent pinned or unpinned, one outbox event per
+    /// transition; the agents whose pin changed (all the stack's agents when the
+    /// release head moved) woken. Bumps the version,
     /// frees `claimant`'s lease, and when the rollout becomes final makes the stack's
     /// queued rollout due now. Answers the rollout as written.
     ///

@@ -376,9 +376,10 @@ cases!(
         assert!(theirs.is_empty(), "matched by stack: {theirs:?}");
     }
 
-    /// A gate evaluation is written with the change that starts it; its outcome is
-    /// written once (a second answer gets the first back), makes the rollout due, and
-    /// is audited when someone decided it.
+    /// A gate evaluation is written with the change that starts it (a change that
+    /// starts it again with its id leaves it); its outcome is written once (a second
+    /// answer gets the first back), makes the rollout due, and is audited when someone
+    /// decided it.
     pub async fn rollouts_gate_outcome_is_written_once(store: &dyn Store) {
         let (_, rollout) = running(store, "s", OnNewVersion::Queue, false).await;
         let (slo, approval) = (gate("slo", 1), gate("prod-ok", 1));
@@ -416,6 +417,19 @@ cases!(
             .await
             .unwrap();
         assert_eq!(again, first, "written once");
+        let mut rerun = keep(&store.get_rollout(rollout.id).await.unwrap());
+        rerun.start_gates = vec![slo.clone()];
+        apply(store, rerun).await;
+        let details = store.rollout_details(rollout.id).await.unwrap();
+        let kept = details
+            .gate_evaluations
+            .iter()
+            .find(|g| g.id == slo.id)
+            .unwrap();
+        assert_eq!(
+            kept, &first,
+            "started again with its id, it keeps its outcome"
+        );
 
         store
             .record_gate_outcome(approval.id, outcome(GateOutcome::Pass, Some(ADMIN)))

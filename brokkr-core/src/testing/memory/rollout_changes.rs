@@ -142,7 +142,11 @@ impl State {
                 started_at: at,
                 finished_at: None,
             };
-            self.rollouts.gates.insert(evaluation.id, evaluation);
+            // An evaluation written before (one that runs again with its id) keeps its row.
+            self.rollouts
+                .gates
+                .entry(evaluation.id)
+                .or_insert(evaluation);
         }
         for consumed in change.consumed_commands {
             if let Some(command) = self.rollouts.commands.get_mut(&consumed.id)
