@@ -5,6 +5,8 @@
 //! release head moved, gate evaluations inserted, commands marked taken up, each
 //! transition and pin audited, each transition sent.
 
+use std::collections::BTreeMap;
+
 use brokkr_core::rollout::{RolloutChange, Transition};
 use brokkr_core::store::{Error, Result, next_eval_after, rollout_version_conflict};
 use brokkr_core::{
@@ -165,9 +167,12 @@ async fn another_active(write: &Write, stack: Uuid, id: Uuid) -> Result<bool> {
 /// its commands taken up: a statement each per chunk.
 async fn write_rows(write: &Write, change: &RolloutChange) -> Result<()> {
     let id = change.rollout_id.0;
-    let waves = change
-        .waves
-        .iter()
+    // One row per key (the last written wins, as in memory): PostgreSQL refuses an
+    // upsert that touches a row twice.
+    let waves: BTreeMap<u32, &brokkr_core::RolloutWave> =
+        change.waves.iter().map(|w| (w.index, w)).collect();
+    let waves = waves
+        .into_values()
         .map(|w| rows::wave_row(id, w))
         .collect::<Result<Vec<_>>>()?;
     for chunk in waves.chunks(CHUNK) {
@@ -194,9 +199,10 @@ async fn write_rows(write: &Write, change: &RolloutChange) -> Result<()> {
         .await
         .map_err(db)?;
     }
-    let agents = change
-        .agents
-        .iter()
+    let agents: BTreeMap<AgentId, &brokkr_core::RolloutAgent> =
+        change.agents.iter().map(|a| (a.agent_id, a)).collect();
+    let agents = agents
+        .into_values()
         .map(|a| rows::agent_row(id, a))
         .collect::<Result<Vec<_>>>()?;
     for chunk in agents.chunks(CHUNK) {
@@ -321,6 +327,7 @@ async fn unpin(write: &Write, rollout: Uuid, agents: Option<&[AgentId]>) -> Resu
 /// answers them.
 async fn pin(write: &Write, rollout: &Rollout, agents: &[AgentId]) -> Result<Vec<AgentId>> {
     use agent_stack_pins::Column;
+    let agents = crate::batch::distinct(agents.iter().copied());
     for chunk in agents.chunks(CHUNK) {
         let pins = chunk.iter().map(|agent| {
             agent_stack_pins::ActiveModel::from(agent_stack_pins::Model {
@@ -340,7 +347,7 @@ async fn pin(write: &Write, rollout: &Rollout, agents: &[AgentId]) -> Result<Vec
             .await
             .map_err(db)?;
     }
-    Ok(agents.to_vec())
+    Ok(agents)
 }
 
 /// Moves the stack's release head to the candidate, makes it the baseline of the

@@ -517,7 +517,8 @@ cases!(
     }
 
     /// A change writes waves and agents whole (replacing rows of the same index or
-    /// agent) and answers the rollout as stored; details list agents by wave.
+    /// agent; given twice, the last wins) and answers the rollout as stored; details
+    /// list agents by wave.
     pub async fn rollouts_changes_write_waves_and_agents_whole(store: &dyn Store) {
         let (fixture, rollout) = running(store, "s", OnNewVersion::Queue, true).await;
         let at = now();
@@ -526,14 +527,27 @@ cases!(
         baking.all_healthy_since = Some(at);
         let mut next = wave(1, WaveState::Pending, at);
         next.started_at = None;
-        change.waves = vec![baking.clone(), next.clone()];
+        // A row given twice: the last one written wins.
+        change.waves = vec![
+            wave(0, WaveState::Running, at),
+            baking.clone(),
+            next.clone(),
+        ];
         let mut healthy = rollout_agent(fixture.a, RolloutAgentState::Healthy, at);
         healthy.healthy_since = Some(at);
         let mut moved = rollout_agent(fixture.b, RolloutAgentState::Waiting, at);
         moved.wave = 1;
-        change.agents = vec![healthy.clone(), moved.clone()];
+        let stale = rollout_agent(fixture.a, RolloutAgentState::Pinned, at);
+        change.agents = vec![stale, healthy.clone(), moved.clone()];
+        change.pin = vec![fixture.b, fixture.b];
         change.state_reason = Some("baking".into());
+        let pins_before = rollout_audit(store, rollout.id).await.len();
         let written = apply(store, change.clone()).await;
+        let pinned = rollout_audit(store, rollout.id).await.len() - pins_before;
+        assert_eq!(
+            pinned, 1,
+            "an agent listed twice is pinned (and audited) once"
+        );
         assert_eq!(written.version, rollout.version + 1);
         assert_eq!(written.state_reason.as_deref(), Some("baking"));
         assert_eq!(written.next_eval_at, change.next_eval_at);

@@ -108,7 +108,10 @@ impl State {
         };
         let mut pinned = Vec::with_capacity(change.pin.len());
         if !unpin_all {
-            for agent in change.pin {
+            let mut agents = change.pin;
+            agents.sort_unstable();
+            agents.dedup();
+            for agent in agents {
                 let pin = Pin {
                     object: rollout.candidate,
                     rollout: id,
