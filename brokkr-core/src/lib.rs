@@ -75,8 +75,8 @@ pub use placement::{
     DefaultPlacement, Placement, PlacementDecision, PlacementInput, PlacementPolicy,
 };
 pub use store::{
-    AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
-    Store, SubscriptionFilter, TargetFilter, TemplateFilter, WebhookStore,
+    AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, RolloutStore,
+    StackFilter, Store, SubscriptionFilter, TargetFilter, TemplateFilter, WebhookStore,
 };
 pub use target_state::{AgentTargetState, TargetAction, TargetState, TargetStateEntry};
 pub use template::{TemplateGenerator, TemplateLimits};

@@ -53,7 +53,10 @@ pub use filter::{
     AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
     SubscriptionFilter, TargetFilter, TemplateFilter,
 };
-pub use rollouts::{GateOutcomeRecord, RolloutDetails, RolloutFilter, RolloutStore};
+pub use rollouts::{
+    AppendEffect, GateOutcomeRecord, RolloutDetails, RolloutFilter, RolloutStore, ended_by_append,
+    needs_signal, next_eval_after, rollout_final, rollout_in_progress, rollout_version_conflict,
+};
 pub use webhooks::WebhookStore;
 
 /// Result of a store operation.
@@ -65,7 +68,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// See the [module documentation](self) for the contract every method shares.
 #[async_trait]
-pub trait Store: WebhookStore + Send + Sync + 'static {
+pub trait Store: WebhookStore + RolloutStore + Send + Sync + 'static {
     /// Succeeds when the database answers (for readiness probes).
     async fn ping(&self) -> Result<()>;
 

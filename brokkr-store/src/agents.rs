@@ -204,6 +204,8 @@ impl SqlStore {
             .await
             .map_err(db)?;
         keys::revoke_keys(&write, KeyOwner::Agent(id)).await?;
+        // Its stacks are no longer placed on it: their rollouts see the change.
+        crate::rollout_due::stacks_of_agent(&write, row.id).await?;
         write.affect([id]);
         write.agent_changed([id]);
         let summary = format!(

@@ -37,6 +37,7 @@ use crate::convert::{self, to_json};
 use crate::entity::deployment_objects::{self, Column};
 use crate::errors::db;
 use crate::items::ITEMS;
+use crate::rollout_appends::{RolloutEffects, lock_stacks};
 use crate::sql::{self, bind_params};
 use crate::write::{Write, Writer};
 
@@ -69,10 +70,25 @@ impl Batched for Append {
 async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<DeploymentObject>>> {
     let mut write = writer.begin().await?;
     let stacks: Vec<StackId> = distinct(batch.iter().map(|p| p.new.stack_id()));
-    let names = lock_live_stacks(&write, &stacks).await?;
-    let accepted: Vec<&Append> = batch
+    let mut locked = lock_stacks(&write, &stacks).await?;
+    // Each append decided in order, before any sequence is drawn: a refused one writes
+    // nothing, and a later append to the same stack sees what an earlier one did.
+    let mut effects = RolloutEffects::default();
+    let mut decided: Vec<Result<DeploymentObjectId>> = Vec::with_capacity(batch.len());
+    for pending in batch {
+        let stack = pending.new.stack_id();
+        let object = DeploymentObjectId::new();
+        decided.push(match locked.get_mut(&stack) {
+            None => Err(Error::not_found("stack", stack)),
+            Some(locked) => effects
+                .decide(locked, &pending.actor, &pending.new, object, write.now)
+                .map(|()| object),
+        });
+    }
+    let accepted: Vec<(&Append, DeploymentObjectId)> = batch
         .iter()
-        .filter(|p| names.contains_key(&p.new.stack_id()))
+        .zip(&decided)
+        .filter_map(|(pending, object)| object.as_ref().ok().map(|id| (pending, *id)))
         .collect();
     let mut objects = Vec::with_capacity(accepted.len());
     if !accepted.is_empty() {
@@ -80,17 +96,17 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<De
         let rows: Vec<ObjectRow> = accepted
             .iter()
             .zip(sequences)
-            .map(|(pending, sequence)| object_row(&write, &pending.new, sequence))
+            .map(|((pending, id), sequence)| object_row(&write, &pending.new, sequence, *id))
             .collect();
-        write_objects(&mut write, &rows).await?;
+        write_objects(&mut write, &rows, effects).await?;
         let audits = accepted
             .iter()
             .zip(&rows)
-            .map(|(pending, ObjectRow { row, .. })| {
+            .map(|((pending, _), ObjectRow { row, .. })| {
                 let summary = format!(
                     "appended deployment object {} to stack {:?}",
                     row.sequence,
-                    names[&StackId::from(row.stack_id)]
+                    locked[&StackId::from(row.stack_id)].name
                 );
                 let audit = Audit::new(
                     AuditAction::Create,
@@ -106,13 +122,10 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<De
         }
     }
     let mut objects = objects.into_iter();
-    let results = batch
-        .iter()
-        .map(|pending| {
-            let stack = pending.new.stack_id();
-            if !names.contains_key(&stack) {
-                return Err(Error::not_found("stack", stack));
-            }
+    let results = decided
+        .into_iter()
+        .map(|decided| {
+            decided?;
             objects
                 .next()
                 .ok_or_else(|| Error::Backend("an accepted append has no object".into()))
@@ -138,29 +151,6 @@ async fn query_stacks(
         ))
         .await
         .map_err(db)
-}
-
-/// Locks the live ones among `stacks` (sorted) in id order, on PostgreSQL `FOR UPDATE`,
-/// and returns their names. Missing and deleted stacks are left out.
-async fn lock_live_stacks(write: &Write, stacks: &[StackId]) -> Result<BTreeMap<StackId, String>> {
-    let lock = match write.backend() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    let rows = query_stacks(
-        write,
-        "SELECT id, name FROM stacks WHERE id IN ({}) AND deleted_at IS NULL ORDER BY id",
-        lock,
-        stacks,
-    )
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let id = row.try_get::<Uuid>("", "id").map_err(db)?;
-            let name = row.try_get::<String>("", "name").map_err(db)?;
-            Ok((StackId::from(id), name))
-        })
-        .collect()
 }
 
 /// Draws `n` increasing deployment-object sequences. Callers lock the stacks first, so
@@ -215,10 +205,15 @@ pub(crate) struct ObjectRow {
     pub(crate) items: serde_json::Value,
 }
 
-/// The row of a new deployment object.
-pub(crate) fn object_row(write: &Write, new: &NewDeploymentObject, sequence: i64) -> ObjectRow {
+/// The row of a new deployment object `id`.
+pub(crate) fn object_row(
+    write: &Write,
+    new: &NewDeploymentObject,
+    sequence: i64,
+    id: DeploymentObjectId,
+) -> ObjectRow {
     let row = deployment_objects::Model {
-        id: DeploymentObjectId::new().0,
+        id: id.0,
         stack_id: new.stack_id().0,
         sequence,
         yaml_content: new.yaml_content().to_owned(),
@@ -233,10 +228,16 @@ pub(crate) fn object_row(write: &Write, new: &NewDeploymentObject, sequence: i64
     }
 }
 
-/// Inserts new deployment objects, makes each stack's last one its latest, writes a
-/// `deployment_object.created` event for each and announces them to every agent
-/// responsible for their stacks: four statements whatever the number of rows.
-pub(crate) async fn write_objects(write: &mut Write, rows: &[ObjectRow]) -> Result<()> {
+/// Inserts new deployment objects, makes each stack's last one its latest (and its
+/// release head where `effects` released it), writes a `deployment_object.created`
+/// event for each, then what the appends do to rollouts, which wakes the agents whose
+/// target state changed: a few statements whatever the number of rows, and none for
+/// rollouts when no stack has any.
+pub(crate) async fn write_objects(
+    write: &mut Write,
+    rows: &[ObjectRow],
+    effects: RolloutEffects,
+) -> Result<()> {
     insert_objects(write, rows).await?;
     for ObjectRow { row, .. } in rows {
         let object = AppendedObject {
@@ -248,11 +249,8 @@ pub(crate) async fn write_objects(write: &mut Write, rows: &[ObjectRow]) -> Resu
         };
         write.emit(WebhookEvent::deployment_object_created(object, write.now));
     }
-    point_stacks_at_latest(write, rows).await?;
-    let stacks = distinct(rows.iter().map(|r| StackId::from(r.row.stack_id)));
-    let agents = agents_of(write, &stacks).await?;
-    write.affect(agents);
-    Ok(())
+    point_stacks(write, rows, effects.released()).await?;
+    effects.write(write).await
 }
 
 /// Inserts the rows, items included, with one statement.
@@ -286,22 +284,41 @@ async fn insert_objects(write: &Write, rows: &[ObjectRow]) -> Result<()> {
     Ok(())
 }
 
-/// Makes each stack's last row in `rows` its latest, with one statement.
-async fn point_stacks_at_latest(write: &Write, rows: &[ObjectRow]) -> Result<()> {
+/// Makes each stack's last row in `rows` its latest, and moves the release heads of
+/// `released` stacks, with one statement.
+async fn point_stacks(
+    write: &Write,
+    rows: &[ObjectRow],
+    released: &BTreeMap<Uuid, Uuid>,
+) -> Result<()> {
     let mut latest: HashMap<Uuid, Uuid> = HashMap::new();
     for ObjectRow { row, .. } in rows {
         latest.insert(row.stack_id, row.id);
     }
     let mut cases = String::new();
-    let mut values: Vec<Value> = Vec::with_capacity(latest.len() * 3);
+    let mut values: Vec<Value> = Vec::with_capacity(latest.len() * 3 + released.len() * 2);
     for (stack, object) in &latest {
         cases.push_str(" WHEN ? THEN ?");
         values.push((*stack).into());
         values.push((*object).into());
     }
+    let mut release = String::new();
+    if !released.is_empty() {
+        let mut heads = String::new();
+        for (stack, object) in released {
+            heads.push_str(" WHEN ? THEN ?");
+            values.push((*stack).into());
+            values.push((*object).into());
+        }
+        release = format!(
+            ", release_deployment_object_id = CASE id{heads} \
+             ELSE release_deployment_object_id END"
+        );
+    }
     values.extend(latest.keys().map(|stack| Value::from(*stack)));
     let query = format!(
-        "UPDATE stacks SET latest_deployment_object_id = CASE id{cases} END WHERE id IN ({})",
+        "UPDATE stacks SET latest_deployment_object_id = CASE id{cases} END{release} \
+         WHERE id IN ({})",
         bind_params(latest.len())
     );
     write
@@ -313,7 +330,7 @@ async fn point_stacks_at_latest(write: &Write, rows: &[ObjectRow]) -> Result<()>
 }
 
 /// Every agent with a target row on any of `stacks`, with one indexed query.
-async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
+pub(crate) async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
     let rows = query_stacks(
         write,
         "SELECT agent_id FROM agent_targets WHERE stack_id IN ({})",

@@ -13,6 +13,10 @@ use crate::paging::{keyset, page_of, uuid_cursor};
 use crate::write::Write;
 use crate::{SqlStore, convert};
 
+/// Audit records per insert statement: nine columns each stays far below SQLite's
+/// bind-parameter limit (32,766).
+const AUDIT_CHUNK: usize = 1_000;
+
 /// What a mutation did, for its audit record.
 pub(crate) struct Audit {
     pub(crate) action: AuditAction,
@@ -44,8 +48,9 @@ impl Write {
     }
 
     /// Writes the audit records of this transaction's changes, each with its content
-    /// hash, and queues them for the audit chain's sealer: two statements, whatever
-    /// their number. Nothing here reads or waits for other writers' records.
+    /// hash, and queues them for the audit chain's sealer: two statements per
+    /// [`AUDIT_CHUNK`] records (a rollout's pins can be thousands). Nothing here reads
+    /// or waits for other writers' records.
     pub(crate) async fn audit_many<'a>(
         &self,
         audits: impl IntoIterator<Item = (&'a Actor, Audit)>,
@@ -57,23 +62,26 @@ impl Write {
         if rows.is_empty() {
             return Ok(());
         }
-        let queued: Vec<audit_chain_queue::ActiveModel> = rows
-            .iter()
-            .map(|row| {
-                audit_chain_queue::Model {
-                    audit_record_id: row.id,
-                }
-                .into()
-            })
-            .collect();
-        audit_records::Entity::insert_many(rows.into_iter().map(audit_records::ActiveModel::from))
-            .exec_without_returning(self.tx())
-            .await
-            .map_err(db)?;
-        audit_chain_queue::Entity::insert_many(queued)
-            .exec_without_returning(self.tx())
-            .await
-            .map_err(db)?;
+        for chunk in rows.chunks(AUDIT_CHUNK) {
+            let queued: Vec<audit_chain_queue::ActiveModel> = chunk
+                .iter()
+                .map(|row| {
+                    audit_chain_queue::Model {
+                        audit_record_id: row.id,
+                    }
+                    .into()
+                })
+                .collect();
+            let records = chunk.iter().cloned().map(audit_records::ActiveModel::from);
+            audit_records::Entity::insert_many(records)
+                .exec_without_returning(self.tx())
+                .await
+                .map_err(db)?;
+            audit_chain_queue::Entity::insert_many(queued)
+                .exec_without_returning(self.tx())
+                .await
+                .map_err(db)?;
+        }
         Ok(())
     }
 

@@ -84,6 +84,7 @@ fn constraint_of(detail: &str) -> &str {
         ("short_id", "key short id"),
         ("agent_events", "agent event id"),
         ("agent_targets", "agent target"),
+        ("ux_rollouts_active_stack", "active rollout of the stack"),
     ];
     NAMES
         .iter()

@@ -140,6 +140,8 @@ async fn record_events(writer: &Writer, batch: &[EventReport]) -> Result<Vec<Res
         .chain(&repeated)
         .collect();
     applied::note_applied(&write, settled.iter().copied()).await?;
+    let stacks = distinct(settled.iter().map(|row| row.stack_id));
+    crate::rollout_due::stacks(&write, &stacks).await?;
     for row in settled {
         if row.event_type == EventType::Delete.as_str()
             && row.status == EventStatus::Success.as_str()

@@ -101,6 +101,7 @@ async fn record_reports(
     if latest.is_empty() {
         return Ok(results);
     }
+    let latest_stacks: Vec<Uuid> = latest.keys().map(|(stack, _)| *stack).collect();
     let mut rows: Vec<health_reports::Model> = latest.into_values().collect();
     // A fixed order, so batches upserting the same rows lock them in the same order.
     rows.sort_unstable_by_key(|row| (row.stack_id, row.agent_id));
@@ -119,6 +120,8 @@ async fn record_reports(
         .exec_without_returning(write.tx())
         .await
         .map_err(db)?;
+    let stacks = crate::batch::distinct(latest_stacks.into_iter());
+    crate::rollout_due::stacks(&write, &stacks).await?;
     // No target state changes, so no agent is woken.
     Ok(batch::commit(writer, write, HealthUpdate::WHAT, results).await)
 }

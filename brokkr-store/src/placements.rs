@@ -122,31 +122,35 @@ pub(crate) async fn sync_targets_many(
         }
     }
 
+    let removing: Vec<Uuid> = stacks
+        .iter()
+        .zip(&diffs)
+        .filter(|(_, diff)| !diff.remove.is_empty())
+        .map(|((stack, _), _)| stack.id)
+        .collect();
+    let sent = ever_sent(write, &removing).await?;
     let now = write.now;
     for ((stack, _), diff) in stacks.iter().zip(&diffs) {
-        for chunk in diff.remove.chunks(CHUNK) {
-            // The live placement targets of these agents, whichever way they go.
-            let placed = Condition::all()
-                .add(Column::StackId.eq(stack.id))
-                .add(Column::AgentId.is_in(chunk.iter().copied()))
-                .add(Column::Source.eq(placement))
-                .add(Column::RemovedAt.is_null());
-            // With no deployment object the agent never had anything of the stack, so
-            // there is no removal to wait for (as in `unassign_stack`).
-            if stack.latest_deployment_object_id.is_none() {
-                agent_targets::Entity::delete_many()
-                    .filter(placed)
-                    .exec(write.tx())
-                    .await
-                    .map_err(db)?;
-            } else {
-                agent_targets::Entity::update_many()
-                    .col_expr(Column::RemovedAt, Expr::value(now))
-                    .filter(placed)
-                    .exec(write.tx())
-                    .await
-                    .map_err(db)?;
-            }
+        // Agents never sent anything of the stack (no release head, no pin) have
+        // nothing to remove and no removal to wait for (as in `unassign_stack`).
+        let (sent_to, never_sent): (Vec<Uuid>, Vec<Uuid>) = diff
+            .remove
+            .iter()
+            .partition(|agent| sent.sent_to(**agent, stack.id));
+        for chunk in never_sent.chunks(CHUNK) {
+            agent_targets::Entity::delete_many()
+                .filter(live_placed(stack.id, chunk))
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
+        }
+        for chunk in sent_to.chunks(CHUNK) {
+            agent_targets::Entity::update_many()
+                .col_expr(Column::RemovedAt, Expr::value(now))
+                .filter(live_placed(stack.id, chunk))
+                .exec(write.tx())
+                .await
+                .map_err(db)?;
         }
         for chunk in diff.revive.chunks(CHUNK) {
             agent_targets::Entity::update_many()
@@ -195,6 +199,13 @@ pub(crate) async fn sync_targets_many(
         write.tx().execute(&stmt).await.map_err(db)?;
     }
 
+    let moved: Vec<Uuid> = stacks
+        .iter()
+        .zip(&diffs)
+        .filter(|(_, d)| !(d.remove.is_empty() && d.revive.is_empty() && d.insert.is_empty()))
+        .map(|((stack, _), _)| stack.id)
+        .collect();
+    crate::rollout_due::stacks(write, &moved).await?;
     let mut changes = Vec::with_capacity(diffs.len());
     for diff in diffs {
         let mut added: Vec<AgentId> = diff
@@ -214,6 +225,70 @@ pub(crate) async fn sync_targets_many(
         });
     }
     Ok(changes)
+}
+
+/// The live placement targets of `agents` on `stack`.
+fn live_placed(stack: Uuid, agents: &[Uuid]) -> Condition {
+    use agent_targets::Column;
+    Condition::all()
+        .add(Column::StackId.eq(stack))
+        .add(Column::AgentId.is_in(agents.iter().copied()))
+        .add(Column::Source.eq(TargetSource::Placement.as_str()))
+        .add(Column::RemovedAt.is_null())
+}
+
+/// What stacks have sent their agents: a release head to all, or a pin to some (a
+/// stack's first object under a rollout).
+struct Sent {
+    released: HashSet<Uuid>,
+    pinned: HashSet<(Uuid, Uuid)>,
+}
+
+impl Sent {
+    fn sent_to(&self, agent: Uuid, stack: Uuid) -> bool {
+        self.released.contains(&stack) || self.pinned.contains(&(agent, stack))
+    }
+}
+
+/// What `stacks` have sent their agents, with one query (none for no stacks); pins are
+/// read only for a stack without a release head.
+async fn ever_sent(write: &Write, stacks: &[Uuid]) -> Result<Sent> {
+    let mut sent = Sent {
+        released: HashSet::new(),
+        pinned: HashSet::new(),
+    };
+    for chunk in stacks.chunks(CHUNK) {
+        let query = format!(
+            "SELECT s.id, s.release_deployment_object_id AS head, p.agent_id \
+             FROM stacks s LEFT JOIN agent_stack_pins p \
+               ON p.stack_id = s.id AND s.release_deployment_object_id IS NULL \
+             WHERE s.id IN ({})",
+            sql::bind_params(chunk.len())
+        );
+        let rows = write
+            .tx()
+            .query_all_raw(sql::stmt(
+                write.backend(),
+                &query,
+                chunk.iter().map(|s| Value::from(*s)),
+            ))
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let stack: Uuid = row.try_get("", "id").map_err(db)?;
+            if row
+                .try_get::<Option<Uuid>>("", "head")
+                .map_err(db)?
+                .is_some()
+            {
+                sent.released.insert(stack);
+            }
+            if let Some(agent) = row.try_get::<Option<Uuid>>("", "agent_id").map_err(db)? {
+                sent.pinned.insert((agent, stack));
+            }
+        }
+    }
+    Ok(sent)
 }
 
 /// The live placements after `cursor`, in the page's order: one join, so deleted

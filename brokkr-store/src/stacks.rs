@@ -10,6 +10,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
 use crate::SqlStore;
 use crate::append::{Append, draw_sequences, object_row, write_objects};
 use crate::audit::Audit;
@@ -17,6 +19,7 @@ use crate::convert;
 use crate::entity::{deployment_objects, stacks};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::rollout_appends::{LockedStack, decide_one, lock_stacks};
 use crate::write::Write;
 
 /// A live stack, locked for update on PostgreSQL when `lock` is set.
@@ -173,19 +176,25 @@ impl SqlStore {
     }
 }
 
-/// Inserts a deployment object, makes it its stack's latest and announces it to every
-/// agent responsible for the stack.
+/// Inserts a deployment object of a stack locked by `lock_stacks`, with what it does to
+/// the stack's rollouts (refused, writing nothing, when the policy rejects it), and
+/// makes it the stack's latest.
 async fn insert_object(
     write: &mut Write,
-    sequence: i64,
+    locked: &mut BTreeMap<StackId, LockedStack>,
+    actor: &Actor,
     new: NewDeploymentObject,
 ) -> Result<DeploymentObject> {
-    let row = object_row(write, &new, sequence);
-    write_objects(write, std::slice::from_ref(&row)).await?;
+    let id = DeploymentObjectId::new();
+    let effects = decide_one(locked, actor, &new, id, write.now)?;
+    let sequence = draw_sequences(write, 1).await?[0];
+    let row = object_row(write, &new, sequence, id);
+    write_objects(write, std::slice::from_ref(&row), effects).await?;
     convert::deployment_object(row.row)
 }
 
-/// Deletes a live stack in `write`: marks it, appends its deletion marker, audits.
+/// Deletes a live stack in `write`: marks it, appends its deletion marker (which
+/// cancels its rollouts), audits.
 pub(crate) async fn delete_stack_in(
     write: &mut Write,
     actor: &Actor,
@@ -193,40 +202,50 @@ pub(crate) async fn delete_stack_in(
 ) -> Result<DeploymentObject> {
     // The stack's lock first: appends to it wait for it too, so none of them can
     // draw a sequence after the marker's and land after it.
-    let row = live_stack(write.tx(), id, true).await?;
-    let sequence = draw_sequences(write, 1).await?[0];
+    let mut locked = lock_stacks(write, &[id]).await?;
+    let name = locked
+        .get(&id)
+        .ok_or_else(|| Error::not_found("stack", id))?
+        .name
+        .clone();
     stacks::Entity::update_many()
         .col_expr(stacks::Column::DeletedAt, Expr::value(write.now))
-        .filter(stacks::Column::Id.eq(row.id))
+        .filter(stacks::Column::Id.eq(id.0))
         .exec(write.tx())
         .await
         .map_err(db)?;
-    let marker = insert_object(write, sequence, NewDeploymentObject::deletion_marker(id)).await?;
-    let event = WebhookEvent::stack_deleted(&row.name, (&marker).into(), write.now);
+    let marker = NewDeploymentObject::deletion_marker(id);
+    let marker = insert_object(write, &mut locked, actor, marker).await?;
+    let event = WebhookEvent::stack_deleted(&name, (&marker).into(), write.now);
     write.emit(event);
-    let summary = format!("deleted stack {:?}", row.name);
+    let summary = format!("deleted stack {name:?}");
     write
         .audit(
             actor,
-            Audit::new(AuditAction::Delete, ResourceKind::Stack, row.id, summary),
+            Audit::new(AuditAction::Delete, ResourceKind::Stack, id, summary),
         )
         .await?;
     Ok(marker)
 }
 
 /// Appends one deployment object in `write`, as a batch of the append committer would:
-/// the stack locked, a sequence drawn, the object written and audited.
+/// the stack locked, its rollouts decided, a sequence drawn, the object written and
+/// audited.
 pub(crate) async fn append_in(
     write: &mut Write,
     actor: &Actor,
     new: NewDeploymentObject,
 ) -> Result<DeploymentObject> {
-    let stack = live_stack(write.tx(), new.stack_id(), true).await?;
-    let sequence = draw_sequences(write, 1).await?[0];
-    let object = insert_object(write, sequence, new).await?;
+    let mut locked = lock_stacks(write, &[new.stack_id()]).await?;
+    let name = locked
+        .get(&new.stack_id())
+        .ok_or_else(|| Error::not_found("stack", new.stack_id()))?
+        .name
+        .clone();
+    let object = insert_object(write, &mut locked, actor, new).await?;
     let summary = format!(
-        "appended deployment object {} to stack {:?}",
-        object.sequence, stack.name
+        "appended deployment object {} to stack {name:?}",
+        object.sequence
     );
     write
         .audit(

@@ -36,11 +36,12 @@ fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
     Ok(Some((parse(agent)?, parse(stack)?)))
 }
 
-/// The target-state query: one join from the agents' targets through each stack to
-/// the stack's latest deployment object. It reads only the agents' own target rows
-/// (primary-key prefix) and one row of `stacks` and `deployment_objects` per target
-/// (primary keys), so its cost never grows with history or with other agents. `filter`
-/// ends the statement: `= ?` for one agent, `IN (...)` for many.
+/// The target-state query: one join from the agents' targets through each stack to the
+/// object the agent gets, its pin's if a rollout pinned it, else the stack's release
+/// head. It reads only the agents' own target rows (primary-key prefix) and one row of
+/// `stacks`, `agent_stack_pins` and `deployment_objects` per target (primary keys), so
+/// its cost never grows with history or with other agents. `filter` ends the
+/// statement: `= ?` for one agent, `IN (...)` for many.
 fn target_state_sql(filter: &str) -> String {
     // The column list is built once: the query runs on every cache miss.
     static SELECT: LazyLock<String> = LazyLock::new(|| {
@@ -54,7 +55,9 @@ fn target_state_sql(filter: &str) -> String {
             "SELECT t.agent_id AS agent_id, t.removed_at AS removed_at, s.name AS stack_name, {} \
              FROM agent_targets t \
              JOIN stacks s ON s.id = t.stack_id \
-             JOIN deployment_objects d ON d.id = s.latest_deployment_object_id \
+             LEFT JOIN agent_stack_pins p ON p.agent_id = t.agent_id AND p.stack_id = t.stack_id \
+             JOIN deployment_objects d \
+               ON d.id = COALESCE(p.deployment_object_id, s.release_deployment_object_id) \
              WHERE t.agent_id ",
             object_columns.join(", ")
         )
@@ -152,6 +155,7 @@ impl SqlStore {
                 row
             }
         };
+        crate::rollout_due::stacks(&write, &[stack_id.0]).await?;
         write.affect([agent_id]);
         let summary = format!("assigned stack {:?} to agent {agent_id}", stack.name);
         write
@@ -309,14 +313,9 @@ pub(crate) async fn unassign_in(
             format!("{agent_id}:{stack_id}"),
         ));
     }
-    // With no deployment object the agent never had anything of the stack, so
-    // there is nothing to remove and no removal to wait for: retire the target now.
-    let never_deployed = crate::entity::stacks::Entity::find_by_id(stack_id.0)
-        .one(write.tx())
-        .await
-        .map_err(db)?
-        .is_none_or(|stack| stack.latest_deployment_object_id.is_none());
-    if never_deployed {
+    // Never sent anything of the stack (no release head, no pin), the agent has
+    // nothing to remove and no removal to wait for: retire the target now.
+    if !ever_sent(write, agent_id, stack_id).await? {
         agent_targets::Entity::delete_many()
             .filter(Column::AgentId.eq(agent_id.0))
             .filter(Column::StackId.eq(stack_id.0))
@@ -324,6 +323,7 @@ pub(crate) async fn unassign_in(
             .await
             .map_err(db)?;
     }
+    crate::rollout_due::stacks(write, &[stack_id.0]).await?;
     write.affect([agent_id]);
     let summary = format!("unassigned stack {stack_id} from agent {agent_id}");
     write
@@ -338,4 +338,25 @@ pub(crate) async fn unassign_in(
         )
         .await?;
     Ok(())
+}
+
+/// Whether the agent was ever sent anything of the stack: a release head, or its pin.
+async fn ever_sent(write: &Write, agent: AgentId, stack: StackId) -> Result<bool> {
+    let row = write
+        .tx()
+        .query_one_raw(crate::sql::stmt(
+            write.backend(),
+            "SELECT s.release_deployment_object_id AS head, p.deployment_object_id AS pinned \
+             FROM stacks s LEFT JOIN agent_stack_pins p ON p.stack_id = s.id AND p.agent_id = ? \
+             WHERE s.id = ?",
+            [agent.0.into(), stack.0.into()],
+        ))
+        .await
+        .map_err(db)?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let head: Option<Uuid> = row.try_get("", "head").map_err(db)?;
+    let pinned: Option<Uuid> = row.try_get("", "pinned").map_err(db)?;
+    Ok(head.is_some() || pinned.is_some())
 }

@@ -26,6 +26,12 @@ const TABLES: &[&str] = &[
     "webhook_deliveries",
     "audit_chain",
     "audit_chain_queue",
+    "rollouts",
+    "rollout_waves",
+    "rollout_agents",
+    "agent_stack_pins",
+    "gate_evaluations",
+    "rollout_commands",
 ];
 
 async fn tables_exist(db: &DatabaseConnection) -> Vec<bool> {

@@ -25,6 +25,7 @@ mod m0005_key_revocations;
 mod m0006_plans;
 mod m0007_webhooks;
 mod m0008_audit_chain;
+mod m0009_rollouts;
 
 /// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
 /// database sequence on PostgreSQL.
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_plans::Migration),
             Box::new(m0007_webhooks::Migration),
             Box::new(m0008_audit_chain::Migration),
+            Box::new(m0009_rollouts::Migration),
         ]
     }
 

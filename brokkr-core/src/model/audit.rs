@@ -151,6 +151,9 @@ pub enum ResourceKind {
     Subscription,
     /// A webhook delivery (a test delivery queued, a delivery sent again).
     Delivery,
+    /// A progressive rollout: its transitions, the agents it pins and unpins, the
+    /// commands operators give it, approvals.
+    Rollout,
 }
 
 /// What was done, in an audit record.
@@ -193,6 +196,7 @@ stable_names!(ResourceKind {
     Plan => "plan",
     Subscription => "subscription",
     Delivery => "delivery",
+    Rollout => "rollout",
 });
 stable_names!(AuditAction {
     Create => "create",

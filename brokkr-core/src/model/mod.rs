@@ -74,7 +74,7 @@ pub use webhook::{
     Subscription, SubscriptionOwner, SubscriptionUpdate, UnknownEventType, WebhookEvent,
     WebhookEventType, WebhookQueueStats,
 };
-pub use webhook_event::AppendedObject;
+pub use webhook_event::{AppendedObject, RolloutSubject};
 
 /// Longest accepted name of a stack, agent, cluster, generator or template.
 pub const MAX_NAME_LEN: usize = 253;

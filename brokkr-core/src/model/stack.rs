@@ -131,6 +131,7 @@ pub struct NewDeploymentObject {
     is_deletion_marker: bool,
     provenance: Option<Provenance>,
     items: Vec<ItemDigest>,
+    immediate: bool,
 }
 
 impl NewDeploymentObject {
@@ -154,6 +155,7 @@ impl NewDeploymentObject {
             is_deletion_marker: false,
             provenance: None,
             items: ItemDigest::of_all(&manifests),
+            immediate: false,
         })
     }
 
@@ -175,6 +177,7 @@ impl NewDeploymentObject {
             is_deletion_marker: false,
             provenance: Some(provenance),
             items,
+            immediate: false,
         }
     }
 
@@ -187,6 +190,7 @@ impl NewDeploymentObject {
             is_deletion_marker: true,
             provenance: None,
             items: Vec::new(),
+            immediate: false,
         }
     }
 
@@ -194,6 +198,21 @@ impl NewDeploymentObject {
     pub fn with_provenance(mut self, provenance: Provenance) -> Self {
         self.provenance = Some(provenance);
         self
+    }
+
+    /// Releases this object at once, past the stack's rollout policy: every agent gets
+    /// it with the commit, and the stack's queued and active rollouts are cancelled
+    /// (an admin's hotfix; who may ask is the caller's rule). A deletion marker is
+    /// always immediate.
+    pub fn immediate(mut self) -> Self {
+        self.immediate = true;
+        self
+    }
+
+    /// Whether it goes out at once, past the stack's rollout policy
+    /// ([`NewDeploymentObject::immediate`], or a deletion marker).
+    pub fn is_immediate(&self) -> bool {
+        self.immediate || self.is_deletion_marker
     }
 
     /// The stack it will belong to.

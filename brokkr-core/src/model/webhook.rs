@@ -45,6 +45,10 @@ pub enum WebhookEventType {
     PlanConfirmed,
     /// A test delivery, queued on request for one subscription.
     WebhookTest,
+    /// A rollout was queued or moved from one state to another.
+    RolloutStateChanged,
+    /// A wave of a rollout moved from one state to another.
+    RolloutWaveChanged,
 }
 
 stable_names!(WebhookEventType {
@@ -59,11 +63,13 @@ stable_names!(WebhookEventType {
     PlanHeld => "plan.held",
     PlanConfirmed => "plan.confirmed",
     WebhookTest => "webhook.test",
+    RolloutStateChanged => "rollout.state_changed",
+    RolloutWaveChanged => "rollout.wave_changed",
 });
 
 impl WebhookEventType {
     /// Every event type.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::DeploymentObjectCreated,
         Self::AgentApplied,
         Self::AgentFailed,
@@ -75,6 +81,8 @@ impl WebhookEventType {
         Self::PlanHeld,
         Self::PlanConfirmed,
         Self::WebhookTest,
+        Self::RolloutStateChanged,
+        Self::RolloutWaveChanged,
     ];
 
     /// Whether the event is about an agent rather than a stack, so that a label

@@ -8,9 +8,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::webhook::{WebhookEvent, WebhookEventType};
-use super::{AgentEvent, DeploymentObject, EventStatus, HealthReport, StoredPlan};
+use super::{
+    AgentEvent, DeploymentObject, EventStatus, HealthReport, Rollout, RolloutState, StoredPlan,
+    WaveState,
+};
 use crate::health::HealthStatus;
-use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId, SubscriptionId, WebhookEventId};
+use crate::id::{
+    AgentId, DeploymentObjectId, PlanId, RolloutId, StackId, SubscriptionId, WebhookEventId,
+};
 
 /// The fields of an appended deployment object that its event carries, so a store can
 /// build the event from its row without building the whole object.
@@ -36,6 +41,31 @@ impl<'a> From<&'a DeploymentObject> for AppendedObject<'a> {
             sequence: object.sequence,
             yaml_checksum: &object.yaml_checksum,
             is_deletion_marker: object.is_deletion_marker,
+        }
+    }
+}
+
+/// The fields of a rollout that its events carry, so a store can build them from what
+/// it holds (a row, or a rollout it is creating) without a whole [`Rollout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutSubject {
+    /// The rollout.
+    pub id: RolloutId,
+    /// Its stack.
+    pub stack_id: StackId,
+    /// The deployment object it rolls out.
+    pub candidate: DeploymentObjectId,
+    /// What agents go back to on revert; `None` for a stack's first object.
+    pub baseline: Option<DeploymentObjectId>,
+}
+
+impl From<&Rollout> for RolloutSubject {
+    fn from(rollout: &Rollout) -> Self {
+        Self {
+            id: rollout.id,
+            stack_id: rollout.stack_id,
+            candidate: rollout.candidate,
+            baseline: rollout.baseline,
         }
     }
 }
@@ -217,6 +247,62 @@ impl WebhookEvent {
             None,
             at,
             json!({ "plan_id": plan_id, "digest": digest }),
+        )
+    }
+
+    /// `rollout.state_changed`: `{rollout_id, candidate_deployment_object_id,
+    /// baseline_deployment_object_id, from, to, reason}`, for every transition of a
+    /// rollout: `from` null when an append queued it, `to` `superseded` or `cancelled`
+    /// when an append or a deletion ended it.
+    pub fn rollout_state_changed(
+        rollout: RolloutSubject,
+        from: Option<RolloutState>,
+        to: RolloutState,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            WebhookEventType::RolloutStateChanged,
+            Some(rollout.stack_id),
+            None,
+            at,
+            json!({
+                "rollout_id": rollout.id,
+                "candidate_deployment_object_id": rollout.candidate,
+                "baseline_deployment_object_id": rollout.baseline,
+                "from": from.map(RolloutState::as_str),
+                "to": to.as_str(),
+                "reason": reason,
+            }),
+        )
+    }
+
+    /// `rollout.wave_changed`: `{rollout_id, candidate_deployment_object_id, wave,
+    /// wave_name, from, to, reason}`, for every transition of a wave (`wave` its index,
+    /// `wave_name` null when the change that moved it did not write the wave).
+    pub fn rollout_wave_changed(
+        rollout: RolloutSubject,
+        wave: u32,
+        wave_name: Option<&str>,
+        from: WaveState,
+        to: WaveState,
+        reason: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            WebhookEventType::RolloutWaveChanged,
+            Some(rollout.stack_id),
+            None,
+            at,
+            json!({
+                "rollout_id": rollout.id,
+                "candidate_deployment_object_id": rollout.candidate,
+                "wave": wave,
+                "wave_name": wave_name,
+                "from": from.as_str(),
+                "to": to.as_str(),
+                "reason": reason,
+            }),
         )
     }
 

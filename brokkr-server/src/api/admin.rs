@@ -84,6 +84,8 @@ mirror_enum!(
         Subscription,
         /// A webhook delivery.
         Delivery,
+        /// A progressive rollout (its transitions, pins, commands, approvals).
+        Rollout,
     }
 );
 

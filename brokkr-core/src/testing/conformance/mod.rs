@@ -32,8 +32,15 @@
 //! | `create_plan` / `write_confirmed` | `Create` / `Confirm` | `Plan` | the plan |
 //! | `create_subscription` / `update_subscription` / `delete_subscription` | `Create` / `Update` / `Delete` | `Subscription` | the subscription |
 //! | `queue_test_delivery` / `redeliver` (of a delivery not pending) | `Create` / `Update` | `Delivery` | the delivery |
+//! | `set_rollout_policy` (set or remove) | `Update` | `Stack` | the stack |
+//! | an append that queues a rollout (besides the append's own record) | `Create` | `Rollout` | the rollout |
+//! | an append, deletion or change that moves a rollout or a wave (one per transition) | `Update` | `Rollout` | the rollout |
+//! | a pin / an unpin (one per agent; changes, and appends that end a rollout) | `Assign` / `Unassign` | `Rollout` | the rollout |
+//! | `give_rollout_command` / `record_gate_outcome` with `decided_by` | `Update` | `Rollout` | the rollout |
 //!
-//! `actor` is the [`Actor`](crate::Actor) passed in. `summary` is one line of human
+//! `actor` is the [`Actor`](crate::Actor) passed in (the append's for the rollouts
+//! an append queues or ends, [`Actor::System`](crate::Actor::System) for
+//! `apply_rollout_change`, the approver for a gate outcome). `summary` is one line of human
 //! text that never contains key material (the stores only ever see hashes, but not
 //! even those).
 //!
@@ -41,8 +48,9 @@
 //!
 //! - `NotFound.kind` is `"stack"`, `"agent"`, `"generator"`, `"template"`,
 //!   `"template version"`, `"deployment object"`, `"agent event"`, `"agent target"`,
-//!   `"label"`, `"annotation"`, `"plan"`, `"subscription"`, `"delivery"` or
-//!   `"placement"` (`record_placement` on a live stack without a policy).
+//!   `"label"`, `"annotation"`, `"plan"`, `"subscription"`, `"delivery"`,
+//!   `"rollout"`, `"gate evaluation"` or `"placement"` (`record_placement` on a live
+//!   stack without a policy).
 //! - Appending to a deleted stack is `NotFound` (the method's contract), not `Conflict`.
 //! - `unassign_stack` needs a live agent and a target that is not already awaiting
 //!   removal; `record_agent_event` needs a live agent.
@@ -58,6 +66,14 @@
 //!   ones is claimed.
 //! - The target state of an inactive agent is served like any other (the server decides
 //!   what an inactive agent may do); only a missing or deleted agent is `NotFound`.
+//! - Rollouts: a policy's `reject` refuses an append while a rollout of the stack is
+//!   queued or active; an append to a stack without a policy supersedes whatever
+//!   rollouts a removed policy left open; a final state removes the rollout's remaining
+//!   pins. A snapshot's events are each agent's latest non-`delete` event about the
+//!   candidate and the baseline, by when the store first recorded it. A rollout's
+//!   `version` starts at 1 and moves by one per change; a change from an older version
+//!   is `Conflict("rollout_version: ...")`. Claims lease rollouts whose lease is free,
+//!   expired, or the claimant's own.
 //!
 //! # Adding a case
 //!
@@ -162,6 +178,9 @@ mod pagination;
 mod placement;
 mod placing;
 mod plans;
+mod rollout_changes;
+mod rollout_support;
+mod rollouts;
 mod stacks;
 mod target_state;
 mod targets;
@@ -192,6 +211,8 @@ pub use pagination::*;
 pub use placement::*;
 pub use placing::*;
 pub use plans::*;
+pub use rollout_changes::*;
+pub use rollouts::*;
 pub use stacks::*;
 pub use target_state::*;
 pub use targets::*;
@@ -203,7 +224,7 @@ pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events]
+    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events rollouts rollout_changes]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -136,6 +136,14 @@ pub(super) fn delete_agent(store: &MemoryStore, actor: &Actor, id: AgentId) -> R
         agent.deleted_at = Some(at);
         agent.updated_at = at;
         state.revoke_keys(KeyOwner::Agent(id), at);
+        // Its stacks are no longer placed on it: their rollouts see the change.
+        let stacks: Vec<_> = state
+            .targets
+            .keys()
+            .filter(|(agent, _)| *agent == id)
+            .map(|(_, stack)| *stack)
+            .collect();
+        state.poke_rollouts(stacks, at);
         let summary = format!("deleted agent {name:?} and revoked its keys");
         state.audit(
             actor,

@@ -55,6 +55,10 @@ mod metadata;
 mod placement;
 mod plans;
 mod reports;
+mod rollout_changes;
+mod rollout_reads;
+mod rollout_store;
+mod rollouts;
 mod stacks;
 mod state;
 mod targets;
@@ -150,6 +154,8 @@ struct State {
     webhooks: webhooks::Webhooks,
     /// Agents marked stale, with when.
     stale_agents: HashMap<AgentId, DateTime<Utc>>,
+    /// Rollout policies, release heads, rollouts and pins.
+    rollouts: rollouts::Rollouts,
 }
 
 /// A template's own fields and all its versions (oldest first, never empty).

@@ -133,6 +133,9 @@ impl State {
         }
         change.added.sort();
         change.removed.sort();
+        if !change.added.is_empty() || !change.removed.is_empty() {
+            self.poke_rollouts([stack_id], at);
+        }
         change
     }
 }

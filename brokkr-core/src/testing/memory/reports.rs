@@ -33,6 +33,7 @@ pub(super) fn record_agent_event(
                 ..stored.clone()
             };
             let retired = state.settle(&again);
+            state.poke_rollouts([again.stack_id], again.created_at);
             drop(state);
             if retired {
                 store.publish(vec![again.agent_id]);
@@ -54,6 +55,7 @@ pub(super) fn record_agent_event(
         };
         state.events.insert(event.id, event.clone());
         let retired = state.settle(&event);
+        state.poke_rollouts([stack_id], at);
         let summary = format!(
             "agent {agent_name:?} reported {} {} of deployment object {}{}",
             event.event_type.as_str(),
@@ -104,6 +106,7 @@ pub(super) fn record_health(
     if before != Some(report.status) {
         state.emit(WebhookEvent::health_changed(&report, before, at));
     }
+    state.poke_rollouts([stack_id], at);
     Ok(report)
 }
 

@@ -189,7 +189,9 @@ impl State {
             .expect("checked to be live above, under the same lock");
         stack.deleted_at = Some(at);
         stack.updated_at = at;
-        let marker = self.append(NewDeploymentObject::deletion_marker(id), at);
+        let new = NewDeploymentObject::deletion_marker(id);
+        let effect = self.append_effect(&new)?;
+        let marker = self.append(new, at);
         self.emit(WebhookEvent::stack_deleted(&name, (&marker).into(), at));
         let summary = format!(
             "deleted stack {name:?} (deletion marker {})",
@@ -203,10 +205,13 @@ impl State {
             summary,
             at,
         );
-        Ok((marker, self.agents_targeting(id)))
+        let woken = self.apply_append_effect(actor, effect, &marker, at);
+        Ok((marker, woken))
     }
 
-    /// Appends to a live stack and audits. Answers the object and the agents to wake.
+    /// Appends to a live stack, audits, and does to the stack's rollouts what the
+    /// append does (refused, writing nothing, when its policy rejects it). Answers the
+    /// object and the agents whose target state changed.
     pub(super) fn append_audited(
         &mut self,
         actor: &Actor,
@@ -214,6 +219,7 @@ impl State {
     ) -> Result<(DeploymentObject, Vec<AgentId>)> {
         let stack_id = new.stack_id();
         let name = self.live_stack(stack_id)?.name.clone();
+        let effect = self.append_effect(&new)?;
         let at = now();
         let object = self.append(new, at);
         let what = if object.is_deletion_marker {
@@ -230,6 +236,7 @@ impl State {
             summary,
             at,
         );
-        Ok((object, self.agents_targeting(stack_id)))
+        let woken = self.apply_append_effect(actor, effect, &object, at);
+        Ok((object, woken))
     }
 }

@@ -78,15 +78,16 @@ impl State {
             .collect()
     }
 
-    /// Marks a live target removed, as `unassign_stack` does: with no deployment object
-    /// yet the agent never had anything of the stack, so the target goes at once.
+    /// Marks a live target removed, as `unassign_stack` does: never sent anything of
+    /// the stack (no release, no pin), the agent has nothing to remove and the target
+    /// goes at once.
     pub(super) fn remove_target(
         &mut self,
         agent_id: AgentId,
         stack_id: StackId,
         at: DateTime<Utc>,
     ) {
-        if !self.latest_sequence.contains_key(&stack_id) {
+        if !self.rollouts.ever_sent(agent_id, stack_id) {
             self.targets.remove(&(agent_id, stack_id));
         } else if let Some(target) = self.targets.get_mut(&(agent_id, stack_id)) {
             target.removed_at = Some(at);

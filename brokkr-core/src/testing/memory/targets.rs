@@ -51,6 +51,7 @@ pub(super) fn assign_stack(
                 target
             }
         };
+        state.poke_rollouts([stack_id], at);
         let summary = format!("assigned stack {stack_name:?} to agent {agent_name:?}");
         state.audit(
             actor,
@@ -93,11 +94,12 @@ impl State {
             .filter(|t| t.removed_at.is_none())
             .ok_or_else(|| Error::not_found("agent target", format!("{agent_id}/{stack_id}")))?;
         target.removed_at = Some(at);
-        // With no deployment object the agent never had anything of the stack, so
-        // there is nothing to remove and no removal to wait for.
-        if !self.latest_sequence.contains_key(&stack_id) {
+        // Never sent anything of the stack (no release, no pin), the agent has nothing
+        // to remove and no removal to wait for.
+        if !self.rollouts.ever_sent(agent_id, stack_id) {
             self.targets.remove(&(agent_id, stack_id));
         }
+        self.poke_rollouts([stack_id], at);
         let summary = format!("unassigned stack {stack_id} from agent {agent_name:?}");
         self.audit(
             actor,
@@ -143,8 +145,10 @@ pub(super) fn target_state(store: &MemoryStore, agent_id: AgentId) -> Result<Tar
         .targets
         .range((agent_id, StackId(uuid::Uuid::nil()))..=(agent_id, StackId(uuid::Uuid::max())))
         .filter_map(|(_, target)| {
-            let sequence = state.latest_sequence.get(&target.stack_id)?;
-            let object = state.objects.get(sequence)?;
+            let object = state
+                .rollouts
+                .object_for(agent_id, target.stack_id)
+                .and_then(|id| state.object(id).ok())?;
             let stack = state.stacks.get(&target.stack_id)?;
             let action = if target.removed_at.is_some() || object.is_deletion_marker {
                 TargetAction::Remove

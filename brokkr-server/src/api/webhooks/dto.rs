@@ -52,6 +52,12 @@ pub enum EventTypeDto {
     /// A test delivery (sent only on request, never subscribed to).
     #[oai(rename = "webhook.test")]
     WebhookTest,
+    /// A rollout was queued or moved from one state to another.
+    #[oai(rename = "rollout.state_changed")]
+    RolloutStateChanged,
+    /// A wave of a rollout moved from one state to another.
+    #[oai(rename = "rollout.wave_changed")]
+    RolloutWaveChanged,
 }
 
 macro_rules! event_type_conversions {
@@ -81,6 +87,8 @@ event_type_conversions!(
     PlanHeld,
     PlanConfirmed,
     WebhookTest,
+    RolloutStateChanged,
+    RolloutWaveChanged,
 );
 
 /// Where a delivery stands.
