@@ -150,7 +150,7 @@ pub fn timeout(spec: &GateSpec) -> Duration {
 pub fn secret_ref(spec: &GateSpec) -> Result<&str, GateError> {
     match spec.secret_ref.as_deref() {
         Some(name) if !name.trim().is_empty() => Ok(name),
-        _ => Err(GateError(format!(
+        _ => Err(gate_error(format!(
             "webhook gate {:?} names no secret_ref",
             spec.name
         ))),
@@ -205,8 +205,8 @@ pub fn request(cx: &GateContext, secret: &[u8], timestamp: i64) -> Result<GateRe
         .spec
         .url
         .as_deref()
-        .ok_or_else(|| GateError(format!("webhook gate {name:?} has no url")))?;
-    validate_url(url).map_err(|err| GateError(format!("webhook gate {name:?}: {err}")))?;
+        .ok_or_else(|| gate_error(format!("webhook gate {name:?} has no url")))?;
+    validate_url(url).map_err(|err| gate_error(format!("webhook gate {name:?}: {err}")))?;
     let body = body(cx);
     Ok(GateRequest {
         url: url.to_owned(),
@@ -235,7 +235,7 @@ pub fn judge_answer(
     body: &[u8],
 ) -> Result<GateVerdict, GateError> {
     if (300..400).contains(&status) {
-        return Err(error(match location {
+        return Err(gate_error(match location {
             Some(location) => {
                 format!("answered {status}, a redirect to {location} (redirects are not followed)")
             }
@@ -244,14 +244,14 @@ pub fn judge_answer(
     }
     if !(200..300).contains(&status) {
         let quoted = excerpt(body);
-        return Err(error(if quoted.is_empty() {
+        return Err(gate_error(if quoted.is_empty() {
             format!("answered {status}")
         } else {
             format!("answered {status}: {quoted}")
         }));
     }
     if body.len() > MAX_ANSWER_BYTES {
-        return Err(error(format!(
+        return Err(gate_error(format!(
             "answered {status} with more than {MAX_ANSWER_BYTES} bytes; a verdict is a small JSON object"
         )));
     }
@@ -259,7 +259,7 @@ pub fn judge_answer(
         return Ok(GateVerdict::Pass);
     }
     let reply: Reply = serde_json::from_slice(body).map_err(|err| {
-        error(format!(
+        gate_error(format!(
             "answered {status} with no verdict ({err}): {}",
             excerpt(body)
         ))
@@ -284,7 +284,7 @@ pub fn judge_answer(
             reason: reason("wait"),
             recheck_after: recheck_after(reply.recheck_after_seconds)?,
         }),
-        other => Err(error(format!(
+        other => Err(gate_error(format!(
             "answered an unknown verdict {:?} (expected pass, fail, wait or pause)",
             cut(one_line(other), EXCERPT_BYTES)
         ))),
@@ -298,7 +298,7 @@ fn recheck_after(seconds: Option<f64>) -> Result<Duration, GateError> {
         return Ok(DEFAULT_RECHECK);
     };
     if seconds.is_nan() || seconds < 0.0 {
-        return Err(error(format!(
+        return Err(gate_error(format!(
             "answered wait with recheck_after_seconds {seconds}, which is not a number of seconds"
         )));
     }
@@ -306,8 +306,10 @@ fn recheck_after(seconds: Option<f64>) -> Result<Duration, GateError> {
     Ok(Duration::from_secs_f64(asked).clamp(MIN_RECHECK, MAX_RECHECK))
 }
 
-fn error(text: String) -> GateError {
-    GateError(cut(text, MAX_REASON_BYTES))
+/// A [`GateError`] with `text` cut to [`MAX_REASON_BYTES`]: what a client adds (a
+/// refused host, a timeout) stays as bounded as what the rules say.
+pub fn gate_error(text: impl Into<String>) -> GateError {
+    GateError(cut(text.into(), MAX_REASON_BYTES))
 }
 
 /// The start of `body` on one line, for an error.

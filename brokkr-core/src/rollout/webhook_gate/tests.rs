@@ -521,4 +521,7 @@ fn errors_are_bounded() {
         b"",
     ));
     assert_eq!(err.len(), MAX_REASON_BYTES);
+    let GateError(text) = gate_error("é".repeat(MAX_REASON_BYTES));
+    assert_eq!(text.len(), MAX_REASON_BYTES, "cut at a character boundary");
+    assert_eq!(gate_error("short").0, "short");
 }
