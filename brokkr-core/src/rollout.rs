@@ -1,6 +1,7 @@
 //! Progressive rollouts, pure: a stack's [`RolloutPolicy`], what one evaluation of a
 //! rollout sees ([`RolloutSnapshot`]) and decides ([`RolloutChange`]), and the
-//! [`Gate`]s it asks. No I/O: the store loads snapshots and applies changes; the
+//! [`Gate`]s it asks; [`webhook_gate`] holds the webhook gate's rules (body, signature,
+//! verdicts). No I/O: the store loads snapshots and applies changes; the
 //! runtime's driver claims due rollouts, steps them and runs their gates.
 //!
 //! Agents stay pull-based: a rollout only changes which deployment object each
@@ -14,6 +15,7 @@ mod snapshot;
 mod step;
 mod validate;
 mod waves;
+pub mod webhook_gate;
 
 pub use change::{ConsumedCommand, NewGateEvaluation, RolloutChange, Transition};
 pub use gate::{

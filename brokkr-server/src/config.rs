@@ -11,9 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod guard;
+mod rollouts;
 mod webhooks;
 
 pub use guard::GuardSection;
+pub use rollouts::RolloutsSection;
 pub use webhooks::WebhooksSection;
 
 /// Prefix of the environment variables read by [`Config::load`]: `BROKKR__SECTION__KEY`.
@@ -55,6 +57,9 @@ pub enum ConfigError {
     /// `[webhooks]` holds a key, host pattern or timing that cannot work.
     #[error("[webhooks] is invalid: {0}")]
     Webhooks(String),
+    /// `[rollouts]` holds a gate secret that is misnamed or too short.
+    #[error("[rollouts] is invalid: {0}")]
+    Rollouts(String),
 }
 
 impl ConfigError {
@@ -95,10 +100,12 @@ impl Config {
             builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
         let database_url = env.get("DATABASE_URL").cloned();
-        let prefixed: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}__")))
-            .collect();
+        // Gate secrets are read as text: the source below would turn a secret of
+        // digits into a number and lose its leading zeros.
+        let (gate_secrets, prefixed): (config::Map<String, String>, config::Map<String, String>) =
+            env.into_iter()
+                .filter(|(key, _)| key.starts_with(&format!("{ENV_PREFIX}__")))
+                .partition(|(key, _)| key.starts_with(rollouts::GATE_SECRETS_ENV_PREFIX));
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -111,6 +118,12 @@ impl Config {
                 .with_list_parse_key("webhooks.allowed_hosts")
                 .source(Some(prefixed)),
         );
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(gate_secrets)),
+        );
         let loaded = builder
             .set_override_option("database.url", database_url)
             .and_then(|builder| builder.build())
@@ -121,7 +134,8 @@ impl Config {
     }
 
     /// Checks the ranges that types cannot express ([`MAX_LONG_POLL_SECS`]), the
-    /// guard's limits, and `[webhooks]` (keys, host patterns, timings).
+    /// guard's limits, `[webhooks]` (keys, host patterns, timings) and `[rollouts]`
+    /// (gate secrets' names and lengths).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let long_poll = self.agents.long_poll_max_secs;
         if long_poll > MAX_LONG_POLL_SECS {
@@ -133,6 +147,9 @@ impl Config {
         }
         self.guard.validate().map_err(ConfigError::Guard)?;
         self.webhooks.settings().map_err(ConfigError::Webhooks)?;
+        self.rollouts
+            .gate_secrets()
+            .map_err(ConfigError::Rollouts)?;
         Ok(())
     }
 }
@@ -157,6 +174,8 @@ pub struct Config {
     pub audit: AuditSection,
     /// Outbound webhooks.
     pub webhooks: WebhooksSection,
+    /// Progressive rollouts: webhook gates' secrets.
+    pub rollouts: RolloutsSection,
     /// Logs.
     pub log: LogSection,
 }

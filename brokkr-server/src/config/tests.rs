@@ -346,3 +346,124 @@ fn the_webhooks_debug_never_shows_a_key() {
     assert!(shown.contains("\"k1\""), "{shown}");
     assert!(!shown.contains(KEY_A), "{shown}");
 }
+
+#[test]
+fn gate_secrets_are_none_by_default_and_set_from_the_file_and_the_environment() {
+    assert!(Config::default().rollouts.gate_secrets.is_empty());
+    let file = toml_file(
+        "[rollouts]\ngate_secrets = { slo-hmac = \"file secret, 16 bytes+\", Mixed_Case = \"kept as written here\" }\n",
+    );
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[
+            // Digits only, with a leading zero: read as text, never as a number.
+            (
+                "BROKKR__ROLLOUTS__GATE_SECRETS__DEPLOY_OK",
+                "0123456789012345678",
+            ),
+            (
+                "BROKKR__ROLLOUTS__GATE_SECRETS__BOOL",
+                "true-but-long-enough",
+            ),
+        ]),
+    )
+    .unwrap();
+    let secrets = loaded.rollouts.gate_secrets().unwrap();
+    assert_eq!(
+        secrets.get("slo-hmac"),
+        Some(&b"file secret, 16 bytes+"[..])
+    );
+    assert_eq!(
+        secrets.get("Mixed_Case"),
+        Some(&b"kept as written here"[..])
+    );
+    assert_eq!(
+        secrets.get("deploy_ok"),
+        Some(&b"0123456789012345678"[..]),
+        "environment names are read in lower case"
+    );
+    assert_eq!(secrets.get("bool"), Some(&b"true-but-long-enough"[..]));
+    assert_eq!(secrets.names().count(), 4);
+
+    // The environment overrides the file's entry of the same name.
+    let loaded = Config::load_with_env(
+        Some(file.path()),
+        env(&[(
+            "BROKKR__ROLLOUTS__GATE_SECRETS__SLO-HMAC",
+            "from the environment",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.rollouts.gate_secrets().unwrap().get("slo-hmac"),
+        Some(&b"from the environment"[..])
+    );
+}
+
+#[test]
+fn a_short_or_misnamed_gate_secret_fails_the_load_without_showing_it() {
+    let check = |pairs: &[(&str, &str)], named: &[&str], secret: &str| {
+        let err = Config::load_with_env(None, env(pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Rollouts(_)), "{err}");
+        let text = ErrorChainText(&err).to_string();
+        for word in named {
+            assert!(text.contains(word), "{text} should name {word}");
+        }
+        assert!(
+            secret.is_empty() || !text.contains(secret),
+            "{text} shows the secret"
+        );
+    };
+    check(
+        &[("BROKKR__ROLLOUTS__GATE_SECRETS__SLO", "too-short-123")],
+        &["[rollouts]", "gate_secrets.slo", "13 bytes", "at least 16"],
+        "too-short-123",
+    );
+    check(
+        &[("BROKKR__ROLLOUTS__GATE_SECRETS__SLO", "")],
+        &["gate_secrets.slo", "0 bytes"],
+        "",
+    );
+    let file = toml_file("[rollouts]\ngate_secrets = { \"a b\" = \"0123456789abcdef\" }\n");
+    let err = Config::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+    let text = ErrorChainText(&err).to_string();
+    assert!(
+        matches!(err, ConfigError::Rollouts(_)) && text.contains("\"a b\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_rollouts_debug_never_shows_a_gate_secret() {
+    let shown = format!(
+        "{:?}",
+        Config {
+            rollouts: RolloutsSection {
+                gate_secrets: [("slo-hmac".to_owned(), "s3cr3t-value-0123".to_owned())].into(),
+            },
+            ..Config::default()
+        }
+    );
+    assert!(shown.contains("slo-hmac"), "{shown}");
+    assert!(!shown.contains("s3cr3t-value-0123"), "{shown}");
+}
+
+#[test]
+fn the_webhook_gate_is_built_from_the_allowlist_and_the_secrets() {
+    let config = Config {
+        rollouts: RolloutsSection {
+            gate_secrets: [("slo".to_owned(), "short".to_owned())].into(),
+        },
+        ..Config::default()
+    };
+    let err = config.webhook_gate().unwrap_err();
+    assert!(err.starts_with("[rollouts] is invalid"), "{err}");
+    let config = Config {
+        rollouts: RolloutsSection {
+            gate_secrets: [("slo".to_owned(), "0123456789abcdef".to_owned())].into(),
+        },
+        ..Config::default()
+    };
+    let gate = config.webhook_gate().unwrap();
+    assert_eq!(brokkr_core::rollout::Gate::name(&gate), "webhook");
+}

@@ -4,10 +4,11 @@
 //! Plain HTTP/1.1 on a `TcpListener`, one request per connection (`Connection:
 //! close`), so it can also misbehave in ways a framework would not let it: hold the
 //! answer past the sender's timeout, close the connection without answering, or send
-//! a body that never ends.
+//! a body that never ends. It also answers JSON, as a rollout's webhook gate does.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub enum Answer {
     Close,
     /// This status, then a body that never ends.
     Endless(u16),
+    /// This status with this body, as `application/json` (a gate's verdict).
+    Json(u16, String),
 }
 
 /// One request as received.
@@ -64,6 +67,7 @@ struct Shared {
     script: Mutex<VecDeque<Answer>>,
     received: Mutex<Vec<Received>>,
     arrived: Notify,
+    connections: AtomicUsize,
 }
 
 /// The receiver; it stops when dropped.
@@ -84,6 +88,7 @@ impl Receiver {
         let serving = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                serving.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(handle(stream, Arc::clone(&serving)));
             }
         });
@@ -103,6 +108,11 @@ impl Receiver {
     /// Answers the next requests with `answers`, in order, after any still scripted.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.shared.script.lock().unwrap().extend(answers);
+    }
+
+    /// Connections accepted so far, with or without a request on them.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// Every request received so far.
@@ -162,6 +172,14 @@ async fn handle(mut stream: TcpStream, shared: Arc<Shared>) {
             tokio::time::sleep(pause).await;
             format!("{}ok", head(200, "", Some(2)))
         }
+        Answer::Json(status, body) => format!(
+            "{}{body}",
+            head(
+                status,
+                "content-type: application/json\r\n",
+                Some(body.len())
+            )
+        ),
         Answer::Close => return,
         Answer::Endless(status) => {
             let _ = stream.write_all(head(status, "", None).as_bytes()).await;
