@@ -46,56 +46,63 @@ struct OpenRollout {
 
 /// Locks the live ones among `stacks` (sorted) in id order, on PostgreSQL `FOR UPDATE`
 /// (appends, deletions and rollout changes of a stack take turns), and reads each with
-/// its policy, release head and open rollouts (oldest first), in one statement that
-/// reads only open rollouts (`ix_rollouts_open_stack`: ordering by rollout in SQL
-/// would make SQLite walk every rollout the stack ever had instead). Missing and
-/// deleted stacks are left out.
+/// its policy, release head and open rollouts (oldest first). Missing and deleted
+/// stacks are left out.
+///
+/// Two statements, the lock first: a statement that waited for a lock sees the locked
+/// rows as the holder committed them, but joined rows only as they were when it
+/// began, so a join could miss the rollout the holder just queued. The second reads
+/// only open rollouts (`ix_rollouts_open_stack`; ordering them in SQL would make
+/// SQLite walk every rollout the stack ever had instead).
 pub(crate) async fn lock_stacks(
     write: &Write,
     stacks: &[StackId],
 ) -> Result<BTreeMap<StackId, LockedStack>> {
     let lock = match write.backend() {
-        Backend::Postgres => " FOR UPDATE OF s",
+        Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let query = format!(
-        "SELECT s.id, s.name, s.rollout_policy, s.release_deployment_object_id, \
-                r.id AS rollout_id, r.state, r.candidate_deployment_object_id, \
-                r.baseline_deployment_object_id \
-         FROM stacks s LEFT JOIN rollouts r ON r.stack_id = s.id AND r.{OPEN} \
-         WHERE s.id IN ({}) AND s.deleted_at IS NULL ORDER BY s.id{lock}",
-        bind_params(stacks.len())
+    let params = bind_params(stacks.len());
+    let ids = || stacks.iter().map(|s| Value::from(s.0));
+    let locked = format!(
+        "SELECT id, name, rollout_policy, release_deployment_object_id FROM stacks \
+         WHERE id IN ({params}) AND deleted_at IS NULL ORDER BY id{lock}"
     );
     let rows = write
         .tx()
-        .query_all_raw(sql::stmt(
-            write.backend(),
-            &query,
-            stacks.iter().map(|s| Value::from(s.0)),
-        ))
+        .query_all_raw(sql::stmt(write.backend(), &locked, ids()))
         .await
         .map_err(db)?;
     let mut out: BTreeMap<StackId, LockedStack> = BTreeMap::new();
     for row in rows {
         let get = |e| db(e);
         let id = StackId::from(row.try_get::<Uuid>("", "id").map_err(get)?);
-        let stack = match out.entry(id) {
-            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::btree_map::Entry::Vacant(entry) => {
-                let policy: Option<serde_json::Value> =
-                    row.try_get("", "rollout_policy").map_err(get)?;
-                let release: Option<Uuid> = row
-                    .try_get("", "release_deployment_object_id")
-                    .map_err(get)?;
-                entry.insert(LockedStack {
-                    name: row.try_get("", "name").map_err(get)?,
-                    policy: policy.map(|p| from_json("rollout policy", p)).transpose()?,
-                    release: release.map(Into::into),
-                    open: Vec::new(),
-                })
-            }
+        let policy: Option<serde_json::Value> = row.try_get("", "rollout_policy").map_err(get)?;
+        let release: Option<Uuid> = row
+            .try_get("", "release_deployment_object_id")
+            .map_err(get)?;
+        let stack = LockedStack {
+            name: row.try_get("", "name").map_err(get)?,
+            policy: policy.map(|p| from_json("rollout policy", p)).transpose()?,
+            release: release.map(Into::into),
+            open: Vec::new(),
         };
-        let Some(rollout) = row.try_get::<Option<Uuid>>("", "rollout_id").map_err(get)? else {
+        out.insert(id, stack);
+    }
+    let open = format!(
+        "SELECT id, stack_id, state, candidate_deployment_object_id, \
+                baseline_deployment_object_id \
+         FROM rollouts WHERE stack_id IN ({params}) AND {OPEN}"
+    );
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(write.backend(), &open, ids()))
+        .await
+        .map_err(db)?;
+    for row in rows {
+        let get = |e| db(e);
+        let stack_id = StackId::from(row.try_get::<Uuid>("", "stack_id").map_err(get)?);
+        let Some(stack) = out.get_mut(&stack_id) else {
             continue;
         };
         let state: String = row.try_get("", "state").map_err(get)?;
@@ -107,8 +114,8 @@ pub(crate) async fn lock_stacks(
             .map_err(get)?;
         stack.open.push(OpenRollout {
             subject: RolloutSubject {
-                id: rollout.into(),
-                stack_id: id,
+                id: row.try_get::<Uuid>("", "id").map_err(get)?.into(),
+                stack_id,
                 candidate: candidate.into(),
                 baseline: baseline.map(Into::into),
             },

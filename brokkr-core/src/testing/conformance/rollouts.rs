@@ -279,6 +279,51 @@ cases!(
         the_rollout(store, fixture.stack, RolloutState::Queued).await;
     }
 
+    /// Appends arriving together (committed in one batch or several) leave, under
+    /// `queue`, only the newest object queued; under `reject`, one is taken and every
+    /// other is refused with `rollout_in_progress`.
+    pub async fn rollouts_a_burst_of_appends_keeps_the_rules(store: &dyn Store) {
+        let queue = released(store, "queue", OnNewVersion::Queue).await;
+        let versions: Vec<String> = (0..8).map(|n| format!("q{n}")).collect();
+        let appends = versions.iter().map(|v| try_append(store, queue.stack, v));
+        let objects: Vec<DeploymentObject> = futures::future::join_all(appends)
+            .await
+            .into_iter()
+            .map(|r| r.expect("queue takes every append"))
+            .collect();
+        let newest = objects.iter().max_by_key(|o| o.sequence).unwrap().id;
+        let all = rollouts_of(store, queue.stack).await;
+        assert_eq!(all.len(), 8);
+        let queued: Vec<_> = all
+            .iter()
+            .filter(|r| r.state == RolloutState::Queued)
+            .collect();
+        assert_eq!(queued.len(), 1, "only one waits");
+        assert_eq!(queued[0].candidate, newest, "the newest");
+        assert!(
+            all.iter()
+                .all(|r| r.state == RolloutState::Queued || r.state == RolloutState::Superseded)
+        );
+
+        let reject = released(store, "reject", OnNewVersion::Reject).await;
+        let versions: Vec<String> = (0..8).map(|n| format!("r{n}")).collect();
+        let appends = versions.iter().map(|v| try_append(store, reject.stack, v));
+        let results = futures::future::join_all(appends).await;
+        let taken = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(taken, 1, "one taken: {results:?}");
+        assert!(results.iter().all(|r| match r {
+            Ok(_) => true,
+            Err(Error::Conflict(message)) => message.starts_with("rollout_in_progress"),
+            Err(_) => false,
+        }));
+        assert_eq!(rollouts_of(store, reject.stack).await.len(), 1);
+        assert_eq!(
+            all_objects(store, reject.stack).await.len(),
+            2,
+            "v1 and the one taken"
+        );
+    }
+
     /// An immediate append (an admin's hotfix) and a deletion cancel the stack's
     /// queued and active rollouts, remove their pins and release at once.
     pub async fn rollouts_deletion_and_immediate_cancel(store: &dyn Store) {

@@ -169,7 +169,7 @@ impl State {
         };
         let summary = format!(
             "queued rollout {} of deployment object {} on stack {stack}",
-            rollout.id, object.sequence
+            rollout.id, object.id
         );
         self.audit(
             actor,
