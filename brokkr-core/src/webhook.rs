@@ -40,6 +40,19 @@ pub use retry::retry_delay;
 pub use secret::{Keyring, KeyringError, SecretError, generate_secret};
 pub use signature::SignatureError;
 
+/// `text` cut to at most `max` bytes, at a character boundary: what a receiver
+/// answered, kept in a bounded error or reason.
+pub(crate) fn truncate_at_char(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// The header carrying `sha256=<hex HMAC>`.
 pub const SIGNATURE_HEADER: &str = "X-Brokkr-Signature";
 /// The header carrying the signing time, in seconds since the Unix epoch.

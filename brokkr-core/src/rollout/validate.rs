@@ -21,7 +21,7 @@ pub const MAX_GATES: usize = 20;
 /// Most agents one wave may list by name or id.
 pub const MAX_LISTED_AGENTS: usize = 1_000;
 /// Longest a webhook or custom gate may take to answer.
-pub const MAX_GATE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_GATE_TIMEOUT: Duration = super::webhook_gate::MAX_TIMEOUT;
 /// Longest any of the policy's timers may be: longer ones are almost always a typo,
 /// and a rollout that holds a stack for over a year holds every later version too.
 pub const MAX_SPAN: Duration = Duration::from_secs(365 * 86_400);

@@ -333,15 +333,8 @@ fn one_line(text: &str) -> String {
         .to_owned()
 }
 
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+fn cut(text: String, max: usize) -> String {
+    crate::webhook::truncate_at_char(text, max)
 }
 
 #[cfg(test)]

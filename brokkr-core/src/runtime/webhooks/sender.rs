@@ -72,7 +72,7 @@ impl SendOutcome {
     pub fn failed(status: Option<u16>, error: impl Into<String>) -> Self {
         Self::Failed {
             status,
-            error: truncate(error.into(), MAX_ERROR_BYTES),
+            error: crate::webhook::truncate_at_char(error.into(), MAX_ERROR_BYTES),
         }
     }
 }
@@ -90,17 +90,6 @@ fn excerpt(body: &[u8]) -> String {
     } else {
         text
     }
-}
-
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
 }
 
 /// Sends webhook deliveries over HTTP; the dispatcher calls it once per attempt.
