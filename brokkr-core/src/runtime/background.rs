@@ -1,6 +1,6 @@
 //! The control plane's background tasks: heartbeat flusher, target-state cache
-//! invalidator, placement controller, key revocation watcher, audit sealer and webhook
-//! dispatcher.
+//! invalidator, placement controller, key revocation watcher, audit sealer, webhook
+//! dispatcher and rollout driver.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use super::placement::PlacementController;
 /// The background tasks of a started [`ControlPlane`]; dropping it aborts them,
 /// [`Background::shutdown`] also writes the heartbeats still pending.
 #[derive(Debug)]
-#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher, the audit sealer and the webhook dispatcher"]
+#[must_use = "dropping Background stops the heartbeat flusher, the cache invalidator, the placement controller, the revocation watcher, the audit sealer, the webhook dispatcher and the rollout driver"]
 pub struct Background {
     control_plane: ControlPlane,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -21,8 +21,8 @@ pub struct Background {
 
 impl ControlPlane {
     /// Starts the heartbeat flusher, the target-state cache invalidator, the
-    /// placement controller, the key revocation watcher, the audit chain's sealer and
-    /// the webhook dispatcher
+    /// placement controller, the key revocation watcher, the audit chain's sealer, the
+    /// webhook dispatcher and the rollout driver
     /// (inside a Tokio runtime). They run until the returned
     /// [`Background`] is shut down or dropped. Without them heartbeats are never
     /// written and cached target states never invalidated.
@@ -44,6 +44,7 @@ impl ControlPlane {
         let revocations = self.spawn_revocation_watcher();
         let sealer = self.spawn_audit_sealer();
         let webhooks = self.spawn_webhook_dispatcher();
+        let rollouts = self.spawn_rollout_driver();
         tracing::debug!("control plane background tasks started");
         Background {
             control_plane: self.clone(),
@@ -54,6 +55,7 @@ impl ControlPlane {
                 revocations,
                 sealer,
                 webhooks,
+                rollouts,
             ],
         }
     }

@@ -63,6 +63,9 @@ pub enum Error {
         /// The plan.
         plan_id: crate::id::PlanId,
     },
+    /// A rollout policy breaks rules; every one is listed.
+    #[error("invalid rollout policy: {}", .0.iter().map(|v| format!("{}: {}", v.path, v.message)).collect::<Vec<_>>().join("; "))]
+    InvalidRolloutPolicy(Vec<crate::rollout::PolicyViolation>),
     /// Work handed to a blocking thread panicked or was cancelled (a bug, or shutdown).
     #[error("background work failed")]
     Task(#[source] tokio::task::JoinError),

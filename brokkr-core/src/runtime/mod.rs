@@ -63,6 +63,7 @@ mod metadata;
 pub mod placement;
 pub mod plan;
 mod render;
+pub mod rollouts;
 mod settings;
 mod stack_owners;
 mod stacks;
@@ -78,6 +79,7 @@ use std::sync::Arc;
 use crate::generator::GeneratorRegistry;
 use crate::model::Actor;
 use crate::placement::{Placement, PlacementRegistry};
+use crate::rollout::{Gate, GateRegistry};
 use crate::store::Store;
 
 pub use agents::{AgentQuery, AgentRegistration, AgentView, DisplayedStatus, RegisteredAgent};
@@ -89,6 +91,7 @@ pub use generators::{GeneratorSpec, GeneratorWithKey};
 pub use health::StackHealth;
 pub use listing::IncludeContent;
 pub use render::{GenerateSource, Rendered};
+pub use rollouts::{RolloutCounts, RolloutSettings};
 pub use settings::Settings;
 pub use target_cache::CachedTargetState;
 pub use target_state::{MAX_CAPABILITY_STRING, MAX_EXTRA_BYTES, MAX_FEATURES, Poll};
@@ -128,9 +131,15 @@ struct Inner {
     draining: tokio::sync::watch::Sender<bool>,
     /// Sends webhook deliveries; `None`: the dispatcher sends nothing.
     webhook_sender: Option<Arc<dyn webhooks::WebhookSender>>,
-    /// This control plane's name on the webhook leases it takes.
-    webhook_claimant: Arc<str>,
+    /// This control plane's name on the leases it takes (webhook subscriptions,
+    /// rollouts).
+    claimant: Arc<str>,
     webhook_counters: Arc<webhooks::WebhookCounters>,
+    /// Answers rollouts' webhook gates; `None`: policies with one are refused.
+    webhook_gate: Option<Arc<dyn Gate>>,
+    /// The control plane's own gates, for policies' `custom` gates.
+    gates: GateRegistry,
+    rollout_counters: Arc<rollouts::RolloutCounters>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -148,6 +157,8 @@ pub struct ControlPlaneBuilder {
     generators: GeneratorRegistry,
     settings: Settings,
     webhook_sender: Option<Arc<dyn webhooks::WebhookSender>>,
+    webhook_gate: Option<Arc<dyn Gate>>,
+    gates: GateRegistry,
 }
 
 impl ControlPlaneBuilder {
@@ -198,6 +209,21 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Answers rollout policies' webhook gates (default: none, and then a policy with
+    /// a webhook gate is refused). The reference server's is
+    /// `brokkr_server::rollouts::WebhookGate`.
+    pub fn webhook_gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.webhook_gate = Some(gate);
+        self
+    }
+
+    /// The control plane's own rollout gates: a policy names one with
+    /// `{"type": "custom", "custom": "<name>"}` (default: none).
+    pub fn gates(mut self, gates: GateRegistry) -> Self {
+        self.gates = gates;
+        self
+    }
+
     /// The control plane. Nothing runs in the background until [`ControlPlane::start`].
     pub fn build(self) -> ControlPlane {
         let settings = self.settings;
@@ -217,8 +243,11 @@ impl ControlPlaneBuilder {
                 generators: self.generators,
                 settings,
                 webhook_sender: self.webhook_sender,
-                webhook_claimant: uuid::Uuid::new_v4().simple().to_string().into(),
+                claimant: uuid::Uuid::new_v4().simple().to_string().into(),
                 webhook_counters: Arc::default(),
+                webhook_gate: self.webhook_gate,
+                gates: self.gates,
+                rollout_counters: Arc::default(),
             }),
         }
     }
@@ -233,6 +262,8 @@ impl ControlPlane {
             generators: GeneratorRegistry::default(),
             settings: Settings::default(),
             webhook_sender: None,
+            webhook_gate: None,
+            gates: GateRegistry::default(),
         }
     }
 

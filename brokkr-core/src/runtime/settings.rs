@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::plan::GuardPolicy;
 use crate::template::TemplateLimits;
 
+use super::rollouts::RolloutSettings;
 use super::webhooks::WebhookSettings;
 
 /// Settings of a control plane. `Default` gives the values the reference server uses
@@ -52,6 +53,8 @@ pub struct Settings {
     pub audit_seal_period: Duration,
     /// Outbound webhooks: keys for secrets at rest, the host allowlist, timings.
     pub webhooks: WebhookSettings,
+    /// The rollout driver's timings.
+    pub rollouts: RolloutSettings,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             plan_ttl: Duration::from_secs(15 * 60),
             audit_seal_period: Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
+            rollouts: RolloutSettings::default(),
         }
     }
 }

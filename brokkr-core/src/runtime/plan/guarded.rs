@@ -14,7 +14,7 @@ use crate::model::{Actor, DeploymentObject, NewDeploymentObject};
 use crate::placement::{PlacementPolicy, RejectionPage};
 use crate::plan::ItemDigest;
 use crate::runtime::placement::PlacementView;
-use crate::runtime::{ControlPlane, Error, GenerateSource, Result};
+use crate::runtime::{ControlPlane, Error, GenerateSource, Result, access};
 use crate::store::{ConfirmedChange, ConfirmedWrite};
 
 /// The guarded mutations with a dry run or a confirmation; see
@@ -23,6 +23,8 @@ use crate::store::{ConfirmedChange, ConfirmedWrite};
 pub struct Guarded<'a> {
     control_plane: &'a ControlPlane,
     options: GuardOptions,
+    /// Appends go out at once, past the stack's rollout policy (admin only).
+    immediate: bool,
 }
 
 /// What a guarded mutation did.
@@ -55,11 +57,20 @@ impl ControlPlane {
         Guarded {
             control_plane: self,
             options,
+            immediate: false,
         }
     }
 }
 
 impl Guarded<'_> {
+    /// Appends made through this release their object at once, past the stack's
+    /// rollout policy: every agent gets it, and the stack's rollouts are cancelled. An
+    /// admin's hotfix: other callers get `Forbidden` when they append.
+    pub fn immediate(mut self) -> Self {
+        self.immediate = true;
+        self
+    }
+
     async fn check(
         &self,
         caller: &Actor,
@@ -97,6 +108,12 @@ impl Guarded<'_> {
         change: PlannedChange,
         new: NewDeploymentObject,
     ) -> Result<Outcome<DeploymentObject>> {
+        let new = if self.immediate {
+            access::require_admin(caller)?;
+            new.immediate()
+        } else {
+            new
+        };
         match self.check(caller, stack, change, new.items()).await? {
             Checked::Proceed => {
                 let store = self.control_plane.store();

@@ -47,7 +47,7 @@ impl ControlPlane {
             sender: inner.webhook_sender.clone(),
             settings: inner.settings.webhooks.clone(),
             stale_after: inner.settings.stale_after,
-            claimant: Arc::clone(&inner.webhook_claimant),
+            claimant: Arc::clone(&inner.claimant),
             counters: Arc::clone(&inner.webhook_counters),
         };
         tokio::spawn(dispatcher.run().with_current_subscriber())

@@ -268,7 +268,7 @@ impl ControlPlane {
         })
     }
 
-    fn check_url(&self, url: &str) -> Result<()> {
+    pub(crate) fn check_url(&self, url: &str) -> Result<()> {
         let parsed = webhook::validate_url(url)
             .map_err(|err| Error::invalid("invalid_url", err.to_string()))?;
         self.settings()
