@@ -132,6 +132,7 @@ async fn prometheus(state: Data<&AppState>) -> Response {
         store_ping,
         webhook_counts: state.control_plane.webhook_counts(),
         webhook_queue,
+        rollout_counts: state.control_plane.rollout_counts(),
     });
     text.with_content_type("text/plain; version=0.0.4; charset=utf-8")
         .into_response()

@@ -97,7 +97,19 @@ impl ApiError {
 
     /// 409 `conflict`.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::Conflict(body("conflict", message, None))
+        let message = message.into();
+        // A conflict a client branches on names its code first (`rollout_in_progress:
+        // ...`, as the store writes it); any other is a plain `conflict`.
+        let code = CONFLICT_CODES
+            .iter()
+            .find(|code| {
+                message
+                    .strip_prefix(**code)
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+            .copied()
+            .unwrap_or("conflict");
+        Self::Conflict(body(code, message, None))
     }
 
     /// 422 with a code and structured details.
@@ -165,6 +177,10 @@ impl ApiError {
         }
     }
 }
+
+/// Conflicts with a code of their own, written by the store or the control plane as
+/// `"<code>: <message>"`.
+const CONFLICT_CODES: [&str; 2] = ["rollout_in_progress", "no_approval_pending"];
 
 /// Whether an outage warning may be logged now: at most one every 10 seconds.
 fn outage_log_due() -> bool {
@@ -269,6 +285,19 @@ impl From<brokkr_core::runtime::Error> for ApiError {
             Error::Generate(err) => err.into(),
             Error::InvalidPolicy(message) => Self::unprocessable("invalid_policy", message, None),
             Error::Invalid { code, message } => Self::unprocessable(code, message, None),
+            Error::InvalidRolloutPolicy(ref violations) => {
+                let listed: Vec<serde_json::Value> = violations
+                    .iter()
+                    .map(|v| {
+                        serde_json::json!({ "path": v.path, "code": v.code, "message": v.message })
+                    })
+                    .collect();
+                Self::unprocessable(
+                    "invalid_rollout_policy",
+                    err.to_string(),
+                    Some(serde_json::json!({ "violations": listed })),
+                )
+            }
             Error::BlastRadiusExceeded(plan) => Self::blast_radius_exceeded(&plan),
             Error::PlanStale { plan_id, reason } => Self::Conflict(body(
                 "plan_stale",
@@ -307,3 +336,22 @@ impl ApiError {
 
 /// Displays an error with its chain of sources, for logs (the runtime's, re-exported).
 pub use brokkr_core::runtime::ErrorChain;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_that_names_its_code_keeps_it() {
+        let err = ApiError::from(brokkr_core::store::Error::Conflict(
+            "rollout_in_progress: stack s has a rollout queued or running".into(),
+        ));
+        assert_eq!(err.status(), 409);
+        assert_eq!(err.body().code, "rollout_in_progress");
+        let plain = ApiError::conflict("name taken");
+        assert_eq!(plain.body().code, "conflict");
+        // A code only counts as one before its colon.
+        let lookalike = ApiError::conflict("rollout_in_progressive rollouts are fun");
+        assert_eq!(lookalike.body().code, "conflict");
+    }
+}

@@ -15,6 +15,9 @@
 //! | `brokkr_webhook_pending_deliveries` | gauge | deliveries waiting to be sent (the queue depth) |
 //! | `brokkr_webhook_dead_deliveries` | gauge | deliveries given up on, waiting for a redelivery |
 //! | `brokkr_webhook_oldest_undelivered_age_seconds` | gauge | how long ago the oldest event not yet delivered occurred; 0 when none waits |
+//! | `brokkr_rollout_evaluations_total` | counter | rollout evaluations this replica applied |
+//! | `brokkr_rollout_transitions_total` | counter | rollout and wave state changes this replica applied |
+//! | `brokkr_rollout_conflicts_total` | counter | evaluations computed from a version that had moved, and so computed again |
 //!
 //! Memory stays bounded: `route` is a route template of the API (or `unmatched`),
 //! `method` one of the standard methods (or `OTHER`), `status` an HTTP status, so the
@@ -100,6 +103,8 @@ pub struct Snapshot {
     pub webhook_counts: brokkr_core::runtime::WebhookCounts,
     /// The webhook queue as the database counts it; `None` when it did not answer.
     pub webhook_queue: Option<WebhookQueue>,
+    /// This replica's rollout evaluations.
+    pub rollout_counts: brokkr_core::runtime::RolloutCounts,
 }
 
 /// The webhook queue at a scrape.
@@ -270,6 +275,7 @@ impl Metrics {
             snapshot.store_ping.as_secs_f64(),
         );
         render_webhooks(&mut out, &snapshot);
+        render_rollouts(&mut out, &snapshot);
         out
     }
 }
@@ -281,6 +287,32 @@ pub struct WatcherGuard(Arc<Metrics>);
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn render_rollouts(out: &mut String, snapshot: &Snapshot) {
+    let counts = snapshot.rollout_counts;
+    for (name, help, value) in [
+        (
+            "brokkr_rollout_evaluations_total",
+            "Rollout evaluations applied by this replica.",
+            counts.evaluations,
+        ),
+        (
+            "brokkr_rollout_transitions_total",
+            "Rollout and wave state changes applied by this replica.",
+            counts.transitions,
+        ),
+        (
+            "brokkr_rollout_conflicts_total",
+            "Rollout evaluations computed from a version that had moved, and so computed again.",
+            counts.conflicts,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
     }
 }
 
@@ -455,5 +487,29 @@ mod tests {
             !text.contains("brokkr_webhook_pending_deliveries"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_rollout_counters() {
+        let metrics = Metrics::new(Duration::ZERO);
+        let text = metrics.render(Snapshot {
+            rollout_counts: brokkr_core::runtime::RolloutCounts {
+                evaluations: 12,
+                transitions: 4,
+                conflicts: 1,
+            },
+            ..Snapshot::default()
+        });
+        for line in [
+            "brokkr_rollout_evaluations_total 12",
+            "brokkr_rollout_transitions_total 4",
+            "brokkr_rollout_conflicts_total 1",
+            "# TYPE brokkr_rollout_transitions_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }

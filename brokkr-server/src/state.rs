@@ -56,13 +56,22 @@ impl Config {
         store: Arc<dyn Store>,
         generators: GeneratorRegistry,
     ) -> ControlPlane {
-        let builder = ControlPlane::builder(store)
+        let mut builder = ControlPlane::builder(store)
             .settings(self.runtime_settings())
             .generators(generators);
-        match self.webhook_sender() {
-            Some(sender) => builder.webhook_sender(sender).build(),
-            None => builder.build(),
+        if let Some(sender) = self.webhook_sender() {
+            builder = builder.webhook_sender(sender);
         }
+        // Built whether or not webhook deliveries are on: a gate needs only the
+        // allowlist and its secret. `Config::load` checked both, so an error here is a
+        // configuration built in code; policies with webhook gates are then refused.
+        match self.webhook_gate() {
+            Ok(gate) => builder = builder.webhook_gate(Arc::new(gate)),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot build the webhook gate; rollout policies with webhook gates are refused");
+            }
+        }
+        builder.build()
     }
 
     /// The webhook sender when `[webhooks]` has keys (webhooks are on), else `None`.
@@ -108,6 +117,7 @@ impl Config {
             plan_ttl: std::time::Duration::from_secs(self.server.plan_ttl_secs.max(1)),
             audit_seal_period: self.audit.seal_period(),
             webhooks: self.webhook_settings(),
+            rollouts: self.rollouts.settings(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod health;
 mod metadata;
 mod placement;
 mod plans;
+mod rollouts;
 mod stacks;
 mod targets;
 mod templates;
@@ -36,6 +37,7 @@ pub use health::HealthApi;
 pub use metadata::MetadataApi;
 pub use placement::PlacementApi;
 pub use plans::PlansApi;
+pub use rollouts::RolloutsApi;
 pub use stacks::StacksApi;
 pub use targets::TargetsApi;
 pub use templates::TemplatesApi;
@@ -70,6 +72,8 @@ pub enum Tag {
     Admin,
     /// Webhook subscriptions and their deliveries.
     Webhooks,
+    /// Progressive rollouts: policies, rollouts and their commands.
+    Rollouts,
 }
 
 /// Every operation of the API.
@@ -89,6 +93,7 @@ pub type Api = (
     AuditChainApi,
     FleetApi,
     WebhooksApi,
+    RolloutsApi,
 );
 
 /// The API, for `OpenApiService::new`.
@@ -109,5 +114,6 @@ pub fn api() -> Api {
         AuditChainApi,
         FleetApi,
         WebhooksApi,
+        RolloutsApi,
     )
 }

@@ -403,6 +403,10 @@ impl StacksApi {
 
     /// Append a deployment object to a stack.
     ///
+    /// With a rollout policy on the stack, the object starts a rollout (see
+    /// `docs/rollouts.md`) instead of reaching every agent at once; `?rollout=immediate`
+    /// (admin) releases it at once.
+    ///
     /// The body is JSON (`yaml_content`, or `is_deletion_marker`), or the YAML itself as
     /// `application/yaml` (also accepted: `application/x-yaml`, `text/yaml`,
     /// `text/x-yaml`). The YAML is parsed and validated before anything is stored: an
@@ -418,6 +422,7 @@ impl StacksApi {
         operation_id = "createDeploymentObject",
         tag = "Tag::DeploymentObjects"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn create_deployment_object(
         &self,
         auth: BearerAuth,
@@ -428,6 +433,10 @@ impl StacksApi {
         /// Go ahead past the guard on this plan (admin only, once, while the world is
         /// as planned).
         confirm_plan_id: Query<Option<Uuid>>,
+        /// `immediate` (admin only): release the object to every agent at once, past
+        /// the stack's rollout policy, cancelling its rollouts (a hotfix). Default
+        /// `policy`: a stack with a rollout policy rolls the object out in waves.
+        rollout: Query<Option<RolloutStrategy>>,
         body: CreateDeploymentObjectBody,
     ) -> ApiResult<DeploymentObjectCreated> {
         let (caller, stack) = (auth.0, StackId::from(id.0));
@@ -435,9 +444,12 @@ impl StacksApi {
             CreateDeploymentObjectBody::Json(body) => body.0.content()?,
             CreateDeploymentObjectBody::Yaml(yaml) => Content::Yaml(yaml.0),
         };
-        let guarded = state
+        let mut guarded = state
             .control_plane
             .guarded(guard_options(dry_run, confirm_plan_id));
+        if rollout.0 == Some(RolloutStrategy::Immediate) {
+            guarded = guarded.immediate();
+        }
         let outcome = match content {
             Content::Yaml(yaml) => {
                 guarded
@@ -512,6 +524,16 @@ impl StacksApi {
             .await?;
         Ok(DeploymentObjectResponse::Ok(Json(object.into())))
     }
+}
+
+/// How an appended object reaches the stack's agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum RolloutStrategy {
+    /// By the stack's rollout policy: in waves when it has one, else at once.
+    Policy,
+    /// At once, past the policy (admin only).
+    Immediate,
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
+
+use brokkr_core::runtime::RolloutSettings;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,10 +17,13 @@ use crate::webhooks::{GateSecrets, WebhookGate};
 /// so a secret of digits keeps its leading zeros.
 pub(super) const GATE_SECRETS_ENV_PREFIX: &str = "BROKKR__ROLLOUTS__GATE_SECRETS__";
 
+/// The shortest lease: a gate may take 60 s, and the lease must outlast it.
+const MIN_LEASE_SECS: u64 = 61;
+
 /// `[rollouts]` (see `docs/configuration.md`).
 ///
 /// `Debug` shows the secrets' names, never a secret.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolloutsSection {
     /// Signing secrets of webhook gates by name: a gate's `secret_ref` names one
@@ -25,9 +31,37 @@ pub struct RolloutsSection {
     /// Each at least 16 bytes. Environment: `BROKKR__ROLLOUTS__GATE_SECRETS__<NAME>`,
     /// whose name is read in lower case.
     pub gate_secrets: BTreeMap<String, String>,
+    /// How often the rollout driver looks for due rollouts, in milliseconds. Agent
+    /// reports and commands make a rollout due at once; this is how long until it is
+    /// seen.
+    pub poll_millis: u64,
+    /// How long a replica holds a rollout it evaluates, in seconds: longer than the
+    /// slowest gate (at most 60 s).
+    pub lease_secs: u64,
+}
+
+impl Default for RolloutsSection {
+    fn default() -> Self {
+        let defaults = RolloutSettings::default();
+        Self {
+            gate_secrets: BTreeMap::new(),
+            poll_millis: defaults.poll.as_millis() as u64,
+            lease_secs: defaults.lease.as_secs(),
+        }
+    }
 }
 
 impl RolloutsSection {
+    /// The driver's settings: the poll at least 10 ms, the lease longer than the
+    /// longest gate timeout.
+    pub fn settings(&self) -> RolloutSettings {
+        RolloutSettings {
+            poll: Duration::from_millis(self.poll_millis.max(10)),
+            lease: Duration::from_secs(self.lease_secs.max(MIN_LEASE_SECS)),
+            ..RolloutSettings::default()
+        }
+    }
+
     /// The gate secrets, checked ([`GateSecrets::new`]); the error names the entry.
     pub fn gate_secrets(&self) -> Result<GateSecrets, String> {
         GateSecrets::new(
@@ -45,6 +79,8 @@ impl fmt::Debug for RolloutsSection {
                 "gate_secrets",
                 &self.gate_secrets.keys().collect::<Vec<_>>(),
             )
+            .field("poll_millis", &self.poll_millis)
+            .field("lease_secs", &self.lease_secs)
             .finish()
     }
 }

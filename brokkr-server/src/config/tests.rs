@@ -440,6 +440,7 @@ fn the_rollouts_debug_never_shows_a_gate_secret() {
         Config {
             rollouts: RolloutsSection {
                 gate_secrets: [("slo-hmac".to_owned(), "s3cr3t-value-0123".to_owned())].into(),
+                ..RolloutsSection::default()
             },
             ..Config::default()
         }
@@ -453,6 +454,7 @@ fn the_webhook_gate_is_built_from_the_allowlist_and_the_secrets() {
     let config = Config {
         rollouts: RolloutsSection {
             gate_secrets: [("slo".to_owned(), "short".to_owned())].into(),
+            ..RolloutsSection::default()
         },
         ..Config::default()
     };
@@ -461,9 +463,31 @@ fn the_webhook_gate_is_built_from_the_allowlist_and_the_secrets() {
     let config = Config {
         rollouts: RolloutsSection {
             gate_secrets: [("slo".to_owned(), "0123456789abcdef".to_owned())].into(),
+            ..RolloutsSection::default()
         },
         ..Config::default()
     };
     let gate = config.webhook_gate().unwrap();
     assert_eq!(brokkr_core::rollout::Gate::name(&gate), "webhook");
+}
+
+#[test]
+fn the_rollout_driver_timings_come_from_the_environment_with_floors() {
+    let loaded = Config::load_with_env(
+        None,
+        env(&[
+            ("BROKKR__ROLLOUTS__POLL_MILLIS", "50"),
+            ("BROKKR__ROLLOUTS__LEASE_SECS", "5"),
+        ]),
+    )
+    .unwrap();
+    let settings = loaded.rollouts.settings();
+    assert_eq!(settings.poll, std::time::Duration::from_millis(50));
+    assert_eq!(
+        settings.lease,
+        std::time::Duration::from_secs(61),
+        "a lease shorter than the slowest gate is raised"
+    );
+    let defaults = Config::default().rollouts.settings();
+    assert_eq!(defaults, brokkr_core::runtime::RolloutSettings::default());
 }
