@@ -82,6 +82,8 @@ pub fn fill(path: &str, world: &World) -> String {
         .replace("{plan}", &world.plan.to_string())
         .replace("{subscription}", &world.subscription.to_string())
         .replace("{delivery}", &world.delivery.to_string())
+        .replace("{rollout_stack}", &world.rollout_stack.to_string())
+        .replace("{rollout}", &world.rollout.to_string())
 }
 
 pub fn fill_value(body: &Value, world: &World) -> Value {
@@ -363,6 +365,36 @@ pub fn table() -> Vec<Op> {
         op(
             "POST",
             "/webhook-deliveries/{delivery}/redeliver",
+            row_owner(200),
+        ),
+        // Rollouts
+        op_with(
+            "PUT",
+            "/stacks/{stack}/rollout-policy",
+            json!({"waves": [{"name": "all", "select": {"remaining": true}}]}),
+            row_owner(200),
+        ),
+        op(
+            "GET",
+            "/stacks/{rollout_stack}/rollout-policy",
+            row_owner(200),
+        ),
+        op(
+            "DELETE",
+            "/stacks/{rollout_stack}/rollout-policy",
+            row_owner(204),
+        ),
+        op("GET", "/stacks/{rollout_stack}/rollouts", row_owner(200)),
+        op("GET", "/rollouts/{rollout}", row_owner(200)),
+        op("POST", "/rollouts/{rollout}/pause", row_owner(202)),
+        op("POST", "/rollouts/{rollout}/resume", row_owner(202)),
+        op("POST", "/rollouts/{rollout}/abort", row_owner(202)),
+        op("POST", "/rollouts/{rollout}/retry-wave", row_owner(202)),
+        op("POST", "/rollouts/{rollout}/promote", admin_only(202)),
+        op_with(
+            "POST",
+            "/rollouts/{rollout}/approve",
+            json!({"wave": 0}),
             row_owner(200),
         ),
     ]
