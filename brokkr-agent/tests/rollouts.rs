@@ -1,0 +1,336 @@
+//! Progressive rollouts end to end (ROLLOUTS.md section 12), on SQLite and
+//! PostgreSQL: the reference server in this process, real agent loops over
+//! `MemoryApplier`s long-polling their target state over HTTP on loopback, and the
+//! driver stepping rollouts every 100 ms. Timers are seconds long so the scenarios run
+//! on the server's real clock (agents' events are stamped by it); the pure `step` is
+//! driven by a fake clock in `brokkr-core`'s own tests.
+
+#[path = "rollouts/fleet.rs"]
+#[allow(dead_code)]
+mod fleet;
+#[path = "../../brokkr-server/tests/common/pg_database.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::collections::BTreeMap;
+
+use brokkr_core::health::HealthStatus;
+use brokkr_core::{DeploymentObjectId, ObjectKey};
+use fleet::{Backend, Fleet, app, eventually};
+use serde_json::{Value, json};
+
+fn ring_labels(per_ring: usize) -> impl Fn(usize) -> BTreeMap<String, String> {
+    move |i| BTreeMap::from([("ring".to_owned(), (i / per_ring).to_string())])
+}
+
+/// Three waves by the `ring` label, then whatever is left.
+fn ring_policy(max_concurrency: u32, bake: &str) -> Value {
+    json!({
+        "waves": [
+            {"name": "ring-0", "select": {"match_labels": {"ring": "0"}}},
+            {"name": "ring-1", "select": {"match_labels": {"ring": "1"}}},
+            {"name": "ring-2", "select": {"remaining": true}}
+        ],
+        "max_concurrency": max_concurrency,
+        "bake_time": bake,
+        "progress_deadline": "20s"
+    })
+}
+
+/// A fleet with `rings` × `per_ring` agents and a stack on all of them, every agent on
+/// `v1`, the ring policy set: ready for `v2` to roll out.
+async fn rings_on_v1(
+    backend: Backend,
+    rings: usize,
+    per_ring: usize,
+    policy: Value,
+) -> Option<(Fleet, String, String)> {
+    let fleet = Fleet::start(backend, rings * per_ring, ring_labels(per_ring)).await?;
+    let stack = fleet.stack_on_all("shop").await;
+    let v1 = fleet.deploy(&stack, &app("shop", "1")).await;
+    let all: Vec<usize> = (0..fleet.agents.len()).collect();
+    fleet.wait_applied(&all, &v1).await;
+    fleet
+        .broker
+        .put(&format!("/stacks/{stack}/rollout-policy"), policy)
+        .await;
+    Some((fleet, stack, v1))
+}
+
+fn agents_in(details: &Value, states: &[&str]) -> usize {
+    details["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter(|agent| states.iter().any(|state| agent["state"] == *state))
+        .count()
+}
+
+/// Scenario 1: waves in order, never more than `max_concurrency` agents in flight, an
+/// agent counted healthy only once it applied the candidate; at the end every agent
+/// runs the candidate from the release head, with no pin left.
+async fn waves_run_in_order_within_the_budget(backend: Backend) {
+    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 3, 20, ring_policy(5, "1s")).await else {
+        return;
+    };
+    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let rollout = fleet.newest_rollout(&stack).await;
+    assert_eq!(rollout["candidate_deployment_object_id"], v2.as_str());
+    let id = rollout["id"].as_str().expect("rollout id").to_owned();
+
+    let details = eventually("the rollout to finish", || async {
+        let details = fleet.rollout(&id).await;
+        let in_flight = agents_in(&details, &["pinned", "applied"]);
+        assert!(in_flight <= 5, "{in_flight} agents in flight: {details}");
+        for agent in details["agents"].as_array().expect("agents") {
+            if agent["state"] == "healthy" {
+                let sim = fleet
+                    .agents
+                    .iter()
+                    .find(|sim| agent["agent_id"] == sim.id.as_str())
+                    .expect("a fleet agent");
+                assert!(
+                    sim.applied().contains(&v2_id),
+                    "{} counted healthy before it applied the candidate",
+                    sim.name
+                );
+            }
+        }
+        let waves = details["waves"].as_array().expect("waves");
+        for pair in waves.windows(2) {
+            if pair[1]["state"] != "pending" {
+                assert_eq!(
+                    pair[0]["state"], "succeeded",
+                    "a wave started early: {details}"
+                );
+            }
+        }
+        (details["rollout"]["state"] == "succeeded").then_some(details)
+    })
+    .await;
+    assert_eq!(details["waves"].as_array().expect("waves").len(), 3);
+    assert_eq!(agents_in(&details, &["healthy"]), 60, "{details}");
+    for agent in &fleet.agents {
+        let state = fleet
+            .broker
+            .get(&format!("/agents/{}/target-state", agent.id))
+            .await;
+        assert_eq!(
+            state["entries"][0]["deployment_object"]["id"], v2,
+            "{} is not on the release head",
+            agent.name
+        );
+    }
+    assert_eq!(fleet.broker.pins().await, 0, "pins left after success");
+    fleet.teardown().await;
+}
+
+/// Scenario 2: a crash in wave 2 reverts at once: every pin goes, wave 3 never sees
+/// the candidate, the agents that had it go back to the baseline.
+async fn a_crash_in_wave_two_reverts_everyone(backend: Backend) {
+    let Some((fleet, stack, v1)) = rings_on_v1(backend, 3, 5, ring_policy(5, "1s")).await else {
+        return;
+    };
+    // The candidate brings a workload that crashes on ring 1 only.
+    let crasher = ObjectKey {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some("shop".into()),
+        name: "worker".into(),
+    };
+    for agent in &fleet.agents[5..10] {
+        agent
+            .cluster
+            .set_health(&crasher, HealthStatus::Failed, "CrashLoopBackOff");
+    }
+    let candidate = format!(
+        "{}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\n  namespace: shop\n\
+         spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: worker}}\n  template:\n    metadata:\n      labels: {{app: worker}}\n    spec:\n      containers:\n      - name: worker\n        image: worker:2\n",
+        app("shop", "2")
+    );
+    let v2 = fleet.deploy(&stack, &candidate).await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let v1_id: DeploymentObjectId = v1.parse().expect("id");
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let details = fleet.wait_state(&id, "reverted").await;
+    assert_eq!(details["waves"][1]["state"], "failed", "{details}");
+    assert_eq!(fleet.broker.pins().await, 0, "pins left after the revert");
+    for agent in &fleet.agents[10..15] {
+        assert!(
+            !agent.applied().contains(&v2_id),
+            "{} in wave 3 saw the candidate",
+            agent.name
+        );
+    }
+    let had_candidate: Vec<usize> = (0..10)
+        .filter(|&i| fleet.agents[i].applied().contains(&v2_id))
+        .collect();
+    assert!(!had_candidate.is_empty(), "nobody got the candidate");
+    for &i in &had_candidate {
+        let applies = fleet.agents[i].applied();
+        assert_eq!(
+            applies.last(),
+            Some(&v1_id),
+            "{} is not back on the baseline",
+            fleet.agents[i].name
+        );
+    }
+    fleet.teardown().await;
+}
+
+/// Scenario 5: an agent offline when its wave starts is skipped and never gets the
+/// candidate; after a revert it converges to the baseline without ever applying it.
+async fn an_offline_agent_is_skipped(backend: Backend) {
+    let Some((mut fleet, stack, _v1)) = rings_on_v1(backend, 2, 3, ring_policy(3, "1s")).await
+    else {
+        return;
+    };
+    fleet.agents[4].go_offline();
+    // Stale after 3 s without a heartbeat.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let details = fleet.wait_state(&id, "succeeded").await;
+    let offline = details["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|agent| agent["agent_id"] == fleet.agents[4].id.as_str())
+        .expect("the offline agent is in a wave")
+        .clone();
+    assert_eq!(offline["state"], "skipped", "{details}");
+    assert!(!fleet.agents[4].applied().contains(&v2_id));
+    // Back online, it gets the release head: the candidate, now released.
+    let url = fleet.broker.url.clone();
+    fleet.agents[4].start(&url);
+    fleet.wait_applied(&[4], &v2).await;
+    fleet.teardown().await;
+}
+
+/// Scenario 8: objects appended during a rollout queue; only the newest waiting one
+/// is kept, and it rolls out after the running one.
+async fn a_burst_queues_only_the_newest(backend: Backend) {
+    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 2, ring_policy(1, "2s")).await else {
+        return;
+    };
+    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let _v3 = fleet.deploy(&stack, &app("shop", "3")).await;
+    let v4 = fleet.deploy(&stack, &app("shop", "4")).await;
+    let page = fleet
+        .broker
+        .get(&format!("/stacks/{stack}/rollouts?limit=10"))
+        .await;
+    let states: Vec<(String, String)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| {
+            (
+                r["candidate_deployment_object_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert_eq!(states[0], (v4.clone(), "queued".to_owned()), "{states:?}");
+    assert_eq!(states[1].1, "superseded", "{states:?}");
+    assert_eq!(states[2].0, v2);
+    let newest = page["items"][0]["id"].as_str().expect("id").to_owned();
+    fleet.wait_state(&newest, "succeeded").await;
+    let all: Vec<usize> = (0..fleet.agents.len()).collect();
+    fleet.wait_applied(&all, &v4).await;
+    fleet.teardown().await;
+}
+
+/// Scenario 8, `reject`: an append while a rollout runs is refused with 409
+/// `rollout_in_progress` and stores nothing; `?rollout=immediate` (admin) goes past the
+/// policy, cancels the rollout and reaches every agent.
+async fn a_rejecting_policy_refuses_and_a_hotfix_goes_past_it(backend: Backend) {
+    let mut policy = ring_policy(1, "30s");
+    policy["on_new_version"] = json!("reject");
+    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 1, policy).await else {
+        return;
+    };
+    let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let rollout = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let objects = |body: Value| body["items"].as_array().map_or(0, Vec::len);
+    let before = objects(
+        fleet
+            .broker
+            .get(&format!("/stacks/{stack}/deployment-objects"))
+            .await,
+    );
+    let (status, refused) = fleet
+        .broker
+        .call(
+            reqwest::Method::POST,
+            &format!("/stacks/{stack}/deployment-objects"),
+            Some(json!({"yaml_content": app("shop", "3")})),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "rollout_in_progress", "{refused}");
+    let after = objects(
+        fleet
+            .broker
+            .get(&format!("/stacks/{stack}/deployment-objects"))
+            .await,
+    );
+    assert_eq!(after, before, "a refused append stored an object");
+
+    let hotfix = fleet
+        .broker
+        .post(
+            &format!("/stacks/{stack}/deployment-objects?rollout=immediate"),
+            json!({"yaml_content": app("shop", "hotfix")}),
+        )
+        .await;
+    let hotfix = hotfix["id"].as_str().expect("id").to_owned();
+    fleet.wait_state(&rollout, "cancelled").await;
+    fleet.wait_applied(&[0, 1], &hotfix).await;
+    assert_eq!(fleet.broker.pins().await, 0, "pins left after the hotfix");
+    fleet.teardown().await;
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    waves_run_in_order_within_the_budget,
+    a_crash_in_wave_two_reverts_everyone,
+    an_offline_agent_is_skipped,
+    a_burst_queues_only_the_newest,
+    a_rejecting_policy_refuses_and_a_hotfix_goes_past_it,
+);
