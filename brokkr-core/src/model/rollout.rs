@@ -168,8 +168,9 @@ pub struct Rollout {
     pub stack_id: StackId,
     /// The deployment object being rolled out.
     pub candidate: DeploymentObjectId,
-    /// The release head when it was created: what agents run until pinned and go back
-    /// to on revert. `None` for a stack's first deployment object.
+    /// The release head when it left the queue (a queued rollout follows the head, so a
+    /// release by the rollout before it becomes its baseline): what agents run until
+    /// pinned and go back to on revert. `None` for a stack's first deployment object.
     pub baseline: Option<DeploymentObjectId>,
     /// The stack's policy when the rollout was created.
     pub policy: RolloutPolicy,
