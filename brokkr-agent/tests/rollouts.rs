@@ -306,6 +306,224 @@ async fn a_rejecting_policy_refuses_and_a_hotfix_goes_past_it(backend: Backend) 
     fleet.teardown().await;
 }
 
+/// Scenario 4: a flap during the bake restarts it; a lasting one fails the agent, and
+/// the wave with it.
+async fn a_flap_restarts_the_bake_and_a_lasting_one_fails(backend: Backend) {
+    let mut policy = ring_policy(2, "3s");
+    policy["progress_deadline"] = json!("6s");
+    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 2, policy).await else {
+        return;
+    };
+    let web = ObjectKey {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some("shop".into()),
+        name: "web".into(),
+    };
+    let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let baking = eventually("wave 0 to bake", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "baking").then_some(details)
+    })
+    .await;
+    let first_since = baking["waves"][0]["all_healthy_since"].clone();
+    // A short flap: degraded for about a second, then healthy again.
+    fleet.agents[0]
+        .cluster
+        .set_health(&web, HealthStatus::Degraded, "1/2 replicas ready");
+    eventually("the flap to stop the bake", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "running").then_some(())
+    })
+    .await;
+    fleet.agents[0]
+        .cluster
+        .set_health(&web, HealthStatus::Healthy, "recovered");
+    let rebaking = eventually("wave 0 to bake again", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "baking").then_some(details)
+    })
+    .await;
+    assert_ne!(
+        rebaking["waves"][0]["all_healthy_since"], first_since,
+        "the bake restarted from the recovery"
+    );
+    eventually("wave 0 to succeed", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "succeeded").then_some(())
+    })
+    .await;
+    // Wave 1: degraded for longer than the progress deadline fails it.
+    for agent in &fleet.agents[2..4] {
+        agent
+            .cluster
+            .set_health(&web, HealthStatus::Degraded, "CrashLoopBackOff");
+    }
+    let details = fleet.wait_state(&id, "reverted").await;
+    assert_eq!(details["waves"][1]["state"], "failed", "{details}");
+    assert!(
+        details["waves"][1]["reason"]
+            .as_str()
+            .is_some_and(|reason| !reason.is_empty()),
+        "a failed wave says why: {details}"
+    );
+    assert_eq!(
+        details["waves"][0]["state"], "succeeded",
+        "the flap of wave 0 did not fail it"
+    );
+    fleet.teardown().await;
+}
+
+/// Scenario 9: placement changes mid-rollout: an agent the stack leaves is `removed`
+/// and never gets the candidate; an agent the stack gains joins a wave not yet started
+/// and ends on the candidate.
+async fn placement_changes_mid_rollout(backend: Backend) {
+    let Some((fleet, stack, v1)) = rings_on_v1(backend, 3, 2, ring_policy(1, "2s")).await else {
+        return;
+    };
+    // agent-005 (ring 2) starts outside the stack; it is assigned during the rollout.
+    unassign_confirmed(&fleet, 5, &stack).await;
+    // Until agent-005 reports the stack removed, the guard counts that removal against
+    // any new object (it still prunes a Namespace there): wait for the report.
+    let v2 = eventually("an append the guard lets through", || async {
+        let (status, body) = fleet
+            .broker
+            .call(
+                reqwest::Method::POST,
+                &format!("/stacks/{stack}/deployment-objects"),
+                Some(json!({"yaml_content": app("shop", "2")})),
+            )
+            .await;
+        match status {
+            201 => Some(body["id"].as_str().expect("id").to_owned()),
+            409 if body["code"] == "blast_radius_exceeded" => None,
+            other => panic!("append: {other} {body}"),
+        }
+    })
+    .await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    eventually("wave 0 to start", || async {
+        let details = fleet.rollout(&id).await;
+        // No waves yet while the rollout is queued.
+        let started = details["waves"][0]["state"]
+            .as_str()
+            .is_some_and(|state| state != "pending");
+        started.then_some(())
+    })
+    .await;
+    // agent-004 (ring 2, not started) leaves; agent-005 joins.
+    unassign_confirmed(&fleet, 4, &stack).await;
+    fleet
+        .broker
+        .post(
+            &format!("/agents/{}/targets", fleet.agents[5].id),
+            json!({"stack_id": stack}),
+        )
+        .await;
+    let details = fleet.wait_state(&id, "succeeded").await;
+    let state_of = |agent: &str| {
+        details["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .find(|a| a["agent_id"] == agent)
+            .map(|a| a["state"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        state_of(&fleet.agents[4].id).as_deref(),
+        Some("removed"),
+        "{details}"
+    );
+    assert_eq!(
+        state_of(&fleet.agents[5].id).as_deref(),
+        Some("healthy"),
+        "{details}"
+    );
+    assert!(
+        !fleet.agents[4].applied().contains(&v2_id),
+        "a removed agent got the candidate"
+    );
+    fleet.wait_applied(&[5], &v2).await;
+    let _ = v1;
+    fleet.teardown().await;
+}
+
+/// Takes `stack` off agent `i`: the guard holds the removal (it prunes a Namespace, a
+/// protected kind), so the admin confirms the plan it answers; a plan the moving
+/// rollout made stale meanwhile (`plan_stale`) is made again.
+async fn unassign_confirmed(fleet: &Fleet, i: usize, stack: &str) {
+    let path = format!("/agents/{}/targets/{stack}", fleet.agents[i].id);
+    eventually("a confirmed unassignment", || async {
+        let (status, held) = fleet
+            .broker
+            .call(reqwest::Method::DELETE, &path, None)
+            .await;
+        assert_eq!(status, 409, "{held}");
+        assert_eq!(held["code"], "blast_radius_exceeded", "{held}");
+        let plan = held["details"]["plan_id"].as_str().expect("plan id");
+        let (status, body) = fleet
+            .broker
+            .call(
+                reqwest::Method::DELETE,
+                &format!("{path}?confirm_plan_id={plan}"),
+                None,
+            )
+            .await;
+        match status {
+            200..=299 => Some(()),
+            409 if body["code"] == "plan_stale" => None,
+            other => panic!("confirm: {other} {body}"),
+        }
+    })
+    .await;
+}
+
+/// Scenario 6: the server is killed mid-bake and started again on the same database:
+/// the bake resumes from its stored start and ends on time, within a poll or two.
+async fn a_restart_mid_bake_resumes_the_bake(backend: Backend) {
+    let Some((mut fleet, stack, _v1)) = rings_on_v1(backend, 2, 2, ring_policy(2, "4s")).await
+    else {
+        return;
+    };
+    let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let baking = eventually("wave 0 to bake", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "baking").then_some(details)
+    })
+    .await;
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(baking["waves"][0]["all_healthy_since"].clone()).expect("since");
+    fleet.broker.kill();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    fleet.broker.serve().await;
+    let details = eventually("wave 0 to succeed after the restart", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][0]["state"] == "succeeded").then_some(details)
+    })
+    .await;
+    let ended: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(details["waves"][0]["finished_at"].clone()).expect("finished");
+    let bake = (ended - since).num_milliseconds();
+    assert!(
+        (4_000..=7_000).contains(&bake),
+        "the bake took {bake} ms across the restart, not 4 s: {details}"
+    );
+    fleet.wait_state(&id, "succeeded").await;
+    fleet.teardown().await;
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -333,4 +551,7 @@ on_both_backends!(
     an_offline_agent_is_skipped,
     a_burst_queues_only_the_newest,
     a_rejecting_policy_refuses_and_a_hotfix_goes_past_it,
+    a_flap_restarts_the_bake_and_a_lasting_one_fails,
+    placement_changes_mid_rollout,
+    a_restart_mid_bake_resumes_the_bake,
 );
