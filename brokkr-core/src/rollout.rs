@@ -17,7 +17,9 @@ mod validate;
 mod waves;
 pub mod webhook_gate;
 
-pub use change::{ConsumedCommand, NewGateEvaluation, RolloutChange, Transition};
+pub use change::{
+    ConsumedCommand, NewGateEvaluation, RolloutChange, Transition, transition_summary,
+};
 pub use gate::{
     AgentOutcome, DeploymentObjectRef, Gate, GateContext, GateError, GateFuture, GateRegistry,
     GateVerdict, StackRef, WaveRef,

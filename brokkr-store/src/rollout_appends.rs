@@ -10,7 +10,7 @@ use brokkr_core::rollout::RolloutPolicy;
 use brokkr_core::store::{AppendEffect, Error, Result, ended_by_append, rollout_in_progress};
 use brokkr_core::{
     Actor, AgentId, AuditAction, DeploymentObjectId, NewDeploymentObject, ResourceKind, Rollout,
-    RolloutId, RolloutState, RolloutSubject, StackId, WebhookEvent,
+    RolloutState, RolloutSubject, StackId, WebhookEvent,
 };
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 use uuid::Uuid;
@@ -240,7 +240,7 @@ impl RolloutEffects {
                 AuditAction::Update,
                 ResourceKind::Rollout,
                 id,
-                transition_summary(id, from, to, reason.as_deref()),
+                brokkr_core::rollout::transition_summary(id, from, to, reason.as_deref()),
             ),
         };
         self.audits.push((*actor, audit));
@@ -302,26 +302,17 @@ fn queued_rollout(
     object: DeploymentObjectId,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Rollout {
-    Rollout {
-        id: RolloutId::new(),
+    Rollout::queued(
         stack_id,
-        candidate: object,
-        baseline: stack.release,
-        policy: stack
+        object,
+        stack.release,
+        stack
             .policy
             .clone()
             .expect("only a stack with a policy queues rollouts"),
-        created_by: *actor,
-        created_at: at,
-        state: RolloutState::Queued,
-        state_reason: None,
-        version: 1,
-        started_at: None,
-        deadline_at: None,
-        next_eval_at: Some(at),
-        finished_at: None,
-        updated_at: at,
-    }
+        *actor,
+        at,
+    )
 }
 
 /// Ends stored rollouts with one statement: final, not due, unleased, version bumped.
@@ -395,21 +386,6 @@ pub(crate) fn unpin_audit(rollout: Uuid, agent: AgentId) -> Audit {
         ResourceKind::Rollout,
         rollout,
         format!("unpinned agent {agent} from rollout {rollout}"),
-    )
-}
-
-/// The audit summary of a rollout's transition.
-pub(crate) fn transition_summary(
-    id: RolloutId,
-    from: RolloutState,
-    to: RolloutState,
-    reason: Option<&str>,
-) -> String {
-    let because = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-    format!(
-        "rollout {id}: {} -> {}{because}",
-        from.as_str(),
-        to.as_str()
     )
 }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::audit::Audit;
 use crate::entity::{agent_stack_pins, gate_evaluations, rollout_agents, rollout_waves, rollouts};
 use crate::errors::db;
-use crate::rollout_appends::{transition_summary, unpin_audit};
+use crate::rollout_appends::unpin_audit;
 use crate::rollout_rows::{self as rows, ACTIVE, OPEN, phase_name, stored_u32};
 use crate::sql::{self, bind_params};
 use crate::write::Write;
@@ -406,7 +406,7 @@ fn transitions(write: &mut Write, rollout: &Rollout, change: &RolloutChange) -> 
     for transition in &change.transitions {
         let (summary, event) = match transition {
             Transition::Rollout { from, to, reason } => (
-                transition_summary(rollout.id, *from, *to, reason.as_deref()),
+                transition.summary(rollout.id),
                 WebhookEvent::rollout_state_changed(
                     subject,
                     Some(*from),
@@ -421,16 +421,7 @@ fn transitions(write: &mut Write, rollout: &Rollout, change: &RolloutChange) -> 
                 to,
                 reason,
             } => {
-                let because = reason
-                    .as_ref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                let summary = format!(
-                    "rollout {}: wave {index} {} -> {}{because}",
-                    rollout.id,
-                    from.as_str(),
-                    to.as_str()
-                );
+                let summary = transition.summary(rollout.id);
                 let name = change
                     .waves
                     .iter()

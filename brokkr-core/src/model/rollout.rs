@@ -196,6 +196,37 @@ pub struct Rollout {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Rollout {
+    /// A rollout of `candidate` just queued under `policy`, due now: what every store
+    /// writes when an append to a stack with a rollout policy queues one.
+    pub fn queued(
+        stack_id: StackId,
+        candidate: DeploymentObjectId,
+        baseline: Option<DeploymentObjectId>,
+        policy: RolloutPolicy,
+        created_by: Actor,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: RolloutId::new(),
+            stack_id,
+            candidate,
+            baseline,
+            policy,
+            created_by,
+            created_at: at,
+            state: RolloutState::Queued,
+            state_reason: None,
+            version: 1,
+            started_at: None,
+            deadline_at: None,
+            next_eval_at: Some(at),
+            finished_at: None,
+            updated_at: at,
+        }
+    }
+}
+
 /// One wave of a rollout, planned when the rollout starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutWave {

@@ -100,3 +100,47 @@ pub enum Transition {
         reason: Option<String>,
     },
 }
+
+impl Transition {
+    /// The summary of its audit record, the same in every store:
+    /// `rollout <id>: running -> paused (reason)`, `rollout <id>: wave 1 pending -> running`.
+    pub fn summary(&self, rollout: RolloutId) -> String {
+        match self {
+            Self::Rollout { from, to, reason } => {
+                transition_summary(rollout, *from, *to, reason.as_deref())
+            }
+            Self::Wave {
+                index,
+                from,
+                to,
+                reason,
+            } => format!(
+                "rollout {rollout}: wave {index} {} -> {}{}",
+                from.as_str(),
+                to.as_str(),
+                because(reason.as_deref())
+            ),
+        }
+    }
+}
+
+/// The audit summary of a rollout's move from `from` to `to` (see
+/// [`Transition::summary`]), for the stores' own transitions (an append that queues,
+/// supersedes or cancels).
+pub fn transition_summary(
+    rollout: RolloutId,
+    from: RolloutState,
+    to: RolloutState,
+    reason: Option<&str>,
+) -> String {
+    format!(
+        "rollout {rollout}: {} -> {}{}",
+        from.as_str(),
+        to.as_str(),
+        because(reason)
+    )
+}
+
+fn because(reason: Option<&str>) -> String {
+    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+}

@@ -200,16 +200,7 @@ impl State {
                     to,
                     reason,
                 } => {
-                    let because = reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default();
-                    let summary = format!(
-                        "rollout {}: wave {index} {} -> {}{because}",
-                        rollout.id,
-                        from.as_str(),
-                        to.as_str()
-                    );
+                    let summary = transition.summary(rollout.id);
                     self.audit(
                         &Actor::System,
                         AuditAction::Update,

@@ -150,23 +150,8 @@ impl State {
     fn queue_rollout(&mut self, actor: &Actor, object: &DeploymentObject, at: DateTime<Utc>) {
         let stack = object.stack_id;
         let policy = self.rollouts.policies[&stack].clone();
-        let rollout = Rollout {
-            id: RolloutId::new(),
-            stack_id: stack,
-            candidate: object.id,
-            baseline: self.rollouts.release.get(&stack).copied(),
-            policy,
-            created_by: *actor,
-            created_at: at,
-            state: RolloutState::Queued,
-            state_reason: None,
-            version: 1,
-            started_at: None,
-            deadline_at: None,
-            next_eval_at: Some(at),
-            finished_at: None,
-            updated_at: at,
-        };
+        let baseline = self.rollouts.release.get(&stack).copied();
+        let rollout = Rollout::queued(stack, object.id, baseline, policy, *actor, at);
         let summary = format!(
             "queued rollout {} of deployment object {} on stack {stack}",
             rollout.id, object.id
@@ -234,7 +219,7 @@ impl State {
         reason: Option<&str>,
         at: DateTime<Utc>,
     ) {
-        let summary = transition_summary(rollout.id, from, to, reason);
+        let summary = crate::rollout::transition_summary(rollout.id, from, to, reason);
         self.audit(
             actor,
             AuditAction::Update,
@@ -316,19 +301,4 @@ impl RolloutRow {
         self.rollout.next_eval_at = Some(at);
         self.signalled = true;
     }
-}
-
-/// The audit summary of a rollout's transition.
-pub(super) fn transition_summary(
-    id: RolloutId,
-    from: RolloutState,
-    to: RolloutState,
-    reason: Option<&str>,
-) -> String {
-    let because = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-    format!(
-        "rollout {id}: {} -> {}{because}",
-        from.as_str(),
-        to.as_str()
-    )
 }
