@@ -215,6 +215,70 @@ async fn an_offline_agent_is_skipped(backend: Backend) {
     fleet.teardown().await;
 }
 
+/// Scenario 5, after the pin: an agent that goes silent once pinned times out, which
+/// fails its wave; the revert does not wait for it, and back online it stays on the
+/// baseline without ever applying the candidate. An approval before wave 1 lets the
+/// agent go silent at a known moment, while its heartbeat is still fresh.
+async fn a_silent_pinned_agent_times_out_and_the_revert_goes_on(backend: Backend) {
+    let mut policy = ring_policy(3, "1s");
+    policy["progress_deadline"] = json!("3s");
+    policy["gates"] = json!([
+        {"name": "go", "type": "approval", "phase": "before_wave", "waves": ["ring-1"]}
+    ]);
+    let Some((mut fleet, stack, v1)) = rings_on_v1(backend, 2, 3, policy).await else {
+        return;
+    };
+    let v1_id: DeploymentObjectId = v1.parse().expect("id");
+    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    eventually("wave 1 to wait for its approval", || async {
+        let details = fleet.rollout(&id).await;
+        (details["waves"][1]["state"] == "gating").then_some(())
+    })
+    .await;
+    fleet.agents[4].go_offline();
+    fleet
+        .broker
+        .post(&format!("/rollouts/{id}/approve"), json!({"wave": 1}))
+        .await;
+    let details = fleet.wait_state(&id, "reverted").await;
+    let wave = &details["waves"][1];
+    assert_eq!(wave["state"], "failed", "{details}");
+    // The wave's reason keeps who failed and why; the agent itself is `reverted` now.
+    let reason = wave["reason"].as_str().unwrap_or_default();
+    let timed_out = format!("agent {} timed_out", fleet.agents[4].id);
+    assert!(reason.contains(&timed_out), "{details}");
+    let silent = details["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|agent| agent["agent_id"] == fleet.agents[4].id.as_str())
+        .expect("the silent agent is in wave 1")
+        .clone();
+    assert_eq!(silent["wave"], 1, "{details}");
+    assert!(
+        silent["pinned_at"].is_string(),
+        "it was pinned before it went silent: {details}"
+    );
+    assert!(!fleet.agents[4].applied().contains(&v2_id));
+
+    let before = fleet.agents[4].applied().len();
+    let url = fleet.broker.url.clone();
+    fleet.agents[4].start(&url);
+    let applied = eventually("the agent to apply again once back", || async {
+        let applied = fleet.agents[4].applied();
+        (applied.len() > before).then_some(applied)
+    })
+    .await;
+    assert!(!applied.contains(&v2_id), "{applied:?}");
+    assert_eq!(applied.last(), Some(&v1_id), "{applied:?}");
+    fleet.teardown().await;
+}
+
 /// Scenario 8: objects appended during a rollout queue; only the newest waiting one
 /// is kept, and it rolls out after the running one.
 async fn a_burst_queues_only_the_newest(backend: Backend) {
@@ -549,6 +613,7 @@ on_both_backends!(
     waves_run_in_order_within_the_budget,
     a_crash_in_wave_two_reverts_everyone,
     an_offline_agent_is_skipped,
+    a_silent_pinned_agent_times_out_and_the_revert_goes_on,
     a_burst_queues_only_the_newest,
     a_rejecting_policy_refuses_and_a_hotfix_goes_past_it,
     a_flap_restarts_the_bake_and_a_lasting_one_fails,

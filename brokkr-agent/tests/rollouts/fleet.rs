@@ -85,32 +85,21 @@ impl Broker {
 
     /// Starts the server over the same database (again, after [`Broker::kill`]).
     pub async fn serve(&mut self) {
-        let store = Arc::new(
-            SqlStore::connect(self.database.url())
-                .await
-                .expect("open the store"),
-        );
-        let mut config = brokkr_server::config::Config::default();
-        config.server.listen = match self.url.strip_prefix("http://") {
-            Some(addr) => addr.to_owned(),
-            None => "127.0.0.1:0".into(),
-        };
-        config.agents.heartbeat_flush_millis = 100;
-        config.agents.stale_after_secs = 3;
-        config.rollouts.poll_millis = 100;
-        let server = Server::bind_with_store(store, config, Default::default())
-            .await
-            .expect("bind the server");
-        self.url = format!("http://{}", server.local_addr());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listen = self.url.strip_prefix("http://").map(str::to_owned);
+        let (url, stop, task) = spawn_server(self.database.url(), listen).await;
+        self.url = url;
         self.stop = Some(stop);
-        self.task = Some(tokio::spawn(async move {
-            let _ = server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }));
+        self.task = Some(task);
+    }
+
+    /// Another server replica on the same database, on a port of its own.
+    pub async fn replica(&self) -> Replica {
+        let (url, stop, task) = spawn_server(self.database.url(), None).await;
+        Replica {
+            url,
+            _stop: stop,
+            task,
+        }
     }
 
     /// Stops the server at once, as a crash would: its tasks are aborted, nothing is
@@ -195,6 +184,50 @@ impl Database {
             Self::Postgres(db) => &db.url,
         }
     }
+}
+
+/// A second server on a broker's database; stopped when dropped.
+pub struct Replica {
+    pub url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A server over `database` with the scenarios' short timers, listening on `listen`
+/// (a free port when `None`): its URL, the sender that stops it and its task.
+async fn spawn_server(
+    database: &str,
+    listen: Option<String>,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let store = Arc::new(SqlStore::connect(database).await.expect("open the store"));
+    let mut config = brokkr_server::config::Config::default();
+    config.server.listen = listen.unwrap_or_else(|| "127.0.0.1:0".into());
+    config.agents.heartbeat_flush_millis = 100;
+    config.agents.stale_after_secs = 3;
+    config.rollouts.poll_millis = 100;
+    let server = Server::bind_with_store(store, config, Default::default())
+        .await
+        .expect("bind the server");
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (url, stop, task)
 }
 
 /// One simulated agent: a real agent loop over a `MemoryApplier`.

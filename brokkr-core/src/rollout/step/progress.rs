@@ -6,7 +6,7 @@
 //! all healthy starts baking; a flap ends the bake; too many failures fail it); no
 //! agent is pinned and no wave starts, passes a gate or succeeds.
 
-use crate::model::{RolloutAgentState, RolloutState, WaveState};
+use crate::model::{RolloutAgent, RolloutAgentState, RolloutState, WaveState};
 use crate::rollout::{GatePhase, OfflineAgents};
 
 use super::agents::{WaveCounts, in_flight, is_unavailable, unavailable, wave_counts};
@@ -90,17 +90,43 @@ fn gate(work: &mut Work<'_>, w: usize) -> bool {
 fn too_many_failures(work: &mut Work<'_>, w: usize, counts: WaveCounts) -> bool {
     let tolerated = work.waves[w].max_failures as usize;
     if counts.failures > tolerated {
-        fail_wave(
-            work,
-            w,
-            format!(
-                "{} agents failed; it tolerates {tolerated}",
-                counts.failures
-            ),
+        let reason = format!(
+            "{} agents failed ({}); it tolerates {tolerated}",
+            counts.failures,
+            failed_agents(work, w)
         );
+        fail_wave(work, w, reason);
         return true;
     }
     false
+}
+
+/// The first few failed agents of wave `w` and why, for the wave's reason: a revert
+/// moves them on to `reverted`, so this is where their failure stays on record.
+fn failed_agents(work: &Work<'_>, w: usize) -> String {
+    const NAMED: usize = 3;
+    let failed: Vec<&RolloutAgent> = work.members[w]
+        .iter()
+        .map(|&i| &work.agents[i])
+        .filter(|a| {
+            matches!(
+                a.state,
+                RolloutAgentState::Failed | RolloutAgentState::TimedOut
+            )
+        })
+        .collect();
+    let mut named: Vec<String> = failed
+        .iter()
+        .take(NAMED)
+        .map(|a| match &a.reason {
+            Some(reason) => format!("agent {} {}: {reason}", a.agent_id, a.state.as_str()),
+            None => format!("agent {} {}", a.agent_id, a.state.as_str()),
+        })
+        .collect();
+    if failed.len() > NAMED {
+        named.push(format!("{} more", failed.len() - NAMED));
+    }
+    named.join("; ")
 }
 
 fn run(work: &mut Work<'_>, w: usize, running: bool) -> bool {

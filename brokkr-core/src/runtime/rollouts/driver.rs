@@ -21,6 +21,10 @@ use crate::store;
 use super::super::ControlPlane;
 use super::super::error::{Error, ErrorChain, Result};
 
+/// Full batches claimed in one poll at most: a rollout that is due again at once (its
+/// gates started) is picked up by the next poll rather than keeping this one busy.
+const MAX_BATCHES_PER_POLL: usize = 8;
+
 /// Evaluations and transitions since this control plane started (this replica's).
 #[derive(Debug, Default)]
 pub(crate) struct RolloutCounters {
@@ -76,12 +80,13 @@ impl ControlPlane {
     /// Claims every rollout due now and evaluates each once: what the driver does each
     /// poll, for tests and tools that drive rollouts by hand. Answers how many it
     /// evaluated. A rollout whose evaluation fails keeps its due time and is tried
-    /// again by the next call (its lease freed).
+    /// again by the next call (its lease freed). At most [`MAX_BATCHES_PER_POLL`]
+    /// batches: what is still due waits for the next call.
     pub async fn evaluate_due_rollouts(&self) -> Result<usize> {
         let settings = &self.settings().rollouts;
         let lease = TimeDelta::from_std(settings.lease).unwrap_or(TimeDelta::MAX);
         let mut evaluated = 0;
-        loop {
+        for _ in 0..MAX_BATCHES_PER_POLL {
             let now = Utc::now();
             let claimed = self
                 .store()
@@ -105,9 +110,10 @@ impl ControlPlane {
                 }
             }
             if !full {
-                return Ok(evaluated);
+                break;
             }
         }
+        Ok(evaluated)
     }
 
     /// One evaluation of a rollout this replica holds the lease of.
