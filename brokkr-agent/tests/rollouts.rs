@@ -50,11 +50,28 @@ async fn rings_on_v1(
     let v1 = fleet.deploy(&stack, &app("shop", "1")).await;
     let all: Vec<usize> = (0..fleet.agents.len()).collect();
     fleet.wait_applied(&all, &v1).await;
+    wait_reported(&fleet, &v1).await;
     fleet
         .broker
         .put(&format!("/stacks/{stack}/rollout-policy"), policy)
         .await;
     Some((fleet, stack, v1))
+}
+
+/// Waits until the server stored every agent's successful apply of `object`: an agent
+/// reports after it applied, and the guard judges a removal by what was reported.
+async fn wait_reported(fleet: &Fleet, object: &str) {
+    for agent in &fleet.agents {
+        let path = format!(
+            "/agents/{}/events?deployment_object_id={object}&status=success&limit=1",
+            agent.id
+        );
+        eventually(&format!("{} to report {object}", agent.name), || async {
+            let page = fleet.broker.get(&path).await;
+            (!page["items"].as_array().expect("items").is_empty()).then_some(())
+        })
+        .await;
+    }
 }
 
 fn agents_in(details: &Value, states: &[&str]) -> usize {
