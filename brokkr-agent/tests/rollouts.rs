@@ -11,68 +11,15 @@ mod fleet;
 #[path = "../../brokkr-server/tests/common/pg_database.rs"]
 #[allow(dead_code)]
 mod pg;
-
-use std::collections::BTreeMap;
+#[path = "rollouts/rings.rs"]
+#[allow(dead_code)]
+mod rings;
 
 use brokkr_core::health::HealthStatus;
 use brokkr_core::{DeploymentObjectId, ObjectKey};
 use fleet::{Backend, Fleet, app, eventually};
+use rings::{ring_policy, rings_on_v1};
 use serde_json::{Value, json};
-
-fn ring_labels(per_ring: usize) -> impl Fn(usize) -> BTreeMap<String, String> {
-    move |i| BTreeMap::from([("ring".to_owned(), (i / per_ring).to_string())])
-}
-
-/// Three waves by the `ring` label, then whatever is left.
-fn ring_policy(max_concurrency: u32, bake: &str) -> Value {
-    json!({
-        "waves": [
-            {"name": "ring-0", "select": {"match_labels": {"ring": "0"}}},
-            {"name": "ring-1", "select": {"match_labels": {"ring": "1"}}},
-            {"name": "ring-2", "select": {"remaining": true}}
-        ],
-        "max_concurrency": max_concurrency,
-        "bake_time": bake,
-        "progress_deadline": "20s"
-    })
-}
-
-/// A fleet with `rings` × `per_ring` agents and a stack on all of them, every agent on
-/// `v1`, the ring policy set: ready for `v2` to roll out.
-async fn rings_on_v1(
-    backend: Backend,
-    rings: usize,
-    per_ring: usize,
-    policy: Value,
-) -> Option<(Fleet, String, String)> {
-    let fleet = Fleet::start(backend, rings * per_ring, ring_labels(per_ring)).await?;
-    let stack = fleet.stack_on_all("shop").await;
-    let v1 = fleet.deploy(&stack, &app("shop", "1")).await;
-    let all: Vec<usize> = (0..fleet.agents.len()).collect();
-    fleet.wait_applied(&all, &v1).await;
-    wait_reported(&fleet, &v1).await;
-    fleet
-        .broker
-        .put(&format!("/stacks/{stack}/rollout-policy"), policy)
-        .await;
-    Some((fleet, stack, v1))
-}
-
-/// Waits until the server stored every agent's successful apply of `object`: an agent
-/// reports after it applied, and the guard judges a removal by what was reported.
-async fn wait_reported(fleet: &Fleet, object: &str) {
-    for agent in &fleet.agents {
-        let path = format!(
-            "/agents/{}/events?deployment_object_id={object}&status=success&limit=1",
-            agent.id
-        );
-        eventually(&format!("{} to report {object}", agent.name), || async {
-            let page = fleet.broker.get(&path).await;
-            (!page["items"].as_array().expect("items").is_empty()).then_some(())
-        })
-        .await;
-    }
-}
 
 fn agents_in(details: &Value, states: &[&str]) -> usize {
     details["agents"]
@@ -293,97 +240,6 @@ async fn a_silent_pinned_agent_times_out_and_the_revert_goes_on(backend: Backend
     .await;
     assert!(!applied.contains(&v2_id), "{applied:?}");
     assert_eq!(applied.last(), Some(&v1_id), "{applied:?}");
-    fleet.teardown().await;
-}
-
-/// Scenario 8: objects appended during a rollout queue; only the newest waiting one
-/// is kept, and it rolls out after the running one.
-async fn a_burst_queues_only_the_newest(backend: Backend) {
-    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 2, ring_policy(1, "2s")).await else {
-        return;
-    };
-    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let _v3 = fleet.deploy(&stack, &app("shop", "3")).await;
-    let v4 = fleet.deploy(&stack, &app("shop", "4")).await;
-    let page = fleet
-        .broker
-        .get(&format!("/stacks/{stack}/rollouts?limit=10"))
-        .await;
-    let states: Vec<(String, String)> = page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|r| {
-            (
-                r["candidate_deployment_object_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(states.len(), 3, "{states:?}");
-    assert_eq!(states[0], (v4.clone(), "queued".to_owned()), "{states:?}");
-    assert_eq!(states[1].1, "superseded", "{states:?}");
-    assert_eq!(states[2].0, v2);
-    let newest = page["items"][0]["id"].as_str().expect("id").to_owned();
-    fleet.wait_state(&newest, "succeeded").await;
-    let all: Vec<usize> = (0..fleet.agents.len()).collect();
-    fleet.wait_applied(&all, &v4).await;
-    fleet.teardown().await;
-}
-
-/// Scenario 8, `reject`: an append while a rollout runs is refused with 409
-/// `rollout_in_progress` and stores nothing; `?rollout=immediate` (admin) goes past the
-/// policy, cancels the rollout and reaches every agent.
-async fn a_rejecting_policy_refuses_and_a_hotfix_goes_past_it(backend: Backend) {
-    let mut policy = ring_policy(1, "30s");
-    policy["on_new_version"] = json!("reject");
-    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 1, policy).await else {
-        return;
-    };
-    let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let rollout = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
-    let objects = |body: Value| body["items"].as_array().map_or(0, Vec::len);
-    let before = objects(
-        fleet
-            .broker
-            .get(&format!("/stacks/{stack}/deployment-objects"))
-            .await,
-    );
-    let (status, refused) = fleet
-        .broker
-        .call(
-            reqwest::Method::POST,
-            &format!("/stacks/{stack}/deployment-objects"),
-            Some(json!({"yaml_content": app("shop", "3")})),
-        )
-        .await;
-    assert_eq!(status, 409, "{refused}");
-    assert_eq!(refused["code"], "rollout_in_progress", "{refused}");
-    let after = objects(
-        fleet
-            .broker
-            .get(&format!("/stacks/{stack}/deployment-objects"))
-            .await,
-    );
-    assert_eq!(after, before, "a refused append stored an object");
-
-    let hotfix = fleet
-        .broker
-        .post(
-            &format!("/stacks/{stack}/deployment-objects?rollout=immediate"),
-            json!({"yaml_content": app("shop", "hotfix")}),
-        )
-        .await;
-    let hotfix = hotfix["id"].as_str().expect("id").to_owned();
-    fleet.wait_state(&rollout, "cancelled").await;
-    fleet.wait_applied(&[0, 1], &hotfix).await;
-    assert_eq!(fleet.broker.pins().await, 0, "pins left after the hotfix");
     fleet.teardown().await;
 }
 
@@ -631,8 +487,6 @@ on_both_backends!(
     a_crash_in_wave_two_reverts_everyone,
     an_offline_agent_is_skipped,
     a_silent_pinned_agent_times_out_and_the_revert_goes_on,
-    a_burst_queues_only_the_newest,
-    a_rejecting_policy_refuses_and_a_hotfix_goes_past_it,
     a_flap_restarts_the_bake_and_a_lasting_one_fails,
     placement_changes_mid_rollout,
     a_restart_mid_bake_resumes_the_bake,
