@@ -25,6 +25,16 @@ async fn a_burst_queues_only_the_newest(backend: Backend) {
         return;
     };
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    // v2's rollout runs before the burst, or v3 would replace it while queued.
+    let first = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    fleet::eventually("v2's rollout to start", || async {
+        let details = fleet.rollout(&first).await;
+        (details["rollout"]["state"] == "running").then_some(())
+    })
+    .await;
     let _v3 = fleet.deploy(&stack, &app("shop", "3")).await;
     let v4 = fleet.deploy(&stack, &app("shop", "4")).await;
     let page = fleet
@@ -115,6 +125,58 @@ async fn a_superseding_rollout_takes_over(backend: Backend) {
     fleet.teardown().await;
 }
 
+/// A reverted candidate is rejected: appending the same content again is held by the
+/// guard (409 `blast_radius_exceeded`, rule `rejected_by_rollout`) until an admin
+/// confirms the plan, and then rolls out again.
+async fn a_reverted_candidate_needs_a_confirmation_to_return(backend: Backend) {
+    let Some((fleet, stack, _v1)) = rings_on_v1(backend, 2, 1, ring_policy(1, "30s")).await else {
+        return;
+    };
+    let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
+    let rollout = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    fleet.wait_applied(&[0], &v2).await;
+    fleet
+        .broker
+        .post(&format!("/rollouts/{rollout}/abort"), json!({}))
+        .await;
+    fleet.wait_state(&rollout, "reverted").await;
+
+    let path = format!("/stacks/{stack}/deployment-objects");
+    let again = json!({"yaml_content": app("shop", "2")});
+    let (status, held) = fleet
+        .broker
+        .call(reqwest::Method::POST, &path, Some(again.clone()))
+        .await;
+    assert_eq!(status, 409, "{held}");
+    assert_eq!(held["code"], "blast_radius_exceeded", "{held}");
+    let violations = held["details"]["violations"]
+        .as_array()
+        .expect("violations");
+    let rejected = violations
+        .iter()
+        .find(|v| v["rule"] == "rejected_by_rollout")
+        .unwrap_or_else(|| panic!("no rejected_by_rollout violation: {held}"));
+    assert_eq!(rejected["rollout_id"], rollout.as_str(), "{held}");
+    assert_eq!(rejected["deployment_object_id"], v2.as_str(), "{held}");
+    // Held means nothing was stored: the stack's rollouts are as they were.
+    assert_eq!(fleet.newest_rollout(&stack).await["id"], rollout.as_str());
+
+    let plan = held["details"]["plan_id"].as_str().expect("plan id");
+    let confirmed = fleet
+        .broker
+        .post(&format!("{path}?confirm_plan_id={plan}"), again)
+        .await;
+    let v2_again = confirmed["id"].as_str().expect("object id").to_owned();
+    assert_ne!(v2_again, v2, "a new object, as objects are append-only");
+    let second = fleet.newest_rollout(&stack).await;
+    assert_ne!(second["id"], rollout.as_str(), "a new rollout: {second}");
+    assert_eq!(second["candidate_deployment_object_id"], v2_again.as_str());
+    fleet.teardown().await;
+}
+
 /// Scenario 8, `reject`: an append while a rollout runs is refused with 409
 /// `rollout_in_progress` and stores nothing; `?rollout=immediate` (admin) goes past the
 /// policy, cancels the rollout and reaches every agent.
@@ -192,5 +254,6 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_burst_queues_only_the_newest,
     a_superseding_rollout_takes_over,
+    a_reverted_candidate_needs_a_confirmation_to_return,
     a_rejecting_policy_refuses_and_a_hotfix_goes_past_it,
 );

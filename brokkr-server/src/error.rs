@@ -319,11 +319,19 @@ impl ApiError {
     /// plan was stored; the details carry what a client needs to show and confirm it.
     fn blast_radius_exceeded(plan: &brokkr_core::runtime::plan::PlanView) -> Self {
         let id = plan.id;
+        let rejected = plan.plan.guard.violations.iter().find_map(|v| match v {
+            brokkr_core::plan::Violation::RejectedByRollout { rollout_id, .. } => Some(rollout_id),
+            _ => None,
+        });
+        let why = match rejected {
+            Some(rollout) => format!("rollout {rollout} reverted this content"),
+            None => "the change is over the blast-radius guard's limits".to_owned(),
+        };
         Self::Conflict(body(
             "blast_radius_exceeded",
             format!(
-                "the change is over the blast-radius guard's limits; nothing changed. \
-                 An admin may confirm it by repeating the request with confirm_plan_id={id}"
+                "{why}; nothing changed. An admin may confirm it by repeating the request \
+                 with confirm_plan_id={id}"
             ),
             Some(serde_json::json!({
                 "plan_id": id,

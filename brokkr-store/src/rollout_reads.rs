@@ -155,6 +155,35 @@ impl SqlStore {
         Ok(head.map(Into::into))
     }
 
+    pub(crate) async fn rejecting_rollout_impl(
+        &self,
+        stack_id: StackId,
+        yaml_checksum: &str,
+    ) -> Result<Option<(RolloutId, DeploymentObjectId)>> {
+        // The stack's rollouts by (stack_id, id), newest first; only reverted ones
+        // join their candidate.
+        let row = self
+            .reader
+            .query_one_raw(sql::stmt(
+                self.backend,
+                "SELECT r.id, r.candidate_deployment_object_id FROM rollouts r \
+                 JOIN deployment_objects d ON d.id = r.candidate_deployment_object_id \
+                 WHERE r.stack_id = ? AND r.state IN ('reverted', 'revert_failed') \
+                 AND d.yaml_checksum = ? ORDER BY r.id DESC LIMIT 1",
+                [stack_id.0.into(), yaml_checksum.into()],
+            ))
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rollout: Uuid = row.try_get("", "id").map_err(db)?;
+        let candidate: Uuid = row
+            .try_get("", "candidate_deployment_object_id")
+            .map_err(db)?;
+        Ok(Some((rollout.into(), candidate.into())))
+    }
+
     pub(crate) async fn get_rollout_impl(&self, id: RolloutId) -> Result<Rollout> {
         rows::rollout(rollout_row(&self.reader, id.0).await?)
     }

@@ -33,6 +33,14 @@ impl RolloutStore for SqlStore {
         self.release_head_impl(stack_id).await
     }
 
+    async fn rejecting_rollout(
+        &self,
+        stack_id: StackId,
+        yaml_checksum: &str,
+    ) -> Result<Option<(RolloutId, DeploymentObjectId)>> {
+        self.rejecting_rollout_impl(stack_id, yaml_checksum).await
+    }
+
     async fn get_rollout(&self, id: RolloutId) -> Result<Rollout> {
         self.get_rollout_impl(id).await
     }

@@ -169,6 +169,15 @@ pub enum Violation {
         /// How many (counted per agent).
         count: u64,
     },
+    /// The appended content is a candidate a rollout of the stack reverted: appending
+    /// it again needs an admin's confirmation, so a bad version cannot come back by
+    /// accident (argo-rollouts #3039).
+    RejectedByRollout {
+        /// The rollout that reverted it.
+        rollout_id: crate::id::RolloutId,
+        /// The deployment object it rejected (same checksum).
+        deployment_object_id: crate::id::DeploymentObjectId,
+    },
 }
 
 /// Whether a change may go ahead.

@@ -107,6 +107,15 @@ pub trait RolloutStore: Send + Sync + 'static {
     /// release. `NotFound` for a missing stack.
     async fn release_head(&self, stack_id: StackId) -> Result<Option<DeploymentObjectId>>;
 
+    /// The newest rollout of the stack that reverted a candidate whose YAML has this
+    /// checksum (state `reverted` or `revert_failed`), with that candidate: the guard
+    /// holds an append of rejected content for an admin's confirmation.
+    async fn rejecting_rollout(
+        &self,
+        stack_id: StackId,
+        yaml_checksum: &str,
+    ) -> Result<Option<(RolloutId, DeploymentObjectId)>>;
+
     /// A rollout.
     async fn get_rollout(&self, id: RolloutId) -> Result<Rollout>;
 

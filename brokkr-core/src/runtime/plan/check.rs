@@ -184,13 +184,21 @@ impl ControlPlane {
             let confirming = self.confirming(caller, id, stack, change).await?;
             return Ok(Checked::Confirm(confirming));
         }
-        if !options.dry_run && !anyone_applied(&self.store().applied_states(stack).await?) {
+        let rejected = self.rejected_content(stack, change).await?;
+        if rejected.is_none()
+            && !options.dry_run
+            && !anyone_applied(&self.store().applied_states(stack).await?)
+        {
             // No agent runs anything of the stack: nothing can be removed or pruned, and
             // the targets need not be read.
             return Ok(Checked::Proceed);
         }
         let world = self.store().stack_world(stack).await?;
-        let plan = self.plan_in(&world, stack, change, proposed).await?;
+        let mut plan = self.plan_in(&world, stack, change, proposed).await?;
+        if let Some(violation) = rejected {
+            plan.guard.violations.push(violation);
+            plan.guard.verdict = plan::Verdict::ConfirmationRequired;
+        }
         if options.dry_run {
             let view = self
                 .store_plan(caller, stack, PlanOrigin::Requested, change, plan, false)
@@ -211,6 +219,26 @@ impl ControlPlane {
             return Err(Error::BlastRadiusExceeded(Box::new(view)));
         }
         Ok(Checked::Proceed)
+    }
+
+    /// An append of content a rollout of the stack reverted: the violation that holds
+    /// it for an admin's confirmation.
+    async fn rejected_content(
+        &self,
+        stack: StackId,
+        change: &PlannedChange,
+    ) -> Result<Option<plan::Violation>> {
+        let PlannedChange::DeploymentObject { yaml_checksum } = change else {
+            return Ok(None);
+        };
+        let rejecting = self.store().rejecting_rollout(stack, yaml_checksum).await?;
+        Ok(rejecting.map(|(rollout_id, deployment_object_id)| {
+            tracing::info!(%stack, rollout = %rollout_id, object = %deployment_object_id, "append of content a rollout reverted: held for confirmation");
+            plan::Violation::RejectedByRollout {
+                rollout_id,
+                deployment_object_id,
+            }
+        }))
     }
 
     /// Checks a confirmation of plan `id` for `change` to `stack` before its write:

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::state::{now, paginate, parse_uuid};
 use super::{MemoryStore, State};
 use crate::id::{AgentId, DeploymentObjectId, RolloutId, StackId};
-use crate::model::{Actor, AuditAction, EventType, ResourceKind, Rollout};
+use crate::model::{Actor, AuditAction, EventType, ResourceKind, Rollout, RolloutState};
 use crate::page::{Page, PageRequest};
 use crate::rollout::{AgentView, ObservedEvent, ObservedHealth, RolloutPolicy, RolloutSnapshot};
 use crate::store::{Error, Result, RolloutDetails, RolloutFilter};
@@ -58,6 +58,30 @@ pub(super) fn release_head(
         return Err(Error::not_found("stack", stack_id));
     }
     Ok(state.rollouts.release.get(&stack_id).copied())
+}
+
+pub(super) fn rejecting_rollout(
+    store: &MemoryStore,
+    stack_id: StackId,
+    yaml_checksum: &str,
+) -> Result<Option<(RolloutId, DeploymentObjectId)>> {
+    let state = store.state();
+    Ok(state
+        .rollouts
+        .rows
+        .values()
+        .rev()
+        .map(|row| &row.rollout)
+        .filter(|r| {
+            r.stack_id == stack_id
+                && matches!(r.state, RolloutState::Reverted | RolloutState::RevertFailed)
+        })
+        .find(|r| {
+            state
+                .object(r.candidate)
+                .is_ok_and(|object| object.yaml_checksum == yaml_checksum)
+        })
+        .map(|r| (r.id, r.candidate)))
 }
 
 pub(super) fn get_rollout(store: &MemoryStore, id: RolloutId) -> Result<Rollout> {

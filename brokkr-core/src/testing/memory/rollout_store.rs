@@ -30,6 +30,14 @@ impl RolloutStore for MemoryStore {
         rollout_reads::release_head(self, stack_id)
     }
 
+    async fn rejecting_rollout(
+        &self,
+        stack_id: StackId,
+        yaml_checksum: &str,
+    ) -> Result<Option<(RolloutId, DeploymentObjectId)>> {
+        rollout_reads::rejecting_rollout(self, stack_id, yaml_checksum)
+    }
+
     async fn get_rollout(&self, id: RolloutId) -> Result<Rollout> {
         rollout_reads::get_rollout(self, id)
     }

@@ -144,6 +144,16 @@ pub struct ProtectedKindViolation {
     pub count: u64,
 }
 
+/// The appended content is a candidate a rollout of the stack reverted: appending it
+/// again needs an admin's confirmation.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct RejectedByRolloutViolation {
+    /// The rollout that reverted it.
+    pub rollout_id: Uuid,
+    /// The deployment object it rejected, with the same checksum.
+    pub deployment_object_id: Uuid,
+}
+
 /// One limit a change exceeds, by `rule`.
 #[derive(Debug, Clone, PartialEq, Union)]
 #[oai(discriminator_name = "rule", one_of)]
@@ -157,6 +167,9 @@ pub enum GuardViolation {
     /// `protected_kinds`.
     #[oai(mapping = "protected_kinds")]
     ProtectedKinds(ProtectedKindViolation),
+    /// `rejected_by_rollout`.
+    #[oai(mapping = "rejected_by_rollout")]
+    RejectedByRollout(RejectedByRolloutViolation),
 }
 
 /// What a move does to its agents.
@@ -374,6 +387,13 @@ impl From<Violation> for GuardViolation {
             Violation::ProtectedKinds { kind, count } => {
                 Self::ProtectedKinds(ProtectedKindViolation { kind, count })
             }
+            Violation::RejectedByRollout {
+                rollout_id,
+                deployment_object_id,
+            } => Self::RejectedByRollout(RejectedByRolloutViolation {
+                rollout_id: rollout_id.into(),
+                deployment_object_id: deployment_object_id.into(),
+            }),
         }
     }
 }
