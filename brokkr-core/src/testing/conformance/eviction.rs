@@ -3,14 +3,36 @@
 
 use chrono::{Duration, Utc};
 
-use super::fixtures::{mk_agent, mk_object, mk_stack};
+use super::fixtures::{ADMIN, mk_agent, mk_object, mk_stack};
 use super::placement::mk_policy;
+use super::rollout_support::{apply, rollout_policy, start, the_rollout};
 use super::support::{expect_wake, target_state};
 use crate::id::{AgentId, StackId};
-use crate::model::Actor;
+use crate::model::{Actor, RolloutState};
 use crate::placement::{Leaving, PlacementDecision};
+use crate::rollout::OnNewVersion;
 use crate::store::Store;
 use crate::target_state::TargetAction;
+
+/// Whether the rollout sees the stack placed on `agent` (what makes it `removed`
+/// when false).
+async fn placed_in(store: &dyn Store, rollout: crate::id::RolloutId, agent: AgentId) -> bool {
+    let snapshot = store.rollout_snapshot(rollout).await.expect("snapshot");
+    snapshot
+        .fleet
+        .iter()
+        .any(|view| view.agent_id == agent && view.placed)
+}
+
+fn leaving(agent: AgentId, replacement: AgentId) -> Leaving {
+    let since = Utc::now();
+    Leaving {
+        agent_id: agent,
+        replacements: vec![replacement],
+        since,
+        until: since + Duration::minutes(10),
+    }
+}
 
 async fn action_of(store: &dyn Store, agent: AgentId, stack: StackId) -> Option<TargetAction> {
     target_state(store, agent)
@@ -111,5 +133,49 @@ cases!(
                 .and_then(|p| p.decision)
                 .is_some_and(|d| d.leaving.is_empty())
         );
+    }
+
+    /// A rollout sees a leaving agent as still placed (it keeps its pin and its state)
+    /// and the agent that replaced it as placed too; once released, the leaving agent
+    /// is no longer placed, so the rollout's next step marks it `removed`.
+    pub async fn placement_leaving_agents_stay_placed_for_a_rollout(store: &dyn Store) {
+        let stack = mk_stack(store, "s").await.id;
+        mk_object(store, stack, "1").await;
+        let (a, b) = (mk_agent(store, "a").await.id, mk_agent(store, "b").await.id);
+        mk_policy(store, stack, 1).await;
+        let record = async |decision: PlacementDecision| {
+            store
+                .record_placement(&Actor::System, stack, decision)
+                .await
+                .expect("record")
+        };
+        record(PlacementDecision::choosing(vec![a])).await;
+        store
+            .set_rollout_policy(&ADMIN, stack, Some(rollout_policy(OnNewVersion::Queue)))
+            .await
+            .expect("set the rollout policy");
+        mk_object(store, stack, "2").await;
+        let queued = the_rollout(store, stack, RolloutState::Queued).await;
+        let rollout = apply(store, start(&queued, &[a], &[a])).await;
+
+        record(PlacementDecision {
+            leaving: vec![leaving(a, b)],
+            ..PlacementDecision::choosing(vec![b])
+        })
+        .await;
+        assert!(
+            placed_in(store, rollout.id, a).await,
+            "leaving, still placed"
+        );
+        assert!(
+            placed_in(store, rollout.id, b).await,
+            "the replacement joins"
+        );
+        record(PlacementDecision::choosing(vec![b])).await;
+        assert!(
+            !placed_in(store, rollout.id, a).await,
+            "released: no longer placed"
+        );
+        assert!(placed_in(store, rollout.id, b).await);
     }
 );
