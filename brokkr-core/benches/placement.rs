@@ -322,10 +322,7 @@ fn many_stacks(agents: &[Agent]) -> Vec<Stack> {
             let chosen = choose(&policy, agents, &[]);
             Stack {
                 policy,
-                decision: PlacementDecision {
-                    chosen,
-                    rejected: Vec::new(),
-                },
+                decision: PlacementDecision::choosing(chosen),
             }
         })
         .collect();

@@ -30,11 +30,13 @@ use crate::model::Agent;
 use crate::selector::{AnnotationMatch, LabelSelector};
 
 mod default;
+pub mod eviction;
 mod registry;
 mod summary;
 mod taint;
 
 pub use default::DefaultPlacement;
+pub use eviction::{DEFAULT_EVICTION_GRACE_SECS, Leaving, Release, Released};
 pub use registry::{PlacementRegistry, UnknownPlacement};
 pub use summary::{RejectionPage, Rejections};
 pub use taint::{Taint, TaintEffect, TaintError, parse_taints};
@@ -70,6 +72,13 @@ pub struct PlacementPolicy {
     /// keeps what it has forever and only stops receiving new placements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evict_after_secs: Option<u64>,
+    /// How long an agent a decision drops while adding others keeps the stack, at
+    /// most, waiting for the added agents to report it healthy (graceful eviction,
+    /// see [`eviction`]); `0`: it loses the stack at once. Absent:
+    /// [`DEFAULT_EVICTION_GRACE_SECS`]. Read by the control plane, whatever placement
+    /// decides the stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eviction_grace_secs: Option<u64>,
     /// Re-choose from scratch on every decision, so a better-scoring agent can take
     /// the place of one already chosen. Off by default: decisions do not flap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -231,6 +240,33 @@ pub struct PlacementDecision {
     pub chosen: Vec<AgentId>,
     /// Every other agent with the first reason it was not chosen, ordered by agent id.
     pub rejected: Vec<(AgentId, Rejection)>,
+    /// Agents an earlier decision chose that keep the stack until the agents that
+    /// replaced them report it healthy, or their grace runs out (graceful eviction,
+    /// see [`eviction`]), ordered by agent id. The control plane keeps this list with
+    /// the stored decision; a [`Placement`] leaves it empty (what it sets is ignored).
+    /// Stored decisions without it read as empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<Leaving>,
+}
+
+impl PlacementDecision {
+    /// A decision choosing `chosen`, with no reasons and no agent leaving.
+    pub fn choosing(chosen: Vec<AgentId>) -> Self {
+        Self {
+            chosen,
+            ..Self::default()
+        }
+    }
+
+    /// The agents that have the stack by this decision: the chosen and the leaving,
+    /// what placement targets follow.
+    pub fn keeps(&self) -> BTreeSet<AgentId> {
+        self.chosen
+            .iter()
+            .copied()
+            .chain(self.leaving.iter().map(|l| l.agent_id))
+            .collect()
+    }
 }
 
 /// What one decision is made from.
@@ -311,6 +347,7 @@ pub trait Placement: Send + Sync {
         let PlacementDecision {
             mut chosen,
             rejected,
+            ..
         } = self.place(input);
         chosen.sort_unstable();
         (chosen, Rejections::summarize(rejected, exclude, page))
@@ -389,6 +426,16 @@ impl PolicyError {
 }
 
 impl PlacementPolicy {
+    /// How long a dropped agent may keep the stack while its replacements start
+    /// ([`PlacementPolicy::eviction_grace_secs`], by default 10 minutes); zero: not at
+    /// all.
+    pub fn eviction_grace(&self) -> Duration {
+        let secs = self
+            .eviction_grace_secs
+            .unwrap_or(DEFAULT_EVICTION_GRACE_SECS);
+        Duration::try_seconds(i64::try_from(secs).unwrap_or(i64::MAX)).unwrap_or(Duration::MAX)
+    }
+
     /// A policy for the placement registered as `name`, with its own JSON.
     pub fn named(name: impl Into<String>, custom: serde_json::Value) -> Self {
         Self {
@@ -405,11 +452,13 @@ impl PlacementPolicy {
         serde_json::from_value(value).map_err(|err| PolicyError(format!("custom: {err}")))
     }
 
-    /// Whether any built-in field (everything but `placement` and `custom`) is set.
+    /// Whether any built-in field (everything but `placement`, `custom` and the control
+    /// plane's `eviction_grace_secs`) is set.
     pub fn has_builtin_fields(&self) -> bool {
         let builtin = Self {
             placement: None,
             custom: None,
+            eviction_grace_secs: None,
             ..self.clone()
         };
         builtin != Self::default()

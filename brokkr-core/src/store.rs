@@ -287,8 +287,9 @@ pub trait Store: WebhookStore + RolloutStore + Send + Sync + 'static {
     async fn list_placements(&self, page: &PageRequest) -> Result<Page<StackPlacement>>;
 
     /// Stores `decision` for a stack with a policy and makes its placement targets
-    /// follow it, in one transaction: every chosen agent without a live target gets one
-    /// (source `placement`); every placement target whose agent is not chosen any more
+    /// follow it, in one transaction: every chosen or leaving agent
+    /// ([`PlacementDecision::keeps`]) without a live target gets one (source
+    /// `placement`); every placement target whose agent is neither chosen nor leaving
     /// is unassigned (it stays in the agent's target state as a removal until the
     /// agent confirms). Direct targets are never touched, and a direct target counts
     /// as "has the stack". Writes one audit record when the chosen set changes, none

@@ -458,7 +458,7 @@ pub(crate) async fn set_policy_in(
 }
 
 /// Records a decision for a stack with a policy in `write` and makes its placement
-/// targets follow it (see `Store::record_placement`).
+/// targets follow its chosen and leaving agents (see `Store::record_placement`).
 pub(crate) async fn record_in(
     write: &mut Write,
     actor: &Actor,
@@ -483,7 +483,10 @@ pub(crate) async fn record_in(
         .flat_map(|d| d.chosen.iter().map(|a| a.0))
         .collect();
     let chosen: BTreeSet<Uuid> = decision.chosen.iter().map(|a| a.0).collect();
-    let mut change = sync_targets(write, &stack, &chosen).await?;
+    // Leaving agents keep their targets (graceful eviction) until a later decision no
+    // longer lists them.
+    let keeps: BTreeSet<Uuid> = decision.keeps().iter().map(|a| a.0).collect();
+    let mut change = sync_targets(write, &stack, &keeps).await?;
     change.decision_changed = decision_changed;
     if decision_changed {
         stack_placements::Entity::update_many()

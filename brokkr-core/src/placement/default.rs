@@ -117,10 +117,7 @@ impl Placement for DefaultPlacement {
     }
 
     fn affects(&self, change: &AgentChange<'_>) -> bool {
-        let decision = PlacementDecision {
-            chosen: change.chosen.to_vec(),
-            rejected: Vec::new(),
-        };
+        let decision = PlacementDecision::choosing(change.chosen.to_vec());
         DefaultPlacement::affects(
             self,
             change.policy,
@@ -235,7 +232,11 @@ fn decide(input: &PlacementInput<'_>, mode: Mode) -> PlacementDecision {
     if mode == Mode::Explain {
         rejected.sort_unstable_by_key(|(id, _)| *id);
     }
-    PlacementDecision { chosen, rejected }
+    PlacementDecision {
+        chosen,
+        rejected,
+        leaving: Vec::new(),
+    }
 }
 
 impl DefaultPlacement {

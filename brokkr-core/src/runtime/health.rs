@@ -59,7 +59,10 @@ impl ControlPlane {
         report.validate()?;
         self.require_own_object(report.agent_id, report.deployment_object_id)
             .await?;
-        Ok(self.store().record_health(caller, report).await?)
+        let stored = self.store().record_health(caller, report).await?;
+        // A replacement reporting healthy may release an agent leaving the stack.
+        self.note_health(&stored);
+        Ok(stored)
     }
 
     /// The latest report of every agent on a stack, live or deleted (admin, system, or

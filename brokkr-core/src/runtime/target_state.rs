@@ -113,7 +113,7 @@ impl ControlPlane {
         Ok(Poll::Unchanged(held))
     }
 
-    async fn read_target_state(&self, agent: AgentId) -> Result<Arc<CachedTargetState>> {
+    pub(crate) async fn read_target_state(&self, agent: AgentId) -> Result<Arc<CachedTargetState>> {
         Ok(self.target_states().get(self.store(), agent).await?)
     }
 }

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use brokkr_core::placement::Rejection;
+use brokkr_core::placement::{Leaving, Rejection};
 use brokkr_core::runtime::placement::{PlacementPreview, PlacementView, RejectionPage, Rejections};
 use brokkr_core::runtime::plan::Outcome;
 use brokkr_core::{AgentId, PlacementPolicy, StackId};
@@ -65,12 +65,45 @@ impl RejectionDto {
     }
 }
 
+/// An agent the decision dropped that keeps the stack for now (graceful eviction): it
+/// still receives the stack and prunes nothing until every agent in `waiting_for`
+/// reported the stack healthy, or `until` passes. Why it was dropped is its entry in
+/// `rejected`.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "PlacementLeaving")]
+pub struct LeavingDto {
+    /// The agent.
+    pub agent_id: Uuid,
+    /// The agents that replaced it and must report the stack healthy first, ordered
+    /// by id.
+    pub waiting_for: Vec<Uuid>,
+    /// When the decision dropped it.
+    pub since: DateTime<Utc>,
+    /// When it loses the stack whatever its replacements report.
+    pub until: DateTime<Utc>,
+}
+
+impl From<Leaving> for LeavingDto {
+    fn from(leaving: Leaving) -> Self {
+        Self {
+            agent_id: leaving.agent_id.into(),
+            waiting_for: leaving.replacements.into_iter().map(Into::into).collect(),
+            since: leaving.since,
+            until: leaving.until,
+        }
+    }
+}
+
 /// Which agents get the stack; the others counted per reason, a page of them listed.
 #[derive(Debug, Clone, PartialEq, Object)]
 #[oai(rename = "PlacementDecision")]
 pub struct DecisionDto {
     /// Chosen agents, ordered by id.
     pub chosen: Vec<Uuid>,
+    /// Agents the decision dropped that keep the stack until their replacements are
+    /// healthy or their grace ends, ordered by id; absent when none.
+    #[oai(skip_serializing_if_is_empty)]
+    pub leaving: Vec<LeavingDto>,
     /// One page of the live agents not chosen, with the first reason, ordered by id.
     pub rejected: Vec<RejectionDto>,
     /// How many live agents are not chosen.
@@ -83,9 +116,10 @@ pub struct DecisionDto {
 }
 
 impl DecisionDto {
-    fn new(chosen: Vec<AgentId>, rejected: Rejections) -> Self {
+    fn new(chosen: Vec<AgentId>, leaving: Vec<Leaving>, rejected: Rejections) -> Self {
         Self {
             chosen: chosen.into_iter().map(Into::into).collect(),
+            leaving: leaving.into_iter().map(Into::into).collect(),
             rejected: rejected
                 .agents
                 .into_iter()
@@ -132,12 +166,13 @@ pub struct StackPlacementDto {
 impl From<PlacementView> for StackPlacementDto {
     fn from(view: PlacementView) -> Self {
         let p = view.placement;
-        let chosen = p.decision.map(|d| d.chosen);
+        let rejected = view.rejected.unwrap_or_default();
         Self {
             stack_id: p.stack_id.into(),
             policy: policy_json(&p.policy),
-            decision: chosen
-                .map(|chosen| DecisionDto::new(chosen, view.rejected.unwrap_or_default())),
+            decision: p
+                .decision
+                .map(|d| DecisionDto::new(d.chosen, d.leaving, rejected)),
             updated_at: p.updated_at,
             decided_at: p.decided_at,
             held: view.held.map(|plan| (*plan).into()),
@@ -162,7 +197,7 @@ impl From<PlacementPreview> for PlacementPreviewDto {
         Self {
             stack_id: preview.stack_id.into(),
             policy: policy_json(&preview.policy),
-            decision: DecisionDto::new(preview.chosen, preview.rejected),
+            decision: DecisionDto::new(preview.chosen, Vec::new(), preview.rejected),
         }
     }
 }

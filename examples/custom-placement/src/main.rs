@@ -23,7 +23,11 @@ impl Placement for NamePrefix {
         let why = |a: &&Agent| (a.id, Rejection::custom("name_prefix", &a.name));
         let rejected = no.iter().map(why).collect();
         let chosen = yes.iter().map(|a| a.id).collect();
-        PlacementDecision { chosen, rejected }
+        PlacementDecision {
+            chosen,
+            rejected,
+            leaving: Vec::new(),
+        }
     }
 }
 

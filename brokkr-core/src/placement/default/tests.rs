@@ -932,6 +932,7 @@ fn policy() -> impl Strategy<Value = PlacementPolicy> {
                     features: features.into_iter().map(Into::into).collect(),
                 },
                 tolerations,
+                eviction_grace_secs: None,
                 max_clusters,
                 spread: spread.map(|(key, max_per_value)| Spread {
                     topology_key: key.into(),

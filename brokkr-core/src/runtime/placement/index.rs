@@ -129,6 +129,10 @@ pub struct Index {
     /// index until the controller applies them as a change (so the stacks they may
     /// now join are decided again), rather than merged silently.
     reviving: HashMap<AgentId, DateTime<Utc>>,
+    /// The agents leaving each stack's decision (graceful eviction), as stored; only
+    /// stacks with some. Kept apart from the chosen sets: a leaving agent is no
+    /// incumbent (see [`super::eviction`]).
+    pub(super) leaving: HashMap<StackId, Vec<crate::placement::Leaving>>,
 }
 
 /// When a decision is judged.
@@ -176,8 +180,12 @@ impl Index {
             index.agents.upsert(agent);
         }
         for placement in placements {
-            let chosen = placement.decision.map(|d| d.chosen).unwrap_or_default();
+            let (chosen, leaving) = placement
+                .decision
+                .map(|d| (d.chosen, d.leaving))
+                .unwrap_or_default();
             index.set_stack(placement.stack_id, placement.policy, chosen, registry);
+            index.set_leaving(placement.stack_id, leaving);
         }
         index
     }
@@ -213,7 +221,8 @@ impl Index {
         self.stacks.get(&stack).map(|e| &e.policy)
     }
 
-    /// Adds or replaces a stack's policy and chosen agents.
+    /// Adds or replaces a stack's policy and chosen agents; its leaving agents are
+    /// forgotten (set them with [`Index::set_leaving`]).
     pub fn set_stack(
         &mut self,
         stack: StackId,
@@ -251,6 +260,7 @@ impl Index {
 
     /// Forgets a stack (its policy was removed, or it was deleted).
     pub fn remove_stack(&mut self, stack: StackId) {
+        self.leaving.remove(&stack);
         let Some(entry) = self.stacks.remove(&stack) else {
             return;
         };
@@ -312,11 +322,10 @@ impl Index {
         let mut decision = if explain {
             placement.place(&input)
         } else {
-            PlacementDecision {
-                chosen: placement.choose(&input),
-                rejected: Vec::new(),
-            }
+            PlacementDecision::choosing(placement.choose(&input))
         };
+        // Leaving agents are the control plane's to keep, never a placement's.
+        decision.leaving.clear();
         // A custom placement may answer in any order; stored sets, lookups and pages
         // rely on id order.
         decision.chosen.sort_unstable();

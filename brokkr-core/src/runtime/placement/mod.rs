@@ -3,6 +3,7 @@
 //! decision in step with its policy and the agents.
 
 pub mod controller;
+mod eviction;
 pub mod index;
 mod ops;
 mod state;

@@ -200,9 +200,10 @@ impl ControlPlane {
             .cloned()
             .map_err(|err| Error::invalid("unknown_placement", err.to_string()))?;
         let tried = policy.clone();
-        let (expected, chosen, rejected) = self
+        let (expected, was_leaving, chosen, rejected) = self
             .with_index(move |index, clock| {
                 let expected = index.chosen(stack).map(<[AgentId]>::to_vec);
+                let leaving = index.leaving_of(stack);
                 let current = expected.as_deref().unwrap_or_default();
                 let chosen = index
                     .decide(placer.as_ref(), &tried, current, clock, false)
@@ -210,12 +211,37 @@ impl ControlPlane {
                 let (_, rejected) =
                     index.summarize(placer.as_ref(), &tried, &chosen, &chosen, clock, page);
                 index.set_stack(stack, tried, chosen.clone(), &registry);
-                (expected, chosen, rejected)
+                index.set_leaving(stack, leaving.clone());
+                (expected, leaving, chosen, rejected)
             })
             .await?;
+        // Agents this decision drops may keep the stack a while (graceful eviction),
+        // judged against the stored decision: the one this index knows, or, when it
+        // lists leaving agents, as stored now (another replica may have released some).
+        let eviction = async {
+            let before = match (&expected, was_leaving.is_empty()) {
+                (None, _) => None,
+                (Some(chosen), true) => Some(PlacementDecision::choosing(chosen.clone())),
+                (Some(_), false) => self
+                    .inner
+                    .store
+                    .get_placement(stack)
+                    .await?
+                    .and_then(|p| p.decision),
+            };
+            self.eviction(stack, policy, before.as_ref(), &chosen).await
+        };
+        let (leaving, released) = match eviction.await {
+            Ok(eviction) => eviction,
+            Err(err) => {
+                // The index already holds the new policy, which was not stored.
+                *self.placement_state().lock() = None;
+                return Err(err);
+            }
+        };
         let decision = PlacementDecision {
-            chosen,
-            rejected: Vec::new(),
+            leaving: leaving.clone(),
+            ..PlacementDecision::choosing(chosen)
         };
         let placed = match self
             .inner
@@ -236,6 +262,9 @@ impl ControlPlane {
             tracing::debug!(%stack, "the stored placement moved on; deciding it again");
             return Ok(None);
         };
+        super::eviction::log_released(stack, &released);
+        self.with_index(move |index, _| index.set_leaving(stack, leaving))
+            .await?;
         if !change.added.is_empty() || !change.removed.is_empty() {
             tracing::info!(
                 %stack,
@@ -270,15 +299,30 @@ impl ControlPlane {
         let stack = confirming.stack;
         {
             let _turn = self.stack_turn(stack).await;
+            // A confirmed move is still a move: the agents it drops may keep the stack
+            // until their replacements are healthy (the plan counted them as removed).
+            let before = self
+                .inner
+                .store
+                .get_placement(stack)
+                .await?
+                .and_then(|p| p.decision);
+            let (leaving, released) = self
+                .eviction(stack, &policy, before.as_ref(), &chosen)
+                .await?;
             let decision = PlacementDecision {
-                chosen: chosen.clone(),
-                rejected: Vec::new(),
+                leaving: leaving.clone(),
+                ..PlacementDecision::choosing(chosen.clone())
             };
             let change = ConfirmedChange::Place(policy.clone(), decision);
             self.write_confirmed(caller, confirming, change).await?;
+            super::eviction::log_released(stack, &released);
             let registry = self.inner.placements.clone();
-            self.with_index(move |index, _| index.set_stack(stack, policy, chosen, &registry))
-                .await?;
+            self.with_index(move |index, _| {
+                index.set_stack(stack, policy, chosen, &registry);
+                index.set_leaving(stack, leaving);
+            })
+            .await?;
         }
         self.stored_view(stack, page).await
     }

@@ -57,7 +57,7 @@ impl Drop for StackTurn<'_> {
 }
 
 impl PlacementState {
-    fn lock(&self) -> MutexGuard<'_, Option<Index>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Option<Index>> {
         // Every update of the index is applied whole under the lock; a panic in the
         // middle of one is a bug in a placement, and the next failed write or resync
         // rebuilds the index anyway.
@@ -65,7 +65,7 @@ impl PlacementState {
     }
 
     /// The index, unless another thread holds it.
-    fn try_lock(&self) -> Option<MutexGuard<'_, Option<Index>>> {
+    pub(super) fn try_lock(&self) -> Option<MutexGuard<'_, Option<Index>>> {
         match self.index.try_lock() {
             Ok(guard) => Some(guard),
             Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
@@ -273,7 +273,7 @@ impl ControlPlane {
             Some(agents)
         };
         let registry = self.inner.placements.clone();
-        let (computed, changed) = self
+        let (computed, changed, leaving) = self
             .with_index(move |index, clock| {
                 if let Some(agents) = agents {
                     index.refresh_agents(agents);
@@ -281,10 +281,25 @@ impl ControlPlane {
                 (
                     index.stack_ids().len(),
                     index.recompute_all(&registry, clock),
+                    index.stacks_leaving(),
                 )
             })
             .await?;
-        Ok((computed, self.record_chosen(changed, true).await?))
+        // Stacks with leaving agents are looked at whether or not their decision
+        // changed: deadlines pass, other replicas store health reports.
+        let mut work: Vec<(StackId, Option<Vec<AgentId>>)> = changed
+            .into_iter()
+            .map(|(stack, chosen)| (stack, Some(chosen)))
+            .collect();
+        let decided: std::collections::HashSet<StackId> =
+            work.iter().map(|(stack, _)| *stack).collect();
+        work.extend(
+            leaving
+                .into_iter()
+                .filter(|stack| !decided.contains(stack))
+                .map(|stack| (stack, None)),
+        );
+        Ok((computed, self.record_stacks(work, true).await?))
     }
 
     /// A stack's policy changed elsewhere (another path than this control plane's
@@ -311,17 +326,23 @@ impl ControlPlane {
                     return Vec::new();
                 };
                 let decided = stored.decision.is_some();
-                let current = stored.decision.map(|d| d.chosen).unwrap_or_default();
+                let (current, leaving) = stored
+                    .decision
+                    .map(|d| (d.chosen, d.leaving))
+                    .unwrap_or_default();
                 let Ok(placement) = registry.for_policy(&stored.policy) else {
                     index.set_stack(stack, stored.policy, current, &registry);
+                    index.set_leaving(stack, leaving);
                     return Vec::new();
                 };
                 let chosen = index
                     .decide(placement.as_ref(), &stored.policy, &current, clock, false)
                     .chosen;
-                // An undecided stack records even an empty choice, so it has a decision.
-                let unchanged = decided && chosen == current;
+                // An undecided stack records even an empty choice, so it has a decision;
+                // one with leaving agents is recorded to look at them again.
+                let unchanged = decided && chosen == current && leaving.is_empty();
                 index.set_stack(stack, stored.policy, chosen.clone(), &registry);
+                index.set_leaving(stack, leaving);
                 if unchanged {
                     Vec::new()
                 } else {
@@ -350,20 +371,37 @@ impl ControlPlane {
         }
     }
 
-    /// Writes chosen sets already in the index. Each decision is checked against the
-    /// stored policy first: another replica may have set a new one this index has not
-    /// seen, and a decision for the old policy must not overwrite the new one's (the
-    /// stack is then reloaded and decided again). A stack deleted, or whose policy was
-    /// removed, meanwhile is dropped from the index; any other failure forgets the
-    /// index, so the next use reloads what the store really holds. With `hold` (automatic
-    /// decisions) each passes the blast-radius guard first, and a violating one is held.
+    /// Writes chosen sets already in the index; see [`ControlPlane::record_stacks`].
     pub(crate) async fn record_chosen(
         &self,
         changed: Vec<(StackId, Vec<AgentId>)>,
         hold: bool,
     ) -> Result<Recorded> {
+        let work = changed
+            .into_iter()
+            .map(|(stack, chosen)| (stack, Some(chosen)))
+            .collect();
+        self.record_stacks(work, hold).await
+    }
+
+    /// Writes decisions: each stack with the chosen set already in the index, or with
+    /// `None` its stored chosen set again (to look at its leaving agents). Each
+    /// decision is checked against the stored policy first: another replica may have
+    /// set a new one this index has not seen, and a decision for the old policy must
+    /// not overwrite the new one's (the stack is then reloaded and decided again). A
+    /// stack deleted, or whose policy was removed, meanwhile is dropped from the index;
+    /// any other failure forgets the index, so the next use reloads what the store
+    /// really holds. With `hold` (automatic decisions) each decision that changes the
+    /// chosen set passes the blast-radius guard first, and a violating one is held.
+    /// The leaving agents are worked out for each ([`ControlPlane::eviction`]); a
+    /// decision equal to the stored one writes nothing.
+    pub(crate) async fn record_stacks(
+        &self,
+        work: Vec<(StackId, Option<Vec<AgentId>>)>,
+        hold: bool,
+    ) -> Result<Recorded> {
         let mut done = Recorded::default();
-        for (stack, chosen) in changed {
+        for (stack, chosen) in work {
             let decided_with = self
                 .placement_state()
                 .lock()
@@ -388,8 +426,23 @@ impl ControlPlane {
                 }
                 Some(stored) => stored,
             };
-            let recorded_chosen = stored.decision.map(|d| d.chosen).unwrap_or_default();
+            let recorded = stored.decision;
+            let recorded_chosen = recorded
+                .as_ref()
+                .map(|d| d.chosen.clone())
+                .unwrap_or_default();
+            let chosen = chosen.unwrap_or_else(|| recorded_chosen.clone());
+            let (leaving, released) = self
+                .eviction(stack, &stored.policy, recorded.as_ref(), &chosen)
+                .await?;
+            let moves = chosen != recorded_chosen;
+            if !moves && recorded.as_ref().is_some_and(|d| d.leaving == leaving) {
+                continue;
+            }
+            // Releasing a leaving agent is not a new decision: the guard judged its
+            // removal when the decision that dropped it was made.
             if hold
+                && moves
                 && self
                     .hold_if_over_guard(stack, &chosen, recorded_chosen)
                     .await?
@@ -399,8 +452,8 @@ impl ControlPlane {
             }
             let count = chosen.len();
             let decision = PlacementDecision {
-                chosen,
-                rejected: Vec::new(),
+                leaving: leaving.clone(),
+                ..PlacementDecision::choosing(chosen)
             };
             match self
                 .inner
@@ -410,16 +463,20 @@ impl ControlPlane {
             {
                 Ok(change) => {
                     done.recorded += 1;
+                    super::eviction::log_released(stack, &released);
                     if !change.added.is_empty() || !change.removed.is_empty() {
                         done.moved += 1;
                         tracing::info!(
                             %stack,
                             chosen = count,
+                            leaving = leaving.len(),
                             added = change.added.len(),
                             removed = change.removed.len(),
                             "placement decision changed"
                         );
                     }
+                    self.with_index(move |index, _| index.set_leaving(stack, leaving))
+                        .await?;
                 }
                 Err(StoreError::NotFound { .. }) => self.drop_stack(stack),
                 Err(err) => return Err(self.forget_index(err)),

@@ -163,10 +163,7 @@ impl ControlPlane {
         let stack = stored.stack_id;
         let _turn = self.stack_turn(stack).await;
         let confirming = self.confirming(caller, id, stack, &stored.change).await?;
-        let decision = PlacementDecision {
-            chosen: chosen.clone(),
-            rejected: Vec::new(),
-        };
+        let decision = PlacementDecision::choosing(chosen.clone());
         let (written, at) = self
             .write_confirmed(caller, &confirming, ConfirmedChange::Decide(decision))
             .await?;

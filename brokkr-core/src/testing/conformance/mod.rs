@@ -167,6 +167,7 @@ mod audit;
 mod audit_chain;
 mod confirm;
 mod events;
+mod eviction;
 mod fleet;
 mod generators;
 mod health;
@@ -195,6 +196,7 @@ pub use audit::*;
 pub use audit_chain::*;
 pub use confirm::*;
 pub use events::*;
+pub use eviction::*;
 pub use fixtures::{
     ADMIN, config_map_yaml, labels, mk_agent, mk_agent_in, mk_event, mk_generator, mk_health,
     mk_object, mk_stack, mk_target, mk_template, new_agent, new_event, new_generator, new_health,
@@ -224,7 +226,7 @@ pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement placing plans confirm generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events rollouts rollout_changes]
+    [objects listing template_listing agents metadata targets target_state watches events health placement eviction placing plans confirm generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events rollouts rollout_changes]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

@@ -30,7 +30,11 @@ pub fn decision(chosen: &[AgentId], rejected: &[AgentId]) -> PlacementDecision {
         .map(|a| (*a, Rejection::LimitReached))
         .collect();
     rejected.sort_by_key(|(a, _)| *a);
-    PlacementDecision { chosen, rejected }
+    PlacementDecision {
+        chosen,
+        rejected,
+        leaving: Vec::new(),
+    }
 }
 
 /// Sets `policy(max)` on a stack as the admin.
@@ -258,6 +262,7 @@ cases!(
         let reasons = PlacementDecision {
             chosen: first.chosen.clone(),
             rejected: vec![(c.id, Rejection::StaleHeartbeat)],
+            leaving: Vec::new(),
         };
         let change = record(store, stack.id, reasons.clone()).await;
         assert!(change.decision_changed);

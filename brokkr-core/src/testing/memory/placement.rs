@@ -218,7 +218,8 @@ impl State {
     }
 
     /// Records a decision for a stack with a policy and makes its placement targets
-    /// follow it; audits when the chosen set changes. The caller wakes the agents
+    /// follow it (its chosen and its leaving agents); audits when the chosen set or
+    /// the targets change. The caller wakes the agents
     /// added and removed.
     pub(super) fn record_decision(
         &mut self,
@@ -238,13 +239,16 @@ impl State {
             .flat_map(|d| d.chosen.iter().copied())
             .collect();
         let chosen: BTreeSet<AgentId> = decision.chosen.iter().copied().collect();
+        // Leaving agents keep their targets (graceful eviction) until a later decision
+        // no longer lists them.
+        let keeps = decision.keeps();
         let at = now();
         if before != chosen {
             let from = stored.decision.as_ref().map(|d| d.chosen.as_slice());
             let event = WebhookEvent::placement_changed(stack_id, from, &decision.chosen, at);
             self.emit(event);
         }
-        let mut change = self.sync_placement_targets(stack_id, &chosen, at);
+        let mut change = self.sync_placement_targets(stack_id, &keeps, at);
         change.decision_changed = decision_changed;
         if decision_changed {
             let stored = self

@@ -17,6 +17,7 @@
 pub mod agents;
 pub mod callers;
 pub mod events;
+pub mod eviction;
 pub mod generators;
 pub mod guard;
 pub mod health;
@@ -152,6 +153,6 @@ macro_rules! __brokkr_runtime_areas {
 #[macro_export]
 macro_rules! runtime_conformance_tests {
     ($make:path) => {
-        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement guard webhooks);
+        $crate::__brokkr_runtime_areas!($make; target_state agents targets events health stacks templates generators metadata placement eviction guard webhooks);
     };
 }
