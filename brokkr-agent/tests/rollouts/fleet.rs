@@ -21,6 +21,9 @@ use super::pg::PgDatabase;
 /// How long any single wait of a scenario may take.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// Adjusts the server's configuration at every start, restarts included.
+pub type Configure = Arc<dyn Fn(&mut brokkr_server::config::Config) + Send + Sync>;
+
 /// Which database the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -37,6 +40,7 @@ pub struct Broker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     database: Database,
+    configure: Configure,
 }
 
 /// Where the database lives, dropped with the broker.
@@ -48,6 +52,11 @@ enum Database {
 impl Broker {
     /// A server on a fresh database; `None` when PostgreSQL is unreachable outside CI.
     pub async fn start(backend: Backend) -> Option<Broker> {
+        Self::start_with(backend, Arc::new(|_| {})).await
+    }
+
+    /// [`Broker::start`], with `configure` applied to the server's configuration.
+    pub async fn start_with(backend: Backend, configure: Configure) -> Option<Broker> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let database = match backend {
             Backend::Sqlite => {
@@ -78,6 +87,7 @@ impl Broker {
             stop: None,
             task: None,
             database,
+            configure,
         };
         broker.serve().await;
         Some(broker)
@@ -98,6 +108,7 @@ impl Broker {
         config.agents.heartbeat_flush_millis = 100;
         config.agents.stale_after_secs = 3;
         config.rollouts.poll_millis = 100;
+        (self.configure)(&mut config);
         let server = Server::bind_with_store(store, config, Default::default())
             .await
             .expect("bind the server");
@@ -177,6 +188,11 @@ impl Broker {
         let count: i64 = row.try_get("", "n").expect("a count");
         let _ = connection.close().await;
         count
+    }
+
+    /// The database's URL, for what a test reads or changes behind the server's back.
+    pub fn database_url(&self) -> &str {
+        self.database.url()
     }
 
     /// Drops the database (PostgreSQL) after the server stopped.
@@ -263,7 +279,17 @@ impl Fleet {
         n: usize,
         labels: impl Fn(usize) -> BTreeMap<String, String>,
     ) -> Option<Fleet> {
-        let broker = Broker::start(backend).await?;
+        Self::start_with(backend, n, labels, Arc::new(|_| {})).await
+    }
+
+    /// [`Fleet::start`], the server configured by `configure`.
+    pub async fn start_with(
+        backend: Backend,
+        n: usize,
+        labels: impl Fn(usize) -> BTreeMap<String, String>,
+        configure: Configure,
+    ) -> Option<Fleet> {
+        let broker = Broker::start_with(backend, configure).await?;
         let mut agents = Vec::with_capacity(n);
         for i in 0..n {
             let name = format!("agent-{i:03}");
