@@ -38,7 +38,9 @@ use serde_json::{Value, json};
 /// `GET /rollouts/{id}` with the delivery ids the receiver saw.
 async fn a_passing_gate_is_signed_and_lets_every_wave_through(backend: Backend) {
     let Some(g) = Gated::start(backend, |r| {
-        ring_policy(json!([webhook(r, "after_wave", &[], json!({}))]), |_| {})
+        ring_policy(json!([webhook(r, "after_wave", &[], json!({}))]), |p| {
+            p["bake_time"] = json!("1s")
+        })
     })
     .await
     else {

@@ -28,14 +28,14 @@ pub struct Gated {
     pub v1: Value,
 }
 
-/// The two-ring policy with `gates`, changed by `adjust`.
+/// The two-ring policy with `gates` and no bake, changed by `adjust`.
 pub fn ring_policy(gates: Value, adjust: impl FnOnce(&mut Value)) -> Value {
     let mut policy = json!({
         "waves": [
             {"name": "ring-0", "select": {"match_labels": {"ring": "0"}}},
             {"name": "ring-1", "select": {"remaining": true}}
         ],
-        "bake_time": "1s",
+        "bake_time": "0s",
         "progress_deadline": "20s",
         "gates": gates
     });
