@@ -21,6 +21,9 @@ use super::pg::PgDatabase;
 /// How long any single wait of a scenario may take.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// Adjusts the server's configuration at every start, restarts included.
+pub type Configure = Arc<dyn Fn(&mut brokkr_server::config::Config) + Send + Sync>;
+
 /// Which database the server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -37,6 +40,7 @@ pub struct Broker {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     database: Database,
+    configure: Configure,
 }
 
 /// Where the database lives, dropped with the broker.
@@ -48,6 +52,11 @@ enum Database {
 impl Broker {
     /// A server on a fresh database; `None` when PostgreSQL is unreachable outside CI.
     pub async fn start(backend: Backend) -> Option<Broker> {
+        Self::start_with(backend, Arc::new(|_| {})).await
+    }
+
+    /// [`Broker::start`], with `configure` applied to the server's configuration.
+    pub async fn start_with(backend: Backend, configure: Configure) -> Option<Broker> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let database = match backend {
             Backend::Sqlite => {
@@ -78,6 +87,7 @@ impl Broker {
             stop: None,
             task: None,
             database,
+            configure,
         };
         broker.serve().await;
         Some(broker)
@@ -86,7 +96,7 @@ impl Broker {
     /// Starts the server over the same database (again, after [`Broker::kill`]).
     pub async fn serve(&mut self) {
         let listen = self.url.strip_prefix("http://").map(str::to_owned);
-        let (url, stop, task) = spawn_server(self.database.url(), listen).await;
+        let (url, stop, task) = spawn_server(self.database.url(), listen, &self.configure).await;
         self.url = url;
         self.stop = Some(stop);
         self.task = Some(task);
@@ -94,7 +104,7 @@ impl Broker {
 
     /// Another server replica on the same database, on a port of its own.
     pub async fn replica(&self) -> Replica {
-        let (url, stop, task) = spawn_server(self.database.url(), None).await;
+        let (url, stop, task) = spawn_server(self.database.url(), None, &self.configure).await;
         Replica {
             url,
             _stop: stop,
@@ -168,6 +178,11 @@ impl Broker {
         count
     }
 
+    /// The database's URL, for what a test reads or changes behind the server's back.
+    pub fn database_url(&self) -> &str {
+        self.database.url()
+    }
+
     /// Drops the database (PostgreSQL) after the server stopped.
     pub async fn teardown(mut self) {
         self.kill();
@@ -199,11 +214,13 @@ impl Drop for Replica {
     }
 }
 
-/// A server over `database` with the scenarios' short timers, listening on `listen`
-/// (a free port when `None`): its URL, the sender that stops it and its task.
+/// A server over `database` with the scenarios' short timers and then `configure`,
+/// listening on `listen` (a free port when `None`): its URL, the sender that stops it
+/// and its task.
 async fn spawn_server(
     database: &str,
     listen: Option<String>,
+    configure: &Configure,
 ) -> (
     String,
     tokio::sync::oneshot::Sender<()>,
@@ -215,6 +232,7 @@ async fn spawn_server(
     config.agents.heartbeat_flush_millis = 100;
     config.agents.stale_after_secs = 3;
     config.rollouts.poll_millis = 100;
+    configure(&mut config);
     let server = Server::bind_with_store(store, config, Default::default())
         .await
         .expect("bind the server");
@@ -296,7 +314,17 @@ impl Fleet {
         n: usize,
         labels: impl Fn(usize) -> BTreeMap<String, String>,
     ) -> Option<Fleet> {
-        let broker = Broker::start(backend).await?;
+        Self::start_with(backend, n, labels, Arc::new(|_| {})).await
+    }
+
+    /// [`Fleet::start`], the server configured by `configure`.
+    pub async fn start_with(
+        backend: Backend,
+        n: usize,
+        labels: impl Fn(usize) -> BTreeMap<String, String>,
+        configure: Configure,
+    ) -> Option<Fleet> {
+        let broker = Broker::start_with(backend, configure).await?;
         let mut agents = Vec::with_capacity(n);
         for i in 0..n {
             let name = format!("agent-{i:03}");
