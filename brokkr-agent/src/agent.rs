@@ -309,6 +309,7 @@ impl<'a> Run<'a> {
             Ok(Poll::Changed(state)) => {
                 tracing::info!(stacks = state.entries.len(), etag = %state.etag, "new target state");
                 self.etag = Some(state.etag);
+                self.forget_health_of_moved(&state.entries);
                 self.entries = state.entries;
                 self.answered();
                 Some(true)
@@ -322,6 +323,18 @@ impl<'a> Run<'a> {
                 self.agent.metrics.broker_error();
                 tracing::warn!(error = %err, failures = self.poll_failures, "target-state poll failed; keeping the cluster as it is");
                 None
+            }
+        }
+    }
+
+    /// A stack whose target names another object gets a fresh health report even when
+    /// nothing changed in the cluster: a rollout's revert waits for the agents to report
+    /// the baseline, which an agent whose candidate never applied still runs.
+    fn forget_health_of_moved(&mut self, entries: &[TargetEntry]) {
+        for entry in entries {
+            let before = self.entries.iter().find(|e| e.stack_id == entry.stack_id);
+            if before.is_none_or(|e| e.deployment_object.id != entry.deployment_object.id) {
+                self.reported_health.remove(&entry.stack_id);
             }
         }
     }

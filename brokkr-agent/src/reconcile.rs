@@ -163,7 +163,11 @@ impl Reconciler {
             // Removal is repeated until the broker retires the entry.
             Action::Remove => Some(false),
             Action::Apply => {
-                let applied = progress.and_then(|p| p.applied) == Some(object);
+                // After another object failed to apply, the cluster may hold part of
+                // it: going back to the applied object (a rollout's revert) applies it
+                // again rather than trusting it is still in place.
+                let applied =
+                    progress.is_some_and(|p| p.applied == Some(object) && p.failed.is_none());
                 if !applied {
                     Some(false)
                 } else {
@@ -210,7 +214,10 @@ impl Reconciler {
                 report,
                 resync,
             } => {
-                let first = progress.applied != Some(object);
+                // Back on it after another object failed: reported again, so the
+                // broker hears the agent is on it (the derived id makes a repeat of an
+                // earlier report harmless).
+                let first = progress.applied != Some(object) || progress.failed.is_some();
                 progress.applied = Some(object);
                 progress.failed = None;
                 self.metrics

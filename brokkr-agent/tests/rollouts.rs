@@ -146,6 +146,49 @@ async fn a_crash_in_wave_two_reverts_everyone(backend: Backend) {
     fleet.teardown().await;
 }
 
+/// Scenario 2, refused: ring 1's clusters refuse the candidate outright (an admission
+/// policy), so those agents never leave the baseline; the revert still ends
+/// `reverted` at once, each of them acknowledging the baseline, rather than waiting
+/// for `progress_deadline` and calling it `revert_failed`.
+async fn a_refused_candidate_reverts_and_the_revert_completes(backend: Backend) {
+    let Some((fleet, stack, v1)) = rings_on_v1(backend, 2, 3, ring_policy(3, "1s")).await else {
+        return;
+    };
+    for agent in &fleet.agents[3..6] {
+        agent
+            .cluster
+            .reject_kind("Secret", "denied by an admission policy");
+    }
+    let candidate = format!(
+        "{}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  namespace: shop\n",
+        app("shop", "2")
+    );
+    let v2 = fleet.deploy(&stack, &candidate).await;
+    let v2_id: DeploymentObjectId = v2.parse().expect("id");
+    let v1_id: DeploymentObjectId = v1.parse().expect("id");
+    let id = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    let details = fleet.wait_state(&id, "reverted").await;
+    assert_eq!(details["waves"][1]["state"], "failed", "{details}");
+    assert_eq!(
+        agents_in(&details, &["reverted_ok"]),
+        6,
+        "every agent acknowledged the baseline: {details}"
+    );
+    assert_eq!(fleet.broker.pins().await, 0, "pins left after the revert");
+    for agent in &fleet.agents[3..6] {
+        assert!(
+            !agent.applied().contains(&v2_id),
+            "{} applied it",
+            agent.name
+        );
+        assert_eq!(agent.applied().last(), Some(&v1_id));
+    }
+    fleet.teardown().await;
+}
+
 /// Scenario 5: an agent offline when its wave starts is skipped and never gets the
 /// candidate; after a revert it converges to the baseline without ever applying it.
 async fn an_offline_agent_is_skipped(backend: Backend) {
@@ -485,6 +528,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     waves_run_in_order_within_the_budget,
     a_crash_in_wave_two_reverts_everyone,
+    a_refused_candidate_reverts_and_the_revert_completes,
     an_offline_agent_is_skipped,
     a_silent_pinned_agent_times_out_and_the_revert_goes_on,
     a_flap_restarts_the_bake_and_a_lasting_one_fails,

@@ -129,6 +129,34 @@ async fn a_bad_new_version_leaves_the_previous_objects_in_place() {
 }
 
 #[tokio::test]
+async fn going_back_after_a_failed_version_applies_and_reports_the_old_one_again() {
+    let cluster = Arc::new(MemoryApplier::new());
+    let mut reconciler = reconciler(&cluster);
+    let stack = StackId::new();
+    let good = entry(stack, Action::Apply, WEB);
+    reconciler
+        .reconcile(std::slice::from_ref(&good), false)
+        .await;
+    let broken = entry(stack, Action::Apply, &format!("{WEB}---\n{BAD}"));
+    reconciler
+        .reconcile(std::slice::from_ref(&broken), false)
+        .await;
+    // A revert: the target names the good version again.
+    let events = reconciler
+        .reconcile(std::slice::from_ref(&good), false)
+        .await;
+    assert_eq!(kinds(&events), [(EventType::Apply, EventStatus::Success)]);
+    assert_eq!(events[0].deployment_object_id, good.deployment_object.id);
+    // Then it is in place: nothing more until a resync.
+    assert!(
+        reconciler
+            .reconcile(std::slice::from_ref(&good), false)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_with_backoff() {
     let cluster = Arc::new(MemoryApplier::new());
     let mut reconciler = reconciler(&cluster);
