@@ -1,8 +1,9 @@
 //! The simulated fleet, as the fleet bench runs it: agents registered through the
 //! admin API with the simulator's `register`, then real agent loops over
 //! `MemoryApplier`s (the simulator's), long-polling over real HTTP with their own keys.
-//! Agents long-poll for 30 s, heartbeat every 30 s, resync and report health hourly
-//! (an agent reports health at once after an apply, which is what moves a rollout).
+//! Agents long-poll for 30 s, heartbeat every 30 s, resync and report health hourly, as
+//! in the fleet bench; an agent reports health at once after an apply, which is what
+//! moves a rollout.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
