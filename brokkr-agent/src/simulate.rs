@@ -180,6 +180,7 @@ pub async fn obtain_keys(options: &Options) -> Result<Vec<Secret>, Error> {
 struct Slot {
     readiness: Readiness,
     stopped: AtomicBool,
+    cluster: Arc<MemoryApplier>,
 }
 
 /// A running simulated fleet. Dropping it stops the agents (without waiting).
@@ -258,6 +259,13 @@ impl Simulator {
         }
         *last = (Instant::now(), summary.requests_total);
         summary
+    }
+
+    /// The simulated cluster of agent `index` (0-based, in start order), once started:
+    /// a test or bench can make it refuse a kind or report a health of its choosing.
+    pub fn cluster(&self, index: usize) -> Option<Arc<MemoryApplier>> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.get(index).map(|slot| Arc::clone(&slot.cluster))
     }
 
     fn counts(&self) -> AgentCounts {
@@ -355,16 +363,19 @@ fn start_agent(
         labels: launch.options.labels.clone(),
         ..launch.options.agent.clone()
     };
+    let cluster = Arc::new(MemoryApplier::new());
     let agent = Agent::new(
         config,
         launch.clients.client(key),
-        Arc::new(MemoryApplier::new()),
+        Arc::clone(&cluster) as _,
         Arc::clone(capabilities) as _,
     )
     .with_observer(launch.recorder.start_agent(index));
+    // Slots are pushed in start order, so a slot's position is its agent's index.
     let slot = Arc::new(Slot {
         readiness: agent.readiness(),
         stopped: AtomicBool::new(false),
+        cluster,
     });
     launch
         .slots
