@@ -209,6 +209,64 @@ async fn a_replacement_never_healthy_ends_the_grace(backend: Backend) {
     fleet.teardown().await;
 }
 
+/// Scenario 9, a spread move mid-rollout: agent 0 runs the candidate (pinned, baking)
+/// when the stack moves to agent 1. Agent 0 stays placed, so it stays in the rollout,
+/// until agent 1 runs the release head healthy; then it is `removed`, agent 1 rolls
+/// out in a wave appended for it, and the rollout releases the candidate.
+async fn a_spread_move_mid_rollout_keeps_the_old_agent_until_the_new_one_is_healthy(
+    backend: Backend,
+) {
+    let Some((fleet, stack, v1)) = placed_on_agent_0(backend, 600, false).await else {
+        return;
+    };
+    let policy = json!({
+        "waves": [{"name": "all", "select": {"remaining": true}}],
+        "bake_time": "3s",
+        "progress_deadline": "20s"
+    });
+    fleet
+        .broker
+        .put(&format!("/stacks/{stack}/rollout-policy"), policy)
+        .await;
+    let v2 = fleet.deploy(&stack, &app("2")).await;
+    let rollout = fleet.newest_rollout(&stack).await["id"]
+        .as_str()
+        .expect("rollout id")
+        .to_owned();
+    fleet.wait_applied(&[0], &v2).await;
+
+    move_to_agent_1(&fleet, &stack).await;
+    let v1_id: DeploymentObjectId = v1.parse().expect("id");
+    eventually("agent 0 released", || async {
+        let old = runs_it(&fleet, 0);
+        assert!(
+            old || runs_it(&fleet, 1),
+            "neither cluster runs the workload"
+        );
+        (!old).then_some(())
+    })
+    .await;
+    assert!(
+        fleet.agents[1].applied().contains(&v1_id),
+        "agent 0 lost the stack before agent 1 ran the release head"
+    );
+
+    let details = fleet.wait_state(&rollout, "succeeded").await;
+    let state_of = |i: usize| {
+        details["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .find(|a| a["agent_id"] == fleet.agents[i].id.as_str())
+            .map(|a| a["state"].clone())
+    };
+    assert_eq!(state_of(0), Some(json!("removed")), "{details}");
+    assert_eq!(state_of(1), Some(json!("healthy")), "{details}");
+    fleet.wait_applied(&[1], &v2).await;
+    assert_eq!(fleet.broker.pins().await, 0, "pins left after the rollout");
+    fleet.teardown().await;
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -233,4 +291,5 @@ macro_rules! on_both_backends {
 on_both_backends!(
     the_old_agent_keeps_the_stack_until_the_new_one_is_healthy,
     a_replacement_never_healthy_ends_the_grace,
+    a_spread_move_mid_rollout_keeps_the_old_agent_until_the_new_one_is_healthy,
 );
