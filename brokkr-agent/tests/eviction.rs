@@ -6,6 +6,7 @@
 
 #[path = "rollouts/fleet.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod fleet;
 #[path = "../../brokkr-server/tests/common/pg_database.rs"]
 #[allow(dead_code)]
@@ -265,27 +266,6 @@ async fn a_spread_move_mid_rollout_keeps_the_old_agent_until_the_new_one_is_heal
     fleet.wait_applied(&[1], &v2).await;
     assert_eq!(fleet.broker.pins().await, 0, "pins left after the rollout");
     fleet.teardown().await;
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -8,6 +8,7 @@
 
 #[path = "rollouts/fleet.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod fleet;
 #[path = "rollouts/gated.rs"]
 #[allow(dead_code)]
@@ -326,27 +327,6 @@ async fn gate_errors_fail_the_wave_when_told_to(backend: Backend) {
     assert_eq!(details["waves"][0]["state"], "failed", "{details}");
     assert_reverted_in_wave_0(&g, &v2).await;
     g.teardown().await;
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

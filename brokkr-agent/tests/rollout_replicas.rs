@@ -6,6 +6,7 @@
 
 #[path = "rollouts/fleet.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod fleet;
 #[path = "../../brokkr-server/tests/common/pg_database.rs"]
 #[allow(dead_code)]

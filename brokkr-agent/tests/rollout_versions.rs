@@ -5,6 +5,7 @@
 
 #[path = "rollouts/fleet.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod fleet;
 #[path = "../../brokkr-server/tests/common/pg_database.rs"]
 #[allow(dead_code)]
@@ -228,27 +229,6 @@ async fn a_rejecting_policy_refuses_and_a_hotfix_goes_past_it(backend: Backend) 
     fleet.wait_applied(&[0, 1], &hotfix).await;
     assert_eq!(fleet.broker.pins().await, 0, "pins left after the hotfix");
     fleet.teardown().await;
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

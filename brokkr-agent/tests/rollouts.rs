@@ -7,6 +7,7 @@
 
 #[path = "rollouts/fleet.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod fleet;
 #[path = "../../brokkr-server/tests/common/pg_database.rs"]
 #[allow(dead_code)]
@@ -502,27 +503,6 @@ async fn a_restart_mid_bake_resumes_the_bake(backend: Backend) {
     );
     fleet.wait_state(&id, "succeeded").await;
     fleet.teardown().await;
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(super::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

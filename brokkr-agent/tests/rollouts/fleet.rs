@@ -472,3 +472,27 @@ pub fn app(name: &str, version: &str) -> String {
     ]
     .join("\n")
 }
+
+/// One `#[tokio::test]` per scenario and database: `mod sqlite` and `mod postgres`,
+/// each calling `scenario(Backend)` of the including test binary.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
