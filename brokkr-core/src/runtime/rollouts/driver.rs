@@ -128,18 +128,30 @@ impl ControlPlane {
             TimeDelta::from_std(self.settings().stale_after).unwrap_or(TimeDelta::MAX);
         let mut retried = false;
         loop {
+            let stepped = std::time::Instant::now();
             let mut change = step(&snapshot, Utc::now(), stale_after);
             if starts_gates_to_run(&change, &snapshot) {
                 // The gates it started run at the next evaluation: make that now.
                 change.next_eval_at = Some(change.at);
             }
             let transitions = change.transitions.clone();
+            let (pins, agents) = (change.pin.len(), change.agents.len());
+            let step_time = stepped.elapsed();
             match self
                 .store()
                 .apply_rollout_change(&self.inner.claimant, change)
                 .await
             {
                 Ok(rollout) => {
+                    let write_time = stepped.elapsed() - step_time;
+                    tracing::debug!(
+                        rollout = %id,
+                        pins,
+                        agents,
+                        step_ms = step_time.as_millis() as u64,
+                        write_ms = write_time.as_millis() as u64,
+                        "rollout change applied"
+                    );
                     self.note_applied(&rollout, &transitions);
                     return Ok(rollout);
                 }
