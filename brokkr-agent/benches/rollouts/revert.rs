@@ -21,10 +21,9 @@ use crate::stats::{Clock, millis, time};
 const PIN_POLL: Duration = Duration::from_millis(20);
 /// How long applies of the baseline are still collected after the rollout ended.
 const AFTER_END: Duration = Duration::from_secs(5);
-/// Longest wait for the reverted rollout to reach a final state. The agents that
-/// failed on the candidate never left the baseline, so they send no new event for it;
-/// the revert learns they are back from a health report, which an agent repeats
-/// unchanged only every 10 minutes: the rollout stays `reverting` until then.
+/// Longest wait for the reverted rollout to reach a final state: every agent that had
+/// the candidate pinned reports the baseline (applied again after the failure, and a
+/// fresh health report) within seconds.
 const FINAL_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(admin: &Admin, db: &Db, fleet: &mut Fleet, released: &Released) -> Result {
