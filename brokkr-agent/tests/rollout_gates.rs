@@ -341,4 +341,5 @@ on_both_backends!(
     a_progress_deadline_fails_the_wave,
     a_rollout_deadline_reverts,
     a_restart_during_a_gate_asks_again_with_the_same_delivery,
+    a_named_replica_restarted_during_a_gate_asks_again_at_once,
 );

@@ -57,6 +57,9 @@ pub enum ConfigError {
     /// `[webhooks]` holds a key, host pattern or timing that cannot work.
     #[error("[webhooks] is invalid: {0}")]
     Webhooks(String),
+    /// `server.replica_name` is empty, too long or holds other characters.
+    #[error("server.replica_name {0:?} is invalid: use 1-128 letters, digits, '.', '-' or '_'")]
+    ReplicaName(String),
     /// `[rollouts]` holds a gate secret that is misnamed or too short.
     #[error("[rollouts] is invalid: {0}")]
     Rollouts(String),
@@ -145,6 +148,15 @@ impl Config {
                 max: MAX_LONG_POLL_SECS,
             });
         }
+        if let Some(name) = &self.server.replica_name {
+            let valid = (1..=128).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+            if !valid {
+                return Err(ConfigError::ReplicaName(name.clone()));
+            }
+        }
         self.guard.validate().map_err(ConfigError::Guard)?;
         self.webhooks.settings().map_err(ConfigError::Webhooks)?;
         self.rollouts
@@ -211,6 +223,13 @@ pub struct ServerSection {
     /// How long a plan (`POST /stacks/{id}/plan`, a dry run, a change the guard
     /// stopped) can be confirmed, in seconds (at least 1).
     pub plan_ttl_secs: u64,
+    /// This replica's name in the leases it holds on rollouts and webhook deliveries:
+    /// unique among the live replicas and the same across restarts (a StatefulSet
+    /// pod's name), so a restarted replica takes back at once what it was doing. At
+    /// most 128 letters, digits, `.`, `-` or `_`. Absent: a random name each start,
+    /// and what it held waits for its lease (`[rollouts] lease_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_name: Option<String>,
     /// `[server.tls]`: serve HTTPS with this certificate and key; absent: plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
@@ -254,6 +273,7 @@ impl Default for ServerSection {
             idle_timeout_secs: 120,
             max_connections: 16_384,
             plan_ttl_secs: 900,
+            replica_name: None,
             tls: None,
         }
     }

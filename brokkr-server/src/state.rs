@@ -118,6 +118,7 @@ impl Config {
             audit_seal_period: self.audit.seal_period(),
             webhooks: self.webhook_settings(),
             rollouts: self.rollouts.settings(),
+            replica: self.server.replica_name.clone(),
         }
     }
 }

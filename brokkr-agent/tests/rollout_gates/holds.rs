@@ -298,3 +298,41 @@ pub async fn a_restart_during_a_gate_asks_again_with_the_same_delivery(backend: 
     g.fleet.wait_applied(&all(&g.fleet), id(&v2)).await;
     g.teardown().await;
 }
+
+/// The same with `[server] replica_name` set: the restarted server is the replica that
+/// held the lease, so it takes the rollout back at once and asks again, with the same
+/// delivery, without waiting for the lease to run out.
+pub async fn a_named_replica_restarted_during_a_gate_asks_again_at_once(backend: Backend) {
+    let Some(mut g) = Gated::start_as(backend, Some("brokkr-0"), |r| {
+        let gate = webhook(r, "after_wave", &["ring-0"], json!({"timeout": "30s"}));
+        ring_policy(json!([gate]), |_| {})
+    })
+    .await
+    else {
+        return;
+    };
+    g.receiver.script([
+        Answer::Sleep(Duration::from_secs(40)),
+        verdict(json!({"verdict": "pass"})),
+    ]);
+    let (v2, rollout) = g.roll_out_v2().await;
+    g.receiver.wait_for(1, ASKED).await;
+    g.fleet.broker.kill();
+    let restarted = std::time::Instant::now();
+    g.fleet.broker.serve().await;
+    // Well within the lease (at least 61 s): only a claim of its own lease explains it.
+    let received = g.receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(15),
+        "asked again {:?} after the restart",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        delivery(&received[1]),
+        delivery(&received[0]),
+        "the same delivery"
+    );
+    g.fleet.wait_state(&rollout, "succeeded").await;
+    g.fleet.wait_applied(&all(&g.fleet), id(&v2)).await;
+    g.teardown().await;
+}

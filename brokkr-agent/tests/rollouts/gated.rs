@@ -68,12 +68,23 @@ impl Gated {
     /// Starts the receiver, then the fleet with a server that may send to it, puts
     /// every agent on `v1` and sets the policy `policy(&receiver)`.
     pub async fn start(backend: Backend, policy: impl FnOnce(&Receiver) -> Value) -> Option<Self> {
+        Self::start_as(backend, None, policy).await
+    }
+
+    /// [`Gated::start`], the server named `replica` (`[server] replica_name`) in every
+    /// start when given.
+    pub async fn start_as(
+        backend: Backend,
+        replica: Option<&'static str>,
+        policy: impl FnOnce(&Receiver) -> Value,
+    ) -> Option<Self> {
         let receiver = Receiver::start().await;
         let allowed = receiver.host_port();
         let configure = Arc::new(move |config: &mut brokkr_server::config::Config| {
             config.webhooks.allowed_hosts = vec![allowed.clone()];
             config.rollouts.gate_secrets =
                 BTreeMap::from([(SECRET_REF.to_owned(), SECRET.to_owned())]);
+            config.server.replica_name = replica.map(str::to_owned);
         });
         let labels = |i: usize| BTreeMap::from([("ring".to_owned(), (i / PER_RING).to_string())]);
         let fleet = Fleet::start_with(backend, 2 * PER_RING, labels, configure).await?;

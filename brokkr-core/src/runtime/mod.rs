@@ -227,6 +227,12 @@ impl ControlPlaneBuilder {
     /// The control plane. Nothing runs in the background until [`ControlPlane::start`].
     pub fn build(self) -> ControlPlane {
         let settings = self.settings;
+        let claimant = settings
+            .replica
+            .clone()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+            .into();
         ControlPlane {
             inner: Arc::new(Inner {
                 keys: KeyCache::new(settings.key_cache_ttl, settings.key_cache_capacity),
@@ -243,7 +249,7 @@ impl ControlPlaneBuilder {
                 generators: self.generators,
                 settings,
                 webhook_sender: self.webhook_sender,
-                claimant: uuid::Uuid::new_v4().simple().to_string().into(),
+                claimant,
                 webhook_counters: Arc::default(),
                 webhook_gate: self.webhook_gate,
                 gates: self.gates,

@@ -55,6 +55,14 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// The rollout driver's timings.
     pub rollouts: RolloutSettings,
+    /// This replica's name in the leases it holds (rollouts it evaluates, webhook
+    /// deliveries it sends). Give each replica one that is unique among the live ones
+    /// and the same across its restarts (a StatefulSet pod's name): a replica started
+    /// again then takes back at once what it held when it stopped, instead of waiting
+    /// for those leases to run out. `None`: a random name each start. Two live replicas
+    /// with one name may both evaluate a rollout (the version check still lets one
+    /// change land) or both send a delivery.
+    pub replica: Option<String>,
 }
 
 impl Default for Settings {
@@ -77,6 +85,7 @@ impl Default for Settings {
             audit_seal_period: Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
             rollouts: RolloutSettings::default(),
+            replica: None,
         }
     }
 }

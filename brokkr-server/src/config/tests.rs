@@ -491,3 +491,20 @@ fn the_rollout_driver_timings_come_from_the_environment_with_floors() {
     let defaults = Config::default().rollouts.settings();
     assert_eq!(defaults, brokkr_core::runtime::RolloutSettings::default());
 }
+
+#[test]
+fn a_replica_name_reaches_the_runtime_and_a_bad_one_fails_the_load() {
+    let loaded =
+        Config::load_with_env(None, env(&[("BROKKR__SERVER__REPLICA_NAME", "brokkr-0")])).unwrap();
+    assert_eq!(loaded.server.replica_name.as_deref(), Some("brokkr-0"));
+    assert_eq!(
+        loaded.runtime_settings().replica.as_deref(),
+        Some("brokkr-0")
+    );
+    for bad in ["", "two words", &"x".repeat(129)] {
+        let err =
+            Config::load_with_env(None, env(&[("BROKKR__SERVER__REPLICA_NAME", bad)])).unwrap_err();
+        assert!(matches!(err, ConfigError::ReplicaName(_)), "{bad:?}: {err}");
+    }
+    assert_eq!(Config::default().runtime_settings().replica, None);
+}
