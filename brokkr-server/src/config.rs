@@ -223,11 +223,11 @@ pub struct ServerSection {
     /// How long a plan (`POST /stacks/{id}/plan`, a dry run, a change the guard
     /// stopped) can be confirmed, in seconds (at least 1).
     pub plan_ttl_secs: u64,
-    /// This replica's name in the leases it holds on rollouts and webhook deliveries:
-    /// unique among the live replicas and the same across restarts (a StatefulSet
-    /// pod's name), so a restarted replica takes back at once what it was doing. At
-    /// most 128 letters, digits, `.`, `-` or `_`. Absent: a random name each start,
-    /// and what it held waits for its lease (`[rollouts] lease_secs`).
+    /// This replica's name in the leases it holds: unique among the live replicas and
+    /// the same across restarts (a pod's name), so a restarted replica takes back at
+    /// once the rollouts it was evaluating. At most 128 letters, digits, `.`, `-` or
+    /// `_`. Absent: a random name each start, and a rollout it held waits for its
+    /// lease (`[rollouts] lease_secs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_name: Option<String>,
     /// `[server.tls]`: serve HTTPS with this certificate and key; absent: plain HTTP.

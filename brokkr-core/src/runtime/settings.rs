@@ -56,12 +56,13 @@ pub struct Settings {
     /// The rollout driver's timings.
     pub rollouts: RolloutSettings,
     /// This replica's name in the leases it holds (rollouts it evaluates, webhook
-    /// deliveries it sends). Give each replica one that is unique among the live ones
-    /// and the same across its restarts (a StatefulSet pod's name): a replica started
-    /// again then takes back at once what it held when it stopped, instead of waiting
-    /// for those leases to run out. `None`: a random name each start. Two live replicas
-    /// with one name may both evaluate a rollout (the version check still lets one
-    /// change land) or both send a delivery.
+    /// subscriptions it delivers to). Give each replica one that is unique among the
+    /// live ones and the same across its restarts (a pod's name): a replica started
+    /// again then takes back at once the rollouts it was evaluating when it stopped,
+    /// instead of waiting for their leases to run out (webhook subscriptions still wait
+    /// for theirs, which keeps each subscription's deliveries in order). `None`: a
+    /// random name each start. Two live replicas with one name may both evaluate a
+    /// rollout; the version check still lets one change land.
     pub replica: Option<String>,
 }
 
