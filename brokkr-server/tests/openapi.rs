@@ -392,3 +392,14 @@ async fn every_operation_has_a_unique_camel_case_operation_id() {
     assert!(problems.is_empty(), "{problems:#?}");
     app.teardown().await;
 }
+
+/// A field an answer leaves out when it is empty is not required by its schema, or a
+/// client validating answers rejects them: the placement decision's `leaving` list.
+#[tokio::test]
+async fn fields_left_out_when_empty_are_optional() {
+    let app = TestApp::start(Backend::Memory).await.expect("memory");
+    let doc = document(&app).await;
+    let decision = required(&doc, "PlacementDecision");
+    assert!(decision.contains(&"chosen".to_owned()), "{decision:?}");
+    assert!(!decision.contains(&"leaving".to_owned()), "{decision:?}");
+}

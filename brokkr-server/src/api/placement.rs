@@ -102,7 +102,7 @@ pub struct DecisionDto {
     pub chosen: Vec<Uuid>,
     /// Agents the decision dropped that keep the stack until their replacements are
     /// healthy or their grace ends, ordered by id; absent when none.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     pub leaving: Vec<LeavingDto>,
     /// One page of the live agents not chosen, with the first reason, ordered by id.
     pub rejected: Vec<RejectionDto>,
