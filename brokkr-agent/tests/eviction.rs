@@ -230,10 +230,7 @@ async fn a_spread_move_mid_rollout_keeps_the_old_agent_until_the_new_one_is_heal
         .put(&format!("/stacks/{stack}/rollout-policy"), policy)
         .await;
     let v2 = fleet.deploy(&stack, &app("2")).await;
-    let rollout = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let rollout = fleet.newest_rollout_id(&stack).await;
     fleet.wait_applied(&[0], &v2).await;
 
     move_to_agent_1(&fleet, &stack).await;

@@ -27,10 +27,7 @@ async fn a_burst_queues_only_the_newest(backend: Backend) {
     };
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
     // v2's rollout runs before the burst, or v3 would replace it while queued.
-    let first = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let first = fleet.newest_rollout_id(&stack).await;
     fleet::eventually("v2's rollout to start", || async {
         let details = fleet.rollout(&first).await;
         (details["rollout"]["state"] == "running").then_some(())
@@ -78,10 +75,7 @@ async fn a_superseding_rollout_takes_over(backend: Backend) {
     };
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
-    let first = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let first = fleet.newest_rollout_id(&stack).await;
     fleet.wait_applied(&[0, 1], &v2).await;
     fleet::eventually("wave 0 to bake", || async {
         let details = fleet.rollout(&first).await;
@@ -134,10 +128,7 @@ async fn a_reverted_candidate_needs_a_confirmation_to_return(backend: Backend) {
         return;
     };
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let rollout = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let rollout = fleet.newest_rollout_id(&stack).await;
     fleet.wait_applied(&[0], &v2).await;
     fleet
         .broker
@@ -188,10 +179,7 @@ async fn a_rejecting_policy_refuses_and_a_hotfix_goes_past_it(backend: Backend) 
         return;
     };
     let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let rollout = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let rollout = fleet.newest_rollout_id(&stack).await;
     let objects = |body: Value| body["items"].as_array().map_or(0, Vec::len);
     let before = objects(
         fleet

@@ -117,10 +117,7 @@ async fn a_crash_in_wave_two_reverts_everyone(backend: Backend) {
     let v2 = fleet.deploy(&stack, &candidate).await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
     let v1_id: DeploymentObjectId = v1.parse().expect("id");
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     let details = fleet.wait_state(&id, "reverted").await;
     assert_eq!(details["waves"][1]["state"], "failed", "{details}");
     assert_eq!(fleet.broker.pins().await, 0, "pins left after the revert");
@@ -167,10 +164,7 @@ async fn a_refused_candidate_reverts_and_the_revert_completes(backend: Backend) 
     let v2 = fleet.deploy(&stack, &candidate).await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
     let v1_id: DeploymentObjectId = v1.parse().expect("id");
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     let details = fleet.wait_state(&id, "reverted").await;
     assert_eq!(details["waves"][1]["state"], "failed", "{details}");
     assert_eq!(
@@ -202,10 +196,7 @@ async fn an_offline_agent_is_skipped(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     let details = fleet.wait_state(&id, "succeeded").await;
     let offline = details["agents"]
         .as_array()
@@ -239,10 +230,7 @@ async fn a_silent_pinned_agent_times_out_and_the_revert_goes_on(backend: Backend
     let v1_id: DeploymentObjectId = v1.parse().expect("id");
     let v2 = fleet.deploy(&stack, &app("shop", "2")).await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     eventually("wave 1 to wait for its approval", || async {
         let details = fleet.rollout(&id).await;
         (details["waves"][1]["state"] == "gating").then_some(())
@@ -302,10 +290,7 @@ async fn a_flap_restarts_the_bake_and_a_lasting_one_fails(backend: Backend) {
         name: "web".into(),
     };
     let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     let baking = eventually("wave 0 to bake", || async {
         let details = fleet.rollout(&id).await;
         (details["waves"][0]["state"] == "baking").then_some(details)
@@ -387,10 +372,7 @@ async fn placement_changes_mid_rollout(backend: Backend) {
     })
     .await;
     let v2_id: DeploymentObjectId = v2.parse().expect("id");
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     eventually("wave 0 to start", || async {
         let details = fleet.rollout(&id).await;
         // No waves yet while the rollout is queued.
@@ -475,10 +457,7 @@ async fn a_restart_mid_bake_resumes_the_bake(backend: Backend) {
         return;
     };
     let _v2 = fleet.deploy(&stack, &app("shop", "2")).await;
-    let id = fleet.newest_rollout(&stack).await["id"]
-        .as_str()
-        .expect("rollout id")
-        .to_owned();
+    let id = fleet.newest_rollout_id(&stack).await;
     let baking = eventually("wave 0 to bake", || async {
         let details = fleet.rollout(&id).await;
         (details["waves"][0]["state"] == "baking").then_some(details)

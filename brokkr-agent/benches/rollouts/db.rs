@@ -48,7 +48,7 @@ impl Db {
         self.backend == DbBackend::Postgres
     }
 
-    /// `sql` with `?` placeholders made the backend's own.
+    /// `sql`, whose parameters are written `?`, in the backend's own syntax.
     fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
         let sql = if self.is_postgres() {
             let mut out = String::with_capacity(sql.len() + 8);

@@ -398,6 +398,12 @@ impl Fleet {
         page["items"][0].clone()
     }
 
+    /// The id of the stack's newest rollout.
+    pub async fn newest_rollout_id(&self, stack: &str) -> String {
+        let rollout = self.newest_rollout(stack).await;
+        rollout["id"].as_str().expect("rollout id").to_owned()
+    }
+
     /// A rollout with its waves, agents, gate evaluations and commands.
     pub async fn rollout(&self, id: &str) -> Value {
         self.broker.get(&format!("/rollouts/{id}")).await

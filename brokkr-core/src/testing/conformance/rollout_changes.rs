@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::fixtures::{ADMIN, mk_agent, mk_event, mk_health, mk_object, mk_stack, workload};
+use super::fixtures::{ADMIN, mk_agent, mk_event, mk_health, mk_object, workload};
 use super::rollout_support::{
     DRIVER, apply, keep, now, released, rollout_agent, running, start, succeed, the_rollout, wave,
 };
@@ -556,52 +556,5 @@ cases!(
         let details = store.rollout_details(rollout.id).await.unwrap();
         assert_eq!(details.waves, vec![baking, next]);
         assert_eq!(details.agents, vec![healthy, moved]);
-    }
-
-    /// A reverted rollout's candidate is found by its checksum, newest rollout first;
-    /// a succeeded or running one's is not, nor another stack's.
-    pub async fn rollouts_rejecting_rollout_finds_reverted_content(store: &dyn Store) {
-        let (fixture, rollout) = running(store, "rejects", OnNewVersion::Queue, true).await;
-        let candidate = store
-            .get_deployment_object(rollout.candidate)
-            .await
-            .unwrap();
-        let checksum = candidate.yaml_checksum.clone();
-        let found = store
-            .rejecting_rollout(fixture.stack, &checksum)
-            .await
-            .unwrap();
-        assert_eq!(found, None, "a running rollout rejected nothing yet");
-
-        let reverted = RolloutChange {
-            state: RolloutState::Reverted,
-            next_eval_at: None,
-            finished_at: Some(now()),
-            unpin_all: true,
-            transitions: vec![Transition::Rollout {
-                from: rollout.state,
-                to: RolloutState::Reverted,
-                reason: Some("wave 0 failed".into()),
-            }],
-            ..keep(&rollout)
-        };
-        apply(store, reverted).await;
-        let found = store
-            .rejecting_rollout(fixture.stack, &checksum)
-            .await
-            .unwrap();
-        assert_eq!(found, Some((rollout.id, rollout.candidate)));
-        let v1 = store.get_deployment_object(fixture.v1).await.unwrap();
-        let released = store
-            .rejecting_rollout(fixture.stack, &v1.yaml_checksum)
-            .await
-            .unwrap();
-        assert_eq!(released, None, "the released baseline was never rejected");
-
-        let other = mk_stack(store, "rejects-other").await.id;
-        let same = mk_object(store, other, "2").await;
-        assert_eq!(same.yaml_checksum, checksum, "the same content");
-        let elsewhere = store.rejecting_rollout(other, &checksum).await.unwrap();
-        assert_eq!(elsewhere, None, "another stack rejected nothing");
     }
 );
