@@ -29,8 +29,8 @@ use crate::id::{
 };
 use crate::metadata::Labels;
 use crate::model::{
-    Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AppliedState, AuditRecord,
-    DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
+    Actor, Agent, AgentEvent, AgentTarget, AgentUpdate, ApiKey, AppliedState, AppliedVersions,
+    AuditRecord, DeploymentObject, Generator, GeneratorUpdate, HealthReport, Heartbeat, KeyOwner,
     ListedDeploymentObject, ListedTemplate, MetadataField, MetadataTarget, NewAgent, NewAgentEvent,
     NewDeploymentObject, NewGenerator, NewHealthReport, NewPlan, NewStack, NewTemplate,
     NewTemplateVersion, PlacementChange, Stack, StackPlacement, StackUpdate, StackWorld, StoredKey,
@@ -473,6 +473,14 @@ pub trait Store: WebhookStore + RolloutStore + Send + Sync + 'static {
     /// with the stack's agents, never with history. `NotFound` for a stack that never
     /// existed.
     async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld>;
+
+    /// The distinct versions the stack's agents run and whether one runs it untargeted
+    /// ([`AppliedVersions`]), as [`AppliedVersions::of`] the stack's world. The guard
+    /// asks it before every append; the default reads the whole world, so a store
+    /// should answer it with aggregates. `NotFound` for a stack that never existed.
+    async fn applied_versions(&self, stack_id: StackId) -> Result<AppliedVersions> {
+        Ok(AppliedVersions::of(&self.stack_world(stack_id).await?))
+    }
 
     /// Makes a confirmed change in one transaction: reads the plan and the stack's
     /// world, recomputes the digest with `confirmation.digest`, and only when the plan is

@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 
 use brokkr_core::store::{Error, Result};
-use brokkr_core::{AppliedState, EventStatus, EventType, StackId};
+use brokkr_core::{AppliedState, AppliedVersions, EventStatus, EventType, StackId};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
 use uuid::Uuid;
 
 use crate::entity::agent_applied::{self, Column};
 use crate::entity::agent_events;
-use crate::errors::db;
+use crate::errors::{corrupt, db};
 use crate::write::Write;
-use crate::{SqlStore, sql};
+use crate::{Backend, SqlStore, sql};
 
 /// A stack's rows ordered by agent, or one row of nulls when it has none; no row at
 /// all means no such stack (deleted stacks answer). One lookup of the stack's primary
@@ -24,6 +24,36 @@ const APPLIED_SQL: &str = "\
     FROM stacks s LEFT JOIN agent_applied a ON a.stack_id = s.id \
     WHERE s.id = ? \
     ORDER BY a.agent_id";
+
+/// The distinct versions the stack's agents run, folded into one text, and whether an
+/// agent runs one without a live target; no row means no such stack. Both are read in
+/// the database, whatever the stack's agent count: the guard asks before every append.
+fn versions_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT \
+               (SELECT group_concat(hex(v), ',') FROM \
+                  (SELECT DISTINCT deployment_object_id AS v FROM agent_applied \
+                    WHERE stack_id = s.id AND deployment_object_id IS NOT NULL)) AS versions, \
+               EXISTS (SELECT 1 FROM agent_applied a \
+                  WHERE a.stack_id = s.id AND a.deployment_object_id IS NOT NULL \
+                    AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.agent_id = a.agent_id \
+                      AND t.stack_id = a.stack_id AND t.removed_at IS NULL)) AS untargeted \
+             FROM stacks s WHERE s.id = ?"
+        }
+        Backend::Postgres => {
+            "SELECT \
+               (SELECT string_agg(v::text, ',') FROM \
+                  (SELECT DISTINCT deployment_object_id AS v FROM agent_applied \
+                    WHERE stack_id = s.id AND deployment_object_id IS NOT NULL) d) AS versions, \
+               EXISTS (SELECT 1 FROM agent_applied a \
+                  WHERE a.stack_id = s.id AND a.deployment_object_id IS NOT NULL \
+                    AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.agent_id = a.agent_id \
+                      AND t.stack_id = a.stack_id AND t.removed_at IS NULL)) AS untargeted \
+             FROM stacks s WHERE s.id = ?"
+        }
+    }
+}
 
 /// Moves the applied state of every (agent, stack) with a successful event among
 /// `events` (newly stored ones, and repeated ones as of now), with one statement. The
@@ -100,5 +130,36 @@ impl SqlStore {
             });
         }
         Ok(states)
+    }
+
+    pub(crate) async fn applied_versions_impl(&self, stack_id: StackId) -> Result<AppliedVersions> {
+        let row = self
+            .reader
+            .query_one_raw(sql::stmt(
+                self.backend,
+                versions_sql(self.backend),
+                [stack_id.0.into()],
+            ))
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("stack", stack_id))?;
+        let folded: Option<String> = row.try_get_by_index(0).map_err(db)?;
+        let untargeted: bool = row.try_get_by_index(1).map_err(db)?;
+        let mut versions = folded
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                Uuid::parse_str(v)
+                    .map(Into::into)
+                    .map_err(|_| corrupt("applied version", format!("unreadable id {v:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        versions.sort_unstable();
+        Ok(AppliedVersions {
+            versions,
+            untargeted,
+        })
     }
 }

@@ -21,7 +21,7 @@ use brokkr_core::audit_chain::{ChainCheck, ChainHead, ChainLink};
 use brokkr_core::id::PlanId;
 use brokkr_core::plan::{GuardOverrides, ItemDigest};
 use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange};
-use brokkr_core::{AppliedState, NewPlan, StackWorld, StoredPlan};
+use brokkr_core::{AppliedState, AppliedVersions, NewPlan, StackWorld, StoredPlan};
 use chrono::{DateTime, Utc};
 
 use brokkr_core::store::{DeliveryFilter, SubscriptionFilter};
@@ -367,6 +367,10 @@ impl Store for SqlStore {
 
     async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld> {
         self.stack_world_impl(stack_id).await
+    }
+
+    async fn applied_versions(&self, stack_id: StackId) -> Result<AppliedVersions> {
+        self.applied_versions_impl(stack_id).await
     }
 
     async fn write_confirmed(

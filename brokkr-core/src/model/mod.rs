@@ -60,7 +60,9 @@ pub use labels::{MetadataField, MetadataTarget};
 pub use listed_object::ListedDeploymentObject;
 pub use listed_template::{ListedTemplate, ListedTemplateVersion};
 pub use placement::{PlacementChange, StackPlacement};
-pub use plan::{AppliedState, NewPlan, PlanOrigin, StackWorld, StoredPlan, WorldTarget};
+pub use plan::{
+    AppliedState, AppliedVersions, NewPlan, PlanOrigin, StackWorld, StoredPlan, WorldTarget,
+};
 pub use report::{
     AgentEvent, EventStatus, EventType, HealthReport, NewAgentEvent, NewHealthReport,
 };

@@ -105,3 +105,40 @@ pub struct WorldTarget {
     /// Not unassigned (an unassigned target awaits the agent's removal).
     pub live: bool,
 }
+
+/// What a stack's agents run, in short: the distinct deployment objects they last
+/// applied, and whether one of them runs the stack without a live target. An append
+/// that keeps every object of those versions can neither remove nor prune, so the
+/// guard lets it through without reading a row per agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedVersions {
+    /// The deployment objects some agent last applied, in id order, each once.
+    pub versions: Vec<DeploymentObjectId>,
+    /// Some agent runs a version of the stack but has no live target for it (an
+    /// unassigned or never-targeted agent): a change of the stack removes it.
+    pub untargeted: bool,
+}
+
+impl AppliedVersions {
+    /// The summary of `world`: what a store answers when it has no cheaper way.
+    pub fn of(world: &StackWorld) -> Self {
+        let live: std::collections::BTreeSet<AgentId> = world
+            .targets
+            .iter()
+            .filter(|t| t.live)
+            .map(|t| t.agent_id)
+            .collect();
+        let mut versions: Vec<DeploymentObjectId> =
+            world.applied.iter().filter_map(|(_, v)| *v).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let untargeted = world
+            .applied
+            .iter()
+            .any(|(agent, v)| v.is_some() && !live.contains(agent));
+        Self {
+            versions,
+            untargeted,
+        }
+    }
+}

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::world::{Effect, anyone_applied, moves};
+use super::keeps::append_keeps_everything;
+use super::world::{Effect, moves};
 use super::{GuardOptions, PlanView, PlannedChange};
 use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
 use crate::model::{Actor, NewPlan, PlanOrigin, StackWorld};
@@ -187,10 +188,8 @@ impl ControlPlane {
         let rejected = self.rejected_content(stack, change).await?;
         if rejected.is_none()
             && !options.dry_run
-            && !anyone_applied(&self.store().applied_states(stack).await?)
+            && self.cannot_remove(stack, change, proposed).await?
         {
-            // No agent runs anything of the stack: nothing can be removed or pruned, and
-            // the targets need not be read.
             return Ok(Checked::Proceed);
         }
         let world = self.store().stack_world(stack).await?;
@@ -219,6 +218,30 @@ impl ControlPlane {
             return Err(Error::BlastRadiusExceeded(Box::new(view)));
         }
         Ok(Checked::Proceed)
+    }
+
+    /// Whether `change` can neither remove nor prune, judged without reading a row per
+    /// agent: no agent runs anything of the stack, or it is an append that keeps every
+    /// object of every version the agents run, each of them with a live target.
+    /// `false` only means the full plan must tell.
+    async fn cannot_remove(
+        &self,
+        stack: StackId,
+        change: &PlannedChange,
+        proposed: &[ItemDigest],
+    ) -> Result<bool> {
+        let applied = self.store().applied_versions(stack).await?;
+        if applied.versions.is_empty() {
+            return Ok(true);
+        }
+        if !matches!(change, PlannedChange::DeploymentObject { .. }) || applied.untargeted {
+            return Ok(false);
+        }
+        let items = self
+            .store()
+            .deployment_object_items(&applied.versions)
+            .await?;
+        Ok(append_keeps_everything(&applied, &items, proposed))
     }
 
     /// An append of content a rollout of the stack reverted: the violation that holds

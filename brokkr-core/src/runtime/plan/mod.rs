@@ -19,6 +19,7 @@
 pub(crate) mod check;
 pub(crate) mod guarded;
 mod held;
+mod keeps;
 mod ops;
 pub(crate) mod world;
 

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::{AgentId, DeploymentObjectId, StackId};
-use crate::model::{AppliedState, StackWorld, TargetSource};
+use crate::model::{StackWorld, TargetSource};
 use crate::page::{Order, PageRequest};
 use crate::placement::Inventory;
 use crate::plan::{AgentMove, Version};
@@ -68,14 +68,6 @@ pub(crate) fn moves(world: &StackWorld, effect: &Effect) -> Vec<AgentMove> {
         })
         .filter(|m| m.from.is_some() || m.to.is_some())
         .collect()
-}
-
-/// Whether any agent runs a version of the stack: without one, no change can remove or
-/// prune anything.
-pub(crate) fn anyone_applied(applied: &[AppliedState]) -> bool {
-    applied
-        .iter()
-        .any(|state| state.deployment_object_id.is_some())
 }
 
 impl ControlPlane {

@@ -11,8 +11,8 @@ use super::plans::new_plan;
 use super::support::{all_audit, all_objects, expect_not_found};
 use crate::id::{AgentId, PlanId, StackId};
 use crate::model::{
-    AuditAction, EventStatus, EventType, NewDeploymentObject, PlanOrigin, ResourceKind, StackWorld,
-    StoredPlan, TargetSource, WorldTarget,
+    AppliedVersions, AuditAction, EventStatus, EventType, NewDeploymentObject, PlanOrigin,
+    ResourceKind, StackWorld, StoredPlan, TargetSource, WorldTarget,
 };
 use crate::store::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, Store};
 
@@ -100,6 +100,82 @@ cases!(
             .expect("a deleted stack's world");
         assert_eq!(deleted.latest_live, None, "a deletion marker is not live");
         expect_not_found(store.stack_world(StackId::new()).await, "stack");
+    }
+
+    /// `applied_versions` summarizes the world as `AppliedVersions::of` does: each
+    /// version some agent runs once, and whether an agent runs one untargeted (never
+    /// assigned, or unassigned); a delete runs nothing; unknown stacks are `NotFound`.
+    pub async fn confirm_applied_versions_summarize_the_world(store: &dyn Store) {
+        let stack = mk_stack(store, "s").await.id;
+        let check = async |expected: AppliedVersions| {
+            let world = store.stack_world(stack).await.expect("world");
+            assert_eq!(
+                AppliedVersions::of(&world),
+                expected,
+                "the world: {world:?}"
+            );
+            assert_eq!(
+                store.applied_versions(stack).await.expect("summary"),
+                expected
+            );
+        };
+        check(AppliedVersions::default()).await;
+        let [a, b, c] = [
+            mk_agent(store, "a").await.id,
+            mk_agent(store, "b").await.id,
+            mk_agent(store, "c").await.id,
+        ];
+        mk_target(store, a, stack).await;
+        mk_target(store, b, stack).await;
+        let v1 = mk_object(store, stack, "1").await.id;
+        let v2 = mk_object(store, stack, "2").await.id;
+        mk_event(store, a, v1, EventType::Apply, EventStatus::Success).await;
+        mk_event(store, b, v1, EventType::Apply, EventStatus::Success).await;
+        check(AppliedVersions {
+            versions: vec![v1],
+            untargeted: false,
+        })
+        .await;
+        mk_event(store, b, v2, EventType::Apply, EventStatus::Success).await;
+        let mut both = vec![v1, v2];
+        both.sort();
+        check(AppliedVersions {
+            versions: both.clone(),
+            untargeted: false,
+        })
+        .await;
+        // An agent running the stack without ever having had its target.
+        mk_event(store, c, v2, EventType::Apply, EventStatus::Success).await;
+        check(AppliedVersions {
+            versions: both.clone(),
+            untargeted: true,
+        })
+        .await;
+        mk_event(store, c, v2, EventType::Delete, EventStatus::Success).await;
+        check(AppliedVersions {
+            versions: both,
+            untargeted: false,
+        })
+        .await;
+        // Unassigned, still running v1 until it removes the stack.
+        store
+            .unassign_stack(&ADMIN, a, stack)
+            .await
+            .expect("unassign");
+        let mut both = vec![v1, v2];
+        both.sort();
+        check(AppliedVersions {
+            versions: both,
+            untargeted: true,
+        })
+        .await;
+        mk_event(store, a, v1, EventType::Delete, EventStatus::Success).await;
+        check(AppliedVersions {
+            versions: vec![v2],
+            untargeted: false,
+        })
+        .await;
+        expect_not_found(store.applied_versions(StackId::new()).await, "stack");
     }
 
     /// A confirmation recomputes the digest from the world it reads in its transaction
