@@ -3,12 +3,13 @@
 //! the POST to the apply with 10,000 agents, server RSS < 500 MiB, no errors.
 //!
 //! For each backend of `BROKKR_FLEET_BACKENDS` (default `sqlite,postgres`) the bench
-//! runs itself again (`std::env::current_exe()`) with `BROKKR_FLEET_ROLE=server`: that
+//! runs itself again (`std::env::current_exe()`) with `BROKKR_BENCH_ROLE=server`: that
 //! child opens the store from `BROKKR__DATABASE__URL`, creates the admin key and serves
 //! on 127.0.0.1 through the reference server's own bind-and-run path
-//! ([`Server::bind`], [`Server::run`]), and stops when its standard input closes (a
-//! guard kills it if the bench dies). This process is the load side: it creates one
-//! stack, posts a first deployment object, registers `BROKKR_FLEET_AGENTS` agents
+//! (`Server::bind`, `Server::run`; see `common/server.rs`), and stops when its
+//! standard input closes (a guard kills it if the bench dies). This process is the
+//! load side: it creates one stack, posts a first deployment object, registers
+//! `BROKKR_FLEET_AGENTS` agents
 //! (default 10,000) through the admin API with the simulator's [`register`], assigns the
 //! stack to each, and starts the fleet with [`Simulator`] at `BROKKR_FLEET_RAMP` agents
 //! a second (default 200): real [`Agent`](brokkr_agent::agent::Agent)s with their own
@@ -39,32 +40,35 @@
 //! dropped with `psql` and the backend skipped with a notice when that fails.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brokkr_agent::config::{AgentSection, Secret};
 use brokkr_agent::simulate::{self, Applied, Options, ProcessStats, Simulator};
-use brokkr_server::serve::Server;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
-/// Set to `server` in the child that serves.
-const ROLE: &str = "BROKKR_FLEET_ROLE";
-/// Longest wait for the server to print its address and admin key (migrations run).
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(120);
+// The rollout bench uses the rest of it (restarts, kills).
+#[allow(dead_code)]
+#[path = "common/server.rs"]
+mod server;
+
+use server::{ServerProcess, memory};
+
+/// The server's log filter: `BROKKR_FLEET_SERVER_LOG`, `error` when unset.
+fn server_log() -> String {
+    server::log_filter("BROKKR_FLEET_SERVER_LOG")
+}
+
 /// Longest wait for one round's object to reach every agent.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait, beyond the ramp's length, for every agent to apply the first version.
 const START_SLACK: Duration = Duration::from_secs(180);
 /// Longest wait for every agent to be back in a long poll.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for the server to stop after its input closed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 /// Admin calls in flight while assigning.
 const ADMIN_CONCURRENCY: usize = 16;
 
@@ -84,140 +88,6 @@ fn manifest(round: usize) -> String {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  round: \"{round}\"\n---\n\
          apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27.{round}\n"
     )
-}
-
-// ---------------------------------------------------------------------------------
-// The server's side: this same binary, run again with `BROKKR_FLEET_ROLE=server`.
-// ---------------------------------------------------------------------------------
-
-/// Serves from the configuration in the environment until standard input closes or a
-/// signal arrives; prints `listening <addr>` and `admin <key>` on stdout first.
-fn serve() -> Result {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = brokkr_server::config::Config::load(None)?;
-    config.server.listen = "127.0.0.1:0".into();
-    brokkr_server::cli::init_logging(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut server = Server::bind(config, Default::default()).await?;
-        println!("listening {}", server.local_addr());
-        let key = server
-            .take_admin_key()
-            .ok_or("the database already had an admin key")?;
-        println!("admin {}", key.expose());
-        let input_closed = tokio::task::spawn_blocking(|| {
-            let mut buf = [0u8; 64];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-        });
-        server
-            .run(async move {
-                tokio::select! {
-                    _ = input_closed => {}
-                    () = brokkr_server::cli::shutdown_signal() => {}
-                }
-            })
-            .await?;
-        Ok(())
-    })
-}
-
-/// The server child; killed on drop if it has not stopped.
-struct ServerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    url: String,
-    admin: String,
-}
-
-impl ServerProcess {
-    fn spawn(database_url: &str, max_connections: Option<u32>) -> Result<Self> {
-        let mut command = Command::new(std::env::current_exe()?);
-        command
-            .env(ROLE, "server")
-            .env_remove("DATABASE_URL")
-            .env("BROKKR__DATABASE__URL", database_url)
-            .env("BROKKR__SERVER__SHUTDOWN_GRACE_SECS", "5")
-            .env(
-                "BROKKR__LOG__FILTER",
-                std::env::var("BROKKR_FLEET_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(max) = max_connections {
-            command.env("BROKKR__DATABASE__MAX_CONNECTIONS", max.to_string());
-        }
-        let mut child = command.spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        // A thread reads every line, so the child never blocks on a full pipe.
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout)
-                .lines()
-                .map_while(std::io::Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let mut process = ServerProcess {
-            child,
-            stdin,
-            url: String::new(),
-            admin: String::new(),
-        };
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        while process.url.is_empty() || process.admin.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .map_err(|_| "the server did not start (see its log above)")?;
-            if let Some(addr) = line.strip_prefix("listening ") {
-                process.url = format!("http://{addr}");
-            } else if let Some(key) = line.strip_prefix("admin ") {
-                process.admin = key.to_owned();
-            }
-        }
-        Ok(process)
-    }
-
-    fn stats(&self) -> ProcessStats {
-        ProcessStats::read(Some(self.child.id()))
-    }
-
-    /// Closes its input and waits for it to stop, killing it after `STOP_TIMEOUT`.
-    fn stop(mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return,
-                Ok(Some(status)) => {
-                    eprintln!("  the server stopped with {status}");
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                _ => {
-                    eprintln!("  the server did not stop within {STOP_TIMEOUT:?}; killing it");
-                    return;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -408,7 +278,7 @@ struct Settings {
 
 /// One backend's run: the server child, the fleet, the rounds.
 async fn measure(name: &str, server: &ServerProcess, settings: &Settings) -> Result {
-    println!("{name}: server pid {} at {}", server.child.id(), server.url);
+    println!("{name}: server pid {} at {}", server.pid(), server.url);
     let admin = Admin {
         http: reqwest::Client::new(),
         base: server.url.clone(),
@@ -507,15 +377,6 @@ fn list(errors: &BTreeMap<String, u64>) -> String {
     }
     let items: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
     items.join(", ")
-}
-
-fn memory(stats: &ProcessStats) -> String {
-    format!(
-        "VmHWM {} MiB, VmRSS {} MiB, {} open files",
-        stats.peak_rss_kib / 1024,
-        stats.rss_kib / 1024,
-        stats.open_files
-    )
 }
 
 /// Open files of both sides, sampled when every agent is parked in a long poll.
@@ -682,8 +543,8 @@ async fn rounds(
 // ---------------------------------------------------------------------------------
 
 fn main() -> Result {
-    if std::env::var(ROLE).as_deref() == Ok("server") {
-        return serve();
+    if std::env::var(server::ROLE).as_deref() == Ok("server") {
+        return server::serve();
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings {
@@ -724,7 +585,7 @@ fn main() -> Result {
                     "sqlite://{}?mode=rwc",
                     dir.path().join("fleet.db").display()
                 );
-                let server = ServerProcess::spawn(&url, None)?;
+                let server = ServerProcess::spawn(&url, None, None, &server_log())?;
                 let outcome = runtime.block_on(measure("SQLite", &server, &settings));
                 server.stop();
                 outcome?;
@@ -767,7 +628,7 @@ fn postgres(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Result {
         Some(i) if i > base.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &base[..i]),
         _ => format!("{base}/{name}"),
     };
-    let outcome = ServerProcess::spawn(&url, Some(20)).and_then(|server| {
+    let outcome = ServerProcess::spawn(&url, Some(20), None, &server_log()).and_then(|server| {
         let outcome = runtime.block_on(measure("PostgreSQL", &server, settings));
         server.stop();
         outcome

@@ -48,6 +48,7 @@ mod many;
 mod release;
 mod restart;
 mod revert;
+#[path = "../common/server.rs"]
 mod server;
 mod sideload;
 mod stats;
@@ -63,6 +64,11 @@ use fleet::Fleet;
 use server::ServerProcess;
 
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// The server's log filter: `BROKKR_ROLLOUT_SERVER_LOG`, `error` when unset.
+fn server_log() -> String {
+    server::log_filter("BROKKR_ROLLOUT_SERVER_LOG")
+}
 
 /// The bench's knobs.
 pub struct Settings {
@@ -159,7 +165,7 @@ fn main() -> Result {
                 continue;
             };
             println!("{name}, releases and a revert:");
-            let server = ServerProcess::spawn(&database.url, max_connections, None)?;
+            let server = ServerProcess::spawn(&database.url, max_connections, None, &server_log())?;
             let outcome = runtime.block_on(fleet_part(&server, &database.url, &settings));
             server.stop();
             outcome?;
@@ -169,7 +175,7 @@ fn main() -> Result {
                 continue;
             };
             println!("{name}, many rollouts and a restart:");
-            let server = ServerProcess::spawn(&database.url, max_connections, None)?;
+            let server = ServerProcess::spawn(&database.url, max_connections, None, &server_log())?;
             let outcome =
                 runtime.block_on(many_part(server, &database.url, max_connections, &settings));
             if let Ok(server) = outcome {

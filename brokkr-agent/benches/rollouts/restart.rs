@@ -58,7 +58,12 @@ pub async fn run(
         let left = (ends - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(left + Duration::from_millis(200)).await;
     }
-    let server = ServerProcess::spawn(database_url, max_connections, Some(&addr))?;
+    let server = ServerProcess::spawn(
+        database_url,
+        max_connections,
+        Some(&addr),
+        &crate::server_log(),
+    )?;
     let restarted = Admin::new(&server.url, &admin.key);
     let mut first = None;
     let mut all = None;

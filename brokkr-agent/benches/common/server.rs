@@ -1,9 +1,10 @@
-//! The server under test, in a process of its own (this same binary, run again with
-//! `BROKKR_ROLLOUT_ROLE=server`), so that its memory is measured alone; as in the fleet
-//! bench, it serves through the reference server's bind-and-run path and stops when its
-//! standard input closes. Unlike the fleet bench's, it can be killed (as a crash would)
-//! and started again on the same database and address, where the admin key exists
-//! already.
+//! The server under a benchmark, in a process of its own (the bench's own binary, run
+//! again with `BROKKR_BENCH_ROLE=server`), so that its memory and open files are its
+//! alone. It serves through the reference server's bind-and-run path ([`Server::bind`],
+//! [`Server::run`]) over the store named by `BROKKR__DATABASE__URL`, on 127.0.0.1, and
+//! stops when its standard input closes; it can also be killed (as a crash would) and
+//! started again on the same database and address, where the admin key exists already.
+//! Shared by the fleet and rollout benches (`#[path]` modules).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -16,9 +17,9 @@ use brokkr_server::serve::Server;
 use crate::Result;
 
 /// Set to `server` in the child that serves.
-pub const ROLE: &str = "BROKKR_ROLLOUT_ROLE";
+pub const ROLE: &str = "BROKKR_BENCH_ROLE";
 /// The address the child listens on (`127.0.0.1:0` when unset).
-const LISTEN: &str = "BROKKR_ROLLOUT_LISTEN";
+const LISTEN: &str = "BROKKR_BENCH_LISTEN";
 /// Longest wait for the server to print its address (migrations run).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest wait for the server to stop after its input closed.
@@ -73,11 +74,13 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts a server on `database_url`, on `listen` (a fresh port for `None`).
+    /// Starts a server on `database_url`, on `listen` (a fresh port for `None`), logging
+    /// to this process's standard error what `log_filter` lets through.
     pub fn spawn(
         database_url: &str,
         max_connections: Option<u32>,
         listen: Option<&str>,
+        log_filter: &str,
     ) -> Result<Self> {
         let mut command = Command::new(std::env::current_exe()?);
         command
@@ -85,10 +88,7 @@ impl ServerProcess {
             .env_remove("DATABASE_URL")
             .env("BROKKR__DATABASE__URL", database_url)
             .env("BROKKR__SERVER__SHUTDOWN_GRACE_SECS", "5")
-            .env(
-                "BROKKR__LOG__FILTER",
-                std::env::var("BROKKR_ROLLOUT_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-            )
+            .env("BROKKR__LOG__FILTER", log_filter)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -189,6 +189,11 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The log filter named by the environment variable `var`, `error` when unset.
+pub fn log_filter(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| "error".into())
 }
 
 /// `VmHWM`, `VmRSS` and open files of a process.
