@@ -40,7 +40,6 @@
 //! dropped with `psql` and the backend skipped with a notice when that fails.
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brokkr_agent::config::{AgentSection, Secret};
@@ -52,10 +51,13 @@ use tokio::sync::mpsc;
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 // The rollout bench uses the rest of it (restarts, kills).
+#[path = "common/scratch.rs"]
+mod scratch;
 #[allow(dead_code)]
 #[path = "common/server.rs"]
 mod server;
 
+use scratch::Scratch;
 use server::{ServerProcess, memory};
 
 /// The server's log filter: `BROKKR_FLEET_SERVER_LOG`, `error` when unset.
@@ -578,64 +580,22 @@ fn main() -> Result {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for backend in backends.split(',').map(str::trim) {
-        match backend {
-            "sqlite" => {
-                let dir = tempfile::tempdir()?;
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("fleet.db").display()
-                );
-                let server = ServerProcess::spawn(&url, None, None, &server_log())?;
-                let outcome = runtime.block_on(measure("SQLite", &server, &settings));
-                server.stop();
-                outcome?;
-            }
-            "postgres" => postgres(&runtime, &settings)?,
-            "" => {}
+        let (name, max_connections) = match backend {
+            "sqlite" => ("SQLite", None),
+            // The pool the reference server would get on a small PostgreSQL.
+            "postgres" => ("PostgreSQL", Some(20)),
+            "" => continue,
             other => {
                 return Err(format!("unknown backend {other:?}: use sqlite or postgres").into());
             }
-        }
+        };
+        let Some(database) = Scratch::create(backend, "brokkr_fleet")? else {
+            continue;
+        };
+        let server = ServerProcess::spawn(&database.url, max_connections, None, &server_log())?;
+        let outcome = runtime.block_on(measure(name, &server, &settings));
+        server.stop();
+        outcome?;
     }
     Ok(())
-}
-
-/// Runs one SQL statement on `url` with `psql`, bounded by a connect timeout.
-fn psql(url: &str, sql: &str) -> Result {
-    let output = Command::new("psql")
-        .env("PGCONNECT_TIMEOUT", "10")
-        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .to_owned()
-            .into())
-    }
-}
-
-fn postgres(runtime: &tokio::runtime::Runtime, settings: &Settings) -> Result {
-    let base = std::env::var("BROKKR_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("brokkr_fleet_{}", uuid::Uuid::new_v4().simple());
-    if let Err(err) = psql(&base, &format!("CREATE DATABASE {name}")) {
-        println!("PostgreSQL: skipped, cannot create a scratch database on {base}: {err}");
-        return Ok(());
-    }
-    let url = match base.rfind('/') {
-        Some(i) if i > base.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &base[..i]),
-        _ => format!("{base}/{name}"),
-    };
-    let outcome = ServerProcess::spawn(&url, Some(20), None, &server_log()).and_then(|server| {
-        let outcome = runtime.block_on(measure("PostgreSQL", &server, settings));
-        server.stop();
-        outcome
-    });
-    psql(
-        &base,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    )?;
-    outcome
 }

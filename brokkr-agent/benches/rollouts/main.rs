@@ -48,12 +48,13 @@ mod many;
 mod release;
 mod restart;
 mod revert;
+#[path = "../common/scratch.rs"]
+mod scratch;
 #[path = "../common/server.rs"]
 mod server;
 mod sideload;
 mod stats;
 
-use std::process::Command;
 use std::time::Duration;
 
 use brokkr_agent::simulate;
@@ -61,6 +62,7 @@ use brokkr_agent::simulate;
 use admin::Admin;
 use db::Db;
 use fleet::Fleet;
+use scratch::Scratch;
 use server::ServerProcess;
 
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
@@ -161,7 +163,7 @@ fn main() -> Result {
             }
         };
         if settings.part("release") || settings.part("revert") {
-            let Some(database) = Scratch::create(backend)? else {
+            let Some(database) = Scratch::create(backend, "brokkr_rollouts")? else {
                 continue;
             };
             println!("{name}, releases and a revert:");
@@ -171,7 +173,7 @@ fn main() -> Result {
             outcome?;
         }
         if settings.part("many") || settings.part("restart") {
-            let Some(database) = Scratch::create(backend)? else {
+            let Some(database) = Scratch::create(backend, "brokkr_rollouts")? else {
                 continue;
             };
             println!("{name}, many rollouts and a restart:");
@@ -255,77 +257,4 @@ async fn many_steps(
         return restart::run(admin, db, server, url, max_connections, fleet, settings).await;
     }
     Ok(server)
-}
-
-/// A scratch database: a SQLite file in a temporary directory, or a PostgreSQL
-/// database created with `psql` and dropped on drop.
-struct Scratch {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl Scratch {
-    /// `None` (with a notice) when PostgreSQL cannot be reached.
-    fn create(backend: &str) -> Result<Option<Self>> {
-        if backend == "sqlite" {
-            let dir = tempfile::tempdir()?;
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("rollouts.db").display()
-            );
-            return Ok(Some(Self {
-                url,
-                _dir: Some(dir),
-                postgres: None,
-            }));
-        }
-        let base = std::env::var("BROKKR_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("brokkr_rollouts_{}", uuid::Uuid::new_v4().simple());
-        if let Err(err) = psql(&base, &format!("CREATE DATABASE {name}")) {
-            println!("PostgreSQL: skipped, cannot create a scratch database on {base}: {err}");
-            return Ok(None);
-        }
-        let url = match base.rfind('/') {
-            Some(i) if i > base.find("://").map_or(0, |s| s + 2) => {
-                format!("{}/{name}", &base[..i])
-            }
-            _ => format!("{base}/{name}"),
-        };
-        Ok(Some(Self {
-            url,
-            _dir: None,
-            postgres: Some((base, name)),
-        }))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some((base, name)) = &self.postgres
-            && let Err(err) = psql(
-                base,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-        {
-            eprintln!("could not drop the scratch database {name}: {err}");
-        }
-    }
-}
-
-/// Runs one SQL statement on `url` with `psql`, bounded by a connect timeout.
-fn psql(url: &str, sql: &str) -> Result {
-    let output = Command::new("psql")
-        .env("PGCONNECT_TIMEOUT", "10")
-        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr)
-            .trim()
-            .to_owned()
-            .into())
-    }
 }
