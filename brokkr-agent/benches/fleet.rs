@@ -9,12 +9,12 @@
 //! (`Server::bind`, `Server::run`; see `common/server.rs`), and stops when its
 //! standard input closes (a guard kills it if the bench dies). This process is the
 //! load side: it creates one stack, posts a first deployment object, registers
-//! `BROKKR_FLEET_AGENTS` agents
-//! (default 10,000) through the admin API with the simulator's [`register`], assigns the
-//! stack to each, and starts the fleet with [`Simulator`] at `BROKKR_FLEET_RAMP` agents
-//! a second (default 200): real [`Agent`](brokkr_agent::agent::Agent)s with their own
-//! keys and `MemoryApplier`s, sharing one HTTP client. Agents long-poll for 30 s; their
-//! heartbeats come every 30 s; resync and health reports are an hour apart.
+//! `BROKKR_FLEET_AGENTS` agents (default 10,000) through the admin API with the
+//! simulator's [`register`], assigns the stack to each, and starts the fleet with
+//! [`Simulator`] at `BROKKR_FLEET_RAMP` agents a second (default 200): real
+//! [`Agent`](brokkr_agent::agent::Agent)s with their own keys and `MemoryApplier`s,
+//! sharing one HTTP client. Agents long-poll for 30 s; their heartbeats come every
+//! 30 s; resync and health reports are an hour apart.
 //!
 //! Once every agent has applied the first version and the server's
 //! `brokkr_target_state_watchers` gauge shows every agent back in a long poll (all but
@@ -37,7 +37,7 @@
 //! other calls, so each process needs an open-files limit of about 1.25 × agents + 256
 //! (`ulimit -n`). PostgreSQL comes from `BROKKR_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); the scratch database is created and
-//! dropped with `psql` and the backend skipped with a notice when that fails.
+//! dropped as the tests' are, and the backend skipped with a notice when that fails.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -50,9 +50,11 @@ use tokio::sync::mpsc;
 
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
-// The rollout bench uses the rest of it (restarts, kills).
+#[path = "../../brokkr-server/tests/common/pg_database.rs"]
+mod pg_database;
 #[path = "common/scratch.rs"]
 mod scratch;
+// The rollout bench uses the rest of it (restarts, kills).
 #[allow(dead_code)]
 #[path = "common/server.rs"]
 mod server;
@@ -589,7 +591,7 @@ fn main() -> Result {
                 return Err(format!("unknown backend {other:?}: use sqlite or postgres").into());
             }
         };
-        let Some(database) = Scratch::create(backend, "brokkr_fleet")? else {
+        let Some(database) = Scratch::create(backend, "brokkr_fleet", &runtime)? else {
             continue;
         };
         let server = ServerProcess::spawn(&database.url, max_connections, None, &server_log())?;

@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 
 use brokkr_core::store::{Error, Result};
-use brokkr_core::{AppliedState, AppliedVersions, EventStatus, EventType, StackId};
+use brokkr_core::{
+    AppliedState, AppliedVersions, DeploymentObjectId, EventStatus, EventType, StackId,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ConnectionTrait, EntityTrait, FromQueryResult};
 use uuid::Uuid;
 
 use crate::entity::agent_applied::{self, Column};
 use crate::entity::agent_events;
-use crate::errors::{corrupt, db};
+use crate::errors::db;
 use crate::write::Write;
 use crate::{Backend, SqlStore, sql};
 
@@ -145,17 +147,11 @@ impl SqlStore {
             .ok_or_else(|| Error::not_found("stack", stack_id))?;
         let folded: Option<String> = row.try_get_by_index(0).map_err(db)?;
         let untargeted: bool = row.try_get_by_index(1).map_err(db)?;
-        let mut versions = folded
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                Uuid::parse_str(v)
-                    .map(Into::into)
-                    .map_err(|_| corrupt("applied version", format!("unreadable id {v:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut versions: Vec<DeploymentObjectId> =
+            crate::world::parse_ids(folded.as_deref().unwrap_or(""))?
+                .into_iter()
+                .map(Into::into)
+                .collect();
         versions.sort_unstable();
         Ok(AppliedVersions {
             versions,

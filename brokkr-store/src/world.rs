@@ -122,6 +122,15 @@ fn parse_applied(folded: &str) -> Result<Vec<(AgentId, Option<DeploymentObjectId
     Ok(applied)
 }
 
+/// A folded list of ids (`id,id,...`, in either form), in the order written.
+pub(crate) fn parse_ids(folded: &str) -> Result<Vec<Uuid>> {
+    folded
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(uuid)
+        .collect()
+}
+
 fn uuid(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|_| bad("id", text))
 }

@@ -38,13 +38,15 @@
 //! above. Each process needs an open-files limit of about 1.25 × agents + 256. PostgreSQL
 //! comes from `BROKKR_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); scratch databases are created and
-//! dropped with `psql`, and the backend is skipped with a notice when that fails.
+//! dropped as the tests' are, and the backend is skipped with a notice when that fails.
 //! Every wait is bounded.
 
 mod admin;
 mod db;
 mod fleet;
 mod many;
+#[path = "../../../brokkr-server/tests/common/pg_database.rs"]
+mod pg_database;
 mod release;
 mod restart;
 mod revert;
@@ -163,7 +165,7 @@ fn main() -> Result {
             }
         };
         if settings.part("release") || settings.part("revert") {
-            let Some(database) = Scratch::create(backend, "brokkr_rollouts")? else {
+            let Some(database) = Scratch::create(backend, "brokkr_rollouts", &runtime)? else {
                 continue;
             };
             println!("{name}, releases and a revert:");
@@ -173,7 +175,7 @@ fn main() -> Result {
             outcome?;
         }
         if settings.part("many") || settings.part("restart") {
-            let Some(database) = Scratch::create(backend, "brokkr_rollouts")? else {
+            let Some(database) = Scratch::create(backend, "brokkr_rollouts", &runtime)? else {
                 continue;
             };
             println!("{name}, many rollouts and a restart:");

@@ -242,6 +242,27 @@ pub async fn a_rollout_deadline_reverts(backend: Backend) {
     g.teardown().await;
 }
 
+/// A rollout of v2 whose after-wave gate of ring 0 is being asked: the receiver holds
+/// the first request 40 s (past its 30 s timeout) and passes the next. The server is
+/// named `replica` when given. Answers the fleet, v2, the rollout and the held request.
+async fn held_at_a_gate(
+    backend: Backend,
+    replica: Option<&'static str>,
+) -> Option<(Gated, Value, String, Vec<super::receiver::Received>)> {
+    let g = Gated::start_as(backend, replica, |r| {
+        let gate = webhook(r, "after_wave", &["ring-0"], json!({"timeout": "30s"}));
+        ring_policy(json!([gate]), |_| {})
+    })
+    .await?;
+    g.receiver.script([
+        Answer::Sleep(Duration::from_secs(40)),
+        verdict(json!({"verdict": "pass"})),
+    ]);
+    let (v2, rollout) = g.roll_out_v2().await;
+    let held = g.receiver.wait_for(1, ASKED).await;
+    Some((g, v2, rollout, held))
+}
+
 /// Scenario 6, the gate half: the server is killed while a gate is being asked (the
 /// receiver holds the request), and started again on the same database. The killed
 /// server's lease on the rollout holds it until it runs out (at least 61 s, as a lease
@@ -249,20 +270,9 @@ pub async fn a_rollout_deadline_reverts(backend: Backend) {
 /// would. The evaluation that had no verdict is asked again with the same delivery id,
 /// attempt and body, and the rollout completes.
 pub async fn a_restart_during_a_gate_asks_again_with_the_same_delivery(backend: Backend) {
-    let Some(mut g) = Gated::start(backend, |r| {
-        let gate = webhook(r, "after_wave", &["ring-0"], json!({"timeout": "30s"}));
-        ring_policy(json!([gate]), |_| {})
-    })
-    .await
-    else {
+    let Some((mut g, v2, rollout, held)) = held_at_a_gate(backend, None).await else {
         return;
     };
-    g.receiver.script([
-        Answer::Sleep(Duration::from_secs(40)),
-        verdict(json!({"verdict": "pass"})),
-    ]);
-    let (v2, rollout) = g.roll_out_v2().await;
-    let held = g.receiver.wait_for(1, ASKED).await;
     let asked = g.fleet.rollout(&rollout).await;
     let pending = &evaluations(&asked)[0];
     assert_eq!(pending["id"], delivery(&held[0]), "{asked}");
@@ -303,20 +313,9 @@ pub async fn a_restart_during_a_gate_asks_again_with_the_same_delivery(backend: 
 /// held the lease, so it takes the rollout back at once and asks again, with the same
 /// delivery, without waiting for the lease to run out.
 pub async fn a_named_replica_restarted_during_a_gate_asks_again_at_once(backend: Backend) {
-    let Some(mut g) = Gated::start_as(backend, Some("brokkr-0"), |r| {
-        let gate = webhook(r, "after_wave", &["ring-0"], json!({"timeout": "30s"}));
-        ring_policy(json!([gate]), |_| {})
-    })
-    .await
-    else {
+    let Some((mut g, v2, rollout, _)) = held_at_a_gate(backend, Some("brokkr-0")).await else {
         return;
     };
-    g.receiver.script([
-        Answer::Sleep(Duration::from_secs(40)),
-        verdict(json!({"verdict": "pass"})),
-    ]);
-    let (v2, rollout) = g.roll_out_v2().await;
-    g.receiver.wait_for(1, ASKED).await;
     g.fleet.broker.kill();
     let restarted = std::time::Instant::now();
     g.fleet.broker.serve().await;

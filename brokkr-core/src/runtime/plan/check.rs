@@ -234,7 +234,7 @@ impl ControlPlane {
         if applied.versions.is_empty() {
             return Ok(true);
         }
-        if !matches!(change, PlannedChange::DeploymentObject { .. }) || applied.untargeted {
+        if !matches!(change, PlannedChange::DeploymentObject { .. }) {
             return Ok(false);
         }
         let items = self

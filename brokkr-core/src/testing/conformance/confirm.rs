@@ -153,7 +153,7 @@ cases!(
         .await;
         mk_event(store, c, v2, EventType::Delete, EventStatus::Success).await;
         check(AppliedVersions {
-            versions: both,
+            versions: both.clone(),
             untargeted: false,
         })
         .await;
@@ -162,8 +162,6 @@ cases!(
             .unassign_stack(&ADMIN, a, stack)
             .await
             .expect("unassign");
-        let mut both = vec![v1, v2];
-        both.sort();
         check(AppliedVersions {
             versions: both,
             untargeted: true,
