@@ -139,6 +139,15 @@ async fn the_old_agent_keeps_the_stack_until_the_new_one_is_healthy(backend: Bac
     let Some((fleet, stack, v1)) = placed_on_agent_0(backend, 600, false).await else {
         return;
     };
+    // Agent 1's workload starts out progressing, so that agent 0 is still leaving when
+    // the test reads the decision: a healthy report can otherwise reach the server, and
+    // release agent 0, between the relabel and the read.
+    let cluster_1 = &fleet.agents[1].cluster;
+    cluster_1.set_health(
+        &deployment(),
+        HealthStatus::Progressing,
+        "ContainerCreating",
+    );
     let placement = move_to_agent_1(&fleet, &stack).await;
     let leaving = &placement["decision"]["leaving"];
     assert_eq!(
@@ -147,6 +156,7 @@ async fn the_old_agent_keeps_the_stack_until_the_new_one_is_healthy(backend: Bac
         "{placement}"
     );
     assert_eq!(leaving[0]["waiting_for"], json!([fleet.agents[1].id]));
+    cluster_1.set_health(&deployment(), HealthStatus::Healthy, "Available");
     let v1_id: DeploymentObjectId = v1.parse().expect("id");
     let started = Instant::now();
     eventually("agent 0 released", || async {
