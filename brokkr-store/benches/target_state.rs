@@ -27,6 +27,11 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Value};
 use uuid::Uuid;
 
+#[path = "../../brokkr-server/tests/common/pg_database.rs"]
+mod pg_database;
+
+use pg_database::PgDatabase;
+
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 const VERSIONS_PER_STACK: usize = 10;
@@ -100,17 +105,11 @@ async fn main() -> Result {
                 .await?;
             }
             "postgres" => {
-                let admin_url = std::env::var("BROKKR_TEST_DATABASE_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let name = format!("brokkr_bench_{}", Uuid::new_v4().simple());
-                let admin = Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                let result = run("postgres", &replace_database(&admin_url, &name), &scale).await;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await?;
+                let Some(database) = PgDatabase::create().await else {
+                    continue;
+                };
+                let result = run("postgres", &database.url, &scale).await;
+                database.drop_database().await;
                 result?;
             }
             other => {
@@ -289,9 +288,11 @@ async fn seed_model(db: &DatabaseConnection, scale: &Scale) -> Result<Seed> {
         "labels",
         "annotations",
         "latest_deployment_object_id",
+        "release_deployment_object_id",
         "created_at",
         "updated_at",
     ];
+    // No rollout: the release head is the latest version, as an append sets it.
     let rows = seed.stacks.iter().enumerate().map(|(s, id)| {
         let latest = seed.objects[(s + 1) * VERSIONS_PER_STACK - 1];
         vec![
@@ -299,6 +300,7 @@ async fn seed_model(db: &DatabaseConnection, scale: &Scale) -> Result<Seed> {
             val(format!("stack-{s}")),
             empty_map(),
             empty_map(),
+            val(latest),
             val(latest),
             val(now),
             val(now),
@@ -383,16 +385,4 @@ async fn seed_events(db: &DatabaseConnection, scale: &Scale, seed: &Seed) -> Res
         ]
     });
     insert_rows(db, "agent_events", &columns, rows).await
-}
-
-/// `postgres://u@h:p/db?x` with `db` replaced by `name`.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(head, _)| head);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }

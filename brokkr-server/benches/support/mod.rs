@@ -30,7 +30,11 @@ use poem::http::{StatusCode, header};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
 use poem::{EndpointExt, Request, Response, Route, get, handler, post};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+
+#[path = "../../tests/common/pg_database.rs"]
+mod pg_database;
+
+use pg_database::PgDatabase;
 
 pub type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -90,19 +94,16 @@ impl fmt::Display for Backend {
 }
 
 /// An empty database for one measurement: a SQLite file in a temporary directory, or a
-/// PostgreSQL database with a unique name. [`ScratchDatabase::remove`] deletes it.
+/// PostgreSQL database with a unique name, made and dropped as the tests' are
+/// ([`PgDatabase`]). [`ScratchDatabase::remove`] deletes it.
 pub struct ScratchDatabase {
     pub url: String,
-    /// `None` once removed.
-    place: Option<Place>,
+    place: Place,
 }
 
 enum Place {
     Sqlite(tempfile::TempDir),
-    Postgres {
-        admin: DatabaseConnection,
-        name: String,
-    },
+    Postgres(PgDatabase),
 }
 
 impl ScratchDatabase {
@@ -117,55 +118,24 @@ impl ScratchDatabase {
                 );
                 Ok(Some(Self {
                     url,
-                    place: Some(Place::Sqlite(dir)),
+                    place: Place::Sqlite(dir),
                 }))
             }
-            Backend::Postgres => Self::postgres().await,
+            Backend::Postgres => Ok(PgDatabase::create().await.map(|database| Self {
+                url: database.url.clone(),
+                place: Place::Postgres(database),
+            })),
         }
     }
 
-    async fn postgres() -> Result<Option<Self>> {
-        let base = std::env::var("BROKKR_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let connecting = Database::connect(base.as_str());
-        let Ok(Ok(admin)) = tokio::time::timeout(Duration::from_secs(10), connecting).await else {
-            println!("PostgreSQL: skipped, {base} is unreachable");
-            return Ok(None);
-        };
-        let name = format!("brokkr_bench_server_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await?;
-        let url = match base.rfind('/') {
-            Some(i) if i > base.find("://").map_or(0, |s| s + 2) => {
-                format!("{}/{name}", &base[..i])
-            }
-            _ => format!("{base}/{name}"),
-        };
-        Ok(Some(Self {
-            url,
-            place: Some(Place::Postgres { admin, name }),
-        }))
-    }
-
-    /// Deletes the database, even with connections still open to it.
-    pub async fn remove(mut self) -> Result {
-        if let Some(Place::Postgres { admin, name }) = self.place.take() {
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
+    /// Deletes the database, even with connections still open to it. A scratch
+    /// database dropped without this (a bench that failed) is deleted by
+    /// [`PgDatabase`]'s own `Drop`.
+    pub async fn remove(self) -> Result {
+        if let Place::Postgres(database) = self.place {
+            database.drop_database().await;
         }
         Ok(())
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        // Dropping a database needs the async driver, which a panic cannot wait for:
-        // say what is left behind instead.
-        if let Some(Place::Postgres { name, .. }) = &self.place {
-            eprintln!("scratch database {name} was left behind: DROP DATABASE {name} WITH (FORCE)");
-        }
     }
 }
 
