@@ -1,6 +1,6 @@
 //! A fresh PostgreSQL database per test, dropped afterwards even when the test
-//! panics. Shared by the server's tests and the agent's rollout scenarios
-//! (`brokkr-agent/tests/rollouts.rs` includes this file by path).
+//! panics. Shared by the server's tests, the agent's scenario tests and the benches of
+//! all three crates that need a scratch database (they include this file by path).
 
 use std::time::Duration;
 
