@@ -3,6 +3,7 @@
 //! writer's transaction, so plans read the stack's agents, never the event history.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{
@@ -30,31 +31,29 @@ const APPLIED_SQL: &str = "\
 /// The distinct versions the stack's agents run, folded into one text, and whether an
 /// agent runs one without a live target; no row means no such stack. Both are read in
 /// the database, whatever the stack's agent count: the guard asks before every append.
+/// Only the folding aggregate differs between the backends.
 fn versions_sql(backend: Backend) -> &'static str {
+    static SQLITE: LazyLock<String> = LazyLock::new(|| versions_query("group_concat(hex(v), ',')"));
+    static POSTGRES: LazyLock<String> =
+        LazyLock::new(|| versions_query("string_agg(v::text, ',')"));
     match backend {
-        Backend::Sqlite => {
-            "SELECT \
-               (SELECT group_concat(hex(v), ',') FROM \
-                  (SELECT DISTINCT deployment_object_id AS v FROM agent_applied \
-                    WHERE stack_id = s.id AND deployment_object_id IS NOT NULL)) AS versions, \
-               EXISTS (SELECT 1 FROM agent_applied a \
-                  WHERE a.stack_id = s.id AND a.deployment_object_id IS NOT NULL \
-                    AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.agent_id = a.agent_id \
-                      AND t.stack_id = a.stack_id AND t.removed_at IS NULL)) AS untargeted \
-             FROM stacks s WHERE s.id = ?"
-        }
-        Backend::Postgres => {
-            "SELECT \
-               (SELECT string_agg(v::text, ',') FROM \
-                  (SELECT DISTINCT deployment_object_id AS v FROM agent_applied \
-                    WHERE stack_id = s.id AND deployment_object_id IS NOT NULL) d) AS versions, \
-               EXISTS (SELECT 1 FROM agent_applied a \
-                  WHERE a.stack_id = s.id AND a.deployment_object_id IS NOT NULL \
-                    AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.agent_id = a.agent_id \
-                      AND t.stack_id = a.stack_id AND t.removed_at IS NULL)) AS untargeted \
-             FROM stacks s WHERE s.id = ?"
-        }
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
     }
+}
+
+fn versions_query(fold: &str) -> String {
+    format!(
+        "SELECT \
+           (SELECT {fold} FROM \
+              (SELECT DISTINCT deployment_object_id AS v FROM agent_applied \
+                WHERE stack_id = s.id AND deployment_object_id IS NOT NULL) d) AS versions, \
+           EXISTS (SELECT 1 FROM agent_applied a \
+              WHERE a.stack_id = s.id AND a.deployment_object_id IS NOT NULL \
+                AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.agent_id = a.agent_id \
+                  AND t.stack_id = a.stack_id AND t.removed_at IS NULL)) AS untargeted \
+         FROM stacks s WHERE s.id = ?"
+    )
 }
 
 /// Moves the applied state of every (agent, stack) with a successful event among
