@@ -12,6 +12,7 @@
 mod compute;
 mod guard;
 mod item;
+mod keeps;
 
 pub use compute::{
     AgentAction, AgentMove, MoveGroup, ObjectChanges, ObjectCounts, Plan, PlanError, PlanSummary,
@@ -22,3 +23,4 @@ pub use guard::{
     Verdict, Violation,
 };
 pub use item::ItemDigest;
+pub use keeps::append_keeps_everything;

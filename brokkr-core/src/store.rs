@@ -47,7 +47,7 @@ mod filter;
 mod rollouts;
 mod webhooks;
 
-pub use confirm::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite};
+pub use confirm::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, HarmlessAppend};
 pub use error::Error;
 pub use filter::{
     AgentEventFilter, AgentFilter, AuditFilter, DeliveryFilter, GeneratorFilter, StackFilter,
@@ -105,6 +105,22 @@ pub trait Store: WebhookStore + RolloutStore + Send + Sync + 'static {
         actor: &Actor,
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject>;
+
+    /// [`Store::append_deployment_object`], only when the guard's shortcut clears it,
+    /// judged in the append's own transaction: no reverted rollout of the stack had the
+    /// same content ([`RolloutStore::rejecting_rollout`]), and it keeps every object of
+    /// every version the stack's agents run, each with a live target
+    /// ([`crate::plan::append_keeps_everything`] over [`Store::applied_versions`]).
+    /// Otherwise nothing is written and the append comes back for the full guard. The
+    /// default hands every append back: correct, only slower.
+    async fn append_if_harmless(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<HarmlessAppend> {
+        let _ = actor;
+        Ok(HarmlessAppend::NeedsPlan(new))
+    }
 
     /// One deployment object, also of a deleted stack (history stays readable).
     async fn get_deployment_object(&self, id: DeploymentObjectId) -> Result<DeploymentObject>;

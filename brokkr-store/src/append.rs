@@ -21,10 +21,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use brokkr_core::store::{Error, Result};
+use brokkr_core::store::{Error, HarmlessAppend, Result};
 use brokkr_core::{
-    Actor, AgentId, AppendedObject, AuditAction, DeploymentObject, DeploymentObjectId,
-    NewDeploymentObject, ResourceKind, StackId, WebhookEvent,
+    Actor, AgentId, AppendedObject, AuditAction, DeploymentObjectId, NewDeploymentObject,
+    ResourceKind, StackId, WebhookEvent,
 };
 use sea_orm::sea_query::{IntoIden, Query};
 use sea_orm::{ConnectionTrait, Value};
@@ -36,6 +36,7 @@ use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::deployment_objects::{self, Column};
 use crate::errors::db;
+use crate::harmless;
 use crate::items::ITEMS;
 use crate::rollout_appends::{RolloutEffects, lock_stacks};
 use crate::sql::{self, bind_params};
@@ -48,10 +49,12 @@ pub(crate) const POSTGRES_COMMITTERS: usize = 4;
 pub(crate) struct Append {
     pub(crate) actor: Actor,
     pub(crate) new: NewDeploymentObject,
+    /// Only if the guard's shortcut clears it (`Store::append_if_harmless`).
+    pub(crate) harmless_only: bool,
 }
 
 impl Batched for Append {
-    type Output = DeploymentObject;
+    type Output = HarmlessAppend;
     const WHAT: &'static str = "appends";
 
     fn bytes(&self) -> usize {
@@ -61,34 +64,42 @@ impl Batched for Append {
     fn write_batch(
         writer: &Writer,
         batch: &[Self],
-    ) -> impl Future<Output = Result<Vec<Result<DeploymentObject>>>> + Send {
+    ) -> impl Future<Output = Result<Vec<Result<HarmlessAppend>>>> + Send {
         append_batch(writer, batch)
     }
 }
 
 /// Writes a batch in one transaction; one result per append, in order.
-async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<DeploymentObject>>> {
+async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<HarmlessAppend>>> {
     let mut write = writer.begin().await?;
     let stacks: Vec<StackId> = distinct(batch.iter().map(|p| p.new.stack_id()));
     let mut locked = lock_stacks(&write, &stacks).await?;
+    let asking: Vec<(bool, &NewDeploymentObject)> =
+        batch.iter().map(|p| (p.harmless_only, &p.new)).collect();
+    let needs_plan = harmless::needs_plan(&write, &asking).await?;
     // Each append decided in order, before any sequence is drawn: a refused one writes
-    // nothing, and a later append to the same stack sees what an earlier one did.
+    // nothing, and a later append to the same stack sees what an earlier one did. `None`:
+    // handed back for the full guard, writing nothing either.
     let mut effects = RolloutEffects::default();
-    let mut decided: Vec<Result<DeploymentObjectId>> = Vec::with_capacity(batch.len());
-    for pending in batch {
+    let mut decided: Vec<Result<Option<DeploymentObjectId>>> = Vec::with_capacity(batch.len());
+    for (pending, needs_plan) in batch.iter().zip(needs_plan) {
         let stack = pending.new.stack_id();
         let object = DeploymentObjectId::new();
         decided.push(match locked.get_mut(&stack) {
             None => Err(Error::not_found("stack", stack)),
+            Some(_) if needs_plan => Ok(None),
             Some(locked) => effects
                 .decide(locked, &pending.actor, &pending.new, object, write.now)
-                .map(|()| object),
+                .map(|()| Some(object)),
         });
     }
     let accepted: Vec<(&Append, DeploymentObjectId)> = batch
         .iter()
         .zip(&decided)
-        .filter_map(|(pending, object)| object.as_ref().ok().map(|id| (pending, *id)))
+        .filter_map(|(pending, object)| match object {
+            Ok(Some(id)) => Some((pending, *id)),
+            _ => None,
+        })
         .collect();
     let mut objects = Vec::with_capacity(accepted.len());
     if !accepted.is_empty() {
@@ -124,11 +135,13 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<De
     let mut objects = objects.into_iter();
     let results = decided
         .into_iter()
-        .map(|decided| {
-            decided?;
-            objects
+        .zip(batch)
+        .map(|(decided, pending)| match decided? {
+            None => Ok(HarmlessAppend::NeedsPlan(pending.new.clone())),
+            Some(_) => objects
                 .next()
-                .ok_or_else(|| Error::Backend("an accepted append has no object".into()))
+                .map(HarmlessAppend::Appended)
+                .ok_or_else(|| Error::Backend("an accepted append has no object".into())),
         })
         .collect();
     Ok(batch::commit(writer, write, Append::WHAT, results).await)

@@ -65,6 +65,7 @@ mod deliveries;
 mod events;
 mod fleet;
 mod generators;
+mod harmless;
 mod health;
 mod items;
 mod keys;

@@ -1,7 +1,7 @@
 //! Stacks and their deployment objects.
 
 use brokkr_core::page::{Page, PageRequest};
-use brokkr_core::store::{Error, Result, StackFilter};
+use brokkr_core::store::{Error, HarmlessAppend, Result, StackFilter};
 use brokkr_core::{
     Actor, AuditAction, DeploymentObject, DeploymentObjectId, NewDeploymentObject, ResourceKind,
     Stack, StackId, StackUpdate, WebhookEvent,
@@ -160,7 +160,30 @@ impl SqlStore {
         actor: &Actor,
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject> {
-        self.appends.submit(Append { actor: *actor, new }).await
+        let append = Append {
+            actor: *actor,
+            new,
+            harmless_only: false,
+        };
+        match self.appends.submit(append).await? {
+            HarmlessAppend::Appended(object) => Ok(object),
+            HarmlessAppend::NeedsPlan(_) => Err(Error::Backend(
+                "an append without the guard's shortcut was handed back".into(),
+            )),
+        }
+    }
+
+    pub(crate) async fn append_if_harmless_impl(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<HarmlessAppend> {
+        let append = Append {
+            actor: *actor,
+            new,
+            harmless_only: true,
+        };
+        self.appends.submit(append).await
     }
 
     pub(crate) async fn get_deployment_object_impl(

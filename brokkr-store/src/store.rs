@@ -20,7 +20,7 @@ use brokkr_core::{
 use brokkr_core::audit_chain::{ChainCheck, ChainHead, ChainLink};
 use brokkr_core::id::PlanId;
 use brokkr_core::plan::{GuardOverrides, ItemDigest};
-use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange};
+use brokkr_core::store::{Confirmation, Confirmed, ConfirmedChange, HarmlessAppend};
 use brokkr_core::{AppliedState, AppliedVersions, NewPlan, StackWorld, StoredPlan};
 use chrono::{DateTime, Utc};
 
@@ -69,6 +69,14 @@ impl Store for SqlStore {
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject> {
         self.append_impl(actor, new).await
+    }
+
+    async fn append_if_harmless(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<HarmlessAppend> {
+        self.append_if_harmless_impl(actor, new).await
     }
 
     async fn get_deployment_object(&self, id: DeploymentObjectId) -> Result<DeploymentObject> {

@@ -1,5 +1,8 @@
-//! A confirmed change: the plan used, the world checked and the change written in one
-//! transaction ([`Store::write_confirmed`](super::Store::write_confirmed)).
+//! The guard's writes: a confirmed change, the plan used, the world checked and the
+//! change written in one transaction
+//! ([`Store::write_confirmed`](super::Store::write_confirmed)); and an append the
+//! guard's shortcut clears in its own transaction
+//! ([`Store::append_if_harmless`](super::Store::append_if_harmless)).
 
 use chrono::{DateTime, Utc};
 
@@ -77,4 +80,16 @@ pub enum Confirmed {
     /// Nothing written, the plan still unused: it expired, is another stack's, or the
     /// digest recomputed from the world differs from the plan's.
     Stale,
+}
+
+/// How [`Store::append_if_harmless`](super::Store::append_if_harmless) ended.
+// One per append: boxing the handed-back append would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum HarmlessAppend {
+    /// The shortcut cleared it, and it was appended.
+    Appended(DeploymentObject),
+    /// Nothing written: the shortcut could not clear it, so the full guard must judge
+    /// it. The append comes back unchanged.
+    NeedsPlan(NewDeploymentObject),
 }

@@ -5,12 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::keeps::append_keeps_everything;
 use super::world::{Effect, moves};
 use super::{GuardOptions, PlanView, PlannedChange};
 use crate::id::{AgentId, DeploymentObjectId, PlanId, StackId};
 use crate::model::{Actor, NewPlan, PlanOrigin, StackWorld};
-use crate::plan::{self, GuardPolicy, ItemDigest, Plan, Version};
+use crate::plan::{self, GuardPolicy, ItemDigest, Plan, Version, append_keeps_everything};
 use crate::runtime::placement::RejectionPage;
 use crate::runtime::{ControlPlane, Error, Result, access};
 use crate::store::{self, Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite};

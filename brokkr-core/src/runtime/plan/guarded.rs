@@ -15,7 +15,7 @@ use crate::placement::{PlacementPolicy, RejectionPage};
 use crate::plan::ItemDigest;
 use crate::runtime::placement::PlacementView;
 use crate::runtime::{ControlPlane, Error, GenerateSource, Result, access};
-use crate::store::{ConfirmedChange, ConfirmedWrite};
+use crate::store::{ConfirmedChange, ConfirmedWrite, HarmlessAppend};
 
 /// The guarded mutations with a dry run or a confirmation; see
 /// [`ControlPlane::guarded`].
@@ -100,6 +100,29 @@ impl Guarded<'_> {
         }
     }
 
+    /// A plain append of new content goes to the store's shortcut first
+    /// ([`Store::append_if_harmless`]): judged inside the append's transaction, for a
+    /// whole batch of appends at once, where the guard's reads would cost two
+    /// statements per append before it. `Err` hands back what the full guard must judge.
+    ///
+    /// [`Store::append_if_harmless`]: crate::store::Store::append_if_harmless
+    async fn harmless_first(
+        &self,
+        caller: &Actor,
+        change: &PlannedChange,
+        new: NewDeploymentObject,
+    ) -> Result<Result<DeploymentObject, NewDeploymentObject>> {
+        let plain = self.options == GuardOptions::default();
+        if !plain || !matches!(change, PlannedChange::DeploymentObject { .. }) {
+            return Ok(Err(new));
+        }
+        let store = self.control_plane.store();
+        Ok(match store.append_if_harmless(caller, new).await? {
+            HarmlessAppend::Appended(object) => Ok(object),
+            HarmlessAppend::NeedsPlan(new) => Err(new),
+        })
+    }
+
     /// Appends `new` (already parsed for `stack`) once the guard lets it.
     async fn append(
         &self,
@@ -113,6 +136,10 @@ impl Guarded<'_> {
             new.immediate()
         } else {
             new
+        };
+        let new = match self.harmless_first(caller, &change, new).await? {
+            Ok(object) => return Ok(Outcome::Done(object)),
+            Err(new) => new,
         };
         match self.check(caller, stack, change, new.items()).await? {
             Checked::Proceed => {

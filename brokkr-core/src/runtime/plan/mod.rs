@@ -19,7 +19,6 @@
 pub(crate) mod check;
 pub(crate) mod guarded;
 mod held;
-mod keeps;
 mod ops;
 pub(crate) mod world;
 

@@ -170,6 +170,7 @@ mod events;
 mod eviction;
 mod fleet;
 mod generators;
+mod harmless;
 mod health;
 mod keys;
 mod listing;
@@ -204,6 +205,7 @@ pub use fixtures::{
 };
 pub use fleet::*;
 pub use generators::*;
+pub use harmless::*;
 pub use health::*;
 pub use keys::*;
 pub use listing::*;
@@ -226,7 +228,7 @@ pub use webhooks::*;
 
 // The areas in the order their cases run.
 stacks::area! {
-    [objects listing template_listing agents metadata targets target_state watches events health placement eviction placing plans confirm generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events rollouts rollout_changes]
+    [objects listing template_listing agents metadata targets target_state watches events health placement eviction placing plans confirm harmless generators keys audit audit_chain pagination fleet webhooks webhook_claims webhook_events rollouts rollout_changes]
 }
 
 /// Expands into one `#[tokio::test]` per conformance case for a store fixture.

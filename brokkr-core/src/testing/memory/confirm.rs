@@ -1,16 +1,37 @@
-//! A stack's world in one read, and confirmed changes: the plan used, the world checked
-//! and the change written under one lock.
+//! A stack's world in one read, confirmed changes (the plan used, the world checked
+//! and the change written under one lock), and appends the guard's shortcut clears
+//! under the same lock.
 
 use super::state::now;
 use super::{MemoryStore, State};
 use crate::id::{AgentId, PlanId, StackId};
 use crate::model::{
-    Actor, AuditAction, ResourceKind, StackWorld, StoredPlan, WebhookEvent, WorldTarget,
+    Actor, AppliedVersions, AuditAction, NewDeploymentObject, ResourceKind, StackWorld, StoredPlan,
+    WebhookEvent, WorldTarget,
 };
-use crate::store::{Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, Error, Result};
+use crate::plan::append_keeps_everything;
+use crate::store::{
+    Confirmation, Confirmed, ConfirmedChange, ConfirmedWrite, Error, HarmlessAppend, Result,
+};
 
 pub(super) fn stack_world(store: &MemoryStore, stack_id: StackId) -> Result<StackWorld> {
     store.state().stack_world(stack_id)
+}
+
+pub(super) fn append_if_harmless(
+    store: &MemoryStore,
+    actor: &Actor,
+    new: NewDeploymentObject,
+) -> Result<HarmlessAppend> {
+    let (object, agents) = {
+        let mut state = store.state();
+        if !state.harmless(&new)? {
+            return Ok(HarmlessAppend::NeedsPlan(new));
+        }
+        state.append_audited(actor, new)?
+    };
+    store.publish(agents);
+    Ok(HarmlessAppend::Appended(object))
 }
 
 pub(super) fn write_confirmed(
@@ -51,6 +72,22 @@ pub(super) fn write_confirmed(
 }
 
 impl State {
+    /// Whether the guard's shortcut clears `new`: no reverted rollout had its
+    /// content, and it keeps everything the stack's agents run.
+    fn harmless(&self, new: &NewDeploymentObject) -> Result<bool> {
+        let stack = new.stack_id();
+        if self.rejecting_rollout(stack, new.yaml_checksum()).is_some() {
+            return Ok(false);
+        }
+        let applied = AppliedVersions::of(&self.stack_world(stack)?);
+        let items: Vec<_> = applied
+            .versions
+            .iter()
+            .filter_map(|id| self.items.get(id).map(|items| (*id, items.clone())))
+            .collect();
+        Ok(append_keeps_everything(&applied, &items, new.items()))
+    }
+
     pub(super) fn stack_world(&self, stack_id: StackId) -> Result<StackWorld> {
         if !self.stacks.contains_key(&stack_id) {
             return Err(Error::not_found("stack", stack_id));

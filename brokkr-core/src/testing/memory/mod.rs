@@ -41,7 +41,7 @@ use crate::placement::{PlacementDecision, PlacementPolicy};
 use crate::plan::{GuardOverrides, ItemDigest};
 use crate::store::{
     AgentEventFilter, AgentFilter, AuditFilter, Confirmation, Confirmed, ConfirmedChange,
-    GeneratorFilter, Result, StackFilter, Store, TargetFilter, TemplateFilter,
+    GeneratorFilter, HarmlessAppend, Result, StackFilter, Store, TargetFilter, TemplateFilter,
 };
 use crate::target_state::TargetState;
 
@@ -227,6 +227,14 @@ impl Store for MemoryStore {
         new: NewDeploymentObject,
     ) -> Result<DeploymentObject> {
         stacks::append_deployment_object(self, actor, new)
+    }
+
+    async fn append_if_harmless(
+        &self,
+        actor: &Actor,
+        new: NewDeploymentObject,
+    ) -> Result<HarmlessAppend> {
+        confirm::append_if_harmless(self, actor, new)
     }
 
     async fn get_deployment_object(&self, id: DeploymentObjectId) -> Result<DeploymentObject> {

@@ -65,23 +65,31 @@ pub(super) fn rejecting_rollout(
     stack_id: StackId,
     yaml_checksum: &str,
 ) -> Result<Option<(RolloutId, DeploymentObjectId)>> {
-    let state = store.state();
-    Ok(state
-        .rollouts
-        .rows
-        .values()
-        .rev()
-        .map(|row| &row.rollout)
-        .filter(|r| {
-            r.stack_id == stack_id
-                && matches!(r.state, RolloutState::Reverted | RolloutState::RevertFailed)
-        })
-        .find(|r| {
-            state
-                .object(r.candidate)
-                .is_ok_and(|object| object.yaml_checksum == yaml_checksum)
-        })
-        .map(|r| (r.id, r.candidate)))
+    Ok(store.state().rejecting_rollout(stack_id, yaml_checksum))
+}
+
+impl State {
+    /// The newest reverted rollout of the stack whose candidate had this content.
+    pub(super) fn rejecting_rollout(
+        &self,
+        stack_id: StackId,
+        yaml_checksum: &str,
+    ) -> Option<(RolloutId, DeploymentObjectId)> {
+        self.rollouts
+            .rows
+            .values()
+            .rev()
+            .map(|row| &row.rollout)
+            .filter(|r| {
+                r.stack_id == stack_id
+                    && matches!(r.state, RolloutState::Reverted | RolloutState::RevertFailed)
+            })
+            .find(|r| {
+                self.object(r.candidate)
+                    .is_ok_and(|object| object.yaml_checksum == yaml_checksum)
+            })
+            .map(|r| (r.id, r.candidate))
+    }
 }
 
 pub(super) fn get_rollout(store: &MemoryStore, id: RolloutId) -> Result<Rollout> {

@@ -4,7 +4,8 @@
 //!
 //! The shortcut only ever says "proceed" where the full plan would allow the change
 //! under any limits (the property test below holds it to that); anything else goes to
-//! the full plan.
+//! the full plan. Public, because a store judges appends with it inside their
+//! transaction (`Store::append_if_harmless`).
 
 use std::collections::HashSet;
 
@@ -17,7 +18,7 @@ use crate::plan::ItemDigest;
 /// run (`applied`) and the items of those versions (`items`, as
 /// `Store::deployment_object_items` answers). A version whose items are missing is not
 /// known to be kept.
-pub(crate) fn append_keeps_everything(
+pub fn append_keeps_everything(
     applied: &AppliedVersions,
     items: &[(DeploymentObjectId, Vec<ItemDigest>)],
     proposed: &[ItemDigest],
