@@ -26,7 +26,7 @@ use brokkr_core::{
     Actor, AgentId, AppendedObject, AuditAction, DeploymentObjectId, NewDeploymentObject,
     ResourceKind, StackId, WebhookEvent,
 };
-use sea_orm::sea_query::{IntoIden, Query};
+use sea_orm::sea_query::{ArrayType, IntoIden, Query};
 use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ use crate::errors::db;
 use crate::harmless;
 use crate::items::ITEMS;
 use crate::rollout_appends::{RolloutEffects, lock_stacks};
-use crate::sql::{self, bind_params};
+use crate::sql::{self, AnyOf, bind_params};
 use crate::write::{Write, Writer};
 
 /// Committers on PostgreSQL, where batches of different stacks commit side by side.
@@ -145,25 +145,6 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<Ha
         })
         .collect();
     Ok(batch::commit(writer, write, Append::WHAT, results).await)
-}
-
-/// Runs `select`, whose `{}` becomes one bind parameter per stack, followed by `tail`.
-async fn query_stacks(
-    write: &Write,
-    select: &str,
-    tail: &str,
-    stacks: &[StackId],
-) -> Result<Vec<sea_orm::QueryResult>> {
-    let query = format!("{}{tail}", select.replace("{}", &bind_params(stacks.len())));
-    write
-        .tx()
-        .query_all_raw(sql::stmt(
-            write.backend(),
-            &query,
-            stacks.iter().map(|s| Value::from(s.0)),
-        ))
-        .await
-        .map_err(db)
 }
 
 /// Draws `n` increasing deployment-object sequences. Callers lock the stacks first, so
@@ -308,6 +289,9 @@ async fn point_stacks(
     for ObjectRow { row, .. } in rows {
         latest.insert(row.stack_id, row.id);
     }
+    if write.backend() == Backend::Postgres {
+        return point_stacks_postgres(write, &latest, released).await;
+    }
     let mut cases = String::new();
     let mut values: Vec<Value> = Vec::with_capacity(latest.len() * 3 + released.len() * 2);
     for (stack, object) in &latest {
@@ -342,15 +326,57 @@ async fn point_stacks(
     Ok(())
 }
 
+/// [`point_stacks`] on PostgreSQL: the same statement text whatever the batch's size
+/// (one array per column), so it is prepared and planned once per connection.
+async fn point_stacks_postgres(
+    write: &Write,
+    latest: &HashMap<Uuid, Uuid>,
+    released: &BTreeMap<Uuid, Uuid>,
+) -> Result<()> {
+    let mut columns: [Vec<Value>; 4] = Default::default();
+    for (stack, object) in latest {
+        let release = released.get(stack);
+        columns[0].push((*stack).into());
+        columns[1].push((*object).into());
+        columns[2].push((*release.unwrap_or(object)).into());
+        columns[3].push(release.is_some().into());
+    }
+    let [stacks, objects, releases, moves] = columns;
+    let arrays = [
+        (ArrayType::Uuid, stacks),
+        (ArrayType::Uuid, objects),
+        (ArrayType::Uuid, releases),
+        (ArrayType::Bool, moves),
+    ]
+    .map(|(ty, values)| Value::Array(ty, Some(Box::new(values))));
+    write
+        .tx()
+        .execute_raw(sql::stmt(
+            Backend::Postgres,
+            "UPDATE stacks SET latest_deployment_object_id = v.latest, \
+               release_deployment_object_id = CASE WHEN v.moves THEN v.release \
+                 ELSE stacks.release_deployment_object_id END \
+             FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::bool[]) AS v(id, latest, release, moves) \
+             WHERE stacks.id = v.id",
+            arrays,
+        ))
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Every agent with a target row on any of `stacks`, with one indexed query.
 pub(crate) async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
-    let rows = query_stacks(
-        write,
-        "SELECT agent_id FROM agent_targets WHERE stack_id IN ({})",
-        "",
-        stacks,
-    )
-    .await?;
+    let ids = AnyOf::uuids(write.backend(), stacks.iter().map(|s| s.0));
+    let query = format!(
+        "SELECT agent_id FROM agent_targets WHERE stack_id {}",
+        ids.sql
+    );
+    let rows = write
+        .tx()
+        .query_all_raw(sql::stmt(write.backend(), &query, ids.values))
+        .await
+        .map_err(db)?;
     rows.iter()
         .map(|row| {
             row.try_get::<Uuid>("", "agent_id")

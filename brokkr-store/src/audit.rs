@@ -3,7 +3,7 @@
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AuditFilter, Result};
 use brokkr_core::{Actor, AuditAction, AuditRecord, ResourceKind};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use crate::entity::audit_chain_queue;
@@ -11,7 +11,7 @@ use crate::entity::audit_records::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
 use crate::write::Write;
-use crate::{SqlStore, convert};
+use crate::{Backend, SqlStore, convert};
 
 /// Audit records per insert statement: nine columns each stays far below SQLite's
 /// bind-parameter limit (32,766).
@@ -48,9 +48,11 @@ impl Write {
     }
 
     /// Writes the audit records of this transaction's changes, each with its content
-    /// hash, and queues them for the audit chain's sealer: two statements per
-    /// [`AUDIT_CHUNK`] records (a rollout's pins can be thousands). Nothing here reads
-    /// or waits for other writers' records.
+    /// hash, and queues them for the audit chain's sealer: per [`AUDIT_CHUNK`] records
+    /// (a rollout's pins can be thousands) one statement on PostgreSQL, which queues
+    /// what it inserts, two on SQLite. Every write path audits, so a round trip saved
+    /// here is saved on every write. Nothing here reads or waits for other writers'
+    /// records.
     pub(crate) async fn audit_many<'a>(
         &self,
         audits: impl IntoIterator<Item = (&'a Actor, Audit)>,
@@ -63,20 +65,24 @@ impl Write {
             return Ok(());
         }
         for chunk in rows.chunks(AUDIT_CHUNK) {
-            let queued: Vec<audit_chain_queue::ActiveModel> = chunk
-                .iter()
-                .map(|row| {
-                    audit_chain_queue::Model {
-                        audit_record_id: row.id,
-                    }
-                    .into()
-                })
-                .collect();
             let records = chunk.iter().cloned().map(audit_records::ActiveModel::from);
-            audit_records::Entity::insert_many(records)
-                .exec_without_returning(self.tx())
-                .await
-                .map_err(db)?;
+            let insert = audit_records::Entity::insert_many(records);
+            if self.backend() == Backend::Postgres {
+                let mut both = insert.build(DbBackend::Postgres);
+                both.sql = format!(
+                    "WITH inserted AS ({} RETURNING id) \
+                     INSERT INTO audit_chain_queue (audit_record_id) SELECT id FROM inserted",
+                    both.sql
+                );
+                self.tx().execute_raw(both).await.map_err(db)?;
+                continue;
+            }
+            insert.exec_without_returning(self.tx()).await.map_err(db)?;
+            let queued = chunk.iter().map(|row| {
+                audit_chain_queue::ActiveModel::from(audit_chain_queue::Model {
+                    audit_record_id: row.id,
+                })
+            });
             audit_chain_queue::Entity::insert_many(queued)
                 .exec_without_returning(self.tx())
                 .await

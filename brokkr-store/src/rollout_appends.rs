@@ -20,7 +20,7 @@ use crate::convert::from_json;
 use crate::entity::rollouts;
 use crate::errors::db;
 use crate::rollout_rows::{OPEN, rollout_row, rollout_state};
-use crate::sql::{self, bind_params};
+use crate::sql::{self, AnyOf, bind_params};
 use crate::write::Write;
 use crate::{Backend, append};
 
@@ -62,15 +62,15 @@ pub(crate) async fn lock_stacks(
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let params = bind_params(stacks.len());
-    let ids = || stacks.iter().map(|s| Value::from(s.0));
+    let ids = AnyOf::uuids(write.backend(), stacks.iter().map(|s| s.0));
     let locked = format!(
         "SELECT id, name, rollout_policy, release_deployment_object_id FROM stacks \
-         WHERE id IN ({params}) AND deleted_at IS NULL ORDER BY id{lock}"
+         WHERE id {} AND deleted_at IS NULL ORDER BY id{lock}",
+        ids.sql
     );
     let rows = write
         .tx()
-        .query_all_raw(sql::stmt(write.backend(), &locked, ids()))
+        .query_all_raw(sql::stmt(write.backend(), &locked, ids.values.clone()))
         .await
         .map_err(db)?;
     let mut out: BTreeMap<StackId, LockedStack> = BTreeMap::new();
@@ -92,11 +92,12 @@ pub(crate) async fn lock_stacks(
     let open = format!(
         "SELECT id, stack_id, state, candidate_deployment_object_id, \
                 baseline_deployment_object_id \
-         FROM rollouts WHERE stack_id IN ({params}) AND {OPEN}"
+         FROM rollouts WHERE stack_id {} AND {OPEN}",
+        ids.sql
     );
     let rows = write
         .tx()
-        .query_all_raw(sql::stmt(write.backend(), &open, ids()))
+        .query_all_raw(sql::stmt(write.backend(), &open, ids.values))
         .await
         .map_err(db)?;
     for row in rows {

@@ -1,7 +1,9 @@
 //! Hand-written SQL for the few statements the query builder does not express well
 //! (joins read into two entities, `RETURNING` on a counter, `pg_notify`).
 
+use sea_orm::sea_query::ArrayType;
 use sea_orm::{DbBackend, Statement, Value};
+use uuid::Uuid;
 
 use crate::Backend;
 
@@ -34,6 +36,46 @@ pub(crate) fn stmt(
 /// `?, ?, ?` for `n` bind parameters, for an `IN (...)` list.
 pub(crate) fn bind_params(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// A list to match a column against, as a statement of `backend` takes it: `sql` goes
+/// after the column, `values` are its bind parameters.
+///
+/// On PostgreSQL `= ANY(?)` with one array parameter, so that a statement's text, and
+/// with it its prepared statement and plan, is the same whatever the list's length: the
+/// append path's batches vary in size, and planning a new text each time cost
+/// PostgreSQL more than running it. On SQLite, which prepares in-process, `IN (?, ...)`.
+pub(crate) struct AnyOf {
+    pub(crate) sql: String,
+    pub(crate) values: Vec<Value>,
+}
+
+impl AnyOf {
+    pub(crate) fn uuids(backend: Backend, ids: impl IntoIterator<Item = Uuid>) -> Self {
+        Self::of(backend, ArrayType::Uuid, ids.into_iter().map(Value::from))
+    }
+
+    pub(crate) fn strings<'a>(backend: Backend, texts: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::of(
+            backend,
+            ArrayType::String,
+            texts.into_iter().map(Value::from),
+        )
+    }
+
+    fn of(backend: Backend, ty: ArrayType, values: impl Iterator<Item = Value>) -> Self {
+        let values: Vec<Value> = values.collect();
+        match backend {
+            Backend::Postgres => Self {
+                sql: "= ANY(?)".into(),
+                values: vec![Value::Array(ty, Some(Box::new(values)))],
+            },
+            Backend::Sqlite => Self {
+                sql: format!("IN ({})", bind_params(values.len())),
+                values,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
