@@ -6,14 +6,13 @@
 use futures::future::join_all;
 
 use super::fixtures::{ADMIN, config_map_yaml, mk_agent, mk_event, mk_object, mk_stack, mk_target};
-use super::rollout_support::{apply, keep, now, running};
+use super::rollout_support::{apply, revert, running};
 use super::support::{all_audit, all_objects, expect_not_found};
 use crate::id::StackId;
 use crate::model::{
     AuditAction, DeploymentObject, EventStatus, EventType, NewDeploymentObject, ResourceKind,
-    RolloutState,
 };
-use crate::rollout::{OnNewVersion, RolloutChange, Transition};
+use crate::rollout::OnNewVersion;
 use crate::store::{HarmlessAppend, Store};
 
 /// An append of one ConfigMap named `name` at `version`.
@@ -112,19 +111,7 @@ cases!(
     /// written, and goes the way the stack's rollout policy sends it.
     pub async fn harmless_reverted_content_needs_a_plan(store: &dyn Store) {
         let (fixture, rollout) = running(store, "harmless", OnNewVersion::Queue, true).await;
-        let reverted = RolloutChange {
-            state: RolloutState::Reverted,
-            next_eval_at: None,
-            finished_at: Some(now()),
-            unpin_all: true,
-            transitions: vec![Transition::Rollout {
-                from: rollout.state,
-                to: RolloutState::Reverted,
-                reason: Some("wave 0 failed".into()),
-            }],
-            ..keep(&rollout)
-        };
-        apply(store, reverted).await;
+        apply(store, revert(&rollout)).await;
         let again = config_map(fixture.stack, "app-config", "2");
         expect_handed_back(store, again, "a rollout reverted this content").await;
         let fresh = offer(store, config_map(fixture.stack, "app-config", "3"))

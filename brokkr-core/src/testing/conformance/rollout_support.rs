@@ -205,6 +205,22 @@ pub(super) fn succeed(rollout: &Rollout) -> RolloutChange {
     }
 }
 
+/// Ends a running rollout as `reverted` (its pins removed), as a failed wave does.
+pub(super) fn revert(rollout: &Rollout) -> RolloutChange {
+    RolloutChange {
+        state: RolloutState::Reverted,
+        next_eval_at: None,
+        finished_at: Some(now()),
+        unpin_all: true,
+        transitions: vec![Transition::Rollout {
+            from: rollout.state,
+            to: RolloutState::Reverted,
+            reason: Some("wave 0 failed".into()),
+        }],
+        ..keep(rollout)
+    }
+}
+
 /// The object the target state names for `stack`, if the stack is in it.
 pub(super) fn object_in(state: &TargetState, stack: StackId) -> Option<DeploymentObjectId> {
     state

@@ -6,8 +6,8 @@ use super::fixtures::{
     ADMIN, config_map_yaml, mk_agent, mk_event, mk_health, mk_object, mk_stack, mk_target, workload,
 };
 use super::rollout_support::{
-    DRIVER, apply, keep, later, now, object_in, released, rollout_policy, rollouts_of, running,
-    start, succeed, the_rollout,
+    DRIVER, apply, keep, later, now, object_in, released, revert, rollout_policy, rollouts_of,
+    running, start, succeed, the_rollout,
 };
 use super::support::{all_audit, all_objects, expect_not_found, expect_wake, target_state};
 use crate::health::HealthStatus;
@@ -16,7 +16,7 @@ use crate::model::{
     AuditAction, DeploymentObject, EventStatus, EventType, NewDeploymentObject, ResourceKind,
     RolloutState,
 };
-use crate::rollout::{OnNewVersion, RolloutChange, Transition};
+use crate::rollout::{OnNewVersion, RolloutChange};
 use crate::store::{Error, Result, Store};
 use crate::target_state::TargetAction;
 
@@ -444,19 +444,7 @@ cases!(
             .unwrap();
         assert_eq!(found, None, "a running rollout rejected nothing yet");
 
-        let reverted = RolloutChange {
-            state: RolloutState::Reverted,
-            next_eval_at: None,
-            finished_at: Some(now()),
-            unpin_all: true,
-            transitions: vec![Transition::Rollout {
-                from: rollout.state,
-                to: RolloutState::Reverted,
-                reason: Some("wave 0 failed".into()),
-            }],
-            ..keep(&rollout)
-        };
-        apply(store, reverted).await;
+        apply(store, revert(&rollout)).await;
         let found = store
             .rejecting_rollout(fixture.stack, &checksum)
             .await
