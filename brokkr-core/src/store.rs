@@ -491,9 +491,9 @@ pub trait Store: WebhookStore + RolloutStore + Send + Sync + 'static {
     async fn stack_world(&self, stack_id: StackId) -> Result<StackWorld>;
 
     /// The distinct versions the stack's agents run and whether one runs it untargeted
-    /// ([`AppliedVersions`]), as [`AppliedVersions::of`] the stack's world. The guard
-    /// asks it before every append; the default reads the whole world, so a store
-    /// should answer it with aggregates. `NotFound` for a stack that never existed.
+    /// ([`AppliedVersions`]), as [`AppliedVersions::of`] the stack's world; the guard
+    /// asks it of appends [`Store::append_if_harmless`] hands back. The default reads
+    /// the world: answer it with aggregates. `NotFound` for a stack that never existed.
     async fn applied_versions(&self, stack_id: StackId) -> Result<AppliedVersions> {
         Ok(AppliedVersions::of(&self.stack_world(stack_id).await?))
     }

@@ -30,7 +30,8 @@ const APPLIED_SQL: &str = "\
 
 /// The distinct versions the stack's agents run, folded into one text, and whether an
 /// agent runs one without a live target; no row means no such stack. Both are read in
-/// the database, whatever the stack's agent count: the guard asks before every append.
+/// the database, whatever the stack's agent count: the guard asks for every append the
+/// batch's shortcut (`harmless.rs`) handed back.
 /// Only the folding aggregate differs between the backends.
 fn versions_sql(backend: Backend) -> &'static str {
     static SQLITE: LazyLock<String> = LazyLock::new(|| versions_query("group_concat(hex(v), ',')"));
