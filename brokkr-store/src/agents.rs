@@ -18,8 +18,9 @@ use crate::convert::{self, to_json};
 use crate::entity::agents::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
+use crate::sql::uuid_in;
 use crate::write::Write;
-use crate::{SqlStore, keys, sql};
+use crate::{Backend, SqlStore, keys, sql};
 
 /// A live agent, locked for update on PostgreSQL when `lock` is set.
 pub(crate) async fn live_agent(
@@ -51,7 +52,11 @@ pub(crate) async fn live_agent_ids(
         let rows: Vec<Uuid> = agents::Entity::find()
             .select_only()
             .column(Column::Id)
-            .filter(Column::Id.is_in(chunk.iter().copied()))
+            .filter(uuid_in(
+                Backend::of(conn),
+                Column::Id,
+                chunk.iter().copied(),
+            ))
             .filter(Column::DeletedAt.is_null())
             .into_tuple()
             .all(conn)

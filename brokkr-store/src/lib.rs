@@ -54,6 +54,7 @@ mod errors;
 mod notify;
 mod outbox;
 mod paging;
+mod rows;
 mod sql;
 mod store;
 mod write;
@@ -107,6 +108,16 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL: several replicas may share it; change notification by `LISTEN/NOTIFY`.
     Postgres,
+}
+
+impl Backend {
+    /// The backend a connection talks to.
+    pub(crate) fn of(conn: &impl sea_orm::ConnectionTrait) -> Self {
+        match conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
 }
 
 /// How to connect.

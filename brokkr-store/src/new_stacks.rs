@@ -12,7 +12,7 @@ use std::future::Future;
 
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{Actor, AuditAction, NewStack, ResourceKind, Stack, StackId};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::SqlStore;
@@ -21,6 +21,8 @@ use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::{generators, stacks};
 use crate::errors::db;
+use crate::rows::Rows;
+use crate::sql::{AnyOf, uuid_in};
 use crate::write::{Write, Writer};
 
 /// Committers on PostgreSQL.
@@ -88,13 +90,9 @@ async fn create_batch(writer: &Writer, batch: &[NewStackWrite]) -> Result<Vec<Re
     if rows.is_empty() {
         return Ok(results);
     }
-    stacks::Entity::insert_many(
-        rows.iter()
-            .map(|(_, row)| stacks::ActiveModel::from(row.clone())),
-    )
-    .exec_without_returning(write.tx())
-    .await
-    .map_err(db)?;
+    let insert = Rows::of_models::<stacks::Entity>(rows.iter().map(|(_, row)| row.clone()))?
+        .insert(write.backend(), "")?;
+    write.tx().execute_raw(insert).await.map_err(db)?;
     let audits = rows.iter().map(|(actor, row)| {
         let summary = format!("created stack {:?}", row.name);
         let audit = Audit::new(AuditAction::Create, ResourceKind::Stack, row.id, summary);
@@ -117,7 +115,7 @@ async fn live_generators(write: &Write, batch: &[NewStackWrite]) -> Result<HashS
     let live: Vec<Uuid> = generators::Entity::find()
         .select_only()
         .column(generators::Column::Id)
-        .filter(generators::Column::Id.is_in(ids))
+        .filter(uuid_in(write.backend(), generators::Column::Id, ids))
         .filter(generators::Column::DeletedAt.is_null())
         .lock_shared()
         .into_tuple()
@@ -133,7 +131,7 @@ async fn taken_names(write: &Write, batch: &[NewStackWrite]) -> Result<HashSet<S
     let taken: Vec<String> = stacks::Entity::find()
         .select_only()
         .column(stacks::Column::Name)
-        .filter(stacks::Column::Name.is_in(names))
+        .filter(AnyOf::strings(write.backend(), names).matched_by(stacks::Column::Name))
         .filter(stacks::Column::DeletedAt.is_null())
         .into_tuple()
         .all(write.tx())

@@ -14,7 +14,7 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
     StackId, StackPlacement, TargetSource, WebhookEvent,
 };
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, Value,
@@ -26,6 +26,8 @@ use crate::convert::{self, from_json, to_json};
 use crate::entity::{agent_targets, stack_placements, stacks as stack_rows};
 use crate::errors::{corrupt, db};
 use crate::paging::{page_of, uuid_cursor};
+use crate::rows::{Kind, Rows};
+use crate::sql::uuid_in;
 use crate::write::Write;
 use crate::{SqlStore, agents, sql, stacks};
 
@@ -79,7 +81,11 @@ pub(crate) async fn sync_targets_many(
     let ids: Vec<Uuid> = stacks.iter().map(|(stack, _)| stack.id).collect();
     for chunk in ids.chunks(CHUNK) {
         let rows = agent_targets::Entity::find()
-            .filter(Column::StackId.is_in(chunk.iter().copied()))
+            .filter(uuid_in(
+                write.backend(),
+                Column::StackId,
+                chunk.iter().copied(),
+            ))
             .all(write.tx())
             .await
             .map_err(db)?;
@@ -174,29 +180,27 @@ pub(crate) async fn sync_targets_many(
         .flat_map(|((stack, _), diff)| diff.insert.iter().map(|agent| (*agent, stack.id)))
         .collect();
     for chunk in inserts.chunks(CHUNK) {
-        let mut stmt = Query::insert();
-        stmt.into_table(agent_targets::Entity)
-            .columns([
-                Column::AgentId,
-                Column::StackId,
-                Column::Source,
-                Column::CreatedAt,
-            ])
-            // A target made meanwhile (an admin's assignment) stays as it is.
-            .on_conflict(
-                OnConflict::columns([Column::AgentId, Column::StackId])
-                    .do_nothing()
-                    .to_owned(),
-            );
+        let mut insert = Rows::new(
+            "agent_targets",
+            &[
+                ("agent_id", Kind::Uuid),
+                ("stack_id", Kind::Uuid),
+                ("source", Kind::Text),
+                ("created_at", Kind::Timestamp),
+            ],
+        );
         for (agent, stack) in chunk {
-            stmt.values_panic([
+            insert.push([
                 (*agent).into(),
                 (*stack).into(),
                 placement.into(),
                 now.into(),
             ]);
         }
-        write.tx().execute(&stmt).await.map_err(db)?;
+        // A target made meanwhile (an admin's assignment) stays as it is.
+        let tail = "ON CONFLICT (agent_id, stack_id) DO NOTHING";
+        let insert = insert.insert(write.backend(), tail)?;
+        write.tx().execute_raw(insert).await.map_err(db)?;
     }
 
     let moved: Vec<Uuid> = stacks

@@ -21,8 +21,7 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
     StackId, StackPlacement, WebhookEvent,
 };
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::audit::Audit;
@@ -31,6 +30,8 @@ use crate::convert::{self, from_json, to_json};
 use crate::entity::{stack_placements, stacks as stack_rows};
 use crate::errors::db;
 use crate::placements::{decision_summary, sync_targets_many};
+use crate::rows::Rows;
+use crate::sql::uuid_in;
 use crate::write::{Write, Writer};
 use crate::{Backend, SqlStore};
 
@@ -197,7 +198,11 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
 /// placement the first committed.
 async fn live_stacks(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, stack_rows::Model>> {
     let mut query = stack_rows::Entity::find()
-        .filter(stack_rows::Column::Id.is_in(ids.iter().copied()))
+        .filter(uuid_in(
+            write.backend(),
+            stack_rows::Column::Id,
+            ids.iter().copied(),
+        ))
         .filter(stack_rows::Column::DeletedAt.is_null())
         .order_by_asc(stack_rows::Column::Id);
     if write.backend() == Backend::Postgres {
@@ -214,7 +219,11 @@ async fn locked_placements(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, stack_placements::Model>> {
     let mut query = stack_placements::Entity::find()
-        .filter(stack_placements::Column::StackId.is_in(ids.iter().copied()))
+        .filter(uuid_in(
+            write.backend(),
+            stack_placements::Column::StackId,
+            ids.iter().copied(),
+        ))
         .order_by_asc(stack_placements::Column::StackId);
     if write.backend() == Backend::Postgres {
         query = query.lock_exclusive();
@@ -228,26 +237,16 @@ async fn upsert_placements(
     write: &Write,
     rows: impl Iterator<Item = stack_placements::Model>,
 ) -> Result<()> {
-    use stack_placements::Column;
     let mut rows: Vec<stack_placements::Model> = rows.collect();
     // Stack order, like the locks.
     rows.sort_unstable_by_key(|row| row.stack_id);
-    stack_placements::Entity::insert_many(
-        rows.into_iter().map(stack_placements::ActiveModel::from),
-    )
-    .on_conflict(
-        OnConflict::column(Column::StackId)
-            .update_columns([
-                Column::Policy,
-                Column::Decision,
-                Column::UpdatedAt,
-                Column::DecidedAt,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(write.tx())
-    .await
-    .map_err(db)?;
+    let upsert = Rows::of_models::<stack_placements::Entity>(rows)?.insert(
+        write.backend(),
+        "ON CONFLICT (stack_id) DO UPDATE SET policy = excluded.policy, \
+         decision = excluded.decision, updated_at = excluded.updated_at, \
+         decided_at = excluded.decided_at",
+    )?;
+    write.tx().execute_raw(upsert).await.map_err(db)?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Hand-written SQL for the few statements the query builder does not express well
 //! (joins read into two entities, `RETURNING` on a counter, `pg_notify`).
 
-use sea_orm::sea_query::ArrayType;
-use sea_orm::{DbBackend, Statement, Value};
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use crate::Backend;
@@ -45,9 +46,20 @@ pub(crate) fn bind_params(n: usize) -> String {
 /// with it its prepared statement and plan, is the same whatever the list's length: the
 /// append path's batches vary in size, and planning a new text each time cost
 /// PostgreSQL more than running it. On SQLite, which prepares in-process, `IN (?, ...)`.
+/// [`AnyOf::matched_by`] gives the same condition to the query builder.
 pub(crate) struct AnyOf {
     pub(crate) sql: String,
     pub(crate) values: Vec<Value>,
+}
+
+/// `column` is one of `ids`, as a query builder's condition: one statement text for
+/// every list length on PostgreSQL (see [`AnyOf`]).
+pub(crate) fn uuid_in(
+    backend: Backend,
+    column: impl ColumnTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Expr {
+    AnyOf::uuids(backend, ids).matched_by(column)
 }
 
 impl AnyOf {
@@ -61,6 +73,17 @@ impl AnyOf {
             ArrayType::String,
             texts.into_iter().map(Value::from),
         )
+    }
+
+    /// The list as a condition on `column` for the query builder.
+    pub(crate) fn matched_by(self, column: impl ColumnTrait) -> Expr {
+        let column = column.into_expr();
+        // PostgreSQL's form is exactly one array value.
+        match <[Value; 1]>::try_from(self.values) {
+            Ok([array @ Value::Array(..)]) => column.eq(PgFunc::any(Expr::val(array))),
+            Ok([one]) => column.is_in([one]),
+            Err(values) => column.is_in(values),
+        }
     }
 
     fn of(backend: Backend, ty: ArrayType, values: impl Iterator<Item = Value>) -> Self {
