@@ -26,7 +26,7 @@ use brokkr_core::{
     Actor, AgentId, AppendedObject, AuditAction, DeploymentObjectId, NewDeploymentObject,
     ResourceKind, StackId, WebhookEvent,
 };
-use sea_orm::sea_query::ArrayType;
+use sea_orm::sea_query::{ArrayType, IntoIden, Query};
 use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
@@ -34,12 +34,11 @@ use crate::Backend;
 use crate::audit::Audit;
 use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
-use crate::entity::deployment_objects;
+use crate::entity::deployment_objects::{self, Column};
 use crate::errors::db;
 use crate::harmless;
 use crate::items::ITEMS;
 use crate::rollout_appends::{RolloutEffects, lock_stacks};
-use crate::rows::{Kind, Rows};
 use crate::sql::{self, AnyOf, bind_params};
 use crate::write::{Write, Writer};
 
@@ -250,22 +249,20 @@ pub(crate) async fn write_objects(
 
 /// Inserts the rows, items included, with one statement.
 async fn insert_objects(write: &Write, rows: &[ObjectRow]) -> Result<()> {
-    let mut insert = Rows::new(
-        "deployment_objects",
-        &[
-            ("id", Kind::Uuid),
-            ("stack_id", Kind::Uuid),
-            ("sequence", Kind::BigInt),
-            ("yaml_content", Kind::Text),
-            ("yaml_checksum", Kind::Text),
-            ("is_deletion_marker", Kind::Bool),
-            ("provenance", Kind::Json),
-            ("created_at", Kind::Timestamp),
-            (ITEMS, Kind::Json),
-        ],
-    );
+    let mut stmt = Query::insert();
+    stmt.into_table(deployment_objects::Entity).columns([
+        Column::Id.into_iden(),
+        Column::StackId.into_iden(),
+        Column::Sequence.into_iden(),
+        Column::YamlContent.into_iden(),
+        Column::YamlChecksum.into_iden(),
+        Column::IsDeletionMarker.into_iden(),
+        Column::Provenance.into_iden(),
+        Column::CreatedAt.into_iden(),
+        ITEMS.into_iden(),
+    ]);
     for ObjectRow { row, items } in rows {
-        insert.push([
+        stmt.values_panic([
             row.id.into(),
             row.stack_id.into(),
             row.sequence.into(),
@@ -277,8 +274,7 @@ async fn insert_objects(write: &Write, rows: &[ObjectRow]) -> Result<()> {
             items.clone().into(),
         ]);
     }
-    let insert = insert.insert(write.backend(), "")?;
-    write.tx().execute_raw(insert).await.map_err(db)?;
+    write.tx().execute(&stmt).await.map_err(db)?;
     Ok(())
 }
 

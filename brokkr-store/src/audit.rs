@@ -3,14 +3,13 @@
 use brokkr_core::page::{Page, PageRequest};
 use brokkr_core::store::{AuditFilter, Result};
 use brokkr_core::{Actor, AuditAction, AuditRecord, ResourceKind};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
 use crate::entity::audit_chain_queue;
 use crate::entity::audit_records::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
-use crate::rows::Rows;
 use crate::write::Write;
 use crate::{Backend, SqlStore, convert};
 
@@ -66,19 +65,19 @@ impl Write {
             return Ok(());
         }
         for chunk in rows.chunks(AUDIT_CHUNK) {
-            let records = Rows::of_models::<audit_records::Entity>(chunk.iter().cloned())?;
+            let records = chunk.iter().cloned().map(audit_records::ActiveModel::from);
+            let insert = audit_records::Entity::insert_many(records);
             if self.backend() == Backend::Postgres {
-                let mut both = records.insert(Backend::Postgres, "RETURNING id")?;
+                let mut both = insert.build(DbBackend::Postgres);
                 both.sql = format!(
-                    "WITH inserted AS ({}) \
+                    "WITH inserted AS ({} RETURNING id) \
                      INSERT INTO audit_chain_queue (audit_record_id) SELECT id FROM inserted",
                     both.sql
                 );
                 self.tx().execute_raw(both).await.map_err(db)?;
                 continue;
             }
-            let insert = records.insert(Backend::Sqlite, "")?;
-            self.tx().execute_raw(insert).await.map_err(db)?;
+            insert.exec_without_returning(self.tx()).await.map_err(db)?;
             let queued = chunk.iter().map(|row| {
                 audit_chain_queue::ActiveModel::from(audit_chain_queue::Model {
                     audit_record_id: row.id,

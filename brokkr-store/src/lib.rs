@@ -54,7 +54,6 @@ mod errors;
 mod notify;
 mod outbox;
 mod paging;
-mod rows;
 mod sql;
 mod store;
 mod write;

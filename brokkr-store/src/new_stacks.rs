@@ -12,7 +12,7 @@ use std::future::Future;
 
 use brokkr_core::store::{Error, Result};
 use brokkr_core::{Actor, AuditAction, NewStack, ResourceKind, Stack, StackId};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::SqlStore;
@@ -21,7 +21,6 @@ use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::{generators, stacks};
 use crate::errors::db;
-use crate::rows::Rows;
 use crate::sql::{AnyOf, uuid_in};
 use crate::write::{Write, Writer};
 
@@ -90,9 +89,13 @@ async fn create_batch(writer: &Writer, batch: &[NewStackWrite]) -> Result<Vec<Re
     if rows.is_empty() {
         return Ok(results);
     }
-    let insert = Rows::of_models::<stacks::Entity>(rows.iter().map(|(_, row)| row.clone()))?
-        .insert(write.backend(), "")?;
-    write.tx().execute_raw(insert).await.map_err(db)?;
+    stacks::Entity::insert_many(
+        rows.iter()
+            .map(|(_, row)| stacks::ActiveModel::from(row.clone())),
+    )
+    .exec_without_returning(write.tx())
+    .await
+    .map_err(db)?;
     let audits = rows.iter().map(|(actor, row)| {
         let summary = format!("created stack {:?}", row.name);
         let audit = Audit::new(AuditAction::Create, ResourceKind::Stack, row.id, summary);

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use brokkr_core::store::Result;
 use brokkr_core::{EventSubject, Labels, Subscription, WebhookEvent};
+use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Value,
@@ -14,7 +15,6 @@ use uuid::Uuid;
 use crate::convert::{self, from_json};
 use crate::entity::{webhook_outbox, webhook_subscriptions};
 use crate::errors::db;
-use crate::rows::{Kind, Rows};
 use crate::sql::{self, bind_params};
 use crate::write::Write;
 use crate::{Backend, SqlStore, deliveries};
@@ -31,19 +31,17 @@ const FAN_OUT_LOCK: i64 = 0x6272_6f6b_6b72_7768; // "brokkrwh"
 /// events). Positions are assigned on insert, in the events' order.
 pub(crate) async fn insert(tx: &DatabaseTransaction, events: &[WebhookEvent]) -> Result<()> {
     for chunk in events.chunks(INSERT_CHUNK) {
-        let mut insert = Rows::new(
-            "webhook_outbox",
-            &[
-                ("id", Kind::Uuid),
-                ("event_type", Kind::Text),
-                ("stack_id", Kind::Uuid),
-                ("agent_id", Kind::Uuid),
-                ("occurred_at", Kind::Timestamp),
-                ("data", Kind::Json),
-            ],
-        );
+        let mut stmt = Query::insert();
+        stmt.into_table(Alias::new("webhook_outbox")).columns([
+            Alias::new("id"),
+            Alias::new("event_type"),
+            Alias::new("stack_id"),
+            Alias::new("agent_id"),
+            Alias::new("occurred_at"),
+            Alias::new("data"),
+        ]);
         for event in chunk {
-            insert.push([
+            stmt.values_panic([
                 event.id.0.into(),
                 event.event_type.as_str().into(),
                 event.stack_id.map(|s| s.0).into(),
@@ -52,8 +50,7 @@ pub(crate) async fn insert(tx: &DatabaseTransaction, events: &[WebhookEvent]) ->
                 event.data.clone().into(),
             ]);
         }
-        let insert = insert.insert(Backend::of(tx), "")?;
-        tx.execute_raw(insert).await.map_err(db)?;
+        tx.execute(&stmt).await.map_err(db)?;
     }
     Ok(())
 }

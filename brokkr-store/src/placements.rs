@@ -14,7 +14,7 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
     StackId, StackPlacement, TargetSource, WebhookEvent,
 };
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
     QuerySelect, Value,
@@ -26,7 +26,6 @@ use crate::convert::{self, from_json, to_json};
 use crate::entity::{agent_targets, stack_placements, stacks as stack_rows};
 use crate::errors::{corrupt, db};
 use crate::paging::{page_of, uuid_cursor};
-use crate::rows::{Kind, Rows};
 use crate::sql::uuid_in;
 use crate::write::Write;
 use crate::{SqlStore, agents, sql, stacks};
@@ -180,27 +179,29 @@ pub(crate) async fn sync_targets_many(
         .flat_map(|((stack, _), diff)| diff.insert.iter().map(|agent| (*agent, stack.id)))
         .collect();
     for chunk in inserts.chunks(CHUNK) {
-        let mut insert = Rows::new(
-            "agent_targets",
-            &[
-                ("agent_id", Kind::Uuid),
-                ("stack_id", Kind::Uuid),
-                ("source", Kind::Text),
-                ("created_at", Kind::Timestamp),
-            ],
-        );
+        let mut stmt = Query::insert();
+        stmt.into_table(agent_targets::Entity)
+            .columns([
+                Column::AgentId,
+                Column::StackId,
+                Column::Source,
+                Column::CreatedAt,
+            ])
+            // A target made meanwhile (an admin's assignment) stays as it is.
+            .on_conflict(
+                OnConflict::columns([Column::AgentId, Column::StackId])
+                    .do_nothing()
+                    .to_owned(),
+            );
         for (agent, stack) in chunk {
-            insert.push([
+            stmt.values_panic([
                 (*agent).into(),
                 (*stack).into(),
                 placement.into(),
                 now.into(),
             ]);
         }
-        // A target made meanwhile (an admin's assignment) stays as it is.
-        let tail = "ON CONFLICT (agent_id, stack_id) DO NOTHING";
-        let insert = insert.insert(write.backend(), tail)?;
-        write.tx().execute_raw(insert).await.map_err(db)?;
+        write.tx().execute(&stmt).await.map_err(db)?;
     }
 
     let moved: Vec<Uuid> = stacks

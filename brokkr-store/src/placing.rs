@@ -21,7 +21,8 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, PlacementChange, PlacementDecision, PlacementPolicy, ResourceKind,
     StackId, StackPlacement, WebhookEvent,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::audit::Audit;
@@ -30,7 +31,6 @@ use crate::convert::{self, from_json, to_json};
 use crate::entity::{stack_placements, stacks as stack_rows};
 use crate::errors::db;
 use crate::placements::{decision_summary, sync_targets_many};
-use crate::rows::Rows;
 use crate::sql::uuid_in;
 use crate::write::{Write, Writer};
 use crate::{Backend, SqlStore};
@@ -237,16 +237,26 @@ async fn upsert_placements(
     write: &Write,
     rows: impl Iterator<Item = stack_placements::Model>,
 ) -> Result<()> {
+    use stack_placements::Column;
     let mut rows: Vec<stack_placements::Model> = rows.collect();
     // Stack order, like the locks.
     rows.sort_unstable_by_key(|row| row.stack_id);
-    let upsert = Rows::of_models::<stack_placements::Entity>(rows)?.insert(
-        write.backend(),
-        "ON CONFLICT (stack_id) DO UPDATE SET policy = excluded.policy, \
-         decision = excluded.decision, updated_at = excluded.updated_at, \
-         decided_at = excluded.decided_at",
-    )?;
-    write.tx().execute_raw(upsert).await.map_err(db)?;
+    stack_placements::Entity::insert_many(
+        rows.into_iter().map(stack_placements::ActiveModel::from),
+    )
+    .on_conflict(
+        OnConflict::column(Column::StackId)
+            .update_columns([
+                Column::Policy,
+                Column::Decision,
+                Column::UpdatedAt,
+                Column::DecidedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(write.tx())
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
