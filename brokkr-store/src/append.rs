@@ -147,6 +147,22 @@ async fn append_batch(writer: &Writer, batch: &[Append]) -> Result<Vec<Result<Ha
     Ok(batch::commit(writer, write, Append::WHAT, results).await)
 }
 
+/// Runs `query`, whose `{stacks}` becomes the condition that a column is one of
+/// `stacks` ([`AnyOf`]).
+pub(crate) async fn query_stacks(
+    write: &Write,
+    query: &str,
+    stacks: &[StackId],
+) -> Result<Vec<sea_orm::QueryResult>> {
+    let ids = AnyOf::uuids(write.backend(), stacks.iter().map(|s| s.0));
+    let query = query.replace("{stacks}", &ids.sql);
+    write
+        .tx()
+        .query_all_raw(sql::stmt(write.backend(), &query, ids.values))
+        .await
+        .map_err(db)
+}
+
 /// Draws `n` increasing deployment-object sequences. Callers lock the stacks first, so
 /// that within a stack, sequence order is commit order.
 ///
@@ -367,16 +383,8 @@ async fn point_stacks_postgres(
 
 /// Every agent with a target row on any of `stacks`, with one indexed query.
 pub(crate) async fn agents_of(write: &Write, stacks: &[StackId]) -> Result<Vec<AgentId>> {
-    let ids = AnyOf::uuids(write.backend(), stacks.iter().map(|s| s.0));
-    let query = format!(
-        "SELECT agent_id FROM agent_targets WHERE stack_id {}",
-        ids.sql
-    );
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(write.backend(), &query, ids.values))
-        .await
-        .map_err(db)?;
+    let query = "SELECT agent_id FROM agent_targets WHERE stack_id {stacks}";
+    let rows = query_stacks(write, query, stacks).await?;
     rows.iter()
         .map(|row| {
             row.try_get::<Uuid>("", "agent_id")

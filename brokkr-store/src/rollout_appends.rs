@@ -20,7 +20,7 @@ use crate::convert::from_json;
 use crate::entity::rollouts;
 use crate::errors::db;
 use crate::rollout_rows::{OPEN, rollout_row, rollout_state};
-use crate::sql::{self, AnyOf, bind_params};
+use crate::sql::{self, bind_params};
 use crate::write::Write;
 use crate::{Backend, append};
 
@@ -62,17 +62,11 @@ pub(crate) async fn lock_stacks(
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let ids = AnyOf::uuids(write.backend(), stacks.iter().map(|s| s.0));
     let locked = format!(
         "SELECT id, name, rollout_policy, release_deployment_object_id FROM stacks \
-         WHERE id {} AND deleted_at IS NULL ORDER BY id{lock}",
-        ids.sql
+         WHERE id {{stacks}} AND deleted_at IS NULL ORDER BY id{lock}"
     );
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(write.backend(), &locked, ids.values.clone()))
-        .await
-        .map_err(db)?;
+    let rows = append::query_stacks(write, &locked, stacks).await?;
     let mut out: BTreeMap<StackId, LockedStack> = BTreeMap::new();
     for row in rows {
         let get = |e| db(e);
@@ -92,14 +86,9 @@ pub(crate) async fn lock_stacks(
     let open = format!(
         "SELECT id, stack_id, state, candidate_deployment_object_id, \
                 baseline_deployment_object_id \
-         FROM rollouts WHERE stack_id {} AND {OPEN}",
-        ids.sql
+         FROM rollouts WHERE stack_id {{stacks}} AND {OPEN}"
     );
-    let rows = write
-        .tx()
-        .query_all_raw(sql::stmt(write.backend(), &open, ids.values))
-        .await
-        .map_err(db)?;
+    let rows = append::query_stacks(write, &open, stacks).await?;
     for row in rows {
         let get = |e| db(e);
         let stack_id = StackId::from(row.try_get::<Uuid>("", "stack_id").map_err(get)?);

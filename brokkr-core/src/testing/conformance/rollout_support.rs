@@ -189,35 +189,34 @@ pub(super) async fn apply(store: &dyn Store, change: RolloutChange) -> Rollout {
         .expect("apply the change")
 }
 
+/// Ends a running rollout as `to`, with nothing else changed yet.
+fn finish(rollout: &Rollout, to: RolloutState, reason: Option<&str>) -> RolloutChange {
+    RolloutChange {
+        state: to,
+        next_eval_at: None,
+        finished_at: Some(now()),
+        transitions: vec![Transition::Rollout {
+            from: rollout.state,
+            to,
+            reason: reason.map(str::to_owned),
+        }],
+        ..keep(rollout)
+    }
+}
+
 /// Ends a running rollout as `succeeded`, releasing its candidate.
 pub(super) fn succeed(rollout: &Rollout) -> RolloutChange {
     RolloutChange {
-        state: RolloutState::Succeeded,
-        next_eval_at: None,
-        finished_at: Some(now()),
         release: true,
-        transitions: vec![Transition::Rollout {
-            from: rollout.state,
-            to: RolloutState::Succeeded,
-            reason: None,
-        }],
-        ..keep(rollout)
+        ..finish(rollout, RolloutState::Succeeded, None)
     }
 }
 
 /// Ends a running rollout as `reverted` (its pins removed), as a failed wave does.
 pub(super) fn revert(rollout: &Rollout) -> RolloutChange {
     RolloutChange {
-        state: RolloutState::Reverted,
-        next_eval_at: None,
-        finished_at: Some(now()),
         unpin_all: true,
-        transitions: vec![Transition::Rollout {
-            from: rollout.state,
-            to: RolloutState::Reverted,
-            reason: Some("wave 0 failed".into()),
-        }],
-        ..keep(rollout)
+        ..finish(rollout, RolloutState::Reverted, Some("wave 0 failed"))
     }
 }
 
