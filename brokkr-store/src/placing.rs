@@ -22,7 +22,7 @@ use brokkr_core::{
     StackId, StackPlacement, WebhookEvent,
 };
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::audit::Audit;
@@ -195,7 +195,8 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
 
 /// The live ones among the stacks, by id, locked on PostgreSQL in id order (as appends
 /// lock them): replicas placing the same stack take turns, and the second reads the
-/// placement the first committed.
+/// placement the first committed. Matched on the primary key alone, deleted ones
+/// dropped here, for the reason `lock_stacks` gives.
 async fn live_stacks(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, stack_rows::Model>> {
     let mut query = stack_rows::Entity::find()
         .filter(uuid_in(
@@ -203,13 +204,16 @@ async fn live_stacks(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, stack_
             stack_rows::Column::Id,
             ids.iter().copied(),
         ))
-        .filter(stack_rows::Column::DeletedAt.is_null())
         .order_by_asc(stack_rows::Column::Id);
     if write.backend() == Backend::Postgres {
         query = query.lock_exclusive();
     }
     let rows = query.all(write.tx()).await.map_err(db)?;
-    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|row| row.deleted_at.is_none())
+        .map(|row| (row.id, row))
+        .collect())
 }
 
 /// The stored placements of the stacks, locked on PostgreSQL in stack order, against

@@ -12,6 +12,7 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, DeploymentObjectId, NewDeploymentObject, ResourceKind, Rollout,
     RolloutState, RolloutSubject, StackId, WebhookEvent,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 use uuid::Uuid;
 
@@ -54,6 +55,11 @@ struct OpenRollout {
 /// began, so a join could miss the rollout the holder just queued. The second reads
 /// only open rollouts (`ix_rollouts_open_stack`; ordering them in SQL would make
 /// SQLite walk every rollout the stack ever had instead).
+///
+/// The lock matches on the primary key alone and deleted stacks are dropped here: with
+/// `deleted_at IS NULL` in the filter, a plan PostgreSQL cached while the table was
+/// small walks the whole live-name index (`ux_stacks_live_name`) on every batch once
+/// the stacks number thousands, until the next `ANALYZE`.
 pub(crate) async fn lock_stacks(
     write: &Write,
     stacks: &[StackId],
@@ -63,13 +69,17 @@ pub(crate) async fn lock_stacks(
         Backend::Sqlite => "",
     };
     let locked = format!(
-        "SELECT id, name, rollout_policy, release_deployment_object_id FROM stacks \
-         WHERE id {{stacks}} AND deleted_at IS NULL ORDER BY id{lock}"
+        "SELECT id, name, rollout_policy, release_deployment_object_id, deleted_at \
+         FROM stacks WHERE id {{stacks}} ORDER BY id{lock}"
     );
     let rows = append::query_stacks(write, &locked, stacks).await?;
     let mut out: BTreeMap<StackId, LockedStack> = BTreeMap::new();
     for row in rows {
         let get = |e| db(e);
+        let deleted_at: Option<DateTime<Utc>> = row.try_get("", "deleted_at").map_err(get)?;
+        if deleted_at.is_some() {
+            continue;
+        }
         let id = StackId::from(row.try_get::<Uuid>("", "id").map_err(get)?);
         let policy: Option<serde_json::Value> = row.try_get("", "rollout_policy").map_err(get)?;
         let release: Option<Uuid> = row
