@@ -274,6 +274,35 @@ fn multi_document_with_empty_documents_and_comments() {
 }
 
 #[test]
+fn one_document_without_markers_parses_without_the_scan() {
+    // A marker-like line that is not at a line start, and a folded `...`, stay content.
+    let m = parse_one(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  script: |\n    \
+         --- not a marker\n    ... nor this\n  dots: a ... b\n",
+    );
+    assert_eq!(
+        m.as_value()["data"]["script"],
+        json!("--- not a marker\n... nor this\n")
+    );
+    assert!(!has_document_marker("a: 1\n  ---\nb: '---'\n"));
+    // Every line break YAML knows starts a line; a byte order mark may start a document.
+    for marked in [
+        "---",
+        "a: 1\n---\n",
+        "a: 1\r---",
+        "a: 1\r\n...\r\n",
+        "\u{feff}a: 1",
+    ] {
+        assert!(has_document_marker(marked), "{marked:?}");
+    }
+    // With no marker to scan for, errors still name the one document.
+    check(
+        "apiVersion: v1\nkind: ConfigMap\ndata: [1\n",
+        "error: invalid yaml in document 0: unclosed bracket '[' at line 3, column 7",
+    );
+}
+
+#[test]
 fn errors_name_documents_as_a_reader_counts_them() {
     // Documents 0 and 1 are empty; document 3 lacks a kind.
     let input = "---\n---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n\
