@@ -275,7 +275,7 @@ fn multi_document_with_empty_documents_and_comments() {
 
 #[test]
 fn one_document_without_markers_parses_without_the_scan() {
-    // A marker-like line that is not at a line start, and a folded `...`, stay content.
+    // Markers indented inside a block scalar, or in the middle of a line, are content.
     let m = parse_one(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  script: |\n    \
          --- not a marker\n    ... nor this\n  dots: a ... b\n",
