@@ -42,27 +42,33 @@ pub(crate) async fn live_agent(
 /// Ids per `IN` list: far below the bind-parameter limits of both databases.
 pub(crate) const CHUNK: usize = 1_000;
 
-/// The live agents among `ids`, one query per [`CHUNK`] ids.
+/// The live agents among `ids`, one query per [`CHUNK`] ids. Matched on the primary
+/// key alone and deleted ones dropped here: with `deleted_at IS NULL` in the filter,
+/// a plan PostgreSQL cached while the table was small walks the live-name index
+/// (`ux_agents_live_name`) instead, whatever the fleet's size.
 pub(crate) async fn live_agent_ids(
     conn: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>> {
     let mut live = std::collections::HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<Uuid> = agents::Entity::find()
+        let rows: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = agents::Entity::find()
             .select_only()
-            .column(Column::Id)
+            .columns([Column::Id, Column::DeletedAt])
             .filter(uuid_in(
                 Backend::of(conn),
                 Column::Id,
                 chunk.iter().copied(),
             ))
-            .filter(Column::DeletedAt.is_null())
             .into_tuple()
             .all(conn)
             .await
             .map_err(db)?;
-        live.extend(rows);
+        live.extend(
+            rows.into_iter()
+                .filter(|(_, deleted_at)| deleted_at.is_none())
+                .map(|(id, _)| id),
+        );
     }
     Ok(live)
 }

@@ -115,17 +115,21 @@ async fn live_generators(write: &Write, batch: &[NewStackWrite]) -> Result<HashS
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let live: Vec<Uuid> = generators::Entity::find()
+    // By primary key alone, deleted ones dropped here, as `live_agent_ids` explains.
+    let rows: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = generators::Entity::find()
         .select_only()
-        .column(generators::Column::Id)
+        .columns([generators::Column::Id, generators::Column::DeletedAt])
         .filter(uuid_in(write.backend(), generators::Column::Id, ids))
-        .filter(generators::Column::DeletedAt.is_null())
         .lock_shared()
         .into_tuple()
         .all(write.tx())
         .await
         .map_err(db)?;
-    Ok(live.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .filter(|(_, deleted_at)| deleted_at.is_none())
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// The batch's names that live stacks already have.

@@ -1,6 +1,7 @@
 //! Hand-written SQL for the few statements the query builder does not express well
-//! (joins read into two entities, `RETURNING` on a counter, `pg_notify`), and lists to
-//! match a column against whose statement text does not vary with their length.
+//! (joins read into two entities, `RETURNING` on a counter, `pg_notify`), and matching
+//! a column against a list with a statement text that does not vary with the list's
+//! length.
 
 use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{ArrayType, Expr, ExprTrait};
