@@ -48,7 +48,7 @@ impl Write {
     }
 
     /// Writes the audit records of this transaction's changes, each with its content
-    /// hash, and queues them for the audit chain's sealer: per [`AUDIT_CHUNK`] records
+    /// hash, and queues them with that hash for the audit chain's sealer: per [`AUDIT_CHUNK`] records
     /// (a rollout's pins can be thousands) one statement on PostgreSQL, which queues
     /// what it inserts, two on SQLite. Every write path audits, so a round trip saved
     /// here is saved on every write. Nothing here reads or waits for other writers'
@@ -70,8 +70,9 @@ impl Write {
             if self.backend() == Backend::Postgres {
                 let mut both = insert.build(DbBackend::Postgres);
                 both.sql = format!(
-                    "WITH inserted AS ({} RETURNING id) \
-                     INSERT INTO audit_chain_queue (audit_record_id) SELECT id FROM inserted",
+                    "WITH inserted AS ({} RETURNING id, content_hash) \
+                     INSERT INTO audit_chain_queue (audit_record_id, content_hash) \
+                     SELECT id, content_hash FROM inserted",
                     both.sql
                 );
                 self.tx().execute_raw(both).await.map_err(db)?;
@@ -81,6 +82,7 @@ impl Write {
             let queued = chunk.iter().map(|row| {
                 audit_chain_queue::ActiveModel::from(audit_chain_queue::Model {
                     audit_record_id: row.id,
+                    content_hash: row.content_hash.clone(),
                 })
             });
             audit_chain_queue::Entity::insert_many(queued)

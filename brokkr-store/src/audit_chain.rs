@@ -1,5 +1,6 @@
-//! The audit chain in SQL: the sealer links queued records after the head, one
-//! sealer at a time across replicas; the check reads a page of links with their
+//! The audit chain in SQL: the sealer links queued records after the head by the
+//! content hashes their queue rows carry, one sealer at a time across replicas; the
+//! check reads a page of links with their
 //! records. The hashing and the check itself are `brokkr_core::audit_chain`'s, shared
 //! with every store.
 
@@ -47,16 +48,13 @@ impl SqlStore {
             .await
             .map_err(db)?;
         }
-        let pending: Vec<Uuid> = queue::Entity::find()
+        let queued = queue::Entity::find()
             .order_by_asc(queue::Column::AuditRecordId)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .all(tx)
             .await
-            .map_err(db)?
-            .into_iter()
-            .map(|row| row.audit_record_id)
-            .collect();
-        if pending.is_empty() {
+            .map_err(db)?;
+        if queued.is_empty() {
             // Another sealer linked them meanwhile.
             self.commit(write).await?;
             return Ok(0);
@@ -71,13 +69,14 @@ impl SqlStore {
                 position: link.position,
                 hash: link.chain_hash,
             });
-        let mut records = linked_records(tx, &pending).await?;
+        let hashes = sealed_hashes(tx, &queued).await?;
+        let pending: Vec<Uuid> = queued.iter().map(|row| row.audit_record_id).collect();
         let new_links = audit_chain::link(
             head,
-            pending.iter().map(|id| {
-                let record = records.remove(id).unwrap_or(LinkedRecord::Missing);
-                ((*id).into(), record.sealed_hash())
-            }),
+            pending
+                .iter()
+                .zip(hashes)
+                .map(|(id, hash)| ((*id).into(), hash)),
         );
         for chunk in new_links.chunks(CHUNK) {
             links::Entity::insert_many(chunk.iter().map(|link| {
@@ -159,6 +158,38 @@ fn link(row: links::Model) -> ChainLink {
 
 fn position(position: u64) -> i64 {
     i64::try_from(position).unwrap_or(i64::MAX)
+}
+
+/// The hash to link for each queued record, in queue order: the content hash its
+/// queue row was written with, so sealing reads no records. Rows queued before m0010
+/// (or whose hash does not parse) fall back to the record, as [`LinkedRecord`] says.
+async fn sealed_hashes(
+    conn: &impl ConnectionTrait,
+    queued: &[queue::Model],
+) -> Result<Vec<AuditHash>> {
+    let carried: Vec<Option<AuditHash>> = queued
+        .iter()
+        .map(|row| row.content_hash.as_deref().and_then(AuditHash::from_hex))
+        .collect();
+    let unhashed: Vec<Uuid> = queued
+        .iter()
+        .zip(&carried)
+        .filter(|(_, hash)| hash.is_none())
+        .map(|(row, _)| row.audit_record_id)
+        .collect();
+    let mut records = linked_records(conn, &unhashed).await?;
+    Ok(queued
+        .iter()
+        .zip(carried)
+        .map(|(row, hash)| {
+            hash.unwrap_or_else(|| {
+                records
+                    .remove(&row.audit_record_id)
+                    .unwrap_or(LinkedRecord::Missing)
+                    .sealed_hash()
+            })
+        })
+        .collect())
 }
 
 /// The records with these ids, each as found: a row that does not convert (a field

@@ -1,7 +1,8 @@
 //! The audit chain against changes made directly in the database, on SQLite and
 //! PostgreSQL: each is reported at the record it touched, and undoing it makes the
 //! chain match again. Records stored before the chain existed are sealed by their
-//! fields.
+//! fields, and records queued before their queue rows carried a hash by the hash in
+//! the record.
 
 mod common;
 
@@ -258,6 +259,86 @@ async fn records_before_the_chain_are_sealed(config: StoreConfig) {
     db.close().await.expect("close");
 }
 
+/// A record rewritten before it was sealed, its stored content hash made to match the
+/// new fields, is still found: the sealer links the hash its queue row was written
+/// with, not the one in the record.
+async fn a_consistent_rewrite_before_sealing_is_found(config: StoreConfig) {
+    let store = SqlStore::connect_with(config.clone())
+        .await
+        .expect("open the store");
+    let db = Database::connect(config.url.as_str())
+        .await
+        .expect("connect");
+    mk_stack(&store, "s").await;
+    let mut record = store
+        .list_audit_records(&AuditFilter::default(), &PageRequest::default())
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    record.summary = "nothing".to_owned();
+    let rewritten = audit_chain::content_hash(&record).to_hex();
+    exec(
+        &db,
+        "UPDATE audit_records SET summary = ?, content_hash = ? WHERE id = ?",
+        vec![
+            record.summary.clone().into(),
+            rewritten.into(),
+            record.id.0.into(),
+        ],
+    )
+    .await;
+    assert_eq!(store.seal_audit_chain(10).await.expect("seal"), 1);
+    expect(
+        first_mismatch(&store).await,
+        1,
+        &record,
+        ChainFault::ChainHashChanged,
+    );
+    drop(store);
+    db.close().await.expect("close");
+}
+
+/// Rows queued before m0010 carry no hash: the sealer reads their records and links the
+/// hash each was written with, which the check then holds them to.
+async fn rows_queued_before_m0010_are_sealed_from_their_records(config: StoreConfig) {
+    let store = SqlStore::connect_with(config.clone())
+        .await
+        .expect("open the store");
+    mk_stack(&store, "s").await;
+    mk_agent(&store, "a").await;
+    drop(store);
+    let db = Database::connect(config.url.as_str())
+        .await
+        .expect("connect");
+    let from_m0010 = common::migrations_from("m0010_audit_queue_hash");
+    Migrator::down(&db, Some(from_m0010))
+        .await
+        .expect("down m0010");
+    Migrator::up(&db, None).await.expect("up m0010");
+    let unhashed = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM audit_chain_queue WHERE content_hash IS NULL",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(unhashed, 2);
+
+    let store = SqlStore::connect_with(config).await.expect("reopen");
+    assert_eq!(store.seal_audit_chain(10).await.expect("seal"), 2);
+    assert_eq!(first_mismatch(&store).await, None);
+    // A record written since is queued with its hash and sealed after them.
+    mk_stack(&store, "t").await;
+    assert_eq!(store.seal_audit_chain(10).await.expect("seal"), 1);
+    assert_eq!(first_mismatch(&store).await, None);
+    drop(store);
+    db.close().await.expect("close");
+}
+
 fn sqlite_config(dir: &tempfile::TempDir) -> StoreConfig {
     StoreConfig {
         url: common::sqlite_url(dir),
@@ -307,5 +388,35 @@ async fn postgres_records_before_the_chain_are_sealed() {
         return;
     };
     records_before_the_chain_are_sealed(common::pg_config(&pg.url)).await;
+    pg.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_consistent_rewrite_before_sealing_is_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    a_consistent_rewrite_before_sealing_is_found(sqlite_config(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_consistent_rewrite_before_sealing_is_found() {
+    let Some(pg) = common::PgDatabase::create().await else {
+        return;
+    };
+    a_consistent_rewrite_before_sealing_is_found(common::pg_config(&pg.url)).await;
+    pg.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rows_queued_before_m0010_are_sealed_from_their_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    rows_queued_before_m0010_are_sealed_from_their_records(sqlite_config(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_queued_before_m0010_are_sealed_from_their_records() {
+    let Some(pg) = common::PgDatabase::create().await else {
+        return;
+    };
+    rows_queued_before_m0010_are_sealed_from_their_records(common::pg_config(&pg.url)).await;
     pg.drop_database().await;
 }

@@ -26,6 +26,7 @@ mod m0006_plans;
 mod m0007_webhooks;
 mod m0008_audit_chain;
 mod m0009_rollouts;
+mod m0010_audit_queue_hash;
 
 /// Name of what hands out deployment-object sequences: a `counters` row on SQLite, a
 /// database sequence on PostgreSQL.
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_webhooks::Migration),
             Box::new(m0008_audit_chain::Migration),
             Box::new(m0009_rollouts::Migration),
+            Box::new(m0010_audit_queue_hash::Migration),
         ]
     }
 
