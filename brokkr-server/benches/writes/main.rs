@@ -11,7 +11,8 @@
 //!   about 300 bytes) as fast as the answers come, for `BROKKR_WRITES_SECONDS` (default
 //!   20) after a 2 s warm-up that is not counted. Prints created/s, p50/p99/max and
 //!   errors by kind, then lists every stack through the API to check that it holds
-//!   exactly the objects acknowledged to it, with strictly increasing sequences.
+//!   exactly the objects acknowledged to it, with strictly increasing sequences, and
+//!   what the cores and PostgreSQL's lock waits looked like meanwhile (`machine.rs`).
 //!   Budgets: PostgreSQL ≥ 4,000/s with p99 < 150 ms; SQLite ≥ 2,000/s.
 //! - Two replicas (PostgreSQL): the same with two server processes on one database,
 //!   half the clients on each. Budget: the two together beat one.
@@ -41,6 +42,7 @@
 //! (e.g. `BROKKR__DATABASE__MAX_CONNECTIONS=40`). Everything is bounded: a fixed number
 //! of clients, a fixed duration, a timeout per request.
 
+mod machine;
 mod onboarding;
 #[path = "../support/mod.rs"]
 mod support;
@@ -277,6 +279,8 @@ async fn measure_creates(
     );
 
     let window = Window::starting_now(WARM_UP, settings.measured);
+    let pids = servers.iter().map(Child::pid).collect();
+    let watch = machine::Watch::start(url, backend, pids, window).await;
     let tasks: Vec<_> = stacks
         .iter()
         .enumerate()
@@ -291,9 +295,9 @@ async fn measure_creates(
         runs.push(task.await?);
     }
     let seconds = window.counted_seconds();
-
     let window_end = Instant::now();
     let rate = report_creates(backend, replicas, &mut runs, seconds);
+    watch.report(seconds).await;
     verify_objects(&bases[0], &admin, &runs).await?;
     if let Some(hook) = hook {
         let acknowledged = runs.iter().map(|run| run.answered).sum();
