@@ -13,7 +13,9 @@ use crate::batch::{Batcher, CommitSlots};
 use crate::diagnose;
 use crate::errors::db;
 use crate::write::Writer;
-use crate::{Backend, SqlStore, StoreConfig, append, events, health, new_stacks, notify, placing};
+use crate::{
+    Backend, SqlStore, StoreConfig, append, assigning, events, health, new_stacks, notify, placing,
+};
 
 pub(crate) async fn connect(config: StoreConfig) -> Result<SqlStore> {
     let backend = backend_of(&config.url)?;
@@ -98,6 +100,7 @@ fn assemble(
         health: Batcher::start(&writer, health::POSTGRES_COMMITTERS, &slots),
         placing: Batcher::start(&writer, placing::POSTGRES_COMMITTERS, &slots),
         new_stacks: Batcher::start(&writer, new_stacks::POSTGRES_COMMITTERS, &slots),
+        assigning: Batcher::start(&writer, assigning::POSTGRES_COMMITTERS, &slots),
         writer,
         _listener: listener,
     }

@@ -33,8 +33,8 @@
 //! - Deployment-object sequences strictly increase within a stack: the stack's row is
 //!   locked before its sequences are drawn (a database sequence on PostgreSQL, a
 //!   counter row on SQLite), so within a stack sequence order is commit order.
-//! - The frequent writes (new stacks, appends, new placements, agent events, health
-//!   reports) commit in batches (group commit), each caller still answered alone: see
+//! - The frequent writes (new stacks, appends, new placements, direct assignments,
+//!   agent events, health reports) commit in batches (group commit), each caller still answered alone: see
 //!   `batch.rs`.
 //! - Change notification: on SQLite the store publishes into its
 //!   [`ChangeHub`](brokkr_core::ChangeHub) after commit; on PostgreSQL it sends
@@ -42,6 +42,7 @@
 //!   what arrives, so writes through any replica wake long polls on every replica.
 
 mod append;
+mod assigning;
 mod audit;
 mod audit_chain;
 mod batch;
@@ -173,6 +174,7 @@ pub struct SqlStore {
     health: batch::Batcher<health::HealthUpdate>,
     placing: batch::Batcher<placing::Placing>,
     new_stacks: batch::Batcher<new_stacks::NewStackWrite>,
+    assigning: batch::Batcher<assigning::Assignment>,
     _listener: Option<notify::ListenerGuard>,
 }
 

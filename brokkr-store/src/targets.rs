@@ -4,7 +4,7 @@ use brokkr_core::page::{Order, Page, PageRequest};
 use brokkr_core::store::{Error, Result, TargetFilter};
 use brokkr_core::{
     Actor, AgentId, AgentStatus, AgentTarget, AgentTargetState, AuditAction, ResourceKind, StackId,
-    TargetAction, TargetSource, TargetState, TargetStateEntry,
+    TargetAction, TargetState, TargetStateEntry,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -24,7 +24,7 @@ use crate::entity::deployment_objects;
 use crate::errors::db;
 use crate::paging::bad_cursor;
 use crate::write::Write;
-use crate::{SqlStore, agents, stacks};
+use crate::{SqlStore, agents};
 
 /// The cursor of the targets listing: `<agent id>:<stack id>`.
 fn target_cursor(page: &PageRequest) -> Result<Option<(Uuid, Uuid)>> {
@@ -88,91 +88,6 @@ fn target_entry(row: &sea_orm::QueryResult) -> Result<(AgentId, TargetStateEntry
 }
 
 impl SqlStore {
-    pub(crate) async fn assign_stack_impl(
-        &self,
-        actor: &Actor,
-        agent_id: AgentId,
-        stack_id: StackId,
-    ) -> Result<AgentTarget> {
-        let mut write = self.begin().await?;
-        agents::live_agent(write.tx(), agent_id, false).await?;
-        let stack = stacks::live_stack(write.tx(), stack_id, false).await?;
-        let existing = agent_targets::Entity::find_by_id((agent_id.0, stack_id.0))
-            .lock_exclusive()
-            .one(write.tx())
-            .await
-            .map_err(db)?;
-        let row = match existing {
-            // Placed there: the admin's assignment makes it direct, so a later
-            // decision that drops the agent leaves it alone.
-            Some(mut row)
-                if row.removed_at.is_none() && row.source == TargetSource::Placement.as_str() =>
-            {
-                row.source = TargetSource::Direct.as_str().to_owned();
-                agent_targets::Entity::update_many()
-                    .col_expr(Column::Source, Expr::value(row.source.clone()))
-                    .filter(Column::AgentId.eq(agent_id.0))
-                    .filter(Column::StackId.eq(stack_id.0))
-                    .exec(write.tx())
-                    .await
-                    .map_err(db)?;
-                row
-            }
-            Some(row) if row.removed_at.is_none() => {
-                return Err(Error::Conflict(format!(
-                    "stack {stack_id} is already assigned to agent {agent_id}"
-                )));
-            }
-            // Awaiting removal: revive it.
-            Some(mut row) => {
-                row.removed_at = None;
-                row.source = TargetSource::Direct.as_str().to_owned();
-                agent_targets::Entity::update_many()
-                    .col_expr(
-                        Column::RemovedAt,
-                        Expr::value(Value::ChronoDateTimeUtc(None)),
-                    )
-                    .col_expr(Column::Source, Expr::value(row.source.clone()))
-                    .filter(Column::AgentId.eq(agent_id.0))
-                    .filter(Column::StackId.eq(stack_id.0))
-                    .exec(write.tx())
-                    .await
-                    .map_err(db)?;
-                row
-            }
-            None => {
-                let row = agent_targets::Model {
-                    agent_id: agent_id.0,
-                    stack_id: stack_id.0,
-                    source: TargetSource::Direct.as_str().to_owned(),
-                    created_at: write.now,
-                    removed_at: None,
-                };
-                agent_targets::Entity::insert(agent_targets::ActiveModel::from(row.clone()))
-                    .exec_without_returning(write.tx())
-                    .await
-                    .map_err(db)?;
-                row
-            }
-        };
-        crate::rollout_due::stacks(&write, &[stack_id.0]).await?;
-        write.affect([agent_id]);
-        let summary = format!("assigned stack {:?} to agent {agent_id}", stack.name);
-        write
-            .audit(
-                actor,
-                Audit::new(
-                    AuditAction::Assign,
-                    ResourceKind::AgentTarget,
-                    stack_id,
-                    summary,
-                ),
-            )
-            .await?;
-        self.commit(write).await?;
-        convert::target(row)
-    }
-
     pub(crate) async fn unassign_stack_impl(
         &self,
         actor: &Actor,

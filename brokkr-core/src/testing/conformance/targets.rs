@@ -96,6 +96,87 @@ cases!(
         assert!(none.is_empty());
     }
 
+    /// Assignments made at the same moment each get the answer they would get alone:
+    /// of five of one pair exactly one succeeds and the rest conflict, a missing agent
+    /// and a deleted stack are not found, a removed target is revived, and the others
+    /// are assigned.
+    pub async fn targets_assigned_together_answer_as_alone(store: &dyn Store) {
+        let mut agents = Vec::new();
+        let mut stacks = Vec::new();
+        for i in 0..4 {
+            agents.push(mk_agent(store, &format!("a{i}")).await.id);
+            stacks.push(mk_stack(store, &format!("s{i}")).await.id);
+        }
+        // Agent 3's target on stack 3 awaits removal: deployed, then unassigned.
+        mk_object(store, stacks[3], "1").await;
+        store
+            .assign_stack(&ADMIN, agents[3], stacks[3])
+            .await
+            .expect("assign");
+        store
+            .unassign_stack(&ADMIN, agents[3], stacks[3])
+            .await
+            .expect("unassign");
+        let deleted = mk_stack(store, "deleted").await.id;
+        store.delete_stack(&ADMIN, deleted).await.expect("delete");
+
+        let mut asked = vec![(agents[0], stacks[0]); 5];
+        asked.extend([
+            (agents[1], stacks[1]),
+            (agents[2], stacks[1]),
+            (agents[3], stacks[3]),
+            (AgentId::new(), stacks[2]),
+            (agents[2], deleted),
+        ]);
+        let answers = futures::future::join_all(
+            asked
+                .iter()
+                .map(|(agent, stack)| store.assign_stack(&ADMIN, *agent, *stack)),
+        )
+        .await;
+        let mut answers = answers.into_iter();
+        let same_pair: Vec<_> = answers.by_ref().take(5).collect();
+        assert_eq!(same_pair.iter().filter(|a| a.is_ok()).count(), 1);
+        for answer in same_pair.iter().filter(|a| a.is_err()) {
+            assert!(
+                matches!(answer, Err(crate::store::Error::Conflict(_))),
+                "{answer:?}"
+            );
+        }
+        let mut rest = answers;
+        for (agent, stack) in [
+            (agents[1], stacks[1]),
+            (agents[2], stacks[1]),
+            (agents[3], stacks[3]),
+        ] {
+            let target = rest.next().expect("an answer").expect("assigned");
+            assert_eq!((target.agent_id, target.stack_id), (agent, stack));
+            assert_eq!(target.source, TargetSource::Direct);
+            assert_eq!(target.removed_at, None);
+        }
+        expect_not_found(rest.next().expect("an answer"), "agent");
+        expect_not_found(rest.next().expect("an answer"), "stack");
+
+        let listed =
+            all(async |p| store.list_agent_targets(&TargetFilter::default(), &p).await).await;
+        let mut pairs: Vec<(AgentId, StackId)> = listed
+            .iter()
+            .map(|t| {
+                assert_eq!(t.removed_at, None, "{t:?}");
+                (t.agent_id, t.stack_id)
+            })
+            .collect();
+        pairs.sort();
+        let mut expected = vec![
+            (agents[0], stacks[0]),
+            (agents[1], stacks[1]),
+            (agents[2], stacks[1]),
+            (agents[3], stacks[3]),
+        ];
+        expected.sort();
+        assert_eq!(pairs, expected);
+    }
+
     /// Targets filter by agent and by stack and order by (agent id, stack id).
     pub async fn targets_list_filters_and_order(store: &dyn Store) {
         let a1 = mk_agent(store, "a1").await.id;
