@@ -28,7 +28,8 @@ pub(crate) async fn live_agent(
     id: AgentId,
     lock: bool,
 ) -> Result<agents::Model> {
-    let mut query = agents::Entity::find_by_id(id.0).filter(Column::DeletedAt.is_null());
+    // By primary key alone, for the reason `live_agent_ids` gives.
+    let mut query = agents::Entity::find_by_id(id.0);
     if lock {
         query = query.lock_exclusive();
     }
@@ -36,6 +37,7 @@ pub(crate) async fn live_agent(
         .one(conn)
         .await
         .map_err(db)?
+        .filter(|row| row.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("agent", id))
 }
 

@@ -25,7 +25,8 @@ pub(crate) async fn live_generator(
     id: GeneratorId,
     exclusive: bool,
 ) -> Result<generators::Model> {
-    let query = generators::Entity::find_by_id(id.0).filter(Column::DeletedAt.is_null());
+    // By primary key alone, for the reason `agents::live_agent_ids` gives.
+    let query = generators::Entity::find_by_id(id.0);
     let query = if exclusive {
         query.lock_exclusive()
     } else {
@@ -35,6 +36,7 @@ pub(crate) async fn live_generator(
         .one(conn)
         .await
         .map_err(db)?
+        .filter(|row| row.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("generator", id))
 }
 

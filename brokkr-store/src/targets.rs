@@ -167,13 +167,15 @@ impl SqlStore {
         let mut out = Vec::with_capacity(agents.len());
         for chunk in agents.chunks(agents::CHUNK) {
             // Only the status: the rest of the row (labels, capabilities) is not needed.
+            // By primary key alone, deleted agents dropped below, for the reason
+            // `agents::live_agent_ids` gives.
             let statuses = agents_entity::Entity::find()
                 .select_only()
                 .column(agents_entity::Column::Id)
                 .column(agents_entity::Column::Status)
+                .column(agents_entity::Column::DeletedAt)
                 .filter(agents_entity::Column::Id.is_in(chunk.iter().map(|a| a.0)))
-                .filter(agents_entity::Column::DeletedAt.is_null())
-                .into_tuple::<(Uuid, String)>()
+                .into_tuple::<(Uuid, String, Option<chrono::DateTime<chrono::Utc>>)>()
                 .all(&self.reader);
             let filter = format!("IN ({})", crate::sql::bind_params(chunk.len()));
             let targets = self.reader.query_all_raw(crate::sql::stmt(
@@ -184,7 +186,10 @@ impl SqlStore {
             let (statuses, targets) = futures::try_join!(statuses, targets).map_err(db)?;
             let mut states: HashMap<AgentId, (AgentStatus, Vec<TargetStateEntry>)> =
                 HashMap::with_capacity(statuses.len());
-            for (id, status) in statuses {
+            for (id, status, _) in statuses
+                .into_iter()
+                .filter(|(.., deleted)| deleted.is_none())
+            {
                 states.insert(id.into(), (convert::agent_status(&status)?, Vec::new()));
             }
             for row in &targets {

@@ -59,12 +59,13 @@ pub(crate) async fn live_template(
     conn: &impl ConnectionTrait,
     id: TemplateId,
 ) -> Result<templates::Model> {
+    // By primary key alone, for the reason `agents::live_agent_ids` gives.
     templates::Entity::find_by_id(id.0)
-        .filter(Column::DeletedAt.is_null())
         .lock_exclusive()
         .one(conn)
         .await
         .map_err(db)?
+        .filter(|row| row.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("template", id))
 }
 
@@ -156,12 +157,13 @@ impl SqlStore {
     }
 
     pub(crate) async fn get_template_impl(&self, id: TemplateId) -> Result<Template> {
-        let row =
-            with_latest(templates::Entity::find_by_id(id.0).filter(Column::DeletedAt.is_null()))
-                .one(&self.reader)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| Error::not_found("template", id))?;
+        // By primary key alone, for the reason `agents::live_agent_ids` gives.
+        let row = with_latest(templates::Entity::find_by_id(id.0))
+            .one(&self.reader)
+            .await
+            .map_err(db)?
+            .filter(|(template, _)| template.deleted_at.is_none())
+            .ok_or_else(|| Error::not_found("template", id))?;
         joined(row)
     }
 
