@@ -48,9 +48,9 @@ impl Write {
     }
 
     /// Writes the audit records of this transaction's changes, each with its content
-    /// hash, and queues them with that hash for the audit chain's sealer: per [`AUDIT_CHUNK`] records
-    /// (a rollout's pins can be thousands) one statement on PostgreSQL, which queues
-    /// what it inserts, two on SQLite. Every write path audits, so a round trip saved
+    /// hash, and queues them with that hash for the audit chain's sealer: per
+    /// [`AUDIT_CHUNK`] records (a rollout's pins can be thousands) one statement on
+    /// PostgreSQL, which queues what it inserts, two on SQLite. Every write path audits, so a round trip saved
     /// here is saved on every write. Nothing here reads or waits for other writers'
     /// records.
     pub(crate) async fn audit_many<'a>(

@@ -1,8 +1,7 @@
 //! The audit chain in SQL: the sealer links queued records after the head by the
 //! content hashes their queue rows carry, one sealer at a time across replicas; the
-//! check reads a page of links with their
-//! records. The hashing and the check itself are `brokkr_core::audit_chain`'s, shared
-//! with every store.
+//! check reads a page of links with their records. The hashing and the check itself
+//! are `brokkr_core::audit_chain`'s, shared with every store.
 
 use std::collections::HashMap;
 
