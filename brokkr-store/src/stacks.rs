@@ -24,9 +24,8 @@ use crate::write::Write;
 
 /// A live stack, locked for update on PostgreSQL when `lock` is set. Matched on the
 /// primary key alone and a deleted one dropped here, as `agents::live_agent_ids`
-/// explains: with `deleted_at IS NULL` in the filter, the plan PostgreSQL cached
-/// while the table was small walked every live stack's name (1.5 ms per read with
-/// 10,000 stacks), and every request on a stack reads it.
+/// explains: with `deleted_at IS NULL` in the filter this read, which every request
+/// on a stack makes, took 1.5 ms with 10,000 stacks instead of 0.016 ms.
 pub(crate) async fn live_stack(
     conn: &impl ConnectionTrait,
     id: StackId,
