@@ -18,7 +18,7 @@ use crate::convert::{self, to_json};
 use crate::entity::agents::{self, Column};
 use crate::errors::db;
 use crate::paging::{keyset, page_of, uuid_cursor};
-use crate::sql::uuid_in;
+use crate::sql::{DeletedAt, live_ids, uuid_in};
 use crate::write::Write;
 use crate::{Backend, SqlStore, keys, sql};
 
@@ -28,7 +28,7 @@ pub(crate) async fn live_agent(
     id: AgentId,
     lock: bool,
 ) -> Result<agents::Model> {
-    // By primary key alone, for the reason `live_agent_ids` gives.
+    // By primary key alone: see `sql::live_ids`.
     let mut query = agents::Entity::find_by_id(id.0);
     if lock {
         query = query.lock_exclusive();
@@ -44,17 +44,15 @@ pub(crate) async fn live_agent(
 /// Ids per `IN` list: far below the bind-parameter limits of both databases.
 pub(crate) const CHUNK: usize = 1_000;
 
-/// The live agents among `ids`, one query per [`CHUNK`] ids. Matched on the primary
-/// key alone and deleted ones dropped here: with `deleted_at IS NULL` in the filter,
-/// a plan PostgreSQL cached while the table was small walks the live-name index
-/// (`ux_agents_live_name`) instead, whatever the fleet's size.
+/// The live agents among `ids`, one query per [`CHUNK`] ids, matched on the primary
+/// key alone (see [`live_ids`](crate::sql::live_ids)).
 pub(crate) async fn live_agent_ids(
     conn: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>> {
     let mut live = std::collections::HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = agents::Entity::find()
+        let rows: Vec<(Uuid, DeletedAt)> = agents::Entity::find()
             .select_only()
             .columns([Column::Id, Column::DeletedAt])
             .filter(uuid_in(
@@ -66,11 +64,7 @@ pub(crate) async fn live_agent_ids(
             .all(conn)
             .await
             .map_err(db)?;
-        live.extend(
-            rows.into_iter()
-                .filter(|(_, deleted_at)| deleted_at.is_none())
-                .map(|(id, _)| id),
-        );
+        live.extend(live_ids(rows));
     }
     Ok(live)
 }

@@ -24,7 +24,7 @@ use crate::batch::{self, Batched, distinct};
 use crate::entity::agent_targets::{self, Column};
 use crate::entity::stacks as stack_rows;
 use crate::errors::db;
-use crate::sql::uuid_in;
+use crate::sql::{DeletedAt, uuid_in};
 use crate::write::{Write, Writer};
 use crate::{Backend, SqlStore, agents, convert};
 
@@ -85,7 +85,9 @@ async fn assign_batch(writer: &Writer, batch: &[Assignment]) -> Result<Vec<Resul
             continue;
         };
         let (row, change) = match targets.get(&(agent, stack)) {
-            Some(row) if row.removed_at.is_none() && row.source == placement() => {
+            Some(row)
+                if row.removed_at.is_none() && row.source == TargetSource::Placement.as_str() =>
+            {
                 (direct(row.clone()), Change::MakeDirect)
             }
             Some(live) if live.removed_at.is_none() => {
@@ -134,19 +136,15 @@ async fn assign_batch(writer: &Writer, batch: &[Assignment]) -> Result<Vec<Resul
     Ok(batch::commit(writer, write, Assignment::WHAT, results).await)
 }
 
-fn placement() -> &'static str {
-    TargetSource::Placement.as_str()
-}
-
 fn direct(mut row: agent_targets::Model) -> agent_targets::Model {
     row.source = TargetSource::Direct.as_str().to_owned();
     row
 }
 
-/// The names of the live ones among `ids`, read by primary key (deleted ones dropped
-/// here, as `agents::live_agent_ids` explains).
+/// The names of the live ones among `ids`, matched on the primary key alone (see
+/// `sql::live_ids`).
 async fn live_stack_names(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
-    type Row = (Uuid, String, Option<chrono::DateTime<chrono::Utc>>);
+    type Row = (Uuid, String, DeletedAt);
     let rows: Vec<Row> = stack_rows::Entity::find()
         .select_only()
         .columns([
@@ -218,19 +216,20 @@ async fn write_changes(write: &Write, changes: &[(agent_targets::Model, Change)]
             .map_err(db)?;
     }
     for (row, change) in changes {
+        let revive = match change {
+            Change::Insert => continue,
+            Change::MakeDirect => false,
+            Change::Revive => true,
+        };
         let mut update = agent_targets::Entity::update_many()
             .col_expr(Column::Source, Expr::value(row.source.clone()))
             .filter(Column::AgentId.eq(row.agent_id))
             .filter(Column::StackId.eq(row.stack_id));
-        match change {
-            Change::Insert => continue,
-            Change::MakeDirect => {}
-            Change::Revive => {
-                update = update.col_expr(
-                    Column::RemovedAt,
-                    Expr::value(Value::ChronoDateTimeUtc(None)),
-                );
-            }
+        if revive {
+            update = update.col_expr(
+                Column::RemovedAt,
+                Expr::value(Value::ChronoDateTimeUtc(None)),
+            );
         }
         update.exec(write.tx()).await.map_err(db)?;
     }

@@ -166,22 +166,17 @@ async fn sealed_hashes(
     conn: &impl ConnectionTrait,
     queued: &[queue::Model],
 ) -> Result<Vec<AuditHash>> {
-    let carried: Vec<Option<AuditHash>> = queued
-        .iter()
-        .map(|row| row.content_hash.as_deref().and_then(AuditHash::from_hex))
-        .collect();
+    let carried = |row: &queue::Model| row.content_hash.as_deref().and_then(AuditHash::from_hex);
     let unhashed: Vec<Uuid> = queued
         .iter()
-        .zip(&carried)
-        .filter(|(_, hash)| hash.is_none())
-        .map(|(row, _)| row.audit_record_id)
+        .filter(|row| carried(row).is_none())
+        .map(|row| row.audit_record_id)
         .collect();
     let mut records = linked_records(conn, &unhashed).await?;
     Ok(queued
         .iter()
-        .zip(carried)
-        .map(|(row, hash)| {
-            hash.unwrap_or_else(|| {
+        .map(|row| {
+            carried(row).unwrap_or_else(|| {
                 records
                     .remove(&row.audit_record_id)
                     .unwrap_or(LinkedRecord::Missing)

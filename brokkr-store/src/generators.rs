@@ -25,7 +25,7 @@ pub(crate) async fn live_generator(
     id: GeneratorId,
     exclusive: bool,
 ) -> Result<generators::Model> {
-    // By primary key alone, for the reason `agents::live_agent_ids` gives.
+    // By primary key alone: see `sql::live_ids`.
     let query = generators::Entity::find_by_id(id.0);
     let query = if exclusive {
         query.lock_exclusive()

@@ -21,7 +21,7 @@ use crate::batch::{self, Batched, distinct};
 use crate::convert::{self, to_json};
 use crate::entity::{generators, stacks};
 use crate::errors::db;
-use crate::sql::{AnyOf, uuid_in};
+use crate::sql::{AnyOf, DeletedAt, live_ids, uuid_in};
 use crate::write::{Write, Writer};
 
 /// Committers on PostgreSQL.
@@ -115,8 +115,8 @@ async fn live_generators(write: &Write, batch: &[NewStackWrite]) -> Result<HashS
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    // By primary key alone, deleted ones dropped here, as `live_agent_ids` explains.
-    let rows: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)> = generators::Entity::find()
+    // By primary key alone: see `sql::live_ids`.
+    let rows: Vec<(Uuid, DeletedAt)> = generators::Entity::find()
         .select_only()
         .columns([generators::Column::Id, generators::Column::DeletedAt])
         .filter(uuid_in(write.backend(), generators::Column::Id, ids))
@@ -125,11 +125,7 @@ async fn live_generators(write: &Write, batch: &[NewStackWrite]) -> Result<HashS
         .all(write.tx())
         .await
         .map_err(db)?;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, deleted_at)| deleted_at.is_none())
-        .map(|(id, _)| id)
-        .collect())
+    Ok(live_ids(rows).collect())
 }
 
 /// The batch's names that live stacks already have.

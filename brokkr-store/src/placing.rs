@@ -196,7 +196,7 @@ async fn place_batch(writer: &Writer, batch: &[Placing]) -> Result<Vec<Result<Pl
 /// The live ones among the stacks, by id, locked on PostgreSQL in id order (as appends
 /// lock them): replicas placing the same stack take turns, and the second reads the
 /// placement the first committed. Matched on the primary key alone, deleted ones
-/// dropped here, for the reason `lock_stacks` gives.
+/// dropped here (see `sql::live_ids`).
 async fn live_stacks(write: &Write, ids: &[Uuid]) -> Result<HashMap<Uuid, stack_rows::Model>> {
     let mut query = stack_rows::Entity::find()
         .filter(uuid_in(

@@ -12,7 +12,6 @@ use brokkr_core::{
     Actor, AgentId, AuditAction, DeploymentObjectId, NewDeploymentObject, ResourceKind, Rollout,
     RolloutState, RolloutSubject, StackId, WebhookEvent,
 };
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Value};
 use uuid::Uuid;
 
@@ -56,10 +55,8 @@ struct OpenRollout {
 /// only open rollouts (`ix_rollouts_open_stack`; ordering them in SQL would make
 /// SQLite walk every rollout the stack ever had instead).
 ///
-/// The lock matches on the primary key alone and deleted stacks are dropped here: with
-/// `deleted_at IS NULL` in the filter, a plan PostgreSQL cached while the table was
-/// small walks the whole live-name index (`ux_stacks_live_name`) on every batch once
-/// the stacks number thousands, until the next `ANALYZE`.
+/// The lock matches on the primary key alone and deleted stacks are dropped here (see
+/// `sql::live_ids`).
 pub(crate) async fn lock_stacks(
     write: &Write,
     stacks: &[StackId],
@@ -76,7 +73,7 @@ pub(crate) async fn lock_stacks(
     let mut out: BTreeMap<StackId, LockedStack> = BTreeMap::new();
     for row in rows {
         let get = |e| db(e);
-        let deleted_at: Option<DateTime<Utc>> = row.try_get("", "deleted_at").map_err(get)?;
+        let deleted_at: crate::sql::DeletedAt = row.try_get("", "deleted_at").map_err(get)?;
         if deleted_at.is_some() {
             continue;
         }

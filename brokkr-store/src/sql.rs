@@ -10,6 +10,23 @@ use uuid::Uuid;
 
 use crate::Backend;
 
+/// When a row was soft-deleted (`deleted_at`), as reads of live rows by id select it.
+pub(crate) type DeletedAt = Option<chrono::DateTime<chrono::Utc>>;
+
+/// The ids of the rows that are not deleted.
+///
+/// Reads of live stacks, agents, generators and templates by id match on the primary
+/// key alone and drop deleted rows in code, here or with a filter on the row. With
+/// `deleted_at IS NULL` in the filter, PostgreSQL may serve the read from the table's
+/// partial live-name index: a plan it cached while the table was small then walks
+/// every live row on each call, until the next `ANALYZE` (never, with autovacuum off).
+/// One such read of a stack cost 1.5 ms with 10,000 stacks instead of 0.016 ms.
+pub(crate) fn live_ids(rows: Vec<(Uuid, DeletedAt)>) -> impl Iterator<Item = Uuid> {
+    rows.into_iter()
+        .filter(|(_, deleted_at)| deleted_at.is_none())
+        .map(|(id, _)| id)
+}
+
 /// A statement written with `?` bind parameters, rewritten to `$1, $2, ...` for
 /// PostgreSQL. The SQL given here never contains a literal `?`.
 pub(crate) fn stmt(

@@ -167,15 +167,14 @@ impl SqlStore {
         let mut out = Vec::with_capacity(agents.len());
         for chunk in agents.chunks(agents::CHUNK) {
             // Only the status: the rest of the row (labels, capabilities) is not needed.
-            // By primary key alone, deleted agents dropped below, for the reason
-            // `agents::live_agent_ids` gives.
+            // By primary key alone, deleted agents dropped below: see `sql::live_ids`.
             let statuses = agents_entity::Entity::find()
                 .select_only()
                 .column(agents_entity::Column::Id)
                 .column(agents_entity::Column::Status)
                 .column(agents_entity::Column::DeletedAt)
                 .filter(agents_entity::Column::Id.is_in(chunk.iter().map(|a| a.0)))
-                .into_tuple::<(Uuid, String, Option<chrono::DateTime<chrono::Utc>>)>()
+                .into_tuple::<(Uuid, String, crate::sql::DeletedAt)>()
                 .all(&self.reader);
             let filter = format!("IN ({})", crate::sql::bind_params(chunk.len()));
             let targets = self.reader.query_all_raw(crate::sql::stmt(

@@ -59,7 +59,7 @@ pub(crate) async fn live_template(
     conn: &impl ConnectionTrait,
     id: TemplateId,
 ) -> Result<templates::Model> {
-    // By primary key alone, for the reason `agents::live_agent_ids` gives.
+    // By primary key alone: see `sql::live_ids`.
     templates::Entity::find_by_id(id.0)
         .lock_exclusive()
         .one(conn)
@@ -157,7 +157,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn get_template_impl(&self, id: TemplateId) -> Result<Template> {
-        // By primary key alone, for the reason `agents::live_agent_ids` gives.
+        // By primary key alone: see `sql::live_ids`.
         let row = with_latest(templates::Entity::find_by_id(id.0))
             .one(&self.reader)
             .await

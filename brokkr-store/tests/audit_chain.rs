@@ -214,9 +214,12 @@ async fn a_change_before_sealing_is_found(config: StoreConfig) {
     db.close().await.expect("close");
 }
 
-/// Records stored before m0008 carry no content hash: the migration queues them and
-/// the sealer links the hash of their fields, which the check then holds them to.
-async fn records_before_the_chain_are_sealed(config: StoreConfig) {
+/// Writes two records (a stack and an agent) with the store, then undoes and redoes
+/// `migration` and those after it; returns a connection to the database.
+async fn two_records_then_migrate_again(
+    config: &StoreConfig,
+    migration: &str,
+) -> DatabaseConnection {
     let store = SqlStore::connect_with(config.clone())
         .await
         .expect("open the store");
@@ -226,11 +229,19 @@ async fn records_before_the_chain_are_sealed(config: StoreConfig) {
     let db = Database::connect(config.url.as_str())
         .await
         .expect("connect");
-    let from_m0008 = common::migrations_from("m0008_audit_chain");
-    Migrator::down(&db, Some(from_m0008))
+    Migrator::down(&db, Some(common::migrations_from(migration)))
         .await
-        .expect("down m0008");
-    Migrator::up(&db, None).await.expect("up m0008");
+        .unwrap_or_else(|err| panic!("down {migration}: {err}"));
+    Migrator::up(&db, None)
+        .await
+        .unwrap_or_else(|err| panic!("up {migration}: {err}"));
+    db
+}
+
+/// Records stored before m0008 carry no content hash: the migration queues them and
+/// the sealer links the hash of their fields, which the check then holds them to.
+async fn records_before_the_chain_are_sealed(config: StoreConfig) {
+    let db = two_records_then_migrate_again(&config, "m0008_audit_chain").await;
 
     let store = SqlStore::connect_with(config).await.expect("reopen");
     assert_eq!(store.unsealed_audit_records().await.expect("unsealed"), 2);
@@ -302,20 +313,7 @@ async fn a_consistent_rewrite_before_sealing_is_found(config: StoreConfig) {
 /// Rows queued before m0010 carry no hash: the sealer reads their records and links the
 /// hash each was written with, which the check then holds them to.
 async fn rows_queued_before_m0010_are_sealed_from_their_records(config: StoreConfig) {
-    let store = SqlStore::connect_with(config.clone())
-        .await
-        .expect("open the store");
-    mk_stack(&store, "s").await;
-    mk_agent(&store, "a").await;
-    drop(store);
-    let db = Database::connect(config.url.as_str())
-        .await
-        .expect("connect");
-    let from_m0010 = common::migrations_from("m0010_audit_queue_hash");
-    Migrator::down(&db, Some(from_m0010))
-        .await
-        .expect("down m0010");
-    Migrator::up(&db, None).await.expect("up m0010");
+    let db = two_records_then_migrate_again(&config, "m0010_audit_queue_hash").await;
     let unhashed = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
